@@ -1,0 +1,3 @@
+from oomplan.cli.app import main
+
+main()

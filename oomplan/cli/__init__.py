@@ -1,0 +1,1 @@
+"""Thin typer commands: flags -> specs -> library -> renderer. No logic here."""

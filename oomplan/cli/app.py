@@ -1,0 +1,37 @@
+"""The typer application: one small module per command, registered here."""
+from __future__ import annotations
+
+import typer
+
+from oomplan import __version__
+from oomplan.cli.common import STATE
+from oomplan.cli.estimate import estimate_command
+
+app = typer.Typer(
+    name="oomplan",
+    help="Memory planner and OOM predictor for LLMs: how much memory, where it goes, and what plan fits.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"oomplan {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    STATE["debug"] = debug
+
+
+app.command("estimate")(estimate_command)
+
+
+def main() -> None:
+    app()

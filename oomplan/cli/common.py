@@ -1,0 +1,89 @@
+"""Shared CLI plumbing: error handling, output, and turning flags into specs."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from oomplan.errors import InputError, OomplanError
+from oomplan.specs.plan import WEIGHT_ALIASES, Plan, Workload
+
+F = TypeVar("F", bound=Callable[..., Any])
+STATE = {"debug": False}
+
+# Plan/Workload field -> the flag that sets it, for error messages.
+FLAGS = {
+    "weights": "--weights", "weight_group_size": "--group-size", "kv_dtype": "--kv-dtype", "dms_ratio": "--dms",
+    "dms_window_tokens": "--dms-window", "block_size": "--block-size", "tensor_parallel": "--tp",
+    "pipeline_parallel": "--pp", "offload_bytes": "--offload-gib", "attention": "--attention",
+    "prefill_chunk_tokens": "--prefill-chunk", "logits": "--logits", "ctx_tokens": "--ctx", "batch_size": "--batch",
+    "engine": "--engine", "expert_parallel": "--ep",
+}
+
+
+def stdout() -> Console:
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+
+def stderr() -> Console:
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def handle_errors(fn: F) -> F:
+    """OomplanError -> one line on stderr and its exit code (traceback only with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OomplanError as exc:
+            if STATE["debug"]:
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def warn(messages: tuple[str, ...] | list[str], strict: bool) -> None:
+    """Warnings go to stderr; with --strict the first one is an error."""
+    if strict and messages:
+        raise InputError(f"{messages[0]} (--strict)")
+    for message in messages:
+        typer.echo(f"warning: {message}", err=True)
+
+
+def _spec_error(exc: ValidationError) -> InputError:
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else ""
+    flag = FLAGS.get(field, field)
+    msg = err["msg"].removeprefix("Value error, ")
+    return InputError(f"{flag}: {err.get('input')!r} is invalid: {msg}")
+
+
+def build_plan(**fields: Any) -> Plan:
+    if isinstance(fields.get("weights"), str):
+        w = fields["weights"].lower()
+        fields["weights"] = WEIGHT_ALIASES.get(w, w)
+    if isinstance(fields.get("kv_dtype"), str):
+        fields["kv_dtype"] = {"bfloat16": "bf16", "float16": "fp16", "fp8_e4m3": "fp8"}.get(fields["kv_dtype"].lower(), fields["kv_dtype"].lower())
+    try:
+        return Plan(**fields)
+    except ValidationError as exc:
+        raise _spec_error(exc) from None
+
+
+def build_workload(**fields: Any) -> Workload:
+    try:
+        return Workload(**fields)
+    except ValidationError as exc:
+        raise _spec_error(exc) from None

@@ -1,0 +1,60 @@
+"""`oomplan estimate MODEL --gpu GPU ...`: the itemised per-GPU budget and a verdict."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from oomplan.cli.common import build_plan, build_workload, handle_errors, print_json, stdout, warn
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK
+from oomplan.memory.budget import estimate
+from oomplan.profiles import load_gpu, load_model
+from oomplan.report.estimate_json import estimate_json
+from oomplan.report.estimate_table import budget_table, verdict
+from oomplan.units import parse_bytes, parse_count
+
+
+@handle_errors
+def estimate_command(
+    model: str = typer.Argument(..., help="Profile name/alias, HF repo id of a shipped profile, config.json or a folder holding one."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (oomplan gpus) or a profile YAML."),
+    ctx: str = typer.Option("4k", "--ctx", help="Tokens per sequence, prompt + generated: 32k, 32K or 32768 (k = 1024)."),
+    batch: int = typer.Option(1, "--batch", help="Concurrent sequences."),
+    tp: int = typer.Option(1, "--tp", help="Tensor-parallel GPUs."),
+    pp: int = typer.Option(1, "--pp", help="Pipeline stages."),
+    ep: bool = typer.Option(False, "--ep/--no-ep", help="Expert parallelism: split routed experts across the TP group."),
+    weights: str = typer.Option("auto", "--weights", help="auto, bf16, fp16, fp32, fp8, int8, awq (int4), gptq, nf4."),
+    group_size: int = typer.Option(128, "--group-size", help="int4 AWQ/GPTQ quantisation group size."),
+    kv_dtype: str = typer.Option("auto", "--kv-dtype", help="auto (model dtype), bf16, fp16, fp32, fp8, int8, int4."),
+    dms: float = typer.Option(1.0, "--dms", help="DMS KV compression ratio (1 = off; needs a DMS checkpoint)."),
+    dms_window: int = typer.Option(512, "--dms-window", help="DMS delayed-eviction window in tokens."),
+    paged: bool = typer.Option(True, "--paged/--no-paged", help="Paged KV (rounded to blocks) or contiguous."),
+    block_size: int = typer.Option(16, "--block-size", help="Paged-KV block size in tokens."),
+    offload_gib: str = typer.Option("0", "--offload-gib", help="Weights kept in CPU memory per GPU (GiB, or with a unit: 10GiB)."),
+    attention: str = typer.Option("sdpa", "--attention", help="sdpa (fused, no N^2 term) or eager."),
+    prefill_chunk: Optional[str] = typer.Option(None, "--prefill-chunk", help="Chunked prefill size in tokens (default: whole prompt)."),
+    logits: str = typer.Option("last", "--logits", help="last (generate) or all positions."),
+    strict: bool = typer.Option(False, "--strict", help="Treat warnings (ctx beyond the model's max, emulated fp8) as errors."),
+    as_json: bool = typer.Option(False, "--json", help="Print the documented JSON object instead of the table."),
+) -> None:
+    """How much memory, where it goes, and whether it fits. Exit 0 fits, 1 does not, 2 bad input."""
+    spec = load_model(model)
+    card = load_gpu(gpu)
+    workload = build_workload(ctx_tokens=parse_count(ctx, "--ctx"), batch_size=batch)
+    plan = build_plan(
+        weights=weights, weight_group_size=group_size, kv_dtype=kv_dtype, dms_ratio=dms, dms_window_tokens=dms_window,
+        paged=paged, block_size=block_size, tensor_parallel=tp, pipeline_parallel=pp, expert_parallel=ep,
+        offload_bytes=parse_bytes(offload_gib, "--offload-gib"), attention=attention,
+        prefill_chunk_tokens=parse_count(prefill_chunk, "--prefill-chunk") if prefill_chunk else None, logits=logits,
+    )
+    est = estimate(spec, card, workload, plan)
+    warn(est.warnings, strict)
+    if as_json:
+        print_json(estimate_json(est))
+    else:
+        out = stdout()
+        out.print(budget_table(est))
+        for note in est.notes:
+            out.print(f"note: {note}")
+        out.print(verdict(est))
+    raise typer.Exit(EXIT_OK if est.fits else EXIT_DOES_NOT_FIT)

@@ -1,0 +1,1 @@
+"""The memory model: pure functions, one component each, bytes per GPU."""

@@ -1,0 +1,96 @@
+"""The per-GPU budget: every component, the total, and whether it fits."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oomplan.memory.activations import ActivationBudget, activation_budget
+from oomplan.memory.kv_cache import KvBudget, kv_budget
+from oomplan.memory.layout import pipeline_stages
+from oomplan.memory.overhead import OverheadBudget, overhead_budget
+from oomplan.memory.validate import check_plan, plan_notes, plan_warnings
+from oomplan.memory.weights import WeightsBudget, dense_dtype, weights_budget
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan, Workload
+from oomplan.units import DTYPE_BYTES
+
+
+@dataclass(frozen=True)
+class StageBudget:
+    """One GPU of one pipeline stage."""
+
+    stage: int
+    weights: WeightsBudget
+    kv: KvBudget
+    activations: ActivationBudget
+    overhead: OverheadBudget
+
+    @property
+    def weights_bytes(self) -> int:
+        return self.weights.gpu_bytes
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        return self.kv.bytes
+
+    @property
+    def activation_bytes(self) -> int:
+        return self.activations.peak_bytes
+
+    @property
+    def overhead_bytes(self) -> int:
+        return self.overhead.total
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.overhead_bytes
+
+
+@dataclass(frozen=True)
+class Estimate:
+    model: ModelSpec
+    gpu: GpuSpec
+    workload: Workload
+    plan: Plan
+    stages: tuple[StageBudget, ...]
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def per_gpu(self) -> StageBudget:
+        """The busiest GPU: it decides whether the plan fits."""
+        return max(self.stages, key=lambda s: s.total_bytes)
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.gpu.memory_bytes
+
+    @property
+    def headroom_bytes(self) -> int:
+        return self.capacity_bytes - self.per_gpu.total_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.headroom_bytes >= 0
+
+    @property
+    def num_gpus(self) -> int:
+        return self.plan.num_gpus
+
+
+def stage_budget(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan, stage_index: int) -> StageBudget:
+    stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
+    weights = weights_budget(model, plan, stage_index)
+    kv = kv_budget(model, plan, workload.ctx_tokens, workload.batch_size, stage)
+    act_dtype = DTYPE_BYTES[dense_dtype(model, plan)]
+    acts = activation_budget(model, plan, workload.ctx_tokens, workload.batch_size, act_dtype, stage.is_last)
+    tensors = weights.gpu_bytes + kv.bytes + acts.peak_bytes
+    return StageBudget(stage_index, weights, kv, acts, overhead_budget(gpu, tensors, plan.num_gpus))
+
+
+def estimate(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> Estimate:
+    """Budget every pipeline stage of the plan on one GPU of its TP group."""
+    check_plan(model, plan)
+    stages = tuple(stage_budget(model, gpu, workload, plan, s) for s in range(plan.pipeline_parallel))
+    warnings = tuple(model.warnings) + tuple(plan_warnings(model, gpu, workload, plan))
+    return Estimate(model, gpu, workload, plan, stages, warnings, tuple(plan_notes(model, plan)))

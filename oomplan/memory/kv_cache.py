@@ -1,0 +1,81 @@
+"""KV cache per GPU: MHA/GQA/MQA, MLA latent, sliding windows, KV dtype, paging, DMS."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oomplan.memory.layout import Stage
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan
+from oomplan.units import DTYPE_BYTES, ceil_div
+
+KV_QUANT_GROUP = 64  # HF QuantizedCache (quanto/HQQ) default q_group_size: one fp16 scale + zero per 64 values
+
+
+def resolved_kv_dtype(model: ModelSpec, plan: Plan) -> str:
+    if plan.kv_dtype != "auto":
+        return plan.kv_dtype
+    return "bf16" if model.dtype == "fp32" else model.dtype
+
+
+def kv_vector_bytes(num_values: int, kv_dtype: str) -> int:
+    """Bytes to store `num_values` cached values of one token (one K or V of one head, or one latent)."""
+    data = int(num_values * DTYPE_BYTES[kv_dtype])
+    if kv_dtype in ("int8", "int4"):
+        data += ceil_div(num_values, KV_QUANT_GROUP) * 4  # fp16 scale + fp16 zero point per group
+    return data
+
+
+def kv_heads_per_gpu(model: ModelSpec, tensor_parallel: int) -> int:
+    """KV heads split over TP; past their count they are replicated (one per GPU at least)."""
+    return ceil_div(model.num_kv_heads, tensor_parallel)
+
+
+def kv_bytes_per_token_per_layer(model: ModelSpec, plan: Plan) -> int:
+    """One token in one layer on one GPU."""
+    kv_dtype = resolved_kv_dtype(model, plan)
+    if model.mla is not None:
+        # DeepSeek-V2 paper, eq. 9-10: cache c_kv (kv_lora_rank) + the shared RoPE key; not split by TP
+        return kv_vector_bytes(model.mla.kv_lora_rank + model.mla.qk_rope_head_dim, kv_dtype)
+    heads = kv_heads_per_gpu(model, plan.tensor_parallel)
+    return 2 * heads * kv_vector_bytes(model.head_dim, kv_dtype)  # K and V
+
+
+def dms_kept_tokens(ctx_tokens: int, ratio: float, window_tokens: int) -> int:
+    """Tokens a DMS head keeps: ctx / ratio plus the delayed-eviction window.
+
+    Łańcucki et al. 2025, "Inference-Time Hyper-Scaling with KV Cache Compression".
+    """
+    if ratio <= 1:
+        return ctx_tokens
+    return min(ctx_tokens, ceil_div(ctx_tokens * 1000, round(ratio * 1000)) + window_tokens)
+
+
+def cached_tokens(model: ModelSpec, plan: Plan, ctx_tokens: int, sliding: bool) -> int:
+    """Tokens one sequence keeps in one layer, after window, DMS and block rounding."""
+    tokens = dms_kept_tokens(ctx_tokens, plan.dms_ratio, plan.dms_window_tokens)
+    if sliding and model.sliding_window_tokens is not None:
+        tokens = min(tokens, model.sliding_window_tokens)
+    if plan.paged:
+        tokens = ceil_div(tokens, plan.block_size) * plan.block_size
+    return tokens
+
+
+@dataclass(frozen=True)
+class KvBudget:
+    bytes: int
+    bytes_per_token: int  # every layer on this GPU, one more token of one sequence
+    tokens_per_sequence_full: int
+    tokens_per_sequence_sliding: int
+    num_layers: int
+
+
+def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, stage: Stage) -> KvBudget:
+    """KV cache of `batch_size` sequences of `ctx_tokens` for the layers of one stage."""
+    per_layer = kv_bytes_per_token_per_layer(model, plan)
+    full = cached_tokens(model, plan, ctx_tokens, sliding=False)
+    window = cached_tokens(model, plan, ctx_tokens, sliding=True)
+    kinds = [model.layer_attention[i] for i in stage.layer_indices]
+    num_sliding = kinds.count("sliding")
+    num_full = len(kinds) - num_sliding
+    total = per_layer * batch_size * (num_full * full + num_sliding * window)
+    return KvBudget(total, per_layer * len(kinds), full, window, len(kinds))

@@ -1,0 +1,167 @@
+"""Parameter inventory: every weight tensor of the model as a few groups of identical tensors.
+
+A TensorGroup is `count` tensors of shape [rows, cols] (cols == 1 for vectors), with the
+way tensor parallelism splits it. Layer groups are listed once per layer kind.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from oomplan.specs.model import ModelSpec
+
+Component = Literal["embedding", "attention", "mlp", "experts", "router", "norm", "lm_head"]
+# column: rows split over TP in `num_units` units; row: cols split; expert: a routed expert's
+# matrix (split by TP like column/row, or by expert parallelism); replicated: whole on every GPU.
+Shard = Literal["column", "row", "replicated"]
+COMPONENTS: tuple[Component, ...] = ("embedding", "attention", "mlp", "experts", "router", "norm", "lm_head")
+
+
+@dataclass(frozen=True)
+class TensorGroup:
+    name: str
+    component: Component
+    rows: int
+    cols: int
+    count: int = 1
+    shard: Shard = "replicated"
+    num_units: int = 1  # units along the split dim (heads, channels); TP gives ceil(units/tp) to each GPU
+    quantizable: bool = False  # a linear layer's weight matrix (not embeddings, norms, biases, routers)
+    expert: bool = False  # a routed expert's matrix: expert parallelism splits `count`
+
+    @property
+    def num_params(self) -> int:
+        return self.rows * self.cols * self.count
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """Layers that share one tensor inventory (e.g. DeepSeek's dense vs MoE layers)."""
+
+    name: str
+    layer_indices: tuple[int, ...]
+    tensors: tuple[TensorGroup, ...]
+
+    @property
+    def num_params_per_layer(self) -> int:
+        return sum(t.num_params for t in self.tensors)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    embedding: tuple[TensorGroup, ...]  # on the first pipeline stage
+    head: tuple[TensorGroup, ...]  # final norm and (untied) lm_head, on the last stage
+    layer_kinds: tuple[LayerKind, ...]
+
+
+def _linear(name: str, comp: Component, out: int, inp: int, shard: Shard, units: int, bias: bool, count: int = 1, expert: bool = False) -> list[TensorGroup]:
+    """A linear layer [out, inp]; a column-parallel bias is split, a row-parallel bias is replicated."""
+    groups = [TensorGroup(name, comp, out, inp, count, shard, units, quantizable=True, expert=expert)]
+    if bias:
+        bias_shard: Shard = "column" if shard == "column" else "replicated"
+        groups.append(TensorGroup(name + ".bias", comp, out, 1, count, bias_shard, units if shard == "column" else 1, expert=expert))
+    return groups
+
+
+def _norm(name: str, m: ModelSpec, size: int, count: int = 1) -> list[TensorGroup]:
+    per = 2 if m.norm_kind == "layer" else 1  # LayerNorm: weight + bias
+    return [TensorGroup(name, "norm", size, 1, count * per)]
+
+
+def _attention(m: ModelSpec) -> list[TensorGroup]:
+    h, H, K, d = m.hidden_size, m.num_attention_heads, m.num_kv_heads, m.head_dim
+    g = _linear("q_proj", "attention", H * d, h, "column", H, m.qkv_bias)
+    g += _linear("k_proj", "attention", K * d, h, "column", K, m.qkv_bias)
+    g += _linear("v_proj", "attention", K * d, h, "column", K, m.qkv_bias)
+    g += _linear("o_proj", "attention", h, H * d, "row", H, m.o_bias)
+    if m.qk_norm:
+        g += _norm("q_norm", m, d) + _norm("k_norm", m, d)
+    return g
+
+
+def _mla(m: ModelSpec) -> list[TensorGroup]:
+    # DeepSeek-V2 paper, section 2.1: low-rank q (optional) and joint KV compression
+    a, h, H = m.mla, m.hidden_size, m.num_attention_heads
+    qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+    if a.q_lora_rank:
+        g = _linear("q_a_proj", "attention", a.q_lora_rank, h, "replicated", 1, m.qkv_bias)
+        g += _norm("q_a_layernorm", m, a.q_lora_rank)
+        g += _linear("q_b_proj", "attention", H * qk, a.q_lora_rank, "column", H, False)
+    else:
+        g = _linear("q_proj", "attention", H * qk, h, "column", H, False)
+    g += _linear("kv_a_proj_with_mqa", "attention", a.kv_lora_rank + a.qk_rope_head_dim, h, "replicated", 1, m.qkv_bias)
+    g += _norm("kv_a_layernorm", m, a.kv_lora_rank)
+    g += _linear("kv_b_proj", "attention", H * (a.qk_nope_head_dim + a.v_head_dim), a.kv_lora_rank, "column", H, False)
+    g += _linear("o_proj", "attention", h, H * a.v_head_dim, "row", H, m.o_bias)
+    return g
+
+
+def _mlp(prefix: str, comp: Component, m: ModelSpec, width: int, count: int = 1, expert: bool = False) -> list[TensorGroup]:
+    h, b = m.hidden_size, m.mlp_bias and not expert
+    g: list[TensorGroup] = []
+    if m.mlp_kind == "gated":
+        g += _linear(prefix + "gate_proj", comp, width, h, "column", width, b, count, expert)
+    g += _linear(prefix + "up_proj", comp, width, h, "column", width, b, count, expert)
+    g += _linear(prefix + "down_proj", comp, h, width, "row", width, b, count, expert)
+    return g
+
+
+def _moe(m: ModelSpec) -> list[TensorGroup]:
+    e, h = m.moe, m.hidden_size
+    g = [TensorGroup("router", "router", e.num_experts, h)]
+    g += _mlp("experts.", "experts", m, e.expert_intermediate_size, e.num_experts, expert=True)
+    if e.shared_expert_intermediate_size:
+        g += _mlp("shared_expert.", "mlp", m, e.shared_expert_intermediate_size)
+    if e.shared_expert_gate:
+        g.append(TensorGroup("shared_expert_gate", "router", 1, h))
+    return g
+
+
+def _layer_tensors(m: ModelSpec, moe_layer: bool) -> tuple[TensorGroup, ...]:
+    attn = _mla(m) if m.mla else _attention(m)
+    ffn = _moe(m) if moe_layer else _mlp("mlp.", "mlp", m, m.intermediate_size)
+    return tuple(_norm("layer_norms", m, m.hidden_size, m.num_norms_per_layer) + attn + ffn)
+
+
+@lru_cache(maxsize=256)
+def inventory(m: ModelSpec) -> Inventory:
+    """All parameter tensors of `m`, grouped. Cached: ModelSpec is frozen and hashable by identity."""
+    h, V = m.hidden_size, m.vocab_size
+    embedding = (TensorGroup("embed_tokens", "embedding", V, h, shard="column", num_units=V),)
+    head = tuple(_norm("final_norm", m, h))
+    if not m.tie_word_embeddings:
+        head += (TensorGroup("lm_head", "lm_head", V, h, shard="column", num_units=V),)
+    moe_layers = set(m.moe.moe_layer_indices) if m.moe else set()
+    dense = tuple(i for i in range(m.num_layers) if i not in moe_layers)
+    kinds = []
+    if dense:
+        kinds.append(LayerKind("dense", dense, _layer_tensors(m, moe_layer=False)))
+    if moe_layers:
+        kinds.append(LayerKind("moe", tuple(sorted(moe_layers)), _layer_tensors(m, moe_layer=True)))
+    return Inventory(embedding, head, tuple(kinds))
+
+
+def params_by_component(m: ModelSpec) -> dict[Component, int]:
+    """Exact parameter count per component (tied lm_head counted once, under embedding)."""
+    inv = inventory(m)
+    counts: dict[Component, int] = {c: 0 for c in COMPONENTS}
+    for t in inv.embedding + inv.head:
+        counts[t.component] += t.num_params
+    for kind in inv.layer_kinds:
+        for t in kind.tensors:
+            counts[t.component] += t.num_params * len(kind.layer_indices)
+    return counts
+
+
+def num_params(m: ModelSpec) -> int:
+    return sum(params_by_component(m).values())
+
+
+def num_active_params(m: ModelSpec) -> int:
+    """Parameters a token touches: routed experts count num_experts_per_token of num_experts."""
+    counts = params_by_component(m)
+    if m.moe is None:
+        return sum(counts.values())
+    experts = counts["experts"] * m.moe.num_experts_per_token // m.moe.num_experts
+    return sum(counts.values()) - counts["experts"] + experts

@@ -1,0 +1,48 @@
+"""Cross-checks between model, GPU, workload and plan: errors show the arithmetic."""
+from __future__ import annotations
+
+from oomplan.errors import InputError
+from oomplan.memory.kv_cache import resolved_kv_dtype
+from oomplan.memory.weights import resolved_weight_format
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan, Workload
+
+
+def check_plan(model: ModelSpec, plan: Plan) -> None:
+    """Raise InputError when the plan cannot run this model at all."""
+    tp, pp = plan.tensor_parallel, plan.pipeline_parallel
+    if model.num_attention_heads % tp:
+        raise InputError(f"--tp: tensor_parallel ({tp}) must divide num_attention_heads ({model.num_attention_heads}) of {model.name}")
+    if pp > model.num_layers:
+        raise InputError(f"--pp: pipeline_parallel ({pp}) exceeds num_layers ({model.num_layers}) of {model.name}")
+    if plan.prefill_chunk_tokens is not None and plan.paged and plan.prefill_chunk_tokens % plan.block_size:
+        raise InputError(f"--prefill-chunk: {plan.prefill_chunk_tokens} must be a multiple of --block-size ({plan.block_size})")
+
+
+def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> list[str]:
+    """Things that run, but not as the user may think. `--strict` turns them into errors."""
+    out: list[str] = []
+    if workload.ctx_tokens > model.max_position_embeddings:
+        out.append(f"--ctx {workload.ctx_tokens} exceeds {model.name}'s max_position_embeddings ({model.max_position_embeddings})")
+    fp8 = [what for what, val in (("weights", resolved_weight_format(model, plan)), ("KV cache", resolved_kv_dtype(model, plan))) if val == "fp8"]
+    if fp8 and not gpu.supports_fp8:
+        out.append(
+            f"{gpu.display_name} has no fp8 tensor cores: fp8 {' and '.join(fp8)} run emulated "
+            "(vLLM: weight-only fp8 via Marlin kernels, fp8 KV stored and upcast), slower than on Hopper/Ada"
+        )
+    if not gpu.supports_bf16 and "bf16" in (resolved_weight_format(model, plan), resolved_kv_dtype(model, plan)):
+        out.append(f"{gpu.display_name} has no bf16 support; engines fall back to fp16 (same bytes)")
+    if plan.tensor_parallel > gpu.num_gpus_per_node:
+        out.append(f"--tp {plan.tensor_parallel} spans more than one node ({gpu.num_gpus_per_node} {gpu.name} per node): TP across nodes is slow")
+    return out
+
+
+def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:
+    """Facts the user must know to realise the plan."""
+    out: list[str] = []
+    if plan.dms_ratio > 1:
+        out.append(f"DMS {plan.dms_ratio:g}x needs a DMS-retrofitted checkpoint of {model.name} (Łańcucki et al. 2025); stock checkpoints do not compress")
+    if plan.kv_dtype in ("int8", "int4"):
+        out.append(f"{plan.kv_dtype} KV cache: HF QuantizedCache (quanto/HQQ); vLLM and SGLang support fp8 KV only")
+    return out

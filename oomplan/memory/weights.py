@@ -1,0 +1,138 @@
+"""Weight memory per GPU: quantisation formats, TP/EP sharding, PP stages, CPU offload."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from oomplan.memory.layout import Stage, pipeline_stages, shard
+from oomplan.memory.params import COMPONENTS, Component, TensorGroup, inventory
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan
+from oomplan.units import DTYPE_BYTES, ceil_div
+
+SIXTEEN_BIT = ("fp32", "bf16", "fp16")
+
+
+def resolved_weight_format(model: ModelSpec, plan: Plan) -> str:
+    """'auto' is the checkpoint dtype; fp32 checkpoints (e.g. Gemma 2) are served in bf16."""
+    if plan.weights != "auto":
+        return plan.weights
+    return "bf16" if model.dtype == "fp32" else model.dtype
+
+
+def dense_dtype(model: ModelSpec, plan: Plan) -> str:
+    """The dtype of tensors that are never quantised (norms, biases, embeddings by default)."""
+    fmt = resolved_weight_format(model, plan)
+    return fmt if fmt in SIXTEEN_BIT else ("bf16" if model.dtype == "fp32" else model.dtype)
+
+
+def matrix_bytes(rows: int, cols: int, fmt: str, group_size: int) -> int:
+    """Bytes of one [rows, cols] weight (out, in) stored in `fmt`, scales and zeros included."""
+    n = rows * cols
+    if fmt in DTYPE_BYTES and fmt not in ("fp8", "int8", "int4"):
+        return int(n * DTYPE_BYTES[fmt])
+    if fmt == "fp8":
+        return n + 4  # e4m3 + one fp32 per-tensor scale (vLLM Fp8LinearMethod)
+    if fmt == "int8":
+        return n + rows * 4  # per-output-channel fp32 scale (bitsandbytes LLM.int8 SCB, W8A8)
+    groups = ceil_div(cols, group_size)
+    # AutoAWQ/GPTQ packing: int4 qweight, fp16 scales [in/g, out], int4 qzeros [in/g, out/8 int32]
+    awq = n // 2 + groups * rows * 2 + ceil_div(groups * rows, 2)
+    if fmt == "awq":
+        return awq
+    if fmt == "gptq":
+        return awq + cols * 4  # plus g_idx, one int32 per input channel
+    if fmt == "nf4":
+        # QLoRA (Dettmers et al. 2023) double quant: uint8 absmax per 64, fp32 per 256 blocks,
+        # plus the nested state's 256-entry fp32 code, the 16-entry NF4 code and an fp32 offset
+        blocks = ceil_div(n, 64)
+        return n // 2 + blocks + ceil_div(blocks, 256) * 4 + 256 * 4 + 16 * 4 + 4
+    raise ValueError(f"unknown weight format {fmt!r}")
+
+
+def group_bytes(t: TensorGroup, fmt: str, dense: str, plan: Plan) -> int:
+    """Bytes one GPU holds of a tensor group under the plan's format and TP/EP split."""
+    rows, cols, count = shard(t, plan.tensor_parallel, plan.expert_parallel)
+    quantize = t.quantizable or (plan.quantize_embeddings and t.component in ("embedding", "lm_head"))
+    if not quantize or fmt in SIXTEEN_BIT:
+        return int(rows * cols * count * DTYPE_BYTES[dense if not quantize else fmt])
+    return matrix_bytes(rows, cols, fmt, plan.weight_group_size) * count
+
+
+@dataclass(frozen=True)
+class ComponentBytes:
+    """Bytes per model component (parameters or weights)."""
+
+    embedding: int = 0
+    attention: int = 0
+    mlp: int = 0
+    experts: int = 0
+    router: int = 0
+    norm: int = 0
+    lm_head: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, c) for c in COMPONENTS)
+
+
+@dataclass(frozen=True)
+class WeightsBudget:
+    """Weights of one pipeline stage on one GPU of its TP group."""
+
+    stage: int
+    resident_bytes: int  # on the GPU
+    offloaded_bytes: int  # kept in CPU memory
+    staging_bytes: int  # GPU buffer that offloaded layers stream through
+    by_component: ComponentBytes  # resident + offloaded, per component
+    layer_bytes: tuple[int, ...]  # bytes of each decoder layer on this stage, in order
+
+    @property
+    def gpu_bytes(self) -> int:
+        return self.resident_bytes + self.staging_bytes
+
+
+def _stage_weights(model: ModelSpec, plan: Plan, stage: Stage) -> tuple[ComponentBytes, tuple[int, ...]]:
+    inv, fmt, dense = inventory(model), resolved_weight_format(model, plan), dense_dtype(model, plan)
+    totals: dict[Component, int] = {c: 0 for c in COMPONENTS}
+    globals_ = (inv.embedding if stage.is_first else ()) + (inv.head if stage.is_last else ())
+    if stage.is_last and not stage.is_first and model.tie_word_embeddings:
+        globals_ += inv.embedding  # a tied lm_head on the last stage needs its own copy
+    for t in globals_:
+        totals[t.component] += group_bytes(t, fmt, dense, plan)
+    kind_bytes, layer_bytes = {}, []
+    for kind in inv.layer_kinds:
+        per = {t.name: (t.component, group_bytes(t, fmt, dense, plan)) for t in kind.tensors}
+        kind_bytes.update({i: per for i in kind.layer_indices})
+    for i in stage.layer_indices:
+        per = kind_bytes[i]
+        for comp, b in per.values():
+            totals[comp] += b
+        layer_bytes.append(sum(b for _, b in per.values()))
+    return ComponentBytes(**totals), tuple(layer_bytes)
+
+
+@lru_cache(maxsize=4096)
+def stage_weights(model: ModelSpec, plan_key: Plan, stage_index: int) -> tuple[ComponentBytes, tuple[int, ...]]:
+    """Cached per (model, weight-relevant knobs, stage): the planner asks many times."""
+    stage = pipeline_stages(model.num_layers, plan_key.pipeline_parallel)[stage_index]
+    return _stage_weights(model, plan_key, stage)
+
+
+def weight_key(plan: Plan) -> Plan:
+    """The plan reduced to the knobs weights depend on (a cache key)."""
+    return Plan(
+        weights=plan.weights, weight_group_size=plan.weight_group_size, quantize_embeddings=plan.quantize_embeddings,
+        tensor_parallel=plan.tensor_parallel, pipeline_parallel=plan.pipeline_parallel, expert_parallel=plan.expert_parallel,
+    )
+
+
+def weights_budget(model: ModelSpec, plan: Plan, stage_index: int = 0) -> WeightsBudget:
+    """Weights one GPU holds; offloaded bytes come out of the decoder layers only.
+
+    Offloaded layers stream through one layer-sized GPU buffer (accelerate's cpu offload hooks).
+    """
+    by_comp, layer_bytes = stage_weights(model, weight_key(plan), stage_index)
+    offloaded = min(plan.offload_bytes, sum(layer_bytes))
+    staging = max(layer_bytes, default=0) if offloaded else 0
+    return WeightsBudget(stage_index, by_comp.total - offloaded, offloaded, staging, by_comp, layer_bytes)

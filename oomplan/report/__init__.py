@@ -1,0 +1,1 @@
+"""Reports: JSON objects, rich tables, plan files and engine launch commands."""

@@ -1,0 +1,85 @@
+"""The `estimate --json` object. Stable: fields are only added; schema_version bumps otherwise.
+
+Documented in docs/json-schema.md.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from oomplan import __version__
+from oomplan.memory.budget import Estimate, StageBudget
+from oomplan.memory.kv_cache import resolved_kv_dtype
+from oomplan.memory.params import num_active_params, params_by_component
+from oomplan.memory.weights import resolved_weight_format
+
+SCHEMA_VERSION = 1
+
+
+def model_json(est: Estimate) -> dict[str, Any]:
+    m = est.model
+    by_comp = params_by_component(m)
+    return {
+        "name": m.name,
+        "model_type": m.model_type,
+        "source": m.source,
+        "config_sha256": m.config_sha256,
+        "num_params": sum(by_comp.values()),
+        "num_active_params": num_active_params(m),
+        "params_by_component": by_comp,
+        "max_position_embeddings": m.max_position_embeddings,
+    }
+
+
+def stage_json(stage: StageBudget, capacity_bytes: int) -> dict[str, Any]:
+    w = stage.weights
+    return {
+        "stage": stage.stage,
+        "weights_bytes": stage.weights_bytes,
+        "kv_cache_bytes": stage.kv_cache_bytes,
+        "activation_bytes": stage.activation_bytes,
+        "overhead_bytes": stage.overhead_bytes,
+        "total_bytes": stage.total_bytes,
+        "capacity_bytes": capacity_bytes,
+        "headroom_bytes": capacity_bytes - stage.total_bytes,
+        "weights": {
+            "resident_bytes": w.resident_bytes,
+            "offloaded_bytes": w.offloaded_bytes,
+            "staging_bytes": w.staging_bytes,
+            "by_component_bytes": asdict(w.by_component),
+        },
+        "kv_cache": {
+            "bytes_per_token": stage.kv.bytes_per_token,
+            "tokens_per_sequence_full": stage.kv.tokens_per_sequence_full,
+            "tokens_per_sequence_sliding": stage.kv.tokens_per_sequence_sliding,
+            "num_layers": stage.kv.num_layers,
+        },
+        "activations": asdict(stage.activations) | {"peak_bytes": stage.activation_bytes},
+        "overhead": asdict(stage.overhead),
+    }
+
+
+def estimate_json(est: Estimate) -> dict[str, Any]:
+    busiest = est.per_gpu
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "oomplan_version": __version__,
+        "model": model_json(est),
+        "gpu": {
+            "name": est.gpu.name,
+            "display_name": est.gpu.display_name,
+            "memory_bytes": est.gpu.memory_bytes,
+            "num_gpus": est.num_gpus,
+        },
+        "workload": est.workload.model_dump(),
+        "plan": est.plan.model_dump() | {
+            "resolved_weights": resolved_weight_format(est.model, est.plan),
+            "resolved_kv_dtype": resolved_kv_dtype(est.model, est.plan),
+        },
+        "kv_cache_bytes_per_token": busiest.kv.bytes_per_token,
+        "per_gpu": stage_json(busiest, est.capacity_bytes),
+        "stages": [stage_json(s, est.capacity_bytes) for s in est.stages],
+        "fits": est.fits,
+        "warnings": list(est.warnings),
+        "notes": list(est.notes),
+    }

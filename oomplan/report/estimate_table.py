@@ -1,0 +1,71 @@
+"""Rich rendering of an Estimate: the per-GPU budget table and a one-line verdict."""
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from oomplan.memory.budget import Estimate
+from oomplan.memory.kv_cache import resolved_kv_dtype
+from oomplan.memory.params import num_params
+from oomplan.memory.weights import resolved_weight_format
+from oomplan.units import format_bytes, format_count
+
+
+def plan_summary(est: Estimate) -> str:
+    """'bf16 weights, fp8 KV, paged/16, sdpa, TP 2' — the knobs that differ from nothing."""
+    p = est.plan
+    parts = [f"{resolved_weight_format(est.model, p)} weights", f"{resolved_kv_dtype(est.model, p)} KV"]
+    if p.dms_ratio > 1:
+        parts.append(f"DMS {p.dms_ratio:g}x")
+    parts.append(f"paged/{p.block_size}" if p.paged else "contiguous KV")
+    parts.append(p.attention)
+    if p.tensor_parallel > 1:
+        parts.append(f"TP {p.tensor_parallel}")
+    if p.pipeline_parallel > 1:
+        parts.append(f"PP {p.pipeline_parallel}")
+    if p.offload_bytes:
+        parts.append(f"offload {format_bytes(p.offload_bytes)}")
+    return ", ".join(parts)
+
+
+def title(est: Estimate) -> str:
+    w = est.workload
+    return (
+        f"{est.model.name} on {est.gpu.display_name} · ctx {format_count(w.ctx_tokens)} x batch {w.batch_size}"
+        f" · {plan_summary(est)}"
+    )
+
+
+def budget_table(est: Estimate) -> Table:
+    s, cap = est.per_gpu, est.capacity_bytes
+    gpus = f"per GPU ({est.num_gpus} GPUs)" if est.num_gpus > 1 else "per GPU"
+    table = Table(title=title(est), title_justify="left")
+    table.add_column("component")
+    table.add_column(gpus, justify="right")
+    table.add_column("of card", justify="right")
+    table.add_column("detail")
+    kv = s.kv
+    rows = [
+        ("weights", s.weights_bytes, f"{num_params(est.model) / 1e9:.2f}B params, {resolved_weight_format(est.model, est.plan)}"
+         + (f", {format_bytes(s.weights.offloaded_bytes)} in CPU memory" if s.weights.offloaded_bytes else "")),
+        ("KV cache", s.kv_cache_bytes, f"{format_bytes(kv.bytes_per_token)}/token x {kv.tokens_per_sequence_full} tokens x {est.workload.batch_size}"),
+        ("activations", s.activation_bytes, "prefill peak" if s.activations.peak_bytes > s.activations.decode_step_bytes else "decode step"),
+        ("overhead", s.overhead_bytes, "CUDA context, cuBLAS, allocator" + (", NCCL" if s.overhead.nccl_bytes else "")),
+    ]
+    for name, value, detail in rows:
+        table.add_row(name, format_bytes(value), f"{100 * value / cap:.1f}%", detail)
+    table.add_section()
+    table.add_row("total", format_bytes(s.total_bytes), f"{100 * s.total_bytes / cap:.1f}%", "", style="bold")
+    table.add_row("capacity", format_bytes(cap), "100.0%", f"{est.gpu.name}, as the driver reports it")
+    table.add_row("headroom", format_bytes(est.headroom_bytes), f"{100 * est.headroom_bytes / cap:.1f}%", "")
+    return table
+
+
+def verdict(est: Estimate) -> Text:
+    total, cap = est.per_gpu.total_bytes, est.capacity_bytes
+    if est.fits:
+        return Text(f"fits: {format_bytes(total)} of {format_bytes(cap)} per GPU, {format_bytes(cap - total)} headroom", style="green")
+    return Text(
+        f"does not fit: needs {format_bytes(total)} per GPU, {format_bytes(cap)} available ({format_bytes(total - cap)} over)",
+        style="bold red",
+    )

@@ -1,0 +1,80 @@
+"""config.json -> ModelSpec: families, defaults, unknown types, and bad input."""
+import pytest
+from conftest import FIXTURES, tiny_llama
+
+from oomplan.errors import InputError
+from oomplan.profiles import load_model
+from oomplan.specs.hf_config import parse_hf_config
+
+
+def test_family_features():
+    assert load_model("gemma-2-9b").head_dim == 256  # explicit, not 3584 / 16
+    assert load_model("gemma-2-9b").tie_word_embeddings
+    assert not load_model("llama-3-8b").tie_word_embeddings
+    assert load_model("llama-3.2-1b").tie_word_embeddings
+    assert load_model("qwen2.5-7b").qkv_bias and not load_model("qwen2.5-7b").o_bias
+    assert load_model("qwen3-8b").qk_norm
+    falcon = load_model("falcon-40b")
+    assert (falcon.num_kv_heads, falcon.norm_kind, falcon.mlp_kind) == (8, "layer", "plain")
+    assert load_model("deepseek-v2-lite").mla.q_lora_rank is None
+    assert load_model("qwen3-30b-a3b").moe.num_experts == 128
+
+
+def test_aliases_resolve_case_insensitively():
+    assert load_model("META-LLAMA/Meta-Llama-3-70B").name == "llama-3-70b"
+
+
+def test_config_json_path_and_folder(tmp_path):
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps(tiny_llama()))
+    assert load_model(str(tmp_path)).num_layers == 2
+    assert load_model(str(tmp_path / "config.json")).name == tmp_path.name
+
+
+def test_unknown_llama_like_type_warns():
+    spec = load_model(str(FIXTURES / "configs" / "mystery-llama.json"))
+    assert spec.num_layers == 4
+    assert any("'mystery' is not a known family" in w for w in spec.warnings)
+
+
+def test_not_a_causal_lm_is_an_error():
+    with pytest.raises(InputError, match="BertForMaskedLM .* is not a decoder-only causal LM"):
+        load_model(str(FIXTURES / "configs" / "bert.json"))
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    ({"hidden_size": None}, "missing required field"),
+    ({"num_hidden_layers": "many"}, "num_hidden_layers"),
+    ({"num_key_value_heads": 3}, r"num_attention_heads \(8\) must be a multiple of num_key_value_heads \(3\)"),
+    ({"vocab_size": -5}, "vocab_size"),
+])
+def test_bad_fields_name_the_field(overrides, fragment):
+    cfg = {k: v for k, v in {**tiny_llama(), **overrides}.items() if v is not None}
+    with pytest.raises(InputError, match=fragment):
+        parse_hf_config(cfg, "t", "cfg.json")
+
+
+def test_unknown_name_suggests():
+    with pytest.raises(InputError, match="did you mean: llama-3-8b"):
+        load_model("llama-3-8")
+
+
+def test_bad_files(tmp_path):
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    with pytest.raises(InputError, match="empty"):
+        load_model(str(empty))
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"model_type": "llama",')
+    with pytest.raises(InputError, match="invalid JSON at line 1"):
+        load_model(str(broken))
+    binary = tmp_path / "bin.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="not UTF-8"):
+        load_model(str(binary))
+    with pytest.raises(InputError, match="holds no config.json"):
+        load_model(str(tmp_path))
+    with pytest.raises(InputError, match="expected a config.json mapping at the top level, got list"):
+        (tmp_path / "list.json").write_text("[1, 2]")
+        load_model(str(tmp_path / "list.json"))
