@@ -131,8 +131,11 @@ def profile_names(kind: str) -> list[str]:
 
 
 def _find(kind: str, ref: str, what: str, flag: str) -> Path:
-    index = _index(kind)
     key = ref.strip().lower()
+    for folder in [*reversed(_user_dirs(kind)), _data_dir(kind)]:  # a file named like the profile: no scan
+        if (folder / f"{key}.yaml").is_file() and "/" not in key:
+            return folder / f"{key}.yaml"
+    index = _index(kind)
     if key in index:
         return index[key]
     names = profile_names(kind)
@@ -146,7 +149,7 @@ def _model_from_profile(path: Path) -> ModelSpec:
         prof = ModelProfileFile.model_validate(data)
     except ValidationError as exc:
         raise InputError(validation_message(path, exc, tuple(ModelProfileFile.model_fields))) from None
-    return parse_hf_config(prof.config, prof.name, str(path))
+    return parse_hf_config(prof.config, prof.name, str(path), prof.hf_repo)
 
 
 def _looks_like_path(ref: str) -> bool:

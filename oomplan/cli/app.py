@@ -5,7 +5,10 @@ import typer
 
 from oomplan import __version__
 from oomplan.cli.common import STATE
+from oomplan.cli.check import check_command
 from oomplan.cli.estimate import estimate_command
+from oomplan.cli.export import export_command
+from oomplan.cli.fit import fit_command
 
 app = typer.Typer(
     name="oomplan",
@@ -31,6 +34,9 @@ def _root(
 
 
 app.command("estimate")(estimate_command)
+app.command("fit")(fit_command)
+app.command("check")(check_command)
+app.command("export")(export_command)
 
 
 def main() -> None:

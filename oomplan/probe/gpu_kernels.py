@@ -25,9 +25,10 @@ from torch.overrides import TorchFunctionMode
 _FLASH_DTYPES = (torch.float16, torch.bfloat16)
 _FLASH_MAX_HEAD_DIM = 256
 
-# Name under which the softcap-dropping sdpa is registered (no "flash" in it: transformers keys
-# flash-specific mask handling on that substring).
-PROBE_SDPA_NAME = "oomplan_sdpa"
+# Name under which the softcap-dropping sdpa is registered. It must not contain "flash", "flex" or
+# "sdpa": transformers keys capability checks (`_sdpa_can_dispatch` refuses Gemma 2) and
+# flash-specific mask handling on those substrings (modeling_utils.get_correct_attn_implementation).
+PROBE_SDPA_NAME = "oomplan_fused_attention"
 
 
 def _flash_eligible(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask) -> bool:

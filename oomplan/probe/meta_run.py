@@ -79,7 +79,7 @@ class MetaProbeResult:
     elapsed_s: float
     top_tensors_at_peak: tuple[TensorAtPeak, ...]
     steps: tuple[StepPeak, ...]  # every forward call, in order
-    attn_implementation: str  # what the model actually ran with (e.g. "oomplan_sdpa" for Gemma 2)
+    attn_implementation: str  # what the model actually ran with (e.g. "oomplan_fused_attention" for Gemma 2)
     experts_implementation: str | None  # MoE dispatch used, None for dense models
 
 

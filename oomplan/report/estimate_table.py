@@ -5,34 +5,17 @@ from rich.table import Table
 from rich.text import Text
 
 from oomplan.memory.budget import Estimate
-from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.params import num_params
+from oomplan.report.summary import plan_summary
 from oomplan.memory.weights import resolved_weight_format
 from oomplan.units import format_bytes, format_count
-
-
-def plan_summary(est: Estimate) -> str:
-    """'bf16 weights, fp8 KV, paged/16, sdpa, TP 2' — the knobs that differ from nothing."""
-    p = est.plan
-    parts = [f"{resolved_weight_format(est.model, p)} weights", f"{resolved_kv_dtype(est.model, p)} KV"]
-    if p.dms_ratio > 1:
-        parts.append(f"DMS {p.dms_ratio:g}x")
-    parts.append(f"paged/{p.block_size}" if p.paged else "contiguous KV")
-    parts.append(p.attention)
-    if p.tensor_parallel > 1:
-        parts.append(f"TP {p.tensor_parallel}")
-    if p.pipeline_parallel > 1:
-        parts.append(f"PP {p.pipeline_parallel}")
-    if p.offload_bytes:
-        parts.append(f"offload {format_bytes(p.offload_bytes)}")
-    return ", ".join(parts)
 
 
 def title(est: Estimate) -> str:
     w = est.workload
     return (
         f"{est.model.name} on {est.gpu.display_name} · ctx {format_count(w.ctx_tokens)} x batch {w.batch_size}"
-        f" · {plan_summary(est)}"
+        f" · {plan_summary(est.model, est.plan)}"
     )
 
 

@@ -39,6 +39,7 @@ class ModelSpec(Strict):
     name: str
     model_type: str
     source: str = Field(description="where the architecture facts came from (profile file, config.json path)")
+    hf_repo: str | None = Field(default=None, description="Hugging Face repo id, when known (shipped profiles)")
     config_sha256: str = Field(description="hash of the canonical config, for plan files")
     dtype: Literal["fp32", "bf16", "fp16"] = Field(description="the checkpoint's torch_dtype")
     num_layers: int = Field(ge=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "oomplan"
-RANK = {"errors": 0, "units": 0, "specs": 1, "profiles": 2, "memory": 3, "engines": 4, "planner": 5, "probe": 6, "report": 7, "cli": 8}
+RANK = {"errors": 0, "units": 0, "specs": 1, "profiles": 2, "planfile": 2, "data": 0, "memory": 3, "engines": 4, "planner": 5, "probe": 6, "report": 7, "cli": 8}
 HEAVY = {"torch", "transformers", "pynvml"}
 
 

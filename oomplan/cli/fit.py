@@ -1,0 +1,122 @@
+"""`oomplan fit MODEL --gpu GPU --ctx 32k`: every sensible plan that fits, ranked."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from oomplan.cli.common import build_workload, handle_errors, print_json, stdout, warn
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
+from oomplan.memory.budget import estimate
+from oomplan.memory.validate import plan_warnings
+from oomplan.planner.diagnose import diagnose
+from oomplan.planner.inverse import search_max
+from oomplan.planner.quality import quality_risk
+from oomplan.planner.search import OBJECTIVES, search
+from oomplan.planner.space import SearchLimits
+from oomplan.profiles import load_gpu, load_model
+from oomplan.report.fit_report import diagnosis_lines, fit_json, fit_table, quality_legend, search_summary
+from oomplan.report.plan_yaml import plan_file, plan_yaml, write_atomic
+from oomplan.specs.plan import KV_DTYPES, WEIGHT_ALIASES, WEIGHT_FORMATS, Plan
+from oomplan.units import parse_bytes, parse_count
+
+MAX_BATCH = 1 << 16
+
+
+def _choice(value: str | None, accepted: tuple[str, ...], flag: str, aliases: dict | None = None) -> str | None:
+    if value is None:
+        return None
+    v = (aliases or {}).get(value.lower(), value.lower())
+    if v not in accepted:
+        raise InputError(f"{flag}: {value!r} is not accepted; use one of {', '.join(accepted)}")
+    return v
+
+
+@handle_errors
+def fit_command(
+    model: str = typer.Argument(..., help="Profile name/alias, config.json or a folder holding one."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias or a profile YAML."),
+    ctx: str = typer.Option("4k", "--ctx", help="Tokens per sequence (32k, 32768) or 'max' for the longest that fits."),
+    batch: str = typer.Option("1", "--batch", help="Concurrent sequences, or 'max' for the most that fit."),
+    objective: str = typer.Option("quality", "--objective", help="quality | throughput | gpus | cost."),
+    top: int = typer.Option(5, "--top", min=1, help="How many plans to show."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", min=1, help="Use exactly N GPUs."),
+    max_gpus: Optional[int] = typer.Option(None, "--max-gpus", min=1, help="Use at most N GPUs (default: one node)."),
+    host_mem: str = typer.Option("256GiB", "--host-mem", help="CPU memory available for offloaded weights."),
+    price: Optional[float] = typer.Option(None, "--price", min=0.0, help="Price per GPU-hour, for cost per million tokens."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Fix the weight format instead of searching it."),
+    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="Fix the KV dtype instead of searching it."),
+    dms: bool = typer.Option(True, "--dms/--no-dms", help="Search DMS ratios (need a DMS-retrofitted checkpoint)."),
+    emulated_fp8: bool = typer.Option(False, "--allow-emulated-fp8", help="Also try fp8 on cards without fp8 tensor cores."),
+    attention: str = typer.Option("sdpa", "--attention", help="sdpa or eager."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the chosen plan to this YAML file."),
+    pick: int = typer.Option(1, "--pick", min=1, help="Which ranked plan -o writes."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing -o file."),
+    strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors."),
+    as_json: bool = typer.Option(False, "--json", help="Print the ranked plans as JSON."),
+) -> None:
+    """Search quantisation, KV dtype, DMS, paging, TP/PP and offload; rank what fits. Exit 0 a plan fits, 1 none."""
+    objective = _choice(objective, OBJECTIVES, "--objective")
+    if attention not in ("sdpa", "eager"):
+        raise InputError(f"--attention: {attention!r} is not accepted; use sdpa or eager")
+    spec, card = load_model(model), load_gpu(gpu)
+    limits = SearchLimits(
+        max_gpus=max_gpus or gpus or card.num_gpus_per_node, exact_gpus=gpus,
+        host_memory_bytes=parse_bytes(host_mem, "--host-mem"), allow_dms=dms, allow_emulated_fp8=emulated_fp8,
+        fixed_weights=_choice(weights, WEIGHT_FORMATS, "--weights", WEIGHT_ALIASES),
+        fixed_kv_dtype=_choice(kv_dtype, KV_DTYPES, "--kv-dtype"),
+    )
+    if gpus and max_gpus and gpus > max_gpus:
+        raise InputError(f"--gpus {gpus} exceeds --max-gpus {max_gpus}")
+    want_ctx, want_batch = ctx.strip().lower() == "max", batch.strip().lower() == "max"
+    if want_ctx and want_batch:
+        raise InputError("--ctx max and --batch max together have no single answer; fix one of them")
+    workload = build_workload(
+        ctx_tokens=1 if want_ctx else parse_count(ctx, "--ctx"),
+        batch_size=1 if want_batch else parse_count(batch, "--batch", maximum=MAX_BATCH),
+    )
+    if want_ctx:
+        result = search_max(spec, card, workload, limits, objective, "ctx", spec.max_position_embeddings, attention)
+    elif want_batch:
+        result = search_max(spec, card, workload, limits, objective, "batch", MAX_BATCH, attention)
+    else:
+        warn(tuple(spec.warnings) + tuple(w for w in plan_warnings(spec, card, workload, Plan()) if "--ctx" in w), strict)
+        result = search(spec, card, workload, limits, objective, attention)
+    show = "ctx" if want_ctx else "batch" if want_batch else ""
+    if as_json:
+        print_json(fit_json(result, top))
+    else:
+        _render(result, limits, top, show, price, attention)
+    if output is not None and result.plans:
+        _write(result, model, gpu, pick, output, force)
+    raise typer.Exit(EXIT_OK if result.plans else EXIT_DOES_NOT_FIT)
+
+
+def _render(result, limits, top, show, price, attention) -> None:
+    out = stdout()
+    if not result.plans:
+        for line in diagnosis_lines(result, diagnose(result, limits, attention)):
+            out.print(line)
+        return
+    out.print(fit_table(result, top, show, price))
+    for line in quality_legend(result, top):
+        out.print(f"  {line}", soft_wrap=True)
+    out.print(search_summary(result, top))
+
+
+def _write(result, model_ref: str, gpu_ref: str, pick: int, output: Path, force: bool) -> None:
+    if pick > len(result.plans):
+        raise InputError(f"--pick {pick}: only {len(result.plans)} plans fit")
+    chosen = result.plans[pick - 1]
+    est = estimate(result.model, result.gpu, chosen.workload, chosen.plan)
+    s = est.per_gpu
+    predicted = dict(
+        weights_bytes=s.weights_bytes, kv_cache_bytes=s.kv_cache_bytes, activation_bytes=s.activation_bytes,
+        overhead_bytes=s.overhead_bytes, total_bytes=s.total_bytes, capacity_bytes=est.capacity_bytes,
+        headroom_bytes=est.headroom_bytes, quality_risk=quality_risk(result.model, chosen.plan).label,
+        decode_tokens_per_s=round(chosen.speed.decode_tokens_per_s, 3),
+    )
+    pf = plan_file(model_ref, result.model.name, result.model.config_sha256, gpu_ref, chosen.workload, chosen.plan, predicted)
+    write_atomic(output, plan_yaml(pf, output), force)
+    typer.echo(f"wrote plan #{pick} to {output}", err=True)

@@ -1,0 +1,1 @@
+"""The planner: enumerate plans, prune the impossible, evaluate, rank by an objective."""

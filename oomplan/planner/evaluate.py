@@ -1,0 +1,102 @@
+"""Fast, exact evaluation of many plans for one (model, GPU, workload).
+
+Uses the memory model's own component functions with caches keyed by the knobs each
+component depends on, so a candidate's total equals `estimate()`'s to the byte
+(tests/unit/test_planner.py checks it). The planner offloads whole decoder layers,
+largest first: its `offload_bytes` is the sum of the k largest layers of the stage.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+from oomplan.memory.activations import activation_budget
+from oomplan.memory.kv_cache import kv_budget
+from oomplan.memory.layout import Stage, pipeline_stages
+from oomplan.memory.overhead import overhead_budget
+from oomplan.memory.weights import dense_dtype, stage_weights, weight_key
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan, Workload
+from oomplan.units import DTYPE_BYTES
+
+
+@dataclass(frozen=True)
+class StageWeights:
+    total_bytes: int  # resident with nothing offloaded
+    expert_bytes: int
+    largest_first_prefix: tuple[int, ...]  # [0, largest layer, two largest, ...]
+    max_layer_bytes: int
+
+
+@dataclass(frozen=True)
+class StageTotal:
+    """One stage of one candidate: the components the budget table shows."""
+
+    weights_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    overhead_bytes: int
+    offloaded_bytes: int
+    expert_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.overhead_bytes
+
+
+@dataclass
+class Evaluator:
+    """Memoises each component by the knobs it depends on (plain dicts: the hot path)."""
+
+    model: ModelSpec
+    gpu: GpuSpec
+    num_evaluated: int = 0
+    _stages: dict = field(default_factory=dict)
+    _w: dict = field(default_factory=dict)
+    _kv: dict = field(default_factory=dict)
+    _act: dict = field(default_factory=dict)
+
+    def stages(self, pp: int) -> tuple[Stage, ...]:
+        if pp not in self._stages:
+            self._stages[pp] = pipeline_stages(self.model.num_layers, pp)
+        return self._stages[pp]
+
+    def weights(self, plan: Plan, stage: int) -> StageWeights:
+        key = (plan.weights, plan.weight_group_size, plan.quantize_embeddings, plan.tensor_parallel,
+               plan.pipeline_parallel, plan.expert_parallel, stage)
+        if key not in self._w:
+            by_comp, layers = stage_weights(self.model, weight_key(plan), stage)
+            prefix = (0, *accumulate(sorted(layers, reverse=True)))
+            self._w[key] = StageWeights(by_comp.total, by_comp.experts, prefix, max(layers, default=0))
+        return self._w[key]
+
+    def kv_bytes(self, plan: Plan, workload: Workload, stage: int) -> int:
+        key = (plan.kv_dtype, plan.dms_ratio, plan.dms_window_tokens, plan.paged, plan.block_size,
+               plan.tensor_parallel, plan.pipeline_parallel, stage, workload.ctx_tokens, workload.batch_size)
+        if key not in self._kv:
+            st = self.stages(plan.pipeline_parallel)[stage]
+            self._kv[key] = kv_budget(self.model, plan, workload.ctx_tokens, workload.batch_size, st).bytes
+        return self._kv[key]
+
+    def activation_bytes(self, plan: Plan, workload: Workload, stage: int) -> int:
+        last = stage == plan.pipeline_parallel - 1
+        dtype = dense_dtype(self.model, plan)
+        key = (dtype, plan.tensor_parallel, plan.attention, plan.prefill_chunk_tokens, plan.logits, last,
+               workload.ctx_tokens, workload.batch_size)
+        if key not in self._act:
+            budget = activation_budget(self.model, plan, workload.ctx_tokens, workload.batch_size, DTYPE_BYTES[dtype], last)
+            self._act[key] = budget.peak_bytes
+        return self._act[key]
+
+    def stage_total(self, plan: Plan, workload: Workload, stage: int, offload_bytes: int | None = None) -> StageTotal:
+        """Exactly estimate()'s numbers for one stage; `offload_bytes` overrides the plan's."""
+        self.num_evaluated += 1
+        w = self.weights(plan, stage)
+        asked = plan.offload_bytes if offload_bytes is None else offload_bytes
+        offloaded = min(asked, w.largest_first_prefix[-1])  # only decoder layers go to CPU memory
+        weights = w.total_bytes - offloaded + (w.max_layer_bytes if offloaded else 0)
+        kv = self.kv_bytes(plan, workload, stage)
+        act = self.activation_bytes(plan, workload, stage)
+        overhead = overhead_budget(self.gpu, weights + kv + act, plan.num_gpus).total
+        return StageTotal(weights, kv, act, overhead, offloaded, w.expert_bytes)

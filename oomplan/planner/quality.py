@@ -1,0 +1,60 @@
+"""Quality-risk grades of a plan's lossy choices, read from data/quality_risk.yaml."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from oomplan.memory.kv_cache import resolved_kv_dtype
+from oomplan.memory.weights import SIXTEEN_BIT, resolved_weight_format
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "quality_risk.yaml"
+
+
+@dataclass(frozen=True)
+class LossyChoice:
+    knob: str
+    value: str
+    grade: int
+    reason: str
+    source: str
+
+
+@dataclass(frozen=True)
+class QualityRisk:
+    grade: int  # worst choice: 0 lossless .. 3 high
+    label: str
+    choices: tuple[LossyChoice, ...]
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    return yaml.safe_load(DATA.read_text(encoding="utf-8"))
+
+
+def _choice(knob: str, value: str) -> LossyChoice:
+    entry = _table()["choices"][knob][value]
+    return LossyChoice(knob, value, entry["grade"], entry["reason"], entry["source"])
+
+
+@lru_cache(maxsize=4096)
+def _risk(weights: str, kv: str, dms: float) -> QualityRisk:
+    choices = []
+    if weights not in SIXTEEN_BIT:
+        choices.append(_choice("weights", weights))
+    if kv not in SIXTEEN_BIT:
+        choices.append(_choice("kv_dtype", kv))
+    if dms > 1:
+        key = str(min((2, 4, 8), key=lambda r: (abs(r - dms), -r)))  # the nearest graded ratio
+        choices.append(_choice("dms_ratio", key))
+    grade = max((c.grade for c in choices), default=0)
+    return QualityRisk(grade, _table()["grades"][grade], tuple(choices))
+
+
+def quality_risk(model: ModelSpec, plan: Plan) -> QualityRisk:
+    """TP, PP, paging, chunking and offload are lossless; grades come from the data file."""
+    return _risk(resolved_weight_format(model, plan), resolved_kv_dtype(model, plan), plan.dms_ratio)

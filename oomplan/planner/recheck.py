@@ -1,0 +1,42 @@
+"""Re-estimate a plan file, optionally on another card or with another ctx/batch (`check`, `export`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oomplan.memory.budget import Estimate, estimate
+from oomplan.planfile import load_plan_file
+from oomplan.profiles import load_gpu, load_model
+from oomplan.specs.plan import Workload
+
+
+@dataclass(frozen=True)
+class Recheck:
+    estimate: Estimate
+    warnings: tuple[str, ...]
+    predicted_total_bytes: int  # what the file recorded
+
+    def fits_with_margin(self, margin: float) -> bool:
+        """Fits and leaves `margin` of the card free."""
+        return self.estimate.per_gpu.total_bytes <= self.estimate.capacity_bytes * (1.0 - margin)
+
+
+def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, batch_size: int | None = None) -> Recheck:
+    pf = load_plan_file(path)
+    model = load_model(pf.model.ref, flag=f"{path}: model.ref")
+    card = load_gpu(gpu or pf.gpu.ref, flag="--gpu" if gpu else f"{path}: gpu.ref")
+    workload = Workload(
+        ctx_tokens=ctx_tokens or pf.workload.ctx_tokens,
+        batch_size=batch_size or pf.workload.batch_size,
+        engine=pf.workload.engine,
+    )
+    warnings = []
+    if model.config_sha256 != pf.model.config_sha256:
+        warnings.append(f"{path}: the config of {pf.model.ref!r} changed since the plan was written (config_sha256 differs)")
+    est = estimate(model, card, workload, pf.plan)
+    unchanged = gpu is None and ctx_tokens is None and batch_size is None
+    if unchanged and est.per_gpu.total_bytes != pf.predicted.total_bytes:
+        warnings.append(
+            f"{path}: prediction changed since the plan was written ({pf.predicted.total_bytes} -> {est.per_gpu.total_bytes} bytes per GPU; "
+            f"written by oomplan {pf.oomplan_version})"
+        )
+    return Recheck(est, tuple(warnings) + est.warnings, pf.predicted.total_bytes)

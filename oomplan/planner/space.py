@@ -1,0 +1,58 @@
+"""The search space: every knob value, pruned by the model, the card and the engine."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+
+WEIGHTS = ("auto", "fp8", "int8", "awq", "gptq", "nf4")
+KV_DTYPES = ("auto", "fp8", "int8", "int4")
+DMS_RATIOS = (1.0, 2.0, 4.0, 8.0)
+ALLOCATIONS = ((True, 16), (True, 32), (False, 16))  # (paged, block size)
+PREFILL_CHUNKS = (None, 2048)
+TP_DEGREES = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    """What the user allows: GPU count, host memory for offload, lossy knobs."""
+
+    max_gpus: int
+    exact_gpus: int | None = None  # --gpus N: exactly N
+    host_memory_bytes: int = 256 * 1024**3
+    allow_dms: bool = True
+    allow_emulated_fp8: bool = False
+    fixed_weights: str | None = None
+    fixed_kv_dtype: str | None = None
+
+
+def weight_formats(gpu: GpuSpec, limits: SearchLimits) -> tuple[str, ...]:
+    if limits.fixed_weights:
+        return (limits.fixed_weights,)
+    return tuple(w for w in WEIGHTS if w != "fp8" or gpu.supports_fp8 or limits.allow_emulated_fp8)
+
+
+def kv_dtypes(gpu: GpuSpec, limits: SearchLimits) -> tuple[str, ...]:
+    if limits.fixed_kv_dtype:
+        return (limits.fixed_kv_dtype,)
+    return tuple(k for k in KV_DTYPES if k != "fp8" or gpu.supports_fp8 or limits.allow_emulated_fp8)
+
+
+def dms_ratios(limits: SearchLimits) -> tuple[float, ...]:
+    return DMS_RATIOS if limits.allow_dms else (1.0,)
+
+
+def parallel_layouts(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits) -> tuple[tuple[int, int], ...]:
+    """(tp, pp) pairs: TP divides the heads and stays in a node; PP only once TP fills a node."""
+    node = gpu.num_gpus_per_node
+    tps = [t for t in TP_DEGREES if t <= node and model.num_attention_heads % t == 0]
+    out = []
+    for tp in tps:
+        for pp in range(1, model.num_layers + 1):
+            n = tp * pp
+            if n > limits.max_gpus or (pp > 1 and tp != max(tps)):
+                break
+            if limits.exact_gpus is None or n == limits.exact_gpus:
+                out.append((tp, pp))
+    return tuple(out)

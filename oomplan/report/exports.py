@@ -1,0 +1,179 @@
+"""Launch commands that realise a plan in vLLM, SGLang, llama.cpp or HF transformers.
+
+Each export says plainly which knobs the engine cannot realise.
+"""
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass
+
+from oomplan.memory.budget import Estimate
+from oomplan.memory.kv_cache import resolved_kv_dtype
+from oomplan.memory.weights import resolved_weight_format
+from oomplan.units import GIB
+
+ENGINES = ("vllm", "sglang", "llamacpp", "hf")
+
+
+@dataclass(frozen=True)
+class Export:
+    engine: str
+    command: str
+    unrealisable: tuple[str, ...]  # knobs the engine cannot apply, one sentence each
+    notes: tuple[str, ...]
+
+    def render(self) -> str:
+        lines = [f"# {n}" for n in self.notes] + [f"# NOT REALISED by {self.engine}: {u}" for u in self.unrealisable]
+        return "\n".join(lines + [self.command])
+
+
+def _model_id(est: Estimate) -> str:
+    return est.model.hf_repo or est.model.source.removesuffix("/config.json")
+
+
+def _dms(est: Estimate, engine: str) -> list[str]:
+    if est.plan.dms_ratio > 1:
+        return [f"DMS {est.plan.dms_ratio:g}x KV compression ({engine} has no DMS support; the KV cache will be {est.plan.dms_ratio:g}x larger than planned)"]
+    return []
+
+
+def memory_fraction(est: Estimate) -> float:
+    """The share of the card the plan needs, rounded up to 0.01, kept in [0.5, 0.98]."""
+    need = est.per_gpu.total_bytes / est.capacity_bytes
+    return min(0.98, max(0.5, math.ceil(need * 100 + 1) / 100))
+
+
+def _join(parts: list[str]) -> str:
+    return " \\\n    ".join(parts)
+
+
+VLLM_QUANT = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "nf4": "bitsandbytes"}
+
+
+def vllm(est: Estimate) -> Export:
+    p, w, kv = est.plan, resolved_weight_format(est.model, est.plan), resolved_kv_dtype(est.model, est.plan)
+    parts = ["vllm serve " + shlex.quote(_model_id(est))]
+    parts += [f"--tensor-parallel-size {p.tensor_parallel}", f"--pipeline-parallel-size {p.pipeline_parallel}"]
+    parts += [f"--max-model-len {est.workload.ctx_tokens}", f"--max-num-seqs {est.workload.batch_size}"]
+    parts.append(f"--gpu-memory-utilization {memory_fraction(est):.2f}")
+    parts.append(f"--dtype {'bfloat16' if w not in ('fp16',) else 'float16'}" if w in ("bf16", "fp16", "fp32") else "--dtype auto")
+    unreal, notes = _dms(est, "vLLM"), []
+    if w in VLLM_QUANT:
+        parts.append(f"--quantization {VLLM_QUANT[w]}")
+        if w in ("awq", "gptq"):
+            notes.append(f"--quantization {w} needs a {w.upper()}-quantised checkpoint of {est.model.name}")
+    elif w == "int8":
+        unreal.append("int8 weights need a pre-quantised W8A8 (compressed-tensors) checkpoint; vLLM does not quantise to int8 on load")
+    if kv == "fp8":
+        parts.append("--kv-cache-dtype fp8")
+    elif kv in ("int8", "int4"):
+        unreal.append(f"{kv} KV cache (vLLM stores KV in the model dtype or fp8 only)")
+    if p.paged:
+        parts.append(f"--block-size {p.block_size}")
+    else:
+        unreal.append("contiguous KV allocation (vLLM always pages the KV cache)")
+    parts.append(f"--max-num-batched-tokens {p.prefill_chunk_tokens or est.workload.ctx_tokens}")
+    if p.offload_bytes:
+        parts.append(f"--cpu-offload-gb {math.ceil(p.offload_bytes / GIB)}")
+    if p.expert_parallel:
+        parts.append("--enable-expert-parallel")
+    notes.append("vLLM fills the rest of --gpu-memory-utilization with KV blocks; see oomplan estimate --engine vllm")
+    return Export("vllm", _join(parts), tuple(unreal), tuple(notes))
+
+
+SGLANG_KV = {"fp8": "fp8_e4m3"}
+
+
+def sglang(est: Estimate) -> Export:
+    p, w, kv = est.plan, resolved_weight_format(est.model, est.plan), resolved_kv_dtype(est.model, est.plan)
+    parts = ["python -m sglang.launch_server --model-path " + shlex.quote(_model_id(est))]
+    parts += [f"--tp-size {p.tensor_parallel}", f"--pp-size {p.pipeline_parallel}"]
+    parts += [f"--context-length {est.workload.ctx_tokens}", f"--max-running-requests {est.workload.batch_size}"]
+    parts.append(f"--mem-fraction-static {memory_fraction(est):.2f}")
+    unreal, notes = _dms(est, "SGLang"), []
+    if w in VLLM_QUANT:
+        parts.append(f"--quantization {VLLM_QUANT[w]}")
+    elif w == "int8":
+        unreal.append("int8 weights need a pre-quantised W8A8 checkpoint")
+    if kv in SGLANG_KV:
+        parts.append(f"--kv-cache-dtype {SGLANG_KV[kv]}")
+    elif kv in ("int8", "int4"):
+        unreal.append(f"{kv} KV cache (SGLang stores KV in the model dtype or fp8 only)")
+    parts.append(f"--page-size {p.block_size if p.paged else 1}")
+    if p.prefill_chunk_tokens:
+        parts.append(f"--chunked-prefill-size {p.prefill_chunk_tokens}")
+    if p.offload_bytes:
+        parts.append(f"--cpu-offload-gb {math.ceil(p.offload_bytes / GIB)}")
+    if p.expert_parallel:
+        parts.append(f"--ep-size {p.tensor_parallel}")
+    return Export("sglang", _join(parts), tuple(unreal), tuple(notes))
+
+
+# GGUF has no fp8, AWQ or GPTQ: the nearest GGUF type, with its real bits per weight.
+GGUF_WEIGHTS = {"bf16": "BF16", "fp16": "F16", "fp32": "F32", "fp8": "Q8_0", "int8": "Q8_0", "awq": "Q4_K_M", "gptq": "Q4_K_M", "nf4": "Q4_0"}
+GGUF_KV = {"bf16": "bf16", "fp16": "f16", "fp32": "f32", "fp8": "q8_0", "int8": "q8_0", "int4": "q4_0"}
+
+
+def llamacpp(est: Estimate) -> Export:
+    p, m = est.plan, est.model
+    w, kv = resolved_weight_format(m, p), resolved_kv_dtype(m, p)
+    gguf = GGUF_WEIGHTS[w]
+    layers_off = round(est.per_gpu.weights.offloaded_bytes / max(est.per_gpu.weights.layer_bytes, default=1)) if p.offload_bytes else 0
+    parts = [f"llama-server -m {shlex.quote(m.name)}-{gguf}.gguf", f"-c {est.workload.ctx_tokens * est.workload.batch_size}",
+             f"-np {est.workload.batch_size}", f"-ngl {m.num_layers - layers_off}"]
+    parts += [f"--cache-type-k {GGUF_KV[kv]}", f"--cache-type-v {GGUF_KV[kv]}", "-fa on"]
+    if p.num_gpus > 1:
+        parts.append(f"--split-mode {'row' if p.tensor_parallel > 1 else 'layer'}")
+        parts.append("--tensor-split " + ",".join(["1"] * p.num_gpus))
+    if p.prefill_chunk_tokens:
+        parts.append(f"-ub {p.prefill_chunk_tokens}")
+    unreal, notes = _dms(est, "llama.cpp"), []
+    if w in ("fp8", "awq", "gptq", "nf4"):
+        notes.append(f"GGUF has no {w}: {gguf} is the nearest type and its bits per weight differ; re-plan with oomplan estimate --engine llamacpp")
+    if kv == "fp8":
+        notes.append("GGUF KV has no fp8: q8_0 (8.5 bits) is the nearest")
+    return Export("llamacpp", _join(parts), tuple(unreal), tuple(notes))
+
+
+HF_QUANT = {
+    "fp8": "FineGrainedFP8Config()",
+    "int8": "BitsAndBytesConfig(load_in_8bit=True)",
+    "nf4": "BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)",
+}
+
+
+def hf(est: Estimate) -> Export:
+    p, m = est.plan, est.model
+    w, kv = resolved_weight_format(m, p), resolved_kv_dtype(m, p)
+    args = [repr(_model_id(est)), "dtype=torch.bfloat16" if w != "fp16" else "dtype=torch.float16", "device_map='auto'",
+            f"attn_implementation={p.attention!r}"]
+    unreal, notes = _dms(est, "transformers"), []
+    if w in HF_QUANT:
+        args.append(f"quantization_config={HF_QUANT[w]}")
+    elif w in ("awq", "gptq"):
+        notes.append(f"{w} weights: load a {w.upper()}-quantised checkpoint (its config carries the quantization_config)")
+    if p.offload_bytes:
+        gpu_gib = math.floor((est.capacity_bytes - est.per_gpu.kv_cache_bytes - est.per_gpu.activation_bytes) / GIB)
+        args.append(f"max_memory={{0: '{gpu_gib}GiB', 'cpu': '{math.ceil(p.offload_bytes * p.num_gpus / GIB) + 8}GiB'}}")
+    if p.tensor_parallel > 1:
+        args.append("tp_plan='auto'")
+        notes.append(f"tensor parallel: run with torchrun --nproc-per-node {p.tensor_parallel}")
+    gen = [f"max_length={est.workload.ctx_tokens}"]
+    if kv in ("int8", "int4"):
+        gen.append(f"cache_implementation='quantized', cache_config={{'backend': 'quanto', 'nbits': {8 if kv == 'int8' else 4}}}")
+    elif kv == "fp8":
+        unreal.append("fp8 KV cache (transformers' QuantizedCache offers int2/int4/int8)")
+    if p.prefill_chunk_tokens:
+        gen.append(f"prefill_chunk_size={p.prefill_chunk_tokens}")
+    imports = "from transformers import AutoModelForCausalLM" + (", BitsAndBytesConfig" if w in ("int8", "nf4") else "") + (", FineGrainedFP8Config" if w == "fp8" else "")
+    code = "\n".join([
+        "import torch", imports, "",
+        "model = AutoModelForCausalLM.from_pretrained(\n    " + ",\n    ".join(args) + ",\n)",
+        f"# inputs: a batch of {est.workload.batch_size} prompt(s)",
+        "out = model.generate(**inputs, " + ", ".join(gen) + ")",
+    ])
+    return Export("hf", code, tuple(unreal), tuple(notes))
+
+
+EXPORTERS = {"vllm": vllm, "sglang": sglang, "llamacpp": llamacpp, "hf": hf}

@@ -1,0 +1,47 @@
+"""The plan file (`fit -o plan.yaml`): versioned, strict, everything needed to re-check it.
+
+Documented in docs/plan-schema.md. schema_version bumps on any incompatible change.
+"""
+from __future__ import annotations
+
+from pydantic import Field
+
+from oomplan.specs.base import Strict
+from oomplan.specs.plan import Plan, Workload
+
+PLAN_SCHEMA_VERSION = 1
+
+
+class PlanModel(Strict):
+    ref: str = Field(description="what to load: a profile name/alias or a config.json path")
+    name: str
+    config_sha256: str
+
+
+class PlanGpu(Strict):
+    ref: str = Field(description="GPU profile name or path")
+    num_gpus: int = Field(ge=1)
+
+
+class PredictedBudget(Strict):
+    """What oomplan predicted per GPU (the busiest one) when the plan was written."""
+
+    weights_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    overhead_bytes: int
+    total_bytes: int
+    capacity_bytes: int
+    headroom_bytes: int
+    quality_risk: str
+    decode_tokens_per_s: float
+
+
+class PlanFile(Strict):
+    schema_version: int = PLAN_SCHEMA_VERSION
+    oomplan_version: str
+    model: PlanModel
+    gpu: PlanGpu
+    workload: Workload
+    plan: Plan
+    predicted: PredictedBudget
