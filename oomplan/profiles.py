@@ -149,7 +149,7 @@ def _model_from_profile(path: Path) -> ModelSpec:
         prof = ModelProfileFile.model_validate(data)
     except ValidationError as exc:
         raise InputError(validation_message(path, exc, tuple(ModelProfileFile.model_fields))) from None
-    return parse_hf_config(prof.config, prof.name, str(path), prof.hf_repo)
+    return parse_hf_config(prof.config, prof.name, prof.source, prof.hf_repo, where=str(path))
 
 
 def _looks_like_path(ref: str) -> bool:

@@ -132,7 +132,10 @@ class StorageTracker(TorchDispatchMode):
     ) -> None:
         if self._device_type is not None and t.device.type != self._device_type:
             return
-        storage = t.untyped_storage()
+        try:
+            storage = t.untyped_storage()
+        except (RuntimeError, NotImplementedError):  # sparse / storage-less tensor subclasses
+            return
         key, nbytes = storage._cdata, storage.nbytes()
         known = self._s.live.get(key)
         if known is not None:
@@ -144,7 +147,7 @@ class StorageTracker(TorchDispatchMode):
             op_name=op_name, origin=where[0], tag=where[1], preexisting=preexisting,
         )
         self._s.live[key] = info
-        weakref.finalize(storage, self._on_free, key, info.seq)
+        weakref.finalize(storage, self._on_free, key, info.seq).atexit = False
         self._add(nbytes, preexisting, op_name, where[0])
 
     def _resize(self, key: int, known: StorageInfo, nbytes: int, op_name: str, origin: str) -> None:

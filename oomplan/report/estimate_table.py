@@ -13,16 +13,13 @@ from oomplan.units import format_bytes, format_count
 
 def title(est: Estimate) -> str:
     w = est.workload
-    return (
-        f"{est.model.name} on {est.gpu.display_name} · ctx {format_count(w.ctx_tokens)} x batch {w.batch_size}"
-        f" · {plan_summary(est.model, est.plan)}"
-    )
+    return f"{est.model.name} on {est.gpu.display_name} · ctx {format_count(w.ctx_tokens)} x batch {w.batch_size}"
 
 
 def budget_table(est: Estimate) -> Table:
     s, cap = est.per_gpu, est.capacity_bytes
     gpus = f"per GPU ({est.num_gpus} GPUs)" if est.num_gpus > 1 else "per GPU"
-    table = Table(title=title(est), title_justify="left")
+    table = Table(title=title(est), title_justify="left", caption=plan_summary(est.model, est.plan), caption_justify="left")
     table.add_column("component")
     table.add_column(gpus, justify="right")
     table.add_column("of card", justify="right")

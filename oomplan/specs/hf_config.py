@@ -284,8 +284,9 @@ def _check_decoder(cfg: HfConfig, where: str) -> None:
         raise InputError(f"{where}: model_type {cfg.model_type!r} is not a decoder-only causal LM")
 
 
-def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | None = None) -> ModelSpec:
-    """HF config.json (already parsed from JSON) -> ModelSpec; InputError naming `source` on bad input."""
+def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | None = None, where: str | None = None) -> ModelSpec:
+    """HF config.json (already parsed from JSON) -> ModelSpec; errors name `where` (default: `source`)."""
+    origin, source = source, where or source
     if not isinstance(raw, dict):
         raise InputError(f"{source}: expected a JSON object (a config.json), got {type(raw).__name__}")
     try:
@@ -308,7 +309,7 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
     fields = family(cfg, source)
     try:
         return ModelSpec(
-            name=name, model_type=cfg.model_type or "llama", source=source, config_sha256=config_sha256(raw), hf_repo=hf_repo,
+            name=name, model_type=cfg.model_type or "llama", source=origin, config_sha256=config_sha256(raw), hf_repo=hf_repo,
             warnings=tuple(warnings), hf_config=raw, **fields,
         )
     except ValidationError as exc:
