@@ -4,6 +4,7 @@ a shipped profile (model_profiles/, hardware_profiles/) or one in the user folde
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from functools import lru_cache
@@ -139,7 +140,9 @@ def _find(kind: str, ref: str, what: str, flag: str) -> Path:
     if key in index:
         return index[key]
     names = profile_names(kind)
-    hint = did_you_mean(key, list(index)) or f"; known: {', '.join(names)}"
+    close = [index[k].stem for k in difflib.get_close_matches(key, list(index), n=8, cutoff=0.6)]
+    close = list(dict.fromkeys(close))[:3]
+    hint = f" (did you mean: {', '.join(close)}?)" if close else f"; known: {', '.join(names)}"
     raise ProfileNotFoundError(f"{flag}: no {what} named {ref!r} (not a shipped profile, user profile or path){hint}")
 
 

@@ -87,3 +87,21 @@ def build_workload(**fields: Any) -> Workload:
         return Workload(**fields)
     except ValidationError as exc:
         raise _spec_error(exc) from None
+
+
+def resolve_gpu(ref: str, flag: str = "--gpu"):
+    """A GPU profile, or with 'auto' the local card (capacity = what is free now)."""
+    from oomplan.profiles import load_gpu
+
+    if ref.strip().lower() != "auto":
+        return load_gpu(ref, flag)
+    from oomplan.probe.local_gpu import local_gpu
+    from oomplan.units import format_bytes
+
+    found = local_gpu()
+    typer.echo(
+        f"detected {found.num_gpus} x {found.device_name} -> profile {found.spec.name}; "
+        f"planning against {format_bytes(found.spec.memory_bytes)} free per GPU",
+        err=True,
+    )
+    return found.spec

@@ -5,10 +5,10 @@ from typing import Optional
 
 import typer
 
-from oomplan.cli.common import build_plan, build_workload, handle_errors, print_json, stdout, warn
+from oomplan.cli.common import build_plan, build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK
 from oomplan.memory.budget import estimate
-from oomplan.profiles import load_gpu, load_model
+from oomplan.profiles import load_model
 from oomplan.report.estimate_json import estimate_json
 from oomplan.report.estimate_table import budget_table, verdict
 from oomplan.units import parse_bytes, parse_count
@@ -39,7 +39,7 @@ def estimate_command(
 ) -> None:
     """How much memory, where it goes, and whether it fits. Exit 0 fits, 1 does not, 2 bad input."""
     spec = load_model(model)
-    card = load_gpu(gpu)
+    card = resolve_gpu(gpu)
     workload = build_workload(ctx_tokens=parse_count(ctx, "--ctx"), batch_size=batch)
     plan = build_plan(
         weights=weights, weight_group_size=group_size, kv_dtype=kv_dtype, dms_ratio=dms, dms_window_tokens=dms_window,

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from oomplan.cli.common import build_workload, handle_errors, print_json, stdout, warn
+from oomplan.cli.common import build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.memory.budget import estimate
 from oomplan.memory.validate import plan_warnings
@@ -15,7 +15,7 @@ from oomplan.planner.inverse import search_max
 from oomplan.planner.quality import quality_risk
 from oomplan.planner.search import OBJECTIVES, search
 from oomplan.planner.space import SearchLimits
-from oomplan.profiles import load_gpu, load_model
+from oomplan.profiles import load_model
 from oomplan.report.fit_report import diagnosis_lines, fit_json, fit_table, quality_legend, search_summary
 from oomplan.report.plan_yaml import plan_file, plan_yaml, write_atomic
 from oomplan.specs.plan import KV_DTYPES, WEIGHT_ALIASES, WEIGHT_FORMATS, Plan
@@ -60,7 +60,7 @@ def fit_command(
     objective = _choice(objective, OBJECTIVES, "--objective")
     if attention not in ("sdpa", "eager"):
         raise InputError(f"--attention: {attention!r} is not accepted; use sdpa or eager")
-    spec, card = load_model(model), load_gpu(gpu)
+    spec, card = load_model(model), resolve_gpu(gpu)
     limits = SearchLimits(
         max_gpus=max_gpus or gpus or card.num_gpus_per_node, exact_gpus=gpus,
         host_memory_bytes=parse_bytes(host_mem, "--host-mem"), allow_dms=dms, allow_emulated_fp8=emulated_fp8,

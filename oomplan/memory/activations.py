@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from oomplan.memory.kv_cache import kv_heads_per_gpu
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.units import DTYPE_BYTES, ceil_div
+from oomplan.units import ceil_div
 
 FP32 = 4
 
