@@ -10,6 +10,7 @@ from oomplan.cli.check import check_command
 from oomplan.cli.estimate import estimate_command
 from oomplan.cli.export import export_command
 from oomplan.cli.fit import fit_command
+from oomplan.cli.probe import probe_command
 
 app = typer.Typer(
     name="oomplan",
@@ -40,6 +41,7 @@ app.command("check")(check_command)
 app.command("export")(export_command)
 app.add_typer(models_app, name="models")
 app.command("gpus")(gpus_command)
+app.command("probe")(probe_command)
 
 
 def main() -> None:

@@ -55,6 +55,7 @@ def fit_command(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing -o file."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors."),
     as_json: bool = typer.Option(False, "--json", help="Print the ranked plans as JSON."),
+    probe: bool = typer.Option(False, "--probe", help="Check the --pick plan with a real torch run (oomplan probe)."),
 ) -> None:
     """Search quantisation, KV dtype, DMS, paging, TP/PP and offload; rank what fits. Exit 0 a plan fits, 1 none."""
     objective = _choice(objective, OBJECTIVES, "--objective")
@@ -90,6 +91,12 @@ def fit_command(
         _render(result, limits, top, show, price, attention)
     if output is not None and result.plans:
         _write(result, model, gpu, pick, output, force)
+    if probe and result.plans and not as_json:
+        from oomplan.cli.probe import DEFAULT_LOG, run_probe
+
+        chosen = result.plans[min(pick, len(result.plans)) - 1]
+        est = estimate(result.model, result.gpu, chosen.workload, chosen.plan)
+        raise typer.Exit(run_probe(est, "auto", "2%", 2, False, DEFAULT_LOG, None))
     raise typer.Exit(EXIT_OK if result.plans else EXIT_DOES_NOT_FIT)
 
 

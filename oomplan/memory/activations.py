@@ -1,102 +1,188 @@
-"""Transient (activation) memory per GPU for inference with HF transformers' forward pass.
+"""Transient (activation) memory per GPU for inference with HF transformers (5.x) forward passes.
 
-Prefill: the peak of one decoder layer (attention or MLP, whichever is larger) on top of the
-residual stream, plus eager attention's N x N scores, plus the logits. Decode: the per-step
-transients of the cache update and attention over the cached tokens.
+The peak is the largest of a few moments, each reproduced from what the meta probe measured
+alive (docs/probe-findings.md): the last layer's MLP or MoE dispatch during prefill, its attention
+(eager scores, repeat_kv copies, masks), the logits, and a decode step's cache update.
+The KV of all layers is not part of these: it is the KV budget.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oomplan.memory.kv_cache import kv_heads_per_gpu
+from oomplan.memory.kv_cache import kv_heads_per_gpu, resolved_kv_dtype
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.units import ceil_div
+from oomplan.units import DTYPE_BYTES, ceil_div
 
-FP32 = 4
+FP32, INT64 = 4, 8
 
 
 @dataclass(frozen=True)
 class ActivationBudget:
-    prefill_layer_bytes: int  # largest per-layer transient during prefill
-    attention_scores_bytes: int  # eager: scores + fp32 softmax + mask (0 with fused attention)
-    logits_bytes: int
-    decode_step_bytes: int
+    prefill_bytes: int  # largest transient during prefill (the last layer's)
+    attention_scores_bytes: int  # eager N x N scores and masks inside prefill_bytes (0 when fused)
+    logits_bytes: int  # the logits moment after the last layer
+    decode_step_bytes: int  # largest transient of one decode step
 
     @property
     def peak_bytes(self) -> int:
-        prefill = self.prefill_layer_bytes + self.attention_scores_bytes + self.logits_bytes
-        return max(prefill, self.decode_step_bytes)
+        return max(self.prefill_bytes, self.logits_bytes, self.decode_step_bytes)
 
 
-def _dims(model: ModelSpec, plan: Plan) -> tuple[int, int, int, int]:
-    """(heads, kv heads, intermediate, expert intermediate) per GPU under TP."""
+@dataclass(frozen=True)
+class Dims:
+    """Per-GPU sizes under TP, and element sizes."""
+
+    heads: int
+    kv_heads: int
+    inter: int
+    expert_inter: int
+    b: float  # activations
+    kv_b: float  # KV cache
+    fp16: bool
+
+
+def dims(model: ModelSpec, plan: Plan, b: float, fp16: bool = False) -> Dims:
     tp = plan.tensor_parallel
-    heads = ceil_div(model.num_attention_heads, tp)
-    inter = ceil_div(model.intermediate_size, tp)
     expert = ceil_div(model.moe.expert_intermediate_size, tp) if model.moe else 0
-    return heads, kv_heads_per_gpu(model, tp), inter, expert
+    return Dims(ceil_div(model.num_attention_heads, tp), kv_heads_per_gpu(model, tp), ceil_div(model.intermediate_size, tp),
+                expert, b, DTYPE_BYTES[resolved_kv_dtype(model, plan)], fp16)
 
 
-def attention_projection_bytes(model: ModelSpec, plan: Plan, tokens: int, dtype_bytes: float) -> int:
-    """q, k, v (after RoPE) and the attention output of one layer for `tokens` tokens."""
-    heads, kv_heads, _, _ = _dims(model, plan)
+def score_bytes(d: Dims, softmax_fp32: bool = True) -> int:  # noqa: D401
+    """Bytes per eager attention score at softmax(scores, dtype=float32) (aten SoftMax.cpp):
+    bf16: scores + fp32 up-cast copy + fp32 result; fp16 (half_to_float, cast back) and fp32: 8.
+    Falcon (softmax in the model dtype, after `scores + mask`): four score-sized tensors."""
+    if not softmax_fp32:
+        return int(4 * d.b)
+    return 10 if d.b == 2 and not d.fp16 else 8
+
+
+def dense_mlp_bytes(model: ModelSpec, d: Dims, tokens: int, width: int) -> int:
+    """act(gate(x)) * up(x): three [T, I] alive (gate's output is freed by act); a fused gate_up
+    output [T, 2I] stays alive while its halves are used (Phi-3): four; plain MLP: two."""
+    factor = 2 if model.mlp_kind == "plain" else (4 if model.fused_gate_up else 3)
+    return int(tokens * width * factor * d.b)
+
+
+def moe_bytes(model: ModelSpec, d: Dims, tokens: int) -> int:
+    """transformers' grouped_mm experts (5.x default): the gate/up moment or the fp32 re-ordering one.
+
+    Gathered input, gate_up [S_k, 2I], act * up; then down [S_k, h], `* routing weights` promotes
+    to fp32 and `[inv_perm]` copies it; plus the router's logits, top-k and sort bookkeeping.
+    """
+    e, h = model.moe, model.hidden_size
+    pairs = tokens * e.num_experts_per_token
+    gate_up = pairs * (4 * d.expert_inter + h) * d.b
+    weighted = FP32 if e.routing_weights_fp32 else d.b  # `* routing weights`, then `[inv_perm]`
+    reorder = pairs * h * (2 * d.b + 2 * weighted)
+    router = tokens * e.num_experts * FP32 + tokens * e.num_experts_per_token * (INT64 + FP32) + pairs * 32 + 8 * e.num_experts
+    return int(max(gate_up, reorder) + router)
+
+
+def ffn_moment_bytes(model: ModelSpec, d: Dims, tokens: int) -> int:
+    """The busiest layer kind's FFN on top of four [T, h] tensors (embeddings, layer input,
+    residual, normed input; parallel attention keeps a fifth, its output); a narrow MLP leaves
+    the post-attention norm's 7 x [T, h] the larger."""
+    h = model.hidden_size
+    stream = 5 if model.parallel_attention else 4
+    moe_layers = len(model.moe.moe_layer_indices) if model.moe else 0
+    ffn = dense_mlp_bytes(model, d, tokens, d.inter) if moe_layers < model.num_layers else 0
+    if moe_layers:
+        ffn = max(ffn, moe_bytes(model, d, tokens))
+    return int(max(ffn + stream * tokens * h * d.b, 7 * tokens * h * d.b))
+
+
+def mask_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int, kv_len: int) -> int:
+    """Masks live for the whole forward. Eager: one [B, 1, q, kv] per attention kind (full, sliding),
+    batch-materialised. Fused: a bool [1, 1, q, kv] where one is needed (chunks; windows shorter than kv)."""
+    window = model.sliding_window_tokens
+    has_full = model.num_sliding_layers < model.num_layers
+    needs_sliding = bool(model.num_sliding_layers) and window is not None and kv_len > window
+    if plan.attention == "eager":
+        return int((int(has_full) + int(bool(model.num_sliding_layers))) * batch * q_len * kv_len * d.b)
+    full_mask = has_full and (q_len < kv_len or model.sdpa_causal_mask)
+    return q_len * kv_len * (int(full_mask) + int(needs_sliding))
+
+
+def forward_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int, kv_len: int) -> int:
+    """Alive for the whole forward: masks, rotary cos/sin (not batch-expanded), ids and positions."""
+    rope = model.mla.qk_rope_head_dim if model.mla else model.head_dim
+    return int(mask_bytes(model, plan, d, batch, q_len, kv_len) + 2 * q_len * rope * d.b + INT64 * (batch * q_len + q_len))
+
+
+def attention_moment_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int, kv_len: int) -> tuple[int, int]:
+    """(bytes, of which eager scores) of one layer's attention over kv_len tokens, masks excluded.
+
+    Fused with no mask: q, k, v and the output. A mask turns off SDPA's GQA path, so repeat_kv
+    copies K and V to every head (transformers sdpa_attention). Eager: scores, their fp32 softmax,
+    repeat_kv's copies. MLA: the per-head expansion of the latent (modeling_deepseek_v3).
+    """
+    h, hd, tokens = model.hidden_size, model.head_dim, batch * q_len
+    stream = 3 * tokens * h * d.b
     if model.mla is not None:
         a = model.mla
-        per_token = heads * (2 * (a.qk_nope_head_dim + a.qk_rope_head_dim) + a.v_head_dim) + a.kv_lora_rank + a.qk_rope_head_dim
-    else:
-        per_token = (2 * heads + 2 * kv_heads) * model.head_dim
-    return int(tokens * per_token * dtype_bytes)
-
-
-def mlp_bytes(model: ModelSpec, plan: Plan, tokens: int, dtype_bytes: float) -> int:
-    """act(gate(x)), up(x) and their product alive at once (plain MLP: two)."""
-    _, _, inter, expert = _dims(model, plan)
-    width = inter
-    if model.moe is not None:
-        # routed tokens: each token visits num_experts_per_token experts of expert width
-        routed = model.moe.num_experts_per_token * expert + ceil_div(model.moe.shared_expert_intermediate_size, plan.tensor_parallel)
-        width = max(inter if len(model.moe.moe_layer_indices) < model.num_layers else 0, routed)
-    factor = 3 if model.mlp_kind == "gated" else 2
-    return int(tokens * width * factor * dtype_bytes)
-
-
-def eager_scores_bytes(model: ModelSpec, plan: Plan, batch: int, q_tokens: int, kv_tokens: int, dtype_bytes: float) -> int:
-    """Eager attention: scores (model dtype) + fp32 softmax + its cast back, plus the 4-D mask."""
-    heads = _dims(model, plan)[0]
-    scores = batch * heads * q_tokens * kv_tokens
-    return int(scores * (2 * dtype_bytes + FP32) + batch * q_tokens * kv_tokens * dtype_bytes)
-
-
-def logits_bytes(model: ModelSpec, plan: Plan, batch: int, tokens: int, dtype_bytes: float) -> int:
-    """Logits in the model dtype plus generate()'s fp32 copy for the next-token scores."""
-    positions = 1 if plan.logits == "last" else tokens
-    vocab = model.vocab_size
-    return int(batch * positions * vocab * (dtype_bytes + FP32))
-
-
-def activation_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch: int, dtype_bytes: float, is_last_stage: bool = True) -> ActivationBudget:
-    """Prefill and decode transients per GPU; logits only on the last pipeline stage."""
-    chunk = min(ctx_tokens, plan.prefill_chunk_tokens or ctx_tokens)
-    tokens = batch * chunk
-    residual = 2 * tokens * model.hidden_size * dtype_bytes
-    layer = residual + max(attention_projection_bytes(model, plan, tokens, dtype_bytes), mlp_bytes(model, plan, tokens, dtype_bytes))
-    scores = eager_scores_bytes(model, plan, batch, chunk, ctx_tokens, dtype_bytes) if plan.attention == "eager" else 0
-    logits = logits_bytes(model, plan, batch, chunk, dtype_bytes) if is_last_stage else 0
-    decode = decode_step_bytes(model, plan, ctx_tokens, batch, dtype_bytes)
-    return ActivationBudget(int(layer), scores, logits, decode)
-
-
-def decode_step_bytes(model: ModelSpec, plan: Plan, ctx_tokens: int, batch: int, dtype_bytes: float) -> int:
-    """One decode step: DynamicCache's torch.cat copy of one layer's K and V; eager also
-    expands KV heads to query heads (transformers repeat_kv) and builds 1 x ctx scores."""
-    heads, kv_heads, _, _ = _dims(model, plan)
-    if model.mla is not None:
-        per_token = heads * (model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim + model.mla.v_head_dim)
-    else:
-        per_token = 2 * kv_heads * model.head_dim
-    step = batch * ctx_tokens * per_token * dtype_bytes
+        per_token = d.heads * (3 * (a.qk_nope_head_dim + a.qk_rope_head_dim) + 2 * a.v_head_dim + a.qk_nope_head_dim)
+        scores = batch * d.heads * q_len * kv_len * score_bytes(d, model.eager_softmax_fp32) if plan.attention == "eager" else 0
+        return int(stream + tokens * per_token * d.b + scores), int(scores)
+    repeat = 2 * batch * d.heads * kv_len * hd * d.b
     if plan.attention == "eager":
-        step += 2 * batch * ctx_tokens * heads * model.head_dim * dtype_bytes
-        step += eager_scores_bytes(model, plan, batch, 1, ctx_tokens, dtype_bytes)
-    return int(step + logits_bytes(model, plan, batch, 1, dtype_bytes))
+        scores = batch * d.heads * q_len * kv_len * score_bytes(d, model.eager_softmax_fp32)
+        return int(stream + tokens * d.heads * hd * d.b + repeat + scores), int(scores)
+    window = model.sliding_window_tokens
+    if q_len < kv_len or (model.num_sliding_layers and window is not None and kv_len > window):
+        return int(stream + 3 * tokens * d.heads * hd * d.b + repeat), 0
+    return int(stream + tokens * (2 * d.heads + 2 * d.kv_heads) * hd * d.b), 0
+
+
+def sliding_extra_bytes(model: ModelSpec, d: Dims, batch: int, q_len: int, kv_len: int, num_sliding: int) -> int:
+    """HF's DynamicSlidingWindowLayer keeps a *view* of the whole update, so after a prefill pass a
+    sliding layer still holds window - 1 + q_len tokens until the next step (cache_utils.py)."""
+    window = model.sliding_window_tokens
+    if not num_sliding or window is None:
+        return 0
+    held = min(kv_len, window - 1 + q_len)
+    return int(num_sliding * 2 * batch * d.kv_heads * model.head_dim * max(0, held - window) * d.kv_b)
+
+
+def logits_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int) -> int:
+    """After the last layer: the logits (doubled by Gemma 2's final soft-capping) and the final norm
+    output; with logits for the last position only, generate()'s fp32 next-token scores too."""
+    if plan.logits == "last":
+        return int(batch * model.vocab_size * (d.b + FP32))
+    tokens = batch * q_len
+    return int(tokens * model.vocab_size * d.b * (2 if model.logit_softcapping else 1) + 2 * tokens * model.hidden_size * d.b)
+
+
+def decode_step_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, ctx: int, num_sliding: int) -> int:
+    """One decode step over ctx cached tokens: the largest of torch.cat's copy of one full layer's V
+    (DynamicLayer.update), a sliding layer's two cats (the first step still sees the whole prompt),
+    and eager attention's repeat_kv + scores or MLA's latent expansion; plus the step's logits."""
+    hd, window = model.head_dim, model.sliding_window_tokens
+    moments = [batch * d.kv_heads * hd * ctx * d.kv_b]
+    if num_sliding and window is not None:
+        first = sliding_extra_bytes(model, d, batch, ctx, ctx, num_sliding) + 2 * batch * d.kv_heads * hd * min(ctx, window) * d.kv_b
+        moments.append(first)
+    if model.mla is not None:
+        a = model.mla
+        expand = batch * ctx * d.heads * (2 * a.qk_nope_head_dim + a.v_head_dim + a.qk_rope_head_dim) * d.b
+        eager = batch * d.heads * ctx * score_bytes(d, model.eager_softmax_fp32) + batch * ctx * d.b if plan.attention == "eager" else 0
+        moments.append(expand + eager)
+    elif plan.attention == "eager":
+        moments.append(2 * batch * d.heads * ctx * hd * d.b + batch * d.heads * ctx * score_bytes(d, model.eager_softmax_fp32) + batch * ctx * d.b)
+    small = (3 * model.hidden_size + d.heads * hd) * batch * d.b
+    return int(max(moments) + small + batch * model.vocab_size * d.b)
+
+
+def activation_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch: int, dtype_bytes: float,
+                      is_last_stage: bool = True, num_sliding_layers: int | None = None, fp16: bool = False) -> ActivationBudget:
+    """Prefill (whole prompt or its last chunk), logits (last stage only) and decode transients."""
+    d = dims(model, plan, dtype_bytes, fp16)
+    q_len = min(ctx_tokens, plan.prefill_chunk_tokens or ctx_tokens)
+    sliding = model.num_sliding_layers if num_sliding_layers is None else num_sliding_layers
+    attention, scores = attention_moment_bytes(model, plan, d, batch, q_len, ctx_tokens)
+    layer = max(ffn_moment_bytes(model, d, batch * q_len), attention)
+    prefill = forward_bytes(model, plan, d, batch, q_len, ctx_tokens) + layer + sliding_extra_bytes(model, d, batch, q_len, ctx_tokens, sliding)
+    logits = logits_bytes(model, plan, d, batch, q_len) if is_last_stage else 0
+    decode = decode_step_bytes(model, plan, d, batch, ctx_tokens, sliding)
+    return ActivationBudget(int(prefill), scores, logits, decode)

@@ -82,8 +82,10 @@ def stage_budget(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan,
     stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
     weights = weights_budget(model, plan, stage_index)
     kv = kv_budget(model, plan, workload.ctx_tokens, workload.batch_size, stage)
-    act_dtype = DTYPE_BYTES[dense_dtype(model, plan)]
-    acts = activation_budget(model, plan, workload.ctx_tokens, workload.batch_size, act_dtype, stage.is_last)
+    dtype = dense_dtype(model, plan)
+    num_sliding = sum(model.layer_attention[i] == "sliding" for i in stage.layer_indices)
+    acts = activation_budget(model, plan, workload.ctx_tokens, workload.batch_size, DTYPE_BYTES[dtype], stage.is_last,
+                             num_sliding, fp16=dtype == "fp16")
     tensors = weights.gpu_bytes + kv.bytes + acts.peak_bytes
     return StageBudget(stage_index, weights, kv, acts, overhead_budget(gpu, tensors, plan.num_gpus))
 

@@ -26,8 +26,10 @@ def kv_vector_bytes(num_values: int, kv_dtype: str) -> int:
 
 
 def kv_heads_per_gpu(model: ModelSpec, tensor_parallel: int) -> int:
-    """KV heads split over TP; past their count they are replicated (one per GPU at least)."""
-    return ceil_div(model.num_kv_heads, tensor_parallel)
+    """KV heads split over TP; past their count they are replicated (one per GPU at least).
+    Falcon in transformers caches K/V broadcast to every query head."""
+    heads = model.num_attention_heads if model.hf_expands_kv_cache else model.num_kv_heads
+    return ceil_div(heads, tensor_parallel)
 
 
 def kv_bytes_per_token_per_layer(model: ModelSpec, plan: Plan) -> int:

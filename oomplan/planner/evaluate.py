@@ -80,12 +80,14 @@ class Evaluator:
         return self._kv[key]
 
     def activation_bytes(self, plan: Plan, workload: Workload, stage: int) -> int:
-        last = stage == plan.pipeline_parallel - 1
+        st = self.stages(plan.pipeline_parallel)[stage]
         dtype = dense_dtype(self.model, plan)
-        key = (dtype, plan.tensor_parallel, plan.attention, plan.prefill_chunk_tokens, plan.logits, last,
-               workload.ctx_tokens, workload.batch_size)
+        key = (dtype, plan.kv_dtype, plan.tensor_parallel, plan.attention, plan.prefill_chunk_tokens, plan.logits,
+               plan.pipeline_parallel, stage, workload.ctx_tokens, workload.batch_size)
         if key not in self._act:
-            budget = activation_budget(self.model, plan, workload.ctx_tokens, workload.batch_size, DTYPE_BYTES[dtype], last)
+            num_sliding = sum(self.model.layer_attention[i] == "sliding" for i in st.layer_indices)
+            budget = activation_budget(self.model, plan, workload.ctx_tokens, workload.batch_size, DTYPE_BYTES[dtype],
+                                       st.is_last, num_sliding, fp16=dtype == "fp16")
             self._act[key] = budget.peak_bytes
         return self._act[key]
 

@@ -34,7 +34,8 @@ PROBE_SDPA_NAME = "oomplan_fused_attention"
 def _flash_eligible(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask) -> bool:
     """The conditions under which a CUDA GPU (sm80+) dispatches SDPA to the flash kernel."""
     same_dims = query.shape[-1] == key.shape[-1] == value.shape[-1]
-    return attn_mask is None and same_dims and query.shape[-1] <= _FLASH_MAX_HEAD_DIM and query.dtype in _FLASH_DTYPES
+    small_head = query.shape[-1] <= _FLASH_MAX_HEAD_DIM
+    return attn_mask is None and same_dims and small_head and query.dtype in _FLASH_DTYPES
 
 
 def fused_sdpa(
@@ -57,7 +58,9 @@ def fused_sdpa(
     return out
 
 
-def cuda_softmax(input: torch.Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> torch.Tensor:
+def cuda_softmax(
+    input: torch.Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None
+) -> torch.Tensor:
     """F.softmax as CUDA runs it: fp16 -> fp32 without an fp32 copy of the input."""
     if dtype == torch.float32 and input.dtype == torch.float16 and dim is not None:
         return torch._softmax(input, dim, True)

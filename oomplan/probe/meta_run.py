@@ -112,6 +112,8 @@ def run_meta_probe(
     num_prompt_tokens = ctx_tokens - num_decode_steps
     if num_prompt_tokens < 1 or batch_size < 1 or num_decode_steps < 0:
         raise ValueError("need ctx_tokens > num_decode_steps >= 0 and batch_size >= 1")
+    if prefill_chunk_tokens is not None and prefill_chunk_tokens < 1:
+        raise ValueError("prefill_chunk_tokens must be >= 1")
     start = time.perf_counter()
     run = _load(hf_config, attention, dtype)
     chunk = prefill_chunk_tokens or num_prompt_tokens
@@ -123,7 +125,8 @@ def run_meta_probe(
         for i in range(num_decode_steps):
             steps.append(_forward(run, "decode", i, batch_size, 1, logits_to_keep))
         kv_final = run.watch.cache_bytes()
-    return _result(run, steps, kv_final, time.perf_counter() - start, torch.__version__, transformers.__version__)
+    elapsed_s = time.perf_counter() - start
+    return _result(run, steps, kv_final, elapsed_s, torch.__version__, transformers.__version__)
 
 
 def _gpu_kernel_mode():
@@ -132,7 +135,9 @@ def _gpu_kernel_mode():
     return GpuKernelMode()
 
 
-def _forward(run: _Run, phase: Phase, index: int, batch_size: int, num_tokens: int, logits_to_keep: int) -> StepPeak:
+def _forward(
+    run: _Run, phase: Phase, index: int, batch_size: int, num_tokens: int, logits_to_keep: int
+) -> StepPeak:
     """One model call on fresh meta input ids; returns its peak (the outputs are dropped before returning)."""
     import torch
 
@@ -164,7 +169,9 @@ def _step_peak(run: _Run, phase: Phase, index: int, num_tokens: int) -> StepPeak
     )
 
 
-def _result(run: _Run, steps: list[StepPeak], kv_final: int, elapsed_s: float, torch_v: str, tf_v: str):
+def _result(
+    run: _Run, steps: list[StepPeak], kv_final: int, elapsed_s: float, torch_v: str, tf_v: str
+) -> MetaProbeResult:
     top = max(steps, key=lambda s: s.peak_bytes)
     prefill_peak = max(s.peak_bytes for s in steps if s.phase == "prefill")
     decode_peak = max((s.peak_bytes for s in steps if s.phase == "decode"), default=0)
@@ -213,6 +220,8 @@ def build_config(hf_config: dict):
     """`AutoConfig.for_model(model_type, **rest)`, minus keys that would quantise or remap the model."""
     from transformers import AutoConfig
 
+    if "model_type" not in hf_config:
+        raise ValueError("hf_config has no 'model_type'")
     rest = {k: v for k, v in hf_config.items() if k not in _DROPPED_CONFIG_KEYS and k != "model_type"}
     return AutoConfig.for_model(hf_config["model_type"], **rest)
 

@@ -142,8 +142,9 @@ class StorageTracker(TorchDispatchMode):
             if known.nbytes != nbytes:  # an out= op or resize_ grew/shrank an existing storage
                 self._resize(key, known, nbytes, op_name, where[0])
             return
+        dtype = str(t.dtype).removeprefix("torch.")
         info = StorageInfo(
-            seq=next(self._seq), nbytes=nbytes, shape=tuple(t.shape), dtype=str(t.dtype).removeprefix("torch."),
+            seq=next(self._seq), nbytes=nbytes, shape=tuple(t.shape), dtype=dtype,
             op_name=op_name, origin=where[0], tag=where[1], preexisting=preexisting,
         )
         self._s.live[key] = info

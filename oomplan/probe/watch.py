@@ -105,8 +105,8 @@ class ProbeWatch:
     def cache_bytes(self) -> int:
         """Bytes of the distinct live storages the cache holds now."""
         assert self.tracker is not None
-        infos = {i.seq: i.nbytes for t in cache_tensors(self._cache) if (i := self.tracker.info(t)) is not None}
-        return sum(infos.values())
+        infos = (self.tracker.info(t) for t in cache_tensors(self._cache))
+        return sum({i.seq: i.nbytes for i in infos if i is not None}.values())
 
 
 def cache_tensors(cache) -> Iterator[torch.Tensor]:

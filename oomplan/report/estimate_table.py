@@ -29,7 +29,7 @@ def budget_table(est: Estimate) -> Table:
         ("weights", s.weights_bytes, f"{num_params(est.model) / 1e9:.2f}B params, {resolved_weight_format(est.model, est.plan)}"
          + (f", {format_bytes(s.weights.offloaded_bytes)} in CPU memory" if s.weights.offloaded_bytes else "")),
         ("KV cache", s.kv_cache_bytes, f"{format_bytes(kv.bytes_per_token)}/token x {kv.tokens_per_sequence_full} tokens x {est.workload.batch_size}"),
-        ("activations", s.activation_bytes, "prefill peak" if s.activations.peak_bytes > s.activations.decode_step_bytes else "decode step"),
+        ("activations", s.activation_bytes, _activation_detail(s.activations)),
         ("overhead", s.overhead_bytes, "CUDA context, cuBLAS, allocator" + (", NCCL" if s.overhead.nccl_bytes else "")),
     ]
     for name, value, detail in rows:
@@ -39,6 +39,14 @@ def budget_table(est: Estimate) -> Table:
     table.add_row("capacity", format_bytes(cap), "100.0%", f"{est.gpu.name}, as the driver reports it")
     table.add_row("headroom", format_bytes(est.headroom_bytes), f"{100 * est.headroom_bytes / cap:.1f}%", "")
     return table
+
+
+def _activation_detail(a) -> str:
+    if a.peak_bytes == a.decode_step_bytes:
+        return "decode step"
+    if a.peak_bytes == a.logits_bytes:
+        return "logits"
+    return "prefill peak" + (f", eager scores {format_bytes(a.attention_scores_bytes)}" if a.attention_scores_bytes else "")
 
 
 def verdict(est: Estimate) -> Text:

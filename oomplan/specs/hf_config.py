@@ -68,6 +68,7 @@ class HfConfig(Lenient):
     bias: bool | None = None
     ffn_hidden_size: int | None = None
     alibi: bool | None = None
+    final_logit_softcapping: float | None = None
 
 
 def config_sha256(raw: dict[str, Any]) -> str:
@@ -179,6 +180,7 @@ def _qwen3_moe(cfg: HfConfig, where: str) -> dict[str, Any]:
         num_experts_per_token=cfg.num_experts_per_tok,
         expert_intermediate_size=cfg.moe_intermediate_size,
         moe_layer_indices=layers,
+        routing_weights_fp32=False,  # modeling_qwen3_moe: routing_weights.to(hidden_states.dtype)
     )
     return f
 
@@ -194,6 +196,7 @@ def _qwen2_moe(cfg: HfConfig, where: str) -> dict[str, Any]:
         num_shared_experts=1 if shared else 0,
         shared_expert_intermediate_size=shared,
         shared_expert_gate=bool(shared),
+        routing_weights_fp32=False,
         moe_layer_indices=_sparse_layers(f["num_layers"], cfg.decoder_sparse_step or 1, cfg.mlp_only_layers or []),
     )
     return f
@@ -202,7 +205,8 @@ def _qwen2_moe(cfg: HfConfig, where: str) -> dict[str, Any]:
 def _gemma2(cfg: HfConfig, where: str) -> dict[str, Any]:
     # modeling_gemma2.py: four RMSNorms per layer; even layers use the sliding window
     f = _base_fields(cfg, where, tie_default=True)
-    f.update(num_norms_per_layer=4, qkv_bias=bool(cfg.attention_bias), o_bias=bool(cfg.attention_bias))
+    f.update(num_norms_per_layer=4, qkv_bias=bool(cfg.attention_bias), o_bias=bool(cfg.attention_bias),
+             logit_softcapping=bool(cfg.final_logit_softcapping))
     _sliding(cfg, f, lambda i: i % 2 == 0)
     return f
 
@@ -210,6 +214,7 @@ def _gemma2(cfg: HfConfig, where: str) -> dict[str, Any]:
 def _phi3(cfg: HfConfig, where: str) -> dict[str, Any]:
     # modeling_phi3.py: fused qkv_proj and gate_up_proj (same element counts as split)
     f = _base_fields(cfg, where, tie_default=False)
+    f["fused_gate_up"] = True
     _sliding(cfg, f, lambda i: True)
     return f
 
@@ -230,6 +235,11 @@ def _falcon(cfg: HfConfig, where: str) -> dict[str, Any]:
         num_kv_heads=kv, norm_kind="layer", num_norms_per_layer=norms, mlp_kind="plain",
         intermediate_size=cfg.ffn_hidden_size or 4 * f["hidden_size"],
         qkv_bias=bool(cfg.bias), o_bias=bool(cfg.bias), mlp_bias=bool(cfg.bias),
+        # modeling_falcon.py: FalconAttention broadcasts K/V to all heads before the cache update,
+        # and its eager path runs softmax in the hidden dtype
+        hf_expands_kv_cache=bool(cfg.new_decoder_architecture), eager_softmax_fp32=False,
+        parallel_attention=bool(cfg.new_decoder_architecture or cfg.parallel_attn is not False),
+        sdpa_causal_mask=True,
     )
     return f
 

@@ -22,6 +22,7 @@ class MoeSpec(Strict):
     num_shared_experts: int = Field(default=0, ge=0)
     shared_expert_intermediate_size: int = Field(default=0, ge=0, description="total width of the shared expert MLP")
     shared_expert_gate: bool = False  # Qwen2-MoE's sigmoid gate on the shared expert
+    routing_weights_fp32: bool = True  # Mixtral/DeepSeek keep top-k weights fp32 (promotes the expert output)
     moe_layer_indices: tuple[int, ...]
 
 
@@ -50,6 +51,11 @@ class ModelSpec(Strict):
     head_dim: int = Field(ge=1)
     intermediate_size: int = Field(ge=1, description="dense MLP width")
     mlp_kind: Literal["gated", "plain"] = "gated"
+    fused_gate_up: bool = False  # Phi-3: one gate_up_proj output [T, 2I] stays alive (views of it are used)
+    hf_expands_kv_cache: bool = False  # Falcon (transformers): K/V are broadcast to every query head, then cached
+    eager_softmax_fp32: bool = True  # Falcon's eager softmax runs in the model dtype
+    parallel_attention: bool = False  # Falcon: attention and MLP both read the layer input
+    sdpa_causal_mask: bool = False  # Falcon passes SDPA a materialised bool causal mask [1, 1, S, S]
     max_position_embeddings: int = Field(ge=1)
     tie_word_embeddings: bool
     qkv_bias: bool = False
@@ -58,6 +64,7 @@ class ModelSpec(Strict):
     norm_kind: Literal["rms", "layer"] = "rms"
     num_norms_per_layer: int = Field(default=2, ge=0, le=8)
     qk_norm: bool = False
+    logit_softcapping: bool = False  # Gemma 2: final logits soft-capped (an extra logits-sized tensor)
     layer_attention: tuple[LayerAttention, ...]
     sliding_window_tokens: int | None = Field(default=None, ge=1, description="None: no sliding-window layers")
     moe: MoeSpec | None = None

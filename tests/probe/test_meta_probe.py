@@ -163,7 +163,7 @@ def test_deepseek_v3_mla_caches_latents(q_lora_rank):
     latent = cfg["kv_lora_rank"] + cfg["qk_rope_head_dim"]
     _check_common(r, _dsv3_params(q_lora_rank), _kv_bytes(3, CTX, latent))
     assert r.experts_implementation == "grouped_mm"
-    # decode re-expands the whole cache of a layer: kv_b_proj output (H * (nope + v)) + new key (H * (nope + rope))
-    t = CTX
-    expand = BATCH * t * HEADS * (2 * cfg["qk_nope_head_dim"] + cfg["v_head_dim"] + cfg["qk_rope_head_dim"]) * BF16
+    # decode re-expands a layer's whole cache: kv_b_proj output H*(nope+v) + a new key H*(nope+rope)
+    per_head = 2 * cfg["qk_nope_head_dim"] + cfg["v_head_dim"] + cfg["qk_rope_head_dim"]
+    expand = BATCH * CTX * HEADS * per_head * BF16
     assert r.steps[-1].activation_bytes >= expand
