@@ -48,7 +48,17 @@ def _join(parts: list[str]) -> str:
     return " \\\n    ".join(parts)
 
 
-VLLM_QUANT = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "nf4": "bitsandbytes"}
+VLLM_QUANT = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "nf4": "bitsandbytes"}  # vLLM and SGLang share these names
+
+
+def _quantization(est: Estimate, w: str, engine: str, parts: list[str], unreal: list[str], notes: list[str]) -> None:
+    """--quantization for vLLM/SGLang; AWQ/GPTQ need a pre-quantised checkpoint; int8 is not done on load."""
+    if w in VLLM_QUANT:
+        parts.append(f"--quantization {VLLM_QUANT[w]}")
+        if w in ("awq", "gptq"):
+            notes.append(f"--quantization {w} needs a {w.upper()}-quantised checkpoint of {est.model.name}")
+    elif w == "int8":
+        unreal.append(f"int8 weights need a pre-quantised W8A8 (compressed-tensors) checkpoint; {engine} does not quantise to int8 on load")
 
 
 def vllm(est: Estimate) -> Export:
@@ -59,12 +69,7 @@ def vllm(est: Estimate) -> Export:
     parts.append(f"--gpu-memory-utilization {memory_fraction(est):.2f}")
     parts.append(f"--dtype {'bfloat16' if w not in ('fp16',) else 'float16'}" if w in ("bf16", "fp16", "fp32") else "--dtype auto")
     unreal, notes = _dms(est, "vLLM"), []
-    if w in VLLM_QUANT:
-        parts.append(f"--quantization {VLLM_QUANT[w]}")
-        if w in ("awq", "gptq"):
-            notes.append(f"--quantization {w} needs a {w.upper()}-quantised checkpoint of {est.model.name}")
-    elif w == "int8":
-        unreal.append("int8 weights need a pre-quantised W8A8 (compressed-tensors) checkpoint; vLLM does not quantise to int8 on load")
+    _quantization(est, w, "vLLM", parts, unreal, notes)
     if kv == "fp8":
         parts.append("--kv-cache-dtype fp8")
     elif kv in ("int8", "int4"):
@@ -92,10 +97,7 @@ def sglang(est: Estimate) -> Export:
     parts += [f"--context-length {est.workload.ctx_tokens}", f"--max-running-requests {est.workload.batch_size}"]
     parts.append(f"--mem-fraction-static {memory_fraction(est):.2f}")
     unreal, notes = _dms(est, "SGLang"), []
-    if w in VLLM_QUANT:
-        parts.append(f"--quantization {VLLM_QUANT[w]}")
-    elif w == "int8":
-        unreal.append("int8 weights need a pre-quantised W8A8 checkpoint")
+    _quantization(est, w, "SGLang", parts, unreal, notes)
     if kv in SGLANG_KV:
         parts.append(f"--kv-cache-dtype {SGLANG_KV[kv]}")
     elif kv in ("int8", "int4"):
