@@ -9,7 +9,7 @@ from oomplan.errors import InputError
 from oomplan.profiles import read_yaml, validation_message
 from oomplan.specs.plan_file import PLAN_SCHEMA_VERSION, PlanFile
 
-_KNOWN = ("schema_version", "oomplan_version", "model", "gpu", "workload", "plan", "predicted")
+_KNOWN = ("schema_version", "oomplan_version", "model", "gpu", "workload", "plan", "predicted", "training")
 
 
 def load_plan_file(path: str | Path) -> PlanFile:
@@ -31,4 +31,6 @@ def load_plan_file(path: str | Path) -> PlanFile:
 def _nested_fields() -> list[str]:
     from oomplan.specs.plan import Plan, Workload
 
-    return list(Plan.model_fields) + list(Workload.model_fields)
+    from oomplan.specs.training import TrainingPlan
+
+    return list(Plan.model_fields) + list(Workload.model_fields) + list(TrainingPlan.model_fields)

@@ -131,6 +131,11 @@ def profile_names(kind: str) -> list[str]:
     return sorted({p.stem for p in _index(kind).values()})
 
 
+def profile_keys(kind: str) -> dict[str, str]:
+    """Every lowercased name and alias of the profiles of one kind -> the profile's canonical name."""
+    return {key: path.stem for key, path in _index(kind).items()}
+
+
 def _find(kind: str, ref: str, what: str, flag: str) -> Path:
     key = ref.strip().lower()
     for folder in [*reversed(_user_dirs(kind)), _data_dir(kind)]:  # a file named like the profile: no scan

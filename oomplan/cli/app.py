@@ -11,6 +11,7 @@ from oomplan.cli.estimate import estimate_command
 from oomplan.cli.export import export_command
 from oomplan.cli.fit import fit_command
 from oomplan.cli.probe import probe_command
+from oomplan.cli.vet import vet_command
 
 app = typer.Typer(
     name="oomplan",
@@ -42,6 +43,7 @@ app.command("export")(export_command)
 app.add_typer(models_app, name="models")
 app.command("gpus")(gpus_command)
 app.command("probe")(probe_command)
+app.command("vet")(vet_command)
 
 
 def main() -> None:

@@ -5,9 +5,15 @@ from typing import Optional
 
 import typer
 
+from oomplan.cli.engine_opts import (
+    GGUF_TYPE, GPU_MEMORY_UTILIZATION, MAX_MODEL_LEN, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC,
+    N_GPU_LAYERS, check_engine, check_engine_plan, engine_options,
+)
 from oomplan.cli.common import handle_errors, print_json, stdout, warn
+from oomplan.cli.train import run_train_check
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK
 from oomplan.planner.recheck import recheck
+from oomplan.planner.train_recheck import is_training_plan
 from oomplan.report.estimate_json import estimate_json
 from oomplan.report.estimate_table import budget_table
 from oomplan.units import format_bytes, parse_count, parse_fraction
@@ -22,11 +28,26 @@ def check_command(
     margin: str = typer.Option("0%", "--margin", help="Headroom required, as a share of the card: 10% or 0.1."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings (changed config, changed prediction) as errors."),
     as_json: bool = typer.Option(False, "--json", help="Print the estimate JSON with a 'check' object."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="hf, vllm, sglang or llamacpp (default: the plan's workload.engine)."),
+    gpu_memory_utilization: Optional[str] = GPU_MEMORY_UTILIZATION,
+    max_model_len: Optional[str] = MAX_MODEL_LEN,
+    max_num_seqs: Optional[int] = MAX_NUM_SEQS,
+    max_num_batched_tokens: Optional[str] = MAX_NUM_BATCHED_TOKENS,
+    mem_fraction_static: Optional[str] = MEM_FRACTION_STATIC,
+    gguf_type: Optional[str] = GGUF_TYPE,
+    n_gpu_layers: Optional[int] = N_GPU_LAYERS,
 ) -> None:
     """Re-compute a plan and gate on it. Exit 0 fits (with the margin), 1 does not, 2 invalid input."""
     required = parse_fraction(margin, "--margin", 0.0, 0.99)
+    if is_training_plan(plan):  # written by fit --train: oomplan/cli/train.py
+        run_train_check(plan, gpu, ctx, batch, required, strict, as_json)
     result = recheck(plan, gpu, parse_count(ctx, "--ctx") if ctx else None, batch)
     warn(result.warnings, strict)
+    engine_name = check_engine(engine) if engine else result.estimate.workload.engine
+    if engine_name != "hf":
+        opts = engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
+                              mem_fraction_static, gguf_type, n_gpu_layers)
+        check_engine_plan(engine_name, result.estimate, opts, required, plan, as_json, strict)
     est, ok = result.estimate, result.fits_with_margin(required)
     total, cap = est.per_gpu.total_bytes, est.capacity_bytes
     verdict = (

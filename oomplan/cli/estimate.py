@@ -5,7 +5,15 @@ from typing import Optional
 
 import typer
 
+from oomplan.cli.engine_opts import (
+    ENGINE, GGUF_TYPE, GPU_MEMORY_UTILIZATION, MAX_MODEL_LEN, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC,
+    N_GPU_LAYERS, check_engine, engine_options, engine_prediction, render_engine,
+)
 from oomplan.cli.common import build_plan, build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
+from oomplan.cli.train import (
+    DP, FSDP, GRAD_ACCUM, HOST_MEM, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OFFLOAD_PARAMS, OPTIMIZER, PRECISION, RECOMPUTE, SEQ,
+    SP, TRAIN, ZERO, TrainFlags, reject_inference_flags, run_train_estimate,
+)
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK
 from oomplan.memory.budget import estimate
 from oomplan.profiles import load_model
@@ -36,11 +44,31 @@ def estimate_command(
     logits: str = typer.Option("last", "--logits", help="last (generate) or all positions."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings (ctx beyond the model's max, emulated fp8) as errors."),
     as_json: bool = typer.Option(False, "--json", help="Print the documented JSON object instead of the table."),
+    engine: str = ENGINE,
+    gpu_memory_utilization: Optional[str] = GPU_MEMORY_UTILIZATION,
+    max_model_len: Optional[str] = MAX_MODEL_LEN,
+    max_num_seqs: Optional[int] = MAX_NUM_SEQS,
+    max_num_batched_tokens: Optional[str] = MAX_NUM_BATCHED_TOKENS,
+    mem_fraction_static: Optional[str] = MEM_FRACTION_STATIC,
+    gguf_type: Optional[str] = GGUF_TYPE,
+    n_gpu_layers: Optional[int] = N_GPU_LAYERS,
+    train: Optional[str] = TRAIN, optimizer: Optional[str] = OPTIMIZER, precision: Optional[str] = PRECISION,
+    seq: Optional[str] = SEQ, grad_accum: Optional[int] = GRAD_ACCUM, dp: Optional[int] = DP, zero: Optional[str] = ZERO,
+    fsdp: Optional[str] = FSDP, sp: Optional[bool] = SP, recompute: Optional[str] = RECOMPUTE, lora_rank: Optional[int] = LORA_RANK,
+    lora_targets: Optional[str] = LORA_TARGETS, offload_optimizer: Optional[bool] = OFFLOAD_OPTIMIZER,
+    offload_params: Optional[bool] = OFFLOAD_PARAMS, host_mem: Optional[str] = HOST_MEM,
 ) -> None:
     """How much memory, where it goes, and whether it fits. Exit 0 fits, 1 does not, 2 bad input."""
     spec = load_model(model)
     card = resolve_gpu(gpu)
-    workload = build_workload(ctx_tokens=parse_count(ctx, "--ctx"), batch_size=batch)
+    flags = TrainFlags(train, optimizer, precision, seq, grad_accum, dp, zero, fsdp, sp, recompute, lora_rank, lora_targets,
+                       offload_optimizer, offload_params, host_mem)
+    if train is not None:  # a training step: oomplan/cli/train.py
+        reject_inference_flags({"--weights": weights != "auto", "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--ep": ep,
+                                "--offload-gib": offload_gib != "0", "--prefill-chunk": prefill_chunk is not None, "--engine": engine != "hf"})
+        run_train_estimate(spec, card, flags, parse_count(seq or ctx, "--seq" if seq else "--ctx"), batch, tp, pp, attention, strict, as_json)
+    flags.reject_without_train()
+    workload = build_workload(ctx_tokens=parse_count(ctx, "--ctx"), batch_size=batch, engine=check_engine(engine))
     plan = build_plan(
         weights=weights, weight_group_size=group_size, kv_dtype=kv_dtype, dms_ratio=dms, dms_window_tokens=dms_window,
         paged=paged, block_size=block_size, tensor_parallel=tp, pipeline_parallel=pp, expert_parallel=ep,
@@ -49,6 +77,11 @@ def estimate_command(
     )
     est = estimate(spec, card, workload, plan)
     warn(est.warnings, strict)
+    if workload.engine != "hf":
+        opts = engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
+                              mem_fraction_static, gguf_type, n_gpu_layers)
+        pred = engine_prediction(workload.engine, spec, card, plan, workload, opts)
+        render_engine(pred, workload, estimate_json(est) if as_json else {}, as_json, strict)
     if as_json:
         print_json(estimate_json(est))
     else:

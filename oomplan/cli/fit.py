@@ -1,12 +1,21 @@
 """`oomplan fit MODEL --gpu GPU --ctx 32k`: every sensible plan that fits, ranked."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from oomplan.cli.engine_fit import run_engine_fit
+from oomplan.cli.engine_opts import (
+    ENGINE, GPU_MEMORY_UTILIZATION, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC, check_engine, engine_options,
+)
 from oomplan.cli.common import build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
+from oomplan.cli.train import (
+    FIT_PP, FIT_TP, GLOBAL_BATCH, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OPTIMIZER, PRECISION, RECOMPUTE, SEQ, TRAIN, ZERO,
+    TrainFitArgs, TrainFlags, reject_inference_flags, reject_train_only, run_train_fit,
+)
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.memory.budget import estimate
 from oomplan.memory.validate import plan_warnings
@@ -56,6 +65,15 @@ def fit_command(
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors."),
     as_json: bool = typer.Option(False, "--json", help="Print the ranked plans as JSON."),
     probe: bool = typer.Option(False, "--probe", help="Check the --pick plan with a real torch run (oomplan probe)."),
+    engine: str = ENGINE,
+    gpu_memory_utilization: Optional[str] = GPU_MEMORY_UTILIZATION,
+    max_num_seqs: Optional[int] = MAX_NUM_SEQS,
+    max_num_batched_tokens: Optional[str] = MAX_NUM_BATCHED_TOKENS,
+    mem_fraction_static: Optional[str] = MEM_FRACTION_STATIC,
+    train: Optional[str] = TRAIN, optimizer: Optional[str] = OPTIMIZER, precision: Optional[str] = PRECISION,
+    seq: Optional[str] = SEQ, global_batch: Optional[int] = GLOBAL_BATCH, zero: Optional[str] = ZERO,
+    recompute: Optional[str] = RECOMPUTE, lora_rank: Optional[int] = LORA_RANK, lora_targets: Optional[str] = LORA_TARGETS,
+    offload_optimizer: Optional[bool] = OFFLOAD_OPTIMIZER, tp: Optional[int] = FIT_TP, pp: Optional[int] = FIT_PP,
 ) -> None:
     """Search quantisation, KV dtype, DMS, paging, TP/PP and offload; rank what fits. Exit 0 a plan fits, 1 none."""
     objective = _choice(objective, OBJECTIVES, "--objective")
@@ -70,6 +88,16 @@ def fit_command(
     )
     if gpus and max_gpus and gpus > max_gpus:
         raise InputError(f"--gpus {gpus} exceeds --max-gpus {max_gpus}")
+    flags = TrainFlags(train, optimizer, precision, seq, zero=zero, recompute=recompute, lora_rank=lora_rank,
+                       lora_targets=lora_targets, offload_optimizer=offload_optimizer)
+    if train is not None:  # a training plan search: oomplan/cli/train.py
+        reject_inference_flags({"--weights": weights is not None, "--kv-dtype": kv_dtype is not None, "--engine": engine != "hf",
+                                "--probe": probe, "--price": price is not None})
+        run_train_fit(spec, card, replace(flags, host_mem=host_mem), TrainFitArgs(
+            model, gpu, parse_count(seq or ctx, "--seq" if seq else "--ctx"), global_batch, objective, top, limits.max_gpus, gpus,
+            attention, tp, pp, output, pick, force, strict, as_json))
+    flags.reject_without_train()
+    reject_train_only({"--global-batch": global_batch is not None, "--tp": tp is not None, "--pp": pp is not None})
     want_ctx, want_batch = ctx.strip().lower() == "max", batch.strip().lower() == "max"
     if want_ctx and want_batch:
         raise InputError("--ctx max and --batch max together have no single answer; fix one of them")
@@ -77,6 +105,12 @@ def fit_command(
         ctx_tokens=1 if want_ctx else parse_count(ctx, "--ctx"),
         batch_size=1 if want_batch else parse_count(batch, "--batch", maximum=MAX_BATCH),
     )
+    if check_engine(engine) != "hf":
+        if want_ctx or want_batch:
+            raise InputError("--ctx max / --batch max: not available with --engine yet; give numbers (the engine table shows the pool's tokens)")
+        opts = engine_options(gpu_memory_utilization, None, max_num_seqs, max_num_batched_tokens, mem_fraction_static, None, None)
+        run_engine_fit(check_engine(engine), spec, card, workload.model_copy(update={"engine": check_engine(engine)}), limits, opts,
+                       objective, top, as_json, (model, gpu, pick, output, force))
     if want_ctx:
         result = search_max(spec, card, workload, limits, objective, "ctx", spec.max_position_embeddings, attention)
     elif want_batch:

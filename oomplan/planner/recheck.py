@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oomplan.memory.budget import Estimate, estimate
+from oomplan.errors import InputError
 from oomplan.planfile import load_plan_file
 from oomplan.profiles import load_gpu, load_model
 from oomplan.specs.plan import Workload
@@ -22,6 +23,8 @@ class Recheck:
 
 def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, batch_size: int | None = None) -> Recheck:
     pf = load_plan_file(path)
+    if pf.training is not None:
+        raise InputError(f"{path}: a training plan (fit --train): check it with `oomplan check`; it has no inference estimate or serving command")
     model = load_model(pf.model.ref, flag=f"{path}: model.ref")
     card = load_gpu(gpu or pf.gpu.ref, flag="--gpu" if gpu else f"{path}: gpu.ref")
     workload = Workload(

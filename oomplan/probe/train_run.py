@@ -101,8 +101,9 @@ def run_train_probe(hf_config: dict, setup: TrainSetup) -> TrainProbeResult:
     with run.tracker, _kernel_modes():
         _train_step(run, setup, None)
         persistent = run.tracker.live_bytes
+        last_seq = max(i.seq for i in run.tracker.live_infos())  # newer storages are made by the measured step
         phases: list[PhasePeak] = []
-        _train_step(run, setup, lambda phase: phases.append(_phase_peak(run, phase, persistent)))
+        _train_step(run, setup, lambda phase: phases.append(_phase_peak(run, phase, persistent, last_seq)))
         parts = _persistent_parts(run)
     top = max(phases, key=lambda p: p.peak_bytes)
     return TrainProbeResult(
@@ -165,10 +166,10 @@ def _optimizer_step(run: _Run) -> None:
             p.grad.zero_()
 
 
-def _phase_peak(run: _Run, phase: Phase, persistent: int) -> PhasePeak:
+def _phase_peak(run: _Run, phase: Phase, persistent: int, last_seq: int) -> PhasePeak:
     snap = run.tracker.peak
     ranked = sorted(snap.live, key=lambda i: -i.nbytes)
-    top = tuple(TensorAtPeak(i.shape, i.dtype, i.nbytes, i.op_name, i.origin) for i in ranked if i.seq >= run.watch.first_step_seq)
+    top = tuple(TensorAtPeak(i.shape, i.dtype, i.nbytes, i.op_name, i.origin) for i in ranked if i.seq > last_seq)
     return PhasePeak(phase, snap.peak_bytes, snap.peak_bytes - persistent, snap.op_name, snap.origin, top[:_NUM_TOP_TENSORS])
 
 
@@ -206,7 +207,6 @@ def _load(hf_config: dict, setup: TrainSetup) -> _Run:
     tracker.register_existing([*model.parameters(), *model.buffers()], origin="weights")
     masters = [torch.nn.Parameter(p.detach().float()) for p in trainable] if setup.precision == "mixed" else []
     tracker.register_existing(masters, origin="master")
-    watch.first_step_seq = next(tracker._seq)  # storages from here on are made by the steps
     return _Run(model, trainable, masters, _optimizers(setup, trainable, masters), tracker, watch)
 
 
@@ -234,7 +234,6 @@ class _ModulePath:
 
     def __init__(self) -> None:
         self._stack: list[str] = []
-        self.first_step_seq = 0
 
     def context(self) -> tuple[str, str]:
         return (self._stack[-1] if self._stack else "<step>"), ""
@@ -330,7 +329,8 @@ def _register_selective(base: str) -> str:
 
 
 def _kernel_modes():
-    """Fused attention as FlashAttention-2 allocates it (with autograd), and CUDA's fp16 softmax.
+    """F.scaled_dot_product_attention runs `flash_attention` (patched, not a torch-function mode: checkpoint
+    recomputation runs inside the autograd engine, where function modes are not active).
 
     Also: every row is one unpacked sequence, which transformers' `find_packed_sequence_indices` would
     find out by reading the data (`.all()`, impossible on meta); the probe answers None (no packing) for it.
@@ -338,54 +338,44 @@ def _kernel_modes():
     from contextlib import ExitStack
     from unittest import mock
 
-    from oomplan.probe.gpu_kernels import GpuKernelMode
-
     stack = ExitStack()
     stack.enter_context(mock.patch("transformers.masking_utils.find_packed_sequence_indices", lambda position_ids: None))
-    stack.enter_context(GpuKernelMode())
-    stack.enter_context(_flash_mode_class()())
+    stack.enter_context(mock.patch("torch.nn.functional.scaled_dot_product_attention", flash_attention))
     return stack
 
 
-def _flash_mode_class():
-    import torch
-    from torch.overrides import TorchFunctionMode
-
-    class FlashMode(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            if func is torch.nn.functional.scaled_dot_product_attention:
-                return flash_attention(*args, **(kwargs or {}))
-            return func(*args, **(kwargs or {}))
-
-    return FlashMode
-
-
 def flash_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-    """(B, H, L, E) attention output through `FlashAttentionFn` (GQA native, no repeat of K/V)."""
-    return _flash_fn().apply(query, key, value)
+    """(B, H, L, E) attention output through `FusedAttentionFn`. Without a mask a GPU runs FlashAttention-2
+    (GQA native, no repeat of K/V); with one (sliding windows) the memory-efficient kernel, which keeps the
+    mask as an additive bias in the query dtype (torch converts a bool mask on every call)."""
+    bias = None
+    if attn_mask is not None:
+        bias = attn_mask if attn_mask.is_floating_point() else query.new_empty(attn_mask.shape)  # (B, 1, L, S)
+    return _fused_fn().apply(query, key, value, bias)
 
 
-_FLASH = {}
+_FUSED = {}
 
 
-def _flash_fn():
+def _fused_fn():
     """FlashAttention-2's allocations (Dao 2023; flash_api.cpp mha_fwd / mha_bwd), as an autograd Function."""
-    if "fn" in _FLASH:
-        return _FLASH["fn"]
+    if "fn" in _FUSED:
+        return _FUSED["fn"]
     import torch
 
-    class FlashAttentionFn(torch.autograd.Function):
+    class FusedAttentionFn(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, q, k, v):  # (B, H, L, E), (B, Hk, S, E), (B, Hk, S, Ev)
+        def forward(ctx, q, k, v, bias):  # (B, H, L, E), (B, Hk, S, E), (B, Hk, S, Ev), (B, 1, L, S) or None
             b, h, length, _ = q.shape
+            rows = length if bias is None else -(-length // 32) * 32  # the memory-efficient kernel pads to 32
             out = q.new_empty((b, length, h, v.shape[-1])).transpose(1, 2)  # kernel layout (B, L, H, Ev)
-            lse = q.new_empty((b, h, length), dtype=torch.float32)  # softmax logsumexp, kept for backward
-            ctx.save_for_backward(q, k, v, out, lse)
+            lse = q.new_empty((b, h, rows), dtype=torch.float32)  # softmax logsumexp, kept for backward
+            ctx.save_for_backward(q, k, v, out, lse, bias)
             return out
 
         @staticmethod
         def backward(ctx, grad_out):
-            q, k, v, out, lse = ctx.saved_tensors
+            q, k, v, out, lse, bias = ctx.saved_tensors
             b, h, length, e = q.shape
             rounded_l, rounded_e = -(-length // 128) * 128, -(-e // 32) * 32
             dq_accum = q.new_empty((b, rounded_l, h, rounded_e), dtype=torch.float32)
@@ -393,10 +383,10 @@ def _flash_fn():
             dq = q.new_empty((b, length, h, e)).transpose(1, 2)
             dk, dv = _grouped_grads(k, v, h)
             del dq_accum, softmax_d
-            return dq, dk, dv
+            return dq, dk, dv, None
 
-    _FLASH["fn"] = FlashAttentionFn
-    return FlashAttentionFn
+    _FUSED["fn"] = FusedAttentionFn
+    return FusedAttentionFn
 
 
 def _grouped_grads(k, v, num_heads: int):

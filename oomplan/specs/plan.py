@@ -11,7 +11,7 @@ WeightFormat = Literal["auto", "fp32", "bf16", "fp16", "fp8", "int8", "awq", "gp
 KvDtype = Literal["auto", "fp32", "bf16", "fp16", "fp8", "int8", "int4"]
 Attention = Literal["sdpa", "eager"]
 Logits = Literal["last", "all"]
-Engine = Literal["hf"]
+Engine = Literal["hf", "vllm", "sglang", "llamacpp"]  # hf: transformers generate(); the others: oomplan/engines
 
 WEIGHT_FORMATS: tuple[str, ...] = WeightFormat.__args__  # type: ignore[attr-defined]
 KV_DTYPES: tuple[str, ...] = KvDtype.__args__  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from oomplan.specs.base import Strict
 from oomplan.specs.plan import Plan, Workload
+from oomplan.specs.training import TrainingPlan
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -35,6 +36,9 @@ class PredictedBudget(Strict):
     headroom_bytes: int
     quality_risk: str
     decode_tokens_per_s: float
+    gradient_bytes: int = 0  # training plans: total_bytes also counts gradients and optimizer states
+    optimizer_bytes: int = 0
+    tokens_per_s: float | None = Field(default=None, description="training plans: roofline tokens per second, all GPUs")
 
 
 class PlanFile(Strict):
@@ -45,3 +49,4 @@ class PlanFile(Strict):
     workload: Workload
     plan: Plan
     predicted: PredictedBudget
+    training: TrainingPlan | None = Field(default=None, description="present in plans written by fit --train")

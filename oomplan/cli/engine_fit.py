@@ -1,0 +1,69 @@
+"""`fit --engine`: rank the engine configurations that serve the workload; write the chosen one as a plan."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from oomplan.cli.common import print_json, stdout
+from oomplan.engines.from_plan import EngineOptions
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
+from oomplan.memory.budget import estimate
+from oomplan.planner.engine_search import EngineSearchResult, engine_search
+from oomplan.planner.evaluate import Evaluator
+from oomplan.planner.search import evaluate, make_candidate
+from oomplan.planner.space import SearchLimits
+from oomplan.report.engine_report import ENGINE_NAMES, engine_fit_json, engine_fit_table, engine_plan_short
+from oomplan.report.plan_yaml import plan_file, plan_yaml, write_atomic
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Workload
+
+
+def run_engine_fit(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLimits, opts: EngineOptions,
+                   objective: str, top: int, as_json: bool, write: tuple[str, str, int, Path | None, bool]) -> None:
+    result = engine_search(engine, model, gpu, workload, limits, opts, objective)
+    if as_json:
+        print_json(engine_fit_json(result, top))
+    else:
+        _render(result, top)
+    model_ref, gpu_ref, pick, output, force = write
+    if output is not None and result.plans:
+        _write(result, model_ref, gpu_ref, pick, output, force)
+    raise typer.Exit(EXIT_OK if result.plans else EXIT_DOES_NOT_FIT)
+
+
+def _render(result: EngineSearchResult, top: int) -> None:
+    out = stdout()
+    name = ENGINE_NAMES[result.engine]
+    if result.plans:
+        out.print(engine_fit_table(result, top))
+        out.print(f"{result.num_considered} {name} configurations considered, {len(result.plans)} serve the workload")
+        return
+    out.print(f"nothing fits with {name}: none of {result.num_considered} configurations serves "
+              f"{result.workload.batch_size} x {result.workload.ctx_tokens:,} tokens", style="bold red")
+    c = result.closest
+    if c is not None:
+        p = c.prediction
+        why = "; ".join(p.failures) or f"the pool holds {p.max_concurrency:.2f} sequences at once"
+        out.print(f"closest: {engine_plan_short(result.engine, c.plan, result.model)} on {c.num_gpus} GPU(s): {why}", soft_wrap=True)
+        if p.fixes:
+            out.print("fix: " + " | ".join(p.fixes), soft_wrap=True)
+
+
+def _write(result: EngineSearchResult, model_ref: str, gpu_ref: str, pick: int, output: Path, force: bool) -> None:
+    if pick > len(result.plans):
+        raise InputError(f"--pick {pick}: only {len(result.plans)} plans fit")
+    chosen = result.plans[pick - 1]
+    est = estimate(result.model, result.gpu, result.workload, chosen.plan)
+    ev = Evaluator(result.model, result.gpu)
+    speed = make_candidate(ev, chosen.plan, result.workload, evaluate(ev, chosen.plan, result.workload)).speed
+    s = est.per_gpu
+    predicted = dict(
+        weights_bytes=s.weights_bytes, kv_cache_bytes=s.kv_cache_bytes, activation_bytes=s.activation_bytes,
+        overhead_bytes=s.overhead_bytes, total_bytes=s.total_bytes, capacity_bytes=est.capacity_bytes,
+        headroom_bytes=est.headroom_bytes, quality_risk=chosen.quality.label, decode_tokens_per_s=round(speed.decode_tokens_per_s, 3),
+    )
+    pf = plan_file(model_ref, result.model.name, result.model.config_sha256, gpu_ref, result.workload, chosen.plan, predicted)
+    write_atomic(output, plan_yaml(pf, output), force)
+    typer.echo(f"wrote plan #{pick} ({ENGINE_NAMES[result.engine]}) to {output}", err=True)

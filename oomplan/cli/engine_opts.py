@@ -1,0 +1,105 @@
+"""`--engine` and the engine knobs shared by estimate, fit and check; rendering of an engine verdict."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+from oomplan.cli.common import print_json, stdout, warn
+from oomplan.engines.dispatch import ENGINES, predict
+from oomplan.engines.from_plan import EngineOptions, engine_settings
+from oomplan.engines.result import EnginePrediction
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
+from oomplan.report.engine_report import ENGINE_NAMES, engine_json, engine_table, verdict_lines
+from oomplan.report.estimate_json import estimate_json
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan, Workload
+from oomplan.units import format_bytes, parse_count, parse_fraction
+
+ENGINE = typer.Option("hf", "--engine", help="hf (transformers generate), vllm, sglang or llamacpp: predict that engine's own accounting.")
+GPU_MEMORY_UTILIZATION = typer.Option(None, "--gpu-memory-utilization", help="vLLM: share of the card's total memory (default 0.9).")
+MAX_MODEL_LEN = typer.Option(None, "--max-model-len", help="vLLM/SGLang: context the engine is configured for (default: --ctx).")
+MAX_NUM_SEQS = typer.Option(None, "--max-num-seqs", help="vLLM: scheduler cap on running sequences (default: vLLM's, 1024 on >= 70 GiB cards, else 256).")
+MAX_NUM_BATCHED_TOKENS = typer.Option(None, "--max-num-batched-tokens", help="vLLM: tokens per step, sizes the profile run (default: vLLM's, 8192 or 2048).")
+MEM_FRACTION_STATIC = typer.Option(None, "--mem-fraction-static", help="SGLang: share for weights + KV pool (default: SGLang's heuristic).")
+GGUF_TYPE = typer.Option(None, "--gguf-type", help="llama.cpp: GGUF file type (Q4_K_M, Q8_0, F16, ...; default from --weights).")
+N_GPU_LAYERS = typer.Option(None, "--n-gpu-layers", "-ngl", help="llama.cpp: layers on the GPU (default: --fit's choice).")
+
+
+def engine_options(gpu_memory_utilization: Optional[str], max_model_len: Optional[str], max_num_seqs: Optional[int],
+                   max_num_batched_tokens: Optional[str], mem_fraction_static: Optional[str], gguf_type: Optional[str],
+                   n_gpu_layers: Optional[int]) -> EngineOptions:
+    def frac(v: Optional[str], flag: str) -> Optional[float]:
+        return parse_fraction(v, flag, 0.01, 1.0) if v is not None else None
+
+    return EngineOptions(
+        gpu_memory_utilization=frac(gpu_memory_utilization, "--gpu-memory-utilization"),
+        max_model_len=parse_count(max_model_len, "--max-model-len") if max_model_len else None,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=parse_count(max_num_batched_tokens, "--max-num-batched-tokens") if max_num_batched_tokens else None,
+        mem_fraction_static=frac(mem_fraction_static, "--mem-fraction-static"), gguf_type=gguf_type, n_gpu_layers=n_gpu_layers,
+    )
+
+
+def check_engine(engine: str) -> str:
+    value = engine.strip().lower().replace(".", "").replace("-", "")
+    value = {"llamacpp": "llamacpp", "transformers": "hf"}.get(value, value)
+    if value not in ENGINES:
+        raise InputError(f"--engine: {engine!r} is not accepted; use one of {', '.join(ENGINES)}")
+    return value
+
+
+def engine_prediction(engine: str, model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, opts: EngineOptions) -> EnginePrediction:
+    return predict(model, gpu, engine_settings(engine, plan, workload, opts))
+
+
+def workload_verdict(p: EnginePrediction, workload: Workload) -> tuple[bool, str]:
+    ctx, batch = workload.ctx_tokens, workload.batch_size
+    if p.fits_workload(ctx, batch):
+        return True, f"fits: {batch} x {ctx:,} tokens in a pool of {p.kv_cache_tokens:,} tokens"
+    if not p.ok:
+        return False, "does not fit: the engine will not serve this configuration (see above)"
+    if ctx > p.context_tokens:
+        return False, f"does not fit: {ctx:,} tokens per sequence, the engine serves at most {p.context_tokens:,}"
+    limit = min(p.max_running_requests, int(p.max_concurrency))
+    return False, f"does not fit: batch {batch} of {ctx:,} tokens, the pool holds {p.max_concurrency:.2f} at once (at most {limit} run)"
+
+
+def render_engine(p: EnginePrediction, workload: Workload, extra_json: dict[str, Any], as_json: bool, strict: bool) -> None:
+    """Print the engine table (or the JSON with its `engine` object) and exit 0 when the workload fits."""
+    warn(p.warnings, strict)
+    ok, line = workload_verdict(p, workload)
+    if as_json:
+        print_json(extra_json | {"engine": engine_json(p), "fits": ok})
+    else:
+        out = stdout()
+        out.print(engine_table(p))
+        for note in p.notes:
+            out.print(f"note: {note}", soft_wrap=True)
+        for text in verdict_lines(p):
+            out.print(text, soft_wrap=True)
+        out.print(line, style="green" if ok else "bold red", soft_wrap=True)
+    raise typer.Exit(EXIT_OK if ok else EXIT_DOES_NOT_FIT)
+
+
+def check_engine_plan(engine: str, est: Any, opts: EngineOptions, required: float, plan_path: str, as_json: bool, strict: bool) -> None:
+    """`check --engine`: PASS when the engine serves the plan's workload and its process leaves `required` of the card."""
+    workload = est.workload.model_copy(update={"engine": engine})
+    p = engine_prediction(engine, est.model, est.gpu, est.plan, workload, opts)
+    warn(p.warnings, strict)
+    fits, line = workload_verdict(p, workload)
+    ok = fits and p.gpu_total_bytes <= p.capacity_bytes * (1.0 - required)
+    cap = p.capacity_bytes
+    verdict = (f"{'PASS' if ok else 'FAIL'}: {line}; {ENGINE_NAMES[engine]} holds {format_bytes(p.gpu_total_bytes)} of "
+               f"{format_bytes(cap)} per GPU, headroom {100 * (cap - p.gpu_total_bytes) / cap:.1f}% (required {100 * required:.0f}%)")
+    if as_json:
+        print_json(estimate_json(est) | {"engine": engine_json(p), "fits": fits,
+                                         "check": {"pass": ok, "margin": required, "plan_file": plan_path}})
+    else:
+        out = stdout()
+        out.print(engine_table(p))
+        for text in verdict_lines(p):
+            out.print(text, soft_wrap=True)
+        out.print(verdict, style="green" if ok else "bold red", soft_wrap=True)
+    raise typer.Exit(EXIT_OK if ok else EXIT_DOES_NOT_FIT)

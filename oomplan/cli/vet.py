@@ -1,0 +1,55 @@
+"""`oomplan vet --gpu GPU -- <engine command>`: will this vLLM / SGLang / llama.cpp launch start, and serve?
+
+Exit 0 it starts and serves its configured context, 1 it will fail (the reason and the flag that fixes it),
+2 invalid input (an unknown GPU, a bad flag value, a model that cannot be resolved).
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from oomplan import __version__
+from oomplan.cli.common import handle_errors, print_json, stdout
+from oomplan.engines.cmdline import parse_launch, resolve_model
+from oomplan.engines.dispatch import predict
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
+from oomplan.profiles import load_gpu
+from oomplan.report.engine_report import engine_json, engine_table, verdict_lines
+
+
+@handle_errors
+def vet_command(
+    command: Optional[List[str]] = typer.Argument(None, help="The engine command line, after --: vllm serve ..., python -m sglang.launch_server ..., llama-server ..."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (every GPU of the command is this kind)."),
+    model_profile: Optional[str] = typer.Option(None, "--model-profile", help="Model profile, config.json or folder to use instead of the command's model (needed for GGUF names that match no profile)."),
+    gguf_type: Optional[str] = typer.Option(None, "--gguf-type", help="llama.cpp: the GGUF file type when the file name does not say it (Q4_K_M, Q8_0, ...)."),
+    strict: bool = typer.Option(False, "--strict", help="Also fail (exit 1) on warnings."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON object instead of the table."),
+) -> None:
+    """Predict what a real engine launch command will do on a GPU. Exit 0 ok, 1 will fail, 2 bad input."""
+    if not command:
+        raise InputError("vet: no engine command; use oomplan vet --gpu GPU -- vllm serve MODEL [flags]")
+    launch = parse_launch(list(command), gguf_type)
+    model, card = resolve_model(launch, model_profile), load_gpu(gpu)
+    pred = predict(model, card, launch.settings)
+    ok = pred.ok and not (strict and pred.warnings)
+    if as_json:
+        print_json({"schema_version": 1, "oomplan_version": __version__, "command": list(command), "model": model.name,
+                    "gpu": card.name, "ignored_flags": list(launch.ignored_flags), "engine": engine_json(pred), "ok": ok})
+    else:
+        _render(pred, launch.ignored_flags)
+    raise typer.Exit(EXIT_OK if ok else EXIT_DOES_NOT_FIT)
+
+
+def _render(pred, ignored: tuple[str, ...]) -> None:
+    out = stdout()
+    out.print(engine_table(pred))
+    for note in pred.notes:
+        out.print(f"note: {note}", soft_wrap=True)
+    for warning in pred.warnings:
+        out.print(f"warning: {warning}", style="yellow", soft_wrap=True)
+    if ignored:
+        out.print(f"not memory-relevant, read past: {' '.join(ignored)}", soft_wrap=True)
+    for line in verdict_lines(pred):
+        out.print(line, soft_wrap=True)

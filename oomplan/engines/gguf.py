@@ -1,0 +1,197 @@
+"""GGUF files as llama.cpp's quantize writes them: the ggml type of every tensor, and its bytes.
+
+Type sizes come from ggml (data/engines/llamacpp.yaml). The per-tensor mix of the K-quant file types
+(Q4_K_M's Q6_K attn_v and ffn_down on half the layers, Q6_K output, ...) follows src/llama-quant.cpp
+llama_tensor_get_type; norms, biases and the MoE router stay F32 (convert_hf_to_gguf keeps them F32).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oomplan.engines.constants import LlamaCppConstants, llamacpp_constants
+from oomplan.errors import InputError
+from oomplan.memory.params import TensorGroup, inventory
+from oomplan.specs.model import ModelSpec
+
+LAYER_NAMES = {
+    "q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output", "q_a_proj": "attn_q_a",
+    "q_b_proj": "attn_q_b", "kv_a_proj_with_mqa": "attn_kv_a_mqa", "kv_b_proj": "attn_kv_b",
+    "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+    "experts.gate_proj": "ffn_gate_exps", "experts.up_proj": "ffn_up_exps", "experts.down_proj": "ffn_down_exps",
+    "shared_expert.gate_proj": "ffn_gate_shexp", "shared_expert.up_proj": "ffn_up_shexp",
+    "shared_expert.down_proj": "ffn_down_shexp", "router": "ffn_gate_inp", "shared_expert_gate": "ffn_gate_inp_shexp",
+}
+FUSED_QKV_FAMILIES = ("phi3", "falcon")  # GGUF stores one attn_qkv tensor
+
+
+@dataclass(frozen=True)
+class GgufTensor:
+    name: str  # llama.cpp's name without 'blk.N.' and '.weight'
+    layer: int | None  # None: token_embd, output, output_norm
+    row_elems: int  # ne0, the length of a row (a linear layer's input width)
+    num_elems: int
+    ggml_type: str
+
+
+def row_bytes(ggml_type: str, num_elems: int, c: LlamaCppConstants | None = None) -> int:
+    """ggml_row_size: whole blocks of the type."""
+    c = c or llamacpp_constants()
+    block, size = c.ggml_types[ggml_type]
+    return num_elems // block * size
+
+
+def tensor_bytes(t: GgufTensor) -> int:
+    return row_bytes(t.ggml_type, t.num_elems)
+
+
+def _more_bits(i: int, n: int) -> bool:
+    """llama_tensor_get_type use_more_bits: first and last eighth of the layers and every third one between."""
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def _output_type(model: ModelSpec, new: str, ne0: int, c: LlamaCppConstants) -> str:
+    if model.model_type == "falcon" or ne0 % c.ggml_types[new][0]:
+        return "Q8_0"
+    return new if new == "Q8_0" else "Q6_K"
+
+
+def _attn_v_type(model: ModelSpec, ftype: str, new: str, i: int, n: int) -> str:
+    gqa = model.num_attention_heads // model.num_kv_heads
+    rules = {"Q2_K": "Q4_K" if gqa >= 4 else "Q3_K", "Q3_K_M": "Q5_K" if i < 2 else "Q4_K", "Q3_K_L": "Q5_K",
+             "IQ4_NL": "Q5_K" if gqa >= 4 else new, "IQ4_XS": "Q5_K" if gqa >= 4 else new,
+             "Q4_K_M": "Q6_K" if _more_bits(i, n) else new, "Q5_K_M": "Q6_K" if _more_bits(i, n) else new,
+             "Q4_K_S": "Q5_K" if i < 4 else new}
+    new = rules.get(ftype, new)
+    if model.model_type == "llama" and model.num_layers == 80 and new in ("Q3_K", "Q4_K"):
+        new = "Q5_K"  # LLM_TYPE_70B: attn_v is 8x smaller than attn_q, more bits cost little
+    return "Q8_0" if model.moe is not None and model.moe.num_experts == 8 else new
+
+
+def _ffn_down_type(model: ModelSpec, ftype: str, new: str, i: int, n: int) -> str:
+    falcon = model.model_type == "falcon"
+    if ftype == "Q2_K":
+        return "Q3_K"
+    if ftype == "Q3_K_M":
+        return "Q5_K" if i < n // 16 else "Q4_K" if not falcon or _more_bits(i, n) else "Q3_K"
+    if ftype == "Q3_K_L":
+        return "Q4_K" if falcon else "Q5_K"
+    if ftype == "Q4_K_M":
+        if falcon:
+            return "Q6_K" if i < n // 16 else "Q5_K" if _more_bits(i, n) else "Q4_K"
+        return "Q6_K" if _more_bits(i, n) else new
+    if ftype in ("IQ4_NL", "IQ4_XS") and i < n // 8:
+        return "Q5_K"
+    if ftype == "Q5_K_M" and _more_bits(i, n):
+        return "Q6_K"
+    if ftype == "Q4_K_S" and not falcon and i < n // 8:
+        return "Q5_K"
+    return new
+
+
+def _attn_output_type(model: ModelSpec, ftype: str, new: str) -> str:
+    if model.model_type == "falcon":
+        return "Q4_K" if ftype == "Q3_K_L" else new
+    if model.moe is not None and model.moe.num_experts == 8:
+        return "Q5_K" if ftype in ("Q2_K", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M", "IQ4_XS") else new
+    return {"Q2_K": "Q3_K", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K"}.get(ftype, new)
+
+
+def _rule_type(model: ModelSpec, ftype: str, name: str, i: int, c: LlamaCppConstants) -> str:
+    new, n = c.ftype_default[ftype], model.num_layers
+    if name == "attn_v":
+        return _attn_v_type(model, ftype, new, i, n)
+    if name == "attn_k" and model.moe is not None and model.moe.num_experts == 8:
+        return "Q8_0"
+    if name.startswith("ffn_down"):
+        return _ffn_down_type(model, ftype, new, i, n)
+    if name == "attn_output":
+        return _attn_output_type(model, ftype, new)
+    if name == "attn_qkv":
+        return {"Q3_K_M": "Q4_K", "Q3_K_L": "Q4_K", "Q4_K_M": "Q5_K", "Q5_K_M": "Q6_K"}.get(ftype, new)
+    return new
+
+
+def _with_fallback(new: str, ne0: int, c: LlamaCppConstants) -> str:
+    """convert_incompatible_tensor: rows not a whole number of blocks fall back, finally to F16."""
+    if ne0 % c.ggml_types[new][0] == 0:
+        return new
+    new = c.fallback.get(new, "F16")
+    return new if ne0 % c.ggml_types[new][0] == 0 else "F16"
+
+
+def tensor_type(model: ModelSpec, ftype: str, name: str, layer: int, ne0: int, has_output: bool) -> str:
+    """The ggml type quantize gives one 2-D weight of a file of type `ftype`."""
+    c = llamacpp_constants()
+    new = c.ftype_default[ftype]
+    if new in ("F32", "F16", "BF16"):
+        return new
+    if name == "output" or (name == "token_embd" and not has_output):
+        return _output_type(model, new, ne0, c)
+    if name == "token_embd":
+        return new
+    return _with_fallback(_rule_type(model, ftype, name, layer, c), ne0, c)
+
+
+def _gguf_name(model: ModelSpec, group: TensorGroup) -> str:
+    base = group.name.removesuffix(".bias")
+    name = LAYER_NAMES.get(base, base)
+    if model.model_type in FUSED_QKV_FAMILIES and name in ("attn_q", "attn_k", "attn_v"):
+        return "attn_qkv"
+    return name
+
+
+def _layer_tensors(model: ModelSpec, ftype: str, layer: int, groups: tuple[TensorGroup, ...], has_output: bool) -> list[GgufTensor]:
+    out: list[GgufTensor] = []
+    for g in groups:
+        name = _gguf_name(model, g)
+        weight = g.quantizable and not g.name.endswith(".bias")
+        gtype = tensor_type(model, ftype, name, layer, g.cols, has_output) if weight else "F32"
+        out.append(GgufTensor(name, layer, g.cols, g.num_params, gtype))
+    return out
+
+
+def gguf_tensors(model: ModelSpec, ftype: str) -> tuple[GgufTensor, ...]:
+    """Every tensor of the GGUF file (q/k/v of fused-QKV families counted as one attn_qkv type)."""
+    ftype = ftype.upper()
+    if ftype not in llamacpp_constants().ftype_default:
+        raise InputError(f"--gguf-type: {ftype!r} (from the flag or the file name) is not modelled; "
+                         f"accepted: {', '.join(llamacpp_constants().ftype_default)}")
+    inv, has_output = inventory(model), not model.tie_word_embeddings
+    h = model.hidden_size
+    out = [GgufTensor("token_embd", None, h, model.vocab_size * h, tensor_type(model, ftype, "token_embd", 0, h, has_output))]
+    for kind in inv.layer_kinds:
+        for i in kind.layer_indices:
+            out += _layer_tensors(model, ftype, i, kind.tensors, has_output)
+    out.append(GgufTensor("output_norm", None, h, h, "F32"))
+    if has_output:
+        out.append(GgufTensor("output", None, h, model.vocab_size * h, tensor_type(model, ftype, "output", 0, h, has_output)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class GgufSizes:
+    token_embd_bytes: int  # llama.cpp keeps the input layer on the CPU
+    layer_bytes: tuple[int, ...]  # each repeating layer, in order
+    output_bytes: int  # output norm + output (lm_head): 'the output layer', offloaded last
+    file_bytes: int  # the tensors in the file (a tied token_embd is loaded twice, stored once)
+
+    @property
+    def total_bytes(self) -> int:
+        """What llama.cpp loads, CPU and GPU together."""
+        return self.token_embd_bytes + sum(self.layer_bytes) + self.output_bytes
+
+
+def gguf_sizes(model: ModelSpec, ftype: str) -> GgufSizes:
+    layers = [0] * model.num_layers
+    embd = out = 0
+    for t in gguf_tensors(model, ftype):
+        if t.layer is not None:
+            layers[t.layer] += tensor_bytes(t)
+        elif t.name == "token_embd":
+            embd = tensor_bytes(t)
+        else:
+            out += tensor_bytes(t)
+    file_bytes = embd + sum(layers) + out
+    if model.tie_word_embeddings:
+        out += embd  # llama-model.cpp: no output.weight -> token_embd loaded again as TENSOR_DUPLICATED
+    return GgufSizes(embd, tuple(layers), out, file_bytes)

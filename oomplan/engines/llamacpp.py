@@ -1,0 +1,126 @@
+"""llama.cpp (llama-server): -ngl layer split, KV cache types, compute buffer, and the largest -ngl that fits.
+
+src/llama-model.cpp load_tensors: the input layer (token_embd) stays on the CPU; the last -ngl repeating
+layers go to the GPU, and the output layer too once -ngl > n_layer. The KV cache of an offloaded layer
+sits on its GPU (src/llama-kv-cache.cpp), n_ctx cells padded to 256; sliding-window layers keep only the
+window (unless --swa-full). --fit (on by default) keeps 1024 MiB free per device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oomplan.engines.constants import LlamaCppConstants, llamacpp_constants
+from oomplan.engines.gguf import GgufSizes, gguf_sizes, row_bytes
+from oomplan.errors import InputError
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+from oomplan.units import ceil_div
+
+FP32 = 4
+
+
+@dataclass(frozen=True)
+class LlamaCppSettings:
+    gguf_type: str = "Q4_K_M"
+    n_gpu_layers: int | None = None  # None or -1: every layer (--fit lowers it when it does not fit)
+    ctx_tokens: int | None = None  # -c; None: the default 4096; 0: the model's trained context
+    n_parallel: int = 1
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    flash_attn: str = "auto"  # on | off | auto
+    ubatch_tokens: int | None = None
+    fit: bool = True
+    no_kv_offload: bool = False
+    swa_full: bool = False
+
+
+@dataclass(frozen=True)
+class GpuSplit:
+    """Where everything sits for one -ngl value."""
+
+    n_gpu_layers: int  # effective, 0..n_layer+1
+    weights_gpu_bytes: int
+    weights_host_bytes: int
+    kv_gpu_bytes: int
+    kv_host_bytes: int
+    compute_bytes: int
+    kv_cells: int
+
+    @property
+    def gpu_bytes(self) -> int:
+        return self.weights_gpu_bytes + self.kv_gpu_bytes + self.compute_bytes
+
+
+def ctx_cells(model: ModelSpec, s: LlamaCppSettings, c: LlamaCppConstants) -> int:
+    ctx = c.default_ctx_tokens if s.ctx_tokens is None else s.ctx_tokens or model.max_position_embeddings
+    return ceil_div(ctx, c.ctx_padding_tokens) * c.ctx_padding_tokens
+
+
+def _cache_type(name: str, flag: str, c: LlamaCppConstants) -> str:
+    t = name.upper()
+    if t not in c.cache_types:
+        raise InputError(f"{flag}: {name!r} is not a KV cache type; accepted: {', '.join(x.lower() for x in c.cache_types)}")
+    return t
+
+
+def kv_layer_bytes(model: ModelSpec, s: LlamaCppSettings, cells: int, layer: int, c: LlamaCppConstants) -> int:
+    """One layer's K and V rows (ggml_row_size of the cache types); MLA caches the latent + rope key as K."""
+    if model.mla is not None:
+        k_elems, v_elems = model.mla.kv_lora_rank + model.mla.qk_rope_head_dim, model.mla.kv_lora_rank
+    else:
+        k_elems = v_elems = model.num_kv_heads * model.head_dim
+    if model.layer_attention[layer] == "sliding" and not s.swa_full:
+        window = ceil_div(model.sliding_window_tokens * s.n_parallel + _ubatch(s, c), c.ctx_padding_tokens) * c.ctx_padding_tokens
+        cells = min(cells, window)  # llama-kv-cache-iswa: n_swa * n_seq + n_ubatch
+    k = row_bytes(_cache_type(s.cache_type_k, "--cache-type-k", c), k_elems) * cells
+    return k + row_bytes(_cache_type(s.cache_type_v, "--cache-type-v", c), v_elems) * cells
+
+
+def _ubatch(s: LlamaCppSettings, c: LlamaCppConstants) -> int:
+    return s.ubatch_tokens or c.default_ubatch_tokens
+
+
+def flash_attention(model: ModelSpec, s: LlamaCppSettings, c: LlamaCppConstants) -> bool:
+    if s.flash_attn in ("on", "off"):
+        return s.flash_attn == "on"
+    head = model.mla.kv_lora_rank + model.mla.qk_rope_head_dim if model.mla else model.head_dim
+    return head in c.flash_attn_head_dims
+
+
+def compute_buffer_bytes(model: ModelSpec, s: LlamaCppSettings, cells: int, c: LlamaCppConstants) -> int:
+    """The GPU compute buffer (ggml-alloc's peak): the output layer's logits, or one layer's working set."""
+    ub, h = min(_ubatch(s, c), cells), model.hidden_size
+    output = (model.vocab_size + h) * ub * FP32
+    scratch = c.compute_scratch_rows * h * ub * FP32
+    if not flash_attention(model, s, c):
+        return max(output, cells * ub * model.num_attention_heads * FP32 + scratch)  # KQ scores, f32
+    ff = model.intermediate_size
+    if model.moe is not None:
+        ff = max(ff, model.moe.num_experts_per_token * model.moe.expert_intermediate_size)
+    return max(output, scratch + 2 * ff * ub * FP32)
+
+
+def gpu_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppSettings, ngl: int) -> GpuSplit:
+    c, n = llamacpp_constants(), model.num_layers
+    ngl = n + 1 if ngl < 0 else min(ngl, n + 1)
+    first, output = max(n - ngl, 0), ngl > n
+    cells = ctx_cells(model, s, c)
+    kv = [kv_layer_bytes(model, s, cells, i, c) for i in range(n)]
+    w_gpu = sum(sizes.layer_bytes[first:]) + (sizes.output_bytes if output else 0)
+    kv_gpu = 0 if s.no_kv_offload else sum(kv[first:])
+    return GpuSplit(ngl, w_gpu, sizes.total_bytes - w_gpu, kv_gpu, sum(kv) - kv_gpu,
+                    compute_buffer_bytes(model, s, cells, c), cells)
+
+
+def fit_n_gpu_layers(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, sizes: GgufSizes | None = None) -> int | None:
+    """The largest -ngl whose GPU memory leaves --fit's margin free (common_fit_params); None if even 0 does not.
+    GPU bytes only grow with -ngl, so a binary search is exact."""
+    c, sizes = llamacpp_constants(), sizes or gguf_sizes(model, s.gguf_type)
+    budget = gpu.memory_bytes - c.fit_margin_bytes
+    if gpu_split(model, sizes, s, 0).gpu_bytes > budget:
+        return None
+    lo, hi = 0, model.num_layers + 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if gpu_split(model, sizes, s, mid).gpu_bytes <= budget else (lo, mid - 1)
+    return lo

@@ -1,0 +1,80 @@
+"""llama.cpp prediction: the split for the requested (or --fit) -ngl, whether it loads, and what would."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from oomplan.engines.constants import llamacpp_constants
+from oomplan.engines.gguf import GgufSizes, gguf_sizes
+from oomplan.engines.llamacpp import LlamaCppSettings, GpuSplit, fit_n_gpu_layers, flash_attention, gpu_split
+from oomplan.engines.result import EnginePrediction, MemoryItem
+from oomplan.memory.params import num_params
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+from oomplan.units import format_bytes
+
+
+def _effective_ngl(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, sizes: GgufSizes) -> int:
+    """An explicit -ngl is kept (--fit only changes what the user left at its default)."""
+    if s.n_gpu_layers is not None and s.n_gpu_layers >= 0:
+        return s.n_gpu_layers
+    if s.fit:
+        fitted = fit_n_gpu_layers(model, gpu, s, sizes)
+        return 0 if fitted is None else fitted
+    return model.num_layers + 1
+
+
+def _items(model: ModelSpec, gpu: GpuSpec, split: GpuSplit, s: LlamaCppSettings) -> tuple[MemoryItem, ...]:
+    n = model.num_layers
+    return (
+        MemoryItem("weights", split.weights_gpu_bytes, f"{s.gguf_type}: {min(split.n_gpu_layers, n)}/{n} layers"
+                   + (" + output layer" if split.n_gpu_layers > n else "") + f"; {format_bytes(split.weights_host_bytes)} on the CPU"),
+        MemoryItem("KV cache", split.kv_gpu_bytes, f"{split.kv_cells:,} cells, K {s.cache_type_k}, V {s.cache_type_v}"
+                   + (f"; {format_bytes(split.kv_host_bytes)} on the CPU" if split.kv_host_bytes else "")),
+        MemoryItem("compute buffer", split.compute_bytes, f"n_ubatch {s.ubatch_tokens or llamacpp_constants().default_ubatch_tokens}, "
+                   f"flash attention {'on' if flash_attention(model, s, llamacpp_constants()) else 'off'}"),
+        MemoryItem("CUDA context", gpu.overhead.cuda_context_bytes, "driver context and kernels"),
+    )
+
+
+def _failures(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, split: GpuSplit, total: int) -> list[str]:
+    out = []
+    if s.cache_type_v.lower() not in ("f16", "bf16", "f32") and not flash_attention(model, s, llamacpp_constants()):
+        out.append(f"a quantized V cache ({s.cache_type_v}) requires flash attention, which is off")
+    if total > gpu.memory_bytes:
+        out.append(f"CUDA out of memory: -ngl {split.n_gpu_layers} needs {format_bytes(total)} on the GPU "
+                   f"(weights {format_bytes(split.weights_gpu_bytes)}, KV {format_bytes(split.kv_gpu_bytes)}, compute "
+                   f"{format_bytes(split.compute_bytes)}, context), the card has {format_bytes(gpu.memory_bytes)}")
+    return out
+
+
+def _fixes(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, sizes: GgufSizes) -> list[str]:
+    out = []
+    needs_fa = s.cache_type_v.lower() not in ("f16", "bf16", "f32") and s.flash_attn == "off"
+    usable = replace(s, flash_attn="on") if needs_fa else s
+    if (fitted := fit_n_gpu_layers(model, gpu, usable, sizes)) is not None:
+        out.append(f"-ngl {fitted}")
+    q8 = replace(s, cache_type_k="q8_0", cache_type_v="q8_0", flash_attn="on")
+    if s.cache_type_k == "f16" and fit_n_gpu_layers(model, gpu, q8, sizes) == model.num_layers + 1:
+        out.append("-ctk q8_0 -ctv q8_0 -fa on")  # every layer fits with an 8-bit cache
+    if needs_fa:
+        out.append("-fa on")
+    return out
+
+
+def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings) -> EnginePrediction:
+    sizes = gguf_sizes(model, s.gguf_type)
+    split = gpu_split(model, sizes, s, _effective_ngl(model, gpu, s, sizes))
+    items = _items(model, gpu, split, s)
+    total = sum(i.bytes for i in items)
+    failures = _failures(model, gpu, s, split, total)
+    fixes = _fixes(model, gpu, s, sizes) if failures else []
+    per_slot = split.kv_cells // max(1, s.n_parallel)
+    settings = (("-m", f"{model.name} {s.gguf_type} ({format_bytes(sizes.file_bytes)})"), ("-ngl", str(split.n_gpu_layers)),
+                ("-c", str(split.kv_cells)), ("-np", str(s.n_parallel)), ("-ctk", s.cache_type_k), ("-ctv", s.cache_type_v),
+                ("-fa", s.flash_attn), ("--fit", "on" if s.fit else "off"))
+    notes = [f"GGUF {s.gguf_type}: {format_bytes(sizes.file_bytes)} ({sizes.file_bytes * 8 / num_params(model):.2f} bits per weight)"]
+    if split.n_gpu_layers <= model.num_layers:
+        notes.append(f"partial offload: {model.num_layers + 1 - split.n_gpu_layers} of {model.num_layers + 1} layers run on the CPU")
+    return EnginePrediction("llamacpp", model, gpu, 1, settings, items, total, split.kv_gpu_bytes + split.kv_host_bytes,
+                            split.kv_cells, 0, per_slot, float(s.n_parallel), s.n_parallel, not failures, tuple(failures), tuple(fixes),
+                            (), tuple(notes), split.weights_host_bytes + split.kv_host_bytes)

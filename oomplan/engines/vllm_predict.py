@@ -1,0 +1,132 @@
+"""vLLM prediction: the busiest GPU's accounting, the pool, concurrency, start-up checks and fixes."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from oomplan.engines.constants import vllm_constants
+from oomplan.engines.result import EnginePrediction, MemoryItem
+from oomplan.engines.vllm import (
+    VllmSettings, VllmStage, busiest, derived_max_model_len, predict_stages, refusal,
+)
+from oomplan.engines.vllm_kv import estimate_max_model_len, kv_tokens, max_concurrency
+from oomplan.errors import InputError
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+from oomplan.units import format_bytes
+
+
+def _starts(model: ModelSpec, gpu: GpuSpec, s: VllmSettings) -> bool:
+    try:
+        return not _failures(model, gpu, s, *predict_stages(model, gpu, s))
+    except InputError:
+        return False
+
+
+def _startup_free_fraction(gpu: GpuSpec) -> float:
+    """gpu_worker.init_device: free memory at start-up (total - CUDA context) must cover the requested share."""
+    return (gpu.memory_bytes - gpu.overhead.cuda_context_bytes) / gpu.memory_bytes
+
+
+def _failures(model: ModelSpec, gpu: GpuSpec, given: VllmSettings, s: VllmSettings, stages) -> list[str]:
+    out = []
+    derived = derived_max_model_len(model)
+    if given.max_model_len and given.max_model_len > derived:
+        out.append(f"max_model_len {given.max_model_len} is greater than the derived max_model_len ({derived}, "
+                   f"from {model.name}'s config); vLLM refuses unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1")
+    if s.gpu_memory_utilization > _startup_free_fraction(gpu):
+        out.append(f"gpu_memory_utilization {s.gpu_memory_utilization:g} asks for more than the free memory at start-up "
+                   f"({format_bytes(gpu.memory_bytes - gpu.overhead.cuda_context_bytes)} after the CUDA context)")
+    out += [f"stage {st.stage}: {why}" if len(stages) > 1 else why for st in stages if (why := refusal(st, s))]
+    return out
+
+
+def _first_that_starts(model: ModelSpec, gpu: GpuSpec, candidates: list[VllmSettings]) -> VllmSettings | None:
+    return next((c for c in candidates if _starts(model, gpu, c)), None)
+
+
+def _lowest_utilization(model: ModelSpec, gpu: GpuSpec, given: VllmSettings, s: VllmSettings) -> float | None:
+    """Binary search over 0.01 steps up to what start-up allows: a larger share only grows the pool."""
+    lo, hi = math.ceil(s.gpu_memory_utilization * 100) + 1, math.floor(_startup_free_fraction(gpu) * 100)
+    if lo > hi or not _starts(model, gpu, replace(given, gpu_memory_utilization=hi / 100)):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _starts(model, gpu, replace(given, gpu_memory_utilization=mid / 100)) else (mid + 1, hi)
+    return lo / 100
+
+
+def _fixes(model: ModelSpec, gpu: GpuSpec, given: VllmSettings, s: VllmSettings, st: VllmStage) -> list[str]:
+    out = []
+    derived = derived_max_model_len(model)
+    longest = estimate_max_model_len(st.layout, st.available_kv_bytes, s.max_num_batched_tokens, min(s.max_model_len, derived))
+    if 0 < longest < s.max_model_len and _starts(model, gpu, replace(given, max_model_len=longest)):
+        out.append(f"--max-model-len {longest}")
+    top = math.floor(_startup_free_fraction(gpu) * 100) / 100
+    if s.gpu_memory_utilization > top and _starts(model, gpu, replace(given, gpu_memory_utilization=top)):
+        out.append(f"--gpu-memory-utilization {top:.2f}")
+    elif (u := _lowest_utilization(model, gpu, given, s)) is not None:
+        out.append(f"--gpu-memory-utilization {u:.2f}")
+    if s.kv_cache_dtype not in ("fp8", "fp8_e4m3", "fp8_e5m2") and _starts(model, gpu, replace(given, kv_cache_dtype="fp8")):
+        out.append("--kv-cache-dtype fp8")
+    tps = [t for t in (2, 4, 8) if t > s.tensor_parallel and t <= gpu.num_gpus_per_node and model.num_attention_heads % t == 0]
+    if (t := _first_that_starts(model, gpu, [replace(given, tensor_parallel=x) for x in tps])):
+        out.append(f"--tensor-parallel-size {t.tensor_parallel}")
+    if s.quantization is None and _starts(model, gpu, replace(given, quantization="fp8")):
+        out.append("--quantization fp8")
+    return out
+
+
+def _items(gpu: GpuSpec, s: VllmSettings, st: VllmStage, blocks: int, graphs: int) -> tuple[MemoryItem, ...]:
+    page = st.layout.page_bytes * st.layout.group_size
+    return (
+        MemoryItem("weights", st.weights_bytes, "tensors, vocab padding, rope cache"),
+        MemoryItem("activation peak", st.profile.activation_peak_bytes,
+                   f"profile run: {s.max_num_batched_tokens} tokens, {min(s.max_num_seqs, s.max_num_batched_tokens)} rows"),
+        MemoryItem("non-torch", st.non_torch_bytes, "NCCL / all-reduce buffers" if s.tensor_parallel > 1 else "outside torch's allocator"),
+        MemoryItem("KV pool", blocks * page, f"{blocks:,} blocks x {s.block_size} tokens"),
+        MemoryItem("CUDA graphs", graphs, "outside the budget" if graphs else "--enforce-eager"),
+        MemoryItem("CUDA context", gpu.overhead.cuda_context_bytes, "before vLLM's snapshot"),
+    )
+
+
+def predict_vllm(model: ModelSpec, gpu: GpuSpec, given: VllmSettings) -> EnginePrediction:
+    s, stages = predict_stages(model, gpu, given)
+    st = busiest(stages)
+    failures = _failures(model, gpu, given, s, stages)
+    blocks = max(0, st.num_blocks)
+    graphs = 0 if s.enforce_eager else vllm_constants().cuda_graph_bytes
+    items = _items(gpu, s, st, blocks, graphs)
+    total = sum(i.bytes for i in items)
+    warnings = []
+    if not failures and total > gpu.memory_bytes:
+        warnings.append(f"the process would hold {format_bytes(total)} of {format_bytes(gpu.memory_bytes)}: "
+                        "CUDA graph capture may run out of memory (lower --gpu-memory-utilization or add --enforce-eager)")
+    conc = max_concurrency(st.layout, blocks, s.max_model_len, s.max_num_batched_tokens) if blocks else 0.0
+    return EnginePrediction(
+        "vllm", model, gpu, s.tensor_parallel * s.pipeline_parallel, _settings(s), items, total,
+        items[3].bytes, kv_tokens(st.layout, blocks), blocks, s.max_model_len, conc, s.max_num_seqs, not failures, tuple(failures),
+        tuple(_fixes(model, gpu, given, s, st)) if failures else (), tuple(warnings), tuple(_notes(model, gpu, s)),
+        s.cpu_offload_bytes,
+    )
+
+
+def _settings(s: VllmSettings) -> tuple[tuple[str, str], ...]:
+    pairs = [("--tensor-parallel-size", s.tensor_parallel), ("--pipeline-parallel-size", s.pipeline_parallel),
+             ("--dtype", s.dtype), ("--quantization", s.quantization or "none"), ("--kv-cache-dtype", s.kv_cache_dtype),
+             ("--max-model-len", s.max_model_len), ("--gpu-memory-utilization", s.gpu_memory_utilization),
+             ("--max-num-seqs", s.max_num_seqs), ("--max-num-batched-tokens", s.max_num_batched_tokens),
+             ("--block-size", s.block_size)]
+    return tuple((k, str(v)) for k, v in pairs)
+
+
+def _notes(model: ModelSpec, gpu: GpuSpec, s: VllmSettings) -> list[str]:
+    out = [f"calibrated to vLLM {vllm_constants().engine_version} (H100 runs); other versions may differ by a few percent"]
+    if s.quantization == "fp8" and not gpu.supports_fp8:
+        out.append(f"{gpu.display_name} has no fp8 tensor cores: vLLM runs fp8 weights weight-only (Marlin), same memory")
+    if s.quantization in ("awq", "gptq", "awq_marlin", "gptq_marlin", "bitsandbytes", "compressed-tensors"):
+        out.append(f"--quantization {s.quantization} needs a checkpoint quantised that way; sized as {model.name} in that format")
+    if model.num_sliding_layers and model.num_sliding_layers < model.num_layers:
+        out.append("sliding-window and full-attention layers share the pool (hybrid KV cache manager): "
+                   "the token count treats every layer as full, concurrency counts windows")
+    return out

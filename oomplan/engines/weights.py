@@ -1,0 +1,61 @@
+"""Weights as a vLLM-style engine (vLLM, SGLang) loads them: the memory model's exact tensor bytes,
+plus what the engine adds: vocab rows padded to a multiple of 64, and the rotary cos/sin cache.
+"""
+from __future__ import annotations
+
+from oomplan.errors import InputError
+from oomplan.memory.layout import pipeline_stages
+from oomplan.memory.weights import dense_dtype, weights_budget
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan
+from oomplan.units import DTYPE_BYTES, ceil_div
+
+# vLLM/SGLang --quantization values -> the memory model's weight formats
+QUANTIZATION_FORMATS = {
+    "fp8": "fp8", "awq": "awq", "awq_marlin": "awq", "gptq": "gptq", "gptq_marlin": "gptq",
+    "bitsandbytes": "nf4", "compressed-tensors": "int8", "w8a8_int8": "int8",
+}
+DTYPE_FORMATS = {"auto": "auto", "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16",
+                 "fp16": "fp16", "float32": "fp32", "float": "fp32", "fp32": "fp32"}
+
+
+def weight_format(dtype: str, quantization: str | None, flag: str = "--quantization") -> str:
+    """(--dtype, --quantization) -> the memory model's weight format ('auto', 'bf16', 'fp8', 'awq', ...)."""
+    if dtype not in DTYPE_FORMATS:
+        raise InputError(f"--dtype: {dtype!r} is not accepted; use one of {', '.join(DTYPE_FORMATS)}")
+    if quantization is None:
+        return DTYPE_FORMATS[dtype]
+    if quantization not in QUANTIZATION_FORMATS:
+        raise InputError(f"{flag}: {quantization!r} is not modelled; accepted: {', '.join(QUANTIZATION_FORMATS)}")
+    return QUANTIZATION_FORMATS[quantization]
+
+
+def activation_dtype_bytes(model: ModelSpec, plan: Plan) -> int:
+    """Activations run in the 16-bit (or fp32) compute dtype, also with fp8/int4 weights."""
+    return int(DTYPE_BYTES[dense_dtype(model, plan)])
+
+
+def vocab_padding_bytes(model: ModelSpec, plan: Plan, stage_index: int, padding: int) -> int:
+    """Extra rows of the embedding / lm_head: VocabParallelEmbedding pads the vocab to `padding`, then splits it."""
+    stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
+    tp, vocab = plan.tensor_parallel, model.vocab_size
+    extra_rows = ceil_div(ceil_div(vocab, padding) * padding, tp) - ceil_div(vocab, tp)
+    copies = int(stage.is_first) + int(stage.is_last and (not model.tie_word_embeddings or not stage.is_first))
+    return extra_rows * model.hidden_size * copies * activation_dtype_bytes(model, plan)
+
+
+def rotary_dim(model: ModelSpec) -> int:
+    if model.mla is not None:
+        return model.mla.qk_rope_head_dim
+    return int(model.head_dim * float(model.hf_config.get("partial_rotary_factor", 1.0)))
+
+
+def rope_cache_bytes(model: ModelSpec, plan: Plan) -> int:
+    """vllm/model_executor/layers/rotary_embedding: one cos_sin_cache [max_position, rotary_dim] buffer, model dtype."""
+    return model.max_position_embeddings * rotary_dim(model) * activation_dtype_bytes(model, plan)
+
+
+def stage_weight_bytes(model: ModelSpec, plan: Plan, stage_index: int, padding: int) -> int:
+    """What 'Model loading took X GiB' reports for one GPU of one pipeline stage."""
+    tensors = weights_budget(model, plan, stage_index).gpu_bytes
+    return tensors + vocab_padding_bytes(model, plan, stage_index, padding) + rope_cache_bytes(model, plan)

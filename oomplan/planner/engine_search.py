@@ -1,0 +1,86 @@
+"""`fit --engine`: search what the engine itself can realise (TP/PP, weight format, KV dtype) and keep
+the configurations whose engine accounting serves the workload, ranked by the objective.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oomplan.engines.dispatch import predict
+from oomplan.engines.from_plan import EngineOptions, engine_settings
+from oomplan.engines.result import EnginePrediction
+from oomplan.errors import InputError
+from oomplan.planner.quality import QualityRisk, quality_risk
+from oomplan.planner.space import SearchLimits, kv_dtypes, parallel_layouts, weight_formats
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan, Workload
+
+# What each engine can load or store (vLLM/SGLang: fp8 KV only; llama.cpp: the GGUF types from_plan maps)
+ENGINE_WEIGHTS = {"vllm": ("auto", "fp8", "int8", "awq", "gptq", "nf4"), "sglang": ("auto", "fp8", "int8", "awq", "gptq", "nf4"),
+                  "llamacpp": ("auto", "int8", "awq", "nf4")}
+ENGINE_KV = {"vllm": ("auto", "fp8"), "sglang": ("auto", "fp8"), "llamacpp": ("auto", "int8", "int4")}
+
+
+@dataclass(frozen=True)
+class EngineCandidate:
+    plan: Plan
+    prediction: EnginePrediction
+    quality: QualityRisk
+
+    @property
+    def num_gpus(self) -> int:
+        return self.plan.num_gpus
+
+
+@dataclass(frozen=True)
+class EngineSearchResult:
+    engine: str
+    model: ModelSpec
+    gpu: GpuSpec
+    workload: Workload
+    objective: str
+    plans: tuple[EngineCandidate, ...]  # serving the workload, ranked
+    num_considered: int
+    closest: EngineCandidate | None  # the largest pool among those that do not serve it
+
+
+def engine_plans(engine: str, model: ModelSpec, gpu: GpuSpec, limits: SearchLimits):
+    layouts = [(1, 1)] if engine == "llamacpp" else parallel_layouts(model, gpu, limits)
+    weights = [w for w in weight_formats(gpu, limits) if w in ENGINE_WEIGHTS[engine]]
+    kvs = [k for k in kv_dtypes(gpu, limits) if k in ENGINE_KV[engine]]
+    for tp, pp in layouts:
+        for w in weights:
+            for kv in kvs:
+                yield Plan(weights=w, kv_dtype=kv, tensor_parallel=tp, pipeline_parallel=pp)
+
+
+def rank_key(c: EngineCandidate, objective: str) -> tuple:
+    q = c.quality
+    quality = (q.grade, sum(x.grade for x in q.choices), len(q.choices))
+    partial = int(dict(c.prediction.settings).get("-ngl", c.prediction.model.num_layers + 1)) <= c.prediction.model.num_layers
+    rest = (partial, -c.prediction.max_concurrency)
+    return (c.num_gpus, *quality, *rest) if objective == "gpus" else (*quality, c.num_gpus, *rest)
+
+
+def _closeness(p: EnginePrediction) -> tuple[int, int]:
+    """Among those that fail: the largest pool, then the least weight per GPU."""
+    return p.kv_cache_tokens, -p.items[0].bytes
+
+
+def engine_search(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLimits,
+                  opts: EngineOptions, objective: str) -> EngineSearchResult:
+    fitting, closest, considered = [], None, 0
+    for plan in engine_plans(engine, model, gpu, limits):
+        try:
+            pred = predict(model, gpu, engine_settings(engine, plan, workload, opts))
+        except InputError:
+            continue  # e.g. a layout the model's heads cannot split
+        considered += 1
+        cand = EngineCandidate(plan, pred, quality_risk(model, plan))
+        host_ok = pred.host_bytes * plan.tensor_parallel <= limits.host_memory_bytes
+        if host_ok and pred.fits_workload(workload.ctx_tokens, workload.batch_size):
+            fitting.append(cand)
+        elif closest is None or _closeness(pred) > _closeness(closest.prediction):
+            closest = cand
+    ranked = sorted(fitting, key=lambda c: rank_key(c, objective))
+    return EngineSearchResult(engine, model, gpu, workload, objective, tuple(ranked), considered, closest)

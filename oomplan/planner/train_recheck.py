@@ -1,0 +1,46 @@
+"""Re-estimate a training plan file (`check`), optionally on another card, sequence length or micro-batch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oomplan.memory.train_estimate import TrainEstimate, estimate_training
+from oomplan.planfile import load_plan_file
+from oomplan.planner.train_speed import TrainSpeed, train_speed
+from oomplan.profiles import load_gpu, load_model
+
+
+@dataclass(frozen=True)
+class TrainRecheck:
+    estimate: TrainEstimate
+    speed: TrainSpeed
+    warnings: tuple[str, ...]
+    predicted_total_bytes: int  # what the file recorded
+
+    def fits_with_margin(self, margin: float) -> bool:
+        """Fits (GPU and host memory) and leaves `margin` of the card free."""
+        est = self.estimate
+        return est.host_fits and est.per_gpu.total_bytes <= est.capacity_bytes * (1.0 - margin)
+
+
+def is_training_plan(path: str) -> bool:
+    return load_plan_file(path).training is not None
+
+
+def train_recheck(path: str, gpu: str | None = None, seq_tokens: int | None = None, micro_batch_size: int | None = None,
+                  host_memory_bytes: int | None = None) -> TrainRecheck:
+    pf = load_plan_file(path)
+    assert pf.training is not None
+    model = load_model(pf.model.ref, flag=f"{path}: model.ref")
+    card = load_gpu(gpu or pf.gpu.ref, flag="--gpu" if gpu else f"{path}: gpu.ref")
+    changes = {k: v for k, v in (("seq_tokens", seq_tokens), ("micro_batch_size", micro_batch_size)) if v}
+    plan = pf.training.model_copy(update=changes)
+    warnings = []
+    if model.config_sha256 != pf.model.config_sha256:
+        warnings.append(f"{path}: the config of {pf.model.ref!r} changed since the plan was written (config_sha256 differs)")
+    est = estimate_training(model, card, plan, host_memory_bytes)
+    if gpu is None and not changes and est.per_gpu.total_bytes != pf.predicted.total_bytes:
+        warnings.append(
+            f"{path}: prediction changed since the plan was written ({pf.predicted.total_bytes} -> {est.per_gpu.total_bytes} bytes per GPU; "
+            f"written by oomplan {pf.oomplan_version})"
+        )
+    return TrainRecheck(est, train_speed(model, card, plan), tuple(warnings) + est.warnings, pf.predicted.total_bytes)

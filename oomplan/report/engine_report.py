@@ -1,0 +1,114 @@
+"""Rendering of an EnginePrediction: the engine's per-GPU accounting, the verdict, fixes, and JSON."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from oomplan import __version__
+from oomplan.engines.from_plan import GGUF_KV, GGUF_TYPES
+from oomplan.engines.result import EnginePrediction
+from oomplan.report.summary import plan_short
+from oomplan.units import format_bytes
+
+ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "llamacpp": "llama.cpp"}
+
+
+def engine_title(p: EnginePrediction) -> str:
+    gpus = f"{p.num_gpus} x {p.gpu.display_name}" if p.num_gpus > 1 else p.gpu.display_name
+    return f"{p.model.name} on {gpus} · {ENGINE_NAMES[p.engine]}"
+
+
+def engine_table(p: EnginePrediction) -> Table:
+    cap = p.capacity_bytes
+    caption = " ".join(f"{k} {v}" for k, v in p.settings)
+    table = Table(title=engine_title(p), title_justify="left", caption=caption, caption_justify="left")
+    table.add_column("component")
+    table.add_column("per GPU", justify="right")
+    table.add_column("of card", justify="right")
+    table.add_column("detail")
+    for item in p.items:
+        table.add_row(item.name, format_bytes(item.bytes), f"{100 * item.bytes / cap:.1f}%", item.detail)
+    table.add_section()
+    table.add_row("total", format_bytes(p.gpu_total_bytes), f"{100 * p.gpu_total_bytes / cap:.1f}%", "what the process holds", style="bold")
+    table.add_row("capacity", format_bytes(cap), "100.0%", "as the driver reports it")
+    return table
+
+
+def pool_line(p: EnginePrediction) -> str:
+    blocks = f" = {p.num_kv_blocks:,} blocks" if p.num_kv_blocks and p.engine != "sglang" else ""
+    return (f"KV pool {format_bytes(p.kv_pool_bytes)}{blocks}: {p.kv_cache_tokens:,} tokens; "
+            f"max concurrency at {p.context_tokens:,} tokens per request: {p.max_concurrency:.2f}x")
+
+
+def verdict_lines(p: EnginePrediction) -> list[Text]:
+    name = ENGINE_NAMES[p.engine]
+    if p.ok:
+        lines = [Text(f"starts: {name} holds {format_bytes(p.gpu_total_bytes)} of {format_bytes(p.capacity_bytes)} per GPU", style="green")]
+    else:
+        head = "will not start" if not p.starts else "starts, but will not serve"
+        lines = [Text(f"{head}: {why}", style="bold red") for why in p.failures]
+        if p.fixes:
+            lines.append(Text("fix: " + " | ".join(p.fixes), style="yellow"))
+    return [Text(pool_line(p))] + lines
+
+
+def engine_json(p: EnginePrediction) -> dict[str, Any]:
+    """The `engine` object of estimate/check/vet --json (docs/json-schema.md)."""
+    return {
+        "name": p.engine,
+        "settings": dict(p.settings),
+        "num_gpus": p.num_gpus,
+        "per_gpu": [{"name": i.name, "bytes": i.bytes, "detail": i.detail} for i in p.items],
+        "gpu_total_bytes": p.gpu_total_bytes,
+        "host_bytes": p.host_bytes,
+        "kv_cache_bytes": p.kv_pool_bytes,
+        "kv_cache_tokens": p.kv_cache_tokens,
+        "num_kv_blocks": p.num_kv_blocks,
+        "context_tokens": p.context_tokens,
+        "max_concurrency": round(p.max_concurrency, 4),
+        "max_running_requests": p.max_running_requests,
+        "starts": p.starts,
+        "ok": p.ok,
+        "failures": list(p.failures),
+        "fixes": list(p.fixes),
+        "warnings": list(p.warnings),
+        "notes": list(p.notes),
+    }
+
+
+def engine_plan_short(engine: str, plan: Any, model: Any) -> str:
+    """The knobs as the engine names them: 'fp8 · KV fp8 · TP2', 'Q4_K_M · KV q8_0'."""
+    if engine == "llamacpp":
+        return f"{GGUF_TYPES[plan.weights]} · KV {GGUF_KV[plan.kv_dtype]}"
+    return plan_short(model, plan).replace(" · blk16", "")
+
+
+def engine_fit_table(result: Any, top: int) -> Table:
+    w = result.workload
+    table = Table(title_justify="left", title=(
+        f"{result.model.name} on {result.gpu.name} · {ENGINE_NAMES[result.engine]} · {w.ctx_tokens:,} x {w.batch_size}"
+        f" · by {result.objective}"))
+    for name, just in (("#", "right"), ("plan", "left"), ("GPUs", "right"), ("KV pool", "right"),
+                       ("KV tokens", "right"), ("conc.", "right"), ("quality", "left")):
+        table.add_column(name, justify=just, no_wrap=name not in ("plan", "quality"), min_width=18 if name == "plan" else None)
+    for rank, c in enumerate(result.plans[:top], 1):
+        p = c.prediction
+        plan = engine_plan_short(result.engine, c.plan, result.model)
+        if result.engine == "llamacpp":
+            plan += f" · ngl {dict(p.settings)['-ngl']}/{result.model.num_layers + 1}"
+        table.add_row(str(rank), plan, str(c.num_gpus), format_bytes(p.kv_pool_bytes).replace(" GiB", "G").replace(" MiB", "M"), f"{p.kv_cache_tokens:,}",
+                      f"{p.max_concurrency:.1f}x", c.quality.label)
+    return table
+
+
+def engine_fit_json(result: Any, top: int) -> dict[str, Any]:
+    return {
+        "schema_version": 1, "oomplan_version": __version__, "engine": result.engine, "model": result.model.name,
+        "gpu": result.gpu.name, "workload": result.workload.model_dump(), "objective": result.objective,
+        "num_considered": result.num_considered, "num_fitting": len(result.plans),
+        "plans": [{"plan": c.plan.model_dump(), "summary": engine_plan_short(result.engine, c.plan, result.model),
+                   "num_gpus": c.num_gpus, "quality_risk": {"grade": c.quality.grade, "label": c.quality.label},
+                   "engine": engine_json(c.prediction)} for c in result.plans[:top]],
+    }

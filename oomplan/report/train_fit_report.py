@@ -1,0 +1,106 @@
+"""Rendering of a training-plan search: the ranked table, the summary, the no-fit lines, JSON, plan files."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from oomplan import __version__
+from oomplan.planner.train_search import TrainCandidate, TrainSearchResult
+from oomplan.report.train_report import train_estimate_json, training_summary
+from oomplan.specs.plan import Plan, Workload
+from oomplan.specs.plan_file import PlanFile, PlanGpu, PlanModel, PredictedBudget
+from oomplan.specs.training import TrainingPlan
+from oomplan.units import format_bytes, format_count
+
+SCHEMA_VERSION = 1
+
+
+def plan_short(p: TrainingPlan) -> str:
+    """'DP8 · ZeRO-2 · rc full · mb2x4'; defaults left out."""
+    parts = [f"{name}{n}" for name, n in (("DP", p.data_parallel), ("TP", p.tensor_parallel), ("PP", p.pipeline_parallel)) if n > 1]
+    if p.shard_stage:
+        parts.append(f"ZeRO-{p.shard_stage}")
+    if p.offload_optimizer:
+        parts.append("off opt" + ("+w" if p.offload_params else ""))
+    if p.recompute != "none":
+        parts.append(f"rc {p.recompute}")
+    parts.append(f"mb{p.micro_batch_size}x{p.grad_accum_steps}")
+    return " · ".join(parts)
+
+
+def _gib(num_bytes: int) -> str:
+    return f"{num_bytes / 2**30:.1f}G"
+
+
+def train_fit_table(result: TrainSearchResult, top: int) -> Table:
+    r = result.request
+    batch = f"global batch {result.limits.global_batch_size}" if result.limits.global_batch_size else "largest micro-batch"
+    table = Table(title_justify="left", title=(
+        f"{result.model.name} on {result.gpu.display_name} · {r.mode} · {r.optimizer} ({r.precision}) · "
+        f"seq {format_count(r.seq_tokens)} · {batch} · by {result.objective}"))
+    for name, just in (("#", "right"), ("plan", "left"), ("GPUs", "right"), ("per GPU", "right"), ("free", "right"),
+                       ("tok/s", "right"), ("step", "right")):
+        table.add_column(name, justify=just, no_wrap=name != "plan")
+    for rank, c in enumerate(result.plans[:top], 1):
+        est = c.estimate
+        table.add_row(str(rank), plan_short(c.plan), str(c.num_gpus), _gib(est.per_gpu.total_bytes), _gib(est.headroom_bytes),
+                      f"{c.speed.tokens_per_s:,.0f}", f"{c.speed.step_s:.2f}s")
+    return table
+
+
+def train_search_summary(result: TrainSearchResult, top: int) -> str:
+    shown = min(top, len(result.plans))
+    return (f"searched {result.num_considered:,} candidate plans ({result.num_evaluated:,} budgets computed), "
+            f"{len(result.plans):,} fit; showing {shown}. tok/s: roofline (peak FLOPs, collectives not overlapped), "
+            f"for ranking; expect 35-55% of it")
+
+
+def train_nofit_lines(result: TrainSearchResult, wider: TrainSearchResult | None) -> list[str]:
+    lines = ["nothing fits."]
+    c = result.closest
+    if c is not None:
+        s = c.estimate.per_gpu
+        parts = (f"weights {format_bytes(s.weights_bytes)}, gradients {format_bytes(s.gradient_bytes)}, optimizer "
+                 f"{format_bytes(s.optimizer_bytes)}, activations {format_bytes(s.activation_bytes)}, overhead {format_bytes(s.overhead_bytes)}")
+        lines.append(f"nearest: {training_summary(c.plan)} needs {format_bytes(s.total_bytes)} per GPU, "
+                     f"{format_bytes(c.estimate.capacity_bytes)} available ({parts})")
+    if wider is not None and wider.plans:
+        best = wider.plans[0]
+        lines.append(f"what would fit: {best.num_gpus} x {result.gpu.name} with {training_summary(best.plan)}")
+    elif result.request.mode == "full":
+        lines.append("what would fit: try --train lora or --train qlora, a shorter --seq, or more GPUs (--max-gpus)")
+    return lines
+
+
+def train_fit_json(result: TrainSearchResult, top: int) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "oomplan_version": __version__,
+        "model": {"name": result.model.name, "config_sha256": result.model.config_sha256},
+        "gpu": {"name": result.gpu.name, "memory_bytes": result.gpu.memory_bytes},
+        "training": result.request.model_dump(mode="json") | {"global_batch_size": result.limits.global_batch_size},
+        "objective": result.objective,
+        "num_considered": result.num_considered,
+        "num_evaluated": result.num_evaluated,
+        "num_fitting": len(result.plans),
+        "plans": [train_estimate_json(c.estimate, c.speed) | {"summary": training_summary(c.plan)} for c in result.plans[:top]],
+    }
+
+
+def train_plan_file(model_ref: str, gpu_ref: str, chosen: TrainCandidate) -> PlanFile:
+    """A plan file with a `training` section; `plan`/`workload` carry the matching TP/PP, sequence and micro-batch."""
+    est, p = chosen.estimate, chosen.plan
+    s = est.per_gpu
+    predicted = PredictedBudget(
+        weights_bytes=s.weights_bytes, kv_cache_bytes=0, activation_bytes=s.activation_bytes, overhead_bytes=s.overhead_bytes,
+        total_bytes=s.total_bytes, capacity_bytes=est.capacity_bytes, headroom_bytes=est.headroom_bytes,
+        quality_risk="near-lossless" if p.mode == "qlora" else "lossless", decode_tokens_per_s=0.0, gradient_bytes=s.gradient_bytes,
+        optimizer_bytes=s.optimizer_bytes, tokens_per_s=round(chosen.speed.tokens_per_s, 3),
+    )
+    return PlanFile(
+        oomplan_version=__version__, model=PlanModel(ref=model_ref, name=est.model.name, config_sha256=est.model.config_sha256),
+        gpu=PlanGpu(ref=gpu_ref, num_gpus=p.num_gpus), workload=Workload(ctx_tokens=p.seq_tokens, batch_size=p.micro_batch_size),
+        plan=Plan(tensor_parallel=p.tensor_parallel, pipeline_parallel=p.pipeline_parallel, attention=p.attention),
+        predicted=predicted, training=p,
+    )
