@@ -33,10 +33,10 @@ EXTRA = [  # (model, layers or None for all, seq, micro-batch, mode, attention, 
     ("llama-3.1-8b", None, 4096, 1, "lora", "sdpa", "none"),
     ("llama-3.1-8b", None, 4096, 1, "lora", "sdpa", "full"),
     ("qwen3-8b", None, 4096, 2, "lora", "eager", "selective"),
-    ("falcon-40b", 8, 2048, 1, "full", "sdpa", "none"),
-    ("mixtral-8x7b", 4, 2048, 1, "full", "sdpa", "none"),
-    ("qwen3-30b-a3b", 8, 2048, 1, "full", "sdpa", "none"),
-    ("deepseek-v2-lite", 8, 2048, 1, "full", "sdpa", "none"),
+    ("falcon-40b", 8, 4096, 1, "full", "sdpa", "none"),  # approximate families: parallel attention, MoE, MLA
+    ("mixtral-8x7b", 4, 8192, 1, "full", "sdpa", "none"),
+    ("qwen3-30b-a3b", 8, 8192, 1, "full", "sdpa", "none"),
+    ("deepseek-v2-lite", 8, 8192, 1, "full", "sdpa", "none"),
 ]
 
 

@@ -10,15 +10,11 @@ from pydantic import ValidationError
 
 from oomplan.cli.common import print_json, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
-from oomplan.memory.train_estimate import estimate_training
-from oomplan.planner.train_recheck import train_recheck
-from oomplan.planner.train_search import TRAIN_OBJECTIVES, TrainLimits, search_training, widen
-from oomplan.planner.train_speed import train_speed
-from oomplan.report.plan_yaml import plan_yaml, write_atomic
-from oomplan.report.train_fit_report import train_fit_json, train_fit_table, train_nofit_lines, train_plan_file, train_search_summary
-from oomplan.report.train_report import train_budget_table, train_estimate_json, train_verdict
 from oomplan.specs.training import FSDP_MODES, LORA_ALL_LINEAR, OPTIMIZERS, PRECISIONS, RECOMPUTES, TRAIN_MODES, TrainingPlan
 from oomplan.units import format_bytes, parse_bytes, parse_count
+
+# The training model, planner and reports are imported by the functions that use them: the inference
+# commands import this module for its options only, and stay as fast as before.
 
 TRAIN = typer.Option(None, "--train", help="Plan a training step instead of inference: full, lora or qlora.")
 OPTIMIZER = typer.Option(None, "--optimizer", help="--train: adamw (default), adamw8bit, adafactor or sgd (momentum).")
@@ -122,14 +118,19 @@ def build_training_plan(**fields: Any) -> TrainingPlan:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
         msg = err["msg"].removeprefix("Value error, ")
-        if not field:
-            raise InputError(f"--train: {msg}") from None
+        if not field:  # a cross-field check: name the flags of the fields it mentions
+            flags = [flag for name, flag in TRAIN_FLAGS.items() if name in msg]
+            raise InputError(f"{'/'.join(flags) or '--train'}: {msg}") from None
         raise InputError(f"{TRAIN_FLAGS.get(field, field)}: {err.get('input')!r} is invalid: {msg}") from None
 
 
 def run_train_estimate(spec, card, f: TrainFlags, seq_tokens: int, batch: int, tp: int, pp: int, attention: str,
                        strict: bool, as_json: bool) -> None:
     """`estimate --train`: the training budget table (or JSON) and a verdict; exits 0 fits, 1 does not."""
+    from oomplan.memory.train_estimate import estimate_training
+    from oomplan.planner.train_speed import train_speed
+    from oomplan.report.train_report import train_budget_table, train_estimate_json, train_verdict
+
     plan = build_training_plan(**training_fields(f), seq_tokens=seq_tokens, micro_batch_size=batch, tensor_parallel=tp,
                                pipeline_parallel=pp, attention=attention)
     est = estimate_training(spec, card, plan, f.host_memory_bytes())
@@ -165,7 +166,9 @@ class TrainFitArgs:
     as_json: bool
 
 
-def train_limits(f: TrainFlags, a: TrainFitArgs) -> TrainLimits:
+def train_limits(f: TrainFlags, a: TrainFitArgs):
+    from oomplan.planner.train_search import TrainLimits
+
     return TrainLimits(
         max_gpus=a.max_gpus, exact_gpus=a.exact_gpus, host_memory_bytes=f.host_memory_bytes() or 256 * 1024**3,
         global_batch_size=a.global_batch, tensor_parallel=a.tp, pipeline_parallel=a.pp,
@@ -177,6 +180,9 @@ def train_limits(f: TrainFlags, a: TrainFitArgs) -> TrainLimits:
 
 def run_train_fit(spec, card, f: TrainFlags, a: TrainFitArgs) -> None:
     """`fit --train`: search layouts, ZeRO/offload, recompute and micro-batching; rank by throughput."""
+    from oomplan.planner.train_search import TRAIN_OBJECTIVES, search_training
+    from oomplan.report.train_fit_report import train_fit_json
+
     objective = "throughput" if a.objective == "quality" else a.objective
     if objective not in TRAIN_OBJECTIVES:
         raise InputError(f"--objective: {a.objective!r} is not accepted with --train; use one of {', '.join(TRAIN_OBJECTIVES)}")
@@ -197,19 +203,24 @@ def run_train_fit(spec, card, f: TrainFlags, a: TrainFitArgs) -> None:
     raise typer.Exit(EXIT_OK if result.plans else EXIT_DOES_NOT_FIT)
 
 
-def _render_fit(result, limits: TrainLimits, top: int) -> None:
+def _render_fit(result, limits, top: int) -> None:
+    from oomplan.planner.train_search import fewest_gpus
+    from oomplan.report.train_fit_report import train_fit_table, train_nofit_lines, train_search_summary
+
     out = stdout()
     if result.plans:
         out.print(train_fit_table(result, top))
         out.print(train_search_summary(result, top), soft_wrap=True)
         return
-    node = result.gpu.num_gpus_per_node
-    wider = search_training(result.model, result.gpu, result.request, widen(limits, node * 8), "gpus") if limits.max_gpus < node * 8 else None
+    wider = fewest_gpus(result.model, result.gpu, result.request, limits, result.gpu.num_gpus_per_node * 8)
     for line in train_nofit_lines(result, wider):
         out.print(line, soft_wrap=True)
 
 
 def _write_plan(result, a: TrainFitArgs) -> None:
+    from oomplan.report.plan_yaml import plan_yaml, write_atomic
+    from oomplan.report.train_fit_report import train_plan_file
+
     if a.pick > len(result.plans):
         raise InputError(f"--pick {a.pick}: only {len(result.plans)} plans fit")
     pf = train_plan_file(a.model_ref, a.gpu_ref, result.plans[a.pick - 1])
@@ -220,6 +231,9 @@ def _write_plan(result, a: TrainFitArgs) -> None:
 def run_train_check(plan: str, gpu: Optional[str], seq: Optional[str], batch: Optional[int], required: float,
                     strict: bool, as_json: bool) -> None:
     """`check` of a training plan file: exit 0 fits with the margin, 1 does not."""
+    from oomplan.planner.train_recheck import train_recheck
+    from oomplan.report.train_report import train_budget_table, train_estimate_json
+
     result = train_recheck(plan, gpu, parse_count(seq, "--ctx") if seq else None, batch)
     warn(result.warnings, strict)
     est, ok = result.estimate, result.fits_with_margin(required)

@@ -1,4 +1,5 @@
-"""Activation memory of a training step per GPU: what autograd saves per decoder layer, and the phases.
+"""Activation memory of a training step per GPU: what autograd keeps per decoder layer, the loss, and the
+transients of one layer's forward and backward (memory/training.py assembles the step's phases).
 
 Two models:
   * `korthikanti_layer_bytes`: the paper's closed forms for Megatron's GPT layer (Korthikanti et al. 2022,
@@ -57,13 +58,13 @@ class Dims:
         return self.num_sequences * self.seq_tokens
 
 
-def dims(model: ModelSpec, tplan: TrainingPlan, intermediate: int | None = None) -> Dims:
+def dims(model: ModelSpec, tplan: TrainingPlan) -> Dims:
+    """Heads and widths split over TP as Megatron splits them (ceil: KV heads past their count replicate)."""
     t = tplan.tensor_parallel
     v_head_dim = model.mla.v_head_dim if model.mla else model.head_dim
-    width = intermediate if intermediate is not None else model.intermediate_size
     return Dims(tplan.micro_batch_size, tplan.seq_tokens, FP32 if tplan.precision == "fp32" else 2, model.hidden_size,
                 ceil_div(model.num_attention_heads, t), ceil_div(model.num_kv_heads, t), model.head_dim, v_head_dim,
-                ceil_div(width, t), t if tplan.sequence_parallel else 1, t)
+                ceil_div(model.intermediate_size, t), t if tplan.sequence_parallel else 1, t)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,8 @@ def _attention_per_token(model: ModelSpec, d: Dims, tplan: TrainingPlan, sv: Sav
     K/V are repeated to every query head by eager attention, and by sdpa when a mask is passed (sliding windows)."""
     e, a, k = d.dtype_bytes, d.heads, d.kv_heads
     v_storage = e * (a + 2 * k) * d.head_dim if model.model_type == "phi3" else e * k * d.v_head_dim  # phi3: v views qkv
+    if model.mla is not None:  # modeling_deepseek_v2: v views kv_b_proj's output (no-RoPE keys and values of every head)
+        v_storage = e * a * (model.mla.qk_nope_head_dim + d.v_head_dim)
     core_kept = tplan.recompute != "selective"
     falcon = model.model_type == "falcon"  # modeling_falcon repeats K/V and passes sdpa a float mask itself
     repeated = core_kept and k < a and (masked or falcon or tplan.attention == "eager")
@@ -170,11 +173,21 @@ def layer_activations(model: ModelSpec, tplan: TrainingPlan, moe_layer: bool = F
     if model.qk_norm:  # Qwen3: RMSNorm over each head's q and k
         norms += n * (d.heads + d.kv_heads) * norm_bytes(model, d, d.head_dim, sv.weights_trainable)
     inputs = ceil_div((int(sv.qkv) + int(sv.up)) * e * d.hidden * n, split)
+    for rank in _mla_latent_ranks(model):  # MLA: the latents' RMSNorms and their outputs, kept by the up-projections
+        norms += n * norm_bytes(model, d, rank, sv.weights_trainable)
+        inputs += n * e * rank if sv.qkv else 0
     return LayerActivations(
         norm_bytes=norms, linear_input_bytes=inputs, attention_bytes=_attention_per_token(model, d, tplan, sv, masked) * n,
         scores_bytes=square_bytes(model, d, tplan, masked), mlp_bytes=_mlp_per_token(model, d, sv, moe_layer) * n,
         lora_bytes=sv.num_lora_modules * e * tplan.lora_rank * n,
     )
+
+
+def _mla_latent_ranks(model: ModelSpec) -> tuple[int, ...]:
+    """DeepSeek-V2/V3: the compressed KV latent and (when present) the compressed query."""
+    if model.mla is None:
+        return ()
+    return (model.mla.kv_lora_rank,) + ((model.mla.q_lora_rank,) if model.mla.q_lora_rank else ())
 
 
 def masked_layers(model: ModelSpec, tplan: TrainingPlan) -> frozenset[int]:

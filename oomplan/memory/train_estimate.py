@@ -83,6 +83,8 @@ def training_warnings(model: ModelSpec, gpu: GpuSpec, plan: TrainingPlan) -> lis
         out.append(f"--seq {plan.seq_tokens} exceeds {model.name}'s max_position_embeddings ({model.max_position_embeddings})")
     if plan.tensor_parallel > gpu.num_gpus_per_node:
         out.append(f"--tp {plan.tensor_parallel} spans more than one node ({gpu.num_gpus_per_node} {gpu.name} per node): TP across nodes is slow")
+    if not gpu.supports_bf16 and plan.precision != "fp32":
+        out.append(f"{gpu.display_name} has no bf16: train in fp16 with loss scaling (same bytes)")
     if plan.pipeline_parallel > plan.grad_accum_steps:
         out.append(f"--pp {plan.pipeline_parallel} with {plan.grad_accum_steps} micro-batch(es) per step: the pipeline is mostly bubble; use --grad-accum >= --pp")
     return out

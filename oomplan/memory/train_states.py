@@ -98,7 +98,7 @@ def is_lora_target(t: TensorGroup, targets: tuple[str, ...]) -> bool:
 
 def _stage_groups(model: ModelSpec, pp: int, stage_index: int) -> tuple[tuple[TensorGroup, int], ...]:
     """(group, number of layers it repeats over) for one pipeline stage."""
-    stage = pipeline_stages(model.num_layers, pp)[stage_index]
+    stage = stage_layers(model.num_layers, pp, stage_index)
     inv = inventory(model)
     out = [(t, 1) for t in (inv.embedding if stage.is_first else ())]
     out += [(t, 1) for t in (inv.head if stage.is_last else ())]
@@ -145,9 +145,26 @@ def largest_tensor_params(model: ModelSpec, groups, tp: int) -> int:
     return max(sizes.values(), default=0)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=64)
+def stage_layers(num_layers: int, pipeline_parallel: int, stage_index: int):
+    """pipeline_stages(...)[stage_index], cached: the training search asks many times."""
+    return pipeline_stages(num_layers, pipeline_parallel)[stage_index]
+
+
+def params_key(tplan: TrainingPlan) -> TrainingPlan:
+    """The plan reduced to the knobs the parameter layout depends on (a cache key)."""
+    return TrainingPlan.model_construct(mode=tplan.mode, precision=tplan.precision, seq_tokens=1, lora_rank=tplan.lora_rank,
+                                        lora_targets=tplan.lora_targets, tensor_parallel=tplan.tensor_parallel,
+                                        pipeline_parallel=tplan.pipeline_parallel)
+
+
 def stage_params(model: ModelSpec, tplan: TrainingPlan, stage_index: int) -> StageParams:
     """Trainable and frozen parameters of one GPU; LoRA adapters follow the TP split of their base."""
+    return _stage_params(model, params_key(tplan), stage_index)
+
+
+@lru_cache(maxsize=1024)
+def _stage_params(model: ModelSpec, tplan: TrainingPlan, stage_index: int) -> StageParams:
     tp, r = tplan.tensor_parallel, tplan.lora_rank
     dense = "fp32" if tplan.precision == "fp32" else "bf16"
     base = Plan(weights="nf4" if tplan.mode == "qlora" else dense, tensor_parallel=tp)
@@ -162,7 +179,7 @@ def stage_params(model: ModelSpec, tplan: TrainingPlan, stage_index: int) -> Sta
         frozen_bytes += group_bytes(t, base.weights, dense, base) * num
         if is_lora_target(t, tplan.lora_targets):  # Hu et al. 2021: A is r x in, B is out x r
             trainable += [Matrix(r, cols, count * num), Matrix(rows, r, count * num)]
-    stage = pipeline_stages(model.num_layers, tplan.pipeline_parallel)[stage_index]
+    stage = stage_layers(model.num_layers, tplan.pipeline_parallel, stage_index)
     groups = [t for t, _ in _stage_groups(model, tplan.pipeline_parallel, stage_index)]
     layer_groups = [t for kind in inventory(model).layer_kinds for t in kind.tensors]
     largest = max((m.rows * m.cols for m in trainable), default=0) if tplan.is_peft else largest_tensor_params(model, groups, tp)
@@ -203,9 +220,9 @@ def sharded_states(num_trainable: int, frozen_weight_bytes: int, optimizer_bytes
     master, optimizer = part(num_trainable * bpp.master, 1), part(optimizer_bytes, 1)
     gradients = part(num_trainable * bpp.gradients, 2)
     host = 0
-    if offload_optimizer:  # Ren et al. 2021 (ZeRO-Offload): fp32 master, states and an fp32 gradient copy on the CPU
-        host += master + optimizer + part(num_trainable * FP32, 1)
-        master = optimizer = 0
+    if offload_optimizer:  # Ren et al. 2021 (ZeRO-Offload): gradients stream to the CPU, which holds them in fp32 with the
+        host += master + optimizer + part(num_trainable * FP32, 1)  # master and the states and runs the step
+        master = optimizer = gradients = 0
     if offload_params:  # ZeRO-Infinity: the weight shard lives in CPU memory, gathered layer by layer
         host, weights = host + weights, 0
     return ModelStates(weights, master, gradients, optimizer, host)

@@ -2,25 +2,27 @@
 
 Persistent (between steps): weights (+ fp32 master), gradients, optimizer states (train_states.py).
 On top of them the step goes through phases, and the largest one is the activation budget:
-  forward        saved activations of every layer in flight + the loss (logits, fp32 copy, log-softmax)
-  loss backward  saved activations + log-softmax, its gradient and the logits' gradient (fp32)
-  head backward  saved activations + the logits' gradient, lm_head's new weight gradient
-  layer backward saved activations + one layer's gradients (+ the layer rebuilt by recompute)
-  optimizer step one tensor at a time: its fp32 gradient copy (mixed) + the optimizer's temporaries
+  layer forward      the layers before the last + the last one's forward (eager: its softmax moment)
+  forward            saved activations of every layer in flight + the loss (logits, fp32 copy, log-softmax)
+  loss backward      saved activations + log-softmax, its gradient and the logits' gradient (fp32)
+  head backward      saved activations + the logits' gradient, lm_head's new weight gradient
+  layer backward     saved activations + one layer's gradients (+ the layer rebuilt by recompute)
+  embedding backward the embedding's dense gradient (tied: summed with lm_head's)
+  optimizer step     one tensor at a time: its fp32 gradient copy (mixed) + the optimizer's temporaries
 ZeRO-3/FSDP add the gathered weights of two layers (current + prefetch) and one layer's gradients during
 forward/backward; ZeRO-1/2 a gradient reduce bucket during backward.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from oomplan.memory.layout import pipeline_stages
 from oomplan.memory.overhead import OverheadBudget, overhead_budget
 from oomplan.memory.train_activations import (
     LayerActivations, LossBytes, checkpoint_bytes, dims, eager_mask_bytes, layer_activations, layer_backward_bytes,
     layer_forward_bytes, loss_bytes, masked_layers, norm_bytes,
 )
-from oomplan.memory.train_states import PRECISION_BYTES, ModelStates, model_states, shard_group_size, stage_params
+from oomplan.memory.train_states import PRECISION_BYTES, ModelStates, model_states, shard_group_size, stage_layers, stage_params
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.training import TrainingPlan
@@ -72,6 +74,8 @@ def step_temporary_bytes(tplan: TrainingPlan, largest_params: int) -> int:
 def sharding_buffers(tplan: TrainingPlan, layer_params: int, num_trainable: int, shard_size: int) -> tuple[int, int]:
     """(gathered weights during forward/backward, gradient buffer during backward) of ZeRO/FSDP."""
     bpp = PRECISION_BYTES[tplan.precision]
+    if tplan.offload_optimizer and tplan.shard_stage < 3:  # ZeRO-Offload: gradients leave through the reduce bucket
+        return 0, min(DEEPSPEED_REDUCE_BUCKET, num_trainable) * bpp.gradients
     if shard_size == 1:
         return 0, 0
     if tplan.shard_stage == 3:  # FSDP/ZeRO-3: current + prefetched layer unsharded, one layer's gradients to reduce-scatter
@@ -82,22 +86,42 @@ def sharding_buffers(tplan: TrainingPlan, layer_params: int, num_trainable: int,
     return 0, 0  # DDP: gradients are views of its buckets
 
 
+def activation_key(tplan: TrainingPlan) -> TrainingPlan:
+    """The plan reduced to the knobs one micro-batch's activations depend on (a cache key)."""
+    return TrainingPlan.model_construct(
+        mode=tplan.mode, precision=tplan.precision, seq_tokens=tplan.seq_tokens, micro_batch_size=tplan.micro_batch_size,
+        tensor_parallel=tplan.tensor_parallel, sequence_parallel=tplan.sequence_parallel, recompute=tplan.recompute,
+        attention=tplan.attention, lora_rank=tplan.lora_rank, lora_targets=tplan.lora_targets,
+    )
+
+
 def _layer_kind(model: ModelSpec, tplan: TrainingPlan, index: int) -> tuple[bool, bool]:
     """(MoE layer, masked sliding-window layer)."""
-    return model.is_moe_layer(index), index in masked_layers(model, tplan)
+    return model.is_moe_layer(index), index in _masked(model, tplan.seq_tokens)
+
+
+@lru_cache(maxsize=1024)
+def _masked(model: ModelSpec, seq_tokens: int) -> frozenset[int]:
+    return masked_layers(model, TrainingPlan.model_construct(seq_tokens=seq_tokens))
+
+
+@lru_cache(maxsize=8192)
+def _kind_bytes(model: ModelSpec, key: TrainingPlan, kind: tuple[bool, bool]) -> tuple[int, int, int]:
+    """(kept under the recompute policy, forward transient, backward transient) of one layer of a kind."""
+    kept = checkpoint_bytes(model, key) if key.recompute == "full" else layer_activations(model, key, *kind).total_bytes
+    return kept, layer_forward_bytes(model, key, *kind), layer_backward_bytes(model, key, *kind)
 
 
 def _stored_layer_bytes(model: ModelSpec, tplan: TrainingPlan, layer_indices: tuple[int, ...]) -> int:
     """What the stage's layers keep for one micro-batch under the recompute policy."""
-    if tplan.recompute == "full":
-        return checkpoint_bytes(model, tplan) * len(layer_indices)
-    counts: dict[tuple[bool, bool], int] = {}
+    key, counts = activation_key(tplan), {}
     for i in layer_indices:
         kind = _layer_kind(model, tplan, i)
         counts[kind] = counts.get(kind, 0) + 1
-    return sum(layer_activations(model, tplan, *kind).total_bytes * num for kind, num in counts.items())
+    return sum(_kind_bytes(model, key, kind)[0] * num for kind, num in counts.items())
 
 
+@lru_cache(maxsize=4096)
 def _first_stage_bytes(model: ModelSpec, tplan: TrainingPlan) -> int:
     """RoPE's cos and sin (1 x s x head_dim each); the masks when checkpoints keep them as inputs (eager: one
     per attention kind in e bytes; sdpa: the sliding-window mask, bool); a frozen embedding leaves layer 0's
@@ -135,32 +159,40 @@ def _tied_head_gradient_bytes(model: ModelSpec, tplan: TrainingPlan) -> int:
 
 def train_activations(model: ModelSpec, tplan: TrainingPlan, stage_index: int, num_gpus_per_node: int) -> TrainActivations:
     """Every phase of one step on one GPU of pipeline stage `stage_index`, on top of the model states."""
-    stage = pipeline_stages(model.num_layers, tplan.pipeline_parallel)[stage_index]
+    stage, key = stage_layers(model.num_layers, tplan.pipeline_parallel, stage_index), activation_key(tplan)
     in_flight = min(tplan.pipeline_parallel - stage_index, tplan.grad_accum_steps)
     layers = in_flight * _stored_layer_bytes(model, tplan, stage.layer_indices)
-    first = _first_stage_bytes(model, tplan) if stage.is_first else 0
-    loss = loss_bytes(model, tplan) if stage.is_last else None
+    first = _first_stage_bytes(model, key) if stage.is_first else 0
+    loss = _loss_bytes(model, key) if stage.is_last else None
     stored = layers + first + (loss.head_saved_bytes if loss else 0)
-    params = stage_params(model, tplan, stage_index)
-    shard = shard_group_size(tplan, num_gpus_per_node)
+    params, shard = stage_params(model, tplan, stage_index), shard_group_size(tplan, num_gpus_per_node)
     gather, bucket = sharding_buffers(tplan, params.largest_layer_params, params.num_trainable_params, shard)
-    last = stage.layer_indices[-1]  # the last layer forward is the first one backward
-    kind = _layer_kind(model, tplan, last)
-    before_last = layers - _stored_layer_bytes(model, tplan, (last,))
+    kind = _layer_kind(model, tplan, stage.layer_indices[-1])  # the last layer forward is the first one backward
+    saved, forward, backward = _kind_bytes(model, key, kind)
     d = dims(model, tplan)
-    phases = [PhaseBytes("layer forward", before_last + first + gather + layer_forward_bytes(model, tplan, *kind)),
+    phases = [PhaseBytes("layer forward", layers - saved + first + gather + forward),
               PhaseBytes("forward", stored + gather + (loss.forward_bytes if loss else d.dtype_bytes * d.num_tokens * d.hidden))]
     if loss:
         phases.append(PhaseBytes("loss backward", stored + gather + bucket + loss.backward_bytes))
         phases.append(PhaseBytes("head backward", stored + gather + bucket + loss.head_backward_bytes))
     held = _tied_head_gradient_bytes(model, tplan) if stage.is_first and stage.is_last else 0
-    phases.append(PhaseBytes("layer backward", layers + first + gather + bucket + held + layer_backward_bytes(model, tplan, *kind)))
+    phases.append(PhaseBytes("layer backward", layers + first + gather + bucket + held + backward))
     if stage.is_first:
         phases.append(PhaseBytes("embedding backward", gather + bucket + _embedding_backward_bytes(model, tplan, stage.is_last)))
     largest = ceil_div(params.largest_trainable_params, shard) if tplan.shard_stage else params.largest_trainable_params
     phases.append(PhaseBytes("optimizer step", step_temporary_bytes(tplan, largest)))
-    saved = _stored_layer_bytes(model, tplan, (last,))
-    return TrainActivations(layer_activations(model, tplan, *kind), saved, len(stage.layer_indices), in_flight, stored, loss, tuple(phases))
+    layer = _layer(model, key, kind)
+    return TrainActivations(layer, saved, len(stage.layer_indices), in_flight, stored, loss, tuple(phases))
+
+
+@lru_cache(maxsize=4096)
+def _layer(model: ModelSpec, key: TrainingPlan, kind: tuple[bool, bool]) -> LayerActivations:
+    return layer_activations(model, key, *kind)
+
+
+@lru_cache(maxsize=4096)
+def _loss_bytes(model: ModelSpec, key: TrainingPlan) -> LossBytes:
+    return loss_bytes(model, key)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,13 @@ class TrainSearchResult:
     closest: TrainCandidate | None  # smallest per-GPU total among those that do not fit
 
 
+def gpu_counts(limits: TrainLimits) -> list[int]:
+    """Exactly --gpus, else powers of two up to the limit (and the limit itself)."""
+    if limits.exact_gpus is not None:
+        return [limits.exact_gpus]
+    return sorted({1 << i for i in range(limits.max_gpus.bit_length()) if 1 << i <= limits.max_gpus} | {limits.max_gpus})
+
+
 def layouts(model: ModelSpec, gpu: GpuSpec, limits: TrainLimits) -> list[tuple[int, int, int]]:
     """(tp, pp, dp): TP divides the heads and stays in a node; DP divides the global batch."""
     tps = [limits.tensor_parallel] if limits.tensor_parallel else [t for t in TP_DEGREES if t <= gpu.num_gpus_per_node and model.num_attention_heads % t == 0]
@@ -74,10 +81,9 @@ def layouts(model: ModelSpec, gpu: GpuSpec, limits: TrainLimits) -> list[tuple[i
     out = []
     for tp in tps:
         for pp in pps:
-            for dp in range(1, limits.max_gpus // (tp * pp) + 1):
-                exact = limits.exact_gpus is None or tp * pp * dp == limits.exact_gpus
-                divides = limits.global_batch_size is None or limits.global_batch_size % dp == 0
-                if exact and divides:
+            for n in gpu_counts(limits):
+                dp = n // (tp * pp)
+                if dp and n % (tp * pp) == 0 and (limits.global_batch_size is None or limits.global_batch_size % dp == 0):
                     out.append((tp, pp, dp))
     return out
 
@@ -134,7 +140,7 @@ def _largest_fitting(plans: list[TrainingPlan], ev: _Evaluator) -> tuple[int, Tr
 
 def sort_key(c: TrainCandidate, objective: str) -> tuple:
     p = c.plan
-    cheap = (p.zero_stage, p.offload_optimizer + p.offload_params, -p.micro_batch_size, c.estimate.per_gpu.total_bytes)
+    cheap = (p.offload_optimizer + p.offload_params, -p.micro_batch_size, c.estimate.per_gpu.total_bytes)  # ties: more headroom
     if objective == "gpus":
         return (c.num_gpus, -c.speed.tokens_per_s, *cheap)
     return (-c.speed.tokens_per_s, c.num_gpus, *cheap)
@@ -164,6 +170,12 @@ def search_training(model: ModelSpec, gpu: GpuSpec, request: TrainingPlan, limit
     return TrainSearchResult(model, gpu, request, limits, objective, tuple(ranked), considered, ev.num_evaluated, closest)
 
 
-def widen(limits: TrainLimits, max_gpus: int) -> TrainLimits:
-    """The same question with more GPUs allowed (for the no-fit diagnosis)."""
-    return replace(limits, max_gpus=max_gpus, exact_gpus=None)
+def fewest_gpus(model: ModelSpec, gpu: GpuSpec, request: TrainingPlan, limits: TrainLimits, max_gpus: int) -> TrainSearchResult | None:
+    """The smallest power-of-two GPU count above the limit where a plan fits (for the no-fit diagnosis)."""
+    n = 1 << limits.max_gpus.bit_length()
+    while n <= max_gpus:
+        found = search_training(model, gpu, request, replace(limits, max_gpus=n, exact_gpus=n), "throughput")
+        if found.plans:
+            return found
+        n *= 2
+    return None

@@ -10,13 +10,14 @@ How the step is run (what the analytic budget in `oomplan.memory.training` model
   * precision "mixed": bf16 model weights and gradients, fp32 master weights, fp32 optimizer states
     (Rajbhandari et al. 2020's 16 bytes/param with Adam). The step goes tensor by tensor, as fused
     optimizers do: `master.grad = p.grad.float()`, a real `torch.optim` step on that one tensor (one optimizer
-    instance per tensor, foreach=False), `p.copy_(master)`. "bf16": one optimizer on the bf16 weights
+    instance per tensor, foreach=False), `p.copy_(master)`. "pure-bf16": one optimizer on the bf16 weights
     (states bf16). "fp32": everything fp32.
   * gradients persist between steps (`zero_grad(set_to_none=False)`), as DDP buckets, Megatron's grad
     buffer and DeepSpeed's partitions do; each backward allocates one tensor's new gradient and adds it in.
-  * attention "sdpa": `F.scaled_dot_product_attention` runs `FlashAttentionFn`, which allocates and saves
+  * attention "sdpa": `F.scaled_dot_product_attention` runs `FusedAttentionFn`, which allocates and saves
     what FlashAttention-2 does on a GPU (output, fp32 logsumexp; backward: dq/dk/dv, the fp32 dq
-    accumulator and softmax_d). Meta would otherwise take the math path and save the N x N scores.
+    accumulator and softmax_d); with a mask (sliding windows) what the memory-efficient kernel keeps (the mask
+    as an additive bias). Meta would otherwise take the math path and save the N x N scores.
   * recompute "full": transformers' activation checkpointing of every decoder layer (non-reentrant);
     "selective": only the attention core (from q, k, v to the attention output) runs under
     `torch.utils.checkpoint` (Korthikanti et al. 2022, section 5), registered as an attention function.
@@ -32,8 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Phase = Literal["forward", "backward", "step"]
-_DROPPED_CONFIG_KEYS = ("quantization_config", "auto_map", "torch_dtype", "dtype", "_name_or_path")
 _NUM_TOP_TENSORS = 5
+_CLASSES: dict = {}  # torch classes defined on first use: "lora", "fused"
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,11 @@ class TrainSetup:
     micro_batch_size: int = 1
     recompute: Literal["none", "selective", "full"] = "none"
     attention: Literal["sdpa", "eager"] = "sdpa"
-    precision: Literal["mixed", "bf16", "fp32"] = "mixed"
+    precision: Literal["mixed", "pure-bf16", "fp32"] = "mixed"
     optimizer: Literal["adamw", "sgd"] = "adamw"
     mode: Literal["full", "lora"] = "full"
     lora_rank: int = 16
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    lora_targets: tuple[str, ...] = ("all-linear",)  # PEFT's: every nn.Linear but the LM head
 
 
 def run_train_probe(hf_config: dict, setup: TrainSetup) -> TrainProbeResult:
@@ -191,6 +192,7 @@ def _load(hf_config: dict, setup: TrainSetup) -> _Run:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from oomplan.probe.meta_run import build_config
     from oomplan.probe.tracker import StorageTracker
 
     cfg = build_config(hf_config)
@@ -219,14 +221,6 @@ def _optimizers(setup: TrainSetup, trainable: list, masters: list) -> list:
         return torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01, foreach=False)
 
     return [make([m]) for m in masters] if masters else [make(trainable)]
-
-
-def build_config(hf_config: dict):
-    """`AutoConfig.for_model(model_type, **rest)`, minus keys that would quantise or remap the model."""
-    from transformers import AutoConfig
-
-    rest = {k: v for k, v in hf_config.items() if k not in _DROPPED_CONFIG_KEYS and k != "model_type"}
-    return AutoConfig.for_model(hf_config["model_type"], **rest)
 
 
 class _ModulePath:
@@ -262,16 +256,22 @@ def _lora(model, setup: TrainSetup) -> list:
     for p in model.parameters():
         p.requires_grad_(False)
     adapters: list = []
-    targets = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in setup.lora_targets]
+    head = model.get_output_embeddings()
+    every = "all-linear" in setup.lora_targets
+    targets = [(n, m) for n, m in model.named_modules()
+               if isinstance(m, torch.nn.Linear) and m is not head and (every or n.rsplit(".", 1)[-1] in setup.lora_targets)]
     for name, linear in targets:
         parent = model.get_submodule(name.rsplit(".", 1)[0])
-        wrapped = _LoraLinear(linear, setup.lora_rank)
+        wrapped = _lora_linear_class()(linear, setup.lora_rank)
         setattr(parent, name.rsplit(".", 1)[1], wrapped)
         adapters += [wrapped.lora_a, wrapped.lora_b]
     return adapters
 
 
 def _lora_linear_class():
+    """PEFT's LoRA layer, defined on first use (torch is imported lazily)."""
+    if "lora" in _CLASSES:
+        return _CLASSES["lora"]
     import torch
 
     class LoraLinear(torch.nn.Module):
@@ -289,11 +289,8 @@ def _lora_linear_class():
             lora = torch.nn.functional.linear(torch.nn.functional.linear(x, self.lora_a), self.lora_b)
             return self.base(x) + lora * self.scaling
 
+    _CLASSES["lora"] = LoraLinear
     return LoraLinear
-
-
-def _LoraLinear(base, rank: int):  # noqa: N802 - a factory standing in for the class (torch imported lazily)
-    return _lora_linear_class()(base, rank)
 
 
 # --- attention -------------------------------------------------------------------------------
@@ -354,13 +351,10 @@ def flash_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=
     return _fused_fn().apply(query, key, value, bias)
 
 
-_FUSED = {}
-
-
 def _fused_fn():
     """FlashAttention-2's allocations (Dao 2023; flash_api.cpp mha_fwd / mha_bwd), as an autograd Function."""
-    if "fn" in _FUSED:
-        return _FUSED["fn"]
+    if "fused" in _CLASSES:
+        return _CLASSES["fused"]
     import torch
 
     class FusedAttentionFn(torch.autograd.Function):
@@ -385,7 +379,7 @@ def _fused_fn():
             del dq_accum, softmax_d
             return dq, dk, dv, None
 
-    _FUSED["fn"] = FusedAttentionFn
+    _CLASSES["fused"] = FusedAttentionFn
     return FusedAttentionFn
 
 
@@ -399,3 +393,17 @@ def _grouped_grads(k, v, num_heads: int):
         dv_expanded = v.new_empty((b, s, num_heads, v.shape[-1]))
         del dk_expanded, dv_expanded
     return dk, dv
+
+
+def setup_from_plan(plan) -> TrainSetup:
+    """The probe setup for a `TrainingPlan` (oomplan.specs.training) of one GPU; ValueError names what the meta probe
+    cannot run (parallelism and sharding need several processes; QLoRA, 8-bit AdamW need bitsandbytes kernels)."""
+    unsupported = [name for name, on in (
+        ("data/tensor/pipeline parallelism", plan.num_gpus > 1), ("ZeRO/FSDP sharding", plan.shard_stage > 0),
+        ("CPU offload", plan.offload_optimizer or plan.offload_params), ("qlora (bitsandbytes nf4)", plan.mode == "qlora"),
+        (f"optimizer {plan.optimizer}", plan.optimizer not in ("adamw", "sgd")), (f"precision {plan.precision}", plan.precision == "bf16"),
+    ) if on]
+    if unsupported:
+        raise ValueError("the meta training probe runs one GPU's step; not: " + ", ".join(unsupported))
+    return TrainSetup(plan.seq_tokens, plan.micro_batch_size, plan.recompute, plan.attention, plan.precision, plan.optimizer,
+                      plan.mode, plan.lora_rank, tuple(plan.lora_targets))

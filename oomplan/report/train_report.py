@@ -57,8 +57,9 @@ def _rows(est: TrainEstimate, s: TrainStageBudget) -> list[tuple[str, int, str]]
     a, p = s.activations, est.plan
     return [
         ("weights", s.weights_bytes, _weights_detail(est, s)),
-        ("gradients", s.gradient_bytes, "fp32" if p.precision == "fp32" else "bf16"),
-        ("optimizer", s.optimizer_bytes, f"{p.optimizer} states" + (f", ZeRO-{p.shard_stage} shard" if p.shard_stage else "")),
+        ("gradients", s.gradient_bytes, "streamed to CPU memory" if p.offload_optimizer else ("fp32" if p.precision == "fp32" else "bf16")),
+        ("optimizer", s.optimizer_bytes, f"{p.optimizer} states" + (f", ZeRO-{p.shard_stage} shard" if p.shard_stage else "")
+         + (" in CPU memory" if p.offload_optimizer else "")),
         ("activations", s.activation_bytes, f"peak at {a.peak.name}; {a.num_layers} layers x {format_bytes(a.saved_layer_bytes)} kept"
          + (f" x {a.num_microbatches_in_flight} micro-batches" if a.num_microbatches_in_flight > 1 else "")),
         ("overhead", s.overhead_bytes, "CUDA context, cuBLAS, allocator" + (", NCCL" if s.overhead.nccl_bytes else "")),

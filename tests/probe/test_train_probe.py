@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from oomplan.memory.training import train_stage_budget  # noqa: E402
-from oomplan.probe.train_run import TrainSetup, run_train_probe  # noqa: E402
+from oomplan.probe.train_run import TrainSetup, run_train_probe, setup_from_plan  # noqa: E402
 from oomplan.profiles import load_gpu  # noqa: E402
 from oomplan.specs.hf_config import parse_hf_config  # noqa: E402
 from oomplan.specs.training import TrainingPlan  # noqa: E402
@@ -51,3 +51,10 @@ def test_recompute_lowers_the_measured_peak():
     none, _ = _both("none", attention="eager")
     full, _ = _both("full", attention="eager")
     assert full.activation_bytes < none.activation_bytes
+
+
+def test_setup_from_a_training_plan():
+    plan = TrainingPlan(seq_tokens=SEQ, micro_batch_size=BATCH, mode="lora", recompute="full", lora_targets=("q_proj", "v_proj"))
+    assert setup_from_plan(plan) == TrainSetup(SEQ, BATCH, "full", "sdpa", "mixed", "adamw", "lora", 16, ("q_proj", "v_proj"))
+    with pytest.raises(ValueError, match="ZeRO/FSDP sharding"):
+        setup_from_plan(TrainingPlan(seq_tokens=SEQ, data_parallel=2, zero_stage=2))

@@ -8,13 +8,13 @@ Sources:
   [QLoRA]  Dettmers et al. 2023, "QLoRA: Efficient Finetuning of Quantized LLMs", sections 1 and 3.
   [LoRA]   Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models", section 4.2 (practical benefits).
   [8bit]   Dettmers et al. 2022, "8-bit Optimizers via Block-wise Quantization", ICLR 2022, abstract.
+  [Offload] Ren et al. 2021, "ZeRO-Offload: Democratizing Billion-Scale Model Training", USENIX ATC 2021.
   [Adafactor] Shazeer & Stern 2018, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost", section 3.
 """
 from __future__ import annotations
 
 import pytest
 
-from oomplan.errors import InputError
 from oomplan.memory.params import num_params
 from oomplan.memory.train_activations import korthikanti_layer_bytes, layer_activations, loss_bytes
 from oomplan.memory.train_states import (
@@ -48,11 +48,21 @@ def test_zero_paper_7_5b_on_64_gpus(stage, expected_gb):
     assert round(states.gpu_bytes / GB, 1) == expected_gb
 
 
-def test_zero_offload_moves_master_and_states_to_cpu():
-    # Ren et al. 2021 (ZeRO-Offload): the GPU keeps 16-bit weights and gradients; fp32 master, states, gradients on CPU
+def test_zero_offload_moves_master_states_and_gradients_to_cpu():
+    # [Offload] 3: the GPU keeps the 16-bit weights (2M); gradients stream to the CPU, which keeps fp32 weights, momentum,
+    # variance and gradients (16M) and runs the optimizer step
     bpp = PRECISION_BYTES["mixed"]
-    states = sharded_states(10, 0, 80, bpp, 0, 1, offload_optimizer=True)
-    assert (states.gpu_bytes, states.host_bytes) == (2 * 10 + 2 * 10, 4 * 10 + 80 + 4 * 10)
+    states = sharded_states(10, 0, 80, bpp, 2, 1, offload_optimizer=True)
+    assert (states.gpu_bytes, states.host_bytes) == (2 * 10, 4 * 10 + 80 + 4 * 10)
+
+
+def test_zero_offload_trains_13b_on_one_v100():
+    # [Offload] abstract: "ZeRO-Offload enables training 13 billion parameter models on a single GPU" (V100 32 GB),
+    # "a 10x increase in size compared to popular framework such as PyTorch"
+    model, gpu = load_model("llama-2-13b"), load_gpu("v100-32g")
+    offload = TrainingPlan(seq_tokens=1024, zero_stage=2, offload_optimizer=True, recompute="full")
+    assert train_stage_budget(model, gpu, offload, 0).total_bytes < gpu.memory_bytes
+    assert train_stage_budget(model, gpu, offload.model_copy(update={"offload_optimizer": False}), 0).total_bytes > 6 * gpu.memory_bytes
 
 
 S, B, H, A = 2048, 1, 12288, 96  # [Korth] GPT-3 175B: s = 2048, h = 12288, a = 96
