@@ -151,20 +151,18 @@ def stage_layers(num_layers: int, pipeline_parallel: int, stage_index: int):
     return pipeline_stages(num_layers, pipeline_parallel)[stage_index]
 
 
-def params_key(tplan: TrainingPlan) -> TrainingPlan:
-    """The plan reduced to the knobs the parameter layout depends on (a cache key)."""
-    return TrainingPlan.model_construct(mode=tplan.mode, precision=tplan.precision, seq_tokens=1, lora_rank=tplan.lora_rank,
-                                        lora_targets=tplan.lora_targets, tensor_parallel=tplan.tensor_parallel,
-                                        pipeline_parallel=tplan.pipeline_parallel)
+PARAMS_FIELDS = ("mode", "precision", "lora_rank", "lora_targets", "tensor_parallel", "pipeline_parallel")
 
 
 def stage_params(model: ModelSpec, tplan: TrainingPlan, stage_index: int) -> StageParams:
     """Trainable and frozen parameters of one GPU; LoRA adapters follow the TP split of their base."""
-    return _stage_params(model, params_key(tplan), stage_index)
+    return _stage_params(model, tuple(getattr(tplan, f) for f in PARAMS_FIELDS), stage_index)
 
 
 @lru_cache(maxsize=1024)
-def _stage_params(model: ModelSpec, tplan: TrainingPlan, stage_index: int) -> StageParams:
+def _stage_params(model: ModelSpec, key: tuple, stage_index: int) -> StageParams:
+    """Cached on the knobs the parameter layout depends on (the training search asks many times)."""
+    tplan = TrainingPlan.model_construct(seq_tokens=1, **dict(zip(PARAMS_FIELDS, key)))
     tp, r = tplan.tensor_parallel, tplan.lora_rank
     dense = "fp32" if tplan.precision == "fp32" else "bf16"
     base = Plan(weights="nf4" if tplan.mode == "qlora" else dense, tensor_parallel=tp)

@@ -86,46 +86,50 @@ def sharding_buffers(tplan: TrainingPlan, layer_params: int, num_trainable: int,
     return 0, 0  # DDP: gradients are views of its buckets
 
 
-def activation_key(tplan: TrainingPlan) -> TrainingPlan:
-    """The plan reduced to the knobs one micro-batch's activations depend on (a cache key)."""
-    return TrainingPlan.model_construct(
-        mode=tplan.mode, precision=tplan.precision, seq_tokens=tplan.seq_tokens, micro_batch_size=tplan.micro_batch_size,
-        tensor_parallel=tplan.tensor_parallel, sequence_parallel=tplan.sequence_parallel, recompute=tplan.recompute,
-        attention=tplan.attention, lora_rank=tplan.lora_rank, lora_targets=tplan.lora_targets,
-    )
+ACTIVATION_FIELDS = ("mode", "precision", "seq_tokens", "micro_batch_size", "tensor_parallel", "sequence_parallel",
+                     "recompute", "attention", "lora_rank", "lora_targets")
 
 
-def _layer_kind(model: ModelSpec, tplan: TrainingPlan, index: int) -> tuple[bool, bool]:
-    """(MoE layer, masked sliding-window layer)."""
-    return model.is_moe_layer(index), index in _masked(model, tplan.seq_tokens)
+def activation_key(tplan: TrainingPlan) -> tuple:
+    """The knobs one micro-batch's activations depend on (a cache key; the search varies the others)."""
+    return tuple(getattr(tplan, f) for f in ACTIVATION_FIELDS)
+
+
+def _plan(key: tuple) -> TrainingPlan:
+    return TrainingPlan.model_construct(**dict(zip(ACTIVATION_FIELDS, key)))
 
 
 @lru_cache(maxsize=1024)
-def _masked(model: ModelSpec, seq_tokens: int) -> frozenset[int]:
-    return masked_layers(model, TrainingPlan.model_construct(seq_tokens=seq_tokens))
+def _kind_counts(model: ModelSpec, seq_tokens: int, layer_indices: tuple[int, ...]) -> tuple[tuple[tuple[bool, bool], int], ...]:
+    """How many of the layers are of each kind: (MoE layer, masked sliding-window layer)."""
+    masked = masked_layers(model, TrainingPlan.model_construct(seq_tokens=seq_tokens))
+    counts: dict[tuple[bool, bool], int] = {}
+    for i in layer_indices:
+        kind = (model.is_moe_layer(i), i in masked)
+        counts[kind] = counts.get(kind, 0) + 1
+    return tuple(counts.items())
 
 
 @lru_cache(maxsize=8192)
-def _kind_bytes(model: ModelSpec, key: TrainingPlan, kind: tuple[bool, bool]) -> tuple[int, int, int]:
+def _kind_bytes(model: ModelSpec, key: tuple, kind: tuple[bool, bool]) -> tuple[int, int, int]:
     """(kept under the recompute policy, forward transient, backward transient) of one layer of a kind."""
-    kept = checkpoint_bytes(model, key) if key.recompute == "full" else layer_activations(model, key, *kind).total_bytes
-    return kept, layer_forward_bytes(model, key, *kind), layer_backward_bytes(model, key, *kind)
+    plan = _plan(key)
+    kept = checkpoint_bytes(model, plan) if plan.recompute == "full" else layer_activations(model, plan, *kind).total_bytes
+    return kept, layer_forward_bytes(model, plan, *kind), layer_backward_bytes(model, plan, *kind)
 
 
 def _stored_layer_bytes(model: ModelSpec, tplan: TrainingPlan, layer_indices: tuple[int, ...]) -> int:
     """What the stage's layers keep for one micro-batch under the recompute policy."""
-    key, counts = activation_key(tplan), {}
-    for i in layer_indices:
-        kind = _layer_kind(model, tplan, i)
-        counts[kind] = counts.get(kind, 0) + 1
-    return sum(_kind_bytes(model, key, kind)[0] * num for kind, num in counts.items())
+    key = activation_key(tplan)
+    return sum(_kind_bytes(model, key, kind)[0] * num for kind, num in _kind_counts(model, tplan.seq_tokens, layer_indices))
 
 
 @lru_cache(maxsize=4096)
-def _first_stage_bytes(model: ModelSpec, tplan: TrainingPlan) -> int:
+def _first_stage_bytes(model: ModelSpec, key: tuple) -> int:
     """RoPE's cos and sin (1 x s x head_dim each); the masks when checkpoints keep them as inputs (eager: one
     per attention kind in e bytes; sdpa: the sliding-window mask, bool); a frozen embedding leaves layer 0's
     first norm nothing to keep."""
+    tplan = _plan(key)
     d = dims(model, tplan)
     first = 2 * d.seq_tokens * d.head_dim * d.dtype_bytes
     if model.model_type == "falcon" and tplan.attention == "sdpa":  # FalconModel's float mask, kept by every layer
@@ -167,7 +171,8 @@ def train_activations(model: ModelSpec, tplan: TrainingPlan, stage_index: int, n
     stored = layers + first + (loss.head_saved_bytes if loss else 0)
     params, shard = stage_params(model, tplan, stage_index), shard_group_size(tplan, num_gpus_per_node)
     gather, bucket = sharding_buffers(tplan, params.largest_layer_params, params.num_trainable_params, shard)
-    kind = _layer_kind(model, tplan, stage.layer_indices[-1])  # the last layer forward is the first one backward
+    last = stage.layer_indices[-1]  # the last layer forward is the first one backward
+    kind = _kind_counts(model, tplan.seq_tokens, (last,))[0][0]
     saved, forward, backward = _kind_bytes(model, key, kind)
     d = dims(model, tplan)
     phases = [PhaseBytes("layer forward", layers - saved + first + gather + forward),
@@ -186,13 +191,13 @@ def train_activations(model: ModelSpec, tplan: TrainingPlan, stage_index: int, n
 
 
 @lru_cache(maxsize=4096)
-def _layer(model: ModelSpec, key: TrainingPlan, kind: tuple[bool, bool]) -> LayerActivations:
-    return layer_activations(model, key, *kind)
+def _layer(model: ModelSpec, key: tuple, kind: tuple[bool, bool]) -> LayerActivations:
+    return layer_activations(model, _plan(key), *kind)
 
 
 @lru_cache(maxsize=4096)
-def _loss_bytes(model: ModelSpec, key: TrainingPlan) -> LossBytes:
-    return loss_bytes(model, key)
+def _loss_bytes(model: ModelSpec, key: tuple) -> LossBytes:
+    return loss_bytes(model, _plan(key))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from oomplan.specs.model import ModelSpec
 from oomplan.specs.training import TrainingPlan
 
 OFFLOAD_BYTES_PER_PARAM = 2 + 2  # ZeRO-Offload: 16-bit gradients to the CPU, 16-bit weights back (Ren et al. 2021)
+CPU_ADAM_PARAMS_PER_S = 2e9  # assumed: DeepSpeed's vectorised CPU-Adam on one node's CPUs (order of magnitude, for ranking)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ def train_speed(model: ModelSpec, gpu: GpuSpec, plan: TrainingPlan) -> TrainSpee
         trainable = num_active_params(model) if not plan.is_peft else 0  # adapters are small
         shard = max(1, plan.data_parallel if plan.shard_stage else 1) * plan.tensor_parallel * plan.pipeline_parallel
         offload_s = trainable / shard * OFFLOAD_BYTES_PER_PARAM / gpu.host_link.bandwidth_bytes_per_s
+        offload_s += trainable / shard * min(plan.num_gpus, gpu.num_gpus_per_node) / CPU_ADAM_PARAMS_PER_S  # the CPU step
     if plan.offload_params:  # each GPU streams its 16-bit weight shard in for forward and backward, and back after the update
         offload_s += 3 * 2 * num_active_params(model) / plan.num_gpus / gpu.host_link.bandwidth_bytes_per_s
     step_s = compute_s + offload_s
