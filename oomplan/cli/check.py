@@ -13,7 +13,6 @@ from oomplan.cli.common import handle_errors, print_json, stdout, warn
 from oomplan.cli.train import run_train_check
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK
 from oomplan.planner.recheck import recheck
-from oomplan.planner.train_recheck import is_training_plan
 from oomplan.report.estimate_json import estimate_json
 from oomplan.report.estimate_table import budget_table
 from oomplan.units import format_bytes, parse_count, parse_fraction
@@ -39,6 +38,8 @@ def check_command(
 ) -> None:
     """Re-compute a plan and gate on it. Exit 0 fits (with the margin), 1 does not, 2 invalid input."""
     required = parse_fraction(margin, "--margin", 0.0, 0.99)
+    from oomplan.planner.train_recheck import is_training_plan
+
     if is_training_plan(plan):  # written by fit --train: oomplan/cli/train.py
         run_train_check(plan, gpu, ctx, batch, required, strict, as_json)
     result = recheck(plan, gpu, parse_count(ctx, "--ctx") if ctx else None, batch)

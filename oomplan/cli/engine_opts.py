@@ -5,17 +5,21 @@ from typing import Any, Optional
 
 import typer
 
+from typing import TYPE_CHECKING
+
 from oomplan.cli.common import print_json, stdout, warn
-from oomplan.engines.dispatch import ENGINES, predict
-from oomplan.engines.from_plan import EngineOptions, engine_settings
-from oomplan.engines.result import EnginePrediction
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
-from oomplan.report.engine_report import ENGINE_NAMES, engine_json, engine_table, verdict_lines
-from oomplan.report.estimate_json import estimate_json
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
 from oomplan.units import format_bytes, parse_count, parse_fraction
+
+if TYPE_CHECKING:
+    from oomplan.engines.from_plan import EngineOptions
+    from oomplan.engines.result import EnginePrediction
+
+# The engine models and reports are imported by the functions that use them, so that commands
+# run without --engine start as fast as before.
 
 ENGINE = typer.Option("hf", "--engine", help="hf (transformers generate), vllm, sglang or llamacpp: predict that engine's own accounting.")
 GPU_MEMORY_UTILIZATION = typer.Option(None, "--gpu-memory-utilization", help="vLLM: share of the card's total memory (default 0.9).")
@@ -30,6 +34,8 @@ N_GPU_LAYERS = typer.Option(None, "--n-gpu-layers", "-ngl", help="llama.cpp: lay
 def engine_options(gpu_memory_utilization: Optional[str], max_model_len: Optional[str], max_num_seqs: Optional[int],
                    max_num_batched_tokens: Optional[str], mem_fraction_static: Optional[str], gguf_type: Optional[str],
                    n_gpu_layers: Optional[int]) -> EngineOptions:
+    from oomplan.engines.from_plan import EngineOptions
+
     def frac(v: Optional[str], flag: str) -> Optional[float]:
         return parse_fraction(v, flag, 0.01, 1.0) if v is not None else None
 
@@ -45,12 +51,18 @@ def engine_options(gpu_memory_utilization: Optional[str], max_model_len: Optiona
 def check_engine(engine: str) -> str:
     value = engine.strip().lower().replace(".", "").replace("-", "")
     value = {"llamacpp": "llamacpp", "transformers": "hf"}.get(value, value)
+    if value == "hf":
+        return value
+    from oomplan.engines.dispatch import ENGINES
+
     if value not in ENGINES:
         raise InputError(f"--engine: {engine!r} is not accepted; use one of {', '.join(ENGINES)}")
     return value
 
 
 def engine_prediction(engine: str, model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, opts: EngineOptions) -> EnginePrediction:
+    from oomplan.engines.dispatch import predict
+    from oomplan.engines.from_plan import engine_settings
     return predict(model, gpu, engine_settings(engine, plan, workload, opts))
 
 
@@ -68,6 +80,7 @@ def workload_verdict(p: EnginePrediction, workload: Workload) -> tuple[bool, str
 
 def render_engine(p: EnginePrediction, workload: Workload, extra_json: dict[str, Any], as_json: bool, strict: bool) -> None:
     """Print the engine table (or the JSON with its `engine` object) and exit 0 when the workload fits."""
+    from oomplan.report.engine_report import engine_json, engine_table, verdict_lines
     warn(p.warnings, strict)
     ok, line = workload_verdict(p, workload)
     if as_json:
@@ -85,6 +98,8 @@ def render_engine(p: EnginePrediction, workload: Workload, extra_json: dict[str,
 
 def check_engine_plan(engine: str, est: Any, opts: EngineOptions, required: float, plan_path: str, as_json: bool, strict: bool) -> None:
     """`check --engine`: PASS when the engine serves the plan's workload and its process leaves `required` of the card."""
+    from oomplan.report.engine_report import ENGINE_NAMES, engine_json, engine_table, verdict_lines
+    from oomplan.report.estimate_json import estimate_json
     workload = est.workload.model_copy(update={"engine": engine})
     p = engine_prediction(engine, est.model, est.gpu, est.plan, workload, opts)
     warn(p.warnings, strict)

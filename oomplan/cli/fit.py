@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from oomplan.cli.engine_fit import run_engine_fit
 from oomplan.cli.engine_opts import (
     ENGINE, GPU_MEMORY_UTILIZATION, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC, check_engine, engine_options,
 )
@@ -109,6 +108,8 @@ def fit_command(
         if want_ctx or want_batch:
             raise InputError("--ctx max / --batch max: not available with --engine yet; give numbers (the engine table shows the pool's tokens)")
         opts = engine_options(gpu_memory_utilization, None, max_num_seqs, max_num_batched_tokens, mem_fraction_static, None, None)
+        from oomplan.cli.engine_fit import run_engine_fit
+
         run_engine_fit(check_engine(engine), spec, card, workload.model_copy(update={"engine": check_engine(engine)}), limits, opts,
                        objective, top, as_json, (model, gpu, pick, output, force))
     if want_ctx:

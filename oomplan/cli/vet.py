@@ -11,11 +11,8 @@ import typer
 
 from oomplan import __version__
 from oomplan.cli.common import handle_errors, print_json, stdout
-from oomplan.engines.cmdline import parse_launch, resolve_model
-from oomplan.engines.dispatch import predict
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.profiles import load_gpu
-from oomplan.report.engine_report import engine_json, engine_table, verdict_lines
 
 
 @handle_errors
@@ -30,6 +27,10 @@ def vet_command(
     """Predict what a real engine launch command will do on a GPU. Exit 0 ok, 1 will fail, 2 bad input."""
     if not command:
         raise InputError("vet: no engine command; use oomplan vet --gpu GPU -- vllm serve MODEL [flags]")
+    from oomplan.engines.cmdline import parse_launch, resolve_model
+    from oomplan.engines.dispatch import predict
+    from oomplan.report.engine_report import engine_json
+
     launch = parse_launch(list(command), gguf_type)
     model, card = resolve_model(launch, model_profile), load_gpu(gpu)
     pred = predict(model, card, launch.settings)
@@ -43,6 +44,8 @@ def vet_command(
 
 
 def _render(pred, ignored: tuple[str, ...]) -> None:
+    from oomplan.report.engine_report import engine_table, verdict_lines
+
     out = stdout()
     out.print(engine_table(pred))
     for note in pred.notes:
