@@ -154,10 +154,12 @@ def params_by_component(m: ModelSpec) -> dict[Component, int]:
     return counts
 
 
+@lru_cache(maxsize=256)
 def num_params(m: ModelSpec) -> int:
     return sum(params_by_component(m).values())
 
 
+@lru_cache(maxsize=256)
 def num_active_params(m: ModelSpec) -> int:
     """Parameters a token touches: routed experts count num_experts_per_token of num_experts."""
     counts = params_by_component(m)
