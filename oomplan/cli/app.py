@@ -46,5 +46,39 @@ app.command("probe")(probe_command)
 app.command("vet")(vet_command)
 
 
+def _click_exceptions():
+    """typer >= 0.16 vendors click as typer._click; older typers use click itself."""
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click.exceptions import ClickException
+    return typer.Abort, ClickException
+
+
 def main() -> None:
-    app()
+    """The console script: usage errors become one line on stderr with exit 2, like every input error."""
+    abort, click_exception = _click_exceptions()
+    try:
+        code = app(standalone_mode=False)
+    except abort:
+        typer.echo("error: aborted", err=True)
+        raise SystemExit(130) from None
+    except click_exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `oomplan`: the help, not an error
+            typer.echo(exc.format_message())
+            raise SystemExit(0) from None
+        if STATE["debug"]:
+            raise
+        typer.echo(f"error: {exc.format_message()} (see: oomplan {_command()}--help)", err=True)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _command() -> str:
+    import sys
+
+    known = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    return f"{words[0]} " if words and words[0] in known else ""

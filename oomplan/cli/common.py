@@ -67,7 +67,10 @@ def _spec_error(exc: ValidationError) -> InputError:
     field = str(err["loc"][0]) if err["loc"] else ""
     flag = FLAGS.get(field, field)
     msg = err["msg"].removeprefix("Value error, ")
-    return InputError(f"{flag}: {err.get('input')!r} is invalid: {msg}")
+    value = err.get("input")
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return InputError(f"{flag}: {value!r} is invalid: it must be a finite number")
+    return InputError(f"{flag}: {value!r} is invalid: {msg}")
 
 
 def build_plan(**fields: Any) -> Plan:

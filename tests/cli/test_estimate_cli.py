@@ -92,3 +92,22 @@ def test_dms_note_says_checkpoint_needed():
 def test_debug_shows_traceback():
     r = run("--debug", "estimate", "llama-3-8b", "--gpu", GPU, "--tp", "3")
     assert r.exit_code != 0 and r.exception is not None
+
+
+@pytest.mark.parametrize("args,code,fragment", [
+    (["fit", "llama-3-8b", "--gpu", "h100", "--top", "0"], 2, "error: Invalid value for '--top'"),
+    (["estimate", "llama-3-8b"], 2, "error: Missing option '--gpu'"),
+    (["estimate", "llama-3-8b", "--gpu", "h100", "--nope"], 2, "error: No such option: --nope"),
+    (["bogus"], 2, "error: No such command 'bogus'"),
+    (["estimate", "llama-3-70b", "--gpu", GPU], 1, ""),
+    (["estimate", "llama-3-8b", "--gpu", GPU], 0, ""),
+])
+def test_console_script_exit_codes_and_one_line_usage_errors(args, code, fragment):
+    """The real entry point (not CliRunner): click's usage errors are one line too."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "oomplan", *args], capture_output=True, text=True)
+    assert out.returncode == code
+    assert fragment in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) <= 1
