@@ -95,8 +95,10 @@ def read_json(path: Path, what: str) -> Any:
 
 
 def validation_message(path: Path | str, exc: ValidationError, known: tuple[str, ...] = ()) -> str:
-    """First pydantic error as one line: file, field, what is wrong, the value given."""
-    err = exc.errors()[0]
+    """First pydantic error as one line: file, field, what is wrong, the value given. An unknown key
+    comes first: a typo'd key is also why a required field looks missing."""
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     field = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
         key = str(err["loc"][-1])

@@ -45,7 +45,7 @@ def canonical_dtype(name: str) -> str:
 _COUNT_SUFFIX = {"": 1, "k": 1024, "m": 1024**2}
 
 
-def parse_count(text: str | int, flag: str, minimum: int = 1, maximum: int = 2**40) -> int:
+def parse_count(text: str | int, flag: str, minimum: int = 1, maximum: int = 2**31) -> int:
     """Parse a token count like '32k', '32K', '128k', '32768' (k = 1024, m = 1024^2)."""
     if isinstance(text, int):
         value = text

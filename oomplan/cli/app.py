@@ -7,6 +7,7 @@ from oomplan import __version__
 from oomplan.cli.common import STATE
 from oomplan.cli.catalog import gpus_command, models_app
 from oomplan.cli.check import check_command
+from oomplan.cli.curve import curve_command
 from oomplan.cli.estimate import estimate_command
 from oomplan.cli.export import export_command
 from oomplan.cli.fit import fit_command
@@ -40,6 +41,7 @@ app.command("estimate")(estimate_command)
 app.command("fit")(fit_command)
 app.command("check")(check_command)
 app.command("export")(export_command)
+app.command("curve")(curve_command)
 app.add_typer(models_app, name="models")
 app.command("gpus")(gpus_command)
 app.command("probe")(probe_command)
