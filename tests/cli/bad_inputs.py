@@ -29,6 +29,7 @@ ROWS = [
     ("malformed JSON", ["estimate", "{dir}/bad.json", "--gpu", "h100"], {"bad.json": '{"model_type": "llama",'}, 2, "invalid JSON at line 1"),
     ("empty file", ["estimate", "{dir}/empty.json", "--gpu", "h100"], {"empty.json": ""}, 2, "file is empty"),
     ("binary garbage", ["estimate", "{dir}/bin.json", "--gpu", "h100"], {"bin.json": b"\xff\xfe\x00\x01garbage"}, 2, "not UTF-8"),
+    ("huge file", ["estimate", "{dir}/huge.json", "--gpu", "h100"], {"huge.json": "{" + " " * (17 * 2**20) + "}"}, 2, "is too large for a config.json"),
     ("wrong type in config", ["estimate", "{dir}/cfg.json", "--gpu", "h100"], {"cfg.json": json.dumps({**CONFIG, "hidden_size": "wide"})}, 2, "field 'hidden_size'"),
     ("missing required field", ["estimate", "{dir}/cfg.json", "--gpu", "h100"], {"cfg.json": json.dumps({k: v for k, v in CONFIG.items() if k != "vocab_size"})}, 2, "missing required field(s) vocab_size"),
     ("folder without config.json", ["estimate", "{dir}", "--gpu", "h100"], {}, 2, "holds no config.json"),
