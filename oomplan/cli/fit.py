@@ -10,6 +10,7 @@ import typer
 from oomplan.cli.engine_opts import (
     ENGINE, GPU_MEMORY_UTILIZATION, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC, check_engine, engine_options,
 )
+from oomplan.cli.progress import spinner
 from oomplan.cli.common import build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
 from oomplan.cli.train import (
     FIT_PP, FIT_TP, GLOBAL_BATCH, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OPTIMIZER, PRECISION, RECOMPUTE, SEQ, TRAIN, ZERO,
@@ -112,13 +113,15 @@ def fit_command(
 
         run_engine_fit(check_engine(engine), spec, card, workload.model_copy(update={"engine": check_engine(engine)}), limits, opts,
                        objective, top, as_json, (model, gpu, pick, output, force))
-    if want_ctx:
-        result = search_max(spec, card, workload, limits, objective, "ctx", spec.max_position_embeddings, attention)
-    elif want_batch:
-        result = search_max(spec, card, workload, limits, objective, "batch", MAX_BATCH, attention)
-    else:
+    if not (want_ctx or want_batch):
         warn(tuple(spec.warnings) + tuple(w for w in plan_warnings(spec, card, workload, Plan()) if "--ctx" in w), strict)
-        result = search(spec, card, workload, limits, objective, attention)
+    with spinner(f"searching plans for {spec.name} on {card.name} ...", quiet=as_json):
+        if want_ctx:
+            result = search_max(spec, card, workload, limits, objective, "ctx", spec.max_position_embeddings, attention)
+        elif want_batch:
+            result = search_max(spec, card, workload, limits, objective, "batch", MAX_BATCH, attention)
+        else:
+            result = search(spec, card, workload, limits, objective, attention)
     show = "ctx" if want_ctx else "batch" if want_batch else ""
     if as_json:
         print_json(fit_json(result, top))

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from oomplan.cli.progress import spinner
 from oomplan.cli.common import handle_errors, print_json, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.memory.budget import Estimate
@@ -26,7 +27,8 @@ def run_probe(est: Estimate, device: str, tolerance: str, decode_steps: int, as_
     if device not in ("auto", "meta", "cuda"):
         raise InputError(f"--device: {device!r} is not accepted; use auto, meta or cuda")
     tol_pct = 100 * parse_fraction(tolerance, "--tolerance", 0.0, 1.0)
-    report = probe(est, device, tol_pct, decode_steps)
+    with spinner(f"probing {est.model.name} at ctx {est.workload.ctx_tokens:,} x batch {est.workload.batch_size} ...", quiet=as_json):
+        report = probe(est, device, tol_pct, decode_steps)
     record = probe_json(est, report, plan_file)
     if log is not None:
         append_log(log, record)

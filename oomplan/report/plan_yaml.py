@@ -16,6 +16,17 @@ HEADER = "# oomplan plan file (docs/plan-schema.md). Re-check before deploy: oom
 
 def write_atomic(path: Path, text: str, force: bool, flag: str = "-o") -> None:
     """Never leaves a partial file; refuses to overwrite without force."""
+    write_atomic_bytes(path, text.encode("utf-8"), force, flag)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic_bytes(path: Path, data: bytes, force: bool, flag: str = "-o") -> None:
+    """write_atomic for binary outputs (PNG, SVG): a temporary file in the same folder, then os.replace."""
     if path.exists() and not force:
         raise InputError(f"{flag}: {path} exists; pass --force to overwrite it")
     if path.exists() and path.is_dir():
@@ -25,8 +36,9 @@ def write_atomic(path: Path, text: str, force: bool, flag: str = "-o") -> None:
         raise InputError(f"{flag}: folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a user's file gets the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -34,3 +34,13 @@ def test_failure_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         write_atomic(tmp_path / "no" / "plan.yaml", "x", force=False)
+
+
+def test_written_file_gets_the_umask_mode(tmp_path):
+    target = tmp_path / "plan.yaml"
+    old = os.umask(0o022)
+    try:
+        write_atomic(target, "a: 1\n", force=False)
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,121 @@
+"""`oomplan curve MODEL --gpu GPU`: memory per GPU against context (or batch), and where the cliff is."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from oomplan.cli.common import FLAGS, build_plan, handle_errors, print_json, resolve_gpu, stdout, warn
+from oomplan.errors import EXIT_OK, InputError, did_you_mean
+from oomplan.planfile import load_plan_file
+from oomplan.planner.curve import memory_curves
+from oomplan.profiles import load_model
+from oomplan.report.curve_json import curve_json
+from oomplan.report.curve_text import PLAN_LETTERS, curve_chart
+from oomplan.specs.plan import Plan
+from oomplan.units import parse_count
+
+MAX_PLANS = 5  # the base plan and four --compare: still 80 columns
+FLAG_TO_FIELD = {flag.lstrip("-").replace("-", "_"): field for field, flag in FLAGS.items()}
+
+
+def _compare_fields(text: str) -> dict[str, str]:
+    """'kv_dtype=fp8,dms_ratio=4' (field names or flag names: kv-dtype, dms, tp) -> {field: value}."""
+    fields: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        key = FLAG_TO_FIELD.get(key, key)
+        if not sep or not value.strip():
+            raise InputError(f"--compare: {part!r} is not KEY=VALUE (e.g. kv_dtype=fp8)")
+        if key not in Plan.model_fields:
+            raise InputError(f"--compare: {key!r} is not a plan knob{did_you_mean(key, list(Plan.model_fields))}")
+        fields[key] = value.strip()
+    if not fields:
+        raise InputError("--compare: empty; give KEY=VALUE, e.g. --compare kv_dtype=fp8")
+    return fields
+
+
+def _plans(base: Plan, compares: list[str]) -> tuple[tuple[str, Plan], ...]:
+    if len(compares) + 1 > MAX_PLANS:
+        raise InputError(f"--compare: at most {MAX_PLANS - 1} (got {len(compares)})")
+    plans = [("base", base)]
+    for text in compares:
+        plans.append((text, build_plan(**(base.model_dump() | _compare_fields(text)))))
+    return tuple(plans)
+
+
+def _base(plan_path: Optional[str], knobs: dict[str, Any]) -> tuple[Plan, Optional[Any]]:
+    """The plan file's plan (or the defaults), with the knobs given on the command line on top."""
+    pf = load_plan_file(plan_path) if plan_path else None
+    if pf is not None and pf.training is not None:
+        raise InputError(f"{plan_path}: a training plan (fit --train); curve takes inference plans")
+    given = {k: v for k, v in knobs.items() if v is not None}
+    return build_plan(**((pf.plan.model_dump() if pf else {}) | given)), pf
+
+
+@handle_errors
+def curve_command(
+    model: Optional[str] = typer.Argument(None, help="Profile name/alias or config.json (default with --plan: the plan's model)."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="GPU profile, a profile YAML, or auto (default with --plan: the plan's GPU)."),
+    plan_file: Optional[str] = typer.Option(None, "--plan", help="Start from a plan file (fit -o); knobs given here override it."),
+    x_axis: str = typer.Option("ctx", "--x", help="ctx: sweep context length; batch: sweep batch size."),
+    from_x: Optional[str] = typer.Option(None, "--from", help="First x (default: 1k tokens, or 1 sequence)."),
+    to_x: Optional[str] = typer.Option(None, "--to", help="Last x (default: the model's max context, or 256 sequences)."),
+    points: int = typer.Option(24, "--points", help="How many log-spaced points."),
+    ctx: Optional[str] = typer.Option(None, "--ctx", help="With --x batch: tokens per sequence (default: 4k)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Concurrent sequences (with --x ctx; default 1)."),
+    tp: Optional[int] = typer.Option(None, "--tp", help="Tensor-parallel GPUs (default 1)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="auto, bf16, fp16, fp32, fp8, int8, awq, gptq, nf4."),
+    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="auto, bf16, fp16, fp32, fp8, int8, int4."),
+    dms: Optional[float] = typer.Option(None, "--dms", help="DMS KV compression ratio (1 = off)."),
+    paged: Optional[bool] = typer.Option(None, "--paged/--no-paged", help="Paged KV (default) or contiguous."),
+    block_size: Optional[int] = typer.Option(None, "--block-size", help="Paged-KV block size in tokens (default 16)."),
+    attention: Optional[str] = typer.Option(None, "--attention", help="sdpa (default) or eager."),
+    compare: List[str] = typer.Option([], "--compare", help="Overlay another plan: KEY=VALUE[,KEY=VALUE] on top of this one, e.g. kv_dtype=fp8 (repeatable)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also write the chart as a PNG (needs the plot extra)."),
+    svg: Optional[Path] = typer.Option(None, "--svg", help="Also write the chart as an SVG (needs the plot extra)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --png/--svg files."),
+    as_json: bool = typer.Option(False, "--json", help="Print the points and cliffs as JSON instead of the chart."),
+) -> None:
+    """Memory per GPU against context length (or batch size), with the card's capacity and the cliff marked."""
+    knobs = {"tensor_parallel": tp, "weights": weights, "kv_dtype": kv_dtype, "dms_ratio": dms, "paged": paged,
+             "block_size": block_size, "attention": attention}
+    base, pf = _base(plan_file, knobs)
+    if model is None and pf is None:
+        raise InputError("MODEL: give a model (or --plan plan.yaml)")
+    if gpu is None and pf is None:
+        raise InputError("--gpu: give a GPU profile (or --plan plan.yaml)")
+    spec = load_model(model or pf.model.ref)
+    card = resolve_gpu(gpu or pf.gpu.ref)
+    axis = x_axis.strip().lower()
+    if axis not in ("ctx", "batch"):
+        raise InputError(f"--x: {x_axis!r} is not ctx or batch")
+    if axis == "ctx":
+        fixed = batch or (pf.workload.batch_size if pf else 1)
+        start = parse_count(from_x or "1k", "--from")
+        end = parse_count(to_x, "--to") if to_x else spec.max_position_embeddings
+    else:
+        fixed = parse_count(ctx, "--ctx") if ctx else (pf.workload.ctx_tokens if pf else 4096)
+        start = parse_count(from_x or "1", "--from")
+        end = parse_count(to_x or "256", "--to")
+    cs = memory_curves(spec, card, _plans(base, compare), axis, fixed, start, end, points)
+    warn(sorted({w for c in cs.curves for w in c.warnings}), strict=False)
+    _write_files(cs, png, svg, force)
+    if as_json:
+        print_json(curve_json(cs))
+    else:
+        stdout().print(curve_chart(cs))
+    raise typer.Exit(EXIT_OK)
+
+
+def _write_files(cs, png: Optional[Path], svg: Optional[Path], force: bool) -> None:
+    if png is None and svg is None:
+        return
+    from oomplan.report.curve_plot import write_figure
+
+    for path, flag in ((png, "--png"), (svg, "--svg")):
+        if path is not None:
+            write_figure(cs, path, force, flag)
+            typer.echo(f"wrote {path}", err=True)
