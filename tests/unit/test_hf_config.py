@@ -48,6 +48,9 @@ def test_not_a_causal_lm_is_an_error():
     ({"num_hidden_layers": "many"}, "num_hidden_layers"),
     ({"num_key_value_heads": 3}, r"num_attention_heads \(8\) must be a multiple of num_key_value_heads \(3\)"),
     ({"vocab_size": -5}, "vocab_size"),
+    # found by benchmarks/fuzz_long.py: a layer count this large used to exhaust memory
+    ({"num_hidden_layers": 16842512920.0}, r"field 'num_hidden_layers': Input should be less than or equal to 10000"),
+    ({"hidden_size": 2**40}, "hidden_size"),
 ])
 def test_bad_fields_name_the_field(overrides, fragment):
     cfg = {k: v for k, v in {**tiny_llama(), **overrides}.items() if v is not None}
