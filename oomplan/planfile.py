@@ -18,9 +18,9 @@ def load_plan_file(path: str | Path) -> PlanFile:
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a plan mapping at the top level, got {type(data).__name__}")
     version = data.get("schema_version")
-    if isinstance(version, int) and version > PLAN_SCHEMA_VERSION:
+    if isinstance(version, (int, float)) and not isinstance(version, bool) and version > PLAN_SCHEMA_VERSION:
         raise InputError(
-            f"{path}: schema_version {version} is newer than this oomplan reads ({PLAN_SCHEMA_VERSION}); upgrade oomplan"
+            f"{path}: schema_version {version:g} is newer than this oomplan reads ({PLAN_SCHEMA_VERSION}); upgrade oomplan"
         )
     try:
         return PlanFile.model_validate(data)

@@ -9,7 +9,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -27,7 +27,7 @@ MAX_FILE_BYTES = 16 * 1024**2  # a config.json is a few KiB; refuse anything abs
 class ModelProfileFile(Strict):
     """model_profiles/<name>.yaml: a model's HF config.json plus where it came from."""
 
-    schema_version: int = 1
+    schema_version: Literal[1] = 1
     name: str
     display_name: str
     aliases: tuple[str, ...] = ()

@@ -4,6 +4,8 @@ Documented in docs/plan-schema.md. schema_version bumps on any incompatible chan
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from oomplan.specs.base import Strict
@@ -42,7 +44,7 @@ class PredictedBudget(Strict):
 
 
 class PlanFile(Strict):
-    schema_version: int = PLAN_SCHEMA_VERSION
+    schema_version: Literal[1] = PLAN_SCHEMA_VERSION  # anything else: newer (refused) or invalid
     oomplan_version: str
     model: PlanModel
     gpu: PlanGpu

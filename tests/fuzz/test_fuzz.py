@@ -23,3 +23,13 @@ def test_plan_loader(text):
 @given(argvs)
 def test_cli_arguments(argv):
     cli_target(argv)
+
+
+def test_regressions_found_by_the_long_run():
+    """benchmarks/fuzz_long.py found these; each must now end in a clean error."""
+    import json
+
+    from fuzz_targets import PLAN_TEMPLATE, _mutate
+
+    plan_target(json.dumps(_mutate(PLAN_TEMPLATE, ("schema_version",), 2.0)))  # was accepted as version 2
+    config_target({**__import__("fuzz_targets").BASE_CONFIG, "num_hidden_layers": 16842512920.0})  # was a MemoryError
