@@ -46,18 +46,11 @@ class StageBudget:
         return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.overhead_bytes
 
 
-@dataclass(frozen=True)
-class Estimate:
-    model: ModelSpec
-    gpu: GpuSpec
-    workload: Workload
-    plan: Plan
-    stages: tuple[StageBudget, ...]
-    warnings: tuple[str, ...]
-    notes: tuple[str, ...]
+class BusiestGpu:
+    """For estimates made of per-stage budgets (`stages`, each with `total_bytes`) on one `gpu`."""
 
     @property
-    def per_gpu(self) -> StageBudget:
+    def per_gpu(self):
         """The busiest GPU: it decides whether the plan fits."""
         return max(self.stages, key=lambda s: s.total_bytes)
 
@@ -68,6 +61,17 @@ class Estimate:
     @property
     def headroom_bytes(self) -> int:
         return self.capacity_bytes - self.per_gpu.total_bytes
+
+
+@dataclass(frozen=True)
+class Estimate(BusiestGpu):
+    model: ModelSpec
+    gpu: GpuSpec
+    workload: Workload
+    plan: Plan
+    stages: tuple[StageBudget, ...]
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...]
 
     @property
     def fits(self) -> bool:

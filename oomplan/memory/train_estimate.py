@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oomplan.errors import InputError
+from oomplan.memory.budget import BusiestGpu
 from oomplan.memory.params import inventory
 from oomplan.memory.train_states import is_lora_target
 from oomplan.memory.training import TrainStageBudget, train_stage_budget
@@ -15,7 +16,7 @@ PROBE_CHECKED = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2")  # benc
 
 
 @dataclass(frozen=True)
-class TrainEstimate:
+class TrainEstimate(BusiestGpu):
     model: ModelSpec
     gpu: GpuSpec
     plan: TrainingPlan
@@ -23,19 +24,6 @@ class TrainEstimate:
     warnings: tuple[str, ...]
     notes: tuple[str, ...]
     host_memory_limit_bytes: int | None  # CPU memory of one node, when given
-
-    @property
-    def per_gpu(self) -> TrainStageBudget:
-        """The busiest GPU: it decides whether the plan fits."""
-        return max(self.stages, key=lambda s: s.total_bytes)
-
-    @property
-    def capacity_bytes(self) -> int:
-        return self.gpu.memory_bytes
-
-    @property
-    def headroom_bytes(self) -> int:
-        return self.capacity_bytes - self.per_gpu.total_bytes
 
     @property
     def num_gpus(self) -> int:
