@@ -15,8 +15,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from oomplan.engines.vllm import VllmSettings, busiest, predict_stages  # noqa: E402
-from oomplan.engines.vllm_kv import kv_tokens, max_concurrency  # noqa: E402
+from oomplan.engines.vllm.settings import VllmGiven  # noqa: E402
+from oomplan.engines.vllm.stages import busiest, predict_stages  # noqa: E402
+from oomplan.engines.vllm.constants import VllmConstants, vllm_constants  # noqa: E402
+from oomplan.engines.vllm.kv import kv_tokens, max_concurrency  # noqa: E402
 from oomplan.profiles import load_gpu, load_model  # noqa: E402
 from oomplan.specs.hf_config import parse_hf_config  # noqa: E402
 
@@ -32,9 +34,9 @@ def calibration_model(run: dict):
     return parse_hf_config(base.hf_config | run["config_overrides"], run["model"], run["source_url"])
 
 
-def predict_run(run: dict, settings: dict):
-    s = VllmSettings(tensor_parallel=run["tensor_parallel"], pipeline_parallel=run["pipeline_parallel"], **settings)
-    resolved, stages = predict_stages(calibration_model(run), load_gpu("h100-sxm"), s)
+def predict_run(run: dict, settings: dict, constants: VllmConstants | None = None):
+    s = VllmGiven(tensor_parallel=run["tensor_parallel"], pipeline_parallel=run["pipeline_parallel"], **settings)
+    resolved, stages = predict_stages(calibration_model(run), load_gpu("h100-sxm"), s, constants)
     st = busiest(stages)
     blocks = st.num_blocks
     return {
@@ -78,16 +80,10 @@ def table(runs: list[dict], settings: dict) -> str:
 
 def leave_one_out(runs: list[dict], settings: dict) -> str:
     """Refit without each run, then predict it: how the constants generalise beyond the runs they came from."""
-    import oomplan.engines.vllm as engine
-
-    base, lines = engine.vllm_constants(), []
+    base, lines = vllm_constants(), []
     for i, run in enumerate(runs):
         fitted = base.model_copy(update=fit(runs[:i] + runs[i + 1:], settings))
-        engine.vllm_constants = lambda c=fitted: c  # type: ignore[assignment]
-        try:
-            tokens = predict_run(run, settings)["kv_tokens"]
-        finally:
-            engine.vllm_constants = lambda c=base: c  # type: ignore[assignment]
+        tokens = predict_run(run, settings, fitted)["kv_tokens"]
         err = (tokens / run["measured"]["kv_tokens"] - 1) * 100
         lines.append(f"| {run['id']} | {run['measured']['kv_tokens']:,} | {tokens:,} | {err:+.3f}% |")
     return "\n".join(["| run (left out) | KV tokens measured | predicted | error |", "|---|---:|---:|---:|", *lines])

@@ -6,14 +6,14 @@ from pathlib import Path
 import typer
 
 from oomplan.cli.common import print_json, stdout
-from oomplan.engines.from_plan import EngineOptions
+from oomplan.engines.options import EngineOptions
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.memory.budget import estimate
 from oomplan.planner.engine_search import EngineSearchResult, engine_search
 from oomplan.planner.evaluate import Evaluator
 from oomplan.planner.search import evaluate, make_candidate
 from oomplan.planner.space import SearchLimits
-from oomplan.report.engine_report import ENGINE_NAMES, engine_fit_json, engine_fit_table, engine_plan_short
+from oomplan.report.engine_report import engine_fit_json, engine_fit_table, engine_name, engine_plan_short
 from oomplan.report.plan_yaml import plan_file, plan_yaml, write_atomic
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
@@ -35,7 +35,7 @@ def run_engine_fit(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Worklo
 
 def _render(result: EngineSearchResult, top: int) -> None:
     out = stdout()
-    name = ENGINE_NAMES[result.engine]
+    name = engine_name(result.engine)
     if result.plans:
         out.print(engine_fit_table(result, top))
         out.print(f"{result.num_considered} {name} configurations considered, {len(result.plans)} serve the workload")
@@ -66,4 +66,4 @@ def _write(result: EngineSearchResult, model_ref: str, gpu_ref: str, pick: int, 
     )
     pf = plan_file(model_ref, result.model.name, result.model.config_sha256, gpu_ref, result.workload, chosen.plan, predicted)
     write_atomic(output, plan_yaml(pf, output), force)
-    typer.echo(f"wrote plan #{pick} ({ENGINE_NAMES[result.engine]}) to {output}", err=True)
+    typer.echo(f"wrote plan #{pick} ({engine_name(result.engine)}) to {output}", err=True)

@@ -15,7 +15,7 @@ from oomplan.specs.plan import Plan, Workload
 from oomplan.units import format_bytes, parse_count, parse_fraction
 
 if TYPE_CHECKING:
-    from oomplan.engines.from_plan import EngineOptions
+    from oomplan.engines.options import EngineOptions
     from oomplan.engines.result import EnginePrediction
 
 # The engine models and reports are imported by the functions that use them, so that commands
@@ -34,7 +34,7 @@ N_GPU_LAYERS = typer.Option(None, "--n-gpu-layers", "-ngl", help="llama.cpp: lay
 def engine_options(gpu_memory_utilization: Optional[str], max_model_len: Optional[str], max_num_seqs: Optional[int],
                    max_num_batched_tokens: Optional[str], mem_fraction_static: Optional[str], gguf_type: Optional[str],
                    n_gpu_layers: Optional[int]) -> EngineOptions:
-    from oomplan.engines.from_plan import EngineOptions
+    from oomplan.engines.options import EngineOptions
 
     def frac(v: Optional[str], flag: str) -> Optional[float]:
         return parse_fraction(v, flag, 0.01, 1.0) if v is not None else None
@@ -50,20 +50,17 @@ def engine_options(gpu_memory_utilization: Optional[str], max_model_len: Optiona
 
 def check_engine(engine: str) -> str:
     value = engine.strip().lower().replace(".", "").replace("-", "")
-    value = {"llamacpp": "llamacpp", "transformers": "hf"}.get(value, value)
-    if value == "hf":
-        return value
-    from oomplan.engines.dispatch import ENGINES
+    if value in ("hf", "transformers"):
+        return "hf"
+    from oomplan.engines.registry import get_engine
 
-    if value not in ENGINES:
-        raise InputError(f"--engine: {engine!r} is not accepted; use one of {', '.join(ENGINES)}")
-    return value
+    return get_engine(engine).name
 
 
 def engine_prediction(engine: str, model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, opts: EngineOptions) -> EnginePrediction:
-    from oomplan.engines.dispatch import predict
-    from oomplan.engines.from_plan import engine_settings
-    return predict(model, gpu, engine_settings(engine, plan, workload, opts))
+    from oomplan.engines.registry import get_engine
+    e = get_engine(engine)
+    return e.predict(model, gpu, e.settings_for_plan(plan, workload, opts))
 
 
 def workload_verdict(p: EnginePrediction, workload: Workload) -> tuple[bool, str]:
@@ -98,7 +95,7 @@ def render_engine(p: EnginePrediction, workload: Workload, extra_json: dict[str,
 
 def check_engine_plan(engine: str, est: Any, opts: EngineOptions, required: float, plan_path: str, as_json: bool, strict: bool) -> None:
     """`check --engine`: PASS when the engine serves the plan's workload and its process leaves `required` of the card."""
-    from oomplan.report.engine_report import ENGINE_NAMES, engine_json, engine_table, verdict_lines
+    from oomplan.report.engine_report import engine_json, engine_name, engine_table, verdict_lines
     from oomplan.report.estimate_json import estimate_json
     workload = est.workload.model_copy(update={"engine": engine})
     p = engine_prediction(engine, est.model, est.gpu, est.plan, workload, opts)
@@ -106,7 +103,7 @@ def check_engine_plan(engine: str, est: Any, opts: EngineOptions, required: floa
     fits, line = workload_verdict(p, workload)
     ok = fits and p.gpu_total_bytes <= p.capacity_bytes * (1.0 - required)
     cap = p.capacity_bytes
-    verdict = (f"{'PASS' if ok else 'FAIL'}: {line}; {ENGINE_NAMES[engine]} holds {format_bytes(p.gpu_total_bytes)} of "
+    verdict = (f"{'PASS' if ok else 'FAIL'}: {line}; {engine_name(engine)} holds {format_bytes(p.gpu_total_bytes)} of "
                f"{format_bytes(cap)} per GPU, headroom {100 * (cap - p.gpu_total_bytes) / cap:.1f}% (required {100 * required:.0f}%)")
     if as_json:
         print_json(estimate_json(est) | {"engine": engine_json(p), "fits": fits,

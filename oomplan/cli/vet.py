@@ -28,12 +28,12 @@ def vet_command(
     if not command:
         raise InputError("vet: no engine command; use oomplan vet --gpu GPU -- vllm serve MODEL [flags]")
     from oomplan.engines.cmdline import parse_launch, resolve_model
-    from oomplan.engines.dispatch import predict
+    from oomplan.engines.registry import get_engine
     from oomplan.report.engine_report import engine_json
 
     launch = parse_launch(list(command), gguf_type)
     model, card = resolve_model(launch, model_profile), load_gpu(gpu)
-    pred = predict(model, card, launch.settings)
+    pred = get_engine(launch.engine).predict(model, card, launch.settings)
     ok = pred.ok and not (strict and pred.warnings)
     if as_json:
         print_json({"schema_version": 1, "oomplan_version": __version__, "command": list(command), "model": model.name,

@@ -16,8 +16,10 @@ class MemoryItem:
     detail: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EnginePrediction:
+    """Built by keyword (every engine fills the same fields by name)."""
+
     engine: str  # vllm | sglang | llamacpp
     model: ModelSpec
     gpu: GpuSpec

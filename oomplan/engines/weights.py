@@ -5,21 +5,22 @@ from __future__ import annotations
 
 from oomplan.errors import InputError
 from oomplan.memory.layout import pipeline_stages
+from oomplan.memory.validate import check_plan
 from oomplan.memory.weights import dense_dtype, weights_budget
 from oomplan.specs.model import ModelSpec
-from oomplan.specs.plan import Plan
+from oomplan.specs.plan import Plan, WeightFormat
 from oomplan.units import DTYPE_BYTES, ceil_div
 
 # vLLM/SGLang --quantization values -> the memory model's weight formats
-QUANTIZATION_FORMATS = {
+QUANTIZATION_FORMATS: dict[str, WeightFormat] = {
     "fp8": "fp8", "awq": "awq", "awq_marlin": "awq", "gptq": "gptq", "gptq_marlin": "gptq",
     "bitsandbytes": "nf4", "compressed-tensors": "int8", "w8a8_int8": "int8",
 }
-DTYPE_FORMATS = {"auto": "auto", "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16",
+DTYPE_FORMATS: dict[str, WeightFormat] = {"auto": "auto", "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16",
                  "fp16": "fp16", "float32": "fp32", "float": "fp32", "fp32": "fp32"}
 
 
-def weight_format(dtype: str, quantization: str | None, flag: str = "--quantization") -> str:
+def weight_format(dtype: str, quantization: str | None, flag: str = "--quantization") -> WeightFormat:
     """(--dtype, --quantization) -> the memory model's weight format ('auto', 'bf16', 'fp8', 'awq', ...)."""
     if dtype not in DTYPE_FORMATS:
         raise InputError(f"--dtype: {dtype!r} is not accepted; use one of {', '.join(DTYPE_FORMATS)}")
@@ -28,6 +29,15 @@ def weight_format(dtype: str, quantization: str | None, flag: str = "--quantizat
     if quantization not in QUANTIZATION_FORMATS:
         raise InputError(f"{flag}: {quantization!r} is not modelled; accepted: {', '.join(QUANTIZATION_FORMATS)}")
     return QUANTIZATION_FORMATS[quantization]
+
+
+def served_plan(model: ModelSpec, dtype: str, quantization: str | None, tensor_parallel: int, pipeline_parallel: int,
+                expert_parallel: bool = False) -> Plan:
+    """The memory model's Plan for what a vLLM-style engine loads: format, TP/PP/EP (the KV pool is the engine's)."""
+    plan = Plan(weights=weight_format(dtype, quantization), tensor_parallel=tensor_parallel,
+                pipeline_parallel=pipeline_parallel, expert_parallel=expert_parallel)
+    check_plan(model, plan)
+    return plan
 
 
 def activation_dtype_bytes(model: ModelSpec, plan: Plan) -> int:

@@ -4,9 +4,10 @@ the configurations whose engine accounting serves the workload, ranked by the ob
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
-from oomplan.engines.dispatch import predict
-from oomplan.engines.from_plan import EngineOptions, engine_settings
+from oomplan.engines.options import EngineOptions
+from oomplan.engines.registry import get_engine
 from oomplan.engines.result import EnginePrediction
 from oomplan.errors import InputError
 from oomplan.planner.quality import QualityRisk, quality_risk
@@ -14,11 +15,6 @@ from oomplan.planner.space import SearchLimits, kv_dtypes, parallel_layouts, wei
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
-
-# What each engine can load or store (vLLM/SGLang: fp8 KV only; llama.cpp: the GGUF types from_plan maps)
-ENGINE_WEIGHTS = {"vllm": ("auto", "fp8", "int8", "awq", "gptq", "nf4"), "sglang": ("auto", "fp8", "int8", "awq", "gptq", "nf4"),
-                  "llamacpp": ("auto", "int8", "awq", "nf4")}
-ENGINE_KV = {"vllm": ("auto", "fp8"), "sglang": ("auto", "fp8"), "llamacpp": ("auto", "int8", "int4")}
 
 
 @dataclass(frozen=True)
@@ -44,14 +40,16 @@ class EngineSearchResult:
     closest: EngineCandidate | None  # the largest pool among those that do not serve it
 
 
-def engine_plans(engine: str, model: ModelSpec, gpu: GpuSpec, limits: SearchLimits):
-    layouts = [(1, 1)] if engine == "llamacpp" else parallel_layouts(model, gpu, limits)
-    weights = [w for w in weight_formats(gpu, limits) if w in ENGINE_WEIGHTS[engine]]
-    kvs = [k for k in kv_dtypes(gpu, limits) if k in ENGINE_KV[engine]]
+def engine_plans(engine: str, model: ModelSpec, gpu: GpuSpec, limits: SearchLimits) -> Iterator[Plan]:
+    """What the engine itself can realise (its weight and KV formats; TP/PP where it runs on several GPUs)."""
+    e = get_engine(engine)
+    layouts = parallel_layouts(model, gpu, limits) if e.multi_gpu else [(1, 1)]
+    weights = [w for w in weight_formats(gpu, limits) if w in e.weight_formats]
+    kvs = [k for k in kv_dtypes(gpu, limits) if k in e.kv_formats]
     for tp, pp in layouts:
         for w in weights:
             for kv in kvs:
-                yield Plan(weights=w, kv_dtype=kv, tensor_parallel=tp, pipeline_parallel=pp)
+                yield Plan.model_validate(dict(weights=w, kv_dtype=kv, tensor_parallel=tp, pipeline_parallel=pp))
 
 
 def rank_key(c: EngineCandidate, objective: str) -> tuple:
@@ -69,10 +67,12 @@ def _closeness(p: EnginePrediction) -> tuple[int, int]:
 
 def engine_search(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLimits,
                   opts: EngineOptions, objective: str) -> EngineSearchResult:
-    fitting, closest, considered = [], None, 0
+    fitting: list[EngineCandidate] = []
+    closest: EngineCandidate | None = None
+    considered, e = 0, get_engine(engine)
     for plan in engine_plans(engine, model, gpu, limits):
         try:
-            pred = predict(model, gpu, engine_settings(engine, plan, workload, opts))
+            pred = e.predict(model, gpu, e.settings_for_plan(plan, workload, opts))
         except InputError:
             continue  # e.g. a layout the model's heads cannot split
         considered += 1

@@ -1,23 +1,27 @@
 """Rendering of an EnginePrediction: the engine's per-GPU accounting, the verdict, fixes, and JSON."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from rich.table import Table
 from rich.text import Text
 
 from oomplan import __version__
-from oomplan.engines.from_plan import GGUF_KV, GGUF_TYPES
+from oomplan.engines.registry import get_engine
 from oomplan.engines.result import EnginePrediction
 from oomplan.report.summary import plan_short
 from oomplan.units import format_bytes
 
-ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "llamacpp": "llama.cpp"}
+
+
+def engine_name(engine: str) -> str:
+    """vLLM, SGLang, llama.cpp: the registry's display name."""
+    return get_engine(engine).display_name
 
 
 def engine_title(p: EnginePrediction) -> str:
     gpus = f"{p.num_gpus} x {p.gpu.display_name}" if p.num_gpus > 1 else p.gpu.display_name
-    return f"{p.model.name} on {gpus} · {ENGINE_NAMES[p.engine]}"
+    return f"{p.model.name} on {gpus} · {engine_name(p.engine)}"
 
 
 def engine_table(p: EnginePrediction) -> Table:
@@ -37,13 +41,13 @@ def engine_table(p: EnginePrediction) -> Table:
 
 
 def pool_line(p: EnginePrediction) -> str:
-    blocks = f" = {p.num_kv_blocks:,} blocks" if p.num_kv_blocks and p.engine != "sglang" else ""
+    blocks = f" = {p.num_kv_blocks:,} blocks" if p.num_kv_blocks and p.num_kv_blocks != p.kv_cache_tokens else ""
     return (f"KV pool {format_bytes(p.kv_pool_bytes)}{blocks}: {p.kv_cache_tokens:,} tokens; "
             f"max concurrency at {p.context_tokens:,} tokens per request: {p.max_concurrency:.2f}x")
 
 
 def verdict_lines(p: EnginePrediction) -> list[Text]:
-    name = ENGINE_NAMES[p.engine]
+    name = engine_name(p.engine)
     if p.ok:
         lines = [Text(f"starts: {name} holds {format_bytes(p.gpu_total_bytes)} of {format_bytes(p.capacity_bytes)} per GPU", style="green")]
     else:
@@ -80,24 +84,24 @@ def engine_json(p: EnginePrediction) -> dict[str, Any]:
 
 def engine_plan_short(engine: str, plan: Any, model: Any) -> str:
     """The knobs as the engine names them: 'fp8 · KV fp8 · TP2', 'Q4_K_M · KV q8_0'."""
-    if engine == "llamacpp":
-        return f"{GGUF_TYPES[plan.weights]} · KV {GGUF_KV[plan.kv_dtype]}"
-    return plan_short(model, plan).replace(" · blk16", "")
+    own = get_engine(engine).plan_summary(plan, model)
+    return own if own is not None else plan_short(model, plan).replace(" · blk16", "")
 
 
 def engine_fit_table(result: Any, top: int) -> Table:
     w = result.workload
     table = Table(title_justify="left", title=(
-        f"{result.model.name} on {result.gpu.name} · {ENGINE_NAMES[result.engine]} · {w.ctx_tokens:,} x {w.batch_size}"
+        f"{result.model.name} on {result.gpu.name} · {engine_name(result.engine)} · {w.ctx_tokens:,} x {w.batch_size}"
         f" · by {result.objective}"))
-    for name, just in (("#", "right"), ("plan", "left"), ("GPUs", "right"), ("KV pool", "right"),
-                       ("KV tokens", "right"), ("conc.", "right"), ("quality", "left")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (("#", "right"), ("plan", "left"), ("GPUs", "right"), ("KV pool", "right"),
+                       ("KV tokens", "right"), ("conc.", "right"), ("quality", "left"))
+    for name, just in columns:
         table.add_column(name, justify=just, no_wrap=name not in ("plan", "quality"), min_width=18 if name == "plan" else None)
     for rank, c in enumerate(result.plans[:top], 1):
         p = c.prediction
         plan = engine_plan_short(result.engine, c.plan, result.model)
-        if result.engine == "llamacpp":
-            plan += f" · ngl {dict(p.settings)['-ngl']}/{result.model.num_layers + 1}"
+        if (ngl := dict(p.settings).get("-ngl")) is not None:
+            plan += f" · ngl {ngl}/{result.model.num_layers + 1}"
         table.add_row(str(rank), plan, str(c.num_gpus), format_bytes(p.kv_pool_bytes).replace(" GiB", "G").replace(" MiB", "M"), f"{p.kv_cache_tokens:,}",
                       f"{p.max_concurrency:.1f}x", c.quality.label)
     return table

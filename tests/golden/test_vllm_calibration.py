@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oomplan.engines.vllm import VllmSettings, busiest, predict_stages
-from oomplan.engines.vllm_kv import kv_tokens, max_concurrency
-from oomplan.engines.vllm_predict import predict_vllm
+from oomplan.engines.vllm.settings import VllmGiven
+from oomplan.engines.vllm.stages import busiest, predict_stages
+from oomplan.engines.vllm.kv import kv_tokens, max_concurrency
+from oomplan.engines.vllm.predict import predict_vllm
 from oomplan.profiles import load_gpu, load_model
 from oomplan.specs.hf_config import parse_hf_config
 
@@ -26,7 +27,7 @@ def _model(run):
 
 
 def _predict(run):
-    s = VllmSettings(tensor_parallel=run["tensor_parallel"], pipeline_parallel=run["pipeline_parallel"], **FIXTURE["settings"])
+    s = VllmGiven(tensor_parallel=run["tensor_parallel"], pipeline_parallel=run["pipeline_parallel"], **FIXTURE["settings"])
     resolved, stages = predict_stages(_model(run), load_gpu("h100-sxm"), s)
     return resolved, stages, busiest(stages)
 
@@ -76,6 +77,6 @@ def test_pipeline_stages_match_both_logged_totals():
 
 def test_vet_path_reports_the_same_pool():
     run = RUNS[0]
-    p = predict_vllm(_model(run), load_gpu("h100-sxm"), VllmSettings(**FIXTURE["settings"]))
+    p = predict_vllm(_model(run), load_gpu("h100-sxm"), VllmGiven(**FIXTURE["settings"]))
     assert p.ok and abs(p.kv_cache_tokens / run["measured"]["kv_tokens"] - 1) < 0.02
     assert p.num_kv_blocks * 16 == p.kv_cache_tokens

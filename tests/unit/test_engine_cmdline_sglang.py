@@ -3,10 +3,12 @@ import shlex
 
 import pytest
 
-from oomplan.engines.cmdline import gguf_model_stem, gguf_type_from_name, parse_int, parse_launch, resolve_model
-from oomplan.engines.constants import sglang_constants
-from oomplan.engines.gguf import gguf_sizes
-from oomplan.engines.sglang import SglangSettings, cell_bytes, default_mem_fraction, predict_sglang, resolve
+from oomplan.engines.cmdline import parse_int, parse_launch, resolve_model
+from oomplan.engines.llamacpp.flags import gguf_model_stem, gguf_type_from_name
+from oomplan.engines.sglang.constants import sglang_constants
+from oomplan.engines.llamacpp.gguf import gguf_sizes
+from oomplan.engines.sglang.predict import cell_bytes, predict_sglang
+from oomplan.engines.sglang.settings import SglangGiven, default_mem_fraction, resolve
 from oomplan.errors import InputError
 from oomplan.profiles import load_gpu, load_model
 
@@ -74,14 +76,14 @@ def test_sglang_default_mem_fraction_on_h100():
     # server_args.py: 81090 MiB; reserve 512 + 8192 x 1.5 + 256 x 2 + 1/8 x 1024 = 13440 MiB (above the 10 GiB floor)
     gpu = load_gpu("h100")
     assert default_mem_fraction(gpu, 8192, 256, 1, sglang_constants()) == round((81090 - 13440) / 81090, 3) == 0.834
-    s = resolve(load_model("llama-3.1-8b"), gpu, SglangSettings())
+    s = resolve(load_model("llama-3.1-8b"), gpu, SglangGiven())
     assert (s.chunked_prefill_size, s.cuda_graph_max_bs, s.mem_fraction_static, s.context_length) == (8192, 256, 0.834, 131072)
 
 
 def test_sglang_token_pool():
     model, gpu = load_model("llama-3.1-8b"), load_gpu("h100")
     assert cell_bytes(model, 32, 1, 2) == 8 * 128 * 32 * 2 * 2
-    p = predict_sglang(model, gpu, SglangSettings(mem_fraction_static=0.8, context_length=8192))
+    p = predict_sglang(model, gpu, SglangGiven(mem_fraction_static=0.8, context_length=8192))
     static = int((gpu.memory_bytes - gpu.overhead.cuda_context_bytes) * 0.8)
     weights = p.items[0].bytes
     assert p.kv_cache_tokens == (static - weights) // 131072
@@ -89,9 +91,9 @@ def test_sglang_token_pool():
 
 
 def test_sglang_small_fraction_fails_with_fixes():
-    p = predict_sglang(load_model("llama-3.1-8b"), load_gpu("h100"), SglangSettings(mem_fraction_static=0.15))
+    p = predict_sglang(load_model("llama-3.1-8b"), load_gpu("h100"), SglangGiven(mem_fraction_static=0.15))
     assert not p.starts and "not enough memory for the KV pool" in p.failures[0]
-    p = predict_sglang(load_model("llama-3.1-8b"), load_gpu("h100"), SglangSettings(mem_fraction_static=0.3))
+    p = predict_sglang(load_model("llama-3.1-8b"), load_gpu("h100"), SglangGiven(mem_fraction_static=0.3))
     assert p.starts and not p.ok and "a request is capped at" in p.failures[0]
     assert p.fixes[0] == f"--context-length {p.kv_cache_tokens - 1}"
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oomplan.engines.constants import llamacpp_constants
-from oomplan.engines.gguf import _more_bits, gguf_sizes, gguf_tensors, row_bytes
-from oomplan.engines.llamacpp import LlamaCppSettings, compute_buffer_bytes, fit_n_gpu_layers, gpu_split, kv_layer_bytes
-from oomplan.engines.llamacpp_predict import predict_llamacpp
+from oomplan.engines.llamacpp.constants import llamacpp_constants
+from oomplan.engines.llamacpp.gguf import _more_bits, gguf_sizes, gguf_tensors, row_bytes
+from oomplan.engines.llamacpp.settings import LlamaCppGiven
+from oomplan.engines.llamacpp.split import compute_buffer_bytes, fit_n_gpu_layers, gpu_split, kv_layer_bytes
+from oomplan.engines.llamacpp.predict import predict_llamacpp
 from oomplan.errors import InputError
 from oomplan.profiles import load_gpu, load_model
 
@@ -34,7 +35,7 @@ def test_use_more_bits_picks_half_the_layers_of_32():
 @pytest.mark.parametrize("log", FACTS["logs"], ids=lambda x: x["id"])
 def test_q4_k_m_buffers_equal_llama_cpp_logs(log):
     sizes = gguf_sizes(LLAMA8, "Q4_K_M")
-    s = LlamaCppSettings(ctx_tokens=log["n_ctx"], flash_attn="off", n_gpu_layers=log["n_gpu_layers"])
+    s = LlamaCppGiven(ctx_tokens=log["n_ctx"], flash_attn="off", n_gpu_layers=log["n_gpu_layers"])
     split = gpu_split(LLAMA8, sizes, s, log["n_gpu_layers"])
     assert round(sizes.token_embd_bytes / MIB, 2) == log["cpu_model_buffer_mib"]  # the input layer stays on the CPU
     assert round(split.weights_gpu_bytes / MIB, 2) == log["gpu_model_buffer_mib"]
@@ -53,7 +54,7 @@ def test_q4_k_m_mix_and_model_size():
 
 
 def test_kv_types_and_flash_attention_compute():
-    s = LlamaCppSettings(ctx_tokens=8192)
+    s = LlamaCppGiven(ctx_tokens=8192)
     c = llamacpp_constants()
     f16 = kv_layer_bytes(LLAMA8, s, 8192, 0, c)
     assert f16 == 2 * 8192 * 1024 * 2  # K and V rows of 8 x 128 f16
@@ -69,7 +70,7 @@ def test_kv_types_and_flash_attention_compute():
 
 def test_sliding_window_layers_keep_the_window():
     gemma = load_model("gemma-2-9b")
-    s, c = LlamaCppSettings(ctx_tokens=16384), llamacpp_constants()
+    s, c = LlamaCppGiven(ctx_tokens=16384), llamacpp_constants()
     full, sliding = kv_layer_bytes(gemma, s, 16384, 1, c), kv_layer_bytes(gemma, s, 16384, 0, c)
     assert sliding * 16384 == full * (4096 + 512)  # n_swa + n_ubatch cells, padded to 256
     assert kv_layer_bytes(gemma, replace(s, swa_full=True), 16384, 0, c) == full
@@ -77,7 +78,7 @@ def test_sliding_window_layers_keep_the_window():
 
 def test_ngl_split_and_fit_search():
     sizes = gguf_sizes(LLAMA8, "Q4_K_M")
-    s = LlamaCppSettings(ctx_tokens=8192)
+    s = LlamaCppGiven(ctx_tokens=8192)
     assert gpu_split(LLAMA8, sizes, s, 32).weights_gpu_bytes == sum(sizes.layer_bytes)  # -ngl 32: no output layer
     assert gpu_split(LLAMA8, sizes, s, 0).weights_gpu_bytes == 0
     card = load_gpu("t4")
@@ -88,16 +89,16 @@ def test_ngl_split_and_fit_search():
 
 
 def test_too_many_layers_on_a_small_card_fails_with_the_fix():
-    p = predict_llamacpp(load_model("llama-3.1-70b"), load_gpu("rtx-4090"), LlamaCppSettings(ctx_tokens=8192, n_gpu_layers=99))
+    p = predict_llamacpp(load_model("llama-3.1-70b"), load_gpu("rtx-4090"), LlamaCppGiven(ctx_tokens=8192, n_gpu_layers=99))
     assert not p.starts and p.failures[0].startswith("CUDA out of memory: -ngl 81 needs")
-    fitted = fit_n_gpu_layers(load_model("llama-3.1-70b"), load_gpu("rtx-4090"), LlamaCppSettings(ctx_tokens=8192))
+    fitted = fit_n_gpu_layers(load_model("llama-3.1-70b"), load_gpu("rtx-4090"), LlamaCppGiven(ctx_tokens=8192))
     assert p.fixes[0] == f"-ngl {fitted}"
-    auto = predict_llamacpp(load_model("llama-3.1-70b"), load_gpu("rtx-4090"), LlamaCppSettings(ctx_tokens=8192))
+    auto = predict_llamacpp(load_model("llama-3.1-70b"), load_gpu("rtx-4090"), LlamaCppGiven(ctx_tokens=8192))
     assert auto.ok and dict(auto.settings)["-ngl"] == str(fitted)  # --fit (default) picks it itself
 
 
 def test_quantized_v_cache_needs_flash_attention():
-    p = predict_llamacpp(LLAMA8, load_gpu("h100"), LlamaCppSettings(cache_type_v="q8_0", flash_attn="off"))
+    p = predict_llamacpp(LLAMA8, load_gpu("h100"), LlamaCppGiven(cache_type_v="q8_0", flash_attn="off"))
     assert "requires flash attention" in p.failures[0] and "-fa on" in p.fixes
 
 

@@ -9,29 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oomplan.engines.constants import LlamaCppConstants, llamacpp_constants
-from oomplan.engines.gguf import GgufSizes, gguf_sizes, row_bytes
+from oomplan.engines.llamacpp.constants import LlamaCppConstants, llamacpp_constants
+from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_sizes, row_bytes
+from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.errors import InputError
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.units import ceil_div
 
 FP32 = 4
-
-
-@dataclass(frozen=True)
-class LlamaCppSettings:
-    gguf_type: str = "Q4_K_M"
-    n_gpu_layers: int | None = None  # None or -1: every layer (--fit lowers it when it does not fit)
-    ctx_tokens: int | None = None  # -c; None: the default 4096; 0: the model's trained context
-    n_parallel: int = 1
-    cache_type_k: str = "f16"
-    cache_type_v: str = "f16"
-    flash_attn: str = "auto"  # on | off | auto
-    ubatch_tokens: int | None = None
-    fit: bool = True
-    no_kv_offload: bool = False
-    swa_full: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,7 +37,7 @@ class GpuSplit:
         return self.weights_gpu_bytes + self.kv_gpu_bytes + self.compute_bytes
 
 
-def ctx_cells(model: ModelSpec, s: LlamaCppSettings, c: LlamaCppConstants) -> int:
+def ctx_cells(model: ModelSpec, s: LlamaCppGiven, c: LlamaCppConstants) -> int:
     ctx = c.default_ctx_tokens if s.ctx_tokens is None else s.ctx_tokens or model.max_position_embeddings
     return ceil_div(ctx, c.ctx_padding_tokens) * c.ctx_padding_tokens
 
@@ -63,31 +49,32 @@ def _cache_type(name: str, flag: str, c: LlamaCppConstants) -> str:
     return t
 
 
-def kv_layer_bytes(model: ModelSpec, s: LlamaCppSettings, cells: int, layer: int, c: LlamaCppConstants) -> int:
+def kv_layer_bytes(model: ModelSpec, s: LlamaCppGiven, cells: int, layer: int, c: LlamaCppConstants) -> int:
     """One layer's K and V rows (ggml_row_size of the cache types); MLA caches the latent + rope key as K."""
     if model.mla is not None:
         k_elems, v_elems = model.mla.kv_lora_rank + model.mla.qk_rope_head_dim, model.mla.kv_lora_rank
     else:
         k_elems = v_elems = model.num_kv_heads * model.head_dim
     if model.layer_attention[layer] == "sliding" and not s.swa_full:
+        assert model.sliding_window_tokens is not None, "sliding-window layers carry their window"
         window = ceil_div(model.sliding_window_tokens * s.n_parallel + _ubatch(s, c), c.ctx_padding_tokens) * c.ctx_padding_tokens
         cells = min(cells, window)  # llama-kv-cache-iswa: n_swa * n_seq + n_ubatch
     k = row_bytes(_cache_type(s.cache_type_k, "--cache-type-k", c), k_elems) * cells
     return k + row_bytes(_cache_type(s.cache_type_v, "--cache-type-v", c), v_elems) * cells
 
 
-def _ubatch(s: LlamaCppSettings, c: LlamaCppConstants) -> int:
+def _ubatch(s: LlamaCppGiven, c: LlamaCppConstants) -> int:
     return s.ubatch_tokens or c.default_ubatch_tokens
 
 
-def flash_attention(model: ModelSpec, s: LlamaCppSettings, c: LlamaCppConstants) -> bool:
+def flash_attention(model: ModelSpec, s: LlamaCppGiven, c: LlamaCppConstants) -> bool:
     if s.flash_attn in ("on", "off"):
         return s.flash_attn == "on"
     head = model.mla.kv_lora_rank + model.mla.qk_rope_head_dim if model.mla else model.head_dim
     return head in c.flash_attn_head_dims
 
 
-def compute_buffer_bytes(model: ModelSpec, s: LlamaCppSettings, cells: int, c: LlamaCppConstants) -> int:
+def compute_buffer_bytes(model: ModelSpec, s: LlamaCppGiven, cells: int, c: LlamaCppConstants) -> int:
     """The GPU compute buffer (ggml-alloc's peak): the output layer's logits, or one layer's working set."""
     ub, h = min(_ubatch(s, c), cells), model.hidden_size
     output = (model.vocab_size + h) * ub * FP32
@@ -100,7 +87,7 @@ def compute_buffer_bytes(model: ModelSpec, s: LlamaCppSettings, cells: int, c: L
     return max(output, scratch + 2 * ff * ub * FP32)
 
 
-def gpu_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppSettings, ngl: int) -> GpuSplit:
+def gpu_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, ngl: int) -> GpuSplit:
     c, n = llamacpp_constants(), model.num_layers
     ngl = n + 1 if ngl < 0 else min(ngl, n + 1)
     first, output = max(n - ngl, 0), ngl > n
@@ -112,7 +99,7 @@ def gpu_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppSettings, ngl: int)
                     compute_buffer_bytes(model, s, cells, c), cells)
 
 
-def fit_n_gpu_layers(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, sizes: GgufSizes | None = None) -> int | None:
+def fit_n_gpu_layers(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: GgufSizes | None = None) -> int | None:
     """The largest -ngl whose GPU memory leaves --fit's margin free (common_fit_params); None if even 0 does not.
     GPU bytes only grow with -ngl, so a binary search is exact."""
     c, sizes = llamacpp_constants(), sizes or gguf_sizes(model, s.gguf_type)

@@ -4,19 +4,18 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from oomplan.engines.constants import vllm_constants
 from oomplan.engines.result import EnginePrediction, MemoryItem
-from oomplan.engines.vllm import (
-    VllmSettings, VllmStage, busiest, derived_max_model_len, predict_stages, refusal,
-)
-from oomplan.engines.vllm_kv import estimate_max_model_len, kv_tokens, max_concurrency
+from oomplan.engines.vllm.constants import vllm_constants
+from oomplan.engines.vllm.kv import estimate_max_model_len, kv_tokens, max_concurrency
+from oomplan.engines.vllm.settings import VllmGiven, VllmResolved, derived_max_model_len
+from oomplan.engines.vllm.stages import VllmStage, busiest, predict_stages, refusal
 from oomplan.errors import InputError
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.units import format_bytes
 
 
-def _starts(model: ModelSpec, gpu: GpuSpec, s: VllmSettings) -> bool:
+def _starts(model: ModelSpec, gpu: GpuSpec, s: VllmGiven) -> bool:
     try:
         return not _failures(model, gpu, s, *predict_stages(model, gpu, s))
     except InputError:
@@ -28,7 +27,7 @@ def _startup_free_fraction(gpu: GpuSpec) -> float:
     return (gpu.memory_bytes - gpu.overhead.cuda_context_bytes) / gpu.memory_bytes
 
 
-def _failures(model: ModelSpec, gpu: GpuSpec, given: VllmSettings, s: VllmSettings, stages) -> list[str]:
+def _failures(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, stages: tuple[VllmStage, ...]) -> list[str]:
     out = []
     derived = derived_max_model_len(model)
     if given.max_model_len and given.max_model_len > derived:
@@ -41,11 +40,11 @@ def _failures(model: ModelSpec, gpu: GpuSpec, given: VllmSettings, s: VllmSettin
     return out
 
 
-def _first_that_starts(model: ModelSpec, gpu: GpuSpec, candidates: list[VllmSettings]) -> VllmSettings | None:
+def _first_that_starts(model: ModelSpec, gpu: GpuSpec, candidates: list[VllmGiven]) -> VllmGiven | None:
     return next((c for c in candidates if _starts(model, gpu, c)), None)
 
 
-def _lowest_utilization(model: ModelSpec, gpu: GpuSpec, given: VllmSettings, s: VllmSettings) -> float | None:
+def _lowest_utilization(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved) -> float | None:
     """Binary search over 0.01 steps up to what start-up allows: a larger share only grows the pool."""
     lo, hi = math.ceil(s.gpu_memory_utilization * 100) + 1, math.floor(_startup_free_fraction(gpu) * 100)
     if lo > hi or not _starts(model, gpu, replace(given, gpu_memory_utilization=hi / 100)):
@@ -56,7 +55,7 @@ def _lowest_utilization(model: ModelSpec, gpu: GpuSpec, given: VllmSettings, s: 
     return lo / 100
 
 
-def _fixes(model: ModelSpec, gpu: GpuSpec, given: VllmSettings, s: VllmSettings, st: VllmStage) -> list[str]:
+def _fixes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, st: VllmStage) -> list[str]:
     out = []
     derived = derived_max_model_len(model)
     longest = estimate_max_model_len(st.layout, st.available_kv_bytes, s.max_num_batched_tokens, min(s.max_model_len, derived))
@@ -77,7 +76,7 @@ def _fixes(model: ModelSpec, gpu: GpuSpec, given: VllmSettings, s: VllmSettings,
     return out
 
 
-def _items(gpu: GpuSpec, s: VllmSettings, st: VllmStage, blocks: int, graphs: int) -> tuple[MemoryItem, ...]:
+def _items(gpu: GpuSpec, s: VllmResolved, st: VllmStage, blocks: int, graphs: int) -> tuple[MemoryItem, ...]:
     page = st.layout.page_bytes * st.layout.group_size
     return (
         MemoryItem("weights", st.weights_bytes, "tensors, vocab padding, rope cache"),
@@ -90,7 +89,7 @@ def _items(gpu: GpuSpec, s: VllmSettings, st: VllmStage, blocks: int, graphs: in
     )
 
 
-def predict_vllm(model: ModelSpec, gpu: GpuSpec, given: VllmSettings) -> EnginePrediction:
+def predict_vllm(model: ModelSpec, gpu: GpuSpec, given: VllmGiven) -> EnginePrediction:
     s, stages = predict_stages(model, gpu, given)
     st = busiest(stages)
     failures = _failures(model, gpu, given, s, stages)
@@ -104,14 +103,15 @@ def predict_vllm(model: ModelSpec, gpu: GpuSpec, given: VllmSettings) -> EngineP
                         "CUDA graph capture may run out of memory (lower --gpu-memory-utilization or add --enforce-eager)")
     conc = max_concurrency(st.layout, blocks, s.max_model_len, s.max_num_batched_tokens) if blocks else 0.0
     return EnginePrediction(
-        "vllm", model, gpu, s.tensor_parallel * s.pipeline_parallel, _settings(s), items, total,
-        items[3].bytes, kv_tokens(st.layout, blocks), blocks, s.max_model_len, conc, s.max_num_seqs, not failures, tuple(failures),
-        tuple(_fixes(model, gpu, given, s, st)) if failures else (), tuple(warnings), tuple(_notes(model, gpu, s)),
-        s.cpu_offload_bytes,
+        engine="vllm", model=model, gpu=gpu, num_gpus=s.tensor_parallel * s.pipeline_parallel, settings=_settings(s),
+        items=items, gpu_total_bytes=total, kv_pool_bytes=items[3].bytes, kv_cache_tokens=kv_tokens(st.layout, blocks),
+        num_kv_blocks=blocks, context_tokens=s.max_model_len, max_concurrency=conc, max_running_requests=s.max_num_seqs,
+        starts=not failures, failures=tuple(failures), fixes=tuple(_fixes(model, gpu, given, s, st)) if failures else (),
+        warnings=tuple(warnings), notes=tuple(_notes(model, gpu, s)), host_bytes=s.cpu_offload_bytes,
     )
 
 
-def _settings(s: VllmSettings) -> tuple[tuple[str, str], ...]:
+def _settings(s: VllmResolved) -> tuple[tuple[str, str], ...]:
     pairs = [("--tensor-parallel-size", s.tensor_parallel), ("--pipeline-parallel-size", s.pipeline_parallel),
              ("--dtype", s.dtype), ("--quantization", s.quantization or "none"), ("--kv-cache-dtype", s.kv_cache_dtype),
              ("--max-model-len", s.max_model_len), ("--gpu-memory-utilization", s.gpu_memory_utilization),
@@ -120,7 +120,7 @@ def _settings(s: VllmSettings) -> tuple[tuple[str, str], ...]:
     return tuple((k, str(v)) for k, v in pairs)
 
 
-def _notes(model: ModelSpec, gpu: GpuSpec, s: VllmSettings) -> list[str]:
+def _notes(model: ModelSpec, gpu: GpuSpec, s: VllmResolved) -> list[str]:
     out = [f"calibrated to vLLM {vllm_constants().engine_version} (H100 runs); other versions may differ by a few percent"]
     if s.quantization == "fp8" and not gpu.supports_fp8:
         out.append(f"{gpu.display_name} has no fp8 tensor cores: vLLM runs fp8 weights weight-only (Marlin), same memory")

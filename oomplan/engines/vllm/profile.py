@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oomplan.engines.constants import VllmConstants
+from oomplan.engines.vllm.constants import VllmConstants
 from oomplan.specs.model import ModelSpec
 from oomplan.units import ceil_div
 
@@ -49,6 +49,7 @@ def _dense_mlp_bytes(model: ModelSpec, width: int, tokens: int, dtype_bytes: int
 def _moe_bytes(model: ModelSpec, tp: int, tokens: int, dtype_bytes: int) -> int:
     """fused_moe.py fused_experts_impl: cache13 [T*k, max(2I, h)] and cache2 [T*k, I], plus fp32 router logits."""
     moe, h = model.moe, model.hidden_size
+    assert moe is not None, "called for MoE layers only"
     width = ceil_div(moe.expert_intermediate_size, tp)
     routed = tokens * moe.num_experts_per_token * (max(2 * width, h) + width) * dtype_bytes
     shared = _dense_mlp_bytes(model, ceil_div(moe.shared_expert_intermediate_size, tp), tokens, dtype_bytes)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from oomplan.engines.constants import llamacpp_constants
-from oomplan.engines.gguf import GgufSizes, gguf_sizes
-from oomplan.engines.llamacpp import LlamaCppSettings, GpuSplit, fit_n_gpu_layers, flash_attention, gpu_split
+from oomplan.engines.llamacpp.constants import llamacpp_constants
+from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_sizes
+from oomplan.engines.llamacpp.settings import LlamaCppGiven
+from oomplan.engines.llamacpp.split import GpuSplit, fit_n_gpu_layers, flash_attention, gpu_split
 from oomplan.engines.result import EnginePrediction, MemoryItem
 from oomplan.memory.params import num_params
 from oomplan.specs.hardware import GpuSpec
@@ -13,7 +14,7 @@ from oomplan.specs.model import ModelSpec
 from oomplan.units import format_bytes
 
 
-def _effective_ngl(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, sizes: GgufSizes) -> int:
+def _effective_ngl(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: GgufSizes) -> int:
     """An explicit -ngl is kept (--fit only changes what the user left at its default)."""
     if s.n_gpu_layers is not None and s.n_gpu_layers >= 0:
         return s.n_gpu_layers
@@ -23,7 +24,7 @@ def _effective_ngl(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, sizes: G
     return model.num_layers + 1
 
 
-def _items(model: ModelSpec, gpu: GpuSpec, split: GpuSplit, s: LlamaCppSettings) -> tuple[MemoryItem, ...]:
+def _items(model: ModelSpec, gpu: GpuSpec, split: GpuSplit, s: LlamaCppGiven) -> tuple[MemoryItem, ...]:
     n = model.num_layers
     return (
         MemoryItem("weights", split.weights_gpu_bytes, f"{s.gguf_type}: {min(split.n_gpu_layers, n)}/{n} layers"
@@ -36,7 +37,7 @@ def _items(model: ModelSpec, gpu: GpuSpec, split: GpuSplit, s: LlamaCppSettings)
     )
 
 
-def _failures(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, split: GpuSplit, total: int) -> list[str]:
+def _failures(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, split: GpuSplit, total: int) -> list[str]:
     out = []
     if s.cache_type_v.lower() not in ("f16", "bf16", "f32") and not flash_attention(model, s, llamacpp_constants()):
         out.append(f"a quantized V cache ({s.cache_type_v}) requires flash attention, which is off")
@@ -47,7 +48,7 @@ def _failures(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, split: GpuSpl
     return out
 
 
-def _fixes(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, sizes: GgufSizes) -> list[str]:
+def _fixes(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: GgufSizes) -> list[str]:
     out = []
     needs_fa = s.cache_type_v.lower() not in ("f16", "bf16", "f32") and s.flash_attn == "off"
     usable = replace(s, flash_attn="on") if needs_fa else s
@@ -61,7 +62,7 @@ def _fixes(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings, sizes: GgufSizes
     return out
 
 
-def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings) -> EnginePrediction:
+def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> EnginePrediction:
     sizes = gguf_sizes(model, s.gguf_type)
     split = gpu_split(model, sizes, s, _effective_ngl(model, gpu, s, sizes))
     items = _items(model, gpu, split, s)
@@ -75,6 +76,9 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppSettings) -> Eng
     notes = [f"GGUF {s.gguf_type}: {format_bytes(sizes.file_bytes)} ({sizes.file_bytes * 8 / num_params(model):.2f} bits per weight)"]
     if split.n_gpu_layers <= model.num_layers:
         notes.append(f"partial offload: {model.num_layers + 1 - split.n_gpu_layers} of {model.num_layers + 1} layers run on the CPU")
-    return EnginePrediction("llamacpp", model, gpu, 1, settings, items, total, split.kv_gpu_bytes + split.kv_host_bytes,
-                            split.kv_cells, 0, per_slot, float(s.n_parallel), s.n_parallel, not failures, tuple(failures), tuple(fixes),
-                            (), tuple(notes), split.weights_host_bytes + split.kv_host_bytes)
+    return EnginePrediction(
+        engine="llamacpp", model=model, gpu=gpu, num_gpus=1, settings=settings, items=items, gpu_total_bytes=total,
+        kv_pool_bytes=split.kv_gpu_bytes + split.kv_host_bytes, kv_cache_tokens=split.kv_cells, num_kv_blocks=0,
+        context_tokens=per_slot, max_concurrency=float(s.n_parallel), max_running_requests=s.n_parallel, starts=not failures,
+        failures=tuple(failures), fixes=tuple(fixes), warnings=(), notes=tuple(notes),
+        host_bytes=split.weights_host_bytes + split.kv_host_bytes)

@@ -68,6 +68,7 @@ def kv_tokens(layout: KvLayout, num_blocks: int) -> int:
 
 def _sliding_blocks(layout: KvLayout, max_model_len: int, max_num_batched_tokens: int) -> int:
     """SlidingWindowSpec.max_memory_usage_bytes: window - 1 + a prefill chunk, +1 block for misalignment."""
+    assert layout.sliding_window_tokens is not None, "sliding-window layers carry their window"
     tokens = min(layout.sliding_window_tokens - 1 + max_num_batched_tokens, max_model_len)
     return ceil_div(tokens, layout.block_size) + 1
 

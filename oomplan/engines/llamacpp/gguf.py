@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oomplan.engines.constants import LlamaCppConstants, llamacpp_constants
+from oomplan.engines.llamacpp.constants import LlamaCppConstants, llamacpp_constants
 from oomplan.errors import InputError
 from oomplan.memory.params import TensorGroup, inventory
 from oomplan.specs.model import ModelSpec

@@ -1,0 +1,105 @@
+"""`llama-server` command lines and planner plans, read into llama.cpp's given settings."""
+from __future__ import annotations
+
+import re
+from typing import Any
+from pathlib import PurePath
+
+from oomplan.engines.cmdline import Converter, OptionalValue, build_settings, choice, layers_value, on_off, parse_int, read_flags, text_value
+from oomplan.engines.llamacpp.settings import LlamaCppGiven
+from oomplan.engines.options import EngineOptions
+from oomplan.engines.protocol import EngineLaunch
+from oomplan.errors import InputError
+from oomplan.profiles import load_model, profile_keys
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan, Workload
+
+CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+FLAGS: dict[str, tuple[str, Converter]] = {
+    "-m": ("model", text_value), "--model": ("model", text_value), "-hf": ("hf_repo", text_value), "--hf-repo": ("hf_repo", text_value),
+    "-ngl": ("n_gpu_layers", layers_value), "--gpu-layers": ("n_gpu_layers", layers_value), "--n-gpu-layers": ("n_gpu_layers", layers_value),
+    "-c": ("ctx_tokens", parse_int), "--ctx-size": ("ctx_tokens", parse_int),
+    "-np": ("n_parallel", parse_int), "--parallel": ("n_parallel", parse_int),
+    "-ctk": ("cache_type_k", choice(CACHE_TYPES)), "--cache-type-k": ("cache_type_k", choice(CACHE_TYPES)),
+    "-ctv": ("cache_type_v", choice(CACHE_TYPES)), "--cache-type-v": ("cache_type_v", choice(CACHE_TYPES)),
+    "-ub": ("ubatch_tokens", parse_int), "--ubatch-size": ("ubatch_tokens", parse_int), "--fit": ("fit", on_off),
+}
+SWITCHES = {"-nkvo": "no_kv_offload", "--no-kv-offload": "no_kv_offload", "--swa-full": "swa_full"}
+FLASH_ATTN_VALUES = {"on": "on", "off": "off", "auto": "auto", "1": "on", "0": "off", "true": "on", "false": "off"}
+
+# Plan.weights -> the GGUF file type llama.cpp would load (GGUF has no fp8/AWQ/GPTQ: the nearest type)
+GGUF_TYPES = {"auto": "F16", "bf16": "BF16", "fp16": "F16", "fp32": "F32", "fp8": "Q8_0", "int8": "Q8_0",
+              "awq": "Q4_K_M", "gptq": "Q4_K_M", "nf4": "Q4_0"}
+GGUF_KV = {"auto": "f16", "bf16": "bf16", "fp16": "f16", "fp32": "f32", "fp8": "q8_0", "int8": "q8_0", "int4": "q4_0"}
+
+
+def _flash_attn(args: list[str], i: int, value: str | None) -> tuple[int, str, Any]:
+    """-fa [on|off|auto]: older llama.cpp took -fa alone (= on)."""
+    if value is not None:
+        return i, "flash_attn", FLASH_ATTN_VALUES[choice(tuple(FLASH_ATTN_VALUES))(value, "--flash-attn")]
+    nxt = args[i + 1].lower() if i + 1 < len(args) else ""
+    return (i + 1, "flash_attn", FLASH_ATTN_VALUES[nxt]) if nxt in FLASH_ATTN_VALUES else (i, "flash_attn", "on")
+
+
+OPTIONAL: dict[str, OptionalValue] = {"-fa": _flash_attn, "--flash-attn": _flash_attn}
+
+GGUF_TYPE = re.compile(r"(?i)(?:^|[-_.])(IQ4_XS|IQ4_NL|Q[2-6]_K_[SML]|Q[2-8]_K|Q[458]_[01]|BF16|F16|F32)(?=$|[-_.])")
+
+
+def gguf_type_from_name(name: str) -> str | None:
+    """'Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf' -> 'Q4_K_M'; a split file's '-00001-of-00003' is read past."""
+    stem = re.sub(r"-\d{5}-of-\d{5}$", "", PurePath(name).name.removesuffix(".gguf"))
+    found = GGUF_TYPE.findall(stem)
+    return found[-1].upper() if found else None
+
+
+def gguf_model_stem(name: str) -> str:
+    """The model part of a GGUF file name or -hf repo: quant type, split suffix and '-GGUF' removed."""
+    stem = re.sub(r"-\d{5}-of-\d{5}$", "", PurePath(name.split(":")[0]).name.removesuffix(".gguf"))
+    stem = GGUF_TYPE.sub("", stem)
+    return re.sub(r"(?i)[-_.]gguf$", "", stem)
+
+
+def command_args(args: list[str]) -> list[str] | None:
+    prog = PurePath(args[0]).name
+    return args[1:] if prog in ("llama-server", "llama-cli", "server") or prog.startswith("llama-server") else None
+
+
+def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
+    values, ignored = read_flags(args, FLAGS, SWITCHES, None, OPTIONAL)
+    ref = values.get("model") or values.get("hf_repo")
+    if not ref:
+        raise InputError("llama-server: no model; pass -m FILE.gguf or -hf REPO[:QUANT]")
+    quant = ref.split(":")[1].upper() if "hf_repo" in values and ":" in ref else None
+    kind = gguf_type or quant or gguf_type_from_name(ref)
+    if kind is None:
+        raise InputError(f"-m: cannot tell the GGUF type from {ref!r}; pass --gguf-type (e.g. Q4_K_M)")
+    return EngineLaunch("llamacpp", ref, build_settings(LlamaCppGiven, values | {"gguf_type": kind}), tuple(ignored))
+
+
+def resolve_model(launch: EngineLaunch) -> ModelSpec:
+    """A GGUF file or -hf repo name matching a shipped profile."""
+    stem = gguf_model_stem(launch.model_ref).lower()
+    for key, name in profile_keys("model_profiles").items():
+        if stem in (key, key.split("/")[-1]):
+            return load_model(name)
+    raise InputError(f"model: cannot tell the model from GGUF {launch.model_ref!r} (no profile named {stem!r}); "
+                     "pass --model-profile NAME (a shipped profile, a config.json or a folder holding one)")
+
+
+def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> LlamaCppGiven:
+    """One slot per sequence: -c = ctx x batch, -np = batch (llama-server splits -c over the slots)."""
+    if plan.num_gpus > 1:
+        raise InputError("--engine llamacpp: oomplan models llama.cpp on one GPU; use --tp 1 --pp 1")
+    kv = GGUF_KV.get(plan.kv_dtype)
+    if kv is None:
+        raise InputError(f"--kv-dtype: {plan.kv_dtype!r} is not available in llama.cpp; accepted: {', '.join(GGUF_KV)}")
+    return LlamaCppGiven(
+        gguf_type=(o.gguf_type or GGUF_TYPES[plan.weights]).upper(), n_gpu_layers=o.n_gpu_layers,
+        ctx_tokens=workload.ctx_tokens * workload.batch_size, n_parallel=workload.batch_size,
+        cache_type_k=kv, cache_type_v=kv, ubatch_tokens=plan.prefill_chunk_tokens)
+
+
+def plan_summary(plan: Plan, model: ModelSpec) -> str:
+    """'Q4_K_M · KV q8_0'."""
+    return f"{GGUF_TYPES[plan.weights]} · KV {GGUF_KV[plan.kv_dtype]}"

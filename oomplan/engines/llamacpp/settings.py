@@ -1,0 +1,19 @@
+"""`llama-server` settings as given (None where llama.cpp derives a default: -ngl by --fit, -c 4096, -ub 512)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LlamaCppGiven:
+    gguf_type: str = "Q4_K_M"
+    n_gpu_layers: int | None = None  # None or -1: every layer (--fit lowers it when it does not fit)
+    ctx_tokens: int | None = None  # -c; None: the default 4096; 0: the model's trained context
+    n_parallel: int = 1
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    flash_attn: str = "auto"  # on | off | auto
+    ubatch_tokens: int | None = None
+    fit: bool = True
+    no_kv_offload: bool = False
+    swa_full: bool = False

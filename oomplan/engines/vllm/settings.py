@@ -1,0 +1,79 @@
+"""`vllm serve` settings: *given* (what the command or the plan passes; None where vLLM derives a default)
+and *resolved* (after vLLM's defaults and clamps, every field set)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from oomplan.engines.vllm.constants import VllmConstants, vllm_constants
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+
+KV_CACHE_DTYPES = {"auto": None, "bfloat16": 2, "float16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1}
+
+
+@dataclass(frozen=True)
+class VllmGiven:
+    """`vllm serve` options that decide memory, as given; None where vLLM derives a default."""
+
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+    dtype: str = "auto"
+    quantization: str | None = None
+    kv_cache_dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    block_size: int | None = None
+    enable_expert_parallel: bool = False
+    cpu_offload_bytes: int = 0
+    kv_cache_memory_bytes: int | None = None
+    enforce_eager: bool = False
+
+
+@dataclass(frozen=True)
+class VllmResolved:
+    """The same options after vLLM's defaults (engine/arg_utils.py, config/*.py): nothing left to derive."""
+
+    tensor_parallel: int
+    pipeline_parallel: int
+    dtype: str
+    quantization: str | None  # None: no --quantization (the checkpoint's dtype)
+    kv_cache_dtype: str
+    max_model_len: int
+    gpu_memory_utilization: float
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    block_size: int
+    enable_expert_parallel: bool
+    cpu_offload_bytes: int
+    kv_cache_memory_bytes: int | None  # None: sized from gpu_memory_utilization
+    enforce_eager: bool
+
+
+def derived_max_model_len(model: ModelSpec) -> int:
+    """vllm/config/model.py _get_and_verify_max_len: max_position_embeddings, times a rope scaling factor
+    (yarn: of original_max_position_embeddings); llama3/longrope scaling keeps it."""
+    scaling = model.hf_config.get("rope_scaling") or {}
+    kind = scaling.get("rope_type", scaling.get("type"))
+    if not scaling or kind in ("llama3", "longrope", "su", "default", "mrope") or "factor" not in scaling:
+        return model.max_position_embeddings
+    base = scaling.get("original_max_position_embeddings", model.max_position_embeddings) if kind == "yarn" else model.max_position_embeddings
+    return int(base * float(scaling["factor"]))
+
+
+def resolve(model: ModelSpec, gpu: GpuSpec, s: VllmGiven, c: VllmConstants | None = None) -> VllmResolved:
+    """Fill vLLM's defaults: engine/arg_utils.py get_batch_defaults and its clamps."""
+    c = c or vllm_constants()
+    max_len = s.max_model_len or derived_max_model_len(model)
+    large = gpu.memory_bytes >= c.large_gpu_min_bytes and "a100" not in (gpu.name + gpu.display_name).lower()
+    seqs = s.max_num_seqs or (c.large_gpu_max_num_seqs if large else c.small_gpu_max_num_seqs)
+    tokens = s.max_num_batched_tokens
+    if tokens is None:
+        tokens = min(seqs * max_len, c.large_gpu_max_num_batched_tokens if large else c.small_gpu_max_num_batched_tokens)
+    if s.max_num_seqs is None:
+        seqs = min(seqs, tokens)
+    given = {f.name: getattr(s, f.name) for f in fields(s)}
+    return VllmResolved(**given | dict(
+        max_model_len=max_len, max_num_seqs=seqs, max_num_batched_tokens=tokens,
+        gpu_memory_utilization=s.gpu_memory_utilization or c.gpu_memory_utilization, block_size=s.block_size or c.block_size))

@@ -1,0 +1,86 @@
+"""vLLM (V1 engine) on each GPU of each pipeline stage: weights, profile run, the KV pool and its blocks.
+
+KV pool per GPU = total_memory x gpu_memory_utilization - (weights + profile-run activation peak + non-torch
+memory) (vllm/v1/worker/gpu_worker.py determine_available_memory), cut into blocks per layer group
+(vllm/v1/core/kv_cache_utils.py); with pipeline parallelism every stage takes the smallest block count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oomplan.engines.vllm.constants import VllmConstants, vllm_constants
+from oomplan.engines.vllm.kv import KvLayout, kv_layout, num_kv_blocks, request_bytes
+from oomplan.engines.vllm.profile import ProfileRun, non_torch_bytes, profile_run
+from oomplan.engines.vllm.settings import KV_CACHE_DTYPES, VllmGiven, VllmResolved, resolve
+from oomplan.engines.weights import activation_dtype_bytes, served_plan, stage_weight_bytes
+from oomplan.errors import InputError
+from oomplan.memory.layout import pipeline_stages
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan
+
+
+@dataclass(frozen=True)
+class VllmStage:
+    """One GPU of one pipeline stage."""
+
+    stage: int
+    weights_bytes: int
+    profile: ProfileRun
+    non_torch_bytes: int
+    available_kv_bytes: int  # requested memory - non-KV memory, before cutting into blocks
+    layout: KvLayout
+    num_blocks: int  # this stage's own count (the engine then uses the minimum over stages)
+
+    @property
+    def non_kv_bytes(self) -> int:
+        return self.weights_bytes + self.profile.activation_peak_bytes + self.non_torch_bytes
+
+
+def engine_plan(model: ModelSpec, s: VllmResolved) -> Plan:
+    """The memory model's Plan for the weights: format, TP/PP/EP (KV is vLLM's own, below)."""
+    return served_plan(model, s.dtype, s.quantization, s.tensor_parallel, s.pipeline_parallel, s.enable_expert_parallel)
+
+
+def kv_dtype_bytes(model: ModelSpec, plan: Plan, kv_cache_dtype: str) -> int:
+    if kv_cache_dtype not in KV_CACHE_DTYPES:
+        raise InputError(f"--kv-cache-dtype: {kv_cache_dtype!r} is not accepted; use one of {', '.join(KV_CACHE_DTYPES)}")
+    return KV_CACHE_DTYPES[kv_cache_dtype] or activation_dtype_bytes(model, plan)
+
+
+def predict_stage(model: ModelSpec, gpu: GpuSpec, s: VllmResolved, plan: Plan, index: int, c: VllmConstants) -> VllmStage:
+    st = pipeline_stages(model.num_layers, s.pipeline_parallel)[index]
+    weights = max(0, stage_weight_bytes(model, plan, index, c.vocab_padding) - s.cpu_offload_bytes)
+    dt = activation_dtype_bytes(model, plan)
+    prof = profile_run(model, st.layer_indices, st.is_last, s.tensor_parallel, s.max_num_batched_tokens,
+                       s.max_num_seqs, dt, c)
+    nontorch = non_torch_bytes(s.tensor_parallel, c)
+    requested = int(gpu.memory_bytes * s.gpu_memory_utilization)
+    available = s.kv_cache_memory_bytes or requested - weights - prof.activation_peak_bytes - nontorch
+    layout = kv_layout(model, st.layer_indices, s.tensor_parallel, kv_dtype_bytes(model, plan, s.kv_cache_dtype), s.block_size)
+    return VllmStage(index, weights, prof, nontorch, available, layout, num_kv_blocks(layout, available))
+
+
+def predict_stages(model: ModelSpec, gpu: GpuSpec, given: VllmGiven,
+                   constants: VllmConstants | None = None) -> tuple[VllmResolved, tuple[VllmStage, ...]]:
+    c = constants or vllm_constants()
+    s = resolve(model, gpu, given, c)
+    plan = engine_plan(model, s)
+    return s, tuple(predict_stage(model, gpu, s, plan, i, c) for i in range(s.pipeline_parallel))
+
+
+def busiest(stages: tuple[VllmStage, ...]) -> VllmStage:
+    """The stage with the fewest blocks decides the pool (kv_cache_utils: min num_blocks over workers)."""
+    return min(stages, key=lambda st: (st.num_blocks, -st.non_kv_bytes))
+
+
+def refusal(st: VllmStage, s: VllmResolved) -> str | None:
+    """Why vLLM raises at start-up on this stage, in its own terms, or None."""
+    if st.available_kv_bytes <= 0:
+        return (f"no memory left for the KV cache: weights, activations and non-torch memory take "
+                f"{st.non_kv_bytes / 2**30:.2f} GiB of the {s.gpu_memory_utilization:g} x total budget")
+    need = request_bytes(st.layout, s.max_model_len, s.max_num_batched_tokens)
+    if need > st.available_kv_bytes:
+        return (f"max_model_len {s.max_model_len} needs {need / 2**30:.2f} GiB of KV cache for one request, "
+                f"larger than the available KV cache memory ({st.available_kv_bytes / 2**30:.2f} GiB)")
+    return None
