@@ -63,7 +63,7 @@ def case(name: str, layers: int | None, seq: int, batch: int, mode: str, attenti
 
 def _shrunk(name: str, layers: int):
     """The shipped profile with fewer layers (MoE/MLA/Falcon rows: same layer shapes, fewer of them)."""
-    from oomplan.specs.hf_config import parse_hf_config
+    from oomplan.families import parse_hf_config
 
     model = load_model(name)
     return parse_hf_config(dict(model.hf_config, num_hidden_layers=layers), f"{name}-{layers}l", model.source)

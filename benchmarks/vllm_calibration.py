@@ -20,7 +20,7 @@ from oomplan.engines.vllm.stages import busiest, predict_stages  # noqa: E402
 from oomplan.engines.vllm.constants import VllmConstants, vllm_constants  # noqa: E402
 from oomplan.engines.vllm.kv import kv_tokens, max_concurrency  # noqa: E402
 from oomplan.profiles import load_gpu, load_model  # noqa: E402
-from oomplan.specs.hf_config import parse_hf_config  # noqa: E402
+from oomplan.families import parse_hf_config  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "engines" / "vllm-0.19-h100-calibration.yaml"
 GIB = 2**30

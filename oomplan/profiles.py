@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from oomplan.errors import InputError, ProfileNotFoundError, did_you_mean
 from oomplan.specs.base import Strict
 from oomplan.specs.hardware import GpuSpec
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 from oomplan.specs.model import ModelSpec
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

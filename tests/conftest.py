@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

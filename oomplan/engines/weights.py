@@ -57,7 +57,7 @@ def vocab_padding_bytes(model: ModelSpec, plan: Plan, stage_index: int, padding:
 def rotary_dim(model: ModelSpec) -> int:
     if model.mla is not None:
         return model.mla.qk_rope_head_dim
-    return int(model.head_dim * float(model.hf_config.get("partial_rotary_factor", 1.0)))
+    return int(model.head_dim * model.rope.partial_rotary_factor)
 
 
 def rope_cache_bytes(model: ModelSpec, plan: Plan) -> int:

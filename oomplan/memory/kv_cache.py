@@ -52,11 +52,13 @@ def dms_kept_tokens(ctx_tokens: int, ratio: float, window_tokens: int) -> int:
     return min(ctx_tokens, ceil_div(ctx_tokens * 1000, round(ratio * 1000)) + window_tokens)
 
 
-def cached_tokens(model: ModelSpec, plan: Plan, ctx_tokens: int, sliding: bool) -> int:
-    """Tokens one sequence keeps in one layer, after window, DMS and block rounding."""
+def cached_tokens(model: ModelSpec, plan: Plan, ctx_tokens: int, sliding: bool, window_tokens: int | None = None) -> int:
+    """Tokens one sequence keeps in one layer, after window, DMS and block rounding
+    (`window_tokens`: that layer's window; default the model's sliding window)."""
     tokens = dms_kept_tokens(ctx_tokens, plan.dms_ratio, plan.dms_window_tokens)
-    if sliding and model.sliding_window_tokens is not None:
-        tokens = min(tokens, model.sliding_window_tokens)
+    window = window_tokens if window_tokens is not None else model.sliding_window_tokens
+    if sliding and window is not None:
+        tokens = min(tokens, window)
     if plan.paged:
         tokens = ceil_div(tokens, plan.block_size) * plan.block_size
     return tokens
@@ -76,8 +78,13 @@ def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, st
     per_layer = kv_bytes_per_token_per_layer(model, plan)
     full = cached_tokens(model, plan, ctx_tokens, sliding=False)
     window = cached_tokens(model, plan, ctx_tokens, sliding=True)
-    kinds = [model.layer_attention[i] for i in stage.layer_indices]
-    num_sliding = kinds.count("sliding")
-    num_full = len(kinds) - num_sliding
-    total = per_layer * batch_size * (num_full * full + num_sliding * window)
-    return KvBudget(total, per_layer * len(kinds), full, window, len(kinds))
+    tokens = 0
+    for i in stage.layer_indices:
+        attn = model.layers[i].attention
+        if attn.kind in ("full", "mla"):
+            tokens += full
+        elif attn.kind == "sliding":
+            tokens += cached_tokens(model, plan, ctx_tokens, sliding=True, window_tokens=attn.window_tokens)
+        else:
+            raise ValueError(f"{model.name}: the KV cache of {attn.kind} layers is not priced yet")
+    return KvBudget(per_layer * batch_size * tokens, per_layer * len(stage.layer_indices), full, window, len(stage.layer_indices))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from oomplan.specs.model import ModelSpec
+from oomplan.specs.model import LayerAttention, LayerMlp, LayerSpec, ModelSpec
 
 Component = Literal["embedding", "attention", "mlp", "experts", "router", "norm", "lm_head"]
 # column: rows split over TP in `num_units` units; row: cols split; expert: a routed expert's
@@ -97,10 +97,11 @@ def _mla(m: ModelSpec) -> list[TensorGroup]:
     return g
 
 
-def _mlp(prefix: str, comp: Component, m: ModelSpec, width: int, count: int = 1, expert: bool = False) -> list[TensorGroup]:
+def _mlp(prefix: str, comp: Component, m: ModelSpec, width: int, count: int = 1, expert: bool = False,
+         kind: str | None = None) -> list[TensorGroup]:
     h, b = m.hidden_size, m.mlp_bias and not expert
     g: list[TensorGroup] = []
-    if m.mlp_kind == "gated":
+    if (kind or m.mlp_kind) == "gated":
         g += _linear(prefix + "gate_proj", comp, width, h, "column", width, b, count, expert)
     g += _linear(prefix + "up_proj", comp, width, h, "column", width, b, count, expert)
     g += _linear(prefix + "down_proj", comp, h, width, "row", width, b, count, expert)
@@ -109,6 +110,7 @@ def _mlp(prefix: str, comp: Component, m: ModelSpec, width: int, count: int = 1,
 
 def _moe(m: ModelSpec) -> list[TensorGroup]:
     e, h = m.moe, m.hidden_size
+    assert e is not None
     g = [TensorGroup("router", "router", e.num_experts, h)]
     g += _mlp("experts.", "experts", m, e.expert_intermediate_size, e.num_experts, expert=True)
     if e.shared_expert_intermediate_size:
@@ -118,27 +120,50 @@ def _moe(m: ModelSpec) -> list[TensorGroup]:
     return g
 
 
-def _layer_tensors(m: ModelSpec, moe_layer: bool) -> tuple[TensorGroup, ...]:
-    attn = _mla(m) if m.mla else _attention(m)
-    ffn = _moe(m) if moe_layer else _mlp("mlp.", "mlp", m, m.intermediate_size)
-    return tuple(_norm("layer_norms", m, m.hidden_size, m.num_norms_per_layer) + attn + ffn)
+def _attention_tensors(m: ModelSpec, attn: LayerAttention) -> list[TensorGroup]:
+    if attn.kind == "none":
+        return []
+    if attn.kind == "mla":
+        return _mla(m)
+    if attn.kind in ("full", "sliding"):
+        return _attention(m)
+    raise ValueError(f"{m.name}: {attn.kind} attention layers are not priced yet")
+
+
+def _mlp_tensors(m: ModelSpec, mlp: LayerMlp) -> list[TensorGroup]:
+    if mlp.kind == "moe":
+        return _moe(m)
+    if mlp.kind == "none":
+        return []
+    return _mlp("mlp.", "mlp", m, mlp.intermediate_size, kind=mlp.kind)
+
+
+def _layer_tensors(m: ModelSpec, layer: LayerSpec) -> tuple[TensorGroup, ...]:
+    return tuple(_norm("layer_norms", m, m.hidden_size, m.num_norms_per_layer) + _attention_tensors(m, layer.attention)
+                 + _mlp_tensors(m, layer.mlp))
+
+
+def _param_shape(layer: LayerSpec) -> tuple:
+    """What decides a layer's tensors: its attention kind (sliding and full share weights) and its MLP."""
+    kind = "full" if layer.attention.kind == "sliding" else layer.attention.kind
+    return (kind, layer.attention.sinks, layer.attention.state, layer.mlp)
 
 
 @lru_cache(maxsize=256)
 def inventory(m: ModelSpec) -> Inventory:
-    """All parameter tensors of `m`, grouped. Cached: ModelSpec is frozen and hashable by identity."""
+    """All parameter tensors of `m`, grouped by per-layer structure (layers with the same attention and
+    MLP share one LayerKind, named 'moe' or 'dense'). Cached: ModelSpec is frozen and hashable by identity."""
     h, V = m.hidden_size, m.vocab_size
     embedding = (TensorGroup("embed_tokens", "embedding", V, h, shard="column", num_units=V),)
     head = tuple(_norm("final_norm", m, h))
     if not m.tie_word_embeddings:
         head += (TensorGroup("lm_head", "lm_head", V, h, shard="column", num_units=V),)
-    moe_layers = set(m.moe.moe_layer_indices) if m.moe else set()
-    dense = tuple(i for i in range(m.num_layers) if i not in moe_layers)
-    kinds = []
-    if dense:
-        kinds.append(LayerKind("dense", dense, _layer_tensors(m, moe_layer=False)))
-    if moe_layers:
-        kinds.append(LayerKind("moe", tuple(sorted(moe_layers)), _layer_tensors(m, moe_layer=True)))
+    groups: dict[tuple, list[int]] = {}
+    for i, layer in enumerate(m.layers):
+        groups.setdefault(_param_shape(layer), []).append(i)
+    kinds = [LayerKind("moe" if m.layers[idx[0]].mlp.kind == "moe" else "dense", tuple(idx), _layer_tensors(m, m.layers[idx[0]]))
+             for idx in groups.values()]
+    kinds.sort(key=lambda k: k.name == "moe")  # dense kinds first, as before
     return Inventory(embedding, head, tuple(kinds))
 
 

@@ -93,7 +93,7 @@ def norm_bytes(model: ModelSpec, d: Dims, width: int, trainable: bool) -> int:
     e = d.dtype_bytes
     if model.norm_kind == "layer":  # nn.LayerNorm: the input, fp32 mean and rstd
         return e * width + 2 * FP32
-    if model.model_type == "gemma2":  # Gemma2RMSNorm: fp32 input, rsqrt, fp32 normalised x (times 1 + weight)
+    if model.rms_norm_fp32_output:  # Gemma2RMSNorm: fp32 input, rsqrt, fp32 normalised x (times 1 + weight)
         return FP32 * width + FP32 + (FP32 * width if trainable else 0)
     return FP32 * width + FP32 + (e * width if trainable else 0)  # LlamaRMSNorm: fp32 upcast, rsqrt, normalised x
 
@@ -118,11 +118,11 @@ def _attention_per_token(model: ModelSpec, d: Dims, tplan: TrainingPlan, sv: Sav
     """q, k, v, output and logsumexp per token; selective recompute drops the core (output, logsumexp, repeats).
     K/V are repeated to every query head by eager attention, and by sdpa when a mask is passed (sliding windows)."""
     e, a, k = d.dtype_bytes, d.heads, d.kv_heads
-    v_storage = e * (a + 2 * k) * d.head_dim if model.model_type == "phi3" else e * k * d.v_head_dim  # phi3: v views qkv
+    v_storage = e * (a + 2 * k) * d.head_dim if model.v_views_qkv else e * k * d.v_head_dim  # phi3: v views qkv
     if model.mla is not None:  # modeling_deepseek_v2: v views kv_b_proj's output (no-RoPE keys and values of every head)
         v_storage = e * a * (model.mla.qk_nope_head_dim + d.v_head_dim)
     core_kept = tplan.recompute != "selective"
-    falcon = model.model_type == "falcon"  # modeling_falcon repeats K/V and passes sdpa a float mask itself
+    falcon = model.hf_repeats_kv  # modeling_falcon repeats K/V and passes sdpa a float mask itself
     repeated = core_kept and k < a and (masked or falcon or tplan.attention == "eager")
     kv = e * a * (d.head_dim + d.v_head_dim) if repeated else e * k * d.head_dim + v_storage
     if tplan.attention == "eager":
@@ -139,9 +139,9 @@ def square_bytes(model: ModelSpec, d: Dims, tplan: TrainingPlan, masked: bool) -
         return 0
     e, b, s, a = d.dtype_bytes, d.num_sequences, d.seq_tokens, d.heads
     if tplan.attention == "eager":
-        softcap = e if model.hf_config.get("attn_logit_softcapping") else 0
+        softcap = e if model.attn_logit_softcapping else 0
         return (FP32 + (e if e != FP32 else 0) + softcap) * a * s * s * b
-    falcon = model.model_type == "falcon"  # its float mask is one tensor for all layers (counted once per stage)
+    falcon = model.sdpa_causal_mask  # its float mask is one tensor for all layers (counted once per stage)
     rows = ceil_div(s, 32) * 32 if masked or falcon else s  # the memory-efficient kernel pads its logsumexp to 32 rows
     return FP32 * a * rows * b + (e * s * s * b if masked else 0)
 
@@ -168,7 +168,7 @@ def layer_activations(model: ModelSpec, tplan: TrainingPlan, moe_layer: bool = F
     d, sv = dims(model, tplan), saves(model, tplan, moe_layer)
     n, split, e = d.num_tokens, d.replicated_divisor, d.dtype_bytes
     norms = ceil_div(model.num_norms_per_layer * norm_bytes(model, d, d.hidden, sv.weights_trainable) * n, split)
-    if model.hf_config.get("new_decoder_architecture"):  # Falcon-40B/180B: ln_attn and ln_mlp read one input
+    if model.norms_share_input:  # Falcon-40B/180B: ln_attn and ln_mlp read one input
         norms -= ceil_div((model.num_norms_per_layer - 1) * e * d.hidden * n, split)
     if model.qk_norm:  # Qwen3: RMSNorm over each head's q and k
         norms += n * (d.heads + d.kv_heads) * norm_bytes(model, d, d.head_dim, sv.weights_trainable)
@@ -221,7 +221,7 @@ def loss_bytes(model: ModelSpec, tplan: TrainingPlan) -> LossBytes:
     vocab = ceil_div(model.vocab_size, d.tensor_parallel)
     head = ceil_div(n * (norm_bytes(model, d, h, full) + (e * h if full else 0)), d.replicated_divisor)
     upcast = FP32 if e != FP32 else 0
-    softcap = e * n * vocab if model.hf_config.get("final_logit_softcapping") else 0  # Gemma 2 keeps tanh's output
+    softcap = e * n * vocab if model.final_logit_softcapping else 0  # Gemma 2 keeps tanh's output
     return LossBytes(
         head_saved_bytes=head, forward_bytes=n * vocab * (e + upcast + FP32) + softcap,
         backward_bytes=3 * FP32 * n * vocab + softcap, head_backward_bytes=n * vocab * e + (e * vocab * h if full else 0) + e * n * h,

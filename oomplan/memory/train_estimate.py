@@ -12,7 +12,6 @@ from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.training import LORA_ALL_LINEAR, TrainingPlan
 
-PROBE_CHECKED = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2")  # benchmarks/results/train_meta.md
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def training_warnings(model: ModelSpec, gpu: GpuSpec, plan: TrainingPlan) -> lis
 
 def training_notes(model: ModelSpec, plan: TrainingPlan) -> list[str]:
     out: list[str] = []
-    if model.model_type not in PROBE_CHECKED or model.moe or model.mla:
+    if not model.training_probe_checked or model.moe or model.mla:  # benchmarks/results/train_meta.md
         out.append(f"activations of {model.model_type} (MoE/MLA/parallel attention) are approximate: the meta probe checks llama, "
                    "mistral, qwen2/3, phi3 and gemma2 layers to 3% (benchmarks/results/train_meta.md)")
     if plan.mode == "qlora":

@@ -120,17 +120,14 @@ def _layer_params(model: ModelSpec, tp: int) -> int:
     return max(sum(per_gpu(t) for t in kind.tensors) for kind in inventory(model).layer_kinds)
 
 
-_FUSED_QKV = ("phi3", "falcon")  # modeling_phi3 qkv_proj / gate_up_proj, modeling_falcon query_key_value
-
-
 def _stored_name(model: ModelSpec, t: TensorGroup) -> str:
     """The parameter a group is part of as transformers stores it: routed experts are one 3-D tensor per
     projection (gate and up fused) in transformers 5; Phi-3 fuses qkv and gate_up, Falcon qkv."""
     short = t.name.rsplit(".", 1)[-1]
-    fuse_mlp = t.expert or model.model_type == "phi3"
+    fuse_mlp = t.expert or model.fused_gate_up
     if fuse_mlp and short in ("gate_proj", "up_proj"):
         return t.name.replace(short, "gate_up_proj")
-    if model.model_type in _FUSED_QKV and short in ("q_proj", "k_proj", "v_proj"):
+    if model.fused_qkv and short in ("q_proj", "k_proj", "v_proj"):
         return t.name.replace(short, "qkv_proj")
     return t.name
 

@@ -132,7 +132,7 @@ def _first_stage_bytes(model: ModelSpec, key: tuple) -> int:
     tplan = _plan(key)
     d = dims(model, tplan)
     first = 2 * d.seq_tokens * d.head_dim * d.dtype_bytes
-    if model.model_type == "falcon" and tplan.attention == "sdpa":  # FalconModel's float mask, kept by every layer
+    if model.sdpa_causal_mask and tplan.attention == "sdpa":  # FalconModel's float mask, kept by every layer
         first += eager_mask_bytes(d)
     if tplan.recompute != "none":
         if tplan.attention == "eager":

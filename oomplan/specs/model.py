@@ -10,7 +10,67 @@ from pydantic import Field, model_validator
 
 from oomplan.specs.base import Strict
 
-LayerAttention = Literal["full", "sliding"]
+AttentionKind = Literal["full", "sliding", "chunked", "mla", "linear", "cross", "none"]
+MlpKind = Literal["gated", "plain", "moe", "none"]
+StateKind = Literal["mamba2", "gated_deltanet", "linear"]
+StateDtype = Literal["fp32", "bf16", "fp16"]
+
+
+class StateSpec(Strict):
+    """A recurrent (linear-attention / SSM) layer's fixed per-sequence state, independent of context.
+
+    Mamba-2: conv state [conv_channels, conv_kernel - 1] + SSM state [num_heads, head_dim, state_size].
+    Gated DeltaNet: conv state [conv_channels, conv_kernel - 1] + recurrent state [num_heads, key_head_dim, value_head_dim].
+    Sizes only; the memory model prices them (state bytes), families fill them from the config.
+    """
+
+    kind: StateKind
+    conv_kernel: int = Field(ge=0, description="causal conv1d kernel width (0: no conv state)")
+    conv_channels: int = Field(ge=0, description="channels the conv state keeps")
+    num_heads: int = Field(ge=1)
+    key_head_dim: int = Field(ge=1, description="Mamba-2: d_state (SSM state size); DeltaNet: key head dim")
+    value_head_dim: int = Field(ge=1, description="Mamba-2: head_dim; DeltaNet: value head dim")
+    state_dtype: StateDtype = Field(description="dtype the recurrent state is kept in (the config's, else the model's)")
+    conv_dtype: StateDtype = Field(description="dtype of the conv state")
+
+
+class LayerAttention(Strict):
+    """One layer's token mixer: what it caches per token (or per sequence) and how far it looks back."""
+
+    kind: AttentionKind
+    window_tokens: int | None = Field(default=None, ge=1, description="sliding: window W; chunked: chunk size C")
+    rope: bool = True  # False: a NoPE layer (Llama 4 every 4th layer)
+    sinks: bool = False  # gpt-oss: a learned sink logit per head (num_heads parameters)
+    state: StateSpec | None = None  # kind 'linear': the recurrent state
+
+    @model_validator(mode="after")
+    def _check(self) -> "LayerAttention":
+        if self.kind in ("sliding", "chunked") and self.window_tokens is None:
+            raise ValueError(f"{self.kind} attention needs window_tokens")
+        if (self.kind == "linear") != (self.state is not None):
+            raise ValueError("a linear/recurrent layer (and only one) carries a state")
+        return self
+
+
+class LayerMlp(Strict):
+    """One layer's feed-forward: a dense MLP of `intermediate_size`, or the model's MoE (ModelSpec.moe)."""
+
+    kind: MlpKind
+    intermediate_size: int = Field(default=0, ge=0, description="dense width (gated/plain); 0 for moe/none")
+
+
+class LayerSpec(Strict):
+    attention: LayerAttention
+    mlp: LayerMlp
+
+
+class RopeSpec(Strict):
+    """Rotary embedding facts the engines need (vLLM's max_model_len, its cos/sin cache)."""
+
+    partial_rotary_factor: float = Field(default=1.0, gt=0, le=1)
+    scaling_type: str | None = None  # rope_scaling's rope_type / type
+    scaling_factor: float | None = None
+    original_max_position_embeddings: int | None = None
 
 
 class MoeSpec(Strict):
@@ -23,7 +83,7 @@ class MoeSpec(Strict):
     shared_expert_intermediate_size: int = Field(default=0, ge=0, description="total width of the shared expert MLP")
     shared_expert_gate: bool = False  # Qwen2-MoE's sigmoid gate on the shared expert
     routing_weights_fp32: bool = True  # Mixtral/DeepSeek keep top-k weights fp32 (promotes the expert output)
-    moe_layer_indices: tuple[int, ...]
+    moe_layer_indices: tuple[int, ...]  # the layers whose LayerMlp.kind is 'moe' (checked by ModelSpec)
 
 
 class MlaSpec(Strict):
@@ -64,9 +124,17 @@ class ModelSpec(Strict):
     norm_kind: Literal["rms", "layer"] = "rms"
     num_norms_per_layer: int = Field(default=2, ge=0, le=8)
     qk_norm: bool = False
-    logit_softcapping: bool = False  # Gemma 2: final logits soft-capped (an extra logits-sized tensor)
-    layer_attention: tuple[LayerAttention, ...]
-    sliding_window_tokens: int | None = Field(default=None, ge=1, description="None: no sliding-window layers")
+    final_logit_softcapping: float | None = None  # Gemma 2: final logits soft-capped (an extra logits-sized tensor)
+    attn_logit_softcapping: float | None = None  # Gemma 2: eager scores soft-capped (tanh keeps a copy)
+    rms_norm_fp32_output: bool = False  # Gemma2RMSNorm: x * (1 + weight) in fp32, kept fp32 for backward
+    fused_qkv: bool = False  # transformers stores q, k, v as one tensor (Phi-3 qkv_proj, Falcon query_key_value)
+    v_views_qkv: bool = False  # Phi-3: v is a view of the fused qkv output (its storage stays alive)
+    hf_repeats_kv: bool = False  # Falcon (transformers): K/V repeated to every head before attention
+    norms_share_input: bool = False  # Falcon-40B/180B: ln_attn and ln_mlp read the same layer input
+    rope: RopeSpec = RopeSpec()
+    gguf_arch: str = Field(description="llama.cpp's architecture (its per-arch quantize rules)")
+    training_probe_checked: bool = False  # the meta probe checked this family's training activations
+    layers: tuple[LayerSpec, ...] = Field(description="per-layer structure, one entry per decoder layer")
     moe: MoeSpec | None = None
     mla: MlaSpec | None = None
     warnings: tuple[str, ...] = ()
@@ -78,14 +146,34 @@ class ModelSpec(Strict):
             raise ValueError(
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of num_key_value_heads ({self.num_kv_heads})"
             )
-        if len(self.layer_attention) != self.num_layers:
-            raise ValueError(f"layer_attention has {len(self.layer_attention)} entries for {self.num_layers} layers")
-        if "sliding" in self.layer_attention and self.sliding_window_tokens is None:
-            raise ValueError("sliding-window layers need sliding_window_tokens")
+        if len(self.layers) != self.num_layers:
+            raise ValueError(f"layers has {len(self.layers)} entries for {self.num_layers} layers")
+        moe_layers = tuple(i for i, layer in enumerate(self.layers) if layer.mlp.kind == "moe")
+        if moe_layers and self.moe is None:
+            raise ValueError("MoE layers need a moe spec")
+        if self.moe is not None and self.moe.moe_layer_indices != moe_layers:
+            raise ValueError("moe.moe_layer_indices must list the layers whose mlp kind is 'moe'")
+        if any(layer.attention.kind == "mla" for layer in self.layers) and self.mla is None:
+            raise ValueError("MLA layers need an mla spec")
         return self
 
     def __hash__(self) -> int:  # identity: lets the memory model cache per spec (hf_config is a dict)
         return id(self)
+
+    @property
+    def layer_attention(self) -> tuple[AttentionKind, ...]:
+        """Each layer's attention kind."""
+        return tuple(layer.attention.kind for layer in self.layers)
+
+    @property
+    def sliding_window_tokens(self) -> int | None:
+        """The sliding window (the largest, if layers differ); None: no sliding-window layers."""
+        windows = [layer.attention.window_tokens or 0 for layer in self.layers if layer.attention.kind == "sliding"]
+        return max(windows) if windows else None
+
+    @property
+    def logit_softcapping(self) -> bool:
+        return bool(self.final_logit_softcapping)
 
     @property
     def num_sliding_layers(self) -> int:

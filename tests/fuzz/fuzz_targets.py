@@ -18,7 +18,7 @@ from oomplan.errors import OomplanError
 from oomplan.memory.budget import estimate
 from oomplan.planfile import load_plan_file
 from oomplan.profiles import load_gpu
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 from oomplan.specs.plan import Plan, Workload
 
 BASE_CONFIG = dict(

@@ -12,7 +12,7 @@ from oomplan.engines.vllm.stages import busiest, predict_stages
 from oomplan.engines.vllm.kv import kv_tokens, max_concurrency
 from oomplan.engines.vllm.predict import predict_vllm
 from oomplan.profiles import load_gpu, load_model
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 
 FIXTURE = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "engines" / "vllm-0.19-h100-calibration.yaml").read_text())
 RUNS = FIXTURE["runs"]

@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 from oomplan.memory.training import train_stage_budget  # noqa: E402
 from oomplan.probe.train_run import TrainSetup, run_train_probe, setup_from_plan  # noqa: E402
 from oomplan.profiles import load_gpu  # noqa: E402
-from oomplan.specs.hf_config import parse_hf_config  # noqa: E402
+from oomplan.families import parse_hf_config  # noqa: E402
 from oomplan.specs.training import TrainingPlan  # noqa: E402
 
 from tests.conftest import tiny_llama  # noqa: E402

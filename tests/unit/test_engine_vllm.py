@@ -14,7 +14,7 @@ from oomplan.engines.vllm.profile import forward_bytes, non_torch_bytes, profile
 from oomplan.engines.weights import rope_cache_bytes, vocab_padding_bytes, weight_format
 from oomplan.errors import InputError
 from oomplan.profiles import load_gpu, load_model
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 from oomplan.specs.plan import Plan
 
 TINY = parse_hf_config(tiny_llama(), "tiny", "test")  # h 64, I 128, 2 layers, 8 heads, 2 KV heads, head_dim 8, vocab 1000

@@ -4,7 +4,7 @@ from conftest import FIXTURES, tiny_llama
 
 from oomplan.errors import InputError
 from oomplan.profiles import load_model
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 
 
 def test_family_features():

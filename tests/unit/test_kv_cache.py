@@ -5,7 +5,7 @@ from conftest import tiny_llama
 from oomplan.memory.kv_cache import dms_kept_tokens, kv_budget, kv_bytes_per_token_per_layer, kv_vector_bytes
 from oomplan.memory.layout import pipeline_stages
 from oomplan.profiles import load_model
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 from oomplan.specs.plan import Plan
 
 

@@ -3,7 +3,7 @@ from conftest import tiny_llama
 
 from oomplan.memory.params import num_active_params, num_params, params_by_component
 from oomplan.profiles import load_model
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 
 # V=1000 h=64 I=128 L=2 H=8 K=2 d=8
 EMBED = 1000 * 64

@@ -23,7 +23,7 @@ from oomplan.memory.train_states import (
 from oomplan.memory.training import train_stage_budget
 from oomplan.memory.weights import matrix_bytes
 from oomplan.profiles import load_gpu, load_model
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 from oomplan.specs.training import TrainingPlan
 
 GB = 1e9

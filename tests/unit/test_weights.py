@@ -3,7 +3,7 @@ import pytest
 from conftest import tiny_llama
 
 from oomplan.memory.weights import matrix_bytes, weights_budget
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 from oomplan.specs.plan import Plan
 
 

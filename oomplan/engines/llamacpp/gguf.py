@@ -21,7 +21,6 @@ LAYER_NAMES = {
     "shared_expert.gate_proj": "ffn_gate_shexp", "shared_expert.up_proj": "ffn_up_shexp",
     "shared_expert.down_proj": "ffn_down_shexp", "router": "ffn_gate_inp", "shared_expert_gate": "ffn_gate_inp_shexp",
 }
-FUSED_QKV_FAMILIES = ("phi3", "falcon")  # GGUF stores one attn_qkv tensor
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ def _more_bits(i: int, n: int) -> bool:
 
 
 def _output_type(model: ModelSpec, new: str, ne0: int, c: LlamaCppConstants) -> str:
-    if model.model_type == "falcon" or ne0 % c.ggml_types[new][0]:
+    if model.gguf_arch == "falcon" or ne0 % c.ggml_types[new][0]:
         return "Q8_0"
     return new if new == "Q8_0" else "Q6_K"
 
@@ -62,13 +61,13 @@ def _attn_v_type(model: ModelSpec, ftype: str, new: str, i: int, n: int) -> str:
              "Q4_K_M": "Q6_K" if _more_bits(i, n) else new, "Q5_K_M": "Q6_K" if _more_bits(i, n) else new,
              "Q4_K_S": "Q5_K" if i < 4 else new}
     new = rules.get(ftype, new)
-    if model.model_type == "llama" and model.num_layers == 80 and new in ("Q3_K", "Q4_K"):
+    if model.gguf_arch == "llama" and model.num_layers == 80 and new in ("Q3_K", "Q4_K"):
         new = "Q5_K"  # LLM_TYPE_70B: attn_v is 8x smaller than attn_q, more bits cost little
     return "Q8_0" if model.moe is not None and model.moe.num_experts == 8 else new
 
 
 def _ffn_down_type(model: ModelSpec, ftype: str, new: str, i: int, n: int) -> str:
-    falcon = model.model_type == "falcon"
+    falcon = model.gguf_arch == "falcon"
     if ftype == "Q2_K":
         return "Q3_K"
     if ftype == "Q3_K_M":
@@ -89,7 +88,7 @@ def _ffn_down_type(model: ModelSpec, ftype: str, new: str, i: int, n: int) -> st
 
 
 def _attn_output_type(model: ModelSpec, ftype: str, new: str) -> str:
-    if model.model_type == "falcon":
+    if model.gguf_arch == "falcon":
         return "Q4_K" if ftype == "Q3_K_L" else new
     if model.moe is not None and model.moe.num_experts == 8:
         return "Q5_K" if ftype in ("Q2_K", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M", "IQ4_XS") else new
@@ -135,7 +134,7 @@ def tensor_type(model: ModelSpec, ftype: str, name: str, layer: int, ne0: int, h
 def _gguf_name(model: ModelSpec, group: TensorGroup) -> str:
     base = group.name.removesuffix(".bias")
     name = LAYER_NAMES.get(base, base)
-    if model.model_type in FUSED_QKV_FAMILIES and name in ("attn_q", "attn_k", "attn_v"):
+    if model.fused_qkv and name in ("attn_q", "attn_k", "attn_v"):  # GGUF stores one attn_qkv tensor
         return "attn_qkv"
     return name
 

@@ -52,8 +52,11 @@ def page_bytes(model: ModelSpec, tensor_parallel: int, kv_dtype_bytes: float, bl
 def kv_layout(model: ModelSpec, layer_indices: tuple[int, ...], tensor_parallel: int, kv_dtype_bytes: float,
               block_size: int) -> KvLayout:
     kinds = [model.layer_attention[i] for i in layer_indices]
+    if any(k not in ("full", "sliding", "mla") for k in kinds):
+        raise ValueError(f"{model.name}: vLLM's KV layout of {', '.join(sorted(set(kinds)))} layers is not modelled")
+    num_sliding = kinds.count("sliding")
     return KvLayout(page_bytes(model, tensor_parallel, kv_dtype_bytes, block_size), block_size,
-                    kinds.count("full"), kinds.count("sliding"), model.sliding_window_tokens)
+                    len(kinds) - num_sliding, num_sliding, model.sliding_window_tokens)
 
 
 def num_kv_blocks(layout: KvLayout, available_bytes: int) -> int:

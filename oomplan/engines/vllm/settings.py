@@ -54,12 +54,13 @@ class VllmResolved:
 def derived_max_model_len(model: ModelSpec) -> int:
     """vllm/config/model.py _get_and_verify_max_len: max_position_embeddings, times a rope scaling factor
     (yarn: of original_max_position_embeddings); llama3/longrope scaling keeps it."""
-    scaling = model.hf_config.get("rope_scaling") or {}
-    kind = scaling.get("rope_type", scaling.get("type"))
-    if not scaling or kind in ("llama3", "longrope", "su", "default", "mrope") or "factor" not in scaling:
+    r = model.rope
+    if r.scaling_type in ("llama3", "longrope", "su", "default", "mrope") or r.scaling_factor is None:
         return model.max_position_embeddings
-    base = scaling.get("original_max_position_embeddings", model.max_position_embeddings) if kind == "yarn" else model.max_position_embeddings
-    return int(base * float(scaling["factor"]))
+    base = model.max_position_embeddings
+    if r.scaling_type == "yarn" and r.original_max_position_embeddings is not None:
+        base = r.original_max_position_embeddings
+    return int(base * r.scaling_factor)
 
 
 def resolve(model: ModelSpec, gpu: GpuSpec, s: VllmGiven, c: VllmConstants | None = None) -> VllmResolved:

@@ -1,0 +1,134 @@
+"""What every family shares: the registry record, common fields, per-layer builders.
+
+No transformers import: the defaults mirror each family's configuration class in transformers
+(the file named in each family module) for keys a config.json may omit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from oomplan.errors import InputError
+from oomplan.families.config import HfConfig
+from oomplan.specs.model import LayerAttention, LayerMlp, LayerSpec, MoeSpec, RopeSpec
+
+_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+Fields = dict[str, Any]  # ModelSpec keyword arguments, validated by ModelSpec itself
+Builder = Callable[[HfConfig, str], Fields]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture family: the model_types (and wrapper architectures) it reads, and how."""
+
+    name: str
+    model_types: tuple[str, ...]
+    build: Builder
+    source: str  # the transformers files its defaults and structure come from
+    architectures: tuple[str, ...] = ()  # wrapper classes that name this family
+    notes: tuple[str, ...] = field(default=())
+
+
+def require(cfg: HfConfig, where: str, *keys: str) -> None:
+    missing = [k for k in keys if getattr(cfg, k) is None]
+    if missing:
+        raise InputError(f"{where}: missing required field(s) {', '.join(missing)} for model_type {cfg.model_type!r}")
+
+
+def checkpoint_dtype(cfg: HfConfig) -> str:
+    name = cfg.torch_dtype or cfg.dtype or "bfloat16"
+    return _DTYPES.get(str(name).replace("torch.", ""), "bf16")
+
+
+def rope(cfg: HfConfig) -> RopeSpec:
+    scaling = cfg.rope_scaling or {}
+    kind = scaling.get("rope_type", scaling.get("type"))
+    factor = scaling.get("factor")
+    original = scaling.get("original_max_position_embeddings")
+    return RopeSpec(
+        partial_rotary_factor=cfg.partial_rotary_factor or 1.0,
+        scaling_type=str(kind) if kind is not None else None,
+        scaling_factor=float(factor) if isinstance(factor, (int, float)) and not isinstance(factor, bool) else None,
+        original_max_position_embeddings=int(original) if isinstance(original, int) and not isinstance(original, bool) else None,
+    )
+
+
+def dense_layers(num_layers: int, width: int, mlp_kind: str = "gated") -> tuple[LayerSpec, ...]:
+    """Every layer full attention with a dense MLP of `width`."""
+    layer = LayerSpec(attention=LayerAttention(kind="full"), mlp=LayerMlp(kind=mlp_kind, intermediate_size=width))
+    return (layer,) * num_layers
+
+
+def base_fields(cfg: HfConfig, where: str, tie_default: bool) -> Fields:
+    """Fields shared by every family; head_dim explicit when the config gives it."""
+    require(cfg, where, "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+    assert cfg.num_attention_heads is not None and cfg.hidden_size is not None and cfg.num_hidden_layers is not None
+    num_heads = cfg.num_attention_heads
+    head_dim = cfg.head_dim or cfg.hidden_size // num_heads
+    width = cfg.intermediate_size or 4 * cfg.hidden_size
+    return dict(
+        dtype=checkpoint_dtype(cfg),
+        num_layers=cfg.num_hidden_layers,
+        hidden_size=cfg.hidden_size,
+        vocab_size=cfg.vocab_size,
+        num_attention_heads=num_heads,
+        num_kv_heads=cfg.num_key_value_heads or num_heads,
+        head_dim=head_dim,
+        intermediate_size=width,
+        max_position_embeddings=cfg.max_position_embeddings or 2048,
+        tie_word_embeddings=tie_default if cfg.tie_word_embeddings is None else cfg.tie_word_embeddings,
+        rope=rope(cfg),
+        layers=dense_layers(cfg.num_hidden_layers, width),
+    )
+
+
+def set_attention(f: Fields, kinds: Callable[[int], LayerAttention]) -> None:
+    """Replace each layer's attention with kinds(i)."""
+    f["layers"] = tuple(layer.model_copy(update={"attention": kinds(i)}) for i, layer in enumerate(f["layers"]))
+
+
+def set_mlp(f: Fields, mlps: Callable[[int], LayerMlp]) -> None:
+    f["layers"] = tuple(layer.model_copy(update={"mlp": mlps(i)}) for i, layer in enumerate(f["layers"]))
+
+
+def sliding(cfg: HfConfig, where: str, f: Fields, pattern: Callable[[int], bool]) -> None:
+    """Mark sliding-window layers: layer_types when given, else pattern(i); none without a window."""
+    if not cfg.sliding_window:
+        return
+    n = f["num_layers"]
+    if cfg.layer_types:
+        if len(cfg.layer_types) < n:
+            raise InputError(f"{where}: layer_types has {len(cfg.layer_types)} entries for {n} layers (num_hidden_layers)")
+        flags = [("sliding" in t) for t in cfg.layer_types[:n]]
+    else:
+        flags = [pattern(i) for i in range(n)]
+    window = cfg.sliding_window
+    set_attention(f, lambda i: LayerAttention(kind="sliding", window_tokens=window) if flags[i] else f["layers"][i].attention)
+
+
+def sliding_from_max_window_layers(cfg: HfConfig, where: str, f: Fields) -> None:
+    """Qwen2/Qwen3: sliding windows only with use_sliding_window, on layers max_window_layers and up."""
+    if cfg.use_sliding_window:
+        first = cfg.max_window_layers or 0
+        sliding(cfg, where, f, lambda i: i >= first)
+
+
+def moe(f: Fields, layer_indices: tuple[int, ...], **spec: Any) -> None:
+    """Routed experts on `layer_indices` (their mlp kind becomes 'moe'); the others keep their dense MLP."""
+    chosen = set(layer_indices)
+    set_mlp(f, lambda i: LayerMlp(kind="moe") if i in chosen else f["layers"][i].mlp)
+    f["moe"] = MoeSpec(moe_layer_indices=tuple(sorted(chosen)), **spec)
+
+
+def qwen_style_moe(cfg: HfConfig, where: str, f: Fields, **spec: Any) -> None:
+    """Qwen2/3-MoE style: num_experts of moe_intermediate_size, top num_experts_per_tok, on the
+    decoder_sparse_step layers that are not mlp_only_layers; routing weights in the hidden dtype."""
+    require(cfg, where, "num_experts", "num_experts_per_tok", "moe_intermediate_size")
+    moe(f, sparse_layers(f["num_layers"], cfg.decoder_sparse_step or 1, cfg.mlp_only_layers or []),
+        num_experts=cfg.num_experts, num_experts_per_token=cfg.num_experts_per_tok,
+        expert_intermediate_size=cfg.moe_intermediate_size, routing_weights_fp32=False, **spec)
+
+
+def sparse_layers(num_layers: int, step: int, dense_only: list[int]) -> tuple[int, ...]:
+    # modeling_qwen3_moe.py: a layer is sparse when (i + 1) % decoder_sparse_step == 0
+    return tuple(i for i in range(num_layers) if i not in dense_only and (i + 1) % step == 0)

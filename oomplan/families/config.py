@@ -1,0 +1,72 @@
+"""The config.json keys families read (leniently: unknown keys are ignored), and the config hash."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import Field
+
+from oomplan.specs.base import Lenient
+
+
+class HfConfig(Lenient):
+    """The union of config.json keys any family uses; unknown keys are ignored."""
+
+    model_type: str = ""
+    architectures: list[str] = Field(default_factory=list)
+    vocab_size: int | None = Field(default=None, ge=1, le=2**24)
+    hidden_size: int | None = Field(default=None, ge=1, le=2**20)
+    intermediate_size: int | None = Field(default=None, ge=1, le=2**24)
+    num_hidden_layers: int | None = Field(default=None, ge=1, le=10_000)
+    num_attention_heads: int | None = Field(default=None, ge=1, le=2**16)
+    num_key_value_heads: int | None = Field(default=None, ge=1, le=2**16)
+    head_dim: int | None = Field(default=None, ge=1, le=2**16)
+    max_position_embeddings: int | None = Field(default=None, ge=1, le=2**31)
+    tie_word_embeddings: bool | None = None
+    torch_dtype: str | None = None
+    dtype: str | None = None
+    attention_bias: bool | None = None
+    mlp_bias: bool | None = None
+    sliding_window: int | None = Field(default=None, ge=0, le=2**31)
+    use_sliding_window: bool | None = None
+    max_window_layers: int | None = Field(default=None, ge=0, le=10_000)
+    layer_types: list[str] | None = None
+    partial_rotary_factor: float | None = Field(default=None, gt=0, le=1)
+    rope_scaling: dict[str, Any] | None = None
+    # MoE
+    num_local_experts: int | None = Field(default=None, ge=0, le=2**16)
+    num_experts: int | None = Field(default=None, ge=0, le=2**16)
+    num_experts_per_tok: int | None = Field(default=None, ge=0, le=2**16)
+    moe_intermediate_size: int | None = Field(default=None, ge=0, le=2**24)
+    shared_expert_intermediate_size: int | None = Field(default=None, ge=0, le=2**24)
+    decoder_sparse_step: int | None = Field(default=None, ge=0, le=10_000)
+    mlp_only_layers: list[int] | None = None
+    n_routed_experts: int | None = Field(default=None, ge=0, le=2**16)
+    n_shared_experts: int | None = Field(default=None, ge=0, le=2**16)
+    first_k_dense_replace: int | None = Field(default=None, ge=0, le=10_000)
+    moe_layer_freq: int | None = Field(default=None, ge=0, le=10_000)
+    # MLA
+    q_lora_rank: int | None = Field(default=None, ge=0, le=2**20)
+    kv_lora_rank: int | None = Field(default=None, ge=0, le=2**20)
+    qk_nope_head_dim: int | None = Field(default=None, ge=0, le=2**16)
+    qk_rope_head_dim: int | None = Field(default=None, ge=0, le=2**16)
+    v_head_dim: int | None = Field(default=None, ge=0, le=2**16)
+    # Falcon
+    n_head: int | None = Field(default=None, ge=0, le=2**16)
+    n_layer: int | None = Field(default=None, ge=0, le=10_000)
+    num_kv_heads: int | None = Field(default=None, ge=0, le=2**16)
+    new_decoder_architecture: bool | None = None
+    multi_query: bool | None = None
+    parallel_attn: bool | None = None
+    bias: bool | None = None
+    ffn_hidden_size: int | None = Field(default=None, ge=0, le=2**24)
+    alibi: bool | None = None
+    # Gemma 2
+    final_logit_softcapping: float | None = None
+    attn_logit_softcapping: float | None = None
+
+
+def config_sha256(raw: dict[str, Any]) -> str:
+    """Stable hash of a config: sorted-key JSON."""
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
