@@ -48,6 +48,7 @@ class Grade(Strict):
     source: str = ""
     searched: bool = Field(default=False, description="fit tries it")
     aliases: tuple[str, ...] = ()
+    note: str = Field(default="", description="what a user must know to realise it; a note when a plan stores it")
 
 
 class EngineSpelling(Strict):

@@ -51,6 +51,11 @@ def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:
     out: list[str] = []
     if plan.dms_ratio > 1:
         out.append(f"DMS {plan.dms_ratio:g}x needs a DMS-retrofitted checkpoint of {model.name} (Łańcucki et al. 2025); stock checkpoints do not compress")
-    if plan.kv_dtype in ("int8", "int4"):
-        out.append(f"{plan.kv_dtype} KV cache: HF QuantizedCache (quanto/HQQ); vLLM and SGLang support fp8 KV only")
+    stored = [("weights", f, f"{f} weights") for f in stored_weight_formats(model, plan)]
+    if plan.kv_dtype != formats.AUTO:
+        stored.append(("kv", plan.kv_dtype, f"{plan.kv_dtype} KV cache"))
+    for use, f, what in stored:
+        grade = formats.get(f).grade(use)  # type: ignore[arg-type]
+        if grade is not None and grade.note:
+            out.append(f"{what}: {grade.note}")
     return out
