@@ -7,7 +7,7 @@ from oomplan import formats
 from oomplan.cli.app import app
 from oomplan.formats.base import LAYOUTS
 from oomplan.memory.weights import matrix_bytes, weights_budget
-from oomplan.specs.hf_config import parse_hf_config
+from oomplan.families import parse_hf_config
 from oomplan.specs.plan import KV_DTYPES, WEIGHT_FORMATS, Plan
 
 
