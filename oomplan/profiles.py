@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from oomplan.errors import InputError, ProfileNotFoundError, did_you_mean
+from oomplan.errors import InputError, ProfileNotFoundError, RuntimeFailure, did_you_mean
 from oomplan.specs.base import Strict
 from oomplan.specs.hardware import GpuSpec
 from oomplan.families import parse_hf_config
@@ -36,14 +36,39 @@ class ModelProfileFile(Strict):
     config: dict[str, Any]
 
 
+@lru_cache(maxsize=4)
 def _data_dir(kind: str) -> Path:
-    """The shipped folder: at the repo root in a checkout, inside the package once installed."""
-    root = Path(__file__).resolve().parent.parent / kind
-    if root.is_dir():
-        return root
-    from importlib.resources import files
+    """The shipped folder of one kind ('model_profiles' or 'hardware_profiles'), on every kind of install.
 
-    return Path(str(files(f"oomplan.{kind}")))
+    - wheel / sdist / `pip install .`: setup.py's package_dir puts the YAMLs in site-packages/oomplan/<kind>/,
+      a folder without __init__.py beside the code; `files("oomplan")` is the package's real folder.
+    - a checkout (tests, PYTHONPATH): the folder at the repository root.
+    - editable install: setuptools maps the namespace package oomplan.<kind> to the checkout's root folder;
+      its spec's submodule_search_locations name it. (`files("oomplan.<kind>")` of such a namespace
+      package is a MultiplexedPath whose str() is not a path: the bug this function once had.)
+    A missing folder is a broken install, never an empty list of profiles.
+    """
+    from importlib.resources import files
+    from importlib.util import find_spec
+
+    candidates: list[Path] = []
+    package = files("oomplan")
+    if isinstance(package, Path):
+        candidates.append(package / kind)
+    candidates.append(Path(__file__).resolve().parent.parent / kind)
+    try:
+        spec = find_spec(f"oomplan.{kind}")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        candidates += [Path(loc) for loc in spec.submodule_search_locations or ()]
+    for folder in candidates:
+        if folder.is_dir() and any(folder.glob("*.yaml")):
+            return folder
+    raise RuntimeFailure(
+        f"shipped {kind} not found (looked in {', '.join(str(c) for c in candidates)}): "
+        "the oomplan install is incomplete; reinstall it"
+    )
 
 
 def _user_dirs(kind: str) -> list[Path]:

@@ -27,7 +27,12 @@ def build(cfg: HfConfig, where: str) -> Fields:
         moe(f, tuple(i for i in range(f["num_layers"]) if i >= first and i % freq == 0),
             num_experts=cfg.n_routed_experts, num_experts_per_token=cfg.num_experts_per_tok or 1,
             expert_intermediate_size=cfg.moe_intermediate_size or f["intermediate_size"],
-            num_shared_experts=n_shared, shared_expert_intermediate_size=n_shared * (cfg.moe_intermediate_size or 0))
+            num_shared_experts=n_shared, shared_expert_intermediate_size=n_shared * (cfg.moe_intermediate_size or 0),
+            # 5.24.0 modeling_deepseek_v2.py:92,483 / modeling_deepseek_v3.py:126,551: the TopkRouter's weight is made in
+            # fp32 and listed in _keep_in_fp32_modules_strict ("gate.weight"), as in DeepSeek's own code; 5.23.0 held it
+            # in the model dtype (modeling_deepseek_v3.py:126,550). The memory model follows the pinned transformers
+            # (constraints.txt); vLLM/SGLang load it in the model dtype (oomplan/engines/weights.py subtracts it).
+            router_fp32=True)
     return f
 
 

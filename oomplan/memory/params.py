@@ -29,6 +29,7 @@ class TensorGroup:
     num_units: int = 1  # units along the split dim (heads, channels); TP gives ceil(units/tp) to each GPU
     quantizable: bool = False  # a linear layer's weight matrix (not embeddings, norms, biases, routers)
     expert: bool = False  # a routed expert's matrix: expert parallelism splits `count`
+    fp32: bool = False  # held in fp32 whatever the model dtype (transformers' _keep_in_fp32_modules_strict)
 
     @property
     def num_params(self) -> int:
@@ -111,7 +112,7 @@ def _mlp(prefix: str, comp: Component, m: ModelSpec, width: int, count: int = 1,
 def _moe(m: ModelSpec) -> list[TensorGroup]:
     e, h = m.moe, m.hidden_size
     assert e is not None
-    g = [TensorGroup("router", "router", e.num_experts, h)]
+    g = [TensorGroup("router", "router", e.num_experts, h, fp32=e.router_fp32)]
     g += _mlp("experts.", "experts", m, e.expert_intermediate_size, e.num_experts, expert=True)
     if e.shared_expert_intermediate_size:
         g += _mlp("shared_expert.", "mlp", m, e.shared_expert_intermediate_size)

@@ -144,9 +144,8 @@ def _forward(
     run.tracker.reset_peak()
     input_ids = torch.zeros(batch_size, num_tokens, dtype=torch.long, device="meta")  # (B, n)
     # attention_mask=None: a 2D mask would be checked with .item()/.all() (data-dependent, fails on meta)
-    out = run.model(
-        input_ids=input_ids, past_key_values=run.cache, use_cache=True, logits_to_keep=logits_to_keep
-    )
+    cache = {cache_kwarg(run.model): run.cache}
+    out = run.model(input_ids=input_ids, use_cache=True, logits_to_keep=logits_to_keep, **cache)
     run.watch.end_forward()
     del out, input_ids
     return _step_peak(run, phase, index, num_tokens)
@@ -214,6 +213,15 @@ def _load(hf_config: dict, attention: AttentionName, dtype: DtypeName) -> _Run:
     cache = DynamicCache(config=model.config)  # what generate() builds for these models
     watch.watch_cache(cache)
     return _Run(model, cache, watch, tracker, model.config._attn_implementation)
+
+
+def cache_kwarg(model) -> str:
+    """The forward argument that takes the KV cache: `cache` from transformers 5.24 (where `past_key_values` is
+    deprecated, to be removed in 5.40: transformers 5.24.0 utils/generic.py:1036, modeling_layers.py:143),
+    `past_key_values` before. Read from the model's signature, not guessed from the version."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def build_config(hf_config: dict):

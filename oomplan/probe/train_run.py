@@ -201,7 +201,10 @@ def _load(hf_config: dict, setup: TrainSetup) -> _Run:
         model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation=_attn_implementation(cfg, setup))
     model.train()
     if setup.recompute == "full":
-        model.activation_checkpointing_enable({"use_reentrant": False})
+        # transformers 5.23 renamed gradient_checkpointing_enable (5.17.0 modeling_utils.py:3106) to
+        # activation_checkpointing_enable (5.23.0 modeling_utils.py:3110, the old name a deprecated alias): same body
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable({"use_reentrant": False})
     trainable = _lora(model, setup) if setup.mode == "lora" else list(model.parameters())
     watch = _ModulePath()
     tracker = StorageTracker(context=watch.context, device_type="meta")

@@ -83,6 +83,7 @@ class MoeSpec(Strict):
     shared_expert_intermediate_size: int = Field(default=0, ge=0, description="total width of the shared expert MLP")
     shared_expert_gate: bool = False  # Qwen2-MoE's sigmoid gate on the shared expert
     routing_weights_fp32: bool = True  # Mixtral/DeepSeek keep top-k weights fp32 (promotes the expert output)
+    router_fp32: bool = False  # the router's weight is held in fp32 whatever the model dtype (DeepSeek, transformers >= 5.24)
     moe_layer_indices: tuple[int, ...]  # the layers whose LayerMlp.kind is 'moe' (checked by ModelSpec)
 
 

@@ -76,3 +76,32 @@ def test_expert_parallel_splits_expert_count():
     ep = weights_budget(spec, Plan(tensor_parallel=2, expert_parallel=True)).by_component.experts
     tp = weights_budget(spec, Plan(tensor_parallel=2)).by_component.experts
     assert ep == tp == 2 * 4 * 3 * 128 * 64 * 2  # 4 whole experts vs 8 half experts: same bytes
+
+
+def test_deepseek_v3_router_is_fp32_as_transformers_5_24_holds_it():
+    """transformers 5.24.0 modeling_deepseek_v3.py:126,551: gate.weight [256, 7168] fp32 on each of the 58 MoE layers
+    (61 layers, first_k_dense_replace 3). vLLM/SGLang load it in the model dtype (bf16): 2 bytes less per weight."""
+    from oomplan.engines.weights import rope_cache_bytes, stage_weight_bytes, vocab_padding_bytes
+    from oomplan.memory.weights import fp32_kept_extra_bytes
+    from oomplan.profiles import load_model
+
+    model, plan = load_model("deepseek-v3"), Plan()
+    router_weights = 58 * 256 * 7168
+    assert weights_budget(model, plan).by_component.router == router_weights * 4
+    assert fp32_kept_extra_bytes(model, plan) == router_weights * 2  # 212.75 MiB
+    vllm = stage_weight_bytes(model, plan, 0, 64)
+    assert vllm == weights_budget(model, plan).gpu_bytes - router_weights * 2 + vocab_padding_bytes(
+        model, plan, 0, 64) + rope_cache_bytes(model, plan)
+    # TP 8 replicates the router: the same fp32 bytes on every GPU
+    tp8 = Plan(tensor_parallel=8)
+    assert weights_budget(model, tp8).by_component.router == router_weights * 4
+    assert fp32_kept_extra_bytes(model, tp8) == router_weights * 2
+
+
+def test_a_bf16_router_elsewhere():
+    from oomplan.memory.weights import fp32_kept_extra_bytes
+    from oomplan.profiles import load_model
+
+    mixtral = load_model("mixtral-8x7b")
+    assert weights_budget(mixtral, Plan()).by_component.router == 32 * 8 * 4096 * 2
+    assert fp32_kept_extra_bytes(mixtral, Plan()) == 0
