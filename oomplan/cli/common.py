@@ -10,8 +10,9 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from oomplan import formats
 from oomplan.errors import InputError, OomplanError
-from oomplan.specs.plan import WEIGHT_ALIASES, Plan, Workload
+from oomplan.specs.plan import KV_DTYPES, WEIGHT_FORMATS, Plan, Workload
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATE = {"debug": False}
@@ -22,7 +23,7 @@ FLAGS = {
     "dms_window_tokens": "--dms-window", "block_size": "--block-size", "tensor_parallel": "--tp",
     "pipeline_parallel": "--pp", "offload_bytes": "--offload-gib", "attention": "--attention",
     "prefill_chunk_tokens": "--prefill-chunk", "logits": "--logits", "ctx_tokens": "--ctx", "batch_size": "--batch",
-    "engine": "--engine", "expert_parallel": "--ep",
+    "engine": "--engine", "expert_parallel": "--ep", "component_weights": "--component-weights",
 }
 
 
@@ -73,12 +74,28 @@ def _spec_error(exc: ValidationError) -> InputError:
     return InputError(f"{flag}: {value!r} is invalid: {msg}")
 
 
+WEIGHTS_HELP = ", ".join(WEIGHT_FORMATS) + " (int4 = awq)."
+KV_HELP = ", ".join(KV_DTYPES) + " (auto: the model dtype)."
+
+
+def parse_component_weights(text: str | None, flag: str = "--component-weights") -> dict[str, str]:
+    """'experts=mxfp4,attention=bf16' -> {component: format}; names checked by Plan."""
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"{flag}: {part.strip()!r} is not COMPONENT=FORMAT (e.g. experts=mxfp4)")
+        out[key.strip().lower()] = formats.canonical(value, "weights")
+    return out
+
+
 def build_plan(**fields: Any) -> Plan:
     if isinstance(fields.get("weights"), str):
-        w = fields["weights"].lower()
-        fields["weights"] = WEIGHT_ALIASES.get(w, w)
+        fields["weights"] = formats.canonical(fields["weights"], "weights")
     if isinstance(fields.get("kv_dtype"), str):
-        fields["kv_dtype"] = {"bfloat16": "bf16", "float16": "fp16", "fp8_e4m3": "fp8"}.get(fields["kv_dtype"].lower(), fields["kv_dtype"].lower())
+        fields["kv_dtype"] = formats.canonical(fields["kv_dtype"], "kv")
     try:
         return Plan(**fields)
     except ValidationError as exc:

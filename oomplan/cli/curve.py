@@ -6,7 +6,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from oomplan.cli.common import FLAGS, build_plan, handle_errors, print_json, resolve_gpu, stdout, warn
+from oomplan.cli.common import FLAGS, KV_HELP, WEIGHTS_HELP, build_plan, handle_errors, print_json, resolve_gpu, stdout, warn
 from oomplan.errors import EXIT_OK, InputError, did_you_mean
 from oomplan.planfile import load_plan_file
 from oomplan.planner.curve import memory_curves
@@ -67,8 +67,8 @@ def curve_command(
     ctx: Optional[str] = typer.Option(None, "--ctx", help="With --x batch: tokens per sequence (default: 4k)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Concurrent sequences (with --x ctx; default 1)."),
     tp: Optional[int] = typer.Option(None, "--tp", help="Tensor-parallel GPUs (default 1)."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="auto, bf16, fp16, fp32, fp8, int8, awq, gptq, nf4."),
-    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="auto, bf16, fp16, fp32, fp8, int8, int4."),
+    weights: Optional[str] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
+    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help=KV_HELP),
     dms: Optional[float] = typer.Option(None, "--dms", help="DMS KV compression ratio (1 = off)."),
     paged: Optional[bool] = typer.Option(None, "--paged/--no-paged", help="Paged KV (default) or contiguous."),
     block_size: Optional[int] = typer.Option(None, "--block-size", help="Paged-KV block size in tokens (default 16)."),

@@ -9,7 +9,9 @@ from oomplan.cli.engine_opts import (
     ENGINE, GGUF_TYPE, GPU_MEMORY_UTILIZATION, MAX_MODEL_LEN, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC,
     N_GPU_LAYERS, check_engine, engine_options, engine_prediction, render_engine,
 )
-from oomplan.cli.common import build_plan, build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
+from oomplan.cli.common import (
+    KV_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, parse_component_weights, print_json, resolve_gpu, stdout, warn,
+)
 from oomplan.cli.train import (
     DP, FSDP, GRAD_ACCUM, HOST_MEM, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OFFLOAD_PARAMS, OPTIMIZER, PRECISION, RECOMPUTE, SEQ,
     SP, TRAIN, ZERO, TrainFlags, reject_inference_flags, run_train_estimate,
@@ -31,9 +33,10 @@ def estimate_command(
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel GPUs."),
     pp: int = typer.Option(1, "--pp", help="Pipeline stages."),
     ep: bool = typer.Option(False, "--ep/--no-ep", help="Expert parallelism: split routed experts across the TP group."),
-    weights: str = typer.Option("auto", "--weights", help="auto, bf16, fp16, fp32, fp8, int8, awq (int4), gptq, nf4."),
+    weights: str = typer.Option("auto", "--weights", help="All quantisable tensors: " + WEIGHTS_HELP),
+    component_weights: Optional[str] = typer.Option(None, "--component-weights", help="A format per component over --weights, e.g. experts=mxfp4,attention=bf16 (embedding, attention, mlp, experts, router, lm_head)."),
     group_size: int = typer.Option(128, "--group-size", help="int4 AWQ/GPTQ quantisation group size."),
-    kv_dtype: str = typer.Option("auto", "--kv-dtype", help="auto (model dtype), bf16, fp16, fp32, fp8, int8, int4."),
+    kv_dtype: str = typer.Option("auto", "--kv-dtype", help=KV_HELP),
     dms: float = typer.Option(1.0, "--dms", help="DMS KV compression ratio (1 = off; needs a DMS checkpoint)."),
     dms_window: int = typer.Option(512, "--dms-window", help="DMS delayed-eviction window in tokens."),
     paged: bool = typer.Option(True, "--paged/--no-paged", help="Paged KV (rounded to blocks) or contiguous."),
@@ -64,13 +67,13 @@ def estimate_command(
     flags = TrainFlags(train, optimizer, precision, seq, grad_accum, dp, zero, fsdp, sp, recompute, lora_rank, lora_targets,
                        offload_optimizer, offload_params, host_mem)
     if train is not None:  # a training step: oomplan/cli/train.py
-        reject_inference_flags({"--weights": weights != "auto", "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--ep": ep,
+        reject_inference_flags({"--weights": weights != "auto", "--component-weights": component_weights is not None, "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--ep": ep,
                                 "--offload-gib": offload_gib != "0", "--prefill-chunk": prefill_chunk is not None, "--engine": engine != "hf"})
         run_train_estimate(spec, card, flags, parse_count(seq or ctx, "--seq" if seq else "--ctx"), batch, tp, pp, attention, strict, as_json)
     flags.reject_without_train()
     workload = build_workload(ctx_tokens=parse_count(ctx, "--ctx"), batch_size=batch, engine=check_engine(engine))
     plan = build_plan(
-        weights=weights, weight_group_size=group_size, kv_dtype=kv_dtype, dms_ratio=dms, dms_window_tokens=dms_window,
+        weights=weights, weight_group_size=group_size, component_weights=parse_component_weights(component_weights), kv_dtype=kv_dtype, dms_ratio=dms, dms_window_tokens=dms_window,
         paged=paged, block_size=block_size, tensor_parallel=tp, pipeline_parallel=pp, expert_parallel=ep,
         offload_bytes=parse_bytes(offload_gib, "--offload-gib"), attention=attention,
         prefill_chunk_tokens=parse_count(prefill_chunk, "--prefill-chunk") if prefill_chunk else None, logits=logits,

@@ -27,7 +27,7 @@ from oomplan.planner.space import SearchLimits
 from oomplan.profiles import load_model
 from oomplan.report.fit_report import diagnosis_lines, fit_json, fit_table, quality_legend, search_summary
 from oomplan.report.plan_yaml import plan_file, plan_yaml, write_atomic
-from oomplan.specs.plan import KV_DTYPES, WEIGHT_ALIASES, WEIGHT_FORMATS, Plan
+from oomplan.specs.plan import KV_ALIASES, KV_DTYPES, WEIGHT_ALIASES, WEIGHT_FORMATS, Plan
 from oomplan.units import parse_bytes, parse_count
 
 MAX_BATCH = 1 << 16
@@ -84,7 +84,7 @@ def fit_command(
         max_gpus=max_gpus or gpus or card.num_gpus_per_node, exact_gpus=gpus,
         host_memory_bytes=parse_bytes(host_mem, "--host-mem"), allow_dms=dms, allow_emulated_fp8=emulated_fp8,
         fixed_weights=_choice(weights, WEIGHT_FORMATS, "--weights", WEIGHT_ALIASES),
-        fixed_kv_dtype=_choice(kv_dtype, KV_DTYPES, "--kv-dtype"),
+        fixed_kv_dtype=_choice(kv_dtype, KV_DTYPES, "--kv-dtype", KV_ALIASES),
     )
     if gpus and max_gpus and gpus > max_gpus:
         raise InputError(f"--gpus {gpus} exceeds --max-gpus {max_gpus}")

@@ -1,16 +1,10 @@
-"""CLI engine knobs shared by estimate/fit/check --engine, and the plan-to-engine spellings vLLM and SGLang share."""
+"""CLI engine knobs shared by estimate/fit/check --engine (the plan-to-engine spellings are the format
+registry's: oomplan/formats/spellings.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from oomplan.errors import InputError
-
-# Plan.weights -> (--dtype, --quantization) for vLLM/SGLang
-SERVED_WEIGHTS: dict[str, tuple[str, str | None]] = {
-    "auto": ("auto", None), "bf16": ("bfloat16", None), "fp16": ("float16", None), "fp32": ("float32", None),
-    "fp8": ("auto", "fp8"), "awq": ("auto", "awq"), "gptq": ("auto", "gptq"), "nf4": ("auto", "bitsandbytes"),
-    "int8": ("auto", "compressed-tensors"),
-}
 
 
 @dataclass(frozen=True)

@@ -3,24 +3,21 @@ plus what the engine adds: vocab rows padded to a multiple of 64, and the rotary
 """
 from __future__ import annotations
 
+from oomplan import formats
 from oomplan.errors import InputError
 from oomplan.memory.layout import pipeline_stages
 from oomplan.memory.validate import check_plan
 from oomplan.memory.weights import dense_dtype, fp32_kept_extra_bytes, weights_budget
 from oomplan.specs.model import ModelSpec
-from oomplan.specs.plan import Plan, WeightFormat
+from oomplan.specs.plan import Plan
 from oomplan.units import DTYPE_BYTES, ceil_div
 
-# vLLM/SGLang --quantization values -> the memory model's weight formats
-QUANTIZATION_FORMATS: dict[str, WeightFormat] = {
-    "fp8": "fp8", "awq": "awq", "awq_marlin": "awq", "gptq": "gptq", "gptq_marlin": "gptq",
-    "bitsandbytes": "nf4", "compressed-tensors": "int8", "w8a8_int8": "int8",
-}
-DTYPE_FORMATS: dict[str, WeightFormat] = {"auto": "auto", "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16",
-                 "fp16": "fp16", "float32": "fp32", "float": "fp32", "fp32": "fp32"}
+# vLLM/SGLang --quantization and --dtype values -> the memory model's weight formats (the registry's spellings)
+QUANTIZATION_FORMATS: dict[str, str] = formats.by_engine_name("vllm", "accepts") | formats.by_engine_name("sglang", "accepts")
+DTYPE_FORMATS: dict[str, str] = {formats.AUTO: formats.AUTO} | formats.by_engine_name("vllm", "dtype_accepts")
 
 
-def weight_format(dtype: str, quantization: str | None, flag: str = "--quantization") -> WeightFormat:
+def weight_format(dtype: str, quantization: str | None, flag: str = "--quantization") -> str:
     """(--dtype, --quantization) -> the memory model's weight format ('auto', 'bf16', 'fp8', 'awq', ...)."""
     if dtype not in DTYPE_FORMATS:
         raise InputError(f"--dtype: {dtype!r} is not accepted; use one of {', '.join(DTYPE_FORMATS)}")

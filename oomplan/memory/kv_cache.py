@@ -3,13 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oomplan import formats
 from oomplan.memory.layout import Stage
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.units import DTYPE_BYTES, ceil_div
-
-KV_QUANT_GROUP = 64  # HF QuantizedCache (quanto/HQQ) default q_group_size: one fp16 scale + zero per 64 values
-
+from oomplan.units import ceil_div
 
 def resolved_kv_dtype(model: ModelSpec, plan: Plan) -> str:
     if plan.kv_dtype != "auto":
@@ -19,10 +17,7 @@ def resolved_kv_dtype(model: ModelSpec, plan: Plan) -> str:
 
 def kv_vector_bytes(num_values: int, kv_dtype: str) -> int:
     """Bytes to store `num_values` cached values of one token (one K or V of one head, or one latent)."""
-    data = int(num_values * DTYPE_BYTES[kv_dtype])
-    if kv_dtype in ("int8", "int4"):
-        data += ceil_div(num_values, KV_QUANT_GROUP) * 4  # fp16 scale + fp16 zero point per group
-    return data
+    return formats.get(kv_dtype).kv_vector_bytes(num_values)
 
 
 def kv_heads_per_gpu(model: ModelSpec, tensor_parallel: int) -> int:

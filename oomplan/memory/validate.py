@@ -1,9 +1,10 @@
 """Cross-checks between model, GPU, workload and plan: errors show the arithmetic."""
 from __future__ import annotations
 
+from oomplan import formats
 from oomplan.errors import InputError
 from oomplan.memory.kv_cache import resolved_kv_dtype
-from oomplan.memory.weights import resolved_weight_format
+from oomplan.memory.weights import resolved_weight_format, stored_weight_formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
@@ -25,12 +26,19 @@ def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan
     out: list[str] = []
     if workload.ctx_tokens > model.max_position_embeddings:
         out.append(f"--ctx {workload.ctx_tokens} exceeds {model.name}'s max_position_embeddings ({model.max_position_embeddings})")
-    fp8 = [what for what, val in (("weights", resolved_weight_format(model, plan)), ("KV cache", resolved_kv_dtype(model, plan))) if val == "fp8"]
-    if fp8 and not gpu.supports_fp8:
+    emulated = [(what, f) for what, fs in (("weights", stored_weight_formats(model, plan)), ("KV cache", (resolved_kv_dtype(model, plan),)))
+                for f in fs if not formats.get(f).runs_natively(gpu.architecture, gpu.supports_fp8)]
+    fp8 = list(dict.fromkeys(what for what, f in emulated if formats.get(f).row.native == "supports_fp8"))
+    if fp8:
         out.append(
             f"{gpu.display_name} has no fp8 tensor cores: fp8 {' and '.join(fp8)} run emulated "
             "(vLLM: weight-only fp8 via Marlin kernels, fp8 KV stored and upcast), slower than on Hopper/Ada"
         )
+    for what, f in emulated:
+        native = formats.get(f).row.native
+        if isinstance(native, tuple):
+            out.append(f"{gpu.display_name} ({gpu.architecture}) has no native {f} ({f} is native on {', '.join(native)}): "
+                       f"{formats.get(f).row.fallback}")
     if not gpu.supports_bf16 and "bf16" in (resolved_weight_format(model, plan), resolved_kv_dtype(model, plan)):
         out.append(f"{gpu.display_name} has no bf16 support; engines fall back to fp16 (same bytes)")
     if plan.tensor_parallel > gpu.num_gpus_per_node:
@@ -43,6 +51,11 @@ def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:
     out: list[str] = []
     if plan.dms_ratio > 1:
         out.append(f"DMS {plan.dms_ratio:g}x needs a DMS-retrofitted checkpoint of {model.name} (Łańcucki et al. 2025); stock checkpoints do not compress")
-    if plan.kv_dtype in ("int8", "int4"):
-        out.append(f"{plan.kv_dtype} KV cache: HF QuantizedCache (quanto/HQQ); vLLM and SGLang support fp8 KV only")
+    stored = [("weights", f, f"{f} weights") for f in stored_weight_formats(model, plan)]
+    if plan.kv_dtype != formats.AUTO:
+        stored.append(("kv", plan.kv_dtype, f"{plan.kv_dtype} KV cache"))
+    for use, f, what in stored:
+        grade = formats.get(f).grade(use)  # type: ignore[arg-type]
+        if grade is not None and grade.note:
+            out.append(f"{what}: {grade.note}")
     return out

@@ -4,13 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from oomplan import formats
 from oomplan.memory.layout import Stage, pipeline_stages, shard
 from oomplan.memory.params import COMPONENTS, Component, TensorGroup, inventory
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.units import DTYPE_BYTES, ceil_div
 
-SIXTEEN_BIT = ("fp32", "bf16", "fp16")
+SIXTEEN_BIT = tuple(n for n, f in formats.registry().items() if f.is_sixteen_bit)  # fp32, bf16, fp16
 
 
 def resolved_weight_format(model: ModelSpec, plan: Plan) -> str:
@@ -26,39 +26,33 @@ def dense_dtype(model: ModelSpec, plan: Plan) -> str:
     return fmt if fmt in SIXTEEN_BIT else ("bf16" if model.dtype == "fp32" else model.dtype)
 
 
+def stored_weight_formats(model: ModelSpec, plan: Plan) -> tuple[str, ...]:
+    """Every format the plan stores weight matrices in: the plan's (or checkpoint's) and each component's own."""
+    return tuple(dict.fromkeys((resolved_weight_format(model, plan),) + tuple(plan.component_weights.values())))
+
+
 def matrix_bytes(rows: int, cols: int, fmt: str, group_size: int) -> int:
-    """Bytes of one [rows, cols] weight (out, in) stored in `fmt`, scales and zeros included."""
-    n = rows * cols
-    if fmt in DTYPE_BYTES and fmt not in ("fp8", "int8", "int4"):
-        return int(n * DTYPE_BYTES[fmt])
-    if fmt == "fp8":
-        return n + 4  # e4m3 + one fp32 per-tensor scale (vLLM Fp8LinearMethod)
-    if fmt == "int8":
-        return n + rows * 4  # per-output-channel fp32 scale (bitsandbytes LLM.int8 SCB, W8A8)
-    groups = ceil_div(cols, group_size)
-    # AutoAWQ/GPTQ packing: int4 qweight, fp16 scales [in/g, out], int4 qzeros [in/g, out/8 int32]
-    awq = n // 2 + groups * rows * 2 + ceil_div(groups * rows, 2)
-    if fmt == "awq":
-        return awq
-    if fmt == "gptq":
-        return awq + cols * 4  # plus g_idx, one int32 per input channel
-    if fmt == "nf4":
-        # QLoRA (Dettmers et al. 2023) double quant: uint8 absmax per 64, fp32 per 256 blocks,
-        # plus the nested state's 256-entry fp32 code, the 16-entry NF4 code and an fp32 offset
-        blocks = ceil_div(n, 64)
-        return n // 2 + blocks + ceil_div(blocks, 256) * 4 + 256 * 4 + 16 * 4 + 4
-    raise ValueError(f"unknown weight format {fmt!r}")
+    """Bytes of one [rows, cols] weight (out, in) stored in `fmt`, scales and zeros included (oomplan/formats)."""
+    return formats.get(fmt).matrix_bytes(rows, cols, group_size)
+
+
+def tensor_format(t: TensorGroup, fmt: str, dense: str, plan: Plan) -> str:
+    """The format one tensor group is stored in: its component's own format (matrices only), else the plan's
+    format for quantisable matrices (and embeddings with quantize_embeddings), else the dense dtype; fp32-kept
+    tensors (TensorGroup.fp32: DeepSeek's router in transformers >= 5.24) are fp32 unless their component has its own."""
+    own = plan.component_weights.get(t.component) if t.cols > 1 else None  # type: ignore[call-overload]
+    if own is not None:
+        return own
+    if t.fp32:
+        return "fp32"
+    quantize = t.quantizable or (plan.quantize_embeddings and t.component in ("embedding", "lm_head"))
+    return fmt if quantize else dense
 
 
 def group_bytes(t: TensorGroup, fmt: str, dense: str, plan: Plan) -> int:
     """Bytes one GPU holds of a tensor group under the plan's format and TP/EP split."""
     rows, cols, count = shard(t, plan.tensor_parallel, plan.expert_parallel)
-    if t.fp32:
-        return int(rows * cols * count * DTYPE_BYTES["fp32"])
-    quantize = t.quantizable or (plan.quantize_embeddings and t.component in ("embedding", "lm_head"))
-    if not quantize or fmt in SIXTEEN_BIT:
-        return int(rows * cols * count * DTYPE_BYTES[dense if not quantize else fmt])
-    return matrix_bytes(rows, cols, fmt, plan.weight_group_size) * count
+    return matrix_bytes(rows, cols, tensor_format(t, fmt, dense, plan), plan.weight_group_size) * count
 
 
 @dataclass(frozen=True)
@@ -125,14 +119,15 @@ def fp32_kept_extra_bytes(model: ModelSpec, plan: Plan, stage_index: int = 0) ->
     """Bytes the fp32-kept tensors (TensorGroup.fp32, e.g. DeepSeek's router in transformers >= 5.24) of one stage
     add over the same tensors in the dense dtype: what an engine loading them in the model dtype does not hold."""
     stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
-    dense = DTYPE_BYTES[dense_dtype(model, plan)]
+    fmt, dense = resolved_weight_format(model, plan), dense_dtype(model, plan)
     extra = 0
     for kind in inventory(model).layer_kinds:
         num_layers = len(set(kind.layer_indices) & set(stage.layer_indices))
         for t in kind.tensors:
-            if t.fp32 and num_layers:
+            if t.fp32 and num_layers and tensor_format(t, fmt, dense, plan) == "fp32":
                 rows, cols, count = shard(t, plan.tensor_parallel, plan.expert_parallel)
-                extra += int(rows * cols * count * (DTYPE_BYTES["fp32"] - dense)) * num_layers
+                held = group_bytes(t, fmt, dense, plan) - matrix_bytes(rows, cols, dense, plan.weight_group_size) * count
+                extra += held * num_layers
     return extra
 
 
@@ -140,6 +135,7 @@ def weight_key(plan: Plan) -> Plan:
     """The plan reduced to the knobs weights depend on (a cache key)."""
     return Plan(
         weights=plan.weights, weight_group_size=plan.weight_group_size, quantize_embeddings=plan.quantize_embeddings,
+        component_weights=plan.component_weights,
         tensor_parallel=plan.tensor_parallel, pipeline_parallel=plan.pipeline_parallel, expert_parallel=plan.expert_parallel,
     )
 

@@ -1,4 +1,5 @@
-"""Quality-risk grades of a plan's lossy choices, read from data/quality_risk.yaml."""
+"""Quality-risk grades of a plan's lossy choices: number formats from the format registry (data/formats.yaml),
+DMS ratios from data/quality_risk.yaml."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from oomplan import formats
 from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.weights import SIXTEEN_BIT, resolved_weight_format
 from oomplan.specs.model import ModelSpec
@@ -41,13 +43,20 @@ def _choice(knob: str, value: str) -> LossyChoice:
     return LossyChoice(knob, value, entry["grade"], entry["reason"], entry["source"])
 
 
+def _format_choice(knob: str, value: str) -> LossyChoice:
+    g = formats.get(value).grade("weights" if knob == "weights" else "kv")
+    assert g is not None, f"{value} does not store {knob}"
+    return LossyChoice(knob, value, g.grade, g.reason, g.source)
+
+
 @lru_cache(maxsize=4096)
-def _risk(weights: str, kv: str, dms: float) -> QualityRisk:
+def _risk(weights: tuple[str, ...], kv: str, dms: float) -> QualityRisk:
     choices = []
-    if weights not in SIXTEEN_BIT:
-        choices.append(_choice("weights", weights))
+    for w in weights:
+        if w not in SIXTEEN_BIT:
+            choices.append(_format_choice("weights", w))
     if kv not in SIXTEEN_BIT:
-        choices.append(_choice("kv_dtype", kv))
+        choices.append(_format_choice("kv_dtype", kv))
     if dms > 1:
         key = str(min((2, 4, 8), key=lambda r: (abs(r - dms), -r)))  # the nearest graded ratio
         choices.append(_choice("dms_ratio", key))
@@ -57,4 +66,6 @@ def _risk(weights: str, kv: str, dms: float) -> QualityRisk:
 
 def quality_risk(model: ModelSpec, plan: Plan) -> QualityRisk:
     """TP, PP, paging, chunking and offload are lossless; grades come from the data file."""
-    return _risk(resolved_weight_format(model, plan), resolved_kv_dtype(model, plan), plan.dms_ratio)
+    weights = (resolved_weight_format(model, plan),) + tuple(
+        f for f in dict.fromkeys(plan.component_weights.values()) if f != resolved_weight_format(model, plan))
+    return _risk(weights, resolved_kv_dtype(model, plan), plan.dms_ratio)

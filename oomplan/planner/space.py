@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oomplan import formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 
-WEIGHTS = ("auto", "fp8", "int8", "awq", "gptq", "nf4")
-KV_DTYPES = ("auto", "fp8", "int8", "int4")
+WEIGHTS = (formats.AUTO,) + formats.searched("weights")  # the formats marked searched in data/formats.yaml
+KV_DTYPES = (formats.AUTO,) + formats.searched("kv")
 DMS_RATIOS = (1.0, 2.0, 4.0, 8.0)
 ALLOCATIONS = ((True, 16), (True, 32), (False, 16))  # (paged, block size)
 PREFILL_CHUNKS = (None, 2048)
@@ -27,16 +28,20 @@ class SearchLimits:
     fixed_kv_dtype: str | None = None
 
 
+def runs_natively(fmt: str, gpu: GpuSpec) -> bool:
+    return fmt == formats.AUTO or formats.get(fmt).runs_natively(gpu.architecture, gpu.supports_fp8)
+
+
 def weight_formats(gpu: GpuSpec, limits: SearchLimits) -> tuple[str, ...]:
     if limits.fixed_weights:
         return (limits.fixed_weights,)
-    return tuple(w for w in WEIGHTS if w != "fp8" or gpu.supports_fp8 or limits.allow_emulated_fp8)
+    return tuple(w for w in WEIGHTS if runs_natively(w, gpu) or limits.allow_emulated_fp8)
 
 
 def kv_dtypes(gpu: GpuSpec, limits: SearchLimits) -> tuple[str, ...]:
     if limits.fixed_kv_dtype:
         return (limits.fixed_kv_dtype,)
-    return tuple(k for k in KV_DTYPES if k != "fp8" or gpu.supports_fp8 or limits.allow_emulated_fp8)
+    return tuple(k for k in KV_DTYPES if runs_natively(k, gpu) or limits.allow_emulated_fp8)
 
 
 def dms_ratios(limits: SearchLimits) -> tuple[float, ...]:

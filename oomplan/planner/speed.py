@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oomplan import formats
 from oomplan.memory.params import num_active_params
 from oomplan.memory.weights import resolved_weight_format
 from oomplan.specs.hardware import GpuSpec
@@ -59,7 +60,7 @@ def prefill_flops(model: ModelSpec, workload: Workload) -> float:
 
 def compute_flops_per_s(model: ModelSpec, gpu: GpuSpec, plan: Plan) -> float:
     """fp8 weights run fp8 matmuls where the card has them; everything else runs bf16/fp16."""
-    if resolved_weight_format(model, plan) == "fp8" and gpu.dense_fp8_flops_per_s:
+    if formats.get(resolved_weight_format(model, plan)).row.native == "supports_fp8" and gpu.dense_fp8_flops_per_s:
         return gpu.dense_fp8_flops_per_s
     return gpu.dense_bf16_flops_per_s
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from oomplan.errors import RuntimeFailure
 from oomplan.memory.budget import Estimate, StageBudget, estimate
-from oomplan.memory.weights import resolved_weight_format
+from oomplan.memory.weights import SIXTEEN_BIT, resolved_weight_format
 from oomplan.probe.compare import ComponentCheck, ProbeReport
 from oomplan.probe.shard import probe_plan, shard_config
 
@@ -43,7 +43,7 @@ def probe(est: Estimate, device: str = "auto", tolerance_pct: float = 2.0, num_d
 def _meta_kwargs(est: Estimate, num_decode_steps: int) -> dict:
     p = est.plan
     return dict(ctx_tokens=est.workload.ctx_tokens, batch_size=est.workload.batch_size, attention=p.attention,
-                dtype=resolved_weight_format(est.model, p) if resolved_weight_format(est.model, p) in ("bf16", "fp16", "fp32") else "bf16",
+                dtype=resolved_weight_format(est.model, p) if resolved_weight_format(est.model, p) in SIXTEEN_BIT else "bf16",
                 num_decode_steps=num_decode_steps, prefill_chunk_tokens=p.prefill_chunk_tokens,
                 logits_to_keep=1 if p.logits == "last" else 0)
 

@@ -8,10 +8,14 @@ import math
 import shlex
 from dataclasses import dataclass
 
+from oomplan import formats
+from oomplan.engines.llamacpp.flags import GGUF_KV
 from oomplan.memory.budget import Estimate
 from oomplan.memory.kv_cache import resolved_kv_dtype
-from oomplan.memory.weights import resolved_weight_format
+from oomplan.memory.weights import SIXTEEN_BIT, resolved_weight_format
 from oomplan.units import GIB
+
+VLLM_KV, SGLANG_KV = formats.plan_kv_table("vllm"), formats.plan_kv_table("sglang")
 
 ENGINES = ("vllm", "sglang", "llamacpp", "hf")
 
@@ -48,17 +52,18 @@ def _join(parts: list[str]) -> str:
     return " \\\n    ".join(parts)
 
 
-VLLM_QUANT = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "nf4": "bitsandbytes"}  # vLLM and SGLang share these names
-
-
 def _quantization(est: Estimate, w: str, engine: str, parts: list[str], unreal: list[str], notes: list[str]) -> None:
-    """--quantization for vLLM/SGLang; AWQ/GPTQ need a pre-quantised checkpoint; int8 is not done on load."""
-    if w in VLLM_QUANT:
-        parts.append(f"--quantization {VLLM_QUANT[w]}")
-        if w in ("awq", "gptq"):
-            notes.append(f"--quantization {w} needs a {w.upper()}-quantised checkpoint of {est.model.name}")
-    elif w == "int8":
-        unreal.append(f"int8 weights need a pre-quantised W8A8 (compressed-tensors) checkpoint; {engine} does not quantise to int8 on load")
+    """--quantization for vLLM/SGLang, as the format registry spells it: some quantise on load, some need a
+    pre-quantised checkpoint, some (int8) are not realised on load at all."""
+    if w in SIXTEEN_BIT:
+        return
+    spelling = formats.get(w).engine(engine.lower())
+    if spelling.load.startswith("unrealised:") or spelling.quantization is None:
+        unreal.append(spelling.load.removeprefix("unrealised:").strip().format(engine=engine) or f"{w} weights in {engine}")
+        return
+    parts.append(f"--quantization {spelling.quantization}")
+    if spelling.load == "checkpoint":
+        notes.append(f"--quantization {spelling.quantization} needs a {w.upper()}-quantised checkpoint of {est.model.name}")
 
 
 def vllm(est: Estimate) -> Export:
@@ -67,12 +72,12 @@ def vllm(est: Estimate) -> Export:
     parts += [f"--tensor-parallel-size {p.tensor_parallel}", f"--pipeline-parallel-size {p.pipeline_parallel}"]
     parts += [f"--max-model-len {est.workload.ctx_tokens}", f"--max-num-seqs {est.workload.batch_size}"]
     parts.append(f"--gpu-memory-utilization {memory_fraction(est):.2f}")
-    parts.append(f"--dtype {'bfloat16' if w not in ('fp16',) else 'float16'}" if w in ("bf16", "fp16", "fp32") else "--dtype auto")
+    parts.append(f"--dtype {'bfloat16' if w not in ('fp16',) else 'float16'}" if w in SIXTEEN_BIT else "--dtype auto")
     unreal, notes = _dms(est, "vLLM"), []
     _quantization(est, w, "vLLM", parts, unreal, notes)
-    if kv == "fp8":
-        parts.append("--kv-cache-dtype fp8")
-    elif kv in ("int8", "int4"):
+    if kv not in SIXTEEN_BIT and kv in VLLM_KV:
+        parts.append(f"--kv-cache-dtype {VLLM_KV[kv]}")
+    elif kv not in SIXTEEN_BIT:
         unreal.append(f"{kv} KV cache (vLLM stores KV in the model dtype or fp8 only)")
     if p.paged:
         parts.append(f"--block-size {p.block_size}")
@@ -87,9 +92,6 @@ def vllm(est: Estimate) -> Export:
     return Export("vllm", _join(parts), tuple(unreal), tuple(notes))
 
 
-SGLANG_KV = {"fp8": "fp8_e4m3"}
-
-
 def sglang(est: Estimate) -> Export:
     p, w, kv = est.plan, resolved_weight_format(est.model, est.plan), resolved_kv_dtype(est.model, est.plan)
     parts = ["python -m sglang.launch_server --model-path " + shlex.quote(_model_id(est))]
@@ -98,9 +100,9 @@ def sglang(est: Estimate) -> Export:
     parts.append(f"--mem-fraction-static {memory_fraction(est):.2f}")
     unreal, notes = _dms(est, "SGLang"), []
     _quantization(est, w, "SGLang", parts, unreal, notes)
-    if kv in SGLANG_KV:
+    if kv not in SIXTEEN_BIT and kv in SGLANG_KV:
         parts.append(f"--kv-cache-dtype {SGLANG_KV[kv]}")
-    elif kv in ("int8", "int4"):
+    elif kv not in SIXTEEN_BIT:
         unreal.append(f"{kv} KV cache (SGLang stores KV in the model dtype or fp8 only)")
     parts.append(f"--page-size {p.block_size if p.paged else 1}")
     if p.prefill_chunk_tokens:
@@ -112,15 +114,10 @@ def sglang(est: Estimate) -> Export:
     return Export("sglang", _join(parts), tuple(unreal), tuple(notes))
 
 
-# GGUF has no fp8, AWQ or GPTQ: the nearest GGUF type, with its real bits per weight.
-GGUF_WEIGHTS = {"bf16": "BF16", "fp16": "F16", "fp32": "F32", "fp8": "Q8_0", "int8": "Q8_0", "awq": "Q4_K_M", "gptq": "Q4_K_M", "nf4": "Q4_0"}
-GGUF_KV = {"bf16": "bf16", "fp16": "f16", "fp32": "f32", "fp8": "q8_0", "int8": "q8_0", "int4": "q4_0"}
-
-
 def llamacpp(est: Estimate) -> Export:
     p, m = est.plan, est.model
     w, kv = resolved_weight_format(m, p), resolved_kv_dtype(m, p)
-    gguf = GGUF_WEIGHTS[w]
+    gguf = formats.gguf_type(w)  # GGUF has no fp8, AWQ or GPTQ: the nearest GGUF type, with its real bits per weight
     layers_off = round(est.per_gpu.weights.offloaded_bytes / max(est.per_gpu.weights.layer_bytes, default=1)) if p.offload_bytes else 0
     parts = [f"llama-server -m {shlex.quote(m.name)}-{gguf}.gguf", f"-c {est.workload.ctx_tokens * est.workload.batch_size}",
              f"-np {est.workload.batch_size}", f"-ngl {m.num_layers - layers_off}"]
@@ -131,18 +128,11 @@ def llamacpp(est: Estimate) -> Export:
     if p.prefill_chunk_tokens:
         parts.append(f"-ub {p.prefill_chunk_tokens}")
     unreal, notes = _dms(est, "llama.cpp"), []
-    if w in ("fp8", "awq", "gptq", "nf4"):
+    if formats.get(w).engine("llamacpp").nearest:
         notes.append(f"GGUF has no {w}: {gguf} is the nearest type and its bits per weight differ; re-plan with oomplan estimate --engine llamacpp")
     if kv == "fp8":
         notes.append("GGUF KV has no fp8: q8_0 (8.5 bits) is the nearest")
     return Export("llamacpp", _join(parts), tuple(unreal), tuple(notes))
-
-
-HF_QUANT = {
-    "fp8": "FineGrainedFP8Config()",
-    "int8": "BitsAndBytesConfig(load_in_8bit=True)",
-    "nf4": "BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)",
-}
 
 
 def hf(est: Estimate) -> Export:
@@ -151,9 +141,10 @@ def hf(est: Estimate) -> Export:
     args = [repr(_model_id(est)), "dtype=torch.bfloat16" if w != "fp16" else "dtype=torch.float16", "device_map='auto'",
             f"attn_implementation={p.attention!r}"]
     unreal, notes = _dms(est, "transformers"), []
-    if w in HF_QUANT:
-        args.append(f"quantization_config={HF_QUANT[w]}")
-    elif w in ("awq", "gptq"):
+    hf_w = formats.get(w).engine("hf")
+    if hf_w.quantization_config:
+        args.append(f"quantization_config={hf_w.quantization_config}")
+    elif w not in SIXTEEN_BIT:
         notes.append(f"{w} weights: load a {w.upper()}-quantised checkpoint (its config carries the quantization_config)")
     if p.offload_bytes:
         gpu_gib = math.floor((est.capacity_bytes - est.per_gpu.kv_cache_bytes - est.per_gpu.activation_bytes) / GIB)
@@ -162,13 +153,14 @@ def hf(est: Estimate) -> Export:
         args.append("tp_plan='auto'")
         notes.append(f"tensor parallel: run with torchrun --nproc-per-node {p.tensor_parallel}")
     gen = [f"max_length={est.workload.ctx_tokens}"]
-    if kv in ("int8", "int4"):
-        gen.append(f"cache_implementation='quantized', cache_config={{'backend': 'quanto', 'nbits': {8 if kv == 'int8' else 4}}}")
-    elif kv == "fp8":
+    nbits = formats.get(kv).engine("hf").cache_nbits
+    if nbits:
+        gen.append(f"cache_implementation='quantized', cache_config={{'backend': 'quanto', 'nbits': {nbits}}}")
+    elif kv not in SIXTEEN_BIT:
         unreal.append("fp8 KV cache (transformers' QuantizedCache offers int2/int4/int8)")
     if p.prefill_chunk_tokens:
         gen.append(f"prefill_chunk_size={p.prefill_chunk_tokens}")
-    imports = "from transformers import AutoModelForCausalLM" + (", BitsAndBytesConfig" if w in ("int8", "nf4") else "") + (", FineGrainedFP8Config" if w == "fp8" else "")
+    imports = "from transformers import AutoModelForCausalLM" + (f", {hf_w.import_}" if hf_w.import_ else "")
     code = "\n".join([
         "import torch", imports, "",
         "model = AutoModelForCausalLM.from_pretrained(\n    " + ",\n    ".join(args) + ",\n)",

@@ -5,18 +5,24 @@ from typing import Literal
 
 from pydantic import Field
 
+from oomplan import formats
 from oomplan.specs.base import Strict
 
-WeightFormat = Literal["auto", "fp32", "bf16", "fp16", "fp8", "int8", "awq", "gptq", "nf4"]
-KvDtype = Literal["auto", "fp32", "bf16", "fp16", "fp8", "int8", "int4"]
+# The accepted values come from the format registry (oomplan/data/formats.yaml), in its order.
+WEIGHT_FORMATS: tuple[str, ...] = (formats.AUTO,) + formats.format_names("weights")
+KV_DTYPES: tuple[str, ...] = (formats.AUTO,) + formats.format_names("kv")
+WeightFormat = Literal[WEIGHT_FORMATS]  # type: ignore[valid-type]
+KvDtype = Literal[KV_DTYPES]  # type: ignore[valid-type]
+StoredFormat = Literal[formats.format_names("weights")]  # type: ignore[valid-type]
+# Components a plan can give their own format (norms and biases always stay in the dense dtype).
+FormatComponent = Literal["embedding", "attention", "mlp", "experts", "router", "lm_head"]
 Attention = Literal["sdpa", "eager"]
 Logits = Literal["last", "all"]
 Engine = Literal["hf", "vllm", "sglang", "llamacpp"]  # hf: transformers generate(); the others: oomplan/engines
 
-WEIGHT_FORMATS: tuple[str, ...] = WeightFormat.__args__  # type: ignore[attr-defined]
-KV_DTYPES: tuple[str, ...] = KvDtype.__args__  # type: ignore[attr-defined]
 # Spellings users type for the same format.
-WEIGHT_ALIASES = {"int4": "awq", "int4-awq": "awq", "int4-gptq": "gptq", "bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "q4": "awq"}
+WEIGHT_ALIASES = formats.aliases("weights")
+KV_ALIASES = formats.aliases("kv")
 
 
 class Plan(Strict):
@@ -25,6 +31,8 @@ class Plan(Strict):
     weights: WeightFormat = Field(default="auto", description="auto: the checkpoint's dtype (fp32 checkpoints are served as bf16)")
     weight_group_size: int = Field(default=128, ge=16, le=4096, description="int4 AWQ/GPTQ quantisation group")
     quantize_embeddings: bool = Field(default=False, description="also quantise embeddings and lm_head")
+    component_weights: dict[FormatComponent, StoredFormat] = Field(
+        default_factory=dict, description="a format per component (e.g. experts: mxfp4), over `weights` for its matrices")
     kv_dtype: KvDtype = "auto"
     dms_ratio: float = Field(default=1.0, ge=1.0, le=64.0, description="Dynamic Memory Sparsification compression; 1 = off")
     dms_window_tokens: int = Field(default=512, ge=0, description="DMS delayed-eviction window (512 in the released checkpoints)")
@@ -41,6 +49,9 @@ class Plan(Strict):
     @property
     def num_gpus(self) -> int:
         return self.tensor_parallel * self.pipeline_parallel
+
+    def __hash__(self) -> int:  # frozen, but component_weights is a dict: hash its items
+        return hash(tuple((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in self.__dict__.items()))
 
 
 class Workload(Strict):

@@ -69,6 +69,8 @@ def test_fewer_bits_never_need_more_weight_memory(name, plan):
 
     assert weights("fp32") >= weights("bf16") >= weights("int8") >= weights("awq")
     assert weights("bf16") >= weights("fp8") >= weights("gptq") and weights("int8") >= weights("nf4")
+    assert weights("bf16") >= weights("fp8-block") >= weights("nvfp4") >= weights("mxfp4")
+    assert weights("fp8-channel") >= weights("fp8")
 
 
 @SETTINGS

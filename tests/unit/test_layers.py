@@ -1,6 +1,6 @@
 """The one-way data flow, checked from the imports of every module.
 
-errors/units -> specs -> families -> profiles -> memory -> engines -> planner -> probe -> report -> cli.
+errors/units -> specs/formats -> families -> profiles -> memory -> engines -> planner -> probe -> report -> cli.
 torch/transformers/pynvml only in probe/; typer only in cli/; rich only in report/ and cli/.
 """
 import ast
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "oomplan"
-RANK = {"errors": 0, "units": 0, "specs": 1, "families": 1.5, "profiles": 2, "planfile": 2, "data": 0, "memory": 3, "engines": 4, "planner": 5, "probe": 6, "report": 7, "cli": 8}
+RANK = {"errors": 0, "units": 0, "specs": 1, "formats": 1, "families": 1.5, "profiles": 2, "planfile": 2, "data": 0, "memory": 3, "engines": 4, "planner": 5, "probe": 6, "report": 7, "cli": 8}
 HEAVY = {"torch", "transformers", "pynvml"}
 
 
@@ -49,6 +49,14 @@ def test_imports_follow_the_layers(rel, tree):
         if top == "oomplan" and name != "oomplan":
             target = name.split(".")[1]
             assert RANK[target] <= RANK[layer], f"{rel} ({layer}) imports {name} from a later layer"
+
+
+def test_formats_use_only_the_spec_base():
+    """Plan (specs/plan.py) reads its literals from the format registry: formats may import specs.base only."""
+    for rel, tree in _modules():
+        if _layer(rel) == "formats":
+            for name, _ in _imports(tree):
+                assert not name.startswith("oomplan.specs") or name == "oomplan.specs.base", f"{rel} imports {name}"
 
 
 def test_probe_imports_torch_lazily():

@@ -5,6 +5,7 @@ import re
 from typing import Any
 from pathlib import PurePath
 
+from oomplan import formats
 from oomplan.engines.cmdline import Converter, OptionalValue, build_settings, choice, layers_value, on_off, parse_int, read_flags, text_value
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.engines.options import EngineOptions
@@ -27,10 +28,8 @@ FLAGS: dict[str, tuple[str, Converter]] = {
 SWITCHES = {"-nkvo": "no_kv_offload", "--no-kv-offload": "no_kv_offload", "--swa-full": "swa_full"}
 FLASH_ATTN_VALUES = {"on": "on", "off": "off", "auto": "auto", "1": "on", "0": "off", "true": "on", "false": "off"}
 
-# Plan.weights -> the GGUF file type llama.cpp would load (GGUF has no fp8/AWQ/GPTQ: the nearest type)
-GGUF_TYPES = {"auto": "F16", "bf16": "BF16", "fp16": "F16", "fp32": "F32", "fp8": "Q8_0", "int8": "Q8_0",
-              "awq": "Q4_K_M", "gptq": "Q4_K_M", "nf4": "Q4_0"}
-GGUF_KV = {"auto": "f16", "bf16": "bf16", "fp16": "f16", "fp32": "f32", "fp8": "q8_0", "int8": "q8_0", "int4": "q4_0"}
+# Plan.kv_dtype -> --cache-type-k/v; Plan.weights -> GGUF type: formats.gguf_type (the registry's llama.cpp spellings)
+GGUF_KV = formats.plan_kv_table("llamacpp", "cache_type") | {formats.AUTO: "f16"}
 
 
 def _flash_attn(args: list[str], i: int, value: str | None) -> tuple[int, str, Any]:
@@ -95,11 +94,11 @@ def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> Llama
     if kv is None:
         raise InputError(f"--kv-dtype: {plan.kv_dtype!r} is not available in llama.cpp; accepted: {', '.join(GGUF_KV)}")
     return LlamaCppGiven(
-        gguf_type=(o.gguf_type or GGUF_TYPES[plan.weights]).upper(), n_gpu_layers=o.n_gpu_layers,
+        gguf_type=(o.gguf_type or formats.gguf_type(plan.weights)).upper(), n_gpu_layers=o.n_gpu_layers,
         ctx_tokens=workload.ctx_tokens * workload.batch_size, n_parallel=workload.batch_size,
         cache_type_k=kv, cache_type_v=kv, ubatch_tokens=plan.prefill_chunk_tokens)
 
 
 def plan_summary(plan: Plan, model: ModelSpec) -> str:
     """'Q4_K_M · KV q8_0'."""
-    return f"{GGUF_TYPES[plan.weights]} · KV {GGUF_KV[plan.kv_dtype]}"
+    return f"{formats.gguf_type(plan.weights)} · KV {GGUF_KV[plan.kv_dtype]}"

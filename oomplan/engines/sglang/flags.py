@@ -4,7 +4,8 @@ from __future__ import annotations
 from oomplan.engines.cmdline import (
     Converter, build_settings, choice, parse_float, parse_int, python_module_args, read_flags, text_value,
 )
-from oomplan.engines.options import SERVED_WEIGHTS, EngineOptions, engine_kv
+from oomplan import formats
+from oomplan.engines.options import EngineOptions, engine_kv
 from oomplan.engines.protocol import EngineLaunch
 from oomplan.engines.sglang.settings import SglangGiven
 from oomplan.errors import InputError
@@ -15,15 +16,15 @@ FLAGS: dict[str, tuple[str, Converter]] = {
     "--tp-size": ("tp_size", parse_int), "--tp": ("tp_size", parse_int), "--tensor-parallel-size": ("tp_size", parse_int),
     "--pp-size": ("pp_size", parse_int), "--pipeline-parallel-size": ("pp_size", parse_int),
     "--dtype": ("dtype", choice(("auto", "half", "float16", "bfloat16", "float", "float32"))),
-    "--quantization": ("quantization", choice(("fp8", "awq", "gptq", "bitsandbytes", "compressed-tensors", "w8a8_int8"))),
-    "--kv-cache-dtype": ("kv_cache_dtype", choice(("auto", "bf16", "bfloat16", "fp16", "float16", "fp8_e4m3", "fp8_e5m2"))),
+    "--quantization": ("quantization", choice(tuple(formats.by_engine_name("sglang", "accepts")))),
+    "--kv-cache-dtype": ("kv_cache_dtype", choice(("auto",) + tuple(formats.engine_kv_names("sglang")))),
     "--context-length": ("context_length", parse_int), "--mem-fraction-static": ("mem_fraction_static", parse_float),
     "--page-size": ("page_size", parse_int), "--max-running-requests": ("max_running_requests", parse_int),
     "--max-total-tokens": ("max_total_tokens", parse_int), "--chunked-prefill-size": ("chunked_prefill_size", parse_int),
     "--cuda-graph-max-bs": ("cuda_graph_max_bs", parse_int),
 }
 SWITCHES = {"--disable-cuda-graph": "disable_cuda_graph"}
-PLAN_KV = {"auto": "auto", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8_e4m3"}
+PLAN_KV = formats.plan_kv_table("sglang")
 
 
 def command_args(args: list[str]) -> list[str] | None:
@@ -39,7 +40,7 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> SglangGiven:
-    dtype, quant = SERVED_WEIGHTS[plan.weights]
+    dtype, quant = formats.served_weights("sglang", plan.weights)
     return SglangGiven(
         tp_size=plan.tensor_parallel, pp_size=plan.pipeline_parallel, dtype=dtype, quantization=quant,
         kv_cache_dtype=engine_kv(PLAN_KV, plan.kv_dtype, "SGLang"), context_length=o.max_model_len or workload.ctx_tokens,

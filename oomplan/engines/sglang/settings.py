@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from oomplan import formats
 from oomplan.engines.sglang.constants import SglangBucket, SglangConstants, sglang_constants
 from oomplan.engines.vllm.settings import derived_max_model_len
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.units import MIB
 
-KV_CACHE_DTYPES = {"auto": None, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8": 1}
+# --kv-cache-dtype -> bytes per value (None: the model dtype), from the format registry's SGLang spellings
+KV_CACHE_DTYPES: dict[str, int | None] = {"auto": None} | {k: formats.get(f).kv_vector_bytes(1) for k, f in formats.engine_kv_names("sglang").items()}
 
 
 @dataclass(frozen=True)

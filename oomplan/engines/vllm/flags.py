@@ -3,29 +3,31 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
+from oomplan import formats
 from oomplan.engines.cmdline import (
     Converter, build_settings, choice, gib_value, parse_float, parse_int, python_module_args, read_flags, text_value,
 )
-from oomplan.engines.options import SERVED_WEIGHTS, EngineOptions, engine_kv
+from oomplan.engines.options import EngineOptions, engine_kv
 from oomplan.engines.protocol import EngineLaunch
 from oomplan.engines.vllm.settings import VllmGiven
 from oomplan.errors import InputError
 from oomplan.specs.plan import Plan, Workload
 
-QUANTIZATIONS = ("fp8", "awq", "awq_marlin", "gptq", "gptq_marlin", "bitsandbytes", "compressed-tensors")
+# --quantization / --kv-cache-dtype values: each format's vLLM spellings (oomplan/data/formats.yaml)
+QUANTIZATIONS = tuple(formats.by_engine_name("vllm", "accepts"))
 FLAGS: dict[str, tuple[str, Converter]] = {
     "--model": ("model", text_value), "--tensor-parallel-size": ("tensor_parallel", parse_int), "-tp": ("tensor_parallel", parse_int),
     "--pipeline-parallel-size": ("pipeline_parallel", parse_int), "-pp": ("pipeline_parallel", parse_int),
     "--dtype": ("dtype", choice(("auto", "half", "float16", "bfloat16", "float", "float32"))),
     "--quantization": ("quantization", choice(QUANTIZATIONS)), "-q": ("quantization", choice(QUANTIZATIONS)),
-    "--kv-cache-dtype": ("kv_cache_dtype", choice(("auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc"))),
+    "--kv-cache-dtype": ("kv_cache_dtype", choice(("auto",) + tuple(formats.engine_kv_names("vllm")))),
     "--max-model-len": ("max_model_len", parse_int), "--gpu-memory-utilization": ("gpu_memory_utilization", parse_float),
     "--max-num-seqs": ("max_num_seqs", parse_int), "--max-num-batched-tokens": ("max_num_batched_tokens", parse_int),
     "--block-size": ("block_size", parse_int), "--cpu-offload-gb": ("cpu_offload_bytes", gib_value),
     "--kv-cache-memory-bytes": ("kv_cache_memory_bytes", parse_int), "--kv-cache-memory": ("kv_cache_memory_bytes", parse_int),
 }
 SWITCHES = {"--enforce-eager": "enforce_eager", "--enable-expert-parallel": "enable_expert_parallel"}
-PLAN_KV = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp8": "fp8"}
+PLAN_KV = formats.plan_kv_table("vllm")
 
 
 def command_args(args: list[str]) -> list[str] | None:
@@ -43,7 +45,7 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> VllmGiven:
-    dtype, quant = SERVED_WEIGHTS[plan.weights]
+    dtype, quant = formats.served_weights("vllm", plan.weights)
     return VllmGiven(
         tensor_parallel=plan.tensor_parallel, pipeline_parallel=plan.pipeline_parallel, dtype=dtype, quantization=quant,
         kv_cache_dtype=engine_kv(PLAN_KV, plan.kv_dtype, "vLLM"), max_model_len=o.max_model_len or workload.ctx_tokens,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from oomplan import formats
 from oomplan.engines.vllm.constants import VllmConstants, vllm_constants
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 
-KV_CACHE_DTYPES = {"auto": None, "bfloat16": 2, "float16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1}
+# --kv-cache-dtype -> bytes per value (None: the model dtype), from the format registry's vLLM spellings
+KV_CACHE_DTYPES: dict[str, int | None] = {"auto": None} | {k: formats.get(f).kv_vector_bytes(1) for k, f in formats.engine_kv_names("vllm").items()}
 
 
 @dataclass(frozen=True)
