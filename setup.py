@@ -9,5 +9,5 @@ DATA_PACKAGES = {
 setup(
     packages=find_packages(include=["oomplan", "oomplan.*"]) + list(DATA_PACKAGES),
     package_dir=DATA_PACKAGES,
-    package_data={"oomplan": ["data/*.yaml", "data/engines/*.yaml"], **{name: ["*.yaml"] for name in DATA_PACKAGES}},
+    package_data={"oomplan": ["data/*.yaml", "data/engines/*.yaml", "data/engines/*/*.yaml"], **{name: ["*.yaml"] for name in DATA_PACKAGES}},
 )

@@ -35,7 +35,7 @@ def calibration_model(run: dict):
 
 
 def predict_run(run: dict, settings: dict, constants: VllmConstants | None = None):
-    s = VllmGiven(tensor_parallel=run["tensor_parallel"], pipeline_parallel=run["pipeline_parallel"], **settings)
+    s = VllmGiven(engine_version="0.19", tensor_parallel=run["tensor_parallel"], pipeline_parallel=run["pipeline_parallel"], **settings)
     resolved, stages = predict_stages(calibration_model(run), load_gpu("h100-sxm"), s, constants)
     st = busiest(stages)
     blocks = st.num_blocks
@@ -80,7 +80,7 @@ def table(runs: list[dict], settings: dict) -> str:
 
 def leave_one_out(runs: list[dict], settings: dict) -> str:
     """Refit without each run, then predict it: how the constants generalise beyond the runs they came from."""
-    base, lines = vllm_constants(), []
+    base, lines = vllm_constants("0.19"), []
     for i, run in enumerate(runs):
         fitted = base.model_copy(update=fit(runs[:i] + runs[i + 1:], settings))
         tokens = predict_run(run, settings, fitted)["kv_tokens"]

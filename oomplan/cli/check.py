@@ -7,7 +7,7 @@ import typer
 
 from oomplan.cli.engine_opts import (
     GGUF_TYPE, GPU_MEMORY_UTILIZATION, MAX_MODEL_LEN, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC,
-    N_GPU_LAYERS, check_engine, check_engine_plan, engine_options,
+    ENGINE_VERSION, N_GPU_LAYERS, check_engine, refuse_engine_version_without_engine, check_engine_plan, engine_options,
 )
 from oomplan.cli.common import handle_errors, print_json, stdout, warn
 from oomplan.cli.train import run_train_check
@@ -35,6 +35,7 @@ def check_command(
     mem_fraction_static: Optional[str] = MEM_FRACTION_STATIC,
     gguf_type: Optional[str] = GGUF_TYPE,
     n_gpu_layers: Optional[int] = N_GPU_LAYERS,
+    engine_version: Optional[str] = ENGINE_VERSION,
 ) -> None:
     """Re-compute a plan and gate on it. Exit 0 fits (with the margin), 1 does not, 2 invalid input."""
     required = parse_fraction(margin, "--margin", 0.0, 0.99)
@@ -47,8 +48,9 @@ def check_command(
     engine_name = check_engine(engine) if engine else result.estimate.workload.engine
     if engine_name != "hf":
         opts = engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
-                              mem_fraction_static, gguf_type, n_gpu_layers)
+                              mem_fraction_static, gguf_type, n_gpu_layers, engine_version)
         check_engine_plan(engine_name, result.estimate, opts, required, plan, as_json, strict)
+    refuse_engine_version_without_engine(engine_version)
     est, ok = result.estimate, result.fits_with_margin(required)
     total, cap = est.per_gpu.total_bytes, est.capacity_bytes
     verdict = (

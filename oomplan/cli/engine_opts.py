@@ -29,11 +29,12 @@ MAX_NUM_BATCHED_TOKENS = typer.Option(None, "--max-num-batched-tokens", help="vL
 MEM_FRACTION_STATIC = typer.Option(None, "--mem-fraction-static", help="SGLang: share for weights + KV pool (default: SGLang's heuristic).")
 GGUF_TYPE = typer.Option(None, "--gguf-type", help="llama.cpp: GGUF file type (Q4_K_M, Q8_0, F16, ...; default from --weights).")
 N_GPU_LAYERS = typer.Option(None, "--n-gpu-layers", "-ngl", help="llama.cpp: layers on the GPU (default: --fit's choice).")
+ENGINE_VERSION = typer.Option(None, "--engine-version", help="vLLM/SGLang release whose accounting to use, X.Y (default: the newest modelled, stated in the output).")
 
 
 def engine_options(gpu_memory_utilization: Optional[str], max_model_len: Optional[str], max_num_seqs: Optional[int],
                    max_num_batched_tokens: Optional[str], mem_fraction_static: Optional[str], gguf_type: Optional[str],
-                   n_gpu_layers: Optional[int]) -> EngineOptions:
+                   n_gpu_layers: Optional[int], engine_version: Optional[str] = None) -> EngineOptions:
     from oomplan.engines.options import EngineOptions
 
     def frac(v: Optional[str], flag: str) -> Optional[float]:
@@ -45,7 +46,13 @@ def engine_options(gpu_memory_utilization: Optional[str], max_model_len: Optiona
         max_num_seqs=max_num_seqs,
         max_num_batched_tokens=parse_count(max_num_batched_tokens, "--max-num-batched-tokens") if max_num_batched_tokens else None,
         mem_fraction_static=frac(mem_fraction_static, "--mem-fraction-static"), gguf_type=gguf_type, n_gpu_layers=n_gpu_layers,
+        engine_version=engine_version,
     )
+
+
+def refuse_engine_version_without_engine(engine_version: Optional[str]) -> None:
+    if engine_version is not None:
+        raise InputError(f"--engine-version: {engine_version!r} needs --engine vllm or sglang (the hf model has no release versions)")
 
 
 def check_engine(engine: str) -> str:

@@ -7,7 +7,7 @@ import typer
 
 from oomplan.cli.engine_opts import (
     ENGINE, GGUF_TYPE, GPU_MEMORY_UTILIZATION, MAX_MODEL_LEN, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC,
-    N_GPU_LAYERS, check_engine, engine_options, engine_prediction, render_engine,
+    ENGINE_VERSION, N_GPU_LAYERS, check_engine, refuse_engine_version_without_engine, engine_options, engine_prediction, render_engine,
 )
 from oomplan.cli.common import (
     KV_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, parse_component_weights, print_json, resolve_gpu, stdout, warn,
@@ -55,6 +55,7 @@ def estimate_command(
     mem_fraction_static: Optional[str] = MEM_FRACTION_STATIC,
     gguf_type: Optional[str] = GGUF_TYPE,
     n_gpu_layers: Optional[int] = N_GPU_LAYERS,
+    engine_version: Optional[str] = ENGINE_VERSION,
     train: Optional[str] = TRAIN, optimizer: Optional[str] = OPTIMIZER, precision: Optional[str] = PRECISION,
     seq: Optional[str] = SEQ, grad_accum: Optional[int] = GRAD_ACCUM, dp: Optional[int] = DP, zero: Optional[str] = ZERO,
     fsdp: Optional[str] = FSDP, sp: Optional[bool] = SP, recompute: Optional[str] = RECOMPUTE, lora_rank: Optional[int] = LORA_RANK,
@@ -82,9 +83,10 @@ def estimate_command(
     warn(est.warnings, strict)
     if workload.engine != "hf":
         opts = engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
-                              mem_fraction_static, gguf_type, n_gpu_layers)
+                              mem_fraction_static, gguf_type, n_gpu_layers, engine_version)
         pred = engine_prediction(workload.engine, spec, card, plan, workload, opts)
         render_engine(pred, workload, estimate_json(est) if as_json else {}, as_json, strict)
+    refuse_engine_version_without_engine(engine_version)
     if as_json:
         print_json(estimate_json(est))
     else:

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from oomplan.cli.engine_opts import (
-    ENGINE, GPU_MEMORY_UTILIZATION, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC, check_engine, engine_options,
+    ENGINE, ENGINE_VERSION, GPU_MEMORY_UTILIZATION, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC, check_engine, engine_options,
+    refuse_engine_version_without_engine,
 )
 from oomplan.cli.progress import spinner
 from oomplan.cli.common import build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
@@ -70,6 +71,7 @@ def fit_command(
     max_num_seqs: Optional[int] = MAX_NUM_SEQS,
     max_num_batched_tokens: Optional[str] = MAX_NUM_BATCHED_TOKENS,
     mem_fraction_static: Optional[str] = MEM_FRACTION_STATIC,
+    engine_version: Optional[str] = ENGINE_VERSION,
     train: Optional[str] = TRAIN, optimizer: Optional[str] = OPTIMIZER, precision: Optional[str] = PRECISION,
     seq: Optional[str] = SEQ, global_batch: Optional[int] = GLOBAL_BATCH, zero: Optional[str] = ZERO,
     recompute: Optional[str] = RECOMPUTE, lora_rank: Optional[int] = LORA_RANK, lora_targets: Optional[str] = LORA_TARGETS,
@@ -108,11 +110,12 @@ def fit_command(
     if check_engine(engine) != "hf":
         if want_ctx or want_batch:
             raise InputError("--ctx max / --batch max: not available with --engine yet; give numbers (the engine table shows the pool's tokens)")
-        opts = engine_options(gpu_memory_utilization, None, max_num_seqs, max_num_batched_tokens, mem_fraction_static, None, None)
+        opts = engine_options(gpu_memory_utilization, None, max_num_seqs, max_num_batched_tokens, mem_fraction_static, None, None, engine_version)
         from oomplan.cli.engine_fit import run_engine_fit
 
         run_engine_fit(check_engine(engine), spec, card, workload.model_copy(update={"engine": check_engine(engine)}), limits, opts,
                        objective, top, as_json, (model, gpu, pick, output, force))
+    refuse_engine_version_without_engine(engine_version)
     if not (want_ctx or want_batch):
         warn(tuple(spec.warnings) + tuple(w for w in plan_warnings(spec, card, workload, Plan()) if "--ctx" in w), strict)
     with spinner(f"searching plans for {spec.name} on {card.name} ...", quiet=as_json):

@@ -21,6 +21,7 @@ def vet_command(
     gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (every GPU of the command is this kind)."),
     model_profile: Optional[str] = typer.Option(None, "--model-profile", help="Model profile, config.json or folder to use instead of the command's model (needed for GGUF names that match no profile)."),
     gguf_type: Optional[str] = typer.Option(None, "--gguf-type", help="llama.cpp: the GGUF file type when the file name does not say it (Q4_K_M, Q8_0, ...)."),
+    engine_version: Optional[str] = typer.Option(None, "--engine-version", help="vLLM/SGLang release whose accounting to use, X.Y (default: the newest modelled, stated in the output)."),
     strict: bool = typer.Option(False, "--strict", help="Also fail (exit 1) on warnings."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON object instead of the table."),
 ) -> None:
@@ -31,7 +32,7 @@ def vet_command(
     from oomplan.engines.registry import get_engine
     from oomplan.report.engine_report import engine_json
 
-    launch = parse_launch(list(command), gguf_type)
+    launch = parse_launch(list(command), gguf_type, engine_version)
     model, card = resolve_model(launch, model_profile), load_gpu(gpu)
     pred = get_engine(launch.engine).predict(model, card, launch.settings)
     ok = pred.ok and not (strict and pred.warnings)

@@ -5,7 +5,7 @@ a bad value of a flag that does is an InputError naming the flag, the value and 
 from __future__ import annotations
 
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import PurePath
 from typing import Any, Callable
 
@@ -155,9 +155,16 @@ def build_settings(cls: Any, values: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def parse_launch(argv: list[str], gguf_type: str | None = None) -> EngineLaunch:
+def parse_launch(argv: list[str], gguf_type: str | None = None, engine_version: str | None = None) -> EngineLaunch:
+    """The command read into the engine's given settings; engine_version (vet --engine-version) is set on them."""
     engine, args = detect_engine(argv)
-    return engine.read_launch(args, gguf_type)
+    launch = engine.read_launch(args, gguf_type)
+    if engine_version is None:
+        return launch
+    if "engine_version" not in {f.name for f in fields(launch.settings)}:
+        raise InputError(f"--engine-version: {engine_version!r} is not accepted with {engine.display_name} "
+                         "(one modelled build; versions apply to vllm and sglang)")
+    return replace(launch, settings=replace(launch.settings, engine_version=engine_version))
 
 
 def resolve_model(launch: EngineLaunch, model_profile: str | None) -> ModelSpec:

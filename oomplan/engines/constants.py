@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Callable, TypeVar
 
 from pydantic import ValidationError
 
@@ -15,8 +15,9 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "engines"
 C = TypeVar("C", bound=Strict)
 
 
-def load_constants(path: Path, model: type[C]) -> C:
-    data = read_yaml(path, "engine constants file")
+def load_constants(path: Path, model: type[C], reader: Callable[[Path], Any] | None = None) -> C:
+    """Validate a constants file (reader: e.g. a version table's merge of `extends:` chains)."""
+    data = reader(path) if reader else read_yaml(path, "engine constants file")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

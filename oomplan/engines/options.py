@@ -18,6 +18,7 @@ class EngineOptions:
     mem_fraction_static: float | None = None
     gguf_type: str | None = None
     n_gpu_layers: int | None = None
+    engine_version: str | None = None  # None: the newest modelled release
 
 
 def engine_kv(table: dict[str, str], kv: str, engine: str) -> str:

@@ -38,6 +38,7 @@ class EnginePrediction:
     fixes: tuple[str, ...]  # flag changes that would make it start
     warnings: tuple[str, ...]
     notes: tuple[str, ...]
+    engine_version: str | None = None  # the modelled release range whose accounting this is (None: unversioned)
     host_bytes: int = 0  # CPU memory the engine keeps for the model (llama.cpp's CPU layers and KV, vLLM --cpu-offload-gb)
 
     @property

@@ -62,6 +62,7 @@ def engine_json(p: EnginePrediction) -> dict[str, Any]:
     """The `engine` object of estimate/check/vet --json (docs/json-schema.md)."""
     return {
         "name": p.engine,
+        "version": p.engine_version,
         "settings": dict(p.settings),
         "num_gpus": p.num_gpus,
         "per_gpu": [{"name": i.name, "bytes": i.bytes, "detail": i.detail} for i in p.items],

@@ -14,7 +14,7 @@ def run(*args):
 
 def test_estimate_engine_vllm_json():
     r = run("estimate", "llama-3.1-8b", "--gpu", "h100", "--ctx", "8k", "--batch", "32", "--engine", "vllm",
-            "--gpu-memory-utilization", "0.95", "--json")
+            "--gpu-memory-utilization", "0.95", "--engine-version", "0.19", "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     e = data["engine"]
@@ -25,7 +25,7 @@ def test_estimate_engine_vllm_json():
 
 
 def test_estimate_engine_verdicts_and_exit_codes():
-    r = run("estimate", "llama-3.1-8b", "--gpu", "h100", "--ctx", "8k", "--batch", "64", "--engine", "vllm")
+    r = run("estimate", "llama-3.1-8b", "--gpu", "h100", "--ctx", "8k", "--batch", "64", "--engine", "vllm", "--engine-version", "0.19")
     assert r.exit_code == 1
     assert "does not fit: batch 64 of 8,192 tokens, the pool holds 54.13 at once (at most 54 run)" in r.stdout
     r = run("estimate", "llama-3.1-70b", "--gpu", "rtx-4090", "--ctx", "8k", "--engine", "llamacpp", "--weights", "awq")

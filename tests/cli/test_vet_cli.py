@@ -14,7 +14,8 @@ def vet(gpu: str, command: str, *options: str):
 
 
 def test_vllm_calibration_command_starts():
-    r = vet("h100", "vllm serve meta-llama/Llama-3.1-8B-Instruct --gpu-memory-utilization 0.95 --max-model-len 8192 --port 8000")
+    r = vet("h100", "vllm serve meta-llama/Llama-3.1-8B-Instruct --gpu-memory-utilization 0.95 --max-model-len 8192 --port 8000",
+            "--engine-version", "0.19")
     assert r.exit_code == 0, r.output
     assert "llama-3.1-8b on NVIDIA H100 80GB SXM5 · vLLM" in r.stdout
     assert "KV pool 58.09 GiB = 29,744 blocks: 475,904 tokens; max concurrency at 8,192 tokens per request: 58.09x" in r.stdout
@@ -23,18 +24,35 @@ def test_vllm_calibration_command_starts():
 
 
 def test_vllm_refuses_max_model_len_larger_than_the_pool():
-    r = vet("h100", "vllm serve meta-llama/Llama-3.1-70B-Instruct --tensor-parallel-size 2")
+    r = vet("h100", "vllm serve meta-llama/Llama-3.1-70B-Instruct --tensor-parallel-size 2", "--engine-version", "0.19")
     assert r.exit_code == 1
     assert "llama-3.1-70b on 2 x NVIDIA H100 80GB SXM5 · vLLM" in r.stdout
     assert ("will not start: max_model_len 131072 needs 20.00 GiB of KV cache for one request, larger than the available "
             "KV cache memory (1.49 GiB)") in r.stdout
     assert "fix: --max-model-len 9728 | --tensor-parallel-size 4 | --quantization fp8" in r.stdout
-    ok = vet("h100", "vllm serve meta-llama/Llama-3.1-70B-Instruct --tensor-parallel-size 2 --max-model-len 9728")
+    ok = vet("h100", "vllm serve meta-llama/Llama-3.1-70B-Instruct --tensor-parallel-size 2 --max-model-len 9728", "--engine-version", "0.19")
     assert ok.exit_code == 0, ok.output
 
 
+def test_vllm_033_pool_has_graphs_inside_the_budget_and_the_092_default():
+    """The README example under vLLM 0.33 (the default): 0.92 x 79.19 GiB - weights - activations - non-torch
+    - the CUDA-graph estimate; the pool is larger than 0.19's 1.48 GiB (the 0.92 default outweighs the graphs)."""
+    r = vet("h100", "vllm serve meta-llama/Llama-3.1-70B-Instruct --tensor-parallel-size 2")
+    assert r.exit_code == 1
+    assert "note: vLLM 0.33 accounting, the newest modelled" in r.stdout
+    assert "--gpu-memory-utilization 0.92" in r.stdout and "inside the budget" in r.stdout
+    data = json.loads(vet("h100", "vllm serve meta-llama/Llama-3.1-70B-Instruct --tensor-parallel-size 2", "--json").stdout)["engine"]
+    items = {i["name"]: i["bytes"] for i in data["per_gpu"]}
+    available = (int(85029158912 * 0.92) - items["weights"] - items["activation peak"] - items["non-torch"] - items["CUDA graphs"])
+    page = 16 * 8 // 2 * 128 * 2 * 2 * 80  # one block of every layer: 16 tokens x 4 KV heads per GPU x 128 x K,V x bf16 x 80 layers
+    assert data["version"] == "0.33" and data["num_kv_blocks"] == available // page == 1332
+    assert data["kv_cache_tokens"] == int(1332 / 8192 * 131072) == 21312  # 0.21+: concurrency x max_model_len
+    assert vet("h100", "vllm serve meta-llama/Llama-3.1-70B-Instruct -tp 2", "--engine-version", "0.34").exit_code == 2
+
+
 def test_vllm_json_engine_object():
-    r = vet("h100", "python -m vllm.entrypoints.openai.api_server --model meta-llama/Llama-3.1-70B-Instruct -tp 2", "--json")
+    r = vet("h100", "python -m vllm.entrypoints.openai.api_server --model meta-llama/Llama-3.1-70B-Instruct -tp 2", "--json",
+            "--engine-version", "0.19")
     data = json.loads(r.stdout)
     assert r.exit_code == 1 and data["ok"] is False
     e = data["engine"]
@@ -47,8 +65,8 @@ def test_sglang_starts_and_sglang_capped_context():
     r = vet("h100", "python -m sglang.launch_server --model-path Qwen/Qwen2.5-7B-Instruct --tp 2 --host 0.0.0.0")
     assert r.exit_code == 0, r.output
     assert "qwen2.5-7b on 2 x NVIDIA H100 80GB SXM5 · SGLang" in r.stdout
-    # SGLang's default: (81090 - (512 + 8192 x 1.5 + 256 x 2 + 2/8 x 1024)) / 81090 MiB = 0.833
-    assert "--mem-fraction-static 0.833" in r.stdout and "starts: SGLang holds" in r.stdout
+    # SGLang 0.5.23's default: (81090 - (512 + 8192 x 1.5 + 256 x 2 + 2/8 x 1024 + 58 x 8)) / 81090 MiB = 0.827
+    assert "--mem-fraction-static 0.827" in r.stdout and "starts: SGLang holds" in r.stdout
     r = vet("h100", "python -m sglang.launch_server --model-path Qwen/Qwen2.5-7B-Instruct --mem-fraction-static 0.2 --context-length 131072")
     assert r.exit_code == 1
     assert "starts, but will not serve: the token pool holds 28,488 tokens: a request is capped at 28,487" in r.stdout

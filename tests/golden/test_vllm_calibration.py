@@ -27,7 +27,7 @@ def _model(run):
 
 
 def _predict(run):
-    s = VllmGiven(tensor_parallel=run["tensor_parallel"], pipeline_parallel=run["pipeline_parallel"], **FIXTURE["settings"])
+    s = VllmGiven(engine_version="0.19", tensor_parallel=run["tensor_parallel"], pipeline_parallel=run["pipeline_parallel"], **FIXTURE["settings"])
     resolved, stages = predict_stages(_model(run), load_gpu("h100-sxm"), s)
     return resolved, stages, busiest(stages)
 

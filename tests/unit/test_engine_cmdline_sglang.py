@@ -8,7 +8,7 @@ from oomplan.engines.llamacpp.flags import gguf_model_stem, gguf_type_from_name
 from oomplan.engines.sglang.constants import sglang_constants
 from oomplan.engines.llamacpp.gguf import gguf_sizes
 from oomplan.engines.sglang.predict import cell_bytes, predict_sglang
-from oomplan.engines.sglang.settings import SglangGiven, default_mem_fraction, resolve
+from oomplan.engines.sglang.settings import SglangGiven, default_mem_fraction, prefill_graph_sizes, resolve
 from oomplan.errors import InputError
 from oomplan.profiles import load_gpu, load_model
 
@@ -73,11 +73,29 @@ def test_resolve_model_from_gguf_name_or_profile():
 
 
 def test_sglang_default_mem_fraction_on_h100():
-    # server_args.py: 81090 MiB; reserve 512 + 8192 x 1.5 + 256 x 2 + 1/8 x 1024 = 13440 MiB (above the 10 GiB floor)
-    gpu = load_gpu("h100")
-    assert default_mem_fraction(gpu, 8192, 256, 1, sglang_constants()) == round((81090 - 13440) / 81090, 3) == 0.834
+    # SGLang 0.5.23 memory_hook.py: 81090 MiB; reserve 512 + 8192 x 1.5 + 256 x 2 (decode graphs) + 1/8 x 1024
+    # + 58 prefill graph sizes up to 8192 tokens x 8 MiB = 13904 MiB (above the 10 GiB floor)
+    gpu, c = load_gpu("h100"), sglang_constants("0.5.23")
+    assert len(prefill_graph_sizes(8192, c)) == 8 + 14 + 8 + 8 + 12 + 8
+    assert default_mem_fraction(gpu, 8192, 256, 1, c, 58 * 8) == round((81090 - 13904) / 81090, 3) == 0.829
     s = resolve(load_model("llama-3.1-8b"), gpu, SglangGiven())
-    assert (s.chunked_prefill_size, s.cuda_graph_max_bs, s.mem_fraction_static, s.context_length) == (8192, 256, 0.834, 131072)
+    assert (s.chunked_prefill_size, s.cuda_graph_max_bs, s.cuda_graph_max_bs_prefill, s.mem_fraction_static, s.context_length) == (
+        8192, 256, 8192, 0.829, 131072)
+
+
+def test_sglang_0523_small_card_fraction():
+    """A 24 GiB card: chunk 4096, decode graphs 48, 50 prefill sizes up to 4096 (400 MiB), no 10 GiB floor."""
+    gpu = load_gpu("rtx-4090")
+    mib = gpu.memory_bytes / 2**20
+    reserve = 512 + 4096 * 1.5 + 48 * 2 + 1024 / 8 + 50 * 8
+    s = resolve(load_model("llama-3.1-8b"), gpu, SglangGiven())
+    assert (s.chunked_prefill_size, s.cuda_graph_max_bs, s.mem_fraction_static) == (4096, 48, round((mib - reserve) / mib, 3))
+    assert 0.69 < s.mem_fraction_static < 0.72
+    capped = resolve(load_model("llama-3.1-8b"), gpu, SglangGiven(max_running_requests=16, disable_prefill_cuda_graph=True))
+    assert (capped.cuda_graph_max_bs, capped.cuda_graph_max_bs_prefill) == (16, 0)
+    assert capped.mem_fraction_static == round((mib - (512 + 6144 + 32 + 128)) / mib, 3)
+    with pytest.raises(InputError, match="SGLang 0.5.0 is not modelled; modelled: 0.5.23"):
+        resolve(load_model("llama-3.1-8b"), gpu, SglangGiven(engine_version="0.5.0"))
 
 
 def test_sglang_token_pool():

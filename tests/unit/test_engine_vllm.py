@@ -54,14 +54,14 @@ def test_forward_and_sampler_bytes():
     assert forward_bytes(TINY, (0, 1), 2, 64, 2) == 16384 + 64 * 64 * 3 * 2  # MLP split over TP 2
     # hidden [64, 64] + last_hidden and rand_like [8, 64] + logits [8, 1000] bf16 and three fp32 copies
     assert sampler_bytes(TINY, 64, 8, 2, 3) == 64 * 64 * 2 + 2 * 8 * 64 * 2 + 8 * 1000 * (2 + 12)
-    run = profile_run(TINY, (0, 1), True, 1, 64, 1024, 2, vllm_constants())
+    run = profile_run(TINY, (0, 1), True, 1, 64, 1024, 2, vllm_constants("0.19"))
     assert run.sampler_bytes == sampler_bytes(TINY, 64, 64, 2, 3)  # rows = min(max_num_seqs, tokens)
-    assert run.activation_peak_bytes == max(run.forward_bytes, run.sampler_bytes) + vllm_constants().profile_extra_bytes
-    assert profile_run(TINY, (0,), False, 1, 64, 8, 2, vllm_constants()).sampler_bytes == 0  # not the last stage
+    assert run.activation_peak_bytes == max(run.forward_bytes, run.sampler_bytes) + vllm_constants("0.19").profile_extra_bytes
+    assert profile_run(TINY, (0,), False, 1, 64, 8, 2, vllm_constants("0.19")).sampler_bytes == 0  # not the last stage
 
 
 def test_non_torch_grows_with_tp_only():
-    c = vllm_constants()
+    c = vllm_constants("0.19")
     assert non_torch_bytes(1, c) == c.non_torch_bytes
     assert non_torch_bytes(4, c) == c.non_torch_bytes + c.allreduce_bytes + 3 * c.allreduce_bytes_per_peer
 
@@ -77,11 +77,11 @@ def test_vocab_padding_and_rope_cache():
 
 def test_defaults_follow_get_batch_defaults():
     h100, a100, l4 = load_gpu("h100"), load_gpu("a100-80g"), load_gpu("l4")
-    s = resolve(TINY, h100, VllmGiven())
+    s = resolve(TINY, h100, VllmGiven(engine_version="0.19"))
     assert (s.max_num_seqs, s.max_num_batched_tokens, s.block_size, s.gpu_memory_utilization) == (1024, 8192, 16, 0.9)
     assert s.max_model_len == 4096  # the config's max_position_embeddings
-    assert (resolve(TINY, a100, VllmGiven()).max_num_seqs, resolve(TINY, l4, VllmGiven()).max_num_batched_tokens) == (256, 2048)
-    short = resolve(TINY, h100, VllmGiven(max_model_len=4))
+    assert (resolve(TINY, a100, VllmGiven(engine_version="0.19")).max_num_seqs, resolve(TINY, l4, VllmGiven(engine_version="0.19")).max_num_batched_tokens) == (256, 2048)
+    short = resolve(TINY, h100, VllmGiven(engine_version="0.19", max_model_len=4))
     assert (short.max_num_batched_tokens, short.max_num_seqs) == (4096, 1024)  # min(1024 x 4, 8192)
 
 
@@ -97,41 +97,41 @@ def test_weight_formats_and_errors():
     with pytest.raises(InputError, match="--quantization: 'int3' is not modelled"):
         weight_format("auto", "int3")
     with pytest.raises(InputError, match="--kv-cache-dtype: 'fp4'"):
-        predict_stages(TINY, load_gpu("h100"), VllmGiven(kv_cache_dtype="fp4"))
+        predict_stages(TINY, load_gpu("h100"), VllmGiven(engine_version="0.19", kv_cache_dtype="fp4"))
 
 
 def test_fp8_online_keeps_embeddings_16_bit():
     model = load_model("llama-3.1-8b")
-    _, stages = predict_stages(model, load_gpu("h100"), VllmGiven(quantization="fp8"))
+    _, stages = predict_stages(model, load_gpu("h100"), VllmGiven(engine_version="0.19", quantization="fp8"))
     assert round(stages[0].weights_bytes / 2**30, 2) == 8.49  # 6.50 GiB fp8 layers + 2 x 0.98 GiB bf16 vocab matrices
 
 
 def test_refusal_names_the_need_and_the_fix():
-    p = predict_vllm(load_model("llama-3.1-70b"), load_gpu("h100"), VllmGiven(tensor_parallel=2))
+    p = predict_vllm(load_model("llama-3.1-70b"), load_gpu("h100"), VllmGiven(engine_version="0.19", tensor_parallel=2))
     assert not p.starts
     # 80 layers x 4 KV heads (8 over TP 2) x 128 x 2 (K, V) x 2 B x 131072 tokens = 20 GiB
     assert "max_model_len 131072 needs 20.00 GiB of KV cache for one request" in p.failures[0]
     assert p.fixes[0] == f"--max-model-len {p.kv_cache_tokens}" and "--tensor-parallel-size 4" in p.fixes
-    fixed = VllmGiven(tensor_parallel=2, max_model_len=p.kv_cache_tokens)  # the longest len the pool holds
+    fixed = VllmGiven(engine_version="0.19", tensor_parallel=2, max_model_len=p.kv_cache_tokens)  # the longest len the pool holds
     assert predict_vllm(load_model("llama-3.1-70b"), load_gpu("h100"), fixed).starts
-    too_long = VllmGiven(tensor_parallel=2, max_model_len=p.kv_cache_tokens + 1)
+    too_long = VllmGiven(engine_version="0.19", tensor_parallel=2, max_model_len=p.kv_cache_tokens + 1)
     assert not predict_vllm(load_model("llama-3.1-70b"), load_gpu("h100"), too_long).starts
 
 
 def test_startup_and_long_len_refusals():
-    p = predict_vllm(TINY, load_gpu("h100"), VllmGiven(gpu_memory_utilization=1.0))
+    p = predict_vllm(TINY, load_gpu("h100"), VllmGiven(engine_version="0.19", gpu_memory_utilization=1.0))
     assert "asks for more than the free memory at start-up" in p.failures[0]
     assert p.fixes == ("--gpu-memory-utilization 0.99",)  # (79.19 GiB - 0.5 GiB context) / 79.19 GiB = 0.9937
-    p = predict_vllm(TINY, load_gpu("h100"), VllmGiven(max_model_len=8192))
+    p = predict_vllm(TINY, load_gpu("h100"), VllmGiven(engine_version="0.19", max_model_len=8192))
     assert "greater than the derived max_model_len (4096" in p.failures[0]
 
 
 def test_sliding_window_and_mla_models_generalise():
-    gemma = predict_vllm(load_model("gemma-2-9b"), load_gpu("h100"), VllmGiven())
+    gemma = predict_vllm(load_model("gemma-2-9b"), load_gpu("h100"), VllmGiven(engine_version="0.19"))
     # hybrid: 21 full + 21 sliding layers, group size 21, two groups; tokens count every layer, concurrency windows
     assert gemma.kv_cache_tokens == gemma.num_kv_blocks // 2 * 16
     assert gemma.max_concurrency == pytest.approx(gemma.num_kv_blocks / (512 + 513))
-    mla = predict_vllm(load_model("deepseek-v2-lite"), load_gpu("h100"), VllmGiven())
+    mla = predict_vllm(load_model("deepseek-v2-lite"), load_gpu("h100"), VllmGiven(engine_version="0.19"))
     per_token = 27 * (512 + 64) * 2  # latent + rope key, 27 layers, bf16
     assert mla.kv_cache_tokens == mla.kv_pool_bytes // per_token // 16 * 16
 
@@ -145,7 +145,7 @@ def test_moe_forward_uses_fused_moe_caches():
 
 def test_fp8_kv_halves_the_page_and_doubles_the_tokens():
     model, gpu = load_model("llama-3.1-8b"), load_gpu("h100")
-    bf16 = predict_vllm(model, gpu, VllmGiven(max_model_len=8192))
-    fp8 = predict_vllm(model, gpu, VllmGiven(max_model_len=8192, kv_cache_dtype="fp8"))
+    bf16 = predict_vllm(model, gpu, VllmGiven(engine_version="0.19", max_model_len=8192))
+    fp8 = predict_vllm(model, gpu, VllmGiven(engine_version="0.19", max_model_len=8192, kv_cache_dtype="fp8"))
     assert fp8.kv_pool_bytes == pytest.approx(bf16.kv_pool_bytes, rel=1e-4)
     assert fp8.kv_cache_tokens == pytest.approx(2 * bf16.kv_cache_tokens, rel=1e-4)

@@ -90,6 +90,9 @@ def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> Llama
     """One slot per sequence: -c = ctx x batch, -np = batch (llama-server splits -c over the slots)."""
     if plan.num_gpus > 1:
         raise InputError("--engine llamacpp: oomplan models llama.cpp on one GPU; use --tp 1 --pp 1")
+    if o.engine_version is not None:
+        raise InputError(f"--engine-version: {o.engine_version!r} is not accepted with llama.cpp (one modelled build; "
+                         "versions apply to vllm and sglang)")
     kv = GGUF_KV.get(plan.kv_dtype)
     if kv is None:
         raise InputError(f"--kv-dtype: {plan.kv_dtype!r} is not available in llama.cpp; accepted: {', '.join(GGUF_KV)}")

@@ -1,10 +1,14 @@
-"""SGLang's constants (oomplan/data/engines/sglang.yaml), each with its source there."""
+"""SGLang's constants, one file per modelled release (oomplan/data/engines/sglang/<X.Y.Z>.yaml), each
+value with its source file and release there."""
 from __future__ import annotations
 
 from functools import lru_cache
 
 from oomplan.engines.constants import DATA_DIR, load_constants
+from oomplan.engines.versions import VersionTable, versions_in
 from oomplan.specs.base import Strict
+
+VERSIONS_DIR = DATA_DIR / "sglang"
 
 
 class SglangBucket(Strict):
@@ -17,6 +21,9 @@ class SglangBucket(Strict):
 class SglangConstants(Strict):
     schema_version: int = 1
     engine: str
+    engine_version: str
+    first_release: str
+    releases_read: tuple[str, ...]
     page_size: int
     reserve_base_mib: float
     reserve_mib_per_prefill_token: float
@@ -25,10 +32,21 @@ class SglangConstants(Strict):
     reserve_mib_per_eighth_of_parallel: float
     reserve_floor_mib_large_gpu: float
     large_gpu_min_mib: float
+    reserve_mib_per_prefill_graph: float
+    reserve_mib_prefill_graphs_mla: float
+    prefill_graph_max_tokens_mla: int
+    prefill_graph_sizes: tuple[tuple[int, int | None, int], ...]
     memory_buckets: tuple[SglangBucket, ...]
     sources: dict[str, str]
 
 
 @lru_cache(maxsize=1)
-def sglang_constants() -> SglangConstants:
-    return load_constants(DATA_DIR / "sglang.yaml", SglangConstants)
+def sglang_versions() -> VersionTable:
+    return versions_in(VERSIONS_DIR, "SGLang")
+
+
+@lru_cache(maxsize=8)
+def sglang_constants(version: str | None = None) -> SglangConstants:
+    """The constants of the release `version` (None: the newest modelled)."""
+    table = sglang_versions()
+    return load_constants(VERSIONS_DIR / f"{table.range_of(version)}.yaml", SglangConstants, table.merged)

@@ -11,6 +11,11 @@ from oomplan.engines.sglang.settings import SglangGiven
 from oomplan.errors import InputError
 from oomplan.specs.plan import Plan, Workload
 
+def _disabled(text: str, flag: str) -> bool:
+    """--cuda-graph-backend-{decode,prefill} full|breakable|disabled (arg_groups/fields/exec_.py 0.5.23)."""
+    return choice(("full", "breakable", "disabled"))(text, flag) == "disabled"
+
+
 FLAGS: dict[str, tuple[str, Converter]] = {
     "--model-path": ("model", text_value), "--model": ("model", text_value),
     "--tp-size": ("tp_size", parse_int), "--tp": ("tp_size", parse_int), "--tensor-parallel-size": ("tp_size", parse_int),
@@ -21,9 +26,13 @@ FLAGS: dict[str, tuple[str, Converter]] = {
     "--context-length": ("context_length", parse_int), "--mem-fraction-static": ("mem_fraction_static", parse_float),
     "--page-size": ("page_size", parse_int), "--max-running-requests": ("max_running_requests", parse_int),
     "--max-total-tokens": ("max_total_tokens", parse_int), "--chunked-prefill-size": ("chunked_prefill_size", parse_int),
-    "--cuda-graph-max-bs": ("cuda_graph_max_bs", parse_int),
+    "--cuda-graph-max-bs": ("cuda_graph_max_bs", parse_int), "--cuda-graph-max-bs-decode": ("cuda_graph_max_bs", parse_int),
+    "--cuda-graph-max-bs-prefill": ("cuda_graph_max_bs_prefill", parse_int),
+    "--cuda-graph-backend-decode": ("disable_decode_cuda_graph", _disabled),
+    "--cuda-graph-backend-prefill": ("disable_prefill_cuda_graph", _disabled),
 }
-SWITCHES = {"--disable-cuda-graph": "disable_cuda_graph"}
+SWITCHES = {"--disable-cuda-graph": "disable_cuda_graph", "--disable-decode-cuda-graph": "disable_decode_cuda_graph",
+            "--disable-prefill-cuda-graph": "disable_prefill_cuda_graph"}
 PLAN_KV = formats.plan_kv_table("sglang")
 
 
@@ -45,4 +54,4 @@ def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> Sglan
         tp_size=plan.tensor_parallel, pp_size=plan.pipeline_parallel, dtype=dtype, quantization=quant,
         kv_cache_dtype=engine_kv(PLAN_KV, plan.kv_dtype, "SGLang"), context_length=o.max_model_len or workload.ctx_tokens,
         mem_fraction_static=o.mem_fraction_static, max_running_requests=o.max_num_seqs,
-        chunked_prefill_size=o.max_num_batched_tokens)
+        chunked_prefill_size=o.max_num_batched_tokens, engine_version=o.engine_version)

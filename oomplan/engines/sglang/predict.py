@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, replace
 
 from oomplan.engines.result import EnginePrediction, MemoryItem
+from oomplan.engines.sglang.constants import sglang_versions
 from oomplan.engines.sglang.settings import KV_CACHE_DTYPES, SglangGiven, SglangResolved, resolve
 from oomplan.engines.vllm.constants import vllm_constants
 from oomplan.engines.vllm.profile import non_torch_bytes, profile_run
@@ -21,6 +22,8 @@ from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 from oomplan.units import format_bytes
+
+CALIBRATED_PROFILE = "0.19"  # the vLLM release whose measured runs calibrate the shared profile-run terms
 
 def cell_bytes(model: ModelSpec, layers: int, tp: int, kv_bytes: int) -> int:
     """model_runner profile_max_num_token cell_size: MLA latent, or max(1, kv_heads // tp) x head_dim x 2."""
@@ -40,7 +43,7 @@ class SglangStage:
 
 def predict_stage(model: ModelSpec, gpu: GpuSpec, s: SglangResolved, plan: Plan, index: int) -> SglangStage:
     st = pipeline_stages(model.num_layers, s.pp_size)[index]
-    weights = stage_weight_bytes(model, plan, index, vllm_constants().vocab_padding)
+    weights = stage_weight_bytes(model, plan, index, vllm_constants(CALIBRATED_PROFILE).vocab_padding)
     if s.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise InputError(f"--kv-cache-dtype: {s.kv_cache_dtype!r} is not accepted; use one of {', '.join(KV_CACHE_DTYPES)}")
     kv_bytes = KV_CACHE_DTYPES[s.kv_cache_dtype] or activation_dtype_bytes(model, plan)
@@ -90,12 +93,12 @@ def predict_sglang(model: ModelSpec, gpu: GpuSpec, given: SglangGiven) -> Engine
         MemoryItem("weights", st.weights_bytes, "tensors, vocab padding, rope cache"),
         MemoryItem("KV pool", pool, f"{st.pool_tokens:,} tokens x {format_bytes(st.cell_bytes)}"),
         MemoryItem("static unused", max(0, st.static_bytes - st.weights_bytes - pool), "static share left over"),
-        MemoryItem("activations", dynamic_bytes(model, s, plan), f"estimate: chunk {s.chunked_prefill_size}, graphs bs {s.cuda_graph_max_bs}"),
+        MemoryItem("activations", dynamic_bytes(model, s, plan), f"estimate: chunk {s.chunked_prefill_size}, decode graphs bs {s.cuda_graph_max_bs}"),
         MemoryItem("CUDA context", gpu.overhead.cuda_context_bytes, "before SGLang's measurement"),
     )
     failures = _failures(s, st)
     fixes = _fixes(model, gpu, given, s, st) if failures else []
-    return _prediction(model, gpu, s, st, items, failures, fixes)
+    return _prediction(model, gpu, s, st, items, failures, fixes, given.engine_version)
 
 
 def _failures(s: SglangResolved, st: SglangStage) -> list[str]:
@@ -111,7 +114,7 @@ def _failures(s: SglangResolved, st: SglangStage) -> list[str]:
 def dynamic_bytes(model: ModelSpec, s: SglangResolved, plan: Plan) -> int:
     """What lives outside the static share: a prefill chunk's activations and logits, all-reduce buffers and
     CUDA graphs, estimated with vLLM's calibrated profile model (same kernels, same sampler shapes)."""
-    c = vllm_constants()
+    c = vllm_constants(CALIBRATED_PROFILE)
     last = pipeline_stages(model.num_layers, s.pp_size)[-1]
     run = profile_run(model, last.layer_indices, True, s.tp_size, s.chunked_prefill_size, max(1, s.cuda_graph_max_bs),
                       activation_dtype_bytes(model, plan), c)
@@ -120,7 +123,7 @@ def dynamic_bytes(model: ModelSpec, s: SglangResolved, plan: Plan) -> int:
 
 
 def _prediction(model: ModelSpec, gpu: GpuSpec, s: SglangResolved, st: SglangStage, items: tuple[MemoryItem, ...],
-                failures: list[str], fixes: list[str]) -> EnginePrediction:
+                failures: list[str], fixes: list[str], given_version: str | None) -> EnginePrediction:
     total = sum(i.bytes for i in items)
     warnings: list[str] = []
     if total > gpu.memory_bytes:
@@ -131,14 +134,17 @@ def _prediction(model: ModelSpec, gpu: GpuSpec, s: SglangResolved, st: SglangSta
     settings = tuple((k, str(v)) for k, v in (("--tp-size", s.tp_size), ("--pp-size", s.pp_size), ("--dtype", s.dtype),
                      ("--quantization", s.quantization or "none"), ("--kv-cache-dtype", s.kv_cache_dtype),
                      ("--context-length", s.context_length), ("--mem-fraction-static", s.mem_fraction_static),
-                     ("--chunked-prefill-size", s.chunked_prefill_size), ("--cuda-graph-max-bs", s.cuda_graph_max_bs)))
-    notes = ("SGLang model from its source (no measured SGLang runs shipped): expect a few percent",)
+                     ("--chunked-prefill-size", s.chunked_prefill_size), ("--cuda-graph-max-bs-decode", s.cuda_graph_max_bs),
+                     ("--cuda-graph-max-bs-prefill", s.cuda_graph_max_bs_prefill)))
+    how = "the newest modelled" if given_version is None else f"--engine-version {given_version}"
+    notes = (f"SGLang {s.engine_version} accounting ({how}; modelled: {sglang_versions().describe()}), from its source "
+             "without measured SGLang runs: expect a few percent",)
     return EnginePrediction(
         engine="sglang", model=model, gpu=gpu, num_gpus=s.tp_size * s.pp_size, settings=settings, items=items,
         gpu_total_bytes=total, kv_pool_bytes=items[1].bytes, kv_cache_tokens=st.pool_tokens,
         num_kv_blocks=st.pool_tokens // s.page_size, context_tokens=s.context_length, max_concurrency=conc,
         max_running_requests=max_running(s, st), starts=st.pool_tokens > 0, failures=tuple(failures), fixes=tuple(fixes),
-        warnings=tuple(warnings), notes=notes)
+        warnings=tuple(warnings), notes=notes, engine_version=s.engine_version)
 
 
 def max_running(s: SglangResolved, st: SglangStage) -> int:

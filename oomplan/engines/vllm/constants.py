@@ -1,18 +1,25 @@
-"""vLLM's constants (oomplan/data/engines/vllm.yaml), each with its source there."""
+"""vLLM's constants, one file per version range (oomplan/data/engines/vllm/<X.Y>.yaml), each value with its
+source file and release there. A file may `extends:` an earlier one and name only what changed."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 
 from oomplan.engines.constants import DATA_DIR, load_constants
+from oomplan.engines.versions import VersionTable, versions_in
 from oomplan.specs.base import Strict
+
+VERSIONS_DIR = DATA_DIR / "vllm"
 
 
 class VllmConstants(Strict):
     schema_version: int = 1
     engine: str
-    engine_version: str
+    engine_version: str  # the range's first minor release, e.g. "0.26" (covers 0.26.x up to the next file)
+    first_release: str
+    releases_read: tuple[str, ...]
     gpu_memory_utilization: float = Field(gt=0, le=1)
     block_size: int = Field(ge=1)
     vocab_padding: int = Field(ge=1)
@@ -21,15 +28,35 @@ class VllmConstants(Strict):
     large_gpu_max_num_seqs: int
     small_gpu_max_num_batched_tokens: int
     small_gpu_max_num_seqs: int
+    huge_gpu_min_bytes: int | None  # None: no >= 160 GiB tier in this range
+    huge_gpu_max_num_batched_tokens: int
+    huge_gpu_max_num_seqs: int
     sampler_fp32_tensors: int
+    sampler_hidden_copies: int
     profile_extra_bytes: int
     non_torch_bytes: int
     allreduce_bytes: int
     allreduce_bytes_per_peer: int
     cuda_graph_bytes: int
+    cuda_graphs_in_budget: bool
+    kv_tokens_logged: Literal["blocks", "concurrency"]
+    model_runner_v2: Literal["never", "dense", "all"]
+    v2_profiles_cuda_graphs: bool
+    v2_sampler_fp32_tensors: int
+    v2_sampler_hidden_copies: int
+    sliding_window_counts_in_flight: bool  # window - 1 + max_in_flight_tokens (async scheduling) vs one chunk
+    per_token_head_kv_bytes: dict[str, float]  # --kv-cache-dtype -> bytes per element (+ an fp32 scale per token-head)
+    accepted_unmodelled_kv_dtypes: tuple[str, ...]  # vLLM accepts them; oomplan refuses rather than guess
     sources: dict[str, str]
 
 
 @lru_cache(maxsize=1)
-def vllm_constants() -> VllmConstants:
-    return load_constants(DATA_DIR / "vllm.yaml", VllmConstants)
+def vllm_versions() -> VersionTable:
+    return versions_in(VERSIONS_DIR, "vLLM")
+
+
+@lru_cache(maxsize=16)
+def vllm_constants(version: str | None = None) -> VllmConstants:
+    """The constants of the range holding `version` (None: the newest modelled)."""
+    table = vllm_versions()
+    return load_constants(VERSIONS_DIR / f"{table.range_of(version)}.yaml", VllmConstants, table.merged)

@@ -51,4 +51,4 @@ def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> VllmG
         kv_cache_dtype=engine_kv(PLAN_KV, plan.kv_dtype, "vLLM"), max_model_len=o.max_model_len or workload.ctx_tokens,
         gpu_memory_utilization=o.gpu_memory_utilization, max_num_seqs=o.max_num_seqs,
         max_num_batched_tokens=o.max_num_batched_tokens, block_size=plan.block_size,
-        enable_expert_parallel=plan.expert_parallel, cpu_offload_bytes=plan.offload_bytes)
+        enable_expert_parallel=plan.expert_parallel, cpu_offload_bytes=plan.offload_bytes, engine_version=o.engine_version)

@@ -5,8 +5,8 @@ import math
 from dataclasses import replace
 
 from oomplan.engines.result import EnginePrediction, MemoryItem
-from oomplan.engines.vllm.constants import vllm_constants
-from oomplan.engines.vllm.kv import estimate_max_model_len, kv_tokens, max_concurrency
+from oomplan.engines.vllm.constants import VllmConstants, vllm_constants, vllm_versions
+from oomplan.engines.vllm.kv import estimate_max_model_len, kv_tokens, logged_kv_tokens, max_concurrency
 from oomplan.engines.vllm.settings import VllmGiven, VllmResolved, derived_max_model_len
 from oomplan.engines.vllm.stages import VllmStage, busiest, predict_stages, refusal
 from oomplan.errors import InputError
@@ -58,7 +58,7 @@ def _lowest_utilization(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: Vll
 def _fixes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, st: VllmStage) -> list[str]:
     out = []
     derived = derived_max_model_len(model)
-    longest = estimate_max_model_len(st.layout, st.available_kv_bytes, s.max_num_batched_tokens, min(s.max_model_len, derived))
+    longest = estimate_max_model_len(st.layout, st.available_kv_bytes, s.max_in_flight_tokens, min(s.max_model_len, derived))
     if 0 < longest < s.max_model_len and _starts(model, gpu, replace(given, max_model_len=longest)):
         out.append(f"--max-model-len {longest}")
     top = math.floor(_startup_free_fraction(gpu) * 100) / 100
@@ -84,7 +84,8 @@ def _items(gpu: GpuSpec, s: VllmResolved, st: VllmStage, blocks: int, graphs: in
                    f"profile run: {s.max_num_batched_tokens} tokens, {min(s.max_num_seqs, s.max_num_batched_tokens)} rows"),
         MemoryItem("non-torch", st.non_torch_bytes, "NCCL / all-reduce buffers" if s.tensor_parallel > 1 else "outside torch's allocator"),
         MemoryItem("KV pool", blocks * page, f"{blocks:,} blocks x {s.block_size} tokens"),
-        MemoryItem("CUDA graphs", graphs, "outside the budget" if graphs else "--enforce-eager"),
+        MemoryItem("CUDA graphs", graphs, "--enforce-eager" if not graphs else
+                   "inside the budget (profile_cudagraph_memory)" if st.cuda_graph_bytes else "outside the budget"),
         MemoryItem("CUDA context", gpu.overhead.cuda_context_bytes, "before vLLM's snapshot"),
     )
 
@@ -94,20 +95,24 @@ def predict_vllm(model: ModelSpec, gpu: GpuSpec, given: VllmGiven) -> EnginePred
     st = busiest(stages)
     failures = _failures(model, gpu, given, s, stages)
     blocks = max(0, st.num_blocks)
-    graphs = 0 if s.enforce_eager else vllm_constants().cuda_graph_bytes
+    c = vllm_constants(s.engine_version)
+    graphs = 0 if s.enforce_eager else c.cuda_graph_bytes
     items = _items(gpu, s, st, blocks, graphs)
     total = sum(i.bytes for i in items)
-    warnings = []
+    warnings: list[str] = []
     if not failures and total > gpu.memory_bytes:
         warnings.append(f"the process would hold {format_bytes(total)} of {format_bytes(gpu.memory_bytes)}: "
                         "CUDA graph capture may run out of memory (lower --gpu-memory-utilization or add --enforce-eager)")
-    conc = max_concurrency(st.layout, blocks, s.max_model_len, s.max_num_batched_tokens) if blocks else 0.0
+    conc = max_concurrency(st.layout, blocks, s.max_model_len, s.max_in_flight_tokens) if blocks else 0.0
+    tokens = (logged_kv_tokens(st.layout, blocks, s.max_model_len, s.max_in_flight_tokens)
+              if c.kv_tokens_logged == "concurrency" else kv_tokens(st.layout, blocks))
     return EnginePrediction(
         engine="vllm", model=model, gpu=gpu, num_gpus=s.tensor_parallel * s.pipeline_parallel, settings=_settings(s),
-        items=items, gpu_total_bytes=total, kv_pool_bytes=items[3].bytes, kv_cache_tokens=kv_tokens(st.layout, blocks),
+        items=items, gpu_total_bytes=total, kv_pool_bytes=items[3].bytes, kv_cache_tokens=tokens,
         num_kv_blocks=blocks, context_tokens=s.max_model_len, max_concurrency=conc, max_running_requests=s.max_num_seqs,
         starts=not failures, failures=tuple(failures), fixes=tuple(_fixes(model, gpu, given, s, st)) if failures else (),
-        warnings=tuple(warnings), notes=tuple(_notes(model, gpu, s)), host_bytes=s.cpu_offload_bytes,
+        warnings=tuple(warnings), notes=tuple(_notes(model, gpu, given, s, c)), host_bytes=s.cpu_offload_bytes,
+        engine_version=s.engine_version,
     )
 
 
@@ -120,13 +125,24 @@ def _settings(s: VllmResolved) -> tuple[tuple[str, str], ...]:
     return tuple((k, str(v)) for k, v in pairs)
 
 
-def _notes(model: ModelSpec, gpu: GpuSpec, s: VllmResolved) -> list[str]:
-    out = [f"calibrated to vLLM {vllm_constants().engine_version} (H100 runs); other versions may differ by a few percent"]
+def version_note(given_version: str | None, c: VllmConstants) -> str:
+    """Which release's accounting this is, and how it was chosen."""
+    table = vllm_versions()
+    how = (f"the newest modelled (--engine-version X.Y picks another: {table.describe()})" if given_version is None
+           else f"--engine-version {given_version}")
+    return (f"vLLM {c.engine_version} accounting, {how}; "
+            "calibrated on vLLM 0.19.0 H100 runs (docs/engines.md)")
+
+
+def _notes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, c: VllmConstants) -> list[str]:
+    out = [version_note(given.engine_version, c)]
     if s.quantization == "fp8" and not gpu.supports_fp8:
         out.append(f"{gpu.display_name} has no fp8 tensor cores: vLLM runs fp8 weights weight-only (Marlin), same memory")
     if s.quantization in ("awq", "gptq", "awq_marlin", "gptq_marlin", "bitsandbytes", "compressed-tensors"):
         out.append(f"--quantization {s.quantization} needs a checkpoint quantised that way; sized as {model.name} in that format")
     if model.num_sliding_layers and model.num_sliding_layers < model.num_layers:
-        out.append("sliding-window and full-attention layers share the pool (hybrid KV cache manager): "
-                   "the token count treats every layer as full, concurrency counts windows")
+        counted = ("the logged token count is concurrency x max_model_len (windows at their cap)"
+                   if c.kv_tokens_logged == "concurrency" else "the logged token count treats every layer as full")
+        out.append(f"sliding-window and full-attention layers share the pool (hybrid KV cache manager): {counted}; "
+                   "concurrency counts windows")
     return out

@@ -67,21 +67,24 @@ def forward_bytes(model: ModelSpec, layers: tuple[int, ...], tp: int, tokens: in
     return residual + max(mlp, _attention_bytes(model, tp, tokens, dtype_bytes))
 
 
-def sampler_bytes(model: ModelSpec, tokens: int, rows: int, dtype_bytes: int, fp32_tensors: int) -> int:
+def sampler_bytes(model: ModelSpec, tokens: int, rows: int, dtype_bytes: int, fp32_tensors: int, hidden_copies: int = 2) -> int:
     """gpu_model_runner profile_run: the forward's hidden states [T, h] stay alive; _dummy_sampler_run adds
-    last_hidden_states and rand_like [R, h], logits [R, V] in the model dtype (all-gathered under TP), and
-    Sampler's fp32 tensors [R, V]."""
+    `hidden_copies` [R, h] tensors (V1: last_hidden_states and rand_like; V2: the gathered sample rows),
+    logits [R, V] in the model dtype (all-gathered under TP), and the sampler's fp32 tensors [R, V]
+    (V1: three; V2: none, it samples in place)."""
     h, vocab = model.hidden_size, model.vocab_size
-    hidden = tokens * h * dtype_bytes + 2 * rows * h * dtype_bytes
+    hidden = tokens * h * dtype_bytes + hidden_copies * rows * h * dtype_bytes
     return hidden + rows * vocab * (dtype_bytes + fp32_tensors * FP32)
 
 
 def profile_run(model: ModelSpec, layers: tuple[int, ...], is_last: bool, tp: int, max_num_batched_tokens: int,
-                max_num_seqs: int, dtype_bytes: int, c: VllmConstants) -> ProfileRun:
+                max_num_seqs: int, dtype_bytes: int, c: VllmConstants, model_runner_v2: bool = False) -> ProfileRun:
     tokens = max_num_batched_tokens
     fwd = forward_bytes(model, layers, tp, tokens, dtype_bytes)
     rows = min(max_num_seqs, tokens)  # _dummy_run: num_reqs = min(num_tokens, max_num_seqs)
-    smp = sampler_bytes(model, tokens, rows, dtype_bytes, c.sampler_fp32_tensors) if is_last else 0
+    fp32, copies = ((c.v2_sampler_fp32_tensors, c.v2_sampler_hidden_copies) if model_runner_v2
+                    else (c.sampler_fp32_tensors, c.sampler_hidden_copies))
+    smp = sampler_bytes(model, tokens, rows, dtype_bytes, fp32, copies) if is_last else 0
     return ProfileRun(fwd, smp, c.profile_extra_bytes)
 
 

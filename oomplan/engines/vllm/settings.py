@@ -31,6 +31,7 @@ class VllmGiven:
     cpu_offload_bytes: int = 0
     kv_cache_memory_bytes: int | None = None
     enforce_eager: bool = False
+    engine_version: str | None = None  # X.Y[.Z]; None: the newest modelled release
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class VllmResolved:
     cpu_offload_bytes: int
     kv_cache_memory_bytes: int | None  # None: sized from gpu_memory_utilization
     enforce_eager: bool
+    engine_version: str  # the modelled range holding the requested release ("0.33")
+    model_runner_v2: bool  # which GPU model runner profiles (config/vllm.py use_v2_model_runner)
+    max_in_flight_tokens: int  # what a sliding-window request may hold beyond its window (config/vllm.py)
 
 
 def derived_max_model_len(model: ModelSpec) -> int:
@@ -65,18 +69,45 @@ def derived_max_model_len(model: ModelSpec) -> int:
     return int(base * r.scaling_factor)
 
 
+def batch_defaults(gpu: GpuSpec, c: VllmConstants) -> tuple[int, int]:
+    """engine/arg_utils.py get_batch_defaults for `vllm serve`: (max_num_batched_tokens, max_num_seqs)."""
+    if c.huge_gpu_min_bytes is not None and gpu.memory_bytes >= c.huge_gpu_min_bytes:
+        return c.huge_gpu_max_num_batched_tokens, c.huge_gpu_max_num_seqs
+    if gpu.memory_bytes >= c.large_gpu_min_bytes and "a100" not in (gpu.name + gpu.display_name).lower():
+        return c.large_gpu_max_num_batched_tokens, c.large_gpu_max_num_seqs
+    return c.small_gpu_max_num_batched_tokens, c.small_gpu_max_num_seqs
+
+
+def uses_model_runner_v2(model: ModelSpec, c: VllmConstants) -> bool:
+    """config/vllm.py use_v2_model_runner with VLLM_USE_V2_MODEL_RUNNER unset (see the constants' sources)."""
+    if c.model_runner_v2 == "dense":
+        return model.moe is None
+    return c.model_runner_v2 == "all"
+
+
+def in_flight_batches(c: VllmConstants, pipeline_parallel: int, v2: bool) -> int:
+    """config/vllm.py max_concurrent_batches with async scheduling on (the default): V2 pp + 1; V1 2 without
+    PP, else pp. Before sliding windows counted in-flight batches (0.26): one prefill chunk."""
+    if not c.sliding_window_counts_in_flight:
+        return 1
+    return pipeline_parallel + 1 if v2 else (2 if pipeline_parallel <= 1 else pipeline_parallel)
+
+
 def resolve(model: ModelSpec, gpu: GpuSpec, s: VllmGiven, c: VllmConstants | None = None) -> VllmResolved:
-    """Fill vLLM's defaults: engine/arg_utils.py get_batch_defaults and its clamps."""
-    c = c or vllm_constants()
+    """Fill vLLM's defaults: engine/arg_utils.py get_batch_defaults and its clamps, for the given release."""
+    c = c or vllm_constants(s.engine_version)
     max_len = s.max_model_len or derived_max_model_len(model)
-    large = gpu.memory_bytes >= c.large_gpu_min_bytes and "a100" not in (gpu.name + gpu.display_name).lower()
-    seqs = s.max_num_seqs or (c.large_gpu_max_num_seqs if large else c.small_gpu_max_num_seqs)
+    default_tokens, default_seqs = batch_defaults(gpu, c)
+    seqs = s.max_num_seqs or default_seqs
     tokens = s.max_num_batched_tokens
     if tokens is None:
-        tokens = min(seqs * max_len, c.large_gpu_max_num_batched_tokens if large else c.small_gpu_max_num_batched_tokens)
+        tokens = min(seqs * max_len, default_tokens)
     if s.max_num_seqs is None:
         seqs = min(seqs, tokens)
+    v2 = uses_model_runner_v2(model, c)
     given = {f.name: getattr(s, f.name) for f in fields(s)}
     return VllmResolved(**given | dict(
         max_model_len=max_len, max_num_seqs=seqs, max_num_batched_tokens=tokens,
-        gpu_memory_utilization=s.gpu_memory_utilization or c.gpu_memory_utilization, block_size=s.block_size or c.block_size))
+        gpu_memory_utilization=s.gpu_memory_utilization or c.gpu_memory_utilization, block_size=s.block_size or c.block_size,
+        engine_version=c.engine_version, model_runner_v2=v2,
+        max_in_flight_tokens=in_flight_batches(c, s.pipeline_parallel, v2) * tokens))
