@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from oomplan.engines.constants import load_constants
 from oomplan.errors import InputError
+from oomplan.specs.base import Strict
 from oomplan.profiles import read_yaml
 
 VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.post\d+)?")
@@ -72,6 +74,14 @@ class VersionTable:
             raise InputError(f"{path}: extends: {parent!r} must name an earlier file of {', '.join(self.ranges)}")
         base = self.merged(self.folder / f"{parent}.yaml")
         return base | data | {"sources": base.get("sources", {}) | data.get("sources", {})}
+
+
+C = TypeVar("C", bound=Strict)
+
+
+def constants_for(table: VersionTable, version: str | None, model: type[C]) -> C:
+    """The constants of the range holding `version` (None: the newest modelled), `extends:` merged."""
+    return load_constants(table.folder / f"{table.range_of(version)}.yaml", model, table.merged)
 
 
 def versions_in(folder: Path, engine: str) -> VersionTable:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from oomplan.engines.constants import DATA_DIR, load_constants
-from oomplan.engines.versions import VersionTable, versions_in
+from oomplan.engines.constants import DATA_DIR
+from oomplan.engines.versions import VersionTable, constants_for, versions_in
 from oomplan.specs.base import Strict
 
 VERSIONS_DIR = DATA_DIR / "sglang"
@@ -45,8 +45,6 @@ def sglang_versions() -> VersionTable:
     return versions_in(VERSIONS_DIR, "SGLang")
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def sglang_constants(version: str | None = None) -> SglangConstants:
-    """The constants of the release `version` (None: the newest modelled)."""
-    table = sglang_versions()
-    return load_constants(VERSIONS_DIR / f"{table.range_of(version)}.yaml", SglangConstants, table.merged)
+    return constants_for(sglang_versions(), version, SglangConstants)

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from oomplan.engines.constants import DATA_DIR, load_constants
-from oomplan.engines.versions import VersionTable, versions_in
+from oomplan.engines.constants import DATA_DIR
+from oomplan.engines.versions import VersionTable, constants_for, versions_in
 from oomplan.specs.base import Strict
 
 VERSIONS_DIR = DATA_DIR / "vllm"
@@ -57,6 +57,4 @@ def vllm_versions() -> VersionTable:
 
 @lru_cache(maxsize=16)
 def vllm_constants(version: str | None = None) -> VllmConstants:
-    """The constants of the range holding `version` (None: the newest modelled)."""
-    table = vllm_versions()
-    return load_constants(VERSIONS_DIR / f"{table.range_of(version)}.yaml", VllmConstants, table.merged)
+    return constants_for(vllm_versions(), version, VllmConstants)
