@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from oomplan.errors import InputError
+from oomplan.formats.declared import declared_weights
 from oomplan.families import deepseek, falcon, gemma2, llama, mistral, phi3, qwen2, qwen3
 from oomplan.families.base import Family
 from oomplan.families.config import HfConfig, config_sha256
@@ -71,6 +72,8 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
         fields.update(training_probe_checked=not cfg.model_type, gguf_arch=cfg.model_type or "llama")
     else:
         fields = family.build(cfg, source)
+    if cfg.quantization_config is not None:
+        fields["declared_weights"] = declared_weights(cfg.quantization_config, fields["num_layers"], source)
     try:
         return ModelSpec(
             name=name, model_type=cfg.model_type or "llama", source=origin, config_sha256=config_sha256(raw), hf_repo=hf_repo,

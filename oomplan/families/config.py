@@ -62,6 +62,7 @@ class HfConfig(Lenient):
     bias: bool | None = None
     ffn_hidden_size: int | None = Field(default=None, ge=0, le=2**24)
     alibi: bool | None = None
+    quantization_config: dict[str, Any] | None = None  # read by oomplan/formats/declared.py
     # Gemma 2
     final_logit_softcapping: float | None = None
     attn_logit_softcapping: float | None = None

@@ -53,6 +53,24 @@ class GroupedInt4:
         raise ValueError("AWQ/GPTQ are weight formats")
 
 
+@dataclass(frozen=True)
+class SymmetricInt4:
+    """compressed-tensors W4A16 (pack-quantized, symmetric): weight_packed int32 [out, in/8], weight_scale
+    16-bit [out, in/g], weight_shape int64 [2]; no zero points (vLLM CompressedTensorsWNA16.create_weights,
+    vllm/model_executor/layers/quantization/compressed_tensors/schemes/compressed_tensors_wNa16.py)."""
+
+    def matrix_bytes(self, rows: int, cols: int, group_size: int) -> int:
+        return rows * cols // 2 + rows * ceil_div(cols, group_size) * FP16 + 2 * 8
+
+    def kv_vector_bytes(self, num_values: int) -> int:
+        raise ValueError("W4A16 is a weight format")
+
+
+@layout("int4-sym")
+def _int4_sym(row: dict) -> SymmetricInt4:
+    return SymmetricInt4()
+
+
 @layout("int8")
 def _int8(row: dict) -> Int8:
     return Int8()

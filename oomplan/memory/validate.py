@@ -51,6 +51,13 @@ def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:
     out: list[str] = []
     if plan.dms_ratio > 1:
         out.append(f"DMS {plan.dms_ratio:g}x needs a DMS-retrofitted checkpoint of {model.name} (Łańcucki et al. 2025); stock checkpoints do not compress")
+    d = model.declared_weights
+    if d is not None and plan.weights == "auto":
+        out.append(f"weights priced as shipped: {d.description} (quantization_config, quant_method {d.method}); "
+                   f"{', '.join(f'{c} {f}' for c, f in d.component_weights.items())}, the rest {resolved_weight_format(model, plan)}")
+    elif d is not None:
+        out.append(f"--weights {plan.weights} overrides the checkpoint's declared {d.description} (quant_method {d.method}): "
+                   f"priced as a {plan.weights} re-quantisation, which this checkpoint is not; drop --weights to price it as shipped")
     stored = [("weights", f, f"{f} weights") for f in stored_weight_formats(model, plan)]
     if plan.kv_dtype != formats.AUTO:
         stored.append(("kv", plan.kv_dtype, f"{plan.kv_dtype} KV cache"))

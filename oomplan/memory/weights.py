@@ -26,9 +26,28 @@ def dense_dtype(model: ModelSpec, plan: Plan) -> str:
     return fmt if fmt in SIXTEEN_BIT else ("bf16" if model.dtype == "fp32" else model.dtype)
 
 
+def effective_plan(model: ModelSpec, plan: Plan) -> Plan:
+    """The plan as the weights are stored: with weights 'auto', a checkpoint's declared quantisation
+    (quantization_config, oomplan/formats/declared.py) gives its components their shipped formats; the plan's
+    own component_weights still win. An explicit --weights prices a re-quantised checkpoint instead."""
+    d = model.declared_weights
+    if d is None or plan.weights != "auto":
+        return plan
+    return plan.model_copy(update={"component_weights": d.component_weights | plan.component_weights, "weight_group_size": d.group_size})
+
+
 def stored_weight_formats(model: ModelSpec, plan: Plan) -> tuple[str, ...]:
     """Every format the plan stores weight matrices in: the plan's (or checkpoint's) and each component's own."""
+    plan = effective_plan(model, plan)
     return tuple(dict.fromkeys((resolved_weight_format(model, plan),) + tuple(plan.component_weights.values())))
+
+
+def weights_label(model: ModelSpec, plan: Plan) -> str:
+    """'bf16', or for a declared checkpoint 'fp8-block (as shipped)', 'mxfp4+bf16 (as shipped)'."""
+    d = model.declared_weights
+    if d is None or plan.weights != "auto":
+        return resolved_weight_format(model, plan)
+    return "+".join(stored_weight_formats(model, plan)[1:] + (resolved_weight_format(model, plan),)) + " (as shipped)"
 
 
 def matrix_bytes(rows: int, cols: int, fmt: str, group_size: int) -> int:
@@ -119,6 +138,7 @@ def fp32_kept_extra_bytes(model: ModelSpec, plan: Plan, stage_index: int = 0) ->
     """Bytes the fp32-kept tensors (TensorGroup.fp32, e.g. DeepSeek's router in transformers >= 5.24) of one stage
     add over the same tensors in the dense dtype: what an engine loading them in the model dtype does not hold."""
     stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
+    plan = effective_plan(model, plan)
     fmt, dense = resolved_weight_format(model, plan), dense_dtype(model, plan)
     extra = 0
     for kind in inventory(model).layer_kinds:
@@ -131,8 +151,9 @@ def fp32_kept_extra_bytes(model: ModelSpec, plan: Plan, stage_index: int = 0) ->
     return extra
 
 
-def weight_key(plan: Plan) -> Plan:
-    """The plan reduced to the knobs weights depend on (a cache key)."""
+def weight_key(model: ModelSpec, plan: Plan) -> Plan:
+    """The plan reduced to the knobs weights depend on (a cache key), with any declared quantisation applied."""
+    plan = effective_plan(model, plan)
     return Plan(
         weights=plan.weights, weight_group_size=plan.weight_group_size, quantize_embeddings=plan.quantize_embeddings,
         component_weights=plan.component_weights,
@@ -145,7 +166,7 @@ def weights_budget(model: ModelSpec, plan: Plan, stage_index: int = 0) -> Weight
 
     Offloaded layers stream through one layer-sized GPU buffer (accelerate's cpu offload hooks).
     """
-    by_comp, layer_bytes = stage_weights(model, weight_key(plan), stage_index)
+    by_comp, layer_bytes = stage_weights(model, weight_key(model, plan), stage_index)
     offloaded = min(plan.offload_bytes, sum(layer_bytes))
     staging = max(layer_bytes, default=0) if offloaded else 0
     return WeightsBudget(stage_index, by_comp.total - offloaded, offloaded, staging, by_comp, layer_bytes)

@@ -66,7 +66,7 @@ class Evaluator:
         key = (plan.weights, plan.weight_group_size, plan.quantize_embeddings, plan.tensor_parallel,
                plan.pipeline_parallel, plan.expert_parallel, stage)
         if key not in self._w:
-            by_comp, layers = stage_weights(self.model, weight_key(plan), stage)
+            by_comp, layers = stage_weights(self.model, weight_key(self.model, plan), stage)
             prefix = (0, *accumulate(sorted(layers, reverse=True)))
             self._w[key] = StageWeights(by_comp.total, by_comp.experts, prefix, max(layers, default=0))
         return self._w[key]

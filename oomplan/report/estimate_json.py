@@ -11,7 +11,7 @@ from oomplan import __version__
 from oomplan.memory.budget import Estimate, StageBudget
 from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.params import num_active_params, params_by_component
-from oomplan.memory.weights import resolved_weight_format
+from oomplan.memory.weights import effective_plan, resolved_weight_format
 
 SCHEMA_VERSION = 1
 
@@ -75,6 +75,8 @@ def estimate_json(est: Estimate) -> dict[str, Any]:
         "plan": est.plan.model_dump() | {
             "resolved_weights": resolved_weight_format(est.model, est.plan),
             "resolved_kv_dtype": resolved_kv_dtype(est.model, est.plan),
+            "declared_weights": est.model.declared_weights.model_dump() if est.model.declared_weights else None,
+            "resolved_component_weights": effective_plan(est.model, est.plan).component_weights,
         },
         "kv_cache_bytes_per_token": busiest.kv.bytes_per_token,
         "per_gpu": stage_json(busiest, est.capacity_bytes),

@@ -7,7 +7,7 @@ from rich.text import Text
 from oomplan.memory.budget import Estimate
 from oomplan.memory.params import num_params
 from oomplan.report.summary import plan_summary
-from oomplan.memory.weights import resolved_weight_format
+from oomplan.memory.weights import weights_label
 from oomplan.units import format_bytes, format_count
 
 
@@ -26,7 +26,7 @@ def budget_table(est: Estimate) -> Table:
     table.add_column("detail")
     kv = s.kv
     rows = [
-        ("weights", s.weights_bytes, f"{num_params(est.model) / 1e9:.2f}B params, {resolved_weight_format(est.model, est.plan)}"
+        ("weights", s.weights_bytes, f"{num_params(est.model) / 1e9:.2f}B params, {weights_label(est.model, est.plan)}"
          + (f", {format_bytes(s.weights.offloaded_bytes)} in CPU memory" if s.weights.offloaded_bytes else "")),
         ("KV cache", s.kv_cache_bytes, f"{format_bytes(kv.bytes_per_token)}/token x {kv.tokens_per_sequence_full} tokens x {est.workload.batch_size}"),
         ("activations", s.activation_bytes, _activation_detail(s.activations)),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from oomplan.memory.kv_cache import resolved_kv_dtype
-from oomplan.memory.weights import resolved_weight_format
+from oomplan.memory.weights import weights_label
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 from oomplan.units import format_bytes
@@ -10,7 +10,7 @@ from oomplan.units import format_bytes
 
 def plan_summary(model: ModelSpec, p: Plan) -> str:
     """'bf16 weights, fp8 KV, paged/16, sdpa, TP 2'."""
-    parts = [f"{resolved_weight_format(model, p)} weights", f"{resolved_kv_dtype(model, p)} KV"]
+    parts = [f"{weights_label(model, p)} weights", f"{resolved_kv_dtype(model, p)} KV"]
     if p.dms_ratio > 1:
         parts.append(f"DMS {p.dms_ratio:g}x")
     parts.append(f"paged/{p.block_size}" if p.paged else "contiguous KV")
@@ -34,7 +34,7 @@ def _short_bytes(num_bytes: int) -> str:
 
 def plan_short(model: ModelSpec, p: Plan) -> str:
     """Compact form for table rows: 'awq · KV fp8 · TP4 · off 12.5G'; defaults left out."""
-    parts = [resolved_weight_format(model, p), f"KV {resolved_kv_dtype(model, p)}"]
+    parts = [weights_label(model, p), f"KV {resolved_kv_dtype(model, p)}"]
     if p.dms_ratio > 1:
         parts.append(f"DMS{p.dms_ratio:g}")
     if p.tensor_parallel > 1:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from oomplan.formats.declared import DeclaredWeights
 from oomplan.specs.base import Strict
 
 AttentionKind = Literal["full", "sliding", "chunked", "mla", "linear", "cross", "none"]
@@ -138,6 +139,7 @@ class ModelSpec(Strict):
     layers: tuple[LayerSpec, ...] = Field(description="per-layer structure, one entry per decoder layer")
     moe: MoeSpec | None = None
     mla: MlaSpec | None = None
+    declared_weights: DeclaredWeights | None = Field(default=None, description="the checkpoint's quantization_config, as shipped")
     warnings: tuple[str, ...] = ()
     hf_config: dict[str, Any] = Field(default_factory=dict, repr=False, description="the raw config, for the probe")
 

@@ -1,0 +1,252 @@
+"""Declared quantisation: a checkpoint's `quantization_config` as the format each component is shipped in.
+
+Read here (not in a family) because it is the same for every architecture; families pass the dict in.
+What is read, and from where:
+  * fp8 (transformers FineGrainedFP8 / DeepSeek-V3 / Qwen3 FP8): `weight_block_size` [b, b] -> fp8-block (fp32
+    weight_scale_inv per block, also with `scale_fmt: ue8m0`: vLLM loads those scales as fp32,
+    vllm-project/vllm@0071b24bf8fe8c3d1bc3516d0ff8477f07964aaf:vllm/model_executor/layers/quantization/fp8.py
+    create_weights), else per-tensor fp8; `modules_to_not_convert` / `ignored_layers` stay 16-bit.
+  * compressed-tensors: each `config_groups` entry's `weights` (type, num_bits, strategy, group_size,
+    block_structure, symmetric) and `targets`; `ignore` (names or `re:` regexes) stays 16-bit.
+  * awq / gptq (bits 4, group_size; GPTQ always stores g_idx; `lm_head: true` quantises the head),
+    bitsandbytes (load_in_8bit -> int8, load_in_4bit nf4 with double quant -> nf4; `llm_int8_skip_modules`).
+  * mxfp4 (gpt-oss): MoE experts only; vLLM and transformers keep other linears unquantised
+    (vllm-project/vllm@007d50058a06dec0f82472d63c819244d460c40d:vllm/model_executor/layers/quantization/mxfp4.py).
+  * modelopt: quant_algo NVFP4 (group_size 16) or FP8; `exclude_modules` / `ignore`.
+Anything else is refused with the field named: a checkpoint is never priced in a format it is not in.
+Embeddings are never nn.Linear, so no method quantises them; lm_head stays 16-bit unless a method says
+otherwise (transformers' quantizers add the output embedding to modules_to_not_convert).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field
+
+from oomplan.errors import InputError
+from oomplan.specs.base import Strict
+
+# Components a checkpoint's linear layers belong to (norms and biases are never quantised). HF-style methods
+# (fp8, bitsandbytes, awq/gptq, modelopt) leave the MoE router 16-bit: in transformers it is not an nn.Linear
+# (DeepSeek MoEGate, Qwen3/Mixtral top-k routers), and the checkpoints ship it 16-bit; compressed-tensors
+# quantises it unless `ignore` names it (vLLM builds it as a ReplicatedLinear).
+LINEAR_COMPONENTS = ("attention", "mlp", "experts", "router", "lm_head")
+HF_QUANTISED = ("attention", "mlp", "experts", "lm_head")
+FIELD = "quantization_config"
+
+
+class DeclaredWeights(Strict):
+    """The formats a checkpoint ships its weight matrices in, per component (absent: the dense dtype)."""
+
+    method: str = Field(description="quantization_config.quant_method")
+    component_weights: dict[str, str]
+    group_size: int = Field(default=128, ge=16, le=4096, description="AWQ/GPTQ group, fp8 block edge")
+    description: str
+
+    def __hash__(self) -> int:
+        return hash((self.method, tuple(sorted(self.component_weights.items())), self.group_size))
+
+
+def _refuse(where: str, field: str, value: Any, accepted: str) -> InputError:
+    return InputError(f"{where}: {FIELD}.{field} = {value!r} is not priced; accepted: {accepted}")
+
+
+# The module a pattern ends at -> the components whose every matrix it names (transformers module names).
+_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (r"(^|\.)lm_head$", ("lm_head",)),
+    (r"(^|\.)(embed_tokens|wte|embed)$", ("embedding",)),
+    (r"(^|\.)(self_attn|attn|attention)$", ("attention",)),
+    (r"(^|\.)(router|gate)$", ("router",)),
+    (r"(^|\.)experts$", ("experts",)),
+    (r"(^|\.)(mlp|block_sparse_moe|feed_forward)$", ("mlp", "experts", "router")),
+)
+_LAYER = re.compile(r"layers\.(\d+)\.")
+
+
+def _pattern_text(entry: str) -> str:
+    """A name, glob or `re:` regex reduced to the dotted module path it names ('*' and regex syntax dropped)."""
+    text = entry[3:] if entry.startswith("re:") else entry
+    text = text.replace(r"\.", ".").replace(".*", "*").replace("$", "").replace("^", "")
+    return re.sub(r"\*+", "*", text).removesuffix(".*").removesuffix("*").rstrip(".")
+
+
+def ignored_components(entries: list[str], num_layers: int, where: str, field: str) -> set[str]:
+    """Components kept 16-bit by module patterns; a pattern naming part of a component (one projection,
+    some layers) or nothing oomplan prices is refused, naming it."""
+    out: set[str] = set()
+    per_layer: dict[str, set[int]] = {}
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise _refuse(where, field, entry, "module names, globs or re: patterns")
+        text = _pattern_text(entry)
+        comps = next((c for key, c in _KEYWORDS if re.search(key, text)), None)
+        if comps is None:
+            raise InputError(f"{where}: {FIELD}.{field} entry {entry!r} names a module oomplan cannot map to a whole "
+                             "component (attention, mlp, experts, router, embedding, lm_head); refused rather than guessed")
+        layer = _LAYER.search(text)
+        if layer:  # one layer's module: collect, a component counts once every layer is named
+            for c in comps:
+                per_layer.setdefault(c, set()).add(int(layer.group(1)))
+        else:
+            out.update(comps)
+    for c, layers in per_layer.items():
+        if c in out:
+            continue
+        if layers != set(range(num_layers)):
+            raise InputError(f"{where}: {FIELD}.{field} keeps {c} 16-bit in {len(layers)} of {num_layers} layers; "
+                             "oomplan prices a component in one format across layers, refused rather than guessed")
+        out.add(c)
+    return out
+
+
+def _formats_for(fmt: str, quantised: tuple[str, ...], ignored: set[str]) -> dict[str, str]:
+    return {c: fmt for c in quantised if c not in ignored}
+
+
+def _list(qc: dict, *keys: str) -> tuple[str, list]:
+    for k in keys:
+        if qc.get(k) is not None:
+            value = qc[k]
+            return k, list(value) if isinstance(value, (list, tuple)) else [value]
+    return keys[0], []
+
+
+def _fp8(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+    field, entries = _list(qc, "modules_to_not_convert", "ignored_layers")
+    ignored = ignored_components(entries, num_layers, where, field) | {"lm_head"}
+    block = qc.get("weight_block_size")
+    if block is None:
+        return DeclaredWeights(method="fp8", component_weights=_formats_for("fp8", HF_QUANTISED, ignored),
+                               description="fp8 e4m3, one fp32 scale per tensor")
+    if not (isinstance(block, list) and len(block) == 2 and block[0] == block[1] and isinstance(block[0], int) and 16 <= block[0] <= 4096):
+        raise _refuse(where, "weight_block_size", block, "[b, b] with 16 <= b <= 4096")
+    scales = qc.get("scale_fmt") or "fp32"
+    return DeclaredWeights(method="fp8", component_weights=_formats_for("fp8-block", HF_QUANTISED, ignored), group_size=block[0],
+                           description=f"fp8 e4m3 in {block[0]}x{block[0]} blocks ({scales} scales, loaded as fp32)")
+
+
+def _int4(method: str, qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+    bits, group = qc.get("bits", qc.get("w_bit")), qc.get("group_size", qc.get("q_group_size"))
+    if bits != 4:
+        raise _refuse(where, "bits", bits, "4")
+    if not isinstance(group, int) or not 16 <= group <= 4096:
+        raise _refuse(where, "group_size", group, "16..4096 (per-channel -1 is not priced)")
+    field, entries = _list(qc, "modules_to_not_convert")
+    ignored = ignored_components(entries, num_layers, where, field)
+    if not qc.get("lm_head"):
+        ignored.add("lm_head")
+    return DeclaredWeights(method=method, component_weights=_formats_for(method, HF_QUANTISED, ignored), group_size=group,
+                           description=f"int4 {method.upper()}, group {group}")
+
+
+def _bitsandbytes(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+    field, entries = _list(qc, "llm_int8_skip_modules", "modules_to_not_convert")
+    ignored = ignored_components(entries, num_layers, where, field) | {"lm_head"}
+    if qc.get("load_in_8bit"):
+        return DeclaredWeights(method="bitsandbytes", component_weights=_formats_for("int8", HF_QUANTISED, ignored),
+                               description="bitsandbytes LLM.int8")
+    if qc.get("load_in_4bit"):
+        if qc.get("bnb_4bit_quant_type", "fp4") != "nf4":
+            raise _refuse(where, "bnb_4bit_quant_type", qc.get("bnb_4bit_quant_type", "fp4"), "nf4")
+        if not qc.get("bnb_4bit_use_double_quant"):
+            raise _refuse(where, "bnb_4bit_use_double_quant", qc.get("bnb_4bit_use_double_quant"), "true (nf4 with double quantisation)")
+        return DeclaredWeights(method="bitsandbytes", component_weights=_formats_for("nf4", HF_QUANTISED, ignored),
+                               description="bitsandbytes nf4, double quantisation")
+    raise _refuse(where, "load_in_4bit", qc.get("load_in_4bit"), "load_in_4bit or load_in_8bit true")
+
+
+def _mxfp4(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+    field, entries = _list(qc, "modules_to_not_convert")
+    ignored = ignored_components(entries, num_layers, where, field)
+    return DeclaredWeights(method="mxfp4", component_weights=_formats_for("mxfp4", ("experts",), ignored),
+                           description="MXFP4 experts (32-element blocks, e8m0 scales), other weights 16-bit")
+
+
+def _modelopt(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+    algo = str(qc.get("quant_algo", "")).upper()
+    field, entries = _list(qc, "exclude_modules", "ignore")
+    ignored = ignored_components(entries, num_layers, where, field)
+    if algo.startswith("NVFP4"):
+        if qc.get("group_size", 16) != 16:
+            raise _refuse(where, "group_size", qc.get("group_size"), "16")
+        return DeclaredWeights(method="modelopt", component_weights=_formats_for("nvfp4", HF_QUANTISED, ignored),
+                               description="NVFP4 (16-element blocks, e4m3 scales, fp32 global scale)")
+    if algo == "FP8":
+        return DeclaredWeights(method="modelopt", component_weights=_formats_for("fp8", HF_QUANTISED, ignored),
+                               description="fp8 e4m3, one fp32 scale per tensor")
+    raise _refuse(where, "quant_algo", qc.get("quant_algo"), "NVFP4, FP8")
+
+
+def _ct_format(w: dict, where: str, group: str) -> tuple[str, int]:
+    """One compressed-tensors weights scheme -> (format, group size)."""
+    kind, bits, strategy = w.get("type"), w.get("num_bits"), w.get("strategy")
+    size = w.get("group_size")
+    at = f"config_groups.{group}.weights"
+    if kind == "float" and bits == 8:
+        if strategy == "tensor":
+            return "fp8", 128
+        if strategy == "channel":
+            return "fp8-channel", 128
+        if strategy == "block":
+            block = w.get("block_structure")
+            if isinstance(block, list) and len(block) == 2 and block[0] == block[1] and isinstance(block[0], int) and 16 <= block[0] <= 4096:
+                return "fp8-block", block[0]
+            raise _refuse(where, at + ".block_structure", block, "[b, b]")
+    if kind == "float" and bits == 4 and strategy in ("group", "tensor_group"):
+        if size == 16:
+            return "nvfp4", 128
+        if size == 32:
+            return "mxfp4", 128
+    if kind == "int" and bits == 8 and strategy == "channel":
+        return "int8", 128
+    if kind == "int" and bits == 4 and strategy == "group" and isinstance(size, int) and 16 <= size <= 4096:
+        if not w.get("symmetric", True):
+            raise _refuse(where, at + ".symmetric", False, "true (asymmetric int4 zero points are not priced)")
+        return "w4a16", size
+    raise _refuse(where, at, {k: w.get(k) for k in ("type", "num_bits", "strategy", "group_size")},
+                  "float 8-bit tensor/channel/block, float 4-bit group 16 (nvfp4) or 32 (mxfp4), int 8-bit channel, int 4-bit group")
+
+
+def _compressed_tensors(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+    groups = qc.get("config_groups")
+    if not isinstance(groups, dict) or not groups:
+        raise _refuse(where, "config_groups", groups, "one or more quantisation groups")
+    field, entries = _list(qc, "ignore")
+    ignored = ignored_components(entries, num_layers, where, field)
+    out: dict[str, str] = {}
+    sizes: set[int] = set()
+    for name, g in groups.items():
+        w = (g or {}).get("weights")
+        if not isinstance(w, dict):
+            raise _refuse(where, f"config_groups.{name}.weights", w, "a weights scheme")
+        fmt, size = _ct_format(w, where, name)
+        targets = g.get("targets") or []
+        comps = set(LINEAR_COMPONENTS) if "Linear" in targets else ignored_components(
+            [t for t in targets if t != "Linear"], num_layers, where, f"config_groups.{name}.targets")
+        for c in comps - ignored:
+            out[c] = fmt
+        if fmt in ("w4a16", "fp8-block"):
+            sizes.add(size)
+    if len(sizes) > 1:
+        raise _refuse(where, "config_groups", sorted(sizes), "one group/block size across groups")
+    fmts = ", ".join(sorted(set(out.values())))
+    return DeclaredWeights(method="compressed-tensors", component_weights=out, group_size=sizes.pop() if sizes else 128,
+                           description=f"compressed-tensors {qc.get('format', '')} ({fmts})".replace(" ()", ""))
+
+
+READERS = {"fp8": _fp8, "mxfp4": _mxfp4, "bitsandbytes": _bitsandbytes, "modelopt": _modelopt,
+           "compressed-tensors": _compressed_tensors}
+
+
+def declared_weights(qc: Any, num_layers: int, where: str) -> DeclaredWeights:
+    """A config's quantization_config -> the format of each component as shipped; refuses what it cannot price."""
+    if not isinstance(qc, dict):
+        raise InputError(f"{where}: {FIELD} must be an object, got {type(qc).__name__}")
+    method = qc.get("quant_method")
+    if method in ("awq", "gptq"):
+        return _int4(method, qc, num_layers, where)
+    if method in READERS:
+        return READERS[method](qc, num_layers, where)
+    accepted = ", ".join(sorted(("awq", "gptq") + tuple(READERS)))
+    raise InputError(f"{where}: {FIELD}.quant_method = {method!r} is not priced (never priced as 16-bit); accepted: {accepted}")

@@ -1,0 +1,138 @@
+"""Declared quantisation (quantization_config): checkpoints priced as shipped, hand-computed; refusals name the field."""
+import json
+
+import pytest
+from conftest import FIXTURES, tiny_llama
+from typer.testing import CliRunner
+
+from oomplan.cli.app import app
+from oomplan.errors import InputError
+from oomplan.families import parse_hf_config
+from oomplan.memory.weights import weights_budget
+from oomplan.specs.plan import Plan
+
+GPT_OSS_QC = {  # https://huggingface.co/openai/gpt-oss-20b/blob/main/config.json
+    "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
+    "quant_method": "mxfp4",
+}
+
+
+def _mixtral(**qc):
+    cfg = tiny_llama(model_type="mixtral", architectures=["MixtralForCausalLM"], num_local_experts=4, num_experts_per_tok=2)
+    if qc:
+        cfg["quantization_config"] = qc
+    return parse_hf_config(cfg, "tiny-mixtral", "test")
+
+
+def _llama(**qc):
+    return parse_hf_config(tiny_llama(quantization_config=qc), "tiny", "test")
+
+
+def test_deepseek_v3_fp8_block_checkpoint_priced_as_shipped():
+    raw = json.loads((FIXTURES / "configs" / "deepseek-v3-fp8.json").read_text())
+    m = parse_hf_config(raw, "deepseek-v3-fp8", "test")
+    assert m.declared_weights.method == "fp8" and m.declared_weights.group_size == 128
+    b = weights_budget(m, Plan()).by_component
+    # 58 MoE layers x 256 experts x 3 matrices of 2048 x 7168 e4m3 + an fp32 scale per 128x128 block (16 x 56)
+    assert b.experts == 58 * 256 * 3 * (2048 * 7168 + 4 * 16 * 56)
+    # dense MLP: 3 layers x 3 x [18432, 7168]; shared expert: 58 layers x 3 x [2048, 7168]
+    assert b.mlp == 3 * 3 * (18432 * 7168 + 4 * 144 * 56) + 58 * 3 * (2048 * 7168 + 4 * 16 * 56)
+    bf16 = weights_budget(m, Plan(weights="bf16")).by_component
+    assert (b.embedding, b.lm_head, b.router, b.norm) == (bf16.embedding, bf16.lm_head, bf16.router, bf16.norm)
+    assert b.total < 0.52 * bf16.total  # about one byte per parameter, not two
+
+
+def test_gpt_oss_mxfp4_block_on_a_mixtral_shaped_config():
+    m = _mixtral(**GPT_OSS_QC)
+    assert m.declared_weights.component_weights == {"experts": "mxfp4"}
+    b, bf16 = weights_budget(m, Plan()).by_component, weights_budget(m, Plan(weights="bf16")).by_component
+    # 2 layers x 4 experts x (gate, up [128, 64]: 2 blocks of 32 per row; down [64, 128]: 4 blocks), 17 bytes a block
+    assert b.experts == 2 * 4 * (2 * 128 * 2 * 17 + 64 * 4 * 17)
+    assert (b.attention, b.router, b.embedding, b.lm_head) == (bf16.attention, bf16.router, bf16.embedding, bf16.lm_head)
+
+
+def test_awq_and_gptq_configs():
+    awq = _llama(quant_method="awq", bits=4, group_size=32, zero_point=True, version="gemm")
+    b = weights_budget(awq, Plan()).by_component
+    # q_proj [64, 64], group 32: 2048 packed + 2 groups x 64 rows x fp16 scale + int4 zeros; 2 layers
+    q = 64 * 64 // 2 + 2 * 64 * 2 + 2 * 64 // 2
+    k = 16 * 64 // 2 + 2 * 16 * 2 + 2 * 16 // 2
+    assert b.attention == 2 * (2 * q + 2 * k)  # q, o [64, 64]; k, v [16, 64]
+    assert b.lm_head == 1000 * 64 * 2  # lm_head stays 16-bit
+    gptq = _llama(quant_method="gptq", bits=4, group_size=32, desc_act=True, sym=True, lm_head=False)
+    assert gptq.declared_weights.component_weights["mlp"] == "gptq"
+    g = weights_budget(gptq, Plan()).by_component
+    assert g.attention == b.attention + 2 * 4 * 64 * 4  # + g_idx: one int32 per input channel of 4 matrices
+
+
+def test_compressed_tensors_w4a16_and_fp8_dynamic():
+    w4a16 = _llama(quant_method="compressed-tensors", format="pack-quantized", ignore=["lm_head"], config_groups={
+        "group_0": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 32, "symmetric": True}}})
+    b = weights_budget(w4a16, Plan()).by_component
+    # q_proj [64, 64]: int4 packed, 16-bit scale per 32 inputs, int64[2] weight_shape; no zero points
+    q, k = 64 * 64 // 2 + 64 * 2 * 2 + 16, 16 * 64 // 2 + 16 * 2 * 2 + 16
+    assert b.attention == 2 * (2 * q + 2 * k) and b.lm_head == 1000 * 64 * 2
+    fp8 = _llama(quant_method="compressed-tensors", format="float-quantized", ignore=["lm_head"], config_groups={
+        "group_0": {"targets": ["Linear"], "weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}})
+    # per layer: gate, up [128, 64] and down [64, 128] e4m3 with one fp32 scale per output channel
+    assert weights_budget(fp8, Plan()).by_component.mlp == 2 * (2 * (128 * 64 + 128 * 4) + (64 * 128 + 64 * 4))
+
+
+def test_nvfp4_and_bitsandbytes():
+    nv = _llama(quant_method="modelopt", quant_algo="NVFP4", group_size=16, exclude_modules=["lm_head"])
+    assert weights_budget(nv, Plan()).by_component.attention == 2 * (2 * (64 * 4 * 9 + 8) + 2 * (16 * 4 * 9 + 8))
+    bnb = _llama(quant_method="bitsandbytes", load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True)
+    assert bnb.declared_weights.component_weights["attention"] == "nf4"
+    with pytest.raises(InputError, match="quantization_config.bnb_4bit_quant_type = 'fp4'"):
+        _llama(quant_method="bitsandbytes", load_in_4bit=True, bnb_4bit_quant_type="fp4")
+
+
+@pytest.mark.parametrize("qc,message", [
+    ({"quant_method": "hqq"}, "quantization_config.quant_method = 'hqq' is not priced"),
+    ({}, "quantization_config.quant_method = None is not priced"),
+    ({"quant_method": "awq", "bits": 3, "group_size": 128}, "quantization_config.bits = 3"),
+    ({"quant_method": "fp8", "weight_block_size": [128, 64]}, "quantization_config.weight_block_size"),
+    ({"quant_method": "fp8", "modules_to_not_convert": ["model.layers.0.mlp"]}, "keeps mlp 16-bit in 1 of 2 layers"),
+    ({"quant_method": "fp8", "modules_to_not_convert": ["model.layers.*.self_attn.q_proj"]}, "cannot map to a whole component"),
+])
+def test_unpriceable_configs_are_refused_naming_the_field(qc, message):
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        _llama(**qc)
+
+
+def test_every_layer_named_counts_as_the_whole_component():
+    m = _mixtral(quant_method="fp8", weight_block_size=[128, 128], modules_to_not_convert=["model.layers.0.mlp.gate", "model.layers.1.mlp.gate", "lm_head"])
+    assert "router" not in m.declared_weights.component_weights
+
+
+def _config_file(tmp_path, qc):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_llama(quantization_config=qc)))
+    return str(path)
+
+
+def test_cli_unknown_method_exits_2_naming_the_field(tmp_path):
+    r = CliRunner().invoke(app, ["estimate", _config_file(tmp_path, {"quant_method": "eetq"}), "--gpu", "h100"])
+    assert r.exit_code == 2 and "quantization_config.quant_method = 'eetq' is not priced" in r.stderr
+
+
+def test_cli_as_shipped_note_and_weights_override(tmp_path):
+    path = _config_file(tmp_path, {"quant_method": "fp8", "weight_block_size": [128, 128]})
+    r = CliRunner().invoke(app, ["estimate", path, "--gpu", "h100", "--json"])
+    out = json.loads(r.stdout)
+    assert out["plan"]["declared_weights"]["method"] == "fp8"
+    # lm_head stays 16-bit (transformers' quantizers keep the output embedding); a dense model has no experts to price
+    assert out["plan"]["resolved_component_weights"] == {"attention": "fp8-block", "mlp": "fp8-block", "experts": "fp8-block"}
+    assert any("priced as shipped" in n for n in out["notes"])
+    r = CliRunner().invoke(app, ["estimate", path, "--gpu", "h100", "--weights", "awq", "--json"])
+    assert any("--weights awq overrides the checkpoint's declared" in n for n in json.loads(r.stdout)["notes"])
+
+
+def test_declared_mxfp4_before_blackwell_says_what_the_runtime_does():
+    from oomplan.memory.validate import plan_warnings
+    from oomplan.profiles import load_gpu
+    from oomplan.specs.plan import Workload
+    m = _mixtral(**GPT_OSS_QC)
+    hopper = plan_warnings(m, load_gpu("h100"), Workload(ctx_tokens=4096), Plan())
+    assert any("has no native mxfp4" in w and "get_mxfp4_backend" in w for w in hopper)
+    assert not any("mxfp4" in w for w in plan_warnings(m, load_gpu("b200"), Workload(ctx_tokens=4096), Plan()))
