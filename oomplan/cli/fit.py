@@ -59,6 +59,7 @@ def fit_command(
     kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="Fix the KV dtype instead of searching it."),
     dms: bool = typer.Option(True, "--dms/--no-dms", help="Search DMS ratios (need a DMS-retrofitted checkpoint)."),
     emulated_fp8: bool = typer.Option(False, "--allow-emulated-fp8", help="Also try fp8 on cards without fp8 tensor cores."),
+    show_all: bool = typer.Option(False, "--all", help="Also show dominated plans (more pipeline stages or offload for no gain)."),
     attention: str = typer.Option("sdpa", "--attention", help="sdpa or eager."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the chosen plan to this YAML file."),
     pick: int = typer.Option(1, "--pick", min=1, help="Which ranked plan -o writes."),
@@ -86,7 +87,7 @@ def fit_command(
         max_gpus=max_gpus or gpus or card.num_gpus_per_node, exact_gpus=gpus,
         host_memory_bytes=parse_bytes(host_mem, "--host-mem"), allow_dms=dms, allow_emulated_fp8=emulated_fp8,
         fixed_weights=_choice(weights, WEIGHT_FORMATS, "--weights", WEIGHT_ALIASES),
-        fixed_kv_dtype=_choice(kv_dtype, KV_DTYPES, "--kv-dtype", KV_ALIASES),
+        fixed_kv_dtype=_choice(kv_dtype, KV_DTYPES, "--kv-dtype", KV_ALIASES), keep_dominated=show_all,
     )
     if gpus and max_gpus and gpus > max_gpus:
         raise InputError(f"--gpus {gpus} exceeds --max-gpus {max_gpus}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from oomplan.memory.params import TensorGroup
 from oomplan.units import ceil_div
@@ -15,8 +16,10 @@ class Stage:
     is_last: bool
 
 
+@lru_cache(maxsize=1024)
 def pipeline_stages(num_layers: int, num_stages: int) -> tuple[Stage, ...]:
-    """Even split; the remainder goes to the stages just before the last one.
+    """Even split; the remainder goes to the stages just before the last one. Cached: budgeting a
+    depth-p plan asks for each of its p stages, which must not rebuild the list p times.
 
     vllm/distributed/utils.py get_pp_indices: `partitions[-i] += 1 for i in 2..remaining+1`.
     """

@@ -4,16 +4,20 @@ Uses the memory model's own component functions with caches keyed by the knobs e
 component depends on, so a candidate's total equals `estimate()`'s to the byte
 (tests/unit/test_planner.py checks it). The planner offloads whole decoder layers,
 largest first: its `offload_bytes` is the sum of the k largest layers of the stage.
+Stages of the same shape (`stage_shape`) share one budget, so a deep pipeline costs a few budgets, not one per stage.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import accumulate
 
 from oomplan.memory.activations import activation_budget
 from oomplan.memory.kv_cache import kv_budget
 from oomplan.memory.layout import Stage, pipeline_stages
 from oomplan.memory.overhead import overhead_budget
+from oomplan.memory.params import inventory
 from oomplan.memory.weights import dense_dtype, stage_weights, weight_key
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
@@ -45,6 +49,34 @@ class StageTotal:
         return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.overhead_bytes
 
 
+def stage_shape(model: ModelSpec, stage: Stage) -> tuple:
+    """What one stage's budget depends on: first/last, and how many of its layers are of each
+    (tensor inventory, attention kind). Stages of one shape have identical budgets, so a depth-p
+    pipeline of a uniform model costs at most four budgets, not p."""
+    kinds = _layer_signatures(model)
+    return (stage.is_first, stage.is_last, tuple(sorted(Counter(kinds[i] for i in stage.layer_indices).items())))
+
+
+@lru_cache(maxsize=64)
+def _layer_signatures(model: ModelSpec) -> tuple[tuple[str, str], ...]:
+    kind = {i: k.name for k in inventory(model).layer_kinds for i in k.layer_indices}
+    return tuple((kind[i], model.layer_attention[i]) for i in range(model.num_layers))
+
+
+@dataclass(frozen=True)
+class Depth:
+    """One pipeline depth: its stages, and for each stage the index of the first one of its shape."""
+
+    stages: tuple[Stage, ...]
+    representative: tuple[int, ...]  # stage -> first stage of the same shape
+    distinct: tuple[int, ...]  # the representatives, in order
+
+
+# Workload-dependent caches (KV, activations) are dropped past this many entries: --ctx max and
+# --batch max probe many workloads, and memory must not grow with the number of probes.
+MAX_WORKLOAD_ENTRIES = 20_000
+
+
 @dataclass
 class Evaluator:
     """Memoises each component by the knobs it depends on (plain dicts: the hot path)."""
@@ -52,17 +84,24 @@ class Evaluator:
     model: ModelSpec
     gpu: GpuSpec
     num_evaluated: int = 0
-    _stages: dict = field(default_factory=dict)
+    _depths: dict = field(default_factory=dict)
     _w: dict = field(default_factory=dict)
     _kv: dict = field(default_factory=dict)
     _act: dict = field(default_factory=dict)
 
+    def depth(self, pp: int) -> Depth:
+        if pp not in self._depths:
+            stages = pipeline_stages(self.model.num_layers, pp)
+            first: dict[tuple, int] = {}
+            rep = tuple(first.setdefault(stage_shape(self.model, st), st.index) for st in stages)
+            self._depths[pp] = Depth(stages, rep, tuple(sorted(set(rep))))
+        return self._depths[pp]
+
     def stages(self, pp: int) -> tuple[Stage, ...]:
-        if pp not in self._stages:
-            self._stages[pp] = pipeline_stages(self.model.num_layers, pp)
-        return self._stages[pp]
+        return self.depth(pp).stages
 
     def weights(self, plan: Plan, stage: int) -> StageWeights:
+        stage = self.depth(plan.pipeline_parallel).representative[stage]
         key = (plan.weights, plan.weight_group_size, plan.quantize_embeddings, plan.tensor_parallel,
                plan.pipeline_parallel, plan.expert_parallel, stage)
         if key not in self._w:
@@ -75,6 +114,8 @@ class Evaluator:
         key = (plan.kv_dtype, plan.dms_ratio, plan.dms_window_tokens, plan.paged, plan.block_size,
                plan.tensor_parallel, plan.pipeline_parallel, stage, workload.ctx_tokens, workload.batch_size)
         if key not in self._kv:
+            if len(self._kv) >= MAX_WORKLOAD_ENTRIES:
+                self._kv.clear()
             st = self.stages(plan.pipeline_parallel)[stage]
             self._kv[key] = kv_budget(self.model, plan, workload.ctx_tokens, workload.batch_size, st).bytes
         return self._kv[key]
@@ -85,6 +126,8 @@ class Evaluator:
         key = (dtype, plan.kv_dtype, plan.tensor_parallel, plan.attention, plan.prefill_chunk_tokens, plan.logits,
                plan.pipeline_parallel, stage, workload.ctx_tokens, workload.batch_size)
         if key not in self._act:
+            if len(self._act) >= MAX_WORKLOAD_ENTRIES:
+                self._act.clear()
             num_sliding = sum(self.model.layer_attention[i] == "sliding" for i in st.layer_indices)
             budget = activation_budget(self.model, plan, workload.ctx_tokens, workload.batch_size, DTYPE_BYTES[dtype],
                                        st.is_last, num_sliding, fp16=dtype == "fp16")
@@ -94,6 +137,7 @@ class Evaluator:
     def stage_total(self, plan: Plan, workload: Workload, stage: int, offload_bytes: int | None = None) -> StageTotal:
         """Exactly estimate()'s numbers for one stage; `offload_bytes` overrides the plan's."""
         self.num_evaluated += 1
+        stage = self.depth(plan.pipeline_parallel).representative[stage]
         w = self.weights(plan, stage)
         asked = plan.offload_bytes if offload_bytes is None else offload_bytes
         offloaded = min(asked, w.largest_first_prefix[-1])  # only decoder layers go to CPU memory
@@ -102,3 +146,13 @@ class Evaluator:
         act = self.activation_bytes(plan, workload, stage)
         overhead = overhead_budget(self.gpu, weights + kv + act, plan.num_gpus).total
         return StageTotal(weights, kv, act, overhead, offloaded, w.expert_bytes)
+
+    def all_stages(self, plan: Plan, workload: Workload) -> tuple[StageTotal, ...]:
+        """Every stage of the plan, each distinct shape budgeted once."""
+        d = self.depth(plan.pipeline_parallel)
+        done = {s: self.stage_total(plan, workload, s) for s in d.distinct}
+        return tuple(done[r] for r in d.representative)
+
+    def worst_total_bytes(self, plan: Plan, workload: Workload) -> int:
+        """The busiest stage's total: whether the plan fits."""
+        return max(self.stage_total(plan, workload, s).total_bytes for s in self.depth(plan.pipeline_parallel).distinct)

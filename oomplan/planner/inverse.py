@@ -1,74 +1,136 @@
 """Inverse questions by exact search: the longest context, or the most sequences, that fit.
 
 Memory never decreases with context or batch (KV, activations and logits all grow or stay),
-so a binary search over whole KV blocks (or tokens, for contiguous KV) is exact.
+so a search over whole KV blocks (or tokens, for contiguous KV) is exact. The search
+interpolates on the busiest stage's margin (memory is close to linear in tokens, so it lands
+within a block in a few probes) and bisects every other step, so it never takes more than twice
+binary search's probes.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from oomplan.planner.evaluate import Evaluator
-from oomplan.planner.search import SearchResult, base_plans, evaluate, make_candidate, signature, sort_key
+from oomplan.planner.search import (
+    Candidate, SearchResult, drop_dominated, evaluate, make_candidate, num_base_plans, plan_groups, signature, sort_key,
+)
 from oomplan.specs.plan import Plan, Workload
 
 
+def margin_bytes(ev: Evaluator, plan: Plan, workload: Workload) -> int:
+    """The busiest stage's total minus the card's memory: <= 0 fits."""
+    return ev.worst_total_bytes(plan, workload) - ev.gpu.memory_bytes
+
+
 def fits(ev: Evaluator, plan: Plan, workload: Workload) -> bool:
-    cap = ev.gpu.memory_bytes
-    return all(ev.stage_total(plan, workload, s).total_bytes <= cap for s in range(plan.pipeline_parallel))
+    return margin_bytes(ev, plan, workload) <= 0
 
 
-def _largest(ok, lo: int, hi: int) -> int:
-    """Largest n in [lo, hi] with ok(n), given ok is monotone (true then false); lo - 1 when none."""
-    if not ok(lo):
+def largest_fitting(margin: Callable[[int], int], lo: int, hi: int, start: int | None = None) -> int:
+    """Largest n in [lo, hi] with margin(n) <= 0, given margin never decreases; lo - 1 when none.
+
+    `start` (a value known to be a good guess, e.g. the answer one pipeline stage shallower) is tried
+    first. Then regula falsi on the margin, alternating with bisection whenever a step fails to halve
+    the interval: exact, and a handful of probes when memory is close to linear in n.
+    """
+    m_lo = margin(lo)
+    if m_lo > 0:
         return lo - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if ok(mid):
-            lo = mid
+    m_hi = margin(hi)
+    if m_hi <= 0:
+        return hi
+    if start is not None and lo < start < hi:
+        m = margin(start)
+        if m <= 0:
+            lo, m_lo = start, m
         else:
-            hi = mid - 1
+            hi, m_hi = start, m
+    bisect = False
+    while hi - lo > 1:  # margin(lo) <= 0 < margin(hi)
+        if bisect:
+            mid = (lo + hi) // 2
+        else:
+            mid = lo + (hi - lo) * -m_lo // (m_hi - m_lo)
+            mid = min(max(mid, lo + 1), hi - 1)
+        width = hi - lo
+        m = margin(mid)
+        if m <= 0:
+            lo, m_lo = mid, m
+        else:
+            hi, m_hi = mid, m
+        bisect = not bisect and (hi - lo) * 2 > width
     return lo
 
 
-def max_ctx_tokens(ev: Evaluator, plan: Plan, batch_size: int, limit_tokens: int) -> int:
+def max_ctx_tokens(ev: Evaluator, plan: Plan, batch_size: int, limit_tokens: int, start_tokens: int | None = None) -> int:
     """Longest context (a whole number of KV blocks when paged) that fits; 0 when none does."""
     step = plan.block_size if plan.paged else 1
 
-    def ok(units: int) -> bool:
-        return fits(ev, plan, Workload(ctx_tokens=units * step, batch_size=batch_size))
+    def margin(units: int) -> int:
+        return margin_bytes(ev, plan, Workload.model_construct(ctx_tokens=units * step, batch_size=batch_size, engine="hf"))
 
-    return max(0, _largest(ok, 1, limit_tokens // step)) * step
+    start = start_tokens // step if start_tokens else None
+    return max(0, largest_fitting(margin, 1, limit_tokens // step, start)) * step
 
 
-def max_batch_size(ev: Evaluator, plan: Plan, ctx_tokens: int, limit: int = 1 << 16) -> int:
+def max_batch_size(ev: Evaluator, plan: Plan, ctx_tokens: int, limit: int = 1 << 16, start: int | None = None) -> int:
     """Most concurrent sequences of ctx_tokens that fit; 0 when not even one does."""
 
-    def ok(batch: int) -> bool:
-        return fits(ev, plan, Workload(ctx_tokens=ctx_tokens, batch_size=batch))
+    def margin(batch: int) -> int:
+        return margin_bytes(ev, plan, Workload.model_construct(ctx_tokens=ctx_tokens, batch_size=batch, engine="hf"))
 
-    return max(0, _largest(ok, 1, limit))
+    return max(0, largest_fitting(margin, 1, limit, start))
 
 
 def search_max(model, gpu, workload: Workload, limits, objective: str, what: str, limit: int,
-               attention="sdpa", logits="last"):
+               attention="sdpa", logits="last") -> SearchResult:
     """`fit --ctx max` / `--batch max`: each plan at its own largest ctx (or batch), ranked.
 
     Plans are taken without offload here: offload trades speed for capacity and is searched by `fit`.
+    Dominance: a deeper pipeline of the same knobs that reaches no further than a shallower one is
+    skipped (more GPUs, no gain), and once a set of knobs reaches `limit` no deeper pipeline is tried,
+    unless `limits.keep_dominated` (fit --all).
     """
     ev = Evaluator(model, gpu)
-    found, considered = [], 0
-    for plan in base_plans(model, gpu, limits, attention, logits):
-        considered += 1
-        if what == "ctx":
-            best = max_ctx_tokens(ev, plan, workload.batch_size, limit)
-            at = Workload(ctx_tokens=best, batch_size=workload.batch_size) if best else None
-        else:
-            best = max_batch_size(ev, plan, workload.ctx_tokens, limit)
-            at = Workload(ctx_tokens=workload.ctx_tokens, batch_size=best) if best else None
-        if at is not None:
-            found.append(make_candidate(ev, plan, at, evaluate(ev, plan, at)))
+    found: list[tuple[tuple, Candidate]] = []
+    dominated = 0
+    for group in plan_groups(model, gpu, limits, attention, logits):
+        reached = 0
+        for position, (order, _, make) in enumerate(group):
+            plan = make()
+            if what == "ctx":
+                best = max_ctx_tokens(ev, plan, workload.batch_size, limit, reached or None)
+                at = Workload(ctx_tokens=best, batch_size=workload.batch_size) if best else None
+            else:
+                best = max_batch_size(ev, plan, workload.ctx_tokens, limit, reached or None)
+                at = Workload(ctx_tokens=workload.ctx_tokens, batch_size=best) if best else None
+            if at is None:
+                continue
+            if best <= reached and not limits.keep_dominated:
+                dominated += 1
+                continue
+            reached = max(reached, best)
+            found.append((order, make_candidate(ev, plan, at, evaluate(ev, plan, at))))
+            if best >= _reach_limit(plan, limit, what) and not limits.keep_dominated:
+                dominated += len(group) - position - 1
+                break
     reach = (lambda c: c.workload.ctx_tokens) if what == "ctx" else (lambda c: c.workload.batch_size)
-    best: dict[tuple, object] = {}
-    for c in found:  # per signature, the variant that reaches furthest
-        if signature(c) not in best or reach(c) > reach(best[signature(c)]):
-            best[signature(c)] = c
-    ranked = sorted(best.values(), key=lambda c: (sort_key(c, objective), -reach(c)))
-    return SearchResult(model, gpu, workload, objective, tuple(ranked), considered, ev.num_evaluated, len(found), None)
+    best_of: dict[tuple, tuple[tuple, Candidate]] = {}
+    for order, c in sorted(found, key=lambda x: x[0]):  # per signature, the variant that reaches furthest
+        key = signature(c)
+        if key not in best_of or reach(c) > reach(best_of[key][1]):
+            best_of[key] = (order, c)
+    ranked = [c for _, c in sorted(best_of.values(), key=lambda x: (sort_key(x[1], objective), -reach(x[1]), x[0]))]
+    if not limits.keep_dominated:
+        kept = drop_dominated(ranked, reach)
+        dominated, ranked = dominated + len(ranked) - len(kept), kept
+    return SearchResult(model, gpu, workload, objective, tuple(ranked), num_base_plans(model, gpu, limits),
+                        ev.num_evaluated, len(found), None, dominated)
+
+
+def _reach_limit(plan: Plan, limit: int, what: str) -> int:
+    """The largest value the search can return for this plan (whole blocks for a paged context)."""
+    if what == "ctx" and plan.paged:
+        return limit // plan.block_size * plan.block_size
+    return limit
+

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from itertools import product
 from typing import Literal
 
 from oomplan.planner.evaluate import Evaluator, StageTotal
@@ -56,46 +58,80 @@ class SearchResult:
     workload: Workload
     objective: str
     plans: tuple[Candidate, ...]  # fitting, ranked, one per distinct choice of lossy knobs/GPUs/offload
-    num_considered: int  # the whole space, every offload depth included
-    num_evaluated: int  # budgets actually computed (dominated offload depths are skipped exactly)
+    num_considered: int  # the whole space, every offload depth and pipeline depth included
+    num_evaluated: int  # budgets actually computed (dominated offload and pipeline depths are skipped exactly)
     num_fitting: int
     closest: Candidate | None  # smallest per-GPU total among those that do not fit
+    num_dominated: int = 0  # plans not shown: a shallower pipeline of the same knobs already fits (--all shows them)
+
+
+def significant(x: float) -> float:
+    """x to 9 significant digits: speeds summed over stages in another order differ in the last
+    bits, and such noise must not rank a 16-GPU plan above the identical 8-GPU one."""
+    return float(f"{x:.9g}")
 
 
 def sort_key(c: Candidate, objective: str) -> tuple:
     """quality: fewest and mildest lossy choices (worst grade, sum of grades, count), then GPUs, then speed."""
     q = c.quality
     quality = (q.grade, sum(x.grade for x in q.choices), len(q.choices))
-    tps = c.speed.decode_tokens_per_s
+    tps = significant(c.speed.decode_tokens_per_s)
     if objective == "throughput":
         return (-tps, *quality, c.num_gpus)
     if objective == "gpus":
         return (c.num_gpus, *quality, -tps)
     if objective == "cost":
-        return (c.gpu_hours_per_million_tokens, *quality)
+        return (significant(c.gpu_hours_per_million_tokens), *quality, c.num_gpus)
     return (*quality, c.num_gpus, -tps)
 
 
-def base_plans(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits, attention: Attention, logits: Logits):
-    """Every candidate before offload, in a fixed order (so ties rank deterministically)."""
+def knob_sets(gpu: GpuSpec, limits: SearchLimits) -> tuple[tuple, ...]:
+    """(weights, kv dtype, DMS ratio, (paged, block), prefill chunk) in the fixed search order."""
+    return tuple(product(weight_formats(gpu, limits), kv_dtypes(gpu, limits), dms_ratios(limits), ALLOCATIONS, PREFILL_CHUNKS))
+
+
+def plan_groups(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits, attention: Attention, logits: Logits):
+    """Every candidate before offload, grouped by (TP, knobs) with pipeline depths ascending.
+
+    Yields lists of (order, pp, make) where `make()` builds the Plan (plans are built only when
+    reached) and `order` is the candidate's place in the plain enumeration (TP, PP, knobs),
+    which breaks ranking ties deterministically.
+    """
     defaults = Plan().model_dump()
-    for tp, pp in parallel_layouts(model, gpu, limits):
-        for weights in weight_formats(gpu, limits):
-            for kv in kv_dtypes(gpu, limits):
-                for dms in dms_ratios(limits):
-                    for paged, block in ALLOCATIONS:
-                        for chunk in PREFILL_CHUNKS:
-                            yield Plan.model_construct(
-                                **defaults | dict(
-                                    weights=weights, kv_dtype=kv, dms_ratio=dms, paged=paged, block_size=block,
-                                    tensor_parallel=tp, pipeline_parallel=pp, prefill_chunk_tokens=chunk,
-                                    attention=attention, logits=logits,
-                                )
-                            )
+    by_tp: dict[int, list[tuple[int, int]]] = {}
+    for index, (tp, pp) in enumerate(parallel_layouts(model, gpu, limits)):
+        by_tp.setdefault(tp, []).append((index, pp))
+    for tp, depths in by_tp.items():
+        for k, (weights, kv, dms, (paged, block), chunk) in enumerate(knob_sets(gpu, limits)):
+            fields = defaults | dict(weights=weights, kv_dtype=kv, dms_ratio=dms, paged=paged, block_size=block,
+                                     tensor_parallel=tp, prefill_chunk_tokens=chunk, attention=attention, logits=logits)
+            yield [((index, k), pp, partial(_make_plan, fields, pp)) for index, pp in depths]
+
+
+def _make_plan(fields: dict, pp: int) -> Plan:
+    return Plan.model_construct(**fields | {"pipeline_parallel": pp})
+
+
+def base_plans(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits, attention: Attention, logits: Logits):
+    """Every candidate before offload, in the plain enumeration order."""
+    flat = [(order, make) for group in plan_groups(model, gpu, limits, attention, logits) for order, _, make in group]
+    for _, make in sorted(flat, key=lambda x: x[0]):
+        yield make()
+
+
+def space_size(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits) -> int:
+    """Candidates in the whole space: a single-stage plan also stands for each of its offload depths."""
+    layouts = parallel_layouts(model, gpu, limits)
+    return len(knob_sets(gpu, limits)) * sum(model.num_layers + 1 if pp == 1 else 1 for _, pp in layouts)
+
+
+def num_base_plans(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits) -> int:
+    """Candidates before offload: layouts x knob sets."""
+    return len(knob_sets(gpu, limits)) * len(parallel_layouts(model, gpu, limits))
 
 
 def evaluate(ev: Evaluator, plan: Plan, workload: Workload) -> tuple[StageTotal, ...]:
-    return tuple(ev.stage_total(plan, workload, s) for s in range(plan.pipeline_parallel))
+    return ev.all_stages(plan, workload)
 
 
 def min_offload_layers(ev: Evaluator, plan: Plan, workload: Workload, capacity: int) -> int | None:
@@ -130,28 +166,41 @@ def with_offload(plan: Plan, ev: Evaluator, layers: int) -> Plan:
 
 def search(model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLimits, objective: str = "quality",
            attention: Attention = "sdpa", logits: Logits = "last") -> SearchResult:
+    """Every plan that fits, ranked. Dominance (docs/memory-model.md, "What the search skips"): once
+    a set of knobs fits at pipeline depth p without offload, deeper pipelines of the same knobs use
+    more GPUs for the same quality, no faster decode and no faster prefill, so they are not
+    evaluated unless `limits.keep_dominated` (fit --all)."""
     ev = Evaluator(model, gpu)
-    capacity, fitting, considered = gpu.memory_bytes, [], 0
+    capacity, fitting, dominated = gpu.memory_bytes, [], 0
     closest: tuple[int, Plan, tuple[StageTotal, ...]] | None = None
-    for plan in base_plans(model, gpu, limits, attention, logits):
-        stages = evaluate(ev, plan, workload)
-        single = plan.pipeline_parallel == 1
-        considered += (len(ev.weights(plan, 0).largest_first_prefix) if single else 1)
-        worst = max(s.total_bytes for s in stages)
-        if worst <= capacity:
-            fitting.append((plan, stages))
-            continue
-        if closest is None or worst < closest[0]:
-            closest = (worst, plan, stages)
-        layers = min_offload_layers(ev, plan, workload, capacity) if single else None
-        if layers is not None:
-            offloaded = with_offload(plan, ev, layers)
-            staged = evaluate(ev, offloaded, workload)
-            if staged[0].offloaded_bytes * plan.tensor_parallel <= limits.host_memory_bytes:
-                fitting.append((offloaded, staged))
-    ranked = sorted((make_candidate(ev, p, workload, s) for p, s in fitting), key=lambda c: sort_key(c, objective))
+    for group in plan_groups(model, gpu, limits, attention, logits):
+        for position, (order, pp, make) in enumerate(group):
+            plan = make()
+            stages = evaluate(ev, plan, workload)
+            worst = max(s.total_bytes for s in stages)
+            if worst <= capacity:
+                fitting.append((order, plan, stages))
+                if not limits.keep_dominated:
+                    dominated += len(group) - position - 1
+                    break
+                continue
+            if closest is None or worst < closest[0]:
+                closest = (worst, plan, stages)
+            layers = min_offload_layers(ev, plan, workload, capacity) if pp == 1 else None
+            if layers is not None:
+                offloaded = with_offload(plan, ev, layers)
+                staged = evaluate(ev, offloaded, workload)
+                if staged[0].offloaded_bytes * plan.tensor_parallel <= limits.host_memory_bytes:
+                    fitting.append((order, offloaded, staged))
+    made = [(order, make_candidate(ev, p, workload, s)) for order, p, s in fitting]
+    ranked = [c for _, c in sorted(made, key=lambda x: (sort_key(x[1], objective), x[0]))]
     near = make_candidate(ev, closest[1], workload, closest[2]) if closest else None
-    return SearchResult(model, gpu, workload, objective, tuple(dedupe(ranked)), considered, ev.num_evaluated, len(ranked), near)
+    rows = dedupe(ranked)
+    if not limits.keep_dominated:
+        kept = drop_dominated(rows)
+        dominated, rows = dominated + len(rows) - len(kept), kept
+    return SearchResult(model, gpu, workload, objective, tuple(rows), space_size(model, gpu, limits),
+                        ev.num_evaluated, len(ranked), near, dominated)
 
 
 def signature(c: Candidate) -> tuple:
@@ -168,3 +217,29 @@ def dedupe(ranked: list[Candidate]) -> list[Candidate]:
             seen.add(key)
             out.append(c)
     return out
+
+
+def lossy_knobs(c: Candidate) -> tuple:
+    """What a plan gives up, and its TP group: plans equal here differ only in stages, offload or allocation."""
+    p = c.plan
+    return (p.weights, p.kv_dtype, p.dms_ratio, p.tensor_parallel)
+
+
+def drop_dominated(rows: list[Candidate], reach=None) -> list[Candidate]:
+    """The dominance rule (docs/memory-model.md): a row is dominated when a row with the same lossy knobs
+    and TP has fewer pipeline stages and no offload, and (with `reach`, for --ctx/--batch max) reaches
+    at least as far; a row with offload is dominated by the same knobs fitting without it. Such a row
+    costs more GPUs (or streams weights over the host link) for the same quality and no speed."""
+    shallow: dict[tuple, list[Candidate]] = {}
+    for c in rows:
+        if not c.plan.offload_bytes:
+            shallow.setdefault(lossy_knobs(c), []).append(c)
+
+    def dominated(c: Candidate) -> bool:
+        for d in shallow.get(lossy_knobs(c), ()):
+            fewer = d.plan.pipeline_parallel < c.plan.pipeline_parallel or (c.plan.offload_bytes and d.plan.pipeline_parallel == 1)
+            if fewer and (reach is None or reach(d) >= reach(c)):
+                return True
+        return False
+
+    return [c for c in rows if not dominated(c)]

@@ -26,6 +26,7 @@ class SearchLimits:
     allow_emulated_fp8: bool = False
     fixed_weights: str | None = None
     fixed_kv_dtype: str | None = None
+    keep_dominated: bool = False  # fit --all: also deeper pipelines of plans that already fit
 
 
 def runs_natively(fmt: str, gpu: GpuSpec) -> bool:

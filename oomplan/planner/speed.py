@@ -67,6 +67,8 @@ def compute_flops_per_s(model: ModelSpec, gpu: GpuSpec, plan: Plan) -> float:
 
 def speed_estimate(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan, stages: list[StageTraffic]) -> SpeedEstimate:
     step = decode_step_s(model, gpu, workload.batch_size, stages)
-    prefill = prefill_flops(model, workload) / (compute_flops_per_s(model, gpu, plan) * plan.num_gpus)
+    # The stages of a pipeline run one after another on a prompt (transformers/accelerate device_map
+    # dispatch: one device computes at a time), so only the TP group's GPUs share a stage's FLOPs.
+    prefill = prefill_flops(model, workload) / (compute_flops_per_s(model, gpu, plan) * plan.tensor_parallel)
     offload_s = sum(s.offloaded_bytes for s in stages) / gpu.host_link.bandwidth_bytes_per_s
     return SpeedEstimate(step, workload.batch_size / step if step else float("inf"), prefill + offload_s)

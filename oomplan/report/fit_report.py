@@ -64,8 +64,10 @@ def quality_legend(result: SearchResult, top: int) -> list[str]:
 
 def search_summary(result: SearchResult, top: int) -> str:
     shown = min(top, len(result.plans))
+    hidden = (f"; {result.num_dominated:,} dominated (more stages or offload for no gain) not shown, --all shows them"
+              if result.num_dominated else "")
     return (f"searched {result.num_considered:,} candidate plans ({result.num_evaluated:,} budgets computed), "
-            f"{result.num_fitting:,} fit; {len(result.plans):,} distinct, showing {shown}")
+            f"{result.num_fitting:,} fit; {len(result.plans):,} distinct, showing {shown}{hidden}")
 
 
 def diagnosis_lines(result: SearchResult, d: Diagnosis) -> list[str]:
@@ -119,5 +121,6 @@ def fit_json(result: SearchResult, top: int) -> dict[str, Any]:
         "num_considered": result.num_considered,
         "num_evaluated": result.num_evaluated,
         "num_fitting": result.num_fitting,
+        "num_dominated": result.num_dominated,
         "plans": [candidate_json(c, result.model) for c in result.plans[:top]],
     }
