@@ -1,7 +1,12 @@
-"""Wall time of the planning CLI, as a user sees it (fresh processes), and search sizes.
+"""Wall and CPU time of the planning CLI as a user sees it (fresh processes), search sizes, and the
+ratios issue #16 targets, all measured side by side in one run.
 
-Targets (issues #2, #3): `oomplan estimate llama-3-70b --gpu a100-40g --ctx 32k` under 0.5 s,
-`oomplan fit llama-3-70b --gpu a100-40g --ctx 32k` under 0.5 s with >= 20,000 candidates.
+Targets: issues #2/#3 — `estimate` and `fit llama-3-70b --gpu a100-40g --ctx 32k` under 0.5 s with
+>= 20,000 candidates; issue #16 — `estimate` <= 1.3x the bare import of the dependencies
+(`import pydantic, typer, rich, yaml`); with 405B on H100s `fit --max-gpus 512` <= 3x one `estimate`
+and `fit --ctx max --max-gpus 256` <= 5x one `estimate`; peak memory flat in --max-gpus.
+Ratios use CPU seconds (user + sys of the child): on a shared machine wall time mostly measures
+the neighbours.
 
 Usage: python benchmarks/cli_speed.py [--runs 7] [--out benchmarks/results/cli_speed.md]
 """
@@ -24,23 +29,40 @@ COMMANDS = [
     ["fit", "deepseek-v3", "--gpu", "h200", "--ctx", "32k"],
     ["fit", "llama-3-8b", "--gpu", "a100-40g", "--ctx", "max"],
 ]
-
+BARE = [sys.executable, "-c", "import pydantic, typer, rich, yaml"]
+ESTIMATE_405B = ["estimate", "llama-3.1-405b", "--gpu", "h100", "--ctx", "32k", "--tp", "8", "--pp", "2"]
+FIT_405B = ["fit", "llama-3.1-405b", "--gpu", "h100", "--ctx", "32k", "--max-gpus"]
+CTX_MAX_405B = ["fit", "llama-3.1-405b", "--gpu", "h100", "--ctx", "max", "--max-gpus"]
+BATCH_MAX_405B = ["fit", "llama-3.1-405b", "--gpu", "h100", "--ctx", "32k", "--batch", "max", "--max-gpus"]
 
 # As installed oomplan runs: Python caches bytecode (this workplace sets PYTHONDONTWRITEBYTECODE,
 # which would recompile every module on every run); the warm-up run writes the cache.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def wall_s(args: list[str]) -> float:
+def oomplan(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "oomplan", *args]
+
+
+def run(argv: list[str]) -> tuple[float, float, int]:
+    """(wall s, CPU s, peak RSS KiB) of one fresh process."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "oomplan", *args], capture_output=True, check=False, env=ENV)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def median_run(argv: list[str], runs: int) -> tuple[float, float, int]:
+    run(argv)  # warm the page cache and the bytecode
+    samples = [run(argv) for _ in range(runs)]
+    return (statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples), max(s[2] for s in samples))
 
 
 def search_size(args: list[str]) -> str:
     if args[0] != "fit":
         return "-"
-    out = subprocess.run([sys.executable, "-m", "oomplan", *args, "--json"], capture_output=True, text=True, check=False, env=ENV)
+    out = subprocess.run(oomplan([*args, "--json"]), capture_output=True, text=True, check=False, env=ENV)
     data = json.loads(out.stdout)
     return f"{data['num_considered']:,} considered / {data['num_evaluated']:,} computed / {data['num_fitting']:,} fit"
 
@@ -52,18 +74,47 @@ def main() -> None:
     opts = parser.parse_args()
     rows = []
     for args in COMMANDS:
-        wall_s(args)  # warm the page cache
-        times = [wall_s(args) for _ in range(opts.runs)]
-        rows.append((" ".join(["oomplan", *args]), statistics.median(times), max(times), search_size(args)))
+        wall, cpu, _ = median_run(oomplan(args), opts.runs)
+        rows.append((" ".join(["oomplan", *args]), wall, cpu, search_size(args)))
+    bare = median_run(BARE, opts.runs)
+    est = median_run(oomplan(ESTIMATE_405B), opts.runs)
+    fit512 = median_run(oomplan([*FIT_405B, "512"]), opts.runs)
+    ctx256 = median_run(oomplan([*CTX_MAX_405B, "256"]), opts.runs)
+    scale = [(n, median_run(oomplan([*FIT_405B, str(n)]), 3), median_run(oomplan([*CTX_MAX_405B, str(n)]), 3)) for n in (64, 256, 1024)]
+    batch512 = median_run(oomplan([*BATCH_MAX_405B, "512"]), 3)
+    ratios = [
+        ("`oomplan estimate` (405B, TP8 x PP2) / bare `import pydantic, typer, rich, yaml`", est[1] / bare[1], "<= 1.3"),
+        ("`fit 405B --gpu h100 --ctx 32k --max-gpus 512` / one estimate", fit512[1] / est[1], "<= 3"),
+        ("`fit 405B --gpu h100 --ctx max --max-gpus 256` / one estimate", ctx256[1] / est[1], "<= 5"),
+    ]
     lines = [
-        f"# CLI wall time ({opts.runs} fresh processes each, median and max)",
+        f"# CLI speed ({opts.runs} fresh processes each, medians)",
         "",
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}, "
-        f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; bytecode cached (a warm-up run first).",
+        f"{os.cpu_count()} cores (shared); bytecode cached (a warm-up run first). CPU s = user + sys of the process.",
         "",
-        "| command | median s | max s | search |",
+        "## Ratios (issue #16), measured side by side in this run",
+        "",
+        "| ratio | measured (CPU) | target |",
+        "|---|---:|---:|",
+        *[f"| {name} | {value:.2f}x | {target} |" for name, value, target in ratios],
+        "",
+        f"Bare dependency import: {bare[1]:.3f} CPU s ({bare[0]:.3f} s wall); one estimate: {est[1]:.3f} CPU s ({est[0]:.3f} s wall).",
+        "",
+        "## Scaling in --max-gpus (405B on H100, ctx 32k; 3 runs each)",
+        "",
+        "| --max-gpus | fit CPU s | fit peak RSS MiB | fit --ctx max CPU s | --ctx max peak RSS MiB |",
+        "|---:|---:|---:|---:|---:|",
+        *[f"| {n} | {f[1]:.2f} | {f[2] / 1024:.0f} | {c[1]:.2f} | {c[2] / 1024:.0f} |" for n, f, c in scale],
+        "",
+        f"`fit 405B --gpu h100 --ctx 32k --batch max --max-gpus 512`: {batch512[1]:.2f} CPU s, {batch512[2] / 1024:.0f} MiB peak.",
+        "",
+        "## Commands",
+        "",
+        "| command | median wall s | median CPU s | search |",
         "|---|---:|---:|---|",
-    ] + [f"| `{cmd}` | {med:.3f} | {worst:.3f} | {size} |" for cmd, med, worst, size in rows]
+        *[f"| `{cmd}` | {wall:.3f} | {cpu:.3f} | {size} |" for cmd, wall, cpu, size in rows],
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if opts.out:

@@ -97,6 +97,13 @@ class Evaluator:
             self._depths[pp] = Depth(stages, rep, tuple(sorted(set(rep))))
         return self._depths[pp]
 
+    def _num_sliding(self, st: Stage) -> int:
+        key = ("sliding", st.layer_indices[0] if st.layer_indices else -1, len(st.layer_indices))
+        n = self._w.get(key)
+        if n is None:
+            n = self._w[key] = sum(self.model.layer_attention[i] == "sliding" for i in st.layer_indices)
+        return n
+
     def stages(self, pp: int) -> tuple[Stage, ...]:
         return self.depth(pp).stages
 
@@ -111,28 +118,38 @@ class Evaluator:
         return self._w[key]
 
     def kv_bytes(self, plan: Plan, workload: Workload, stage: int) -> int:
+        return self._kv_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
+
+    def _kv_bytes(self, plan: Plan, ctx_tokens: int, batch_size: int, stage: int) -> int:
+        """kv_budget(...).bytes; it is per_layer x batch x tokens, so one sequence's bytes times the batch, exactly."""
         key = (plan.kv_dtype, plan.dms_ratio, plan.dms_window_tokens, plan.paged, plan.block_size,
-               plan.tensor_parallel, plan.pipeline_parallel, stage, workload.ctx_tokens, workload.batch_size)
-        if key not in self._kv:
+               plan.tensor_parallel, plan.pipeline_parallel, stage, ctx_tokens)
+        per_sequence = self._kv.get(key)
+        if per_sequence is None:
             if len(self._kv) >= MAX_WORKLOAD_ENTRIES:
                 self._kv.clear()
             st = self.stages(plan.pipeline_parallel)[stage]
-            self._kv[key] = kv_budget(self.model, plan, workload.ctx_tokens, workload.batch_size, st).bytes
-        return self._kv[key]
+            per_sequence = self._kv[key] = kv_budget(self.model, plan, ctx_tokens, 1, st).bytes
+        return per_sequence * batch_size
 
     def activation_bytes(self, plan: Plan, workload: Workload, stage: int) -> int:
-        st = self.stages(plan.pipeline_parallel)[stage]
+        return self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
+
+    def _activation_bytes(self, plan: Plan, ctx_tokens: int, batch_size: int, stage: int) -> int:
         dtype = dense_dtype(self.model, plan)
+        st = self.stages(plan.pipeline_parallel)[stage]
+        num_sliding = self._num_sliding(st)
+        # activation_budget sees a stage only as (is_last, num_sliding): one entry serves every depth
         key = (dtype, plan.kv_dtype, plan.tensor_parallel, plan.attention, plan.prefill_chunk_tokens, plan.logits,
-               plan.pipeline_parallel, stage, workload.ctx_tokens, workload.batch_size)
-        if key not in self._act:
+               st.is_last, num_sliding, ctx_tokens, batch_size)
+        peak = self._act.get(key)
+        if peak is None:
             if len(self._act) >= MAX_WORKLOAD_ENTRIES:
                 self._act.clear()
-            num_sliding = sum(self.model.layer_attention[i] == "sliding" for i in st.layer_indices)
-            budget = activation_budget(self.model, plan, workload.ctx_tokens, workload.batch_size, DTYPE_BYTES[dtype],
+            budget = activation_budget(self.model, plan, ctx_tokens, batch_size, DTYPE_BYTES[dtype],
                                        st.is_last, num_sliding, fp16=dtype == "fp16")
-            self._act[key] = budget.peak_bytes
-        return self._act[key]
+            peak = self._act[key] = budget.peak_bytes
+        return peak
 
     def stage_total(self, plan: Plan, workload: Workload, stage: int, offload_bytes: int | None = None) -> StageTotal:
         """Exactly estimate()'s numbers for one stage; `offload_bytes` overrides the plan's."""
@@ -142,8 +159,8 @@ class Evaluator:
         asked = plan.offload_bytes if offload_bytes is None else offload_bytes
         offloaded = min(asked, w.largest_first_prefix[-1])  # only decoder layers go to CPU memory
         weights = w.total_bytes - offloaded + (w.max_layer_bytes if offloaded else 0)
-        kv = self.kv_bytes(plan, workload, stage)
-        act = self.activation_bytes(plan, workload, stage)
+        kv = self._kv_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
+        act = self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
         overhead = overhead_budget(self.gpu, weights + kv + act, plan.num_gpus).total
         return StageTotal(weights, kv, act, overhead, offloaded, w.expert_bytes)
 
@@ -155,4 +172,17 @@ class Evaluator:
 
     def worst_total_bytes(self, plan: Plan, workload: Workload) -> int:
         """The busiest stage's total: whether the plan fits."""
-        return max(self.stage_total(plan, workload, s).total_bytes for s in self.depth(plan.pipeline_parallel).distinct)
+        return self.worst_total_at(plan, workload.ctx_tokens, workload.batch_size)
+
+    def worst_total_at(self, plan: Plan, ctx_tokens: int, batch_size: int) -> int:
+        """worst_total_bytes from plain numbers (the --ctx/--batch max hot path)."""
+        if plan.offload_bytes:
+            workload = Workload.model_construct(ctx_tokens=ctx_tokens, batch_size=batch_size, engine="hf")
+            return max(self.stage_total(plan, workload, s).total_bytes for s in self.depth(plan.pipeline_parallel).distinct)
+        worst = 0
+        for stage in self.depth(plan.pipeline_parallel).distinct:
+            self.num_evaluated += 1
+            weights = self.weights(plan, stage).total_bytes
+            tensors = weights + self._kv_bytes(plan, ctx_tokens, batch_size, stage) + self._activation_bytes(plan, ctx_tokens, batch_size, stage)
+            worst = max(worst, tensors + overhead_budget(self.gpu, tensors, plan.num_gpus).total)
+        return worst

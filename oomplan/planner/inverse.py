@@ -67,7 +67,7 @@ def max_ctx_tokens(ev: Evaluator, plan: Plan, batch_size: int, limit_tokens: int
     step = plan.block_size if plan.paged else 1
 
     def margin(units: int) -> int:
-        return margin_bytes(ev, plan, Workload.model_construct(ctx_tokens=units * step, batch_size=batch_size, engine="hf"))
+        return ev.worst_total_at(plan, units * step, batch_size) - ev.gpu.memory_bytes
 
     start = start_tokens // step if start_tokens else None
     return max(0, largest_fitting(margin, 1, limit_tokens // step, start)) * step
@@ -77,7 +77,7 @@ def max_batch_size(ev: Evaluator, plan: Plan, ctx_tokens: int, limit: int = 1 <<
     """Most concurrent sequences of ctx_tokens that fit; 0 when not even one does."""
 
     def margin(batch: int) -> int:
-        return margin_bytes(ev, plan, Workload.model_construct(ctx_tokens=ctx_tokens, batch_size=batch, engine="hf"))
+        return ev.worst_total_at(plan, ctx_tokens, batch) - ev.gpu.memory_bytes
 
     return max(0, largest_fitting(margin, 1, limit, start))
 
@@ -94,24 +94,41 @@ def search_max(model, gpu, workload: Workload, limits, objective: str, what: str
     ev = Evaluator(model, gpu)
     found: list[tuple[tuple, Candidate]] = []
     dominated = 0
+
+    def reach_of(plan: Plan, start: int | None) -> int:
+        if what == "ctx":
+            return max_ctx_tokens(ev, plan, workload.batch_size, limit, start)
+        return max_batch_size(ev, plan, workload.ctx_tokens, limit, start)
+
+    def beats(plan: Plan, best: int) -> bool:
+        """Whether the plan reaches past `best`: it fits at the next value it can hold (monotone)."""
+        step = plan.block_size if what == "ctx" and plan.paged else 1
+        nxt = (best // step + 1) * step
+        if nxt > limit:
+            return False
+        ctx, batch = (nxt, workload.batch_size) if what == "ctx" else (workload.ctx_tokens, nxt)
+        return ev.worst_total_at(plan, ctx, batch) <= ev.gpu.memory_bytes
+
     for group in plan_groups(model, gpu, limits, attention, logits):
-        reached = 0
-        for position, (order, _, make) in enumerate(group):
-            plan = make()
-            if what == "ctx":
-                best = max_ctx_tokens(ev, plan, workload.batch_size, limit, reached or None)
-                at = Workload(ctx_tokens=best, batch_size=workload.batch_size) if best else None
-            else:
-                best = max_batch_size(ev, plan, workload.ctx_tokens, limit, reached or None)
-                at = Workload(ctx_tokens=workload.ctx_tokens, batch_size=best) if best else None
-            if at is None:
+        reached = 0  # the furthest a shallower pipeline of these knobs reached
+        for position, depth in enumerate(group):
+            best, chosen = 0, None
+            for order, _, make in depth:  # allocation/chunking variants: the row shows the one reaching furthest
+                plan = make()
+                if limits.keep_dominated or best == 0 or beats(plan, best):
+                    value = reach_of(plan, best or reached or None)
+                    if value and limits.keep_dominated:
+                        found.append((order, _candidate(ev, plan, workload, what, value)))
+                    if value > best:
+                        best, chosen = value, (order, plan)
+            if chosen is None or limits.keep_dominated:
                 continue
-            if best <= reached and not limits.keep_dominated:
+            if best <= reached:
                 dominated += 1
                 continue
-            reached = max(reached, best)
-            found.append((order, make_candidate(ev, plan, at, evaluate(ev, plan, at))))
-            if best >= _reach_limit(plan, limit, what) and not limits.keep_dominated:
+            reached = best
+            found.append((chosen[0], _candidate(ev, chosen[1], workload, what, best)))
+            if best >= limit:
                 dominated += len(group) - position - 1
                 break
     reach = (lambda c: c.workload.ctx_tokens) if what == "ctx" else (lambda c: c.workload.batch_size)
@@ -128,9 +145,7 @@ def search_max(model, gpu, workload: Workload, limits, objective: str, what: str
                         ev.num_evaluated, len(found), None, dominated)
 
 
-def _reach_limit(plan: Plan, limit: int, what: str) -> int:
-    """The largest value the search can return for this plan (whole blocks for a paged context)."""
-    if what == "ctx" and plan.paged:
-        return limit // plan.block_size * plan.block_size
-    return limit
+def _candidate(ev: Evaluator, plan: Plan, workload: Workload, what: str, value: int) -> Candidate:
+    at = Workload(ctx_tokens=value, batch_size=workload.batch_size) if what == "ctx" else Workload(ctx_tokens=workload.ctx_tokens, batch_size=value)
+    return make_candidate(ev, plan, at, evaluate(ev, plan, at))
 

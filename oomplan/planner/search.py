@@ -91,30 +91,37 @@ def knob_sets(gpu: GpuSpec, limits: SearchLimits) -> tuple[tuple, ...]:
 
 
 def plan_groups(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits, attention: Attention, logits: Logits):
-    """Every candidate before offload, grouped by (TP, knobs) with pipeline depths ascending.
-
-    Yields lists of (order, pp, make) where `make()` builds the Plan (plans are built only when
-    reached) and `order` is the candidate's place in the plain enumeration (TP, PP, knobs),
-    which breaks ranking ties deterministically.
+    """Every candidate before offload, grouped by lossy knobs and TP (weights, KV dtype, DMS, TP):
+    each group a list of pipeline depths, ascending, each depth a list of its allocation/chunking
+    variants as (order, pp, make). `make()` builds the Plan (plans are built only when reached);
+    `order` is the candidate's place in the plain enumeration (TP, PP, knobs), which breaks
+    ranking ties deterministically.
     """
     defaults = Plan().model_dump()
     by_tp: dict[int, list[tuple[int, int]]] = {}
     for index, (tp, pp) in enumerate(parallel_layouts(model, gpu, limits)):
         by_tp.setdefault(tp, []).append((index, pp))
+    knobs = knob_sets(gpu, limits)
+    lossy: dict[tuple, list[tuple[int, tuple]]] = {}
+    for k, (weights, kv, dms, allocation, chunk) in enumerate(knobs):
+        lossy.setdefault((weights, kv, dms), []).append((k, (allocation, chunk)))
     for tp, depths in by_tp.items():
-        for k, (weights, kv, dms, (paged, block), chunk) in enumerate(knob_sets(gpu, limits)):
-            fields = defaults | dict(weights=weights, kv_dtype=kv, dms_ratio=dms, paged=paged, block_size=block,
-                                     tensor_parallel=tp, prefill_chunk_tokens=chunk, attention=attention, logits=logits)
-            yield [((index, k), pp, partial(_make_plan, fields, pp)) for index, pp in depths]
-
-
-def _make_plan(fields: dict, pp: int) -> Plan:
-    return Plan.model_construct(**fields | {"pipeline_parallel": pp})
+        for (weights, kv, dms), variants in lossy.items():
+            group = []
+            for index, pp in depths:
+                depth = []
+                for k, ((paged, block), chunk) in variants:
+                    fields = defaults | dict(weights=weights, kv_dtype=kv, dms_ratio=dms, paged=paged, block_size=block,
+                                             tensor_parallel=tp, pipeline_parallel=pp, prefill_chunk_tokens=chunk,
+                                             attention=attention, logits=logits)
+                    depth.append(((index, k), pp, partial(Plan.model_construct, **fields)))
+                group.append(depth)
+            yield group
 
 
 def base_plans(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits, attention: Attention, logits: Logits):
     """Every candidate before offload, in the plain enumeration order."""
-    flat = [(order, make) for group in plan_groups(model, gpu, limits, attention, logits) for order, _, make in group]
+    flat = [(order, make) for group in plan_groups(model, gpu, limits, attention, logits) for depth in group for order, _, make in depth]
     for _, make in sorted(flat, key=lambda x: x[0]):
         yield make()
 
@@ -174,24 +181,27 @@ def search(model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLim
     capacity, fitting, dominated = gpu.memory_bytes, [], 0
     closest: tuple[int, Plan, tuple[StageTotal, ...]] | None = None
     for group in plan_groups(model, gpu, limits, attention, logits):
-        for position, (order, pp, make) in enumerate(group):
-            plan = make()
-            stages = evaluate(ev, plan, workload)
-            worst = max(s.total_bytes for s in stages)
-            if worst <= capacity:
-                fitting.append((order, plan, stages))
-                if not limits.keep_dominated:
-                    dominated += len(group) - position - 1
-                    break
-                continue
-            if closest is None or worst < closest[0]:
-                closest = (worst, plan, stages)
-            layers = min_offload_layers(ev, plan, workload, capacity) if pp == 1 else None
-            if layers is not None:
-                offloaded = with_offload(plan, ev, layers)
-                staged = evaluate(ev, offloaded, workload)
-                if staged[0].offloaded_bytes * plan.tensor_parallel <= limits.host_memory_bytes:
-                    fitting.append((order, offloaded, staged))
+        for position, depth in enumerate(group):
+            fits_here = False
+            for order, pp, make in depth:
+                plan = make()
+                stages = evaluate(ev, plan, workload)
+                worst = max(s.total_bytes for s in stages)
+                if worst <= capacity:
+                    fitting.append((order, plan, stages))
+                    fits_here = True
+                    continue
+                if closest is None or worst < closest[0]:
+                    closest = (worst, plan, stages)
+                layers = min_offload_layers(ev, plan, workload, capacity) if pp == 1 else None
+                if layers is not None:
+                    offloaded = with_offload(plan, ev, layers)
+                    staged = evaluate(ev, offloaded, workload)
+                    if staged[0].offloaded_bytes * plan.tensor_parallel <= limits.host_memory_bytes:
+                        fitting.append((order, offloaded, staged))
+            if fits_here and not limits.keep_dominated:
+                dominated += len(group) - position - 1
+                break
     made = [(order, make_candidate(ev, p, workload, s)) for order, p, s in fitting]
     ranked = [c for _, c in sorted(made, key=lambda x: (sort_key(x[1], objective), x[0]))]
     near = make_candidate(ev, closest[1], workload, closest[2]) if closest else None
