@@ -51,16 +51,16 @@ class StageTotal:
 
 def stage_shape(model: ModelSpec, stage: Stage) -> tuple:
     """What one stage's budget depends on: first/last, and how many of its layers are of each
-    (tensor inventory, attention kind). Stages of one shape have identical budgets, so a depth-p
-    pipeline of a uniform model costs at most four budgets, not p."""
+    (tensor inventory, per-layer structure). Stages of one shape have identical budgets, so a
+    depth-p pipeline of a uniform model costs at most four budgets, not p."""
     kinds = _layer_signatures(model)
-    return (stage.is_first, stage.is_last, tuple(sorted(Counter(kinds[i] for i in stage.layer_indices).items())))
+    return (stage.is_first, stage.is_last, frozenset(Counter(kinds[i] for i in stage.layer_indices).items()))
 
 
 @lru_cache(maxsize=64)
-def _layer_signatures(model: ModelSpec) -> tuple[tuple[str, str], ...]:
+def _layer_signatures(model: ModelSpec) -> tuple[tuple, ...]:
     kind = {i: k.name for k in inventory(model).layer_kinds for i in k.layer_indices}
-    return tuple((kind[i], model.layer_attention[i]) for i in range(model.num_layers))
+    return tuple((kind[i], model.layers[i]) for i in range(model.num_layers))
 
 
 @dataclass(frozen=True)
