@@ -50,9 +50,16 @@ class Engine(Protocol):
     def plan_summary(self, plan: Plan, model: ModelSpec) -> str | None:
         """The plan's knobs as the engine spells them ('Q4_K_M · KV q8_0'); None: the planner's own summary."""
 
+    def plan_variants(self, model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, options: EngineOptions) -> tuple[Plan, ...]:
+        """Further plans fit --engine tries for this one (llama.cpp: the fewest MoE layers with experts on the CPU)."""
+
 
 def _no_summary(plan: Plan, model: ModelSpec) -> str | None:
     return None
+
+
+def _no_variants(model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, options: EngineOptions) -> tuple[Plan, ...]:
+    return ()
 
 
 def _profile_model(launch: EngineLaunch) -> ModelSpec:
@@ -76,3 +83,5 @@ class EngineModel:
     resolve_model: Callable[[EngineLaunch], ModelSpec] = _profile_model
     plan_summary: Callable[[Plan, ModelSpec], "str | None"] = _no_summary
     aliases: tuple[str, ...] = ()
+    # More plans fit --engine should try for a plan (llama.cpp: MoE experts on the CPU), built from the workload
+    plan_variants: Callable[[ModelSpec, GpuSpec, Plan, Workload, EngineOptions], "tuple[Plan, ...]"] = _no_variants

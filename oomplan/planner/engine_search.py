@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from oomplan.engines.options import EngineOptions
+from oomplan.engines.protocol import Engine
 from oomplan.engines.registry import get_engine
 from oomplan.engines.result import EnginePrediction
 from oomplan.errors import InputError
@@ -52,11 +53,22 @@ def engine_plans(engine: str, model: ModelSpec, gpu: GpuSpec, limits: SearchLimi
                 yield Plan.model_validate(dict(weights=w, kv_dtype=kv, tensor_parallel=tp, pipeline_parallel=pp))
 
 
+def _with_variants(e: Engine, model: ModelSpec, gpu: GpuSpec, plans: Iterator[Plan], workload: Workload,
+                   opts: EngineOptions) -> Iterator[Plan]:
+    """Each plan, then the engine's variants of it (llama.cpp: MoE experts on the CPU)."""
+    for plan in plans:
+        yield plan
+        try:
+            yield from e.plan_variants(model, gpu, plan, workload, opts)
+        except InputError:
+            continue
+
+
 def rank_key(c: EngineCandidate, objective: str) -> tuple:
     q = c.quality
     quality = (q.grade, sum(x.grade for x in q.choices), len(q.choices))
     partial = int(dict(c.prediction.settings).get("-ngl", c.prediction.model.num_layers + 1)) <= c.prediction.model.num_layers
-    rest = (partial, -c.prediction.max_concurrency)
+    rest = (partial, c.plan.moe_layers_on_cpu, -c.prediction.max_concurrency)  # experts on the CPU decode slower
     return (c.num_gpus, *quality, *rest) if objective == "gpus" else (*quality, c.num_gpus, *rest)
 
 
@@ -70,7 +82,7 @@ def engine_search(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workloa
     fitting: list[EngineCandidate] = []
     closest: EngineCandidate | None = None
     considered, e = 0, get_engine(engine)
-    for plan in engine_plans(engine, model, gpu, limits):
+    for plan in _with_variants(e, model, gpu, engine_plans(engine, model, gpu, limits), workload, opts):
         try:
             pred = e.predict(model, gpu, e.settings_for_plan(plan, workload, opts))
         except InputError:

@@ -84,6 +84,8 @@ def vllm(est: Estimate) -> Export:
     else:
         unreal.append("contiguous KV allocation (vLLM always pages the KV cache)")
     parts.append(f"--max-num-batched-tokens {p.prefill_chunk_tokens or est.workload.ctx_tokens}")
+    if p.moe_layers_on_cpu:
+        unreal.append(f"experts of {p.moe_layers_on_cpu} MoE layers on the CPU (vLLM has no expert offload; --cpu-offload-gb streams weights over PCIe instead)")
     if p.offload_bytes:
         parts.append(f"--cpu-offload-gb {math.ceil(p.offload_bytes / GIB)}")
     if p.expert_parallel:
@@ -127,6 +129,8 @@ def llamacpp(est: Estimate) -> Export:
         parts.append("--tensor-split " + ",".join(["1"] * p.num_gpus))
     if p.prefill_chunk_tokens:
         parts.append(f"-ub {p.prefill_chunk_tokens}")
+    if p.moe_layers_on_cpu:
+        parts.append(f"--n-cpu-moe {p.moe_layers_on_cpu}")
     unreal, notes = _dms(est, "llama.cpp"), []
     if formats.get(w).engine("llamacpp").nearest:
         notes.append(f"GGUF has no {w}: {gguf} is the nearest type and its bits per weight differ; re-plan with oomplan estimate --engine llamacpp")

@@ -42,6 +42,8 @@ class Plan(Strict):
     pipeline_parallel: int = Field(default=1, ge=1, le=1024)
     expert_parallel: bool = Field(default=False, description="split routed experts across the TP group instead of slicing each")
     offload_bytes: int = Field(default=0, ge=0, description="weights kept in CPU memory (per GPU) and streamed in")
+    moe_layers_on_cpu: int = Field(default=0, ge=0, le=100_000, description="MoE layers whose routed experts stay in host "
+                                   "memory and run on the CPU (llama.cpp --n-cpu-moe N); attention, shared experts, router on the GPU")
     attention: Attention = "sdpa"
     prefill_chunk_tokens: int | None = Field(default=None, ge=1, description="None: the whole prompt in one forward pass")
     logits: Logits = Field(default="last", description="last: logits for the last position only, as generate() does")

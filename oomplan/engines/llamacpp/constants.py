@@ -17,6 +17,7 @@ class LlamaCppConstants(Strict):
     default_ctx_tokens: int
     ctx_padding_tokens: int
     default_ubatch_tokens: int
+    host_memory_bandwidth_bytes_per_s: float
     fit_margin_bytes: int
     compute_scratch_rows: int
     flash_attn_head_dims: tuple[int, ...]

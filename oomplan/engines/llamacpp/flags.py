@@ -8,6 +8,8 @@ from pathlib import PurePath
 from oomplan import formats
 from oomplan.engines.cmdline import Converter, OptionalValue, build_settings, choice, layers_value, on_off, parse_int, read_flags, text_value
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
+from oomplan.engines.llamacpp.split import fit_n_cpu_moe, fit_n_gpu_layers
+from oomplan.specs.hardware import GpuSpec
 from oomplan.engines.options import EngineOptions
 from oomplan.engines.protocol import EngineLaunch
 from oomplan.errors import InputError
@@ -16,6 +18,16 @@ from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
 
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+def _override_tensor(text: str, flag: str) -> int:
+    """-ot PATTERN=BUFFER: only the every-layer expert pattern to the CPU is modelled ("exps=CPU",
+    ".ffn_.*_exps.=CPU"), i.e. --cpu-moe (-1)."""
+    pattern, _, buffer = text.rpartition("=")
+    if buffer.upper() == "CPU" and "exps" in pattern and "blk" not in pattern:
+        return -1
+    raise InputError(f"{flag}: {text!r} is not modelled; accepted: an expert pattern to the CPU such as exps=CPU "
+                     "(or use --n-cpu-moe N)")
+
+
 FLAGS: dict[str, tuple[str, Converter]] = {
     "-m": ("model", text_value), "--model": ("model", text_value), "-hf": ("hf_repo", text_value), "--hf-repo": ("hf_repo", text_value),
     "-ngl": ("n_gpu_layers", layers_value), "--gpu-layers": ("n_gpu_layers", layers_value), "--n-gpu-layers": ("n_gpu_layers", layers_value),
@@ -24,6 +36,8 @@ FLAGS: dict[str, tuple[str, Converter]] = {
     "-ctk": ("cache_type_k", choice(CACHE_TYPES)), "--cache-type-k": ("cache_type_k", choice(CACHE_TYPES)),
     "-ctv": ("cache_type_v", choice(CACHE_TYPES)), "--cache-type-v": ("cache_type_v", choice(CACHE_TYPES)),
     "-ub": ("ubatch_tokens", parse_int), "--ubatch-size": ("ubatch_tokens", parse_int), "--fit": ("fit", on_off),
+    "-ncmoe": ("n_cpu_moe", parse_int), "--n-cpu-moe": ("n_cpu_moe", parse_int),
+    "-ot": ("n_cpu_moe", _override_tensor), "--override-tensor": ("n_cpu_moe", _override_tensor),
 }
 SWITCHES = {"-nkvo": "no_kv_offload", "--no-kv-offload": "no_kv_offload", "--swa-full": "swa_full"}
 FLASH_ATTN_VALUES = {"on": "on", "off": "off", "auto": "auto", "1": "on", "0": "off", "true": "on", "false": "off"}
@@ -40,7 +54,12 @@ def _flash_attn(args: list[str], i: int, value: str | None) -> tuple[int, str, A
     return (i + 1, "flash_attn", FLASH_ATTN_VALUES[nxt]) if nxt in FLASH_ATTN_VALUES else (i, "flash_attn", "on")
 
 
-OPTIONAL: dict[str, OptionalValue] = {"-fa": _flash_attn, "--flash-attn": _flash_attn}
+def _cpu_moe(args: list[str], i: int, value: str | None) -> tuple[int, str, Any]:
+    """-cmoe/--cpu-moe (no value): every layer's experts on the CPU."""
+    return i, "n_cpu_moe", -1
+
+
+OPTIONAL: dict[str, OptionalValue] = {"-fa": _flash_attn, "--flash-attn": _flash_attn, "-cmoe": _cpu_moe, "--cpu-moe": _cpu_moe}
 
 GGUF_TYPE = re.compile(r"(?i)(?:^|[-_.])(IQ4_XS|IQ4_NL|Q[2-6]_K_[SML]|Q[2-8]_K|Q[458]_[01]|BF16|F16|F32)(?=$|[-_.])")
 
@@ -97,11 +116,26 @@ def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> Llama
     if kv is None:
         raise InputError(f"--kv-dtype: {plan.kv_dtype!r} is not available in llama.cpp; accepted: {', '.join(GGUF_KV)}")
     return LlamaCppGiven(
-        gguf_type=(o.gguf_type or formats.gguf_type(plan.weights)).upper(), n_gpu_layers=o.n_gpu_layers,
+        gguf_type=(o.gguf_type or formats.gguf_type(plan.weights)).upper(),
         ctx_tokens=workload.ctx_tokens * workload.batch_size, n_parallel=workload.batch_size,
-        cache_type_k=kv, cache_type_v=kv, ubatch_tokens=plan.prefill_chunk_tokens)
+        cache_type_k=kv, cache_type_v=kv, ubatch_tokens=plan.prefill_chunk_tokens, n_cpu_moe=plan.moe_layers_on_cpu,
+        n_gpu_layers=o.n_gpu_layers)
+
+
+def expert_offload_variants(model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, o: EngineOptions) -> tuple[Plan, ...]:
+    """fit --engine llamacpp: for a MoE model that does not fit whole, the plan with the fewest --n-cpu-moe layers
+    that puts every layer on the GPU (split.py fit_n_cpu_moe), when there is one."""
+    if model.moe is None or plan.moe_layers_on_cpu:
+        return ()
+    given = settings_for_plan(plan, workload, o)
+    if fit_n_gpu_layers(model, gpu, given) == model.num_layers + 1:
+        return ()
+    n = fit_n_cpu_moe(model, gpu, given)
+    return (plan.model_copy(update={"moe_layers_on_cpu": n}),) if n else ()
 
 
 def plan_summary(plan: Plan, model: ModelSpec) -> str:
-    """'Q4_K_M · KV q8_0'."""
+    """'Q4_K_M · KV q8_0' (· cpu-moe 12: --n-cpu-moe)."""
+    if plan.moe_layers_on_cpu:
+        return f"{formats.gguf_type(plan.weights)} · KV {GGUF_KV[plan.kv_dtype]} · cpu-moe {plan.moe_layers_on_cpu}"
     return f"{formats.gguf_type(plan.weights)} · KV {GGUF_KV[plan.kv_dtype]}"

@@ -173,6 +173,7 @@ class GgufSizes:
     layer_bytes: tuple[int, ...]  # each repeating layer, in order
     output_bytes: int  # output norm + output (lm_head): 'the output layer', offloaded last
     file_bytes: int  # the tensors in the file (a tied token_embd is loaded twice, stored once)
+    expert_bytes: tuple[int, ...] = ()  # each layer's routed-expert tensors (ffn_*_exps), part of layer_bytes
 
     @property
     def total_bytes(self) -> int:
@@ -181,11 +182,13 @@ class GgufSizes:
 
 
 def gguf_sizes(model: ModelSpec, ftype: str) -> GgufSizes:
-    layers = [0] * model.num_layers
+    layers, experts = [0] * model.num_layers, [0] * model.num_layers
     embd = out = 0
     for t in gguf_tensors(model, ftype):
         if t.layer is not None:
             layers[t.layer] += tensor_bytes(t)
+            if t.name.endswith("_exps"):  # common/common.h LLM_FFN_EXPS_REGEX: ffn_(up|down|gate|gate_up)_(ch|)exps
+                experts[t.layer] += tensor_bytes(t)
         elif t.name == "token_embd":
             embd = tensor_bytes(t)
         else:
@@ -193,4 +196,4 @@ def gguf_sizes(model: ModelSpec, ftype: str) -> GgufSizes:
     file_bytes = embd + sum(layers) + out
     if model.tie_word_embeddings:
         out += embd  # llama-model.cpp: no output.weight -> token_embd loaded again as TENSOR_DUPLICATED
-    return GgufSizes(embd, tuple(layers), out, file_bytes)
+    return GgufSizes(embd, tuple(layers), out, file_bytes, tuple(experts))

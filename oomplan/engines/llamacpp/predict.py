@@ -6,7 +6,9 @@ from dataclasses import replace
 from oomplan.engines.llamacpp.constants import llamacpp_constants
 from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_sizes
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
-from oomplan.engines.llamacpp.split import GpuSplit, fit_n_gpu_layers, flash_attention, gpu_split
+from oomplan.engines.llamacpp.split import (
+    GpuSplit, decode_tokens_per_s, fit_n_cpu_moe, fit_n_gpu_layers, flash_attention, gpu_split,
+)
 from oomplan.engines.result import EnginePrediction, MemoryItem
 from oomplan.memory.params import num_params
 from oomplan.specs.hardware import GpuSpec
@@ -28,7 +30,9 @@ def _items(model: ModelSpec, gpu: GpuSpec, split: GpuSplit, s: LlamaCppGiven) ->
     n = model.num_layers
     return (
         MemoryItem("weights", split.weights_gpu_bytes, f"{s.gguf_type}: {min(split.n_gpu_layers, n)}/{n} layers"
-                   + (" + output layer" if split.n_gpu_layers > n else "") + f"; {format_bytes(split.weights_host_bytes)} on the CPU"),
+                   + (" + output layer" if split.n_gpu_layers > n else "") + f"; {format_bytes(split.weights_host_bytes)} on the CPU"
+                   + (f" (experts of {split.num_cpu_moe_layers} layers: {format_bytes(split.experts_host_bytes)})"
+                      if split.num_cpu_moe_layers else "")),
         MemoryItem("KV cache", split.kv_gpu_bytes, f"{split.kv_cells:,} cells, K {s.cache_type_k}, V {s.cache_type_v}"
                    + (f"; {format_bytes(split.kv_host_bytes)} on the CPU" if split.kv_host_bytes else "")),
         MemoryItem("compute buffer", split.compute_bytes, f"n_ubatch {s.ubatch_tokens or llamacpp_constants().default_ubatch_tokens}, "
@@ -59,6 +63,8 @@ def _fixes(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: GgufSizes) -
         out.append("-ctk q8_0 -ctv q8_0 -fa on")  # every layer fits with an 8-bit cache
     if needs_fa:
         out.append("-fa on")
+    if s.n_cpu_moe >= 0 and (moe := fit_n_cpu_moe(model, gpu, usable, sizes)) is not None and moe > s.n_cpu_moe:
+        out.append(f"-ngl all --n-cpu-moe {moe}")  # attention, shared experts and router stay on the GPU
     return out
 
 
@@ -73,9 +79,18 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> Engine
     settings = (("-m", f"{model.name} {s.gguf_type} ({format_bytes(sizes.file_bytes)})"), ("-ngl", str(split.n_gpu_layers)),
                 ("-c", str(split.kv_cells)), ("-np", str(s.n_parallel)), ("-ctk", s.cache_type_k), ("-ctv", s.cache_type_v),
                 ("-fa", s.flash_attn), ("--fit", "on" if s.fit else "off"))
+    if split.num_cpu_moe_layers:
+        settings += (("--n-cpu-moe", str(split.num_cpu_moe_layers)),)
     notes = [f"GGUF {s.gguf_type}: {format_bytes(sizes.file_bytes)} ({sizes.file_bytes * 8 / num_params(model):.2f} bits per weight)"]
     if split.n_gpu_layers <= model.num_layers:
         notes.append(f"partial offload: {model.num_layers + 1 - split.n_gpu_layers} of {model.num_layers + 1} layers run on the CPU")
+    if split.num_cpu_moe_layers:
+        c = llamacpp_constants()
+        notes.append(f"expert offload: the routed experts of {split.num_cpu_moe_layers} layers ({format_bytes(split.experts_host_bytes)}) "
+                     f"run on the CPU from host RAM; decode about {decode_tokens_per_s(model, gpu, sizes, split, c):.0f} tokens/s "
+                     f"(memory-bound: active experts {model.moe.num_experts_per_token}/{model.moe.num_experts} per token, "
+                     f"host RAM {c.host_memory_bandwidth_bytes_per_s / 1e9:.1f} GB/s assumed, {gpu.display_name} "
+                     f"{gpu.memory_bandwidth_bytes_per_s / 1e9:.0f} GB/s)")
     return EnginePrediction(
         engine="llamacpp", model=model, gpu=gpu, num_gpus=1, settings=settings, items=items, gpu_total_bytes=total,
         kv_pool_bytes=split.kv_gpu_bytes + split.kv_host_bytes, kv_cache_tokens=split.kv_cells, num_kv_blocks=0,

@@ -17,3 +17,4 @@ class LlamaCppGiven:
     fit: bool = True
     no_kv_offload: bool = False
     swa_full: bool = False
+    n_cpu_moe: int = 0  # --n-cpu-moe N: the routed experts of the first N layers stay in host memory (-1: every layer)

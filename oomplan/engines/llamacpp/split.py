@@ -7,7 +7,7 @@ window (unless --swa-full). --fit (on by default) keeps 1024 MiB free per device
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from oomplan.engines.llamacpp.constants import LlamaCppConstants, llamacpp_constants
 from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_sizes, row_bytes
@@ -31,6 +31,8 @@ class GpuSplit:
     kv_host_bytes: int
     compute_bytes: int
     kv_cells: int
+    experts_host_bytes: int = 0  # routed experts kept in host memory by --n-cpu-moe (part of weights_host_bytes)
+    num_cpu_moe_layers: int = 0
 
     @property
     def gpu_bytes(self) -> int:
@@ -93,10 +95,63 @@ def gpu_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, ngl: int) ->
     first, output = max(n - ngl, 0), ngl > n
     cells = ctx_cells(model, s, c)
     kv = [kv_layer_bytes(model, s, cells, i, c) for i in range(n)]
-    w_gpu = sum(sizes.layer_bytes[first:]) + (sizes.output_bytes if output else 0)
+    cpu_moe = cpu_moe_layers(model, s)
+    experts_host = sum(sizes.expert_bytes[first:cpu_moe]) if sizes.expert_bytes else 0  # GPU layers' experts kept on the CPU
+    w_gpu = sum(sizes.layer_bytes[first:]) + (sizes.output_bytes if output else 0) - experts_host
     kv_gpu = 0 if s.no_kv_offload else sum(kv[first:])
     return GpuSplit(ngl, w_gpu, sizes.total_bytes - w_gpu, kv_gpu, sum(kv) - kv_gpu,
-                    compute_buffer_bytes(model, s, cells, c), cells)
+                    compute_buffer_bytes(model, s, cells, c), cells, experts_host, cpu_moe)
+
+
+def cpu_moe_layers(model: ModelSpec, s: LlamaCppGiven) -> int:
+    """common/arg.cpp -ncmoe/--n-cpu-moe N: one CPU buffer override per layer i < N, llm_ffn_exps_block_regex(i)
+    (-cmoe/--cpu-moe and -ot exps=CPU: every layer). 0 for a model without routed experts."""
+    if model.moe is None or s.n_cpu_moe == 0:
+        return 0
+    n = model.num_layers if s.n_cpu_moe < 0 else s.n_cpu_moe
+    if n > model.num_layers:
+        raise InputError(f"--n-cpu-moe: {n} is more than {model.name}'s {model.num_layers} layers")
+    return n
+
+
+def fit_n_cpu_moe(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: GgufSizes | None = None) -> int | None:
+    """The fewest --n-cpu-moe layers with which every layer (-ngl all) leaves --fit's margin free; None when even
+    all experts on the CPU do not fit, or the model has no experts. GPU bytes only fall as N grows: binary search."""
+    if model.moe is None:
+        return None
+    c, sizes = llamacpp_constants(), sizes or gguf_sizes(model, s.gguf_type)
+    budget, n = gpu.memory_bytes - c.fit_margin_bytes, model.num_layers
+
+    def fits(k: int) -> bool:
+        return gpu_split(model, sizes, replace(s, n_cpu_moe=k), n + 1).gpu_bytes <= budget
+    if not fits(n):
+        return None
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fits(mid) else (mid + 1, hi)
+    return lo
+
+
+def decode_tokens_per_s(model: ModelSpec, gpu: GpuSpec, sizes: GgufSizes, split: GpuSplit, c: LlamaCppConstants) -> float:
+    """Memory-bound decode: every dense weight is read once per token, routed experts in the ratio of active to
+    total experts; GPU-resident bytes at the card's bandwidth, host-resident ones (CPU layers, --n-cpu-moe
+    experts, computed by the CPU) at the host RAM bandwidth."""
+    share = model.moe.num_experts_per_token / model.moe.num_experts if model.moe else 1.0
+    experts = sum(sizes.expert_bytes) if sizes.expert_bytes else 0
+    gpu_expert_bytes = experts - split.experts_host_bytes - _cpu_layer_experts(sizes, split)
+    gpu_read = split.weights_gpu_bytes - gpu_expert_bytes * (1 - share)
+    host_experts = split.experts_host_bytes + _cpu_layer_experts(sizes, split)
+    host_read = (split.weights_host_bytes - sizes.token_embd_bytes) - host_experts * (1 - share)
+    seconds = gpu_read / gpu.memory_bandwidth_bytes_per_s + host_read / c.host_memory_bandwidth_bytes_per_s
+    return 1 / seconds if seconds > 0 else 0.0
+
+
+def _cpu_layer_experts(sizes: GgufSizes, split: GpuSplit) -> int:
+    """Experts of the layers -ngl leaves on the CPU."""
+    n = len(sizes.layer_bytes)
+    first = max(n - split.n_gpu_layers, 0)
+    return sum(sizes.expert_bytes[:first]) if sizes.expert_bytes else 0
 
 
 def fit_n_gpu_layers(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: GgufSizes | None = None) -> int | None:

@@ -49,6 +49,9 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> SglangGiven:
+    if plan.moe_layers_on_cpu:
+        raise InputError(f"moe_layers_on_cpu: {plan.moe_layers_on_cpu} is a llama.cpp knob (--n-cpu-moe); SGLang has no "
+                         "expert offload to the CPU (use --engine llamacpp)")
     dtype, quant = formats.served_weights("sglang", plan.weights)
     return SglangGiven(
         tp_size=plan.tensor_parallel, pp_size=plan.pipeline_parallel, dtype=dtype, quantization=quant,

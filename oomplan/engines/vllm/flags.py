@@ -45,6 +45,9 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> VllmGiven:
+    if plan.moe_layers_on_cpu:
+        raise InputError(f"moe_layers_on_cpu: {plan.moe_layers_on_cpu} is a llama.cpp knob (--n-cpu-moe); vLLM has no "
+                         "expert offload to the CPU (use --engine llamacpp)")
     dtype, quant = formats.served_weights("vllm", plan.weights)
     return VllmGiven(
         tensor_parallel=plan.tensor_parallel, pipeline_parallel=plan.pipeline_parallel, dtype=dtype, quantization=quant,
