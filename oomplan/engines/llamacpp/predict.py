@@ -76,7 +76,7 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> Engine
     failures = _failures(model, gpu, s, split, total)
     fixes = _fixes(model, gpu, s, sizes) if failures else []
     per_slot = split.kv_cells // max(1, s.n_parallel)
-    settings = (("-m", f"{model.name} {s.gguf_type} ({format_bytes(sizes.file_bytes)})"), ("-ngl", str(split.n_gpu_layers)),
+    settings: tuple[tuple[str, str], ...] = (("-m", f"{model.name} {s.gguf_type} ({format_bytes(sizes.file_bytes)})"), ("-ngl", str(split.n_gpu_layers)),
                 ("-c", str(split.kv_cells)), ("-np", str(s.n_parallel)), ("-ctk", s.cache_type_k), ("-ctv", s.cache_type_v),
                 ("-fa", s.flash_attn), ("--fit", "on" if s.fit else "off"))
     if split.num_cpu_moe_layers:
@@ -84,7 +84,7 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> Engine
     notes = [f"GGUF {s.gguf_type}: {format_bytes(sizes.file_bytes)} ({sizes.file_bytes * 8 / num_params(model):.2f} bits per weight)"]
     if split.n_gpu_layers <= model.num_layers:
         notes.append(f"partial offload: {model.num_layers + 1 - split.n_gpu_layers} of {model.num_layers + 1} layers run on the CPU")
-    if split.num_cpu_moe_layers:
+    if split.num_cpu_moe_layers and model.moe is not None:
         c = llamacpp_constants()
         notes.append(f"expert offload: the routed experts of {split.num_cpu_moe_layers} layers ({format_bytes(split.experts_host_bytes)}) "
                      f"run on the CPU from host RAM; decode about {decode_tokens_per_s(model, gpu, sizes, split, c):.0f} tokens/s "
