@@ -7,7 +7,9 @@
 # the package index. Each venv is made with --system-site-packages, so it uses this machine's torch
 # (never a fresh torch: `torch==2.13.0` is also passed as a constraint) and test tools; only transformers and
 # what it requires at that version (huggingface-hub, tokenizers) are installed into the venv.
-# Writes benchmarks/results/transformers_range.md (summary) and transformers_range-<version>.log (pytest output).
+# The suite runs in a clone of HEAD (commit first), so the results belong to one commit and edits made
+# meanwhile do not leak in. Writes benchmarks/results/transformers_range.md (summary) and
+# transformers_range-<version>.log (pytest output).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -26,10 +28,11 @@ TORCH=$($PY -c "import torch; print(torch.__version__.split('+')[0])")
 SUMMARY=$RESULTS/transformers_range.md
 TMP=$(mktemp -d /tmp/oomplan-tf-range.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+git clone --quiet "$ROOT" "$TMP/src" || { echo "transformers_range.sh: git clone failed" >&2; exit 3; }
 {
   echo "# The test suite on both ends of the supported transformers range"
   echo
-  echo "Made by \`benchmarks/transformers_range.sh $LOW $HIGH\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' + uncommitted changes')."
+  echo "Made by \`benchmarks/transformers_range.sh $LOW $HIGH\` on $(date -u +%Y-%m-%d), on a clone of commit $(git rev-parse --short HEAD)."
   echo "Python $($PY -c 'import platform; print(platform.python_version())'), torch $TORCH (CPU, this machine's), command \`python -m pytest -q\` (the README's)."
   echo
   echo "| transformers | huggingface-hub | tokenizers | result | wall s |"
@@ -47,7 +50,7 @@ for v in $(printf '%s\n' "$LOW" "$HIGH" | awk '!seen[$0]++'); do
   read -r tf hub tok torch_here <<< "$vers"
   [ "$tf" = "$v" ] && [ "$torch_here" = "$TORCH" ] || { echo "transformers_range.sh: venv has transformers $tf torch $torch_here" >&2; exit 3; }
   start=$(date +%s)
-  (cd "$ROOT" && PYTHONPATH=$ROOT "$venv/bin/python" -m pytest -q -p no:cacheprovider) >> "$log" 2>&1
+  (cd "$TMP/src" && PYTHONPATH=$TMP/src "$venv/bin/python" -m pytest -q -p no:cacheprovider) >> "$log" 2>&1
   rc=$?
   line=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$log" | tail -1 | sed 's/=//g; s/^ *//; s/ *$//')
   echo "| $tf | $hub | $tok | ${line:-exit $rc} | $(( $(date +%s) - start )) |" >> "$SUMMARY.tmp"

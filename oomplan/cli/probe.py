@@ -39,6 +39,8 @@ def run_probe(est: Estimate, device: str, tolerance: str, decode_steps: int, as_
         out.print(probe_table(est, report))
         for knob in report.not_probed:
             out.print(f"not probed (analytic): {knob}")
+        for note in report.notes:
+            out.print(f"note: {note}")
         out.print(report.verdict(), style="green" if report.passed else "bold red")
     return EXIT_OK if report.passed else EXIT_DOES_NOT_FIT
 

@@ -17,6 +17,29 @@ class ComponentCheck:
 
 
 @dataclass(frozen=True)
+class CudaRunRecord:
+    """What a CUDA probe run saw besides the components: versions, kernel, peaks, the cap and its restore."""
+
+    driver: str | None
+    cuda: str | None
+    cudnn: str | None
+    torch: str
+    transformers: str
+    attention_kernel: str  # flash / mem-efficient / cudnn / math / eager, as the dispatcher chose it
+    peak_allocated_bytes: int  # max_memory_allocated
+    peak_reserved_bytes: int  # max_memory_reserved
+    context_bytes: int  # this process's memory outside the caching allocator (CUDA context, libraries), after the run
+    other_processes_bytes: int | None  # other processes' memory on the card at the start (None: NVML could not tell)
+    unrealised_bytes: int  # what the probe builds that the plan does not hold (16-bit for quantised weights, ...)
+    nccl_bytes: int  # TP: NCCL buffers the single-process probe does not allocate (counted analytically)
+    allocator_cap_bytes: int  # the allocator's limit standing for the plan's card
+    fraction: float  # set_per_process_memory_fraction during the run
+    previous_fraction: float  # before the run, restored after it
+    fraction_after: float
+    allocated_after_bytes: int  # allocated once the model and cache were released
+
+
+@dataclass(frozen=True)
 class ProbeReport:
     device: str  # "meta" or the CUDA device name
     versions: str
@@ -25,6 +48,8 @@ class ProbeReport:
     not_probed: tuple[str, ...]  # knobs left to the analytic model
     oom_at: str | None  # "prefill chunk 2" etc. when the CUDA probe ran out of memory
     fits_capacity: bool  # measured (plus the analytic deltas of what was not probed) within the card
+    cuda: CudaRunRecord | None = None  # CUDA runs only
+    notes: tuple[str, ...] = ()  # what the reader should know about this run (e.g. an unexpected attention kernel)
 
     @property
     def total(self) -> ComponentCheck:

@@ -1,11 +1,10 @@
 """`oomplan probe`: run a plan for real (CUDA when torch sees a GPU, else meta) and compare."""
 from __future__ import annotations
 
-from oomplan.errors import RuntimeFailure
+from oomplan.errors import InputError, RuntimeFailure
 from oomplan.memory.budget import Estimate, StageBudget, estimate
-from oomplan.memory.weights import SIXTEEN_BIT, resolved_weight_format
 from oomplan.probe.compare import ComponentCheck, ProbeReport
-from oomplan.probe.shard import probe_plan, shard_config
+from oomplan.probe.shard import probe_dtype, probe_plan, shard_config
 
 
 def _torch():
@@ -30,6 +29,9 @@ def pick_device(device: str) -> str:
 
 def probe(est: Estimate, device: str = "auto", tolerance_pct: float = 2.0, num_decode_steps: int = 2) -> ProbeReport:
     """Probe the busiest GPU's shard of the plan; knobs the probe cannot realise stay analytic."""
+    if est.workload.ctx_tokens <= num_decode_steps:
+        raise InputError(f"--decode-steps: {num_decode_steps} leaves no prompt in the plan's ctx of "
+                         f"{est.workload.ctx_tokens} tokens; use fewer decode steps than ctx tokens")
     device = pick_device(device)
     probed, left = probe_plan(est.model, est.plan)
     reference = estimate(est.model, est.gpu, est.workload, probed)
@@ -40,10 +42,10 @@ def probe(est: Estimate, device: str = "auto", tolerance_pct: float = 2.0, num_d
     return _probe_meta(est, reference, left, tolerance_pct, num_decode_steps)
 
 
-def _meta_kwargs(est: Estimate, num_decode_steps: int) -> dict:
+def _meta_kwargs(est: Estimate, reference: Estimate, num_decode_steps: int) -> dict:
     p = est.plan
     return dict(ctx_tokens=est.workload.ctx_tokens, batch_size=est.workload.batch_size, attention=p.attention,
-                dtype=resolved_weight_format(est.model, p) if resolved_weight_format(est.model, p) in SIXTEEN_BIT else "bf16",
+                dtype=probe_dtype(est.model, reference.plan),
                 num_decode_steps=num_decode_steps, prefill_chunk_tokens=p.prefill_chunk_tokens,
                 logits_to_keep=1 if p.logits == "last" else 0)
 
@@ -52,7 +54,7 @@ def _probe_meta(est: Estimate, reference: Estimate, left: tuple[str, ...], toler
     from oomplan.probe.meta_run import run_meta_probe
 
     try:
-        r = run_meta_probe(shard_config(est.model, est.plan.tensor_parallel), **_meta_kwargs(est, steps))
+        r = run_meta_probe(shard_config(est.model, est.plan.tensor_parallel), **_meta_kwargs(est, reference, steps))
     except (ValueError, RuntimeError, NotImplementedError) as exc:
         raise RuntimeFailure(f"the meta probe could not run {est.model.name}: {exc}") from None
     s = reference.per_gpu

@@ -31,6 +31,14 @@ def probe_plan(model: ModelSpec, plan: Plan) -> tuple[Plan, tuple[str, ...]]:
     return probed, tuple(left)
 
 
+def probe_dtype(model: ModelSpec, probed: Plan) -> str:
+    """The dtype the probe builds the model in, on meta and CUDA alike: the probed plan's 16-bit weights
+    (`--weights fp16/bf16` honoured; 'auto' is the checkpoint's, fp32 checkpoints such as Gemma 2 served in bf16,
+    as the budget assumes)."""
+    fmt = resolved_weight_format(model, probed)
+    return fmt if fmt in SIXTEEN_BIT else ("bf16" if model.dtype == "fp32" else model.dtype)
+
+
 def shard_config(model: ModelSpec, tensor_parallel: int) -> dict:
     """The HF config of one TP rank: heads, KV heads (replicated past their count), MLP and expert
     widths and the vocabulary split as vLLM's column/row-parallel layers split them. Token ids

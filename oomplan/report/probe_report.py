@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ def probe_json(est: Estimate, report: ProbeReport, plan_file: str | None) -> dic
         "components": [{"name": c.name, "predicted_bytes": c.predicted_bytes, "measured_bytes": c.measured_bytes,
                         "error_pct": round(c.error_pct, 4)} for c in report.components],
         "not_probed": list(report.not_probed),
+        "notes": list(report.notes),
+        "cuda": asdict(report.cuda) if report.cuda is not None else None,
         "oom_at": report.oom_at,
         "tolerance_pct": report.tolerance_pct,
         "within_tolerance": report.within_tolerance,
