@@ -5,33 +5,35 @@ a shipped profile (model_profiles/, hardware_profiles/) or one in the user folde
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from oomplan.errors import InputError, ProfileNotFoundError, RuntimeFailure, did_you_mean
+from oomplan.errors import InputError, ProfileNotFoundError, RuntimeFailure
+from oomplan.safeio import (
+    MAX_INPUT_BYTES, exists, expand_user, is_dir, list_folder, probe, read_input_text, read_json, read_yaml,
+)
 from oomplan.specs.base import Strict
+from oomplan.specs.convert import build_file, error_line
 from oomplan.specs.hardware import GpuSpec
 from oomplan.families import parse_hf_config
 from oomplan.specs.model import ModelSpec
+from oomplan.text import clean, shorten, warn_once
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-MAX_FILE_BYTES = 16 * 1024**2  # a config.json is a few KiB; refuse anything absurd
+MAX_FILE_BYTES = MAX_INPUT_BYTES  # a config.json is a few KiB; refuse anything absurd
 
 
 class ModelProfileFile(Strict):
     """model_profiles/<name>.yaml: a model's HF config.json plus where it came from."""
 
     schema_version: Literal[1] = 1
-    name: str
-    display_name: str
+    name: str = Field(min_length=1, max_length=200)
+    display_name: str = Field(max_length=200)
     aliases: tuple[str, ...] = ()
-    hf_repo: str
+    hf_repo: str = Field(max_length=400)
     source: str
     config: dict[str, Any]
 
@@ -73,83 +75,54 @@ def _data_dir(kind: str) -> Path:
 
 def _user_dirs(kind: str) -> list[Path]:
     base = os.environ.get("OOMPLAN_PROFILE_DIR")
-    folder = Path(base) if base else Path.home() / ".config" / "oomplan"
-    return [folder / kind] if (folder / kind).is_dir() else []
-
-
-def read_text(path: Path, what: str) -> str:
-    """Read a small UTF-8 text file, with one-line errors for every way it can fail."""
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a {what} file")
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(f"{path}: {size} bytes is too large for a {what} (limit {MAX_FILE_BYTES})")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except PermissionError:
-        raise InputError(f"{path}: not readable (permission denied)") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    if not data.strip():
-        raise InputError(f"{path}: file is empty, expected a {what}")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); expected a {what}") from None
+        folder = Path(base) if base else Path.home() / ".config" / "oomplan"
+    except (RuntimeError, KeyError, OSError):  # no home folder to be found
+        return []
+    return [folder / kind] if is_dir(folder / kind) else []
 
 
-def read_yaml(path: Path, what: str) -> Any:
-    text = read_text(path, what)
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise InputError(f"{path}: invalid YAML{where}: {problem}") from None
-
-
-def read_json(path: Path, what: str) -> Any:
-    text = read_text(path, what)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+# The readers every layer uses (oomplan/safeio.py): bounded, regular files only, strict JSON/YAML.
+read_text = read_input_text
 
 
 def validation_message(path: Path | str, exc: ValidationError, known: tuple[str, ...] = ()) -> str:
-    """First pydantic error as one line: file, field, what is wrong, the value given. An unknown key
-    comes first: a typo'd key is also why a required field looks missing."""
-    errors = exc.errors()
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        key = str(err["loc"][-1])
-        return f"{path}: unknown field {field!r}{did_you_mean(key, list(known))}"
-    if err["type"] == "missing":
-        return f"{path}: missing required field {field!r}"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{path}: field {field!r}: {msg} (got {err.get('input')!r})"
+    """First pydantic error as one line: file, field, what is wrong, the value given (oomplan/specs/convert.py)."""
+    return error_line(exc, str(path), None, known)
 
 
 def _expect_mapping(data: Any, path: Path, what: str) -> dict:
     if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a {what} mapping at the top level, got {type(data).__name__}")
+        raise InputError(f"{clean(str(path))}: expected a {what} mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def _index_keys(path: Path, shipped: bool) -> list[str]:
+    """The names a profile file answers to; a broken user profile is reported once and skipped."""
+    try:
+        data = read_yaml(path, "profile")
+        if not isinstance(data, dict):
+            raise InputError(f"{clean(str(path))}: expected a profile mapping at the top level, got {type(data).__name__}")
+        name, aliases = data.get("name", path.stem), data.get("aliases", ())
+        if not isinstance(name, str) or not isinstance(aliases, (list, tuple)) or not all(isinstance(a, str) for a in aliases):
+            raise InputError(f"{clean(str(path))}: 'name' must be a string and 'aliases' a list of strings")
+        return [name, *aliases]
+    except InputError as exc:
+        if shipped:
+            raise
+        warn_once(f"skipping user profile {exc}")
+        return []
 
 
 @lru_cache(maxsize=8)
 def _index(kind: str) -> dict[str, Path]:
     """lowercased name/alias -> profile file, shipped first, user folder overriding."""
     index: dict[str, Path] = {}
-    for folder in [_data_dir(kind), *_user_dirs(kind)]:
-        for path in sorted(folder.glob("*.yaml")):
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-            if isinstance(data, dict):
-                for key in [data.get("name", path.stem), *data.get("aliases", ())]:
-                    index[str(key).lower()] = path
+    shipped = _data_dir(kind)
+    for folder in [shipped, *_user_dirs(kind)]:
+        for path in list_folder(folder, (".yaml",)):
+            for key in _index_keys(path, folder == shipped):
+                index[key.lower()] = path
     return index
 
 
@@ -166,39 +139,58 @@ def profile_keys(kind: str) -> dict[str, str]:
 def _find(kind: str, ref: str, what: str, flag: str) -> Path:
     key = ref.strip().lower()
     for folder in [*reversed(_user_dirs(kind)), _data_dir(kind)]:  # a file named like the profile: no scan
-        if (folder / f"{key}.yaml").is_file() and "/" not in key:
+        if "/" not in key and "\0" not in key and len(key) < 200 and exists(folder / f"{key}.yaml"):
             return folder / f"{key}.yaml"
     index = _index(kind)
     if key in index:
         return index[key]
     names = profile_names(kind)
-    close = [index[k].stem for k in difflib.get_close_matches(key, list(index), n=8, cutoff=0.6)]
+    close = [index[k].stem for k in difflib.get_close_matches(key[:200], list(index), n=8, cutoff=0.6)]
     close = list(dict.fromkeys(close))[:3]
     hint = f" (did you mean: {', '.join(close)}?)" if close else f"; known: {', '.join(names)}"
-    raise ProfileNotFoundError(f"{flag}: no {what} named {ref!r} (not a shipped profile, user profile or path){hint}")
+    raise ProfileNotFoundError(f"{flag}: no {what} named {shorten(ref, 120)!r} (not a shipped profile, user profile or path){hint}")
 
 
 def _model_from_profile(path: Path) -> ModelSpec:
-    data = _expect_mapping(read_yaml(path, "model profile"), path, "model profile")
-    try:
-        prof = ModelProfileFile.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(validation_message(path, exc, tuple(ModelProfileFile.model_fields))) from None
+    prof = build_file(ModelProfileFile, read_yaml(path, "model profile"), path, "model profile")
     return parse_hf_config(prof.config, prof.name, prof.source, prof.hf_repo, where=str(path))
 
 
 def _looks_like_path(ref: str) -> bool:
-    return ref.endswith((".json", ".yaml", ".yml")) or ref.startswith((".", "/", "~")) or os.sep in ref and Path(ref).exists()
+    return ref.endswith((".json", ".yaml", ".yml")) or ref.startswith((".", "/", "~")) or os.sep in ref and exists(ref)
 
 
-def load_model(ref: str, flag: str = "MODEL") -> ModelSpec:
-    """A shipped/user profile name or alias, a config.json, a folder holding one, or a profile YAML."""
-    path = Path(ref).expanduser()
-    if path.exists() or _looks_like_path(ref):
-        if path.is_dir():
+def _check_ref(ref: str, flag: str) -> None:
+    if not ref.strip():
+        raise InputError(f"{flag}: empty; give a profile name or a path")
+    if "\0" in ref:
+        raise InputError(f"{flag}: {shorten(ref, 80)!r} holds a NUL byte; not a name or a path")
+
+
+def _resolve(ref: str, flag: str, base: Path | None, path_like: bool) -> Path:
+    """The path a ref names: ~ expanded (never raising), a relative one against `base` (a plan file's
+    folder) when it is path-like or exists there (an HF repo id such as org/name stays a name)."""
+    _check_ref(ref, flag)
+    path = expand_user(ref, flag) if ref.startswith("~") else Path(ref)
+    if base is not None and not path.is_absolute():
+        candidate = base / path
+        if path_like or exists(candidate):
+            return candidate
+    return path
+
+
+def load_model(ref: str, flag: str = "MODEL", base: Path | None = None) -> ModelSpec:
+    """A shipped/user profile name or alias, a config.json, a folder holding one, or a profile YAML.
+    A relative path is taken relative to `base` when given (a plan file's folder)."""
+    path = _resolve(ref, flag, base, _looks_like_path(ref))
+    state = probe(path)
+    if state.error and _looks_like_path(ref):
+        raise InputError(f"{flag}: {shorten(path, 120)}: {state.error}")
+    if state.exists or _looks_like_path(ref):
+        if state.is_dir:
             path = path / "config.json"
-            if not path.exists():
-                raise InputError(f"{flag}: folder {ref!r} holds no config.json")
+            if not exists(path):
+                raise InputError(f"{flag}: folder {shorten(ref, 160)!r} holds no config.json")
         if path.suffix in (".yaml", ".yml"):
             return _model_from_profile(path)
         raw = _expect_mapping(read_json(path, "config.json"), path, "config.json")
@@ -208,16 +200,15 @@ def load_model(ref: str, flag: str = "MODEL") -> ModelSpec:
 
 
 def load_gpu_file(path: Path) -> GpuSpec:
-    data = _expect_mapping(read_yaml(path, "GPU profile"), path, "GPU profile")
-    try:
-        return GpuSpec.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(validation_message(path, exc, tuple(GpuSpec.model_fields))) from None
+    return build_file(GpuSpec, read_yaml(path, "GPU profile"), path, "GPU profile")
 
 
-def load_gpu(ref: str, flag: str = "--gpu") -> GpuSpec:
-    """A shipped/user GPU profile name or alias, or a path to a GPU profile YAML."""
-    path = Path(ref).expanduser()
-    if path.suffix in (".yaml", ".yml") or path.exists():
+def load_gpu(ref: str, flag: str = "--gpu", base: Path | None = None) -> GpuSpec:
+    """A shipped/user GPU profile name or alias, or a path to a GPU profile YAML (relative to `base` if given)."""
+    path = _resolve(ref, flag, base, ref.endswith((".yaml", ".yml")) or ref.startswith((".", "/", "~")))
+    state = probe(path)
+    if state.error and (path.suffix in (".yaml", ".yml") or "/" in ref):
+        raise InputError(f"{flag}: {shorten(path, 120)}: {state.error}")
+    if path.suffix in (".yaml", ".yml") or state.exists:
         return load_gpu_file(path)
     return load_gpu_file(_find("hardware_profiles", ref, "GPU", flag))

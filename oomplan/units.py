@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 
 from oomplan.errors import InputError
 
@@ -42,26 +43,91 @@ def canonical_dtype(name: str) -> str:
     return key
 
 
+# ---------------------------------------------------------------- the one number parser
+# Every numeric flag (counts, sizes, fractions, engine knobs) is parsed here: exact (fractions.Fraction, so
+# "1" followed by 400 zeros is a number out of range, not float('inf')), finite, bounded, and an error
+# names the flag, the value (shortened) and what is accepted. Exit 2 (InputError).
+
+MAX_TEXT = 1000  # characters of a numeric flag value; longer is not a number anyone means
+MAX_SIZE_BYTES = 2**60  # 1 EiB: no memory size oomplan plans is larger
+_NUMBER = re.compile(r"\s*([+-]?)(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d{1,4}))?\s*")
+
+
+def _shown(text: object) -> str:
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        s = repr(text)
+        return s if len(s) <= 40 else f"{s[:20]}...({len(s)} digits)"
+    s = str(text)
+    s = s if len(s) <= 60 else s[:57] + "..."
+    return repr(s.encode("ascii", "backslashreplace").decode())
+
+
+def _exact(text: str) -> Fraction | None:
+    """A decimal literal (sign, digits, point, exponent) as an exact Fraction, or None."""
+    if len(text) > MAX_TEXT:
+        return None
+    match = _NUMBER.fullmatch(text)
+    if not match:
+        return None
+    sign, digits, exponent = match.groups()
+    value = Fraction(digits + ("0" if digits.endswith(".") else ""))
+    if exponent:
+        value *= Fraction(10) ** int(exponent)
+    return -value if sign == "-" else value
+
+
+def _bounded(value: Fraction | int | float, shown: str, flag: str, low, high, integer: bool) -> int | float:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{flag}: {shown} is invalid: it must be a finite number")
+    if integer and value != int(value):
+        raise InputError(f"{flag}: {shown} is not a whole number")
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "" if low is None else _fmt(low)
+        hi = "" if high is None else _fmt(high)
+        raise InputError(f"{flag}: {shown} is out of range; accepted: {lo}..{hi}")
+    return int(value) if integer else float(value)
+
+
+def _fmt(x) -> str:
+    return str(int(x)) if x == int(x) else f"{float(x):g}"
+
+
+def parse_number(text: str | int | float, flag: str, low: float | None = None, high: float | None = None,
+                 integer: bool = False) -> int | float:
+    """A plain number ('8', '0.9', '1e3'): finite, within [low, high], whole when `integer`."""
+    if isinstance(text, bool):
+        raise InputError(f"{flag}: {text!r} is not a number")
+    if isinstance(text, (int, float)):
+        return _bounded(text, _shown(text), flag, low, high, integer)
+    value = _exact(str(text))
+    if value is None:
+        raise InputError(f"{flag}: {_shown(text)} is not a {'whole number' if integer else 'number'}")
+    return _bounded(value, _shown(str(text).strip()), flag, low, high, integer)
+
+
 _COUNT_SUFFIX = {"": 1, "k": 1024, "m": 1024**2}
 
 
 def parse_count(text: str | int, flag: str, minimum: int = 1, maximum: int = 2**31) -> int:
     """Parse a token count like '32k', '32K', '128k', '32768' (k = 1024, m = 1024^2)."""
+    if isinstance(text, bool):
+        raise InputError(f"{flag}: {text!r} is not a count")
     if isinstance(text, int):
         value = text
     else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(text))
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(text)) if len(str(text)) <= MAX_TEXT else None
         if not match:
             raise InputError(
-                f"{flag}: {text!r} is not a count; use an integer with an optional k (x1024) or m suffix, e.g. 32k or 32768"
+                f"{flag}: {_shown(text)} is not a count; use an integer with an optional k (x1024) or m suffix, e.g. 32k or 32768"
             )
         number, suffix = match.groups()
-        scaled = float(number) * _COUNT_SUFFIX[suffix.lower()]
-        if scaled != math.floor(scaled):
-            raise InputError(f"{flag}: {text!r} is not a whole number of tokens")
+        scaled = Fraction(number) * _COUNT_SUFFIX[suffix.lower()]
+        if scaled.denominator != 1:
+            raise InputError(f"{flag}: {_shown(text)} is not a whole number of tokens")
         value = int(scaled)
     if value < minimum or value > maximum:
-        raise InputError(f"{flag}: {value} is out of range; accepted: {minimum}..{maximum}")
+        shown = str(value) if len(str(value)) <= 40 else _shown(str(text).strip())
+        raise InputError(f"{flag}: {shown} is out of range; accepted: {minimum}..{maximum}")
     return value
 
 
@@ -74,32 +140,50 @@ _SIZE_UNITS = {
 }
 
 
-def parse_bytes(text: str | float, flag: str, default_unit: str = "gib") -> int:
-    """Parse '40GiB', '40 GB', '512MiB', '1.5' (in default_unit) into bytes; >= 0."""
+def parse_bytes(text: str | float, flag: str, default_unit: str = "gib", maximum: int = MAX_SIZE_BYTES) -> int:
+    """Parse '40GiB', '40 GB', '512MiB', '1.5' (in default_unit) into bytes; 0..maximum (1 EiB)."""
+    if isinstance(text, bool):
+        raise InputError(f"{flag}: {text!r} is not a size")
     if isinstance(text, (int, float)):
-        number, unit = float(text), default_unit
+        if not math.isfinite(text):
+            raise InputError(f"{flag}: {text!r} must be a finite size >= 0")
+        number, unit, shown = Fraction(text), default_unit, _shown(text)
     else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text)) if len(str(text)) <= MAX_TEXT else None
         if not match or match.group(2).lower() not in _SIZE_UNITS:
             raise InputError(
-                f"{flag}: {text!r} is not a size; use a number with an optional unit B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB), e.g. 40GiB"
+                f"{flag}: {_shown(text)} is not a size; use a number with an optional unit B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB), e.g. 40GiB"
             )
-        number, unit = float(match.group(1)), (match.group(2).lower() or default_unit)
-    if not math.isfinite(number) or number < 0:
-        raise InputError(f"{flag}: {text!r} must be a finite size >= 0")
-    return int(round(number * _SIZE_UNITS[unit]))
+        number, unit, shown = Fraction(match.group(1)), (match.group(2).lower() or default_unit), _shown(str(text).strip())
+    if number < 0:
+        raise InputError(f"{flag}: {shown} must be a finite size >= 0")
+    value = number * _SIZE_UNITS[unit]
+    if value > maximum:
+        raise InputError(f"{flag}: {shown} is out of range; accepted: 0..{maximum} bytes")
+    return int(round(value))
 
 
 def parse_fraction(text: str | float, flag: str, low: float = 0.0, high: float = 1.0) -> float:
     """Parse '10%', '0.1' into 0.1, checked against [low, high]."""
     raw = str(text).strip()
+    value = _exact(raw[:-1]) / 100 if raw.endswith("%") and _exact(raw[:-1]) is not None else _exact(raw)
+    if value is None or isinstance(text, bool):
+        raise InputError(f"{flag}: {_shown(text)} is not a fraction; use e.g. 0.9 or 90%")
+    if not (low <= value <= high):
+        raise InputError(f"{flag}: {_shown(text)} is out of range; accepted: {low}..{high}")
+    return float(value)
+
+
+def finite_or_none(value: object) -> float | None:
+    """A free-form field of a third-party file (rope_scaling.factor ...) as a finite float, or None when it is
+    not one (a string, NaN, a bool, a list): such fields are read tolerantly, never crash."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
     try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise InputError(f"{flag}: {text!r} is not a fraction; use e.g. 0.9 or 90%") from None
-    if not math.isfinite(value) or not (low <= value <= high):
-        raise InputError(f"{flag}: {text!r} is out of range; accepted: {low}..{high}")
-    return value
+        out = float(value)
+    except OverflowError:
+        return None
+    return out if math.isfinite(out) else None
 
 
 def format_bytes(num_bytes: float) -> str:

@@ -1,10 +1,16 @@
 """The typer application: one small module per command, registered here."""
 from __future__ import annotations
 
+import errno
+import os
+import sys
+
 import typer
 
 from oomplan import __version__
-from oomplan.cli.common import STATE
+from oomplan.cli.common import STATE, error_line
+from oomplan.errors import EXIT_RUNTIME, OomplanError
+from oomplan.safeio import Terminated, install_signal_cleanup
 from oomplan.cli.catalog import gpus_command, models_app
 from oomplan.cli.check import check_command
 from oomplan.cli.curve import curve_command
@@ -58,29 +64,96 @@ def _click_exceptions():
 
 
 def main() -> None:
-    """The console script: usage errors become one line on stderr with exit 2, like every input error."""
+    """The console script: usage errors become one line on stderr with exit 2, like every input error;
+    output and I/O failures (closed or full stdout, a terminating signal) are one line with exit 3."""
+    code = _run()
+    if not _flush_stdout():
+        code = EXIT_RUNTIME
+    raise SystemExit(code)
+
+
+def _run() -> int:
+    if sys.stdout is None or not _fd_open(1):
+        error_line("stdout is closed; nothing can be printed (redirect it to a file or /dev/null instead)")
+        return EXIT_RUNTIME
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 locale: unencodable characters print as '?'
+        encoding = (getattr(stream, "encoding", "") or "").lower().replace("-", "")
+        if stream is not None and not encoding.startswith("utf") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+    install_signal_cleanup()
     abort, click_exception = _click_exceptions()
     try:
         code = app(standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except abort:
-        typer.echo("error: aborted", err=True)
-        raise SystemExit(130) from None
+        error_line("aborted")
+        return 130
     except click_exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `oomplan`: the help, not an error
             typer.echo(exc.format_message())
-            raise SystemExit(0) from None
+            return 0
         if STATE["debug"]:
             raise
-        typer.echo(f"error: {exc.format_message()} (see: oomplan {_command()}--help)", err=True)
-        raise SystemExit(exc.exit_code) from None
+        error_line(f"{exc.format_message()} (see: oomplan {_command()}--help)")
+        return exc.exit_code
     except typer.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    raise SystemExit(code if isinstance(code, int) else 0)
+        return exc.exit_code
+    except Terminated as exc:
+        error_line(f"terminated by signal {exc.signum}; nothing was left half-written")
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        error_line("interrupted; nothing was left half-written")
+        return 130
+    except OomplanError as exc:  # raised outside a command body (an option callback)
+        if STATE["debug"]:
+            raise
+        error_line(exc)
+        return exc.exit_code
+    except OSError as exc:  # writing the output failed: full disk, /dev/full, a closed pipe
+        if STATE["debug"]:
+            raise
+        what = "writing the output" if exc.errno in (errno.ENOSPC, errno.EPIPE, errno.EBADF, errno.EFBIG, errno.EIO) else "I/O"
+        error_line(f"{what} failed: {exc.strerror or exc}")
+        _silence_stdout()
+        return EXIT_RUNTIME
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 3, never exit 1
+        if STATE["debug"]:
+            raise
+        error_line(f"internal error ({type(exc).__name__}); please report it with the command (run with --debug for the traceback)")
+        return EXIT_RUNTIME
+
+
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _flush_stdout() -> bool:
+    """Flush stdout now, so a full disk or /dev/full is exit 3 with one line (not an ignored error at exit)."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return True
+    except (OSError, ValueError) as exc:
+        error_line(f"writing the output failed: {getattr(exc, 'strerror', None) or exc}")
+        _silence_stdout()
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's own flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 def _command() -> str:
-    import sys
-
     known = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     words = [a for a in sys.argv[1:] if not a.startswith("-")]
     return f"{words[0]} " if words and words[0] in known else ""

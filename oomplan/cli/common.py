@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from typing import Any, Callable, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.segment import Segment
 
 from oomplan import formats
-from oomplan.errors import InputError, OomplanError
+from oomplan.errors import EXIT_BAD_INPUT, InputError, OomplanError
+from oomplan.safeio import finite_json
+from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.plan import KV_DTYPES, WEIGHT_FORMATS, Plan, Workload
+from oomplan.text import clean
+from oomplan.units import parse_number
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATE = {"debug": False}
@@ -27,16 +31,47 @@ FLAGS = {
 }
 
 
+MIN_WIDTH, MAX_WIDTH = 60, 1000  # COLUMNS=0 or COLUMNS=10**9 still renders a readable table
+
+
+class SafeConsole(Console):
+    """A rich Console whose every printed string passes the one sanitiser (oomplan/text.py): nothing
+    from input (a model name, a folder name, a profile's display_name) can send ESC/CSI/OSC sequences
+    to the terminal. Markup is off: a '[/x]' in a name is text, not a rich tag."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(markup=False, **kwargs)
+        if not MIN_WIDTH <= self.width <= MAX_WIDTH:
+            self.width = min(max(self.width, MIN_WIDTH), MAX_WIDTH)
+
+    def render_str(self, text: str, **kwargs: Any):  # noqa: ANN201 - rich's signature
+        return super().render_str(clean(text, multiline=True), **kwargs)
+
+    def _render_buffer(self, buffer):  # noqa: ANN001, ANN202 - rich's signature; Text objects pass here too
+        return super()._render_buffer(
+            seg if seg.control else Segment(clean(seg.text, multiline=True), seg.style, seg.control) for seg in buffer
+        )
+
+
 def stdout() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    return SafeConsole(file=sys.stdout, highlight=False, soft_wrap=False)
 
 
 def stderr() -> Console:
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    return SafeConsole(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
 def print_json(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, sort_keys=False))
+    """JSON on stdout: strict JSON (NaN/Infinity refused), ASCII (any terminal encoding can print it)."""
+    typer.echo(finite_json(obj))
+
+
+def error_line(message: object) -> None:
+    """The one-line error on stderr, sanitised; a closed or full stderr is not a second failure."""
+    try:
+        typer.echo(f"error: {clean(message)}", err=True)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def handle_errors(fn: F) -> F:
@@ -45,14 +80,46 @@ def handle_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_numeric_flags(kwargs)
             return fn(*args, **kwargs)
         except OomplanError as exc:
             if STATE["debug"]:
                 raise
-            typer.echo(f"error: {exc}", err=True)
+            error_line(exc)
             raise typer.Exit(exc.exit_code) from None
+        except ValidationError as exc:  # a spec built from input outside the converters: still one line
+            if STATE["debug"]:
+                raise
+            error_line(_spec_error(exc))
+            raise typer.Exit(EXIT_BAD_INPUT) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+MAX_FLAG_INT = 2**53  # no count or size flag needs more; larger ints never reach the arithmetic
+
+
+def check_numeric_flags(values: dict[str, Any]) -> None:
+    """Every int/float flag typer parsed: finite and bounded, else exit 2 naming the flag (oomplan/units.py).
+    Per-flag bounds are the specs' (Plan, Workload, TrainingPlan via FLAGS) or the flag's own min/max."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        parse_number(value, _flag_name(name), -MAX_FLAG_INT, MAX_FLAG_INT)
+
+
+def _flag_name(param: str) -> str:
+    """The command-line spelling of a parameter, from the running click command."""
+    try:
+        import click
+
+        ctx = click.get_current_context(silent=True)
+        for p in ctx.command.params if ctx else ():
+            if p.name == param and p.opts:
+                return max(p.opts, key=len)
+    except Exception:  # noqa: BLE001 - a name for a message only
+        pass
+    return "--" + param.replace("_", "-")
 
 
 def warn(messages: tuple[str, ...] | list[str], strict: bool) -> None:
@@ -60,18 +127,12 @@ def warn(messages: tuple[str, ...] | list[str], strict: bool) -> None:
     if strict and messages:
         raise InputError(f"{messages[0]} (--strict)")
     for message in messages:
-        typer.echo(f"warning: {message}", err=True)
+        typer.echo(f"warning: {clean(message)}", err=True)
 
 
 def _spec_error(exc: ValidationError) -> InputError:
-    err = exc.errors()[0]
-    field = str(err["loc"][0]) if err["loc"] else ""
-    flag = FLAGS.get(field, field)
-    msg = err["msg"].removeprefix("Value error, ")
-    value = err.get("input")
-    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
-        return InputError(f"{flag}: {value!r} is invalid: it must be a finite number")
-    return InputError(f"{flag}: {value!r} is invalid: {msg}")
+    """A spec built from flags refused a value: one line naming the flag (oomplan/specs/convert.py)."""
+    return InputError(spec_error_line(exc, None, FLAGS))
 
 
 WEIGHTS_HELP = ", ".join(WEIGHT_FORMATS) + " (int4 = awq)."

@@ -10,12 +10,14 @@ from oomplan.cli.common import FLAGS, KV_HELP, WEIGHTS_HELP, build_plan, handle_
 from oomplan.errors import EXIT_OK, InputError, did_you_mean
 from oomplan.planfile import load_plan_file
 from oomplan.planner.curve import memory_curves
-from oomplan.profiles import load_model
+from oomplan.profiles import load_gpu, load_model
+from oomplan.report.plan_yaml import check_output
 from oomplan.report.curve_json import curve_json
 from oomplan.report.curve_text import PLAN_LETTERS, curve_chart
 from oomplan.specs.plan import Plan
-from oomplan.units import parse_count
+from oomplan.units import parse_count, parse_number
 
+MAX_POINTS = 200  # log-spaced points of one curve; more is not a chart
 MAX_PLANS = 5  # the base plan and four --compare: still 80 columns
 FLAG_TO_FIELD = {flag.lstrip("-").replace("-", "_"): field for field, flag in FLAGS.items()}
 
@@ -80,6 +82,10 @@ def curve_command(
     as_json: bool = typer.Option(False, "--json", help="Print the points and cliffs as JSON instead of the chart."),
 ) -> None:
     """Memory per GPU against context length (or batch size), with the card's capacity and the cliff marked."""
+    for path, flag in ((png, "--png"), (svg, "--svg")):  # outputs first, before any work
+        if path is not None:
+            check_output(path, force, flag)
+    parse_number(points, "--points", 2, MAX_POINTS, integer=True)
     knobs = {"tensor_parallel": tp, "weights": weights, "kv_dtype": kv_dtype, "dms_ratio": dms, "paged": paged,
              "block_size": block_size, "attention": attention}
     base, pf = _base(plan_file, knobs)
@@ -87,19 +93,21 @@ def curve_command(
         raise InputError("MODEL: give a model (or --plan plan.yaml)")
     if gpu is None and pf is None:
         raise InputError("--gpu: give a GPU profile (or --plan plan.yaml)")
-    spec = load_model(model or pf.model.ref)
-    card = resolve_gpu(gpu or pf.gpu.ref)
+    folder = Path(plan_file).parent if plan_file else None  # a plan's relative refs are its folder's
+    spec = load_model(model) if model else load_model(pf.model.ref, f"{plan_file}: model.ref", base=folder)
+    card = resolve_gpu(gpu) if gpu else load_gpu(pf.gpu.ref, f"{plan_file}: gpu.ref", base=folder)
     axis = x_axis.strip().lower()
     if axis not in ("ctx", "batch"):
         raise InputError(f"--x: {x_axis!r} is not ctx or batch")
     if axis == "ctx":
-        fixed = batch or (pf.workload.batch_size if pf else 1)
-        start = parse_count(from_x or "1k", "--from")
-        end = parse_count(to_x, "--to") if to_x else spec.max_position_embeddings
+        fixed = batch if batch is not None else (pf.workload.batch_size if pf else 1)  # 0 is 0, refused below
+        parse_count(fixed, "--batch", 1, 2**20)  # Workload's bounds, named by the flag
+        start = parse_count(from_x if from_x is not None else "1k", "--from")
+        end = parse_count(to_x, "--to") if to_x is not None else spec.max_position_embeddings
     else:
-        fixed = parse_count(ctx, "--ctx") if ctx else (pf.workload.ctx_tokens if pf else 4096)
-        start = parse_count(from_x or "1", "--from")
-        end = parse_count(to_x or "256", "--to")
+        fixed = parse_count(ctx, "--ctx") if ctx is not None else (pf.workload.ctx_tokens if pf else 4096)
+        start = parse_count(from_x if from_x is not None else "1", "--from", 1, 2**20)
+        end = parse_count(to_x if to_x is not None else "256", "--to", 1, 2**20)  # Workload.batch_size <= 2^20
     cs = memory_curves(spec, card, _plans(base, compare), axis, fixed, start, end, points)
     warn(sorted({w for c in cs.curves for w in c.warnings}), strict=False)
     _write_files(cs, png, svg, force)

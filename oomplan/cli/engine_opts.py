@@ -40,12 +40,14 @@ def engine_options(gpu_memory_utilization: Optional[str], max_model_len: Optiona
     def frac(v: Optional[str], flag: str) -> Optional[float]:
         return parse_fraction(v, flag, 0.01, 1.0) if v is not None else None
 
+    # zero is zero (refused where the engine refuses it), never "the default": only an absent flag (None) is
     return EngineOptions(
         gpu_memory_utilization=frac(gpu_memory_utilization, "--gpu-memory-utilization"),
-        max_model_len=parse_count(max_model_len, "--max-model-len") if max_model_len else None,
-        max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=parse_count(max_num_batched_tokens, "--max-num-batched-tokens") if max_num_batched_tokens else None,
-        mem_fraction_static=frac(mem_fraction_static, "--mem-fraction-static"), gguf_type=gguf_type, n_gpu_layers=n_gpu_layers,
+        max_model_len=parse_count(max_model_len, "--max-model-len") if max_model_len is not None else None,
+        max_num_seqs=parse_count(max_num_seqs, "--max-num-seqs", 1, 2**20) if max_num_seqs is not None else None,
+        max_num_batched_tokens=parse_count(max_num_batched_tokens, "--max-num-batched-tokens") if max_num_batched_tokens is not None else None,
+        mem_fraction_static=frac(mem_fraction_static, "--mem-fraction-static"), gguf_type=gguf_type,
+        n_gpu_layers=parse_count(n_gpu_layers, "--n-gpu-layers", -1, 2**20) if n_gpu_layers is not None else None,
         engine_version=engine_version,
     )
 

@@ -10,7 +10,7 @@ from oomplan.cli.common import handle_errors, warn
 from oomplan.errors import InputError
 from oomplan.planner.recheck import recheck
 from oomplan.report.exports import ENGINES, EXPORTERS
-from oomplan.report.plan_yaml import write_atomic
+from oomplan.report.plan_yaml import check_output, write_atomic
 
 
 @handle_errors
@@ -24,6 +24,8 @@ def export_command(
     engine = to.strip().lower()
     if engine not in EXPORTERS:
         raise InputError(f"--to: {to!r} is not accepted; use one of {', '.join(ENGINES)}")
+    if output is not None:  # before any work
+        check_output(output, force)
     result = recheck(plan)
     warn(result.warnings, strict=False)
     text = EXPORTERS[engine](result.estimate).render() + "\n"

@@ -27,11 +27,12 @@ from oomplan.planner.search import OBJECTIVES, search
 from oomplan.planner.space import SearchLimits
 from oomplan.profiles import load_model
 from oomplan.report.fit_report import diagnosis_lines, fit_json, fit_table, quality_legend, search_summary
-from oomplan.report.plan_yaml import plan_file, plan_yaml, write_atomic
+from oomplan.report.plan_yaml import check_output, plan_file, plan_yaml, write_atomic
 from oomplan.specs.plan import KV_ALIASES, KV_DTYPES, WEIGHT_ALIASES, WEIGHT_FORMATS, Plan
-from oomplan.units import parse_bytes, parse_count
+from oomplan.units import parse_bytes, parse_count, parse_number
 
 MAX_BATCH = 1 << 16
+MAX_GLOBAL_BATCH = 1 << 20  # TrainingPlan: grad_accum_steps <= 2^20, so every global batch can be written and re-checked
 
 
 def _choice(value: str | None, accepted: tuple[str, ...], flag: str, aliases: dict | None = None) -> str | None:
@@ -79,6 +80,12 @@ def fit_command(
     offload_optimizer: Optional[bool] = OFFLOAD_OPTIMIZER, tp: Optional[int] = FIT_TP, pp: Optional[int] = FIT_PP,
 ) -> None:
     """Search quantisation, KV dtype, DMS, paging, TP/PP and offload; rank what fits. Exit 0 a plan fits, 1 none."""
+    if output is not None:  # outputs are checked before any long work (and before anything is printed)
+        check_output(output, force)
+    if probe and as_json:
+        raise InputError("--probe: not available with --json (the probe prints a table); run `oomplan probe PLAN --json` on the -o plan")
+    if global_batch is not None:
+        parse_number(global_batch, "--global-batch", 1, MAX_GLOBAL_BATCH, integer=True)
     objective = _choice(objective, OBJECTIVES, "--objective")
     if attention not in ("sdpa", "eager"):
         raise InputError(f"--attention: {attention!r} is not accepted; use sdpa or eager")

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from oomplan.cli.common import print_json, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
+from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.training import FSDP_MODES, LORA_ALL_LINEAR, OPTIMIZERS, PRECISIONS, RECOMPUTES, TRAIN_MODES, TrainingPlan
 from oomplan.units import format_bytes, parse_bytes, parse_count
 
@@ -98,6 +99,10 @@ def _targets(value: str) -> tuple[str, ...]:
 def training_fields(f: TrainFlags) -> dict[str, Any]:
     """The TrainingPlan fields the flags set (defaults left to the plan)."""
     fields: dict[str, Any] = {"mode": _choice("mode", f.train or "full")}
+    if fields["mode"] == "full":  # every flag used or refused
+        for flag, value in (("--lora-rank", f.lora_rank), ("--lora-targets", f.lora_targets)):
+            if value is not None:
+                raise InputError(f"{flag}: only with --train lora or qlora (this is full fine-tuning)")
     for name in ("optimizer", "precision", "recompute", "fsdp"):
         if getattr(f, name) is not None:
             fields[name] = _choice(name, getattr(f, name))
@@ -116,12 +121,11 @@ def build_training_plan(**fields: Any) -> TrainingPlan:
         return TrainingPlan(**fields)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else ""
         msg = err["msg"].removeprefix("Value error, ")
-        if not field:  # a cross-field check: name the flags of the fields it mentions
+        if not err["loc"]:  # a cross-field check: name the flags of the fields it mentions
             flags = [flag for name, flag in TRAIN_FLAGS.items() if name in msg]
             raise InputError(f"{'/'.join(flags) or '--train'}: {msg}") from None
-        raise InputError(f"{TRAIN_FLAGS.get(field, field)}: {err.get('input')!r} is invalid: {msg}") from None
+        raise InputError(spec_error_line(exc, None, TRAIN_FLAGS)) from None
 
 
 def run_train_estimate(spec, card, f: TrainFlags, seq_tokens: int, batch: int, tp: int, pp: int, attention: str,

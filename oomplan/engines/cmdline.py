@@ -5,6 +5,7 @@ a bad value of a flag that does is an InputError naming the flag, the value and 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from dataclasses import fields, replace
 from pathlib import PurePath
 from typing import Any, Callable
@@ -14,26 +15,45 @@ from oomplan.engines.registry import engines, get_engine
 from oomplan.errors import InputError, ProfileNotFoundError
 from oomplan.profiles import load_model
 from oomplan.specs.model import ModelSpec
-from oomplan.units import GIB
+from oomplan.text import shorten
+from oomplan.units import GIB, MAX_SIZE_BYTES, MAX_TEXT, parse_number
 
 Converter = Callable[[str, str], Any]
 
 
-def parse_int(text: str, flag: str) -> int:
-    """vllm/engine/arg_utils.py human_readable_int: 32k = 32,000, 32K = 32,768, 1m / 1M likewise."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", text.strip())
+def parse_int(text: str, flag: str, low: int = 0, high: int = 2**40) -> int:
+    """vllm/engine/arg_utils.py human_readable_int: 32k = 32,000, 32K = 32,768, 1m / 1M likewise.
+    Exact (no float overflow) and bounded: one line naming the flag otherwise (oomplan/units.py)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", text.strip()) if len(text) <= MAX_TEXT else None
     if not match:
-        raise InputError(f"{flag}: {text!r} is not an integer; use e.g. 8192, 32k (x1000) or 32K (x1024)")
+        raise InputError(f"{flag}: {shorten(repr(text), 60)} is not an integer; use e.g. 8192, 32k (x1000) or 32K (x1024)")
     number, suffix = match.groups()
     scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "K": 2**10, "M": 2**20, "G": 2**30}[suffix]
-    return int(float(number) * scale)
+    return int(parse_number(int(Fraction(number) * scale), flag, low, high, integer=True))
 
 
-def parse_float(text: str, flag: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"{flag}: {text!r} is not a number") from None
+def parse_float(text: str, flag: str, low: float | None = None, high: float | None = None) -> float:
+    """A finite number within [low, high] (the one number parser, oomplan/units.py)."""
+    return float(parse_number(text, flag, low, high))
+
+
+def int_range(low: int, high: int) -> Converter:
+    return lambda text, flag: parse_int(text, flag, low, high)
+
+
+def float_range(low: float, high: float) -> Converter:
+    return lambda text, flag: parse_float(text, flag, low, high)
+
+
+# Bounds shared by the engines' flag tables; they agree with the specs the values reach (Plan: TP/PP/block
+# size <= 1024; Workload: ctx <= 2^31, batch <= 2^20) and with the CLI's own flags (fractions 0.01..1).
+PARALLEL = int_range(1, 1024)
+CONTEXT = int_range(1, 2**31)
+FRACTION = float_range(0.01, 1.0)
+SEQUENCES = int_range(1, 2**20)
+TOKENS = int_range(1, 2**31)
+BLOCK = int_range(1, 1024)
+BYTES = int_range(1, MAX_SIZE_BYTES)
 
 
 def choice(accepted: tuple[str, ...]) -> Callable[[str, str], str]:
@@ -49,13 +69,13 @@ def text_value(text: str, flag: str) -> str:
 
 
 def gib_value(text: str, flag: str) -> int:
-    return int(parse_float(text, flag) * GIB)
+    return int(parse_float(text, flag, 0, MAX_SIZE_BYTES / GIB) * GIB)
 
 
 def layers_value(text: str, flag: str) -> int | None:
     """-ngl N | all (every layer) | auto or -1 (the default: all, lowered by --fit)."""
     low = text.strip().lower()
-    return None if low in ("auto", "-1") else 999 if low == "all" else parse_int(text, flag)
+    return None if low in ("auto", "-1") else 999 if low == "all" else parse_int(text, flag, 0, 2**20)
 
 
 def on_off(text: str, flag: str) -> bool:

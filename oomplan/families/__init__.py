@@ -15,7 +15,9 @@ from oomplan.formats.declared import declared_weights
 from oomplan.families import deepseek, falcon, gemma2, llama, mistral, phi3, qwen2, qwen3
 from oomplan.families.base import Family
 from oomplan.families.config import HfConfig, config_sha256
+from oomplan.specs.convert import build
 from oomplan.specs.model import ModelSpec
+from oomplan.text import clean, shorten
 
 __all__ = ["FAMILIES", "REGISTRY", "Family", "family_for", "parse_hf_config", "config_sha256"]
 
@@ -51,12 +53,7 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
     origin, source = source, where or source
     if not isinstance(raw, dict):
         raise InputError(f"{source}: expected a JSON object (a config.json), got {type(raw).__name__}")
-    try:
-        cfg = HfConfig.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"{source}: field {field!r}: {err['msg']} (got {err.get('input')!r})") from None
+    cfg = build(HfConfig, raw, source)
     _check_decoder(cfg, source)
     warnings: list[str] = []
     family = family_for(cfg)
@@ -67,18 +64,33 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
                 f"(hidden_size, num_hidden_layers, num_attention_heads); supported: {', '.join(REGISTRY)}"
             )
         warnings.append(f"model_type {cfg.model_type!r} is not a known family; read as llama-like (counts may be approximate)")
-        fields = llama.build(cfg, source)
-        # read as llama; the probe-checked and llama.cpp per-arch rules apply only when it names no other type
-        fields.update(training_probe_checked=not cfg.model_type, gguf_arch=cfg.model_type or "llama")
-    else:
-        fields = family.build(cfg, source)
-    if cfg.quantization_config is not None:
-        fields["declared_weights"] = declared_weights(cfg.quantization_config, fields["num_layers"], source)
-    try:
+    try:  # every later-stage spec (MoeSpec, MlaSpec, LayerSpec, ModelSpec) too: one line, never a ValidationError
+        if family is None:
+            fields = llama.build(cfg, source)
+            # read as llama; the probe-checked and llama.cpp per-arch rules apply only when it names no other type
+            fields.update(training_probe_checked=not cfg.model_type, gguf_arch=cfg.model_type or "llama")
+        else:
+            fields = family.build(cfg, source)
+        if cfg.quantization_config is not None:
+            fields["declared_weights"] = declared_weights(cfg.quantization_config, fields["num_layers"], source)
         return ModelSpec(
             name=name, model_type=cfg.model_type or "llama", source=origin, config_sha256=config_sha256(raw), hf_repo=hf_repo,
             warnings=tuple(warnings), hf_config=raw, **fields,
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(f"{source}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise InputError(_derived_error(exc, cfg, source)) from None
+    except (ZeroDivisionError, OverflowError) as exc:
+        raise InputError(f"{clean(source)}: sizes that cannot describe a model ({exc})") from None
+
+
+def _derived_error(exc: ValidationError, cfg: HfConfig, source: str) -> str:
+    """A spec built from the config refused a value: name the config keys it came from."""
+    err = exc.errors()[0]
+    field = str(err["loc"][-1]) if err["loc"] else ""
+    msg = err["msg"].removeprefix("Value error, ")
+    if field == "head_dim" and cfg.hidden_size and cfg.num_attention_heads and not cfg.head_dim:
+        return (f"{clean(source)}: head_dim = hidden_size ({cfg.hidden_size}) // num_attention_heads ({cfg.num_attention_heads}) "
+                f"= {cfg.hidden_size // cfg.num_attention_heads}; it must be >= 1 (fix the sizes or give head_dim)")
+    if field and err["type"] != "value_error":
+        return f"{clean(source)}: {field} {shorten(repr(err.get('input')), 60)} (derived from the config) is invalid: {msg}"
+    return f"{clean(source)}: {msg}"

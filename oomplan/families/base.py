@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from oomplan.errors import InputError
 from oomplan.families.config import HfConfig
+from oomplan.units import finite_or_none
 from oomplan.specs.model import LayerAttention, LayerMlp, LayerSpec, MoeSpec, RopeSpec
 
 _DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -41,15 +42,16 @@ def checkpoint_dtype(cfg: HfConfig) -> str:
 
 
 def rope(cfg: HfConfig) -> RopeSpec:
-    scaling = cfg.rope_scaling or {}
+    """rope_scaling is free-form: a string, a list, a factor of "big" or NaN mean no usable scaling (never a crash)."""
+    scaling = cfg.rope_scaling if isinstance(cfg.rope_scaling, dict) else {}
     kind = scaling.get("rope_type", scaling.get("type"))
-    factor = scaling.get("factor")
+    factor = finite_or_none(scaling.get("factor"))
     original = scaling.get("original_max_position_embeddings")
     return RopeSpec(
         partial_rotary_factor=cfg.partial_rotary_factor or 1.0,
-        scaling_type=str(kind) if kind is not None else None,
-        scaling_factor=float(factor) if isinstance(factor, (int, float)) and not isinstance(factor, bool) else None,
-        original_max_position_embeddings=int(original) if isinstance(original, int) and not isinstance(original, bool) else None,
+        scaling_type=str(kind)[:40] if isinstance(kind, str) else None,
+        scaling_factor=factor if factor is not None and 0 < factor <= 2**20 else None,
+        original_max_position_embeddings=original if isinstance(original, int) and not isinstance(original, bool) and 1 <= original <= 2**31 else None,
     )
 
 

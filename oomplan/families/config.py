@@ -33,7 +33,7 @@ class HfConfig(Lenient):
     max_window_layers: int | None = Field(default=None, ge=0, le=10_000)
     layer_types: list[str] | None = None
     partial_rotary_factor: float | None = Field(default=None, gt=0, le=1)
-    rope_scaling: dict[str, Any] | None = None
+    rope_scaling: Any = None  # free-form (a dict in real configs): read tolerantly by families/base.py rope()
     # MoE
     num_local_experts: int | None = Field(default=None, ge=0, le=2**16)
     num_experts: int | None = Field(default=None, ge=0, le=2**16)
@@ -68,6 +68,16 @@ class HfConfig(Lenient):
     attn_logit_softcapping: float | None = None
 
 
+def _canonical(obj: Any) -> Any:
+    """Keys as JSON writes them (str; 1 -> "1", true -> "true"), so mixed YAML key types sort and hash."""
+    if isinstance(obj, dict):
+        return {(k if isinstance(k, str) else json.dumps(k) if isinstance(k, (bool, int, float)) or k is None else str(k)): _canonical(v)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    return obj
+
+
 def config_sha256(raw: dict[str, Any]) -> str:
-    """Stable hash of a config: sorted-key JSON."""
-    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    """Stable hash of a config: sorted-key JSON (keys made strings first, as JSON has them)."""
+    return hashlib.sha256(json.dumps(_canonical(raw), sort_keys=True, default=str).encode()).hexdigest()

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from oomplan.memory.budget import Estimate, estimate
 from oomplan.errors import InputError
 from oomplan.planfile import load_plan_file
 from oomplan.profiles import load_gpu, load_model
+from oomplan.specs.convert import build
 from oomplan.specs.plan import Workload
 
 
@@ -25,13 +27,14 @@ def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, ba
     pf = load_plan_file(path)
     if pf.training is not None:
         raise InputError(f"{path}: a training plan (fit --train): check it with `oomplan check`; it has no inference estimate or serving command")
-    model = load_model(pf.model.ref, flag=f"{path}: model.ref")
-    card = load_gpu(gpu or pf.gpu.ref, flag="--gpu" if gpu else f"{path}: gpu.ref")
-    workload = Workload(
-        ctx_tokens=ctx_tokens or pf.workload.ctx_tokens,
-        batch_size=batch_size or pf.workload.batch_size,
+    folder = Path(path).parent  # relative refs are the plan file's, not the current folder's
+    model = load_model(pf.model.ref, flag=f"{path}: model.ref", base=folder)
+    card = load_gpu(gpu, flag="--gpu") if gpu else load_gpu(pf.gpu.ref, flag=f"{path}: gpu.ref", base=folder)
+    workload = build(Workload, dict(
+        ctx_tokens=pf.workload.ctx_tokens if ctx_tokens is None else ctx_tokens,
+        batch_size=pf.workload.batch_size if batch_size is None else batch_size,
         engine=pf.workload.engine,
-    )
+    ), flags={"ctx_tokens": "--ctx", "batch_size": "--batch"})
     warnings = []
     if model.config_sha256 != pf.model.config_sha256:
         warnings.append(f"{path}: the config of {pf.model.ref!r} changed since the plan was written (config_sha256 differs)")

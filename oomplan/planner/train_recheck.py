@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from oomplan.memory.train_estimate import TrainEstimate, estimate_training
 from oomplan.planfile import load_plan_file
 from oomplan.planner.train_speed import TrainSpeed, train_speed
 from oomplan.profiles import load_gpu, load_model
+from oomplan.specs.convert import build
+from oomplan.specs.training import TrainingPlan
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,11 @@ def train_recheck(path: str, gpu: str | None = None, seq_tokens: int | None = No
                   host_memory_bytes: int | None = None) -> TrainRecheck:
     pf = load_plan_file(path)
     assert pf.training is not None
-    model = load_model(pf.model.ref, flag=f"{path}: model.ref")
-    card = load_gpu(gpu or pf.gpu.ref, flag="--gpu" if gpu else f"{path}: gpu.ref")
-    changes = {k: v for k, v in (("seq_tokens", seq_tokens), ("micro_batch_size", micro_batch_size)) if v}
-    plan = pf.training.model_copy(update=changes)
+    folder = Path(path).parent  # relative refs are the plan file's, not the current folder's
+    model = load_model(pf.model.ref, flag=f"{path}: model.ref", base=folder)
+    card = load_gpu(gpu, flag="--gpu") if gpu else load_gpu(pf.gpu.ref, flag=f"{path}: gpu.ref", base=folder)
+    changes = {k: v for k, v in (("seq_tokens", seq_tokens), ("micro_batch_size", micro_batch_size)) if v is not None}
+    plan = build(TrainingPlan, pf.training.model_dump() | changes, flags={"seq_tokens": "--ctx", "micro_batch_size": "--batch"})
     warnings = []
     if model.config_sha256 != pf.model.config_sha256:
         warnings.append(f"{path}: the config of {pf.model.ref!r} changed since the plan was written (config_sha256 differs)")

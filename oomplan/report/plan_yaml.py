@@ -2,47 +2,22 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import yaml
 
 from oomplan import __version__
-from oomplan.errors import InputError
+from oomplan.safeio import check_output, exists, load_yaml_text, write_atomic_bytes  # noqa: F401 - re-exported for the CLI
+from oomplan.specs.convert import build
+from oomplan.text import clean
 from oomplan.specs.plan_file import PlanFile, PlanGpu, PlanModel, PredictedBudget
 
 HEADER = "# oomplan plan file (docs/plan-schema.md). Re-check before deploy: oomplan check {path}\n"
 
 
 def write_atomic(path: Path, text: str, force: bool, flag: str = "-o") -> None:
-    """Never leaves a partial file; refuses to overwrite without force."""
+    """Never leaves a partial file; refuses to overwrite without force (oomplan/safeio.py)."""
     write_atomic_bytes(path, text.encode("utf-8"), force, flag)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic_bytes(path: Path, data: bytes, force: bool, flag: str = "-o") -> None:
-    """write_atomic for binary outputs (PNG, SVG): a temporary file in the same folder, then os.replace."""
-    if path.exists() and not force:
-        raise InputError(f"{flag}: {path} exists; pass --force to overwrite it")
-    if path.exists() and path.is_dir():
-        raise InputError(f"{flag}: {path} is a folder")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"{flag}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a user's file gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plan_file(model_ref: str, model_name: str, config_sha256: str, gpu_ref: str, workload, plan, predicted: dict) -> PlanFile:
@@ -56,6 +31,22 @@ def plan_file(model_ref: str, model_name: str, config_sha256: str, gpu_ref: str,
     )
 
 
+def portable_ref(ref: str, output: Path) -> str:
+    """A model/GPU ref as a plan at `output` stores it: a path that exists is written relative to the plan
+    file's folder (check resolves it from there, wherever it is run); a profile name stays a name."""
+    if not exists(ref) or ref.startswith("~"):
+        return ref
+    try:
+        return os.path.relpath(os.path.abspath(ref), os.path.abspath(output.parent if str(output.parent) else "."))
+    except (OSError, ValueError):
+        return os.path.abspath(ref)
+
+
 def plan_yaml(pf: PlanFile, path: Path) -> str:
-    body = yaml.safe_dump(pf.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
-    return HEADER.format(path=path.name) + body
+    """The plan file's text. It is read back with the reader `check` uses before it is written: whatever
+    fit writes, check accepts (a value out of a spec's bounds is refused here, not at deploy time)."""
+    refs = {"model": pf.model.model_copy(update={"ref": portable_ref(pf.model.ref, path)}),
+            "gpu": pf.gpu.model_copy(update={"ref": portable_ref(pf.gpu.ref, path)})}
+    body = yaml.safe_dump(pf.model_copy(update=refs).model_dump(mode="json"), sort_keys=False, default_flow_style=False)
+    build(PlanFile, load_yaml_text(body, f"the plan for {path}"), f"the plan for {path} (not written)")
+    return HEADER.format(path=clean(path.name)) + body

@@ -12,6 +12,7 @@ from rich.table import Table
 from oomplan import __version__
 from oomplan.memory.budget import Estimate
 from oomplan.probe.compare import ProbeReport
+from oomplan.safeio import append_line
 from oomplan.report.summary import plan_summary
 
 
@@ -54,7 +55,5 @@ def probe_json(est: Estimate, report: ProbeReport, plan_file: str | None) -> dic
 
 
 def append_log(path: Path, record: dict[str, Any]) -> None:
-    """One JSON object per line, appended (a whole line per write)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, sort_keys=False) + "\n")
+    """One JSON object per line, appended (a whole line per write); I/O failures are exit 3 (oomplan/safeio.py)."""
+    append_line(path, json.dumps(record, sort_keys=False), "--log")

@@ -87,6 +87,12 @@ class MoeSpec(Strict):
     router_fp32: bool = False  # the router's weight is held in fp32 whatever the model dtype (DeepSeek, transformers >= 5.24)
     moe_layer_indices: tuple[int, ...]  # the layers whose LayerMlp.kind is 'moe' (checked by ModelSpec)
 
+    @model_validator(mode="after")
+    def _top_k_within_experts(self) -> "MoeSpec":
+        if self.num_experts_per_token > self.num_experts:
+            raise ValueError(f"num_experts_per_tok ({self.num_experts_per_token}) exceeds the number of experts ({self.num_experts})")
+        return self
+
 
 class MlaSpec(Strict):
     """Multi-head latent attention (DeepSeek-V2/V3): the KV cache holds a compressed latent."""

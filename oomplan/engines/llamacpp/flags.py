@@ -6,7 +6,9 @@ from typing import Any
 from pathlib import PurePath
 
 from oomplan import formats
-from oomplan.engines.cmdline import Converter, OptionalValue, build_settings, choice, layers_value, on_off, parse_int, read_flags, text_value
+from oomplan.engines.cmdline import (
+    TOKENS, Converter, OptionalValue, build_settings, choice, int_range, layers_value, on_off, read_flags, text_value,
+)
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.engines.llamacpp.split import fit_n_cpu_moe, fit_n_gpu_layers
 from oomplan.specs.hardware import GpuSpec
@@ -31,12 +33,12 @@ def _override_tensor(text: str, flag: str) -> int:
 FLAGS: dict[str, tuple[str, Converter]] = {
     "-m": ("model", text_value), "--model": ("model", text_value), "-hf": ("hf_repo", text_value), "--hf-repo": ("hf_repo", text_value),
     "-ngl": ("n_gpu_layers", layers_value), "--gpu-layers": ("n_gpu_layers", layers_value), "--n-gpu-layers": ("n_gpu_layers", layers_value),
-    "-c": ("ctx_tokens", parse_int), "--ctx-size": ("ctx_tokens", parse_int),
-    "-np": ("n_parallel", parse_int), "--parallel": ("n_parallel", parse_int),
+    "-c": ("ctx_tokens", int_range(0, 2**31)), "--ctx-size": ("ctx_tokens", int_range(0, 2**31)),
+    "-np": ("n_parallel", int_range(1, 2**16)), "--parallel": ("n_parallel", int_range(1, 2**16)),
     "-ctk": ("cache_type_k", choice(CACHE_TYPES)), "--cache-type-k": ("cache_type_k", choice(CACHE_TYPES)),
     "-ctv": ("cache_type_v", choice(CACHE_TYPES)), "--cache-type-v": ("cache_type_v", choice(CACHE_TYPES)),
-    "-ub": ("ubatch_tokens", parse_int), "--ubatch-size": ("ubatch_tokens", parse_int), "--fit": ("fit", on_off),
-    "-ncmoe": ("n_cpu_moe", parse_int), "--n-cpu-moe": ("n_cpu_moe", parse_int),
+    "-ub": ("ubatch_tokens", TOKENS), "--ubatch-size": ("ubatch_tokens", TOKENS), "--fit": ("fit", on_off),
+    "-ncmoe": ("n_cpu_moe", int_range(0, 2**20)), "--n-cpu-moe": ("n_cpu_moe", int_range(0, 2**20)),
     "-ot": ("n_cpu_moe", _override_tensor), "--override-tensor": ("n_cpu_moe", _override_tensor),
 }
 SWITCHES = {"-nkvo": "no_kv_offload", "--no-kv-offload": "no_kv_offload", "--swa-full": "swa_full"}

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from oomplan.engines.cmdline import (
-    Converter, build_settings, choice, parse_float, parse_int, python_module_args, read_flags, text_value,
+    BLOCK, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, choice, int_range,
+    python_module_args, read_flags, text_value,
 )
 from oomplan import formats
 from oomplan.engines.options import EngineOptions, engine_kv
@@ -18,16 +19,16 @@ def _disabled(text: str, flag: str) -> bool:
 
 FLAGS: dict[str, tuple[str, Converter]] = {
     "--model-path": ("model", text_value), "--model": ("model", text_value),
-    "--tp-size": ("tp_size", parse_int), "--tp": ("tp_size", parse_int), "--tensor-parallel-size": ("tp_size", parse_int),
-    "--pp-size": ("pp_size", parse_int), "--pipeline-parallel-size": ("pp_size", parse_int),
+    "--tp-size": ("tp_size", PARALLEL), "--tp": ("tp_size", PARALLEL), "--tensor-parallel-size": ("tp_size", PARALLEL),
+    "--pp-size": ("pp_size", PARALLEL), "--pipeline-parallel-size": ("pp_size", PARALLEL),
     "--dtype": ("dtype", choice(("auto", "half", "float16", "bfloat16", "float", "float32"))),
     "--quantization": ("quantization", choice(tuple(formats.by_engine_name("sglang", "accepts")))),
     "--kv-cache-dtype": ("kv_cache_dtype", choice(("auto",) + tuple(formats.engine_kv_names("sglang")))),
-    "--context-length": ("context_length", parse_int), "--mem-fraction-static": ("mem_fraction_static", parse_float),
-    "--page-size": ("page_size", parse_int), "--max-running-requests": ("max_running_requests", parse_int),
-    "--max-total-tokens": ("max_total_tokens", parse_int), "--chunked-prefill-size": ("chunked_prefill_size", parse_int),
-    "--cuda-graph-max-bs": ("cuda_graph_max_bs", parse_int), "--cuda-graph-max-bs-decode": ("cuda_graph_max_bs", parse_int),
-    "--cuda-graph-max-bs-prefill": ("cuda_graph_max_bs_prefill", parse_int),
+    "--context-length": ("context_length", CONTEXT), "--mem-fraction-static": ("mem_fraction_static", FRACTION),
+    "--page-size": ("page_size", BLOCK), "--max-running-requests": ("max_running_requests", SEQUENCES),
+    "--max-total-tokens": ("max_total_tokens", int_range(1, 2**40)), "--chunked-prefill-size": ("chunked_prefill_size", TOKENS),
+    "--cuda-graph-max-bs": ("cuda_graph_max_bs", SEQUENCES), "--cuda-graph-max-bs-decode": ("cuda_graph_max_bs", SEQUENCES),
+    "--cuda-graph-max-bs-prefill": ("cuda_graph_max_bs_prefill", SEQUENCES),
     "--cuda-graph-backend-decode": ("disable_decode_cuda_graph", _disabled),
     "--cuda-graph-backend-prefill": ("disable_prefill_cuda_graph", _disabled),
 }

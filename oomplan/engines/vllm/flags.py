@@ -5,7 +5,8 @@ from pathlib import PurePath
 
 from oomplan import formats
 from oomplan.engines.cmdline import (
-    Converter, build_settings, choice, gib_value, parse_float, parse_int, python_module_args, read_flags, text_value,
+    BLOCK, BYTES, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, choice, gib_value,
+    python_module_args, read_flags, text_value,
 )
 from oomplan.engines.options import EngineOptions, engine_kv
 from oomplan.engines.protocol import EngineLaunch
@@ -16,15 +17,15 @@ from oomplan.specs.plan import Plan, Workload
 # --quantization / --kv-cache-dtype values: each format's vLLM spellings (oomplan/data/formats.yaml)
 QUANTIZATIONS = tuple(formats.by_engine_name("vllm", "accepts"))
 FLAGS: dict[str, tuple[str, Converter]] = {
-    "--model": ("model", text_value), "--tensor-parallel-size": ("tensor_parallel", parse_int), "-tp": ("tensor_parallel", parse_int),
-    "--pipeline-parallel-size": ("pipeline_parallel", parse_int), "-pp": ("pipeline_parallel", parse_int),
+    "--model": ("model", text_value), "--tensor-parallel-size": ("tensor_parallel", PARALLEL), "-tp": ("tensor_parallel", PARALLEL),
+    "--pipeline-parallel-size": ("pipeline_parallel", PARALLEL), "-pp": ("pipeline_parallel", PARALLEL),
     "--dtype": ("dtype", choice(("auto", "half", "float16", "bfloat16", "float", "float32"))),
     "--quantization": ("quantization", choice(QUANTIZATIONS)), "-q": ("quantization", choice(QUANTIZATIONS)),
     "--kv-cache-dtype": ("kv_cache_dtype", choice(("auto",) + tuple(formats.engine_kv_names("vllm")))),
-    "--max-model-len": ("max_model_len", parse_int), "--gpu-memory-utilization": ("gpu_memory_utilization", parse_float),
-    "--max-num-seqs": ("max_num_seqs", parse_int), "--max-num-batched-tokens": ("max_num_batched_tokens", parse_int),
-    "--block-size": ("block_size", parse_int), "--cpu-offload-gb": ("cpu_offload_bytes", gib_value),
-    "--kv-cache-memory-bytes": ("kv_cache_memory_bytes", parse_int), "--kv-cache-memory": ("kv_cache_memory_bytes", parse_int),
+    "--max-model-len": ("max_model_len", CONTEXT), "--gpu-memory-utilization": ("gpu_memory_utilization", FRACTION),
+    "--max-num-seqs": ("max_num_seqs", SEQUENCES), "--max-num-batched-tokens": ("max_num_batched_tokens", TOKENS),
+    "--block-size": ("block_size", BLOCK), "--cpu-offload-gb": ("cpu_offload_bytes", gib_value),
+    "--kv-cache-memory-bytes": ("kv_cache_memory_bytes", BYTES), "--kv-cache-memory": ("kv_cache_memory_bytes", BYTES),
 }
 SWITCHES = {"--enforce-eager": "enforce_eager", "--enable-expert-parallel": "enable_expert_parallel"}
 PLAN_KV = formats.plan_kv_table("vllm")
