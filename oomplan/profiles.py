@@ -131,6 +131,29 @@ def profile_names(kind: str) -> list[str]:
     return sorted({p.stem for p in _index(kind).values()})
 
 
+def _load_all(kind: str, load: Any) -> list:
+    """Every profile of one kind, loaded; a user profile that fails is reported once and skipped."""
+    shipped, out = _data_dir(kind), []
+    for path in sorted(set(_index(kind).values()), key=lambda p: p.stem):
+        try:
+            out.append(load(path))
+        except InputError as exc:
+            if path.parent == shipped:
+                raise
+            warn_once(f"skipping user profile {exc}")
+    return out
+
+
+def all_models() -> list[ModelSpec]:
+    """Every shipped and user model profile (the catalogue); broken user profiles are skipped with a warning."""
+    return _load_all("model_profiles", _model_from_profile)
+
+
+def all_gpus() -> list[GpuSpec]:
+    """Every shipped and user GPU profile; broken user profiles are skipped with a warning."""
+    return _load_all("hardware_profiles", load_gpu_file)
+
+
 def profile_keys(kind: str) -> dict[str, str]:
     """Every lowercased name and alias of the profiles of one kind -> the profile's canonical name."""
     return {key: path.stem for key, path in _index(kind).items()}

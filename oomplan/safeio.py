@@ -409,14 +409,26 @@ def install_signal_cleanup() -> None:
                 pass
 
 
-def append_line(path: Path, line: str, flag: str) -> None:
-    """Append one line to a log file (created with its folder); refuses non-regular files; exit 3 on I/O errors."""
+def check_log(path: Path, flag: str) -> None:
+    """A log path that can never be appended to (a folder, FIFO, device, an unusable name): exit 3 now."""
     shown = clean(str(path))
     state = probe(path)
     if state.error:
         raise RuntimeFailure(f"{flag}: {shown}: {state.error}")
     if state.is_dir or state.is_special:
         raise RuntimeFailure(f"{flag}: {shown} is not a regular file; not writing the log")
+    for parent in path.parents:  # the first existing ancestor must be a folder (HOME may be a file)
+        pstate = probe(parent)
+        if pstate.exists:
+            if not pstate.is_dir:
+                raise RuntimeFailure(f"{flag}: {shown}: {clean(str(parent))} is not a folder")
+            break
+
+
+def append_line(path: Path, line: str, flag: str) -> None:
+    """Append one line to a log file (created with its folder); refuses non-regular files; exit 3 on I/O errors."""
+    shown = clean(str(path))
+    check_log(path, flag)
     try:
         _folder(path).mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0), 0o666)

@@ -5,7 +5,7 @@ import typer
 
 from oomplan.cli.common import handle_errors, stdout
 from oomplan.errors import InputError
-from oomplan.profiles import load_gpu, load_model, profile_names
+from oomplan.profiles import all_gpus, all_models, load_gpu, load_model
 from oomplan.report.catalog import detected_table, gpus_table, model_card, models_table
 
 models_app = typer.Typer(help="Shipped model profiles; `show NAME` for one model's derived facts.", invoke_without_command=True)
@@ -16,7 +16,7 @@ models_app = typer.Typer(help="Shipped model profiles; `show NAME` for one model
 def models_list(ctx: typer.Context) -> None:
     """List the shipped (and user) model profiles."""
     if ctx.invoked_subcommand is None:
-        stdout().print(models_table([load_model(n) for n in profile_names("model_profiles")]))
+        stdout().print(models_table(all_models()))
 
 
 @models_app.command("show")
@@ -30,7 +30,7 @@ def models_show(name: str = typer.Argument(..., help="Profile name/alias, config
 def gpus_command(detect: bool = typer.Option(False, "--detect", help="Read the local GPUs through NVML and match them to profiles.")) -> None:
     """List the GPU profiles, or detect the local GPUs (exit 3 without a driver)."""
     if not detect:
-        stdout().print(gpus_table(sorted((load_gpu(n) for n in profile_names("hardware_profiles")), key=lambda g: g.memory_bytes)))
+        stdout().print(gpus_table(sorted(all_gpus(), key=lambda g: g.memory_bytes)))
         return
     from oomplan.probe.detect import detect_gpus, profile_key
 

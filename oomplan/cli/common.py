@@ -97,15 +97,26 @@ def handle_errors(fn: F) -> F:
 
 
 MAX_FLAG_INT = 2**53  # no count or size flag needs more; larger ints never reach the arithmetic
+# The bounds of every int/float flag typer parses, the same as the specs they reach (Plan, Workload,
+# TrainingPlan, the engines' settings), so the error names the flag and the real range.
+FLAG_BOUNDS: dict[str, tuple[float, float]] = {
+    "--batch": (1, 2**20), "--tp": (1, 1024), "--pp": (1, 1024), "--group-size": (16, 4096), "--dms": (1, 64),
+    "--dms-window": (0, 2**31), "--block-size": (1, 1024), "--top": (1, 10_000), "--pick": (1, 10_000),
+    "--gpus": (1, 2**16), "--max-gpus": (1, 2**16), "--price": (0, 1e9), "--points": (2, 200), "--decode-steps": (0, 64),
+    "--global-batch": (1, 2**20), "--grad-accum": (1, 2**20), "--dp": (1, 2**16), "--lora-rank": (1, 65536),
+    "--max-num-seqs": (1, 2**20), "--n-gpu-layers": (-1, 2**20),
+}
 
 
 def check_numeric_flags(values: dict[str, Any]) -> None:
-    """Every int/float flag typer parsed: finite and bounded, else exit 2 naming the flag (oomplan/units.py).
-    Per-flag bounds are the specs' (Plan, Workload, TrainingPlan via FLAGS) or the flag's own min/max."""
+    """Every int/float flag typer parsed goes through the one number parser (oomplan/units.py): finite and
+    within FLAG_BOUNDS (else +-2^53), or exit 2 naming the flag and what is accepted."""
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        parse_number(value, _flag_name(name), -MAX_FLAG_INT, MAX_FLAG_INT)
+        flag = _flag_name(name)
+        low, high = FLAG_BOUNDS.get(flag, (-MAX_FLAG_INT, MAX_FLAG_INT))
+        parse_number(value, flag, low, high)
 
 
 def _flag_name(param: str) -> str:

@@ -4,6 +4,7 @@ Exit 0 within tolerance, 1 OOM or measured above predicted beyond the tolerance,
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -14,9 +15,17 @@ from oomplan.cli.common import handle_errors, print_json, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.memory.budget import Estimate
 from oomplan.planner.recheck import recheck
+from oomplan.safeio import check_log
 from oomplan.units import parse_fraction
 
-DEFAULT_LOG = Path.home() / ".local" / "share" / "oomplan" / "probe-log.jsonl"
+def _default_log() -> Path:
+    try:
+        return Path.home() / ".local" / "share" / "oomplan" / "probe-log.jsonl"
+    except (RuntimeError, KeyError, OSError):  # no home folder: the log goes to the current folder
+        return Path("oomplan-probe-log.jsonl")
+
+
+DEFAULT_LOG = _default_log()
 
 
 def run_probe(est: Estimate, device: str, tolerance: str, decode_steps: int, as_json: bool, log: Optional[Path], plan_file: Optional[str]) -> int:
@@ -27,11 +36,11 @@ def run_probe(est: Estimate, device: str, tolerance: str, decode_steps: int, as_
     if device not in ("auto", "meta", "cuda"):
         raise InputError(f"--device: {device!r} is not accepted; use auto, meta or cuda")
     tol_pct = 100 * parse_fraction(tolerance, "--tolerance", 0.0, 1.0)
+    if log is not None:  # a log that can never be written fails now, not after a long run
+        check_log(log, "--log")
     with spinner(f"probing {est.model.name} at ctx {est.workload.ctx_tokens:,} x batch {est.workload.batch_size} ...", quiet=as_json):
         report = probe(est, device, tol_pct, decode_steps)
     record = probe_json(est, report, plan_file)
-    if log is not None:
-        append_log(log, record)
     if as_json:
         print_json(record)
     else:
@@ -42,6 +51,9 @@ def run_probe(est: Estimate, device: str, tolerance: str, decode_steps: int, as_
         for note in report.notes:
             out.print(f"note: {note}")
         out.print(report.verdict(), style="green" if report.passed else "bold red")
+    sys.stdout.flush()  # the verdict is out before the log write can fail (that is exit 3, one line)
+    if log is not None:
+        append_log(log, record)
     return EXIT_OK if report.passed else EXIT_DOES_NOT_FIT
 
 
