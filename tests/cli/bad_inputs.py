@@ -15,7 +15,7 @@ ROWS = [
     ("ctx unit typo", ["estimate", "llama-3-8b", "--gpu", "h100", "--ctx", "32q"], {}, 2, "--ctx: '32q' is not a count"),
     ("ctx 0", ["estimate", "llama-3-8b", "--gpu", "h100", "--ctx", "0"], {}, 2, "--ctx: 0 is out of range"),
     ("ctx 10^12", ["estimate", "llama-3-8b", "--gpu", "h100", "--ctx", "1000000000000"], {}, 2, "--ctx: 1000000000000 is out of range; accepted: 1..2147483648"),
-    ("batch -1", ["estimate", "llama-3-8b", "--gpu", "h100", "--batch", "-1"], {}, 2, "--batch: -1 is invalid"),
+    ("batch -1", ["estimate", "llama-3-8b", "--gpu", "h100", "--batch", "-1"], {}, 2, "--batch: -1 is out of range"),
     ("TP 3 on 32 heads", ["estimate", "llama-3-8b", "--gpu", "h100", "--tp", "3"], {}, 2, "tensor_parallel (3) must divide num_attention_heads (32)"),
     ("NaN ratio", ["estimate", "llama-3-8b", "--gpu", "h100", "--dms", "nan"], {}, 2, "--dms: nan is invalid: it must be a finite number"),
     ("size unit typo", ["estimate", "llama-3-8b", "--gpu", "h100", "--offload-gib", "40 GiBs"], {}, 2, "--offload-gib: '40 GiBs' is not a size"),

@@ -55,12 +55,12 @@ def test_json_tp_kv_replication():
 @pytest.mark.parametrize("args,fragment", [
     (["--ctx", "32q"], "--ctx: '32q' is not a count"),
     (["--ctx", "0"], "--ctx: 0 is out of range"),
-    (["--batch", "-1"], "--batch: -1 is invalid"),
+    (["--batch", "-1"], "--batch: -1 is out of range; accepted: 1..1048576"),
     (["--tp", "3"], "tensor_parallel (3) must divide num_attention_heads (32)"),
     (["--weights", "int3"], "--weights: 'int3' is invalid"),
     (["--kv-dtype", "fp4"], "--kv-dtype: 'fp4' is invalid"),
     (["--offload-gib", "40 GiBs"], "--offload-gib: '40 GiBs' is not a size"),
-    (["--dms", "0.5"], "--dms: 0.5 is invalid"),
+    (["--dms", "0.5"], "--dms: 0.5 is out of range; accepted: 1..64"),
 ])
 def test_bad_flags_exit_2_one_line(args, fragment):
     r = run("estimate", "llama-3-8b", "--gpu", GPU, *args)
