@@ -136,3 +136,25 @@ def test_declared_mxfp4_before_blackwell_says_what_the_runtime_does():
     hopper = plan_warnings(m, load_gpu("h100"), Workload(ctx_tokens=4096), Plan())
     assert any("has no native mxfp4" in w and "get_mxfp4_backend" in w for w in hopper)
     assert not any("mxfp4" in w for w in plan_warnings(m, load_gpu("b200"), Workload(ctx_tokens=4096), Plan()))
+
+
+def test_awq_checkpoint_of_mistral_7b_priced_as_shipped():
+    """TheBloke/zephyr-7B-alpha-AWQ's quantization_config, as quoted by huggingface/transformers@52b642e42b0e7b18d45d81cf8fe0d926c4dd3306:
+    docs/source/en/quantization/awq.md, on Mistral-7B-v0.1's architecture (the shipped profile's config)."""
+    import yaml
+    cfg = dict(yaml.safe_load(_profile_path("mistral-7b-v0.1").read_text())["config"])
+    cfg["quantization_config"] = {"quant_method": "awq", "zero_point": True, "group_size": 128, "bits": 4, "version": "gemm"}
+    m = parse_hf_config(cfg, "zephyr-7b-alpha-awq", "test")
+
+    def awq(rows, cols):  # int4 qweight + fp16 scales + int4 zeros per 128 inputs
+        groups = -(-cols // 128)
+        return rows * cols // 2 + groups * rows * 2 + -(-groups * rows // 2)
+
+    layer = 2 * awq(4096, 4096) + 2 * awq(1024, 4096) + 2 * awq(14336, 4096) + awq(4096, 14336) + 2 * 4096 * 2
+    expected = 32 * layer + 2 * 32000 * 4096 * 2 + 4096 * 2  # 16-bit embed_tokens and lm_head, final norm
+    assert weights_budget(m, Plan()).gpu_bytes == expected == 4_150_796_288
+
+
+def _profile_path(name):
+    from pathlib import Path
+    return Path(__file__).resolve().parents[2] / "model_profiles" / f"{name}.yaml"
