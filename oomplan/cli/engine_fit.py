@@ -61,6 +61,7 @@ def _write(result: EngineSearchResult, model_ref: str, gpu_ref: str, pick: int, 
     s = est.per_gpu
     predicted = dict(
         weights_bytes=s.weights_bytes, kv_cache_bytes=s.kv_cache_bytes, activation_bytes=s.activation_bytes,
+        **({"state_bytes": s.state_bytes} if s.state_bytes else {}),
         overhead_bytes=s.overhead_bytes, total_bytes=s.total_bytes, capacity_bytes=est.capacity_bytes,
         headroom_bytes=est.headroom_bytes, quality_risk=chosen.quality.label, decode_tokens_per_s=round(speed.decode_tokens_per_s, 3),
     )

@@ -169,6 +169,7 @@ def _write(result, model_ref: str, gpu_ref: str, pick: int, output: Path, force:
     s = est.per_gpu
     predicted = dict(
         weights_bytes=s.weights_bytes, kv_cache_bytes=s.kv_cache_bytes, activation_bytes=s.activation_bytes,
+        **({"state_bytes": s.state_bytes} if s.state_bytes else {}),
         overhead_bytes=s.overhead_bytes, total_bytes=s.total_bytes, capacity_bytes=est.capacity_bytes,
         headroom_bytes=est.headroom_bytes, quality_risk=quality_risk(result.model, chosen.plan).label,
         decode_tokens_per_s=round(chosen.speed.decode_tokens_per_s, 3),

@@ -7,6 +7,7 @@ from oomplan.memory.activations import ActivationBudget, activation_budget
 from oomplan.memory.kv_cache import KvBudget, kv_budget
 from oomplan.memory.layout import pipeline_stages
 from oomplan.memory.overhead import OverheadBudget, overhead_budget
+from oomplan.memory.state import StateBudget, state_budget
 from oomplan.memory.validate import check_plan, plan_notes, plan_warnings
 from oomplan.memory.weights import WeightsBudget, dense_dtype, weights_budget
 from oomplan.specs.hardware import GpuSpec
@@ -24,6 +25,7 @@ class StageBudget:
     kv: KvBudget
     activations: ActivationBudget
     overhead: OverheadBudget
+    state: StateBudget = StateBudget(0, 0, 0, None)
 
     @property
     def weights_bytes(self) -> int:
@@ -32,6 +34,10 @@ class StageBudget:
     @property
     def kv_cache_bytes(self) -> int:
         return self.kv.bytes
+
+    @property
+    def state_bytes(self) -> int:
+        return self.state.bytes
 
     @property
     def activation_bytes(self) -> int:
@@ -43,7 +49,7 @@ class StageBudget:
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.overhead_bytes
+        return self.weights_bytes + self.kv_cache_bytes + self.state_bytes + self.activation_bytes + self.overhead_bytes
 
 
 class BusiestGpu:
@@ -90,8 +96,9 @@ def stage_budget(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan,
     num_sliding = sum(model.layer_attention[i] == "sliding" for i in stage.layer_indices)
     acts = activation_budget(model, plan, workload.ctx_tokens, workload.batch_size, DTYPE_BYTES[dtype], stage.is_last,
                              num_sliding, fp16=dtype == "fp16")
-    tensors = weights.gpu_bytes + kv.bytes + acts.peak_bytes
-    return StageBudget(stage_index, weights, kv, acts, overhead_budget(gpu, tensors, plan.num_gpus))
+    state = state_budget(model, plan, workload.batch_size, stage, dtype)
+    tensors = weights.gpu_bytes + kv.bytes + state.bytes + acts.peak_bytes
+    return StageBudget(stage_index, weights, kv, acts, overhead_budget(gpu, tensors, plan.num_gpus), state)
 
 
 def estimate(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> Estimate:

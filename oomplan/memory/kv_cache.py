@@ -73,13 +73,16 @@ def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, st
     per_layer = kv_bytes_per_token_per_layer(model, plan)
     full = cached_tokens(model, plan, ctx_tokens, sliding=False)
     window = cached_tokens(model, plan, ctx_tokens, sliding=True)
-    tokens = 0
+    tokens = num_kv_layers = 0
     for i in stage.layer_indices:
         attn = model.layers[i].attention
+        if attn.kind in ("linear", "none"):
+            continue  # no KV: a Mamba / Gated DeltaNet layer keeps a fixed state instead (memory/state.py)
+        num_kv_layers += 1
         if attn.kind in ("full", "mla"):
             tokens += full
         elif attn.kind == "sliding":
             tokens += cached_tokens(model, plan, ctx_tokens, sliding=True, window_tokens=attn.window_tokens)
         else:
             raise ValueError(f"{model.name}: the KV cache of {attn.kind} layers is not priced yet")
-    return KvBudget(per_layer * batch_size * tokens, per_layer * len(stage.layer_indices), full, window, len(stage.layer_indices))
+    return KvBudget(per_layer * batch_size * tokens, per_layer * num_kv_layers, full, window, num_kv_layers)

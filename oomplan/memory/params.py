@@ -11,11 +11,12 @@ from typing import Literal
 
 from oomplan.specs.model import LayerAttention, LayerMlp, LayerSpec, ModelSpec
 
-Component = Literal["embedding", "attention", "mlp", "experts", "router", "norm", "lm_head"]
+Component = Literal["embedding", "attention", "mlp", "experts", "router", "norm", "lm_head", "vision"]
 # column: rows split over TP in `num_units` units; row: cols split; expert: a routed expert's
 # matrix (split by TP like column/row, or by expert parallelism); replicated: whole on every GPU.
 Shard = Literal["column", "row", "replicated"]
-COMPONENTS: tuple[Component, ...] = ("embedding", "attention", "mlp", "experts", "router", "norm", "lm_head")
+# vision: a multimodal model's vision tower and projector (memory/vision_params.py), on the first stage
+COMPONENTS: tuple[Component, ...] = ("embedding", "attention", "mlp", "experts", "router", "norm", "lm_head", "vision")
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,12 @@ def _moe(m: ModelSpec) -> list[TensorGroup]:
 
 
 def _attention_tensors(m: ModelSpec, attn: LayerAttention) -> list[TensorGroup]:
-    if attn.kind == "none":
-        return []
+    from oomplan.memory.mixer_params import mixer_tensors  # it builds on this module's TensorGroup
+
+    if attn.kind in ("none", "linear"):
+        return mixer_tensors(attn.state, m.hidden_size) if attn.state is not None else []
+    if attn.state is not None:  # Falcon-H1: attention and a Mamba-2 mixer side by side
+        return _attention(m) + mixer_tensors(attn.state, m.hidden_size)
     if attn.kind == "mla":
         return _mla(m)
     if attn.kind in ("full", "sliding"):
@@ -155,7 +160,9 @@ def inventory(m: ModelSpec) -> Inventory:
     """All parameter tensors of `m`, grouped by per-layer structure (layers with the same attention and
     MLP share one LayerKind, named 'moe' or 'dense'). Cached: ModelSpec is frozen and hashable by identity."""
     h, V = m.hidden_size, m.vocab_size
-    embedding = (TensorGroup("embed_tokens", "embedding", V, h, shard="column", num_units=V),)
+    from oomplan.memory.vision_params import vision_tensors  # it builds on this module's TensorGroup
+
+    embedding = (TensorGroup("embed_tokens", "embedding", V, h, shard="column", num_units=V), *vision_tensors(m.vision))
     head = tuple(_norm("final_norm", m, h))
     if not m.tie_word_embeddings:
         head += (TensorGroup("lm_head", "lm_head", V, h, shard="column", num_units=V),)
@@ -193,3 +200,6 @@ def num_active_params(m: ModelSpec) -> int:
         return sum(counts.values())
     experts = counts["experts"] * m.moe.num_experts_per_token // m.moe.num_experts
     return sum(counts.values()) - counts["experts"] + experts
+
+
+linear_group = _linear  # public name for other memory modules (mixer_params)

@@ -85,6 +85,7 @@ class ComponentBytes:
     router: int = 0
     norm: int = 0
     lm_head: int = 0
+    vision: int = 0
 
     @property
     def total(self) -> int:

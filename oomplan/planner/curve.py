@@ -30,10 +30,11 @@ class CurvePoint:
     kv_cache_bytes: int
     activation_bytes: int
     overhead_bytes: int
+    state_bytes: int = 0  # recurrent state (Mamba / Gated DeltaNet layers): flat in context, grows with batch
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.overhead_bytes
+        return self.weights_bytes + self.kv_cache_bytes + self.state_bytes + self.activation_bytes + self.overhead_bytes
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def _workload(axis: Axis, x: int, fixed: int) -> Workload:
 def curve_point(model: ModelSpec, gpu: GpuSpec, plan: Plan, axis: Axis, x: int, fixed: int) -> tuple[CurvePoint, tuple[str, ...]]:
     est = estimate(model, gpu, _workload(axis, x, fixed), plan)
     g = est.per_gpu
-    return CurvePoint(x, g.weights_bytes, g.kv_cache_bytes, g.activation_bytes, g.overhead_bytes), est.warnings
+    return CurvePoint(x, g.weights_bytes, g.kv_cache_bytes, g.activation_bytes, g.overhead_bytes, g.state_bytes), est.warnings
 
 
 def find_cliff(ev: Evaluator, plan: Plan, axis: Axis, fixed: int, to_x: int) -> Cliff:

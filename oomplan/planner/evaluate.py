@@ -18,6 +18,7 @@ from oomplan.memory.kv_cache import kv_budget
 from oomplan.memory.layout import Stage, pipeline_stages
 from oomplan.memory.overhead import overhead_budget
 from oomplan.memory.params import inventory
+from oomplan.memory.state import state_budget
 from oomplan.memory.weights import dense_dtype, stage_weights, weight_key
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
@@ -43,10 +44,11 @@ class StageTotal:
     overhead_bytes: int
     offloaded_bytes: int
     expert_bytes: int
+    state_bytes: int = 0  # recurrent state (Mamba / Gated DeltaNet layers)
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.overhead_bytes
+        return self.weights_bytes + self.kv_cache_bytes + self.state_bytes + self.activation_bytes + self.overhead_bytes
 
 
 def stage_shape(model: ModelSpec, stage: Stage) -> tuple:
@@ -88,6 +90,7 @@ class Evaluator:
     _w: dict = field(default_factory=dict)
     _kv: dict = field(default_factory=dict)
     _act: dict = field(default_factory=dict)
+    _state: dict = field(default_factory=dict)
 
     def depth(self, pp: int) -> Depth:
         if pp not in self._depths:
@@ -132,6 +135,19 @@ class Evaluator:
             per_sequence = self._kv[key] = kv_budget(self.model, plan, ctx_tokens, 1, st).bytes
         return per_sequence * batch_size
 
+    def state_bytes(self, plan: Plan, workload: Workload, stage: int) -> int:
+        return self._state_bytes(plan, workload.batch_size, stage)
+
+    def _state_bytes(self, plan: Plan, batch_size: int, stage: int) -> int:
+        """state_budget(...).bytes: one sequence's recurrent state (independent of context) times the batch."""
+        dtype = dense_dtype(self.model, plan)
+        key = (dtype, plan.tensor_parallel, plan.pipeline_parallel, stage)
+        per_sequence = self._state.get(key)
+        if per_sequence is None:
+            st = self.stages(plan.pipeline_parallel)[stage]
+            per_sequence = self._state[key] = state_budget(self.model, plan, 1, st, dtype).bytes
+        return per_sequence * batch_size
+
     def activation_bytes(self, plan: Plan, workload: Workload, stage: int) -> int:
         return self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
 
@@ -160,9 +176,10 @@ class Evaluator:
         offloaded = min(asked, w.largest_first_prefix[-1])  # only decoder layers go to CPU memory
         weights = w.total_bytes - offloaded + (w.max_layer_bytes if offloaded else 0)
         kv = self._kv_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
+        state = self._state_bytes(plan, workload.batch_size, stage)
         act = self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
-        overhead = overhead_budget(self.gpu, weights + kv + act, plan.num_gpus).total
-        return StageTotal(weights, kv, act, overhead, offloaded, w.expert_bytes)
+        overhead = overhead_budget(self.gpu, weights + kv + state + act, plan.num_gpus).total
+        return StageTotal(weights, kv, act, overhead, offloaded, w.expert_bytes, state)
 
     def all_stages(self, plan: Plan, workload: Workload) -> tuple[StageTotal, ...]:
         """Every stage of the plan, each distinct shape budgeted once."""
@@ -183,6 +200,7 @@ class Evaluator:
         for stage in self.depth(plan.pipeline_parallel).distinct:
             self.num_evaluated += 1
             weights = self.weights(plan, stage).total_bytes
-            tensors = weights + self._kv_bytes(plan, ctx_tokens, batch_size, stage) + self._activation_bytes(plan, ctx_tokens, batch_size, stage)
+            tensors = (weights + self._kv_bytes(plan, ctx_tokens, batch_size, stage) + self._state_bytes(plan, batch_size, stage)
+                       + self._activation_bytes(plan, ctx_tokens, batch_size, stage))
             worst = max(worst, tensors + overhead_budget(self.gpu, tensors, plan.num_gpus).total)
         return worst

@@ -110,8 +110,10 @@ class ProbeWatch:
 
 
 def cache_tensors(cache) -> Iterator[torch.Tensor]:
-    """Every tensor held as an attribute (or in a list/tuple attribute) of the cache's layers."""
+    """Every tensor held as an attribute (or in a list/tuple/dict attribute) of the cache's layers:
+    K/V, and a linear-attention layer's conv_states / recurrent_states dicts (cache_utils.LinearAttentionLayer)."""
     for layer in getattr(cache, "layers", ()) if cache is not None else ():
         for value in vars(layer).values():
+            value = list(value.values()) if isinstance(value, dict) else value
             items = value if isinstance(value, (list, tuple)) else (value,)
             yield from (t for t in items if isinstance(t, torch.Tensor))

@@ -12,7 +12,7 @@ from oomplan.units import format_bytes, format_count
 
 
 def kv_bytes_per_token(model: ModelSpec, kv_dtype: str = "auto") -> int:
-    return kv_bytes_per_token_per_layer(model, Plan(kv_dtype=kv_dtype)) * model.num_layers
+    return kv_bytes_per_token_per_layer(model, Plan(kv_dtype=kv_dtype)) * model.num_attention_layers
 
 
 def models_table(models: list[ModelSpec]) -> Table:

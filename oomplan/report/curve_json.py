@@ -21,6 +21,7 @@ def curve_json(cs: CurveSet) -> dict:
                 "cliff": {"last_fit": c.cliff.last_fit, "first_oom": c.cliff.first_oom},
                 "points": [
                     {"x": p.x, "weights_bytes": p.weights_bytes, "kv_cache_bytes": p.kv_cache_bytes,
+                     "state_bytes": p.state_bytes,
                      "activation_bytes": p.activation_bytes, "overhead_bytes": p.overhead_bytes,
                      "total_bytes": p.total_bytes, "fits": p.total_bytes <= cs.capacity_bytes}
                     for p in c.points

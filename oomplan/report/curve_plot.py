@@ -6,12 +6,12 @@ from pathlib import Path
 
 from oomplan.errors import RuntimeFailure
 from oomplan.planner.curve import Curve, CurveSet
-from oomplan.report.curve_text import cliff_words, heading, unit_name
+from oomplan.report.curve_text import cliff_words, components, heading, unit_name
 from oomplan.report.plan_yaml import write_atomic_bytes
 from oomplan.report.summary import plan_summary
 from oomplan.units import GIB
 
-COLOURS = ("#4C72B0", "#C44E9A", "#DDA52D", "#9A9A9A")  # weights, KV, activations, overhead
+COLOURS = {"weights": "#4C72B0", "KV cache": "#C44E9A", "state": "#2AA1A1", "activations": "#DDA52D", "overhead": "#9A9A9A"}
 LINE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -29,9 +29,9 @@ def _pyplot():
 def _stacked(ax, cs: CurveSet) -> None:
     curve = cs.curves[0]
     xs = [p.x for p in curve.points]
-    layers = [[getattr(p, f) / GIB for p in curve.points]
-              for f in ("weights_bytes", "kv_cache_bytes", "activation_bytes", "overhead_bytes")]
-    ax.stackplot(xs, *layers, labels=("weights", "KV cache", "activations", "overhead"), colors=COLOURS, alpha=0.9)
+    bands = components(cs)
+    layers = [[getattr(p, band[3]) / GIB for p in curve.points] for band in bands]
+    ax.stackplot(xs, *layers, labels=[b[0] for b in bands], colors=[COLOURS[b[0]] for b in bands], alpha=0.9)
     _cliff_line(ax, curve, cs, "#d62728")
     ax.set_title(f"{heading(cs)}\n{plan_summary(cs.model, curve.plan)}", fontsize=10)
 

@@ -12,13 +12,21 @@ from oomplan.planner.curve import Cliff, Curve, CurvePoint, CurveSet
 from oomplan.report.summary import plan_summary
 from oomplan.units import GIB
 
-# (name, block character, style), bottom of the stack first.
+# (name, block character, style, CurvePoint field), bottom of the stack first. The recurrent-state
+# band is shown only for models that keep one (Mamba / Gated DeltaNet layers).
 COMPONENTS = (
-    ("weights", "█", "blue"),
-    ("KV cache", "▓", "magenta"),
-    ("activations", "▒", "yellow"),
-    ("overhead", "░", "bright_black"),
+    ("weights", "█", "blue", "weights_bytes"),
+    ("KV cache", "▓", "magenta", "kv_cache_bytes"),
+    ("state", "▚", "cyan", "state_bytes"),
+    ("activations", "▒", "yellow", "activation_bytes"),
+    ("overhead", "░", "bright_black", "overhead_bytes"),
 )
+
+
+def components(cs: CurveSet) -> tuple[tuple[str, str, str, str], ...]:
+    """The bands of this chart: the state band only where some point has a recurrent state."""
+    has_state = any(p.state_bytes for c in cs.curves for p in c.points)
+    return tuple(c for c in COMPONENTS if has_state or c[3] != "state_bytes")
 X_WIDTH, TOTAL_WIDTH, BAR_WIDTH = 10, 6, 52  # + separators, the capacity "|" and " ◀ OOM": 77 columns
 PLAN_LETTERS = "ABCDEFGH"
 
@@ -48,7 +56,7 @@ def heading(cs: CurveSet) -> str:
 
 def _cells(point: CurvePoint, scale: float) -> list[int]:
     """Columns per component, rounded so the stack's width is the rounded total."""
-    parts = (point.weights_bytes, point.kv_cache_bytes, point.activation_bytes, point.overhead_bytes)
+    parts = [getattr(point, c[3]) for c in COMPONENTS]
     cells, done = [], 0
     running = 0
     for value in parts:
@@ -61,7 +69,7 @@ def _cells(point: CurvePoint, scale: float) -> list[int]:
 
 def _bar(point: CurvePoint, scale: float, cap_col: int) -> Text:
     bar = Text()
-    for (_, char, style), width in zip(COMPONENTS, _cells(point, scale)):
+    for (_, char, style, _field), width in zip(COMPONENTS, _cells(point, scale)):
         bar.append(char * width, style=style)
     if len(bar) > BAR_WIDTH:  # off the chart (it shows up to twice the capacity)
         bar = bar[: BAR_WIDTH - 1]
@@ -100,7 +108,7 @@ def _scale(cs: CurveSet, width: int) -> tuple[float, int]:
 
 def legend(cs: CurveSet) -> Text:
     text = Text("  ")
-    for name, char, style in COMPONENTS:
+    for name, char, style, _field in components(cs):
         text.append(char * 2, style=style)
         text.append(f" {name}  ")
     text.append("|", style="bold red")

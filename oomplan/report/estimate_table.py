@@ -29,6 +29,7 @@ def budget_table(est: Estimate) -> Table:
         ("weights", s.weights_bytes, f"{num_params(est.model) / 1e9:.2f}B params, {weights_label(est.model, est.plan)}"
          + (f", {format_bytes(s.weights.offloaded_bytes)} in CPU memory" if s.weights.offloaded_bytes else "")),
         ("KV cache", s.kv_cache_bytes, f"{format_bytes(kv.bytes_per_token)}/token x {kv.tokens_per_sequence_full} tokens x {est.workload.batch_size}"),
+        *_state_rows(s.state, est.workload.batch_size),
         ("activations", s.activation_bytes, _activation_detail(s.activations)),
         ("overhead", s.overhead_bytes, "CUDA context, cuBLAS, allocator" + (", NCCL" if s.overhead.nccl_bytes else "")),
     ]
@@ -39,6 +40,14 @@ def budget_table(est: Estimate) -> Table:
     table.add_row("capacity", format_bytes(cap), "100.0%", f"{est.gpu.name}, as the driver reports it")
     table.add_row("headroom", format_bytes(est.headroom_bytes), f"{100 * est.headroom_bytes / cap:.1f}%", "")
     return table
+
+
+def _state_rows(state, batch_size: int) -> list[tuple[str, int, str]]:
+    """The recurrent-state row, for models with Mamba / Gated DeltaNet layers (independent of context)."""
+    if not state.num_layers:
+        return []
+    detail = f"{format_bytes(state.bytes_per_sequence)}/sequence x {batch_size} ({state.num_layers} {state.kind} layers, any context)"
+    return [("recurrent state", state.bytes, detail)]
 
 
 def _activation_detail(a) -> str:

@@ -75,7 +75,8 @@ def diagnosis_lines(result: SearchResult, d: Diagnosis) -> list[str]:
     m = result.model
     if d.closest:
         s = d.closest.per_gpu
-        parts = f"weights {format_bytes(s.weights_bytes)}, KV cache {format_bytes(s.kv_cache_bytes)}, activations {format_bytes(s.activation_bytes)}, overhead {format_bytes(s.overhead_bytes)}"
+        state = f"recurrent state {format_bytes(s.state_bytes)}, " if s.state_bytes else ""
+        parts = f"weights {format_bytes(s.weights_bytes)}, KV cache {format_bytes(s.kv_cache_bytes)}, {state}activations {format_bytes(s.activation_bytes)}, overhead {format_bytes(s.overhead_bytes)}"
         lines.append(f"nearest: {plan_summary(m, d.closest.plan)} needs {format_bytes(s.total_bytes)} per GPU, "
                      f"{format_bytes(d.closest.capacity_bytes)} available: {format_bytes(-d.closest.headroom_bytes)} over ({parts})")
     lines.append("what would fit:")
@@ -98,7 +99,7 @@ def candidate_json(c: Candidate, model) -> dict[str, Any]:
         "summary": plan_summary(model, c.plan),
         "workload": c.workload.model_dump(),
         "num_gpus": c.num_gpus,
-        "per_gpu": {"weights_bytes": s.weights_bytes, "kv_cache_bytes": s.kv_cache_bytes, "activation_bytes": s.activation_bytes,
+        "per_gpu": {"weights_bytes": s.weights_bytes, "kv_cache_bytes": s.kv_cache_bytes, "state_bytes": s.state_bytes, "activation_bytes": s.activation_bytes,
                     "overhead_bytes": s.overhead_bytes, "total_bytes": s.total_bytes, "capacity_bytes": c.capacity_bytes,
                     "headroom_bytes": c.headroom_bytes, "offloaded_bytes": s.offloaded_bytes},
         "host_memory_bytes": c.host_memory_bytes,

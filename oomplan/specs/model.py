@@ -10,29 +10,11 @@ from pydantic import Field, model_validator
 
 from oomplan.formats.declared import DeclaredWeights
 from oomplan.specs.base import Strict
+from oomplan.specs.state import Mixer
+from oomplan.specs.vision import VisionTower
 
 AttentionKind = Literal["full", "sliding", "chunked", "mla", "linear", "cross", "none"]
 MlpKind = Literal["gated", "plain", "moe", "none"]
-StateKind = Literal["mamba2", "gated_deltanet", "linear"]
-StateDtype = Literal["fp32", "bf16", "fp16"]
-
-
-class StateSpec(Strict):
-    """A recurrent (linear-attention / SSM) layer's fixed per-sequence state, independent of context.
-
-    Mamba-2: conv state [conv_channels, conv_kernel - 1] + SSM state [num_heads, head_dim, state_size].
-    Gated DeltaNet: conv state [conv_channels, conv_kernel - 1] + recurrent state [num_heads, key_head_dim, value_head_dim].
-    Sizes only; the memory model prices them (state bytes), families fill them from the config.
-    """
-
-    kind: StateKind
-    conv_kernel: int = Field(ge=0, description="causal conv1d kernel width (0: no conv state)")
-    conv_channels: int = Field(ge=0, description="channels the conv state keeps")
-    num_heads: int = Field(ge=1)
-    key_head_dim: int = Field(ge=1, description="Mamba-2: d_state (SSM state size); DeltaNet: key head dim")
-    value_head_dim: int = Field(ge=1, description="Mamba-2: head_dim; DeltaNet: value head dim")
-    state_dtype: StateDtype = Field(description="dtype the recurrent state is kept in (the config's, else the model's)")
-    conv_dtype: StateDtype = Field(description="dtype of the conv state")
 
 
 class LayerAttention(Strict):
@@ -42,14 +24,18 @@ class LayerAttention(Strict):
     window_tokens: int | None = Field(default=None, ge=1, description="sliding: window W; chunked: chunk size C")
     rope: bool = True  # False: a NoPE layer (Llama 4 every 4th layer)
     sinks: bool = False  # gpt-oss: a learned sink logit per head (num_heads parameters)
-    state: StateSpec | None = None  # kind 'linear': the recurrent state
+    # the recurrent-state mixer (oomplan.specs.state): kind 'linear' layers run one instead of attention;
+    # a 'full' layer may run one beside its attention (Falcon-H1's parallel hybrid)
+    state: Mixer | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "LayerAttention":
         if self.kind in ("sliding", "chunked") and self.window_tokens is None:
             raise ValueError(f"{self.kind} attention needs window_tokens")
-        if (self.kind == "linear") != (self.state is not None):
-            raise ValueError("a linear/recurrent layer (and only one) carries a state")
+        if self.kind == "linear" and self.state is None:
+            raise ValueError("a linear/recurrent layer needs its state mixer")
+        if self.state is not None and self.kind not in ("linear", "full"):
+            raise ValueError(f"a {self.kind} attention layer cannot carry a recurrent state")
         return self
 
 
@@ -144,6 +130,7 @@ class ModelSpec(Strict):
     training_probe_checked: bool = False  # the meta probe checked this family's training activations
     layers: tuple[LayerSpec, ...] = Field(description="per-layer structure, one entry per decoder layer")
     moe: MoeSpec | None = None
+    vision: VisionTower | None = None  # multimodal wrappers: the vision tower + projector (weights on the first stage)
     mla: MlaSpec | None = None
     declared_weights: DeclaredWeights | None = Field(default=None, description="the checkpoint's quantization_config, as shipped")
     warnings: tuple[str, ...] = ()
@@ -183,6 +170,16 @@ class ModelSpec(Strict):
     @property
     def logit_softcapping(self) -> bool:
         return bool(self.final_logit_softcapping)
+
+    @property
+    def num_attention_layers(self) -> int:
+        """Layers that keep a KV cache (not the Mamba / linear-attention ones, nor MLP-only blocks)."""
+        return sum(kind not in ("linear", "none") for kind in self.layer_attention)
+
+    @property
+    def state_layer_indices(self) -> tuple[int, ...]:
+        """Layers that keep a recurrent state (a Mamba / Gated DeltaNet mixer)."""
+        return tuple(i for i, layer in enumerate(self.layers) if layer.attention.state is not None)
 
     @property
     def num_sliding_layers(self) -> int:

@@ -38,6 +38,7 @@ class PredictedBudget(Strict):
     headroom_bytes: int
     quality_risk: str
     decode_tokens_per_s: float
+    state_bytes: int = 0  # recurrent state (Mamba / Gated DeltaNet layers); counted in total_bytes
     gradient_bytes: int = 0  # training plans: total_bytes also counts gradients and optimizer states
     optimizer_bytes: int = 0
     tokens_per_s: float | None = Field(default=None, description="training plans: roofline tokens per second, all GPUs")

@@ -1,0 +1,87 @@
+"""Parameters of the vision towers (encoder + projector), as TensorGroups of the `vision` component.
+
+Listed as transformers 5.24 builds them (classes named in oomplan.specs.vision); the golden test
+compares the totals with sum(p.numel()) of the meta-built *ForConditionalGeneration model.
+Kept in the dense dtype and replicated on every GPU of the first stage: checkpoints keep the
+tower unquantised (AWQ/GPTQ/fp8 recipes list it in modules_to_not_convert / ignore) and the
+tower is small next to the text model.
+"""
+from __future__ import annotations
+
+from oomplan.memory.params import TensorGroup
+from oomplan.specs.vision import PixtralVisionTower, Qwen3VisionTower, Qwen25VisionTower, SiglipVisionTower, VisionTower
+
+
+def _t(name: str, rows: int, cols: int = 1, count: int = 1) -> TensorGroup:
+    return TensorGroup(name, "vision", rows, cols, count)
+
+
+def _linear(name: str, out: int, inp: int, bias: bool = True, count: int = 1) -> list[TensorGroup]:
+    return [_t(name, out, inp, count)] + ([_t(name + ".bias", out, 1, count)] if bias else [])
+
+
+def qwen2_5_vl_tensors(v: Qwen25VisionTower) -> list[TensorGroup]:
+    h, I, n = v.hidden_size, v.intermediate_size, v.depth
+    g = [_t("patch_embed", h, v.in_channels * v.temporal_patch_size * v.patch_size**2)]
+    g.append(_t("blocks.norms", h, 1, 2 * n))
+    g += _linear("blocks.attn.qkv", 3 * h, h, count=n) + _linear("blocks.attn.proj", h, h, count=n)
+    g += _linear("blocks.mlp.gate_up", 2 * I, h, count=n) + _linear("blocks.mlp.down", h, I, count=n)
+    merged = h * v.spatial_merge_size**2
+    g.append(_t("merger.ln_q", h))
+    g += _linear("merger.mlp.0", merged, merged) + _linear("merger.mlp.2", v.out_hidden_size, merged)
+    return g
+
+
+def qwen3_vl_tensors(v: Qwen3VisionTower) -> list[TensorGroup]:
+    h, I, n = v.hidden_size, v.intermediate_size, v.depth
+    g = _linear("patch_embed", h, v.in_channels * v.temporal_patch_size * v.patch_size**2)
+    g.append(_t("pos_embed", v.num_position_embeddings, h))
+    g.append(_t("blocks.norms", h, 1, 4 * n))  # two LayerNorms, weight + bias each
+    g += _linear("blocks.attn.qkv", 3 * h, h, count=n) + _linear("blocks.attn.proj", h, h, count=n)
+    g += _linear("blocks.mlp.linear_fc1", I, h, count=n) + _linear("blocks.mlp.linear_fc2", h, I, count=n)
+    merged, k = h * v.spatial_merge_size**2, v.num_deepstack_mergers
+    g.append(_t("merger.norm", h, 1, 2))
+    g += _linear("merger.linear_fc1", merged, merged) + _linear("merger.linear_fc2", v.out_hidden_size, merged)
+    if k:
+        g.append(_t("deepstack_merger.norm", merged, 1, 2 * k))
+        g += _linear("deepstack_merger.linear_fc1", merged, merged, count=k)
+        g += _linear("deepstack_merger.linear_fc2", v.out_hidden_size, merged, count=k)
+    return g
+
+
+def pixtral_tensors(v: PixtralVisionTower) -> list[TensorGroup]:
+    h, I, n, t = v.hidden_size, v.intermediate_size, v.num_layers, v.text_hidden_size
+    g = [_t("patch_conv", h, v.num_channels * v.patch_size**2), _t("ln_pre", h), _t("layers.norms", h, 1, 2 * n)]
+    g += _linear("layers.attention.qkvo", 4 * h, h, bias=False, count=n)
+    g += _linear("layers.feed_forward.gate_up", 2 * I, h, bias=False, count=n) + _linear("layers.feed_forward.down", h, I, bias=False, count=n)
+    g += [_t("multi_modal_projector.norm", h), _t("multi_modal_projector.patch_merger", h, h * v.spatial_merge_size**2)]
+    g += _linear("multi_modal_projector.linear_1", t, h * v.num_feature_layers, v.projector_bias)
+    g += _linear("multi_modal_projector.linear_2", t, t, v.projector_bias)
+    return g
+
+
+def siglip_tensors(v: SiglipVisionTower) -> list[TensorGroup]:
+    h, I, n = v.hidden_size, v.intermediate_size, v.num_layers
+    g = _linear("embeddings.patch_embedding", h, v.num_channels * v.patch_size**2)
+    g.append(_t("embeddings.position_embedding", v.num_patches, h))
+    g.append(_t("encoder.layer_norms", h, 1, 4 * n))  # two LayerNorms, weight + bias each
+    g += _linear("encoder.attn.qkv", 3 * h, h, count=n) + _linear("encoder.attn.out_proj", h, h, count=n)
+    g += _linear("encoder.mlp.fc1", I, h, count=n) + _linear("encoder.mlp.fc2", h, I, count=n)
+    g.append(_t("post_layernorm", h, 1, 2))
+    if v.use_head:  # probe, nn.MultiheadAttention (in_proj + out_proj, with bias), LayerNorm, MLP
+        g += [_t("head.probe", h)] + _linear("head.attention.in_proj", 3 * h, h) + _linear("head.attention.out_proj", h, h)
+        g += [_t("head.layernorm", h, 1, 2)] + _linear("head.mlp.fc1", I, h) + _linear("head.mlp.fc2", h, I)
+    g += [_t("multi_modal_projector.mm_soft_emb_norm", h), _t("multi_modal_projector.mm_input_projection", h, v.text_hidden_size)]
+    return g
+
+
+def vision_tensors(v: VisionTower | None) -> list[TensorGroup]:
+    if v is None:
+        return []
+    if isinstance(v, Qwen25VisionTower):
+        return qwen2_5_vl_tensors(v)
+    if isinstance(v, Qwen3VisionTower):
+        return qwen3_vl_tensors(v)
+    if isinstance(v, PixtralVisionTower):
+        return pixtral_tensors(v)
+    return siglip_tensors(v)

@@ -1,0 +1,93 @@
+"""Vision towers of multimodal decoder LMs (*ForConditionalGeneration): the encoder and its projector.
+
+Their weights sit on the GPU next to the text model (on the first pipeline stage); `--images N`
+adds the encoder's prefill activations. Dimensions follow transformers 5.24 (file cited per class).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from oomplan.specs.base import Strict
+
+
+class Qwen25VisionTower(Strict):
+    """Qwen2.5-VL's ViT (models/qwen2_5_vl/modeling_qwen2_5_vl.py): Conv3d patch embed without bias,
+    `depth` blocks (two RMSNorms, qkv + proj with bias, gated MLP with bias), PatchMerger (RMSNorm,
+    two linears over spatial_merge_size**2 patches). Images have a dynamic token count: --image-tokens."""
+
+    kind: Literal["qwen2_5_vl"] = "qwen2_5_vl"
+    hidden_size: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1)
+    depth: int = Field(ge=1)
+    num_heads: int = Field(ge=1)
+    in_channels: int = Field(default=3, ge=1)
+    patch_size: int = Field(ge=1)
+    temporal_patch_size: int = Field(ge=1)
+    spatial_merge_size: int = Field(ge=1)
+    out_hidden_size: int = Field(ge=1)
+
+
+class Qwen3VisionTower(Strict):
+    """Qwen3-VL's and Qwen3.5's ViT (models/qwen3_vl/modeling_qwen3_vl.py, models/qwen3_5/modeling_qwen3_5.py):
+    Conv3d patch embed with bias, a learned position table (num_position_embeddings), `depth` blocks
+    (two LayerNorms, qkv + proj and a plain fc1/fc2 MLP, all with bias), a PatchMerger (LayerNorm over
+    one patch, fc1 + fc2) and, in Qwen3-VL, one DeepStack merger per deepstack_visual_indexes entry
+    (LayerNorm after the spatial shuffle). Dynamic token count per image: --image-tokens."""
+
+    kind: Literal["qwen3_vl"] = "qwen3_vl"
+    hidden_size: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1)
+    depth: int = Field(ge=1)
+    num_heads: int = Field(ge=1)
+    in_channels: int = Field(default=3, ge=1)
+    patch_size: int = Field(ge=1)
+    temporal_patch_size: int = Field(ge=1)
+    spatial_merge_size: int = Field(ge=1)
+    out_hidden_size: int = Field(ge=1)
+    num_position_embeddings: int = Field(ge=1)
+    num_deepstack_mergers: int = Field(default=0, ge=0)
+
+
+class PixtralVisionTower(Strict):
+    """Pixtral (models/pixtral/modeling_pixtral.py PixtralVisionModel: Conv2d without bias, ln_pre, blocks of
+    two RMSNorms, bias-free q/k/v/o and a gated MLP) with Mistral 3's projector (models/mistral3/modeling_mistral3.py:
+    RMSNorm, PatchMerger over spatial_merge_size**2 patches, linear_1 + linear_2). Dynamic tokens per image."""
+
+    kind: Literal["pixtral"] = "pixtral"
+    hidden_size: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1)
+    num_layers: int = Field(ge=1)
+    num_heads: int = Field(ge=1)
+    num_channels: int = Field(default=3, ge=1)
+    patch_size: int = Field(ge=1)
+    spatial_merge_size: int = Field(ge=1)
+    num_feature_layers: int = Field(default=1, ge=1)
+    projector_bias: bool = False
+    text_hidden_size: int = Field(ge=1)
+
+
+class SiglipVisionTower(Strict):
+    """SigLIP (models/siglip/modeling_siglip.py SiglipVisionModel) with Gemma 3's projector
+    (models/gemma3/modeling_gemma3.py Gemma3MultiModalProjector: RMSNorm + [vision, text] matrix).
+    A fixed `tokens_per_image` (mm_tokens_per_image) per image."""
+
+    kind: Literal["siglip"] = "siglip"
+    hidden_size: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1)
+    num_layers: int = Field(ge=1)
+    num_heads: int = Field(ge=1)
+    num_channels: int = Field(default=3, ge=1)
+    patch_size: int = Field(ge=1)
+    image_size: int = Field(ge=1)
+    use_head: bool = False  # SigLIP's attention-pooling head (vision_use_head; Gemma 3 ships without)
+    text_hidden_size: int = Field(ge=1)
+    tokens_per_image: int = Field(ge=1)
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+VisionTower = Annotated[Union[Qwen25VisionTower, Qwen3VisionTower, PixtralVisionTower, SiglipVisionTower], Field(discriminator="kind")]
