@@ -11,8 +11,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from oomplan.errors import InputError
+from oomplan.families import (
+    deepseek, falcon, falcon_h1, gemma2, granitemoehybrid, jamba, llama, mamba2, mistral, nemotron_h, phi3, qwen2, qwen3, qwen3_next,
+)
 from oomplan.formats.declared import declared_weights
-from oomplan.families import deepseek, falcon, gemma2, llama, mistral, phi3, qwen2, qwen3
 from oomplan.families.base import Family
 from oomplan.families.config import HfConfig, config_sha256
 from oomplan.specs.convert import build
@@ -24,6 +26,7 @@ __all__ = ["FAMILIES", "REGISTRY", "Family", "family_for", "parse_hf_config", "c
 FAMILIES: tuple[Family, ...] = (
     llama.FAMILY, mistral.MISTRAL, mistral.MIXTRAL, qwen2.QWEN2, qwen2.QWEN2_MOE, qwen3.QWEN3, qwen3.QWEN3_MOE,
     gemma2.FAMILY, phi3.FAMILY, falcon.FAMILY, deepseek.FAMILY,
+    qwen3_next.FAMILY, nemotron_h.FAMILY, granitemoehybrid.FAMILY, falcon_h1.FAMILY, jamba.FAMILY, mamba2.FAMILY,
 )
 REGISTRY: dict[str, Family] = {t: fam for fam in FAMILIES for t in fam.model_types}
 BY_ARCHITECTURE: dict[str, Family] = {a: fam for fam in FAMILIES for a in fam.architectures}
@@ -70,6 +73,8 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
             # read as llama; the probe-checked and llama.cpp per-arch rules apply only when it names no other type
             fields.update(training_probe_checked=not cfg.model_type, gguf_arch=cfg.model_type or "llama")
         else:
+            if family.config is not HfConfig:  # the family's own keys, with its config class's defaults
+                cfg = build(family.config, raw, source)
             fields = family.build(cfg, source)
         if cfg.quantization_config is not None:
             fields["declared_weights"] = declared_weights(cfg.quantization_config, fields["num_layers"], source)

@@ -28,6 +28,7 @@ class Family:
     source: str  # the transformers files its defaults and structure come from
     architectures: tuple[str, ...] = ()  # wrapper classes that name this family
     notes: tuple[str, ...] = field(default=())
+    config: type[HfConfig] = HfConfig  # a family's own keys (and its config class's defaults): an HfConfig subclass
 
 
 def require(cfg: HfConfig, where: str, *keys: str) -> None:

@@ -73,7 +73,8 @@ def _norm(name: str, m: ModelSpec, size: int, count: int = 1) -> list[TensorGrou
 
 def _attention(m: ModelSpec) -> list[TensorGroup]:
     h, H, K, d = m.hidden_size, m.num_attention_heads, m.num_kv_heads, m.head_dim
-    g = _linear("q_proj", "attention", H * d, h, "column", H, m.qkv_bias)
+    gate = 2 if m.attn_output_gate else 1  # modeling_qwen3_next.py: q_proj -> [query, gate] per head
+    g = _linear("q_proj", "attention", gate * H * d, h, "column", H, m.qkv_bias)
     g += _linear("k_proj", "attention", K * d, h, "column", K, m.qkv_bias)
     g += _linear("v_proj", "attention", K * d, h, "column", K, m.qkv_bias)
     g += _linear("o_proj", "attention", h, H * d, "row", H, m.o_bias)
@@ -100,8 +101,8 @@ def _mla(m: ModelSpec) -> list[TensorGroup]:
 
 
 def _mlp(prefix: str, comp: Component, m: ModelSpec, width: int, count: int = 1, expert: bool = False,
-         kind: str | None = None) -> list[TensorGroup]:
-    h, b = m.hidden_size, m.mlp_bias and not expert
+         kind: str | None = None, hidden: int | None = None) -> list[TensorGroup]:
+    h, b = hidden or m.hidden_size, m.mlp_bias and not expert
     g: list[TensorGroup] = []
     if (kind or m.mlp_kind) == "gated":
         g += _linear(prefix + "gate_proj", comp, width, h, "column", width, b, count, expert)
@@ -114,7 +115,10 @@ def _moe(m: ModelSpec) -> list[TensorGroup]:
     e, h = m.moe, m.hidden_size
     assert e is not None
     g = [TensorGroup("router", "router", e.num_experts, h, fp32=e.router_fp32)]
-    g += _mlp("experts.", "experts", m, e.expert_intermediate_size, e.num_experts, expert=True)
+    g += _mlp("experts.", "experts", m, e.expert_intermediate_size, e.num_experts, expert=True, hidden=e.latent_size)
+    if e.latent_size:  # modeling_nemotron_h.py NemotronHMoE: fc1_latent_proj / fc2_latent_proj around the experts
+        g += _linear("fc1_latent_proj", "mlp", e.latent_size, h, "replicated", 1, m.mlp_bias)
+        g += _linear("fc2_latent_proj", "mlp", h, e.latent_size, "replicated", 1, m.mlp_bias)
     if e.shared_expert_intermediate_size:
         g += _mlp("shared_expert.", "mlp", m, e.shared_expert_intermediate_size)
     if e.shared_expert_gate:

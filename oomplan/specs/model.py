@@ -71,6 +71,7 @@ class MoeSpec(Strict):
     shared_expert_gate: bool = False  # Qwen2-MoE's sigmoid gate on the shared expert
     routing_weights_fp32: bool = True  # Mixtral/DeepSeek keep top-k weights fp32 (promotes the expert output)
     router_fp32: bool = False  # the router's weight is held in fp32 whatever the model dtype (DeepSeek, transformers >= 5.24)
+    latent_size: int | None = Field(default=None, ge=1, description="Nemotron 3 latent MoE: experts run in this width, between fc1/fc2 latent projections")
     moe_layer_indices: tuple[int, ...]  # the layers whose LayerMlp.kind is 'moe' (checked by ModelSpec)
 
     @model_validator(mode="after")
@@ -118,6 +119,7 @@ class ModelSpec(Strict):
     norm_kind: Literal["rms", "layer"] = "rms"
     num_norms_per_layer: int = Field(default=2, ge=0, le=8)
     qk_norm: bool = False
+    attn_output_gate: bool = False  # Qwen3-Next / Qwen3.5: q_proj also yields a sigmoid gate on the attention output (2x wide)
     final_logit_softcapping: float | None = None  # Gemma 2: final logits soft-capped (an extra logits-sized tensor)
     attn_logit_softcapping: float | None = None  # Gemma 2: eager scores soft-capped (tanh keeps a copy)
     rms_norm_fp32_output: bool = False  # Gemma2RMSNorm: x * (1 + weight) in fp32, kept fp32 for backward

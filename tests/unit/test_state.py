@@ -13,10 +13,10 @@ from oomplan.memory.layout import pipeline_stages
 from oomplan.memory.state import state_budget, state_bytes_per_sequence_per_layer
 from oomplan.planner.evaluate import Evaluator
 from oomplan.profiles import load_gpu
-from oomplan.specs.hf_config import parse_hf_config
-from oomplan.specs.model import ModelSpec
+from oomplan.families import parse_hf_config
+from oomplan.specs.model import LayerAttention, ModelSpec
 from oomplan.specs.plan import Plan, Workload
-from oomplan.specs.state import GatedDeltaNetMixer, Mamba1Mixer, Mamba2Mixer, RecurrentStateSpec
+from oomplan.specs.state import GatedDeltaNetMixer, Mamba1Mixer, Mamba2Mixer
 
 # Nemotron-H-8B's mixer (mamba_num_heads 128, mamba_head_dim 64, n_groups 8, ssm_state_size 128, conv 4)
 NEMOTRON_H_8B = Mamba2Mixer(num_heads=128, head_dim=64, num_groups=8, state_size=128, conv_kernel=4)
@@ -29,11 +29,9 @@ JAMBA = Mamba1Mixer(inner_size=8192, state_size=16, conv_kernel=4, dt_rank=256)
 def hybrid(mixer, kinds: str) -> ModelSpec:
     """tiny llama with one layer per character: 'A' attention, 'S' state layer."""
     base = parse_hf_config(tiny_llama(num_hidden_layers=len(kinds)), "tiny-hybrid", "test")
-    fields = base.model_dump() | dict(
-        layer_attention=tuple("full" if k == "A" else "none" for k in kinds),
-        state=RecurrentStateSpec(mixer=mixer, layer_indices=tuple(i for i, k in enumerate(kinds) if k == "S")),
-    )
-    return ModelSpec.model_validate(fields)
+    attention = {"A": LayerAttention(kind="full"), "S": LayerAttention(kind="linear", state=mixer)}
+    layers = tuple(layer.model_copy(update={"attention": attention[k]}) for layer, k in zip(base.layers, kinds))
+    return ModelSpec.model_validate(base.model_dump() | {"layers": [layer.model_dump() for layer in layers]})
 
 
 @pytest.mark.parametrize("mixer,tp,expected", [
@@ -49,20 +47,18 @@ def hybrid(mixer, kinds: str) -> ModelSpec:
     (JAMBA, 1, 8192 * 4 * 2 + 8192 * 16 * 4),
 ])
 def test_bytes_per_sequence_per_layer(mixer, tp, expected):
-    spec = hybrid(mixer, "SA")
-    assert state_bytes_per_sequence_per_layer(spec, Plan(tensor_parallel=tp), "bf16") == expected
+    assert state_bytes_per_sequence_per_layer(mixer, Plan(tensor_parallel=tp), "bf16") == expected
 
 
 def test_conv_state_follows_the_activation_dtype_recurrent_stays_fp32():
-    spec = hybrid(QWEN3_NEXT, "SA")
-    fp32 = state_bytes_per_sequence_per_layer(spec, Plan(), "fp32")
+    fp32 = state_bytes_per_sequence_per_layer(QWEN3_NEXT, Plan(), "fp32")
     assert fp32 == 8192 * 4 * 4 + 32 * 128 * 128 * 4
 
 
 def test_state_is_flat_in_context_and_linear_in_batch():
     spec = hybrid(NEMOTRON_H_8B, "SSAS")
     stage = pipeline_stages(4, 1)[0]
-    per_layer = state_bytes_per_sequence_per_layer(spec, Plan(), "bf16")
+    per_layer = state_bytes_per_sequence_per_layer(NEMOTRON_H_8B, Plan(), "bf16")
     one = state_budget(spec, Plan(), 1, stage, "bf16")
     assert (one.bytes, one.num_layers, one.kind) == (3 * per_layer, 3, "mamba2")
     assert state_budget(spec, Plan(), 5, stage, "bf16").bytes == 5 * one.bytes
@@ -94,6 +90,21 @@ def test_planner_fast_path_counts_the_state_like_estimate():
     per_gpu = estimate(spec, gpu, work, plan).per_gpu
     assert total.state_bytes == per_gpu.state_bytes > 0
     assert total.total_bytes == per_gpu.total_bytes
+
+
+def test_a_declared_state_dtype_is_priced():
+    bf16_state = QWEN3_NEXT.model_copy(update={"state_dtype": "bf16"})
+    assert state_bytes_per_sequence_per_layer(bf16_state, Plan(), "bf16") == 8192 * 4 * 2 + 32 * 128 * 128 * 2
+
+
+def test_parallel_hybrid_layers_keep_both_kv_and_state():
+    """Falcon-H1: every layer runs attention and a Mamba-2 mixer side by side."""
+    base = parse_hf_config(tiny_llama(num_hidden_layers=2), "tiny-parallel", "test")
+    layers = [layer.model_copy(update={"attention": LayerAttention(kind="full", state=JAMBA)}).model_dump() for layer in base.layers]
+    spec = ModelSpec.model_validate(base.model_dump() | {"layers": layers})
+    stage = pipeline_stages(2, 1)[0]
+    assert kv_budget(spec, Plan(), 1024, 1, stage).num_layers == 2
+    assert state_budget(spec, Plan(), 1, stage, "bf16").num_layers == 2
 
 
 def test_models_without_state_layers_keep_none():
