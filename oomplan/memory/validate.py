@@ -24,6 +24,15 @@ def check_plan(model: ModelSpec, plan: Plan) -> None:
 def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> list[str]:
     """Things that run, but not as the user may think. `--strict` turns them into errors."""
     out: list[str] = []
+    if model.state_layer_indices:
+        # measured (tests/golden/test_hybrid_families.py): Nemotron 3 Nano's first 6 layers at 4k tokens
+        # peak 1.55 GB in transformers' PyTorch scan vs 0.89 GB priced for its attention / MoE layers
+        out.append(
+            f"{model.name}: the prefill activations of its {len(model.state_layer_indices)} recurrent-state layers "
+            "(Mamba / Gated DeltaNet chunked scan) are not priced; transformers' PyTorch fallback (no mamba_ssm / "
+            "flash-linear-attention kernels) keeps fp32 [tokens x heads x state] tensors and can need far more "
+            "(weights, KV cache and recurrent state are exact)"
+        )
     if workload.ctx_tokens > model.max_position_embeddings:
         out.append(f"--ctx {workload.ctx_tokens} exceeds {model.name}'s max_position_embeddings ({model.max_position_embeddings})")
     emulated = [(what, f) for what, fs in (("weights", stored_weight_formats(model, plan)), ("KV cache", (resolved_kv_dtype(model, plan),)))
