@@ -12,12 +12,9 @@ from pydantic import Field
 from oomplan.specs.base import Strict
 
 
-class Qwen25VisionTower(Strict):
-    """Qwen2.5-VL's ViT (models/qwen2_5_vl/modeling_qwen2_5_vl.py): Conv3d patch embed without bias,
-    `depth` blocks (two RMSNorms, qkv + proj with bias, gated MLP with bias), PatchMerger (RMSNorm,
-    two linears over spatial_merge_size**2 patches). Images have a dynamic token count: --image-tokens."""
+class _QwenViT(Strict):
+    """What Qwen's ViTs share: 3D patches (temporal x spatial), `depth` blocks, a spatial-merge projector."""
 
-    kind: Literal["qwen2_5_vl"] = "qwen2_5_vl"
     hidden_size: int = Field(ge=1)
     intermediate_size: int = Field(ge=1)
     depth: int = Field(ge=1)
@@ -29,7 +26,15 @@ class Qwen25VisionTower(Strict):
     out_hidden_size: int = Field(ge=1)
 
 
-class Qwen3VisionTower(Strict):
+class Qwen25VisionTower(_QwenViT):
+    """Qwen2.5-VL's ViT (models/qwen2_5_vl/modeling_qwen2_5_vl.py): Conv3d patch embed without bias,
+    `depth` blocks (two RMSNorms, qkv + proj with bias, gated MLP with bias), PatchMerger (RMSNorm,
+    two linears over spatial_merge_size**2 patches). Images have a dynamic token count: --image-tokens."""
+
+    kind: Literal["qwen2_5_vl"] = "qwen2_5_vl"
+
+
+class Qwen3VisionTower(_QwenViT):
     """Qwen3-VL's and Qwen3.5's ViT (models/qwen3_vl/modeling_qwen3_vl.py, models/qwen3_5/modeling_qwen3_5.py):
     Conv3d patch embed with bias, a learned position table (num_position_embeddings), `depth` blocks
     (two LayerNorms, qkv + proj and a plain fc1/fc2 MLP, all with bias), a PatchMerger (LayerNorm over
@@ -37,15 +42,6 @@ class Qwen3VisionTower(Strict):
     (LayerNorm after the spatial shuffle). Dynamic token count per image: --image-tokens."""
 
     kind: Literal["qwen3_vl"] = "qwen3_vl"
-    hidden_size: int = Field(ge=1)
-    intermediate_size: int = Field(ge=1)
-    depth: int = Field(ge=1)
-    num_heads: int = Field(ge=1)
-    in_channels: int = Field(default=3, ge=1)
-    patch_size: int = Field(ge=1)
-    temporal_patch_size: int = Field(ge=1)
-    spatial_merge_size: int = Field(ge=1)
-    out_hidden_size: int = Field(ge=1)
     num_position_embeddings: int = Field(ge=1)
     num_deepstack_mergers: int = Field(default=0, ge=0)
 
