@@ -90,6 +90,7 @@ def test_planner_fast_path_counts_the_state_like_estimate():
     per_gpu = estimate(spec, gpu, work, plan).per_gpu
     assert total.state_bytes == per_gpu.state_bytes > 0
     assert total.total_bytes == per_gpu.total_bytes
+    assert Evaluator(spec, gpu).worst_total_at(plan, 4096, 3) == per_gpu.total_bytes  # the --ctx/--batch max hot path
 
 
 def test_a_declared_state_dtype_is_priced():
