@@ -35,16 +35,17 @@ def vet_command(
     launch = parse_launch(list(command), gguf_type, engine_version)
     model, card = resolve_model(launch, model_profile), load_gpu(gpu)
     pred = get_engine(launch.engine).predict(model, card, launch.settings)
-    ok = pred.ok and not (strict and pred.warnings)
+    ok = pred.ok and not (strict and (pred.warnings or launch.unmodelled_flags))
     if as_json:
         print_json({"schema_version": 1, "oomplan_version": __version__, "command": list(command), "model": model.name,
-                    "gpu": card.name, "ignored_flags": list(launch.ignored_flags), "engine": engine_json(pred), "ok": ok})
+                    "gpu": card.name, "ignored_flags": list(launch.ignored_flags),
+                    "unmodelled_flags": list(launch.unmodelled_flags), "engine": engine_json(pred), "ok": ok})
     else:
-        _render(pred, launch.ignored_flags)
+        _render(pred, launch.ignored_flags, launch.unmodelled_flags)
     raise typer.Exit(EXIT_OK if ok else EXIT_DOES_NOT_FIT)
 
 
-def _render(pred, ignored: tuple[str, ...]) -> None:
+def _render(pred, ignored: tuple[str, ...], unmodelled: tuple[str, ...] = ()) -> None:
     from oomplan.report.engine_report import engine_table, verdict_lines
 
     out = stdout()
@@ -55,5 +56,8 @@ def _render(pred, ignored: tuple[str, ...]) -> None:
         out.print(f"warning: {warning}", style="yellow", soft_wrap=True)
     if ignored:
         out.print(f"not memory-relevant, read past: {' '.join(ignored)}", soft_wrap=True)
+    if unmodelled:
+        out.print(f"warning: memory-relevant but not modelled (the prediction assumes their defaults; --strict fails): "
+                  f"{' '.join(unmodelled)}", style="yellow", soft_wrap=True)
     for line in verdict_lines(pred):
         out.print(line, soft_wrap=True)

@@ -169,6 +169,11 @@ def detect_engine(argv: list[str]) -> tuple[Engine, list[str]]:
                      "'python -m vllm.entrypoints.openai.api_server ...', 'python -m sglang.launch_server ...', 'llama-server ...'")
 
 
+def split_ignored(ignored: list[str], unmodelled: frozenset[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(flags that do not change memory, memory-relevant flags the model does not read)."""
+    return tuple(f for f in ignored if f not in unmodelled), tuple(f for f in ignored if f in unmodelled)
+
+
 def build_settings(cls: Any, values: dict[str, Any]) -> Any:
     """The settings dataclass from the fields it has (the command's other readings, e.g. the model, are not settings)."""
     known = {f.name for f in fields(cls)}

@@ -22,6 +22,7 @@ class EngineLaunch:
     model_ref: str  # as the command names it: HF repo id, local folder, GGUF file
     settings: Any  # the engine's given-settings object
     ignored_flags: tuple[str, ...]  # flags read past because they do not change memory
+    unmodelled_flags: tuple[str, ...] = ()  # memory-relevant flags the prediction does not model (it assumes their defaults)
 
 
 class Engine(Protocol):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from oomplan.engines.cmdline import (
-    BLOCK, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, choice, int_range,
+    BLOCK, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, split_ignored, choice, int_range,
     python_module_args, read_flags, text_value,
 )
 from oomplan import formats
@@ -35,6 +35,22 @@ FLAGS: dict[str, tuple[str, Converter]] = {
 SWITCHES = {"--disable-cuda-graph": "disable_cuda_graph", "--disable-decode-cuda-graph": "disable_decode_cuda_graph",
             "--disable-prefill-cuda-graph": "disable_prefill_cuda_graph"}
 PLAN_KV = formats.plan_kv_table("sglang")
+# SGLang 0.5.23 (arg_groups/fields/*.py) flags that change memory but are not modelled: vet names them
+UNMODELLED = frozenset({
+    "--dp-size", "--dp", "--attn-dp-size", "--enable-dp-attention", "--ep-size", "--moe-dp-size", "--attn-cp-size", "--dcp-size",
+    "--enable-eplb", "--ep-num-redundant-experts", "--moe-a2a-backend", "--deepep-mode",
+    "--speculative-algorithm", "--speculative-draft-model-path", "--speculative-num-steps", "--speculative-eagle-topk",
+    "--speculative-num-draft-tokens", "--speculative-draft-kv-cache-dtype",
+    "--enable-lora", "--lora-paths", "--max-lora-rank", "--max-loras-per-batch", "--max-loaded-loras",
+    "--enable-hierarchical-cache", "--hicache-ratio", "--hicache-size", "--enable-lmcache", "--enable-flexkv",
+    "--cpu-offload-gb", "--offload-group-size", "--offload-num-in-group", "--offload-prefetch-step", "--offload-mode",
+    "--enable-paged-experts", "--paged-experts-num-resident", "--enable-memory-saver", "--enable-symm-mem",
+    "--swa-full-tokens-ratio", "--disable-hybrid-swa-memory", "--max-mamba-cache-size", "--mamba-ssm-dtype",
+    "--mamba-full-memory-ratio", "--max-prefill-tokens", "--enable-mixed-chunk", "--enable-torch-compile", "--torch-compile-max-bs",
+    "--cuda-graph-bs-decode", "--cuda-graph-bs-prefill", "--cuda-graph-config", "--num-reserved-decode-tokens",
+    "--enable-kv-cache-sharding", "--c128-page-size", "--mm-preprocess-cache-size-mb", "--attention-backend",
+    "--prefill-attention-backend", "--decode-attention-backend",
+})
 
 
 def command_args(args: list[str]) -> list[str] | None:
@@ -46,7 +62,8 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
     values, ignored = read_flags(args, FLAGS, SWITCHES, None)
     if not values.get("model"):
         raise InputError("sglang: no model in the command; pass it as --model-path MODEL")
-    return EngineLaunch("sglang", values["model"], build_settings(SglangGiven, values), tuple(ignored))
+    irrelevant, unmodelled = split_ignored(ignored, UNMODELLED)
+    return EngineLaunch("sglang", values["model"], build_settings(SglangGiven, values), irrelevant, unmodelled)
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> SglangGiven:

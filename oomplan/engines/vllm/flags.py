@@ -5,7 +5,7 @@ from pathlib import PurePath
 
 from oomplan import formats
 from oomplan.engines.cmdline import (
-    BLOCK, BYTES, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, choice, gib_value,
+    BLOCK, BYTES, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, split_ignored, choice, gib_value, int_range,
     python_module_args, read_flags, text_value,
 )
 from oomplan.engines.options import EngineOptions, engine_kv
@@ -26,8 +26,28 @@ FLAGS: dict[str, tuple[str, Converter]] = {
     "--max-num-seqs": ("max_num_seqs", SEQUENCES), "--max-num-batched-tokens": ("max_num_batched_tokens", TOKENS),
     "--block-size": ("block_size", BLOCK), "--cpu-offload-gb": ("cpu_offload_bytes", gib_value),
     "--kv-cache-memory-bytes": ("kv_cache_memory_bytes", BYTES), "--kv-cache-memory": ("kv_cache_memory_bytes", BYTES),
+    "--num-gpu-blocks-override": ("num_gpu_blocks_override", int_range(1, 2**31)),
+    "--performance-mode": ("performance_mode", choice(("balanced", "interactivity", "throughput"))),
 }
-SWITCHES = {"--enforce-eager": "enforce_eager", "--enable-expert-parallel": "enable_expert_parallel"}
+SWITCHES = {"--enforce-eager": "enforce_eager", "--enable-expert-parallel": "enable_expert_parallel",
+            "--no-async-scheduling": "no_async_scheduling"}
+# vllm/engine/arg_utils.py 0.33.0 flags that change memory but are not modelled: vet names them, the
+# prediction assumes their defaults (LoRA, speculative decoding, multimodal encoders, KV offloading/transfer,
+# context/data parallelism, graph capture sizes, hybrid/Mamba caches, weight offloading variants)
+UNMODELLED = frozenset({
+    "--enable-lora", "--max-lora-rank", "--max-loras", "--max-cpu-loras", "--fully-sharded-loras", "--lora-dtype",
+    "--speculative-config", "--spec-model", "--spec-method", "--spec-tokens",
+    "--limit-mm-per-prompt", "--mm-processor-cache-gb", "--mm-ipc-gpu-memory-gb", "--skip-mm-profiling", "--mm-encoder-tp-mode",
+    "--kv-offloading-size", "--kv-offloading-backend", "--kv-transfer-config", "--kv-cache-dtype-skip-layers",
+    "--data-parallel-size", "-dp", "--decode-context-parallel-size", "-dcp", "--prefill-context-parallel-size", "-pcp",
+    "--enable-eplb", "--eplb-config", "--enable-dbo", "--ubatch-size",
+    "--compilation-config", "-cc", "--cudagraph-capture-sizes", "--max-cudagraph-capture-size", "--optimization-level", "-O",
+    "--disable-sliding-window", "--disable-hybrid-kv-cache-manager", "--attention-backend",
+    "--mamba-cache-dtype", "--mamba-ssm-cache-dtype", "--mamba-block-size", "--mamba-cache-mode",
+    "--cpu-offload-params", "--offload-backend", "--offload-group-size", "--offload-num-in-group", "--offload-prefetch-step",
+    "--offload-params", "--enable-sleep-mode", "--quantization-config", "--hf-overrides", "--max-num-scheduled-tokens",
+    "--no-enable-chunked-prefill", "--enable-chunked-prefill", "--device-memory-utilization", "--max-num-active-seqs",
+})
 PLAN_KV = formats.plan_kv_table("vllm")
 
 
@@ -42,7 +62,8 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
     values, ignored = read_flags(args, FLAGS, SWITCHES, "model")
     if not values.get("model"):
         raise InputError("vllm: no model in the command; pass it as vllm serve MODEL")
-    return EngineLaunch("vllm", values["model"], build_settings(VllmGiven, values), tuple(ignored))
+    irrelevant, unmodelled = split_ignored(ignored, UNMODELLED)
+    return EngineLaunch("vllm", values["model"], build_settings(VllmGiven, values), irrelevant, unmodelled)
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> VllmGiven:

@@ -32,6 +32,9 @@ class VllmGiven:
     kv_cache_memory_bytes: int | None = None
     enforce_eager: bool = False
     engine_version: str | None = None  # X.Y[.Z]; None: the newest modelled release
+    num_gpu_blocks_override: int | None = None  # kv_cache_utils: the pool gets exactly this many blocks
+    performance_mode: str = "balanced"  # throughput: get_batch_defaults' defaults doubled (arg_utils.py)
+    no_async_scheduling: bool = False  # --no-async-scheduling: one batch in flight (config/vllm.py max_concurrent_batches)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class VllmResolved:
     kv_cache_memory_bytes: int | None  # None: sized from gpu_memory_utilization
     enforce_eager: bool
     engine_version: str  # the modelled range holding the requested release ("0.33")
+    num_gpu_blocks_override: int | None
+    performance_mode: str
+    no_async_scheduling: bool
     model_runner_v2: bool  # which GPU model runner profiles (config/vllm.py use_v2_model_runner)
     max_in_flight_tokens: int  # what a sliding-window request may hold beyond its window (config/vllm.py)
 
@@ -85,11 +91,13 @@ def uses_model_runner_v2(model: ModelSpec, c: VllmConstants) -> bool:
     return c.model_runner_v2 == "all"
 
 
-def in_flight_batches(c: VllmConstants, pipeline_parallel: int, v2: bool) -> int:
+def in_flight_batches(c: VllmConstants, pipeline_parallel: int, v2: bool, async_scheduling: bool = True) -> int:
     """config/vllm.py max_concurrent_batches with async scheduling on (the default): V2 pp + 1; V1 2 without
     PP, else pp. Before sliding windows counted in-flight batches (0.26): one prefill chunk."""
     if not c.sliding_window_counts_in_flight:
         return 1
+    if not async_scheduling:
+        return pipeline_parallel
     return pipeline_parallel + 1 if v2 else (2 if pipeline_parallel <= 1 else pipeline_parallel)
 
 
@@ -98,6 +106,8 @@ def resolve(model: ModelSpec, gpu: GpuSpec, s: VllmGiven, c: VllmConstants | Non
     c = c or vllm_constants(s.engine_version)
     max_len = s.max_model_len or derived_max_model_len(model)
     default_tokens, default_seqs = batch_defaults(gpu, c)
+    if s.performance_mode == "throughput":  # arg_utils.py: both defaults doubled when left unset
+        default_tokens, default_seqs = 2 * default_tokens, 2 * default_seqs
     seqs = s.max_num_seqs or default_seqs
     tokens = s.max_num_batched_tokens
     if tokens is None:
@@ -110,4 +120,4 @@ def resolve(model: ModelSpec, gpu: GpuSpec, s: VllmGiven, c: VllmConstants | Non
         max_model_len=max_len, max_num_seqs=seqs, max_num_batched_tokens=tokens,
         gpu_memory_utilization=s.gpu_memory_utilization or c.gpu_memory_utilization, block_size=s.block_size or c.block_size,
         engine_version=c.engine_version, model_runner_v2=v2,
-        max_in_flight_tokens=in_flight_batches(c, s.pipeline_parallel, v2) * tokens))
+        max_in_flight_tokens=in_flight_batches(c, s.pipeline_parallel, v2, not s.no_async_scheduling) * tokens))

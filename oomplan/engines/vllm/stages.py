@@ -82,7 +82,8 @@ def predict_stage(model: ModelSpec, gpu: GpuSpec, s: VllmResolved, plan: Plan, i
     available = s.kv_cache_memory_bytes or requested - weights - prof.activation_peak_bytes - nontorch - graphs
     elem, scale = kv_dtype_bytes(model, plan, s.kv_cache_dtype, c)
     layout = kv_layout(model, st.layer_indices, s.tensor_parallel, elem, s.block_size, scale)
-    return VllmStage(index, weights, prof, nontorch, graphs, available, layout, num_kv_blocks(layout, available))
+    blocks = s.num_gpu_blocks_override or num_kv_blocks(layout, available)  # kv_cache_utils: the override wins
+    return VllmStage(index, weights, prof, nontorch, graphs, available, layout, blocks)
 
 
 def predict_stages(model: ModelSpec, gpu: GpuSpec, given: VllmGiven,
