@@ -5,8 +5,8 @@ from pathlib import PurePath
 
 from oomplan import formats
 from oomplan.engines.cmdline import (
-    BLOCK, BYTES, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, split_ignored, choice, gib_value, int_range,
-    python_module_args, read_flags, text_value,
+    BLOCK, BYTES, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, choice, gib_value, int_range,
+    python_module_args, read_flags, split_ignored, text_value,
 )
 from oomplan.engines.options import EngineOptions, engine_kv
 from oomplan.engines.protocol import EngineLaunch
