@@ -1,7 +1,12 @@
-"""The typer application: one small module per command, registered here."""
+"""The typer application: one small module per command, imported only when that command runs.
+
+`main()` (the console script) builds an application holding just the command on the command line
+(all of them for `oomplan`, `--help` or an unknown word); `app` (tests, embedding) holds them all.
+"""
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import sys
 
@@ -11,22 +16,19 @@ from oomplan import __version__
 from oomplan.cli.common import STATE, error_line
 from oomplan.errors import EXIT_RUNTIME, OomplanError
 from oomplan.safeio import Terminated, install_signal_cleanup
-from oomplan.cli.catalog import gpus_command, models_app
-from oomplan.cli.check import check_command
-from oomplan.cli.curve import curve_command
-from oomplan.cli.estimate import estimate_command
-from oomplan.cli.export import export_command
-from oomplan.cli.fit import fit_command
-from oomplan.cli.probe import probe_command
-from oomplan.cli.vet import vet_command
 
-app = typer.Typer(
-    name="oomplan",
-    help="Memory planner and OOM predictor for LLMs: how much memory, where it goes, and what plan fits.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+# command -> (module, attribute); a typer sub-application where the attribute ends in _app
+COMMANDS: dict[str, tuple[str, str]] = {
+    "estimate": ("oomplan.cli.estimate", "estimate_command"),
+    "fit": ("oomplan.cli.fit", "fit_command"),
+    "check": ("oomplan.cli.check", "check_command"),
+    "export": ("oomplan.cli.export", "export_command"),
+    "curve": ("oomplan.cli.curve", "curve_command"),
+    "models": ("oomplan.cli.catalog", "models_app"),
+    "gpus": ("oomplan.cli.catalog", "gpus_command"),
+    "probe": ("oomplan.cli.probe", "probe_command"),
+    "vet": ("oomplan.cli.vet", "vet_command"),
+}
 
 
 def _version(value: bool) -> None:
@@ -35,7 +37,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
@@ -43,15 +44,39 @@ def _root(
     STATE["debug"] = debug
 
 
-app.command("estimate")(estimate_command)
-app.command("fit")(fit_command)
-app.command("check")(check_command)
-app.command("export")(export_command)
-app.command("curve")(curve_command)
-app.add_typer(models_app, name="models")
-app.command("gpus")(gpus_command)
-app.command("probe")(probe_command)
-app.command("vet")(vet_command)
+def build_app(only: str | None = None) -> typer.Typer:
+    """The application with every command, or with `only` that one (nothing else is imported)."""
+    built = typer.Typer(
+        name="oomplan",
+        help="Memory planner and OOM predictor for LLMs: how much memory, where it goes, and what plan fits.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    built.callback()(_root)
+    for name, (module, attribute) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(importlib.import_module(module), attribute)
+        if attribute.endswith("_app"):
+            built.add_typer(target, name=name)
+        else:
+            built.command(name)(target)
+    return built
+
+
+def _invoked(argv: list[str]) -> str | None:
+    """The command word on the command line, when it names a command."""
+    words = [a for a in argv if not a.startswith("-")]
+    return words[0] if words and words[0] in COMMANDS else None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # every command: built on first use
+        full = build_app()
+        globals()["app"] = full
+        return full
+    raise AttributeError(name)
 
 
 def _click_exceptions():
@@ -83,7 +108,7 @@ def _run() -> int:
     install_signal_cleanup()
     abort, click_exception = _click_exceptions()
     try:
-        code = app(standalone_mode=False)
+        code = build_app(_invoked(sys.argv[1:]))(standalone_mode=False)
         return code if isinstance(code, int) else 0
     except abort:
         error_line("aborted")
@@ -154,6 +179,5 @@ def _silence_stdout() -> None:
 
 
 def _command() -> str:
-    known = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    words = [a for a in sys.argv[1:] if not a.startswith("-")]
-    return f"{words[0]} " if words and words[0] in known else ""
+    word = _invoked(sys.argv[1:])
+    return f"{word} " if word else ""

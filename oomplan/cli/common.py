@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.segment import Segment
 
 from oomplan import formats
 from oomplan.errors import EXIT_BAD_INPUT, InputError, OomplanError
@@ -17,6 +15,9 @@ from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.plan import KV_DTYPES, WEIGHT_FORMATS, Plan, Workload
 from oomplan.text import clean
 from oomplan.units import parse_number
+
+if TYPE_CHECKING:  # rich is imported only to render: never with --json
+    from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATE = {"debug": False}
@@ -31,33 +32,15 @@ FLAGS = {
 }
 
 
-MIN_WIDTH, MAX_WIDTH = 60, 1000  # COLUMNS=0 or COLUMNS=10**9 still renders a readable table
-
-
-class SafeConsole(Console):
-    """A rich Console whose every printed string passes the one sanitiser (oomplan/text.py): nothing
-    from input (a model name, a folder name, a profile's display_name) can send ESC/CSI/OSC sequences
-    to the terminal. Markup is off: a '[/x]' in a name is text, not a rich tag."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(markup=False, **kwargs)
-        if not MIN_WIDTH <= self.width <= MAX_WIDTH:
-            self.width = min(max(self.width, MIN_WIDTH), MAX_WIDTH)
-
-    def render_str(self, text: str, **kwargs: Any):  # noqa: ANN201 - rich's signature
-        return super().render_str(clean(text, multiline=True), **kwargs)
-
-    def _render_buffer(self, buffer):  # noqa: ANN001, ANN202 - rich's signature; Text objects pass here too
-        return super()._render_buffer(
-            seg if seg.control else Segment(clean(seg.text, multiline=True), seg.style, seg.control) for seg in buffer
-        )
-
-
 def stdout() -> Console:
+    from oomplan.cli.console import SafeConsole  # rich: only to render, never with --json
+
     return SafeConsole(file=sys.stdout, highlight=False, soft_wrap=False)
 
 
 def stderr() -> Console:
+    from oomplan.cli.console import SafeConsole
+
     return SafeConsole(file=sys.stderr, highlight=False, soft_wrap=True)
 
 

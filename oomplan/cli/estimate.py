@@ -20,7 +20,6 @@ from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK
 from oomplan.memory.budget import estimate
 from oomplan.profiles import load_model
 from oomplan.report.estimate_json import estimate_json
-from oomplan.report.estimate_table import budget_table, verdict
 from oomplan.units import parse_bytes, parse_count
 
 
@@ -90,6 +89,8 @@ def estimate_command(
     if as_json:
         print_json(estimate_json(est))
     else:
+        from oomplan.report.estimate_table import budget_table, verdict
+
         out = stdout()
         out.print(budget_table(est))
         for note in est.notes:

@@ -16,7 +16,7 @@ AUTO = "auto"  # the checkpoint's own format: a plan keyword, not a format
 
 @lru_cache(maxsize=1)
 def registry() -> dict[str, NumberFormat]:
-    raw = yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    raw = yaml.load(DATA.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 8x faster
     out: dict[str, NumberFormat] = {}
     for name, fields in raw["formats"].items():
         row = FormatRow(**fields)

@@ -35,7 +35,7 @@ class QualityRisk:
 
 @lru_cache(maxsize=1)
 def _table() -> dict:
-    return yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    return yaml.load(DATA.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _choice(knob: str, value: str) -> LossyChoice:
