@@ -69,6 +69,7 @@ def curve_command(
     ctx: Optional[str] = typer.Option(None, "--ctx", help="With --x batch: tokens per sequence (default: 4k)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Concurrent sequences (with --x ctx; default 1)."),
     tp: Optional[int] = typer.Option(None, "--tp", help="Tensor-parallel GPUs (default 1)."),
+    pp: Optional[int] = typer.Option(None, "--pp", help="Pipeline stages (default 1); the busiest stage is drawn."),
     weights: Optional[str] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
     kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help=KV_HELP),
     dms: Optional[float] = typer.Option(None, "--dms", help="DMS KV compression ratio (1 = off)."),
@@ -86,7 +87,7 @@ def curve_command(
         if path is not None:
             check_output(path, force, flag)
     parse_number(points, "--points", 2, MAX_POINTS, integer=True)
-    knobs = {"tensor_parallel": tp, "weights": weights, "kv_dtype": kv_dtype, "dms_ratio": dms, "paged": paged,
+    knobs = {"tensor_parallel": tp, "pipeline_parallel": pp, "weights": weights, "kv_dtype": kv_dtype, "dms_ratio": dms, "paged": paged,
              "block_size": block_size, "attention": attention}
     base, pf = _base(plan_file, knobs)
     if model is None and pf is None:

@@ -63,8 +63,15 @@ def train_nofit_lines(result: TrainSearchResult, wider: TrainSearchResult | None
         s = c.estimate.per_gpu
         parts = (f"weights {format_bytes(s.weights_bytes)}, gradients {format_bytes(s.gradient_bytes)}, optimizer "
                  f"{format_bytes(s.optimizer_bytes)}, activations {format_bytes(s.activation_bytes)}, overhead {format_bytes(s.overhead_bytes)}")
-        lines.append(f"nearest: {training_summary(c.plan)} needs {format_bytes(s.total_bytes)} per GPU, "
-                     f"{format_bytes(c.estimate.capacity_bytes)} available ({parts})")
+        est = c.estimate
+        if est.headroom_bytes >= 0 and not est.host_fits:  # the GPUs hold it: CPU memory for offloaded states fails
+            lines.append(f"nearest: {training_summary(c.plan)} fits on the GPUs ({format_bytes(s.total_bytes)} of "
+                         f"{format_bytes(est.capacity_bytes)} per GPU) but its offloaded states need "
+                         f"{format_bytes(est.host_bytes_per_node)} of CPU memory per node, "
+                         f"{format_bytes(est.host_memory_limit_bytes or 0)} allowed (--host-mem)")
+        else:
+            lines.append(f"nearest: {training_summary(c.plan)} needs {format_bytes(s.total_bytes)} per GPU, "
+                         f"{format_bytes(est.capacity_bytes)} available ({parts})")
     if wider is not None and wider.plans:
         best = wider.plans[0]
         lines.append(f"what would fit: {best.num_gpus} x {result.gpu.name} with {training_summary(best.plan)}")

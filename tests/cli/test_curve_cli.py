@@ -110,3 +110,24 @@ def test_missing_matplotlib_exit_3(tmp_path, monkeypatch):
     r = run("curve", "llama-3.1-8b", "--gpu", "l4", "--png", str(tmp_path / "c.png"))
     assert r.exit_code == 3
     assert "pip install 'oomplan[plot]'" in r.output and not (tmp_path / "c.png").exists()
+
+
+def test_curve_takes_pp_like_estimate():
+    """`curve --pp 2` draws the busiest stage: each point equals estimate's per-GPU total at that ctx."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from oomplan.cli.app import app
+    from oomplan.memory.budget import estimate
+    from oomplan.profiles import load_gpu, load_model
+    from oomplan.specs.plan import Plan, Workload
+
+    r = CliRunner().invoke(app, ["curve", "llama-3.1-70b", "--gpu", "h100", "--tp", "4", "--pp", "2", "--points", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    curve = json.loads(r.stdout)["curves"][0]
+    assert curve["plan"]["pipeline_parallel"] == 2
+    plan = Plan(tensor_parallel=4, pipeline_parallel=2)
+    for point in curve["points"]:
+        est = estimate(load_model("llama-3.1-70b"), load_gpu("h100"), Workload(ctx_tokens=point["x"]), plan)
+        assert point["total_bytes"] == est.per_gpu.total_bytes and point["weights_bytes"] == est.per_gpu.weights_bytes

@@ -94,3 +94,16 @@ def test_fit_train_nothing_fits_says_what_would():
     r = run("fit", "llama-3.1-70b", "--gpu", "h100", "--train", "full", "--seq", "4k", "--gpus", "1")
     assert r.exit_code == 1
     assert "nothing fits." in r.stdout and "nearest:" in r.stdout and "what would fit" in r.stdout
+
+
+def test_train_nofit_blames_host_memory_when_the_gpus_hold_it():
+    """The nearest plan fits on the GPU (4 GiB of 24) but its offloaded states overflow --host-mem: say so."""
+    from typer.testing import CliRunner
+
+    from oomplan.cli.app import app
+
+    r = CliRunner().invoke(app, ["fit", "llama-3.1-8b", "--gpu", "rtx-4090", "--train", "full", "--seq", "2k",
+                                 "--global-batch", "8", "--max-gpus", "1", "--host-mem", "1GiB"])
+    assert r.exit_code == 1
+    line = next(x for x in r.stdout.splitlines() if x.startswith("nearest:"))
+    assert "fits on the GPUs" in line and "of CPU memory per node, 1.00 GiB allowed (--host-mem)" in line
