@@ -1,14 +1,22 @@
 """oomplan: memory planner and OOM predictor for large language models.
 
-Library API (no torch, no transformers on this path):
-    load_model, load_gpu, estimate, Plan, Workload
+The Python API (oomplan/api.py, docs/python-api.md), re-exported here and imported on first use
+(so `oomplan --version` and each command load only what they need):
+    load_model, load_gpu, estimate, estimate_training, fit, fit_training, check, vet, curve, probe,
+    Plan, TrainingPlan, Workload, Estimate
+No torch or transformers on this path; `probe` imports torch when called.
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from oomplan.memory.budget import Estimate, estimate
-from oomplan.profiles import load_gpu, load_model
-from oomplan.specs.plan import Plan, Workload
+__all__ = ["Estimate", "Plan", "TrainingPlan", "Workload", "__version__", "check", "curve", "estimate", "estimate_training",
+           "fit", "fit_training", "load_gpu", "load_model", "probe", "vet"]
 
-__all__ = ["Estimate", "Plan", "Workload", "__version__", "estimate", "load_gpu", "load_model"]
+
+def __getattr__(name: str):
+    if name in __all__:
+        from oomplan import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'oomplan' has no attribute {name!r}")

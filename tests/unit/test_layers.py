@@ -1,6 +1,6 @@
 """The one-way data flow, checked from the imports of every module.
 
-errors/units/text/safeio -> specs/formats -> families -> profiles -> memory -> engines -> planner -> probe -> report -> cli.
+errors/units/text/safeio -> specs/formats -> families -> profiles -> memory -> engines -> planner -> probe -> api -> report -> cli.
 torch/transformers/pynvml only in probe/; typer only in cli/; rich only in report/ and cli/.
 """
 import ast
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "oomplan"
-RANK = {"errors": 0, "units": 0, "text": 0, "safeio": 0, "specs": 1, "formats": 1, "families": 1.5, "profiles": 2, "planfile": 2, "data": 0, "memory": 3, "engines": 4, "planner": 5, "probe": 6, "report": 7, "cli": 8}
+RANK = {"errors": 0, "units": 0, "text": 0, "safeio": 0, "specs": 1, "formats": 1, "families": 1.5, "profiles": 2, "planfile": 2, "data": 0, "memory": 3, "engines": 4, "planner": 5, "probe": 6, "api": 6.5, "report": 7, "cli": 8}
 HEAVY = {"torch", "transformers", "pynvml"}
 
 
