@@ -24,12 +24,13 @@ from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
 from oomplan.specs.training import TrainingPlan
+from oomplan.units import DEFAULT_HOST_MEMORY_BYTES
 
 if TYPE_CHECKING:
     from oomplan.engines.result import EnginePrediction
     from oomplan.probe.compare import ProbeReport
 
-DEFAULT_HOST_MEMORY_BYTES = SearchLimits(max_gpus=1).host_memory_bytes
+
 MAX_BATCH = 1 << 16  # fit --batch max searches up to this many sequences
 
 

@@ -11,6 +11,12 @@ GIB = 1024**3
 MIB = 1024**2
 KIB = 1024
 
+# Element sizes the memory model and engines name in formulas (one definition for all of them).
+FP32 = INT32 = 4
+INT64 = 8
+# CPU memory assumed for offloaded weights or states when --host-mem is not given: one node's.
+DEFAULT_HOST_MEMORY_BYTES = 256 * GIB
+
 # Bytes per element of the plain (unquantised) dtypes.
 DTYPE_BYTES: dict[str, float] = {
     "fp32": 4,

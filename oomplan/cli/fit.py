@@ -29,7 +29,7 @@ from oomplan.profiles import load_model
 from oomplan.report.fit_report import diagnosis_lines, fit_json, fit_table, quality_legend, search_summary
 from oomplan.report.plan_yaml import check_output, plan_file, plan_yaml, write_atomic
 from oomplan.specs.plan import KV_ALIASES, KV_DTYPES, WEIGHT_ALIASES, WEIGHT_FORMATS, Plan
-from oomplan.units import parse_bytes, parse_count, parse_number
+from oomplan.units import DEFAULT_HOST_MEMORY_BYTES, GIB, parse_bytes, parse_count, parse_number
 
 MAX_BATCH = 1 << 16
 MAX_GLOBAL_BATCH = 1 << 20  # TrainingPlan: grad_accum_steps <= 2^20, so every global batch can be written and re-checked
@@ -54,7 +54,7 @@ def fit_command(
     top: int = typer.Option(5, "--top", min=1, help="How many plans to show."),
     gpus: Optional[int] = typer.Option(None, "--gpus", min=1, help="Use exactly N GPUs."),
     max_gpus: Optional[int] = typer.Option(None, "--max-gpus", min=1, help="Use at most N GPUs (default: one node)."),
-    host_mem: str = typer.Option("256GiB", "--host-mem", help="CPU memory available for offloaded weights."),
+    host_mem: str = typer.Option(f"{DEFAULT_HOST_MEMORY_BYTES // GIB}GiB", "--host-mem", help="CPU memory available for offloaded weights."),
     price: Optional[float] = typer.Option(None, "--price", min=0.0, help="Price per GPU-hour, for cost per million tokens."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Fix the weight format instead of searching it."),
     kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="Fix the KV dtype instead of searching it."),

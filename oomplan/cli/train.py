@@ -12,7 +12,7 @@ from oomplan.cli.common import print_json, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.training import FSDP_MODES, LORA_ALL_LINEAR, OPTIMIZERS, PRECISIONS, RECOMPUTES, TRAIN_MODES, TrainingPlan
-from oomplan.units import format_bytes, parse_bytes, parse_count
+from oomplan.units import DEFAULT_HOST_MEMORY_BYTES, format_bytes, parse_bytes, parse_count
 
 # The training model, planner and reports are imported by the functions that use them: the inference
 # commands import this module for its options only, and stay as fast as before.
@@ -174,7 +174,7 @@ def train_limits(f: TrainFlags, a: TrainFitArgs):
     from oomplan.planner.train_search import TrainLimits
 
     return TrainLimits(
-        max_gpus=a.max_gpus, exact_gpus=a.exact_gpus, host_memory_bytes=f.host_memory_bytes() or 256 * 1024**3,
+        max_gpus=a.max_gpus, exact_gpus=a.exact_gpus, host_memory_bytes=f.host_memory_bytes() or DEFAULT_HOST_MEMORY_BYTES,
         global_batch_size=a.global_batch, tensor_parallel=a.tp, pipeline_parallel=a.pp,
         zero_stage=_zero(f.zero) if f.zero is not None else None,
         recompute=_choice("recompute", f.recompute) if f.recompute is not None else None,

@@ -15,9 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oomplan.formats.base import layout
-from oomplan.units import ceil_div
-
-FP32 = 4
+from oomplan.units import FP32, ceil_div
 
 
 @dataclass(frozen=True)

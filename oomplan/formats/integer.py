@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oomplan.formats.base import layout
-from oomplan.units import ceil_div
+from oomplan.units import FP32, INT32, ceil_div
 
 KV_QUANT_GROUP = 64
 FP16 = 2
-FP32 = INT32 = 4
 
 
 def kv_group_bytes(num_values: int, bits: int) -> int:

@@ -8,11 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oomplan.formats.base import layout
-from oomplan.units import ceil_div
+from oomplan.units import FP32, ceil_div
 
 BLOCK = 64
 NESTED_BLOCK = 256
-FP32 = 4
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from oomplan.memory.kv_cache import kv_heads_per_gpu, resolved_kv_dtype
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.units import DTYPE_BYTES, ceil_div
-
-FP32, INT64 = 4, 8
+from oomplan.units import DTYPE_BYTES, FP32, INT64, ceil_div
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,7 @@ from oomplan.memory.train_states import is_lora_target, largest_tensor_params
 from oomplan.memory.params import TensorGroup, inventory
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.training import TrainingPlan
-from oomplan.units import ceil_div
-
-FP32 = 4
+from oomplan.units import FP32, ceil_div
 
 
 def korthikanti_layer_bytes(seq: int, batch: int, hidden: int, heads: int, tensor_parallel: int = 1,

@@ -16,9 +16,8 @@ from oomplan.memory.weights import group_bytes
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 from oomplan.specs.training import LORA_ALL_LINEAR, TrainingPlan
-from oomplan.units import ceil_div
+from oomplan.units import FP32, ceil_div
 
-FP32 = 4
 BNB_BLOCK = 256  # bitsandbytes blockwise 8-bit optimizer states: one fp32 absmax per 256 values per state
 BNB_MIN_8BIT_SIZE = 4096  # bitsandbytes keeps 32-bit states for tensors smaller than this
 
@@ -86,7 +85,6 @@ class StageParams:
     @property
     def num_trainable_params(self) -> int:
         return sum(m.num_params for m in self.trainable)
-
 
 
 def is_lora_target(t: TensorGroup, targets: tuple[str, ...]) -> bool:

@@ -26,9 +26,8 @@ from oomplan.memory.train_states import PRECISION_BYTES, ModelStates, model_stat
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.training import TrainingPlan
-from oomplan.units import ceil_div
+from oomplan.units import FP32, ceil_div
 
-FP32 = 4
 DEEPSPEED_REDUCE_BUCKET = 500_000_000  # elements: DeepSpeed's default reduce_bucket_size (ZeRO-1/2)
 
 

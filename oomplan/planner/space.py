@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from oomplan import formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import TP_DEGREES
+from oomplan.units import DEFAULT_HOST_MEMORY_BYTES
 
 WEIGHTS = (formats.AUTO,) + formats.searched("weights")  # the formats marked searched in data/formats.yaml
 KV_DTYPES = (formats.AUTO,) + formats.searched("kv")
 DMS_RATIOS = (1.0, 2.0, 4.0, 8.0)
 ALLOCATIONS = ((True, 16), (True, 32), (False, 16))  # (paged, block size)
 PREFILL_CHUNKS = (None, 2048)
-TP_DEGREES = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class SearchLimits:
 
     max_gpus: int
     exact_gpus: int | None = None  # --gpus N: exactly N
-    host_memory_bytes: int = 256 * 1024**3
+    host_memory_bytes: int = DEFAULT_HOST_MEMORY_BYTES
     allow_dms: bool = True
     allow_emulated_fp8: bool = False
     fixed_weights: str | None = None

@@ -11,14 +11,15 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from oomplan.memory.train_estimate import TrainEstimate, estimate_training
+from oomplan.planner.space import TP_DEGREES
 from oomplan.planner.train_speed import TrainSpeed, train_speed
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.training import RECOMPUTES, TrainingPlan
+from oomplan.units import DEFAULT_HOST_MEMORY_BYTES
 
 TrainObjective = Literal["throughput", "gpus"]
 TRAIN_OBJECTIVES: tuple[str, ...] = TrainObjective.__args__  # type: ignore[attr-defined]
-TP_DEGREES = (1, 2, 4, 8)
 PP_DEGREES = (1, 2, 4, 8, 16)
 MAX_MICRO_BATCH = 64
 # (ZeRO stage, offload optimizer, offload weights): DeepSpeed offloads from stage 1 up, weights at stage 3 only
@@ -31,7 +32,7 @@ class TrainLimits:
 
     max_gpus: int
     exact_gpus: int | None = None
-    host_memory_bytes: int | None = 256 * 1024**3  # one node's CPU memory for offloaded states
+    host_memory_bytes: int | None = DEFAULT_HOST_MEMORY_BYTES  # one node's CPU memory for offloaded states
     global_batch_size: int | None = None  # sequences per optimizer step; None: the largest micro-batch, no accumulation
     tensor_parallel: int | None = None
     pipeline_parallel: int | None = None

@@ -16,6 +16,8 @@ KvDtype = Literal[KV_DTYPES]  # type: ignore[valid-type]
 StoredFormat = Literal[formats.format_names("weights")]  # type: ignore[valid-type]
 # Components a plan can give their own format (norms and biases always stay in the dense dtype).
 FormatComponent = Literal["embedding", "attention", "mlp", "experts", "router", "lm_head"]
+# Tensor-parallel degrees the plan searches and the engines' fix suggestions try (the TP ladder, defined once).
+TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8)
 Attention = Literal["sdpa", "eager"]
 Logits = Literal["last", "all"]
 Engine = Literal["hf", "vllm", "sglang", "llamacpp"]  # hf: transformers generate(); the others: oomplan/engines

@@ -15,9 +15,7 @@ from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.errors import InputError
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
-from oomplan.units import ceil_div
-
-FP32 = 4
+from oomplan.units import FP32, ceil_div
 
 
 @dataclass(frozen=True)

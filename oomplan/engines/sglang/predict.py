@@ -20,7 +20,7 @@ from oomplan.errors import InputError
 from oomplan.memory.layout import pipeline_stages
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
-from oomplan.specs.plan import Plan
+from oomplan.specs.plan import TP_DEGREES, Plan
 from oomplan.units import format_bytes
 
 CALIBRATED_PROFILE = "0.19"  # the vLLM release whose measured runs calibrate the shared profile-run terms
@@ -80,7 +80,7 @@ def _fixes(model: ModelSpec, gpu: GpuSpec, given: SglangGiven, s: SglangResolved
         out.append(f"--mem-fraction-static {need:.2f}")
     if s.kv_cache_dtype == "auto" and _serves(model, gpu, replace(given, kv_cache_dtype="fp8_e4m3")):
         out.append("--kv-cache-dtype fp8_e4m3")
-    tps = [t for t in (2, 4, 8) if t > s.tp_size and t <= gpu.num_gpus_per_node and model.num_attention_heads % t == 0]
+    tps = [t for t in TP_DEGREES if t > s.tp_size and t <= gpu.num_gpus_per_node and model.num_attention_heads % t == 0]
     if (tp := next((t for t in tps if _serves(model, gpu, replace(given, tp_size=t))), None)):
         out.append(f"--tp-size {tp}")
     return out

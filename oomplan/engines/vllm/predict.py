@@ -12,6 +12,7 @@ from oomplan.engines.vllm.stages import VllmStage, busiest, predict_stages, refu
 from oomplan.errors import InputError
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import TP_DEGREES
 from oomplan.units import format_bytes
 
 
@@ -68,7 +69,7 @@ def _fixes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, st
         out.append(f"--gpu-memory-utilization {u:.2f}")
     if s.kv_cache_dtype not in ("fp8", "fp8_e4m3", "fp8_e5m2") and _starts(model, gpu, replace(given, kv_cache_dtype="fp8")):
         out.append("--kv-cache-dtype fp8")
-    tps = [t for t in (2, 4, 8) if t > s.tensor_parallel and t <= gpu.num_gpus_per_node and model.num_attention_heads % t == 0]
+    tps = [t for t in TP_DEGREES if t > s.tensor_parallel and t <= gpu.num_gpus_per_node and model.num_attention_heads % t == 0]
     if (t := _first_that_starts(model, gpu, [replace(given, tensor_parallel=x) for x in tps])):
         out.append(f"--tensor-parallel-size {t.tensor_parallel}")
     if s.quantization is None and _starts(model, gpu, replace(given, quantization="fp8")):

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 from oomplan.engines.vllm.constants import VllmConstants
 from oomplan.specs.model import ModelSpec
-from oomplan.units import ceil_div
-
-FP32 = 4
+from oomplan.units import FP32, ceil_div
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from oomplan.memory.layout import pipeline_stages
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
+from oomplan.units import FP32
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,6 @@ def engine_plan(model: ModelSpec, s: VllmResolved) -> Plan:
     """The memory model's Plan for the weights: format, TP/PP/EP (KV is vLLM's own, below)."""
     return served_plan(model, s.dtype, s.quantization, s.tensor_parallel, s.pipeline_parallel, s.enable_expert_parallel)
 
-
-FP32 = 4
 
 
 def kv_dtype_bytes(model: ModelSpec, plan: Plan, kv_cache_dtype: str, c: VllmConstants) -> tuple[float, int]:
