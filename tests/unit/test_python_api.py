@@ -27,7 +27,7 @@ def test_doc_examples_run(tmp_path, monkeypatch):
 def test_every_documented_function_is_exported():
     table = [line.split("|")[1] for line in DOC.read_text(encoding="utf-8").splitlines() if line.startswith("| `")]
     names = {n for cell in table for n in re.findall(r"`(\w+)\(", cell)}
-    assert names >= {"estimate", "estimate_training", "fit", "fit_training", "check", "vet", "curve", "probe", "load_gpu"}
+    assert names >= {"estimate", "estimate_training", "fit", "fit_training", "check", "vet", "curve", "probe_plan", "load_gpu"}
     for name in names | {"load_model"}:
         assert callable(getattr(oomplan, name)) and name in oomplan.__all__
 
