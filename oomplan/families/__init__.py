@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from oomplan.errors import InputError
 from oomplan.families import (
-    deepseek, falcon, falcon_h1, gemma2, granitemoehybrid, jamba, llama, mamba2, mistral, nemotron_h, phi3, qwen2, qwen3, qwen3_next,
+    deepseek, falcon, falcon_h1, gemma2, granitemoehybrid, jamba, llama, mamba2, mistral, nemotron_h, phi3, qwen2, qwen2_5_vl, qwen3, qwen3_5, qwen3_next,
 )
 from oomplan.formats.declared import declared_weights
 from oomplan.families.base import Family
@@ -26,7 +26,7 @@ __all__ = ["FAMILIES", "REGISTRY", "Family", "family_for", "parse_hf_config", "c
 FAMILIES: tuple[Family, ...] = (
     llama.FAMILY, mistral.MISTRAL, mistral.MIXTRAL, qwen2.QWEN2, qwen2.QWEN2_MOE, qwen3.QWEN3, qwen3.QWEN3_MOE,
     gemma2.FAMILY, phi3.FAMILY, falcon.FAMILY, deepseek.FAMILY,
-    qwen3_next.FAMILY, nemotron_h.FAMILY, granitemoehybrid.FAMILY, falcon_h1.FAMILY, jamba.FAMILY, mamba2.FAMILY,
+    qwen3_next.FAMILY, qwen3_5.FAMILY, qwen2_5_vl.FAMILY, nemotron_h.FAMILY, granitemoehybrid.FAMILY, falcon_h1.FAMILY, jamba.FAMILY, mamba2.FAMILY,
 )
 REGISTRY: dict[str, Family] = {t: fam for fam in FAMILIES for t in fam.model_types}
 BY_ARCHITECTURE: dict[str, Family] = {a: fam for fam in FAMILIES for a in fam.architectures}

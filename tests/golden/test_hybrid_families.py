@@ -99,3 +99,28 @@ def test_published_totals():
 
     spec = parse_hf_config(QWEN3_NEXT, "qwen3-next", "test")
     assert (num_params(spec), num_active_params(spec)) == (79_674_391_296, 3_874_929_408)
+
+
+# Qwen3.5 / Qwen3.5-MoE ship as *ForConditionalGeneration: text_config (the hybrid) + vision_config (a ViT).
+VIT = dict(depth=2, hidden_size=64, intermediate_size=96, num_heads=4, out_hidden_size=80, num_position_embeddings=64)
+QWEN3_5_TEXT = dict(SMALL, hidden_size=80, num_hidden_layers=4, head_dim=16, linear_key_head_dim=8, linear_value_head_dim=12,
+                    linear_num_key_heads=2, linear_num_value_heads=4, full_attention_interval=2)
+QWEN3_5_MOE_TEXT = dict(QWEN3_5_TEXT, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=32)
+
+
+@pytest.mark.parametrize("model_type,arch,config_class,text", [
+    ("qwen3_5", "Qwen3_5ForConditionalGeneration", "Qwen3_5Config", QWEN3_5_TEXT),
+    ("qwen3_5_moe", "Qwen3_5MoeForConditionalGeneration", "Qwen3_5MoeConfig", QWEN3_5_MOE_TEXT),
+])
+def test_qwen3_5_wrapper_counts_text_and_vision(model_type, arch, config_class, text):
+    raw = {"model_type": model_type, "architectures": [arch], "text_config": dict(text), "vision_config": dict(VIT)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = getattr(transformers, config_class)(text_config=dict(text), vision_config=dict(VIT))
+        with torch.device("meta"):
+            model = getattr(transformers, arch)(cfg)
+    spec = parse_hf_config(raw, model_type, "test")
+    assert num_params(spec) == sum(p.numel() for p in model.parameters())
+    measured = cache_census(dict(text, model_type=f"{model_type}_text"), 33, batch_size=2)
+    per_gpu = estimate(spec, load_gpu("h100-80g"), Workload(ctx_tokens=33, batch_size=2), Plan(paged=False)).per_gpu
+    assert (per_gpu.kv_cache_bytes, per_gpu.state_bytes) == (measured.kv_cache_bytes, measured.state_bytes)

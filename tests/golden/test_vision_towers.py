@@ -71,3 +71,23 @@ def test_mistral3_pixtral_and_projector():
     tower = PixtralVisionTower(hidden_size=64, intermediate_size=96, num_layers=3, num_heads=4, patch_size=14,
                                spatial_merge_size=2, text_hidden_size=80)
     assert _ours(tower) == _count(m.vision_tower, m.multi_modal_projector)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+@pytest.mark.parametrize("nested", [False, True])
+def test_qwen2_5_vl_wrapper_is_read_and_counted(tie, nested):
+    """*ForConditionalGeneration is read through the registry: text (top-level keys, as released, or text_config) + tower."""
+    from oomplan.families import parse_hf_config
+    from oomplan.memory.params import num_params
+
+    text = dict(TEXT, num_hidden_layers=2)
+    text.pop("head_dim")
+    raw = {"model_type": "qwen2_5_vl", "architectures": ["Qwen2_5_VLForConditionalGeneration"], "vision_config": dict(VIT),
+           "tie_word_embeddings": tie, **({"text_config": dict(text, tie_word_embeddings=tie)} if nested else text)}
+    kw = {k: v for k, v in raw.items() if k not in ("model_type", "architectures")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = transformers.AutoConfig.for_model("qwen2_5_vl", **kw)
+        with torch.device("meta"):
+            model = transformers.Qwen2_5_VLForConditionalGeneration(cfg)
+    assert num_params(parse_hf_config(raw, "qwen2.5-vl", "test")) == sum(p.numel() for p in model.parameters())
