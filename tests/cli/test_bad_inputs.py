@@ -1,25 +1,27 @@
 """Each row of docs/bad-inputs.md: its exit code and its one-line message, through the real console script."""
-import subprocess
-import sys
+import os
 
 import pytest
-from bad_inputs import ROWS
+from bad_inputs import ROWS, run_row
 
 
-def run_row(argv, files, tmp_path):
-    for name, content in files.items():
-        target = tmp_path / name
-        target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
-    args = [a.replace("{dir}", str(tmp_path)) for a in argv]
-    return subprocess.run([sys.executable, "-m", "oomplan", *args], capture_output=True, text=True, errors="replace")
-
-
-@pytest.mark.parametrize("what,argv,files,code,fragment", ROWS, ids=[r[0] for r in ROWS])
-def test_bad_input(what, argv, files, code, fragment, tmp_path):
-    out = run_row(argv, files, tmp_path)
+@pytest.mark.parametrize("what,argv,files,code,fragment,options", ROWS, ids=[r[0] for r in ROWS])
+def test_bad_input(what, argv, files, code, fragment, options, tmp_path):
+    if options.get("needs_unprivileged") and os.geteuid() == 0:
+        pytest.skip("permission case: root reads and writes everything (run the suite as an unprivileged user)")
+    out = run_row(argv, files, tmp_path, options)
     if code == 3 and out.returncode == 0:
         pytest.skip("a GPU driver is present here")
-    assert out.returncode == code, out.stderr
-    assert fragment in out.stderr
-    assert "Traceback" not in out.stderr
-    assert len([line for line in out.stderr.splitlines() if line.startswith("error:")]) <= 1
+    stderr = out.stderr.replace(str(tmp_path), "DIR")
+    stdout = out.stdout or ""
+    assert out.returncode == code, stderr
+    assert fragment in stderr or (code == 0 and fragment in stdout), stderr
+    assert "Traceback" not in stderr
+    assert len([line for line in stderr.splitlines() if line.startswith("error:")]) <= 1
+    assert "\x1b" not in stdout + stderr, "a raw escape sequence reached the terminal"
+    if options.get("empty_stdout"):
+        assert stdout == "", "printed a result before failing"
+    if options.get("nonempty_stdout"):
+        assert stdout.strip(), "printed nothing"
+    if options.get("absent"):
+        assert options["absent"] not in stdout + stderr, "echoed the content of a file that is not ours"
