@@ -130,3 +130,87 @@ def cli_target(argv: list[str]) -> None:
 
 def finite(x) -> bool:
     return not isinstance(x, float) or math.isfinite(x)
+
+
+# ---- issue 14: one target per mechanism (numbers, structured text, files, sanitiser)
+from oomplan import safeio  # noqa: E402
+from oomplan.text import clean, is_clean  # noqa: E402
+from oomplan.units import parse_bytes, parse_count, parse_fraction, parse_number  # noqa: E402
+
+number_texts = st.one_of(
+    st.text(alphabet="0123456789.eE+-kKmMgGiBb% naif", max_size=40),
+    st.integers(0, 1000).map(lambda n: "1" + "0" * n), st.integers(0, 400).map(lambda n: "9" * n + "e" + str(n)),
+    st.sampled_from(["nan", "inf", "-inf", "1e308", "1e-308", "0", "-0", ".5", "5.", "1_000", "0x10", "１２"]),
+)
+
+
+def number_target(text: str) -> None:
+    """Every numeric parser: a value within its bounds, or an InputError naming the flag (never OverflowError)."""
+    for parse, low, high in ((lambda t: parse_count(t, "--ctx"), 1, 2**31), (lambda t: parse_bytes(t, "--offload-gib"), 0, 2**60),
+                             (lambda t: parse_fraction(t, "--margin", 0.0, 0.99), 0.0, 0.99),
+                             (lambda t: parse_number(t, "--x", -5, 5), -5, 5)):
+        try:
+            value = parse(text)
+        except OomplanError as exc:
+            assert str(exc).startswith("--"), exc
+            continue
+        assert low <= value <= high and finite(value), (text, value)
+
+
+def _nested(depth: int, kind: str) -> str:
+    return {"json": "[" * depth + "]" * depth, "yaml": "a:\n" + "".join(" " * (i + 1) + "- \n" for i in range(min(depth, 200)))}[kind]
+
+
+structured_texts = st.one_of(
+    st.text(max_size=300),
+    st.integers(1, 5000).map(lambda d: _nested(d, "json")), st.integers(1, 300).map(lambda d: _nested(d, "yaml")),
+    st.integers(0, 9).map(lambda n: "a: &a [x]\n" + "".join(f"b{i}: &b{i} [*{'a' if i == 0 else 'b' + str(i - 1)}, *{'a' if i == 0 else 'b' + str(i - 1)}]\n" for i in range(n))),
+    st.integers(0, 5000).map(lambda n: '{"x": 1' + "0" * n + "}"),
+    st.lists(st.sampled_from(["a", "b", "1", "true", "null"]), max_size=6).map(lambda ks: "\n".join(f"{k}: 1" for k in ks)),
+    st.lists(st.sampled_from(["a", "b"]), max_size=5).map(lambda ks: "{" + ", ".join(f'"{k}": 1' for k in ks) + "}"),
+)
+
+
+def structured_text_target(text: str) -> None:
+    """The JSON and YAML loaders: data within the bounds (depth, integers, no duplicate keys) or an InputError."""
+    for load in (safeio.load_json_text, safeio.load_yaml_text):
+        try:
+            data = load(text, "fuzz")
+        except OomplanError:
+            continue
+        safeio._check_tree(data, "fuzz")  # bounded: the check the loaders promise holds on what they return
+
+
+file_kinds = st.sampled_from(["fifo", "devzero", "folder", "text", "symlink-loop"])
+
+
+def file_target(kind: str, text: str) -> None:
+    """Any file as a config.json, a GPU profile or a plan: a result or an OomplanError; never blocks."""
+    import os
+
+    from oomplan.profiles import load_model
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.json"
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "devzero":
+            path = Path("/dev/zero")
+        elif kind == "folder":
+            path.mkdir()
+        elif kind == "symlink-loop":
+            path.symlink_to(path)
+        else:
+            path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        for load in (lambda p: load_model(str(p)), lambda p: load_gpu(str(p).replace(".json", ".yaml") if kind == "text" else str(p)),
+                     load_plan_file):
+            try:
+                load(path)
+            except OomplanError:
+                pass
+
+
+def sanitiser_target(text: str) -> None:
+    """clean(): no control, escape or bidi character survives; idempotent."""
+    out = clean(text)
+    assert is_clean(out) and "\x1b" not in out and clean(out) == out
