@@ -59,15 +59,11 @@ ROWS = [
 
 ESC = "\x1b"
 TINY = json.dumps(CONFIG)
-PLAN = {
-    "schema_version": 1, "oomplan_version": "0.1.0",
-    "model": {"ref": "config.json", "name": "tiny", "config_sha256": "0" * 64},
-    "gpu": {"ref": "h100", "num_gpus": 1},
-    "workload": {"ctx_tokens": 1024, "batch_size": 1, "engine": "hf"},
-    "plan": {"weights": "auto", "kv_dtype": "auto", "tensor_parallel": 1},
-    "predicted": {"weights_bytes": 1, "kv_cache_bytes": 1, "activation_bytes": 1, "overhead_bytes": 1, "total_bytes": 4,
-                  "capacity_bytes": 5, "headroom_bytes": 1, "quality_risk": "lossless", "decode_tokens_per_s": 1.0},
-}
+PREDICTED = {**dict.fromkeys(("weights_bytes", "kv_cache_bytes", "activation_bytes", "overhead_bytes", "headroom_bytes"), 1),
+             "total_bytes": 4, "capacity_bytes": 5, "quality_risk": "lossless", "decode_tokens_per_s": 1.0}
+PLAN = dict(schema_version=1, oomplan_version="0.1.0", model=dict(ref="config.json", name="tiny", config_sha256="0" * 64),
+            gpu=dict(ref="h100", num_gpus=1), workload=dict(ctx_tokens=1024, batch_size=1, engine="hf"),
+            plan=dict(weights="auto", kv_dtype="auto", tensor_parallel=1), predicted=PREDICTED)
 
 
 def plan(**changes) -> str:
