@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import typer
 
@@ -13,7 +13,7 @@ from oomplan.planner.curve import memory_curves
 from oomplan.profiles import load_gpu, load_model
 from oomplan.report.plan_yaml import check_output
 from oomplan.report.curve_json import curve_json
-from oomplan.report.curve_text import PLAN_LETTERS, curve_chart
+from oomplan.report.curve_text import curve_chart
 from oomplan.specs.plan import Plan
 from oomplan.units import parse_count, parse_number
 
@@ -76,7 +76,7 @@ def curve_command(
     paged: Optional[bool] = typer.Option(None, "--paged/--no-paged", help="Paged KV (default) or contiguous."),
     block_size: Optional[int] = typer.Option(None, "--block-size", help="Paged-KV block size in tokens (default 16)."),
     attention: Optional[str] = typer.Option(None, "--attention", help="sdpa (default) or eager."),
-    compare: List[str] = typer.Option([], "--compare", help="Overlay another plan: KEY=VALUE[,KEY=VALUE] on top of this one, e.g. kv_dtype=fp8 (repeatable)."),
+    compare: list[str] = typer.Option([], "--compare", help="Overlay another plan: KEY=VALUE[,KEY=VALUE] on top of this one, e.g. kv_dtype=fp8 (repeatable)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also write the chart as a PNG (needs the plot extra)."),
     svg: Optional[Path] = typer.Option(None, "--svg", help="Also write the chart as an SVG (needs the plot extra)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --png/--svg files."),

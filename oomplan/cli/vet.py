@@ -5,7 +5,7 @@ Exit 0 it starts and serves its configured context, 1 it will fail (the reason a
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -17,7 +17,7 @@ from oomplan.profiles import load_gpu
 
 @handle_errors
 def vet_command(
-    command: Optional[List[str]] = typer.Argument(None, help="The engine command line, after --: vllm serve ..., python -m sglang.launch_server ..., llama-server ..."),
+    command: Optional[list[str]] = typer.Argument(None, help="The engine command line, after --: vllm serve ..., python -m sglang.launch_server ..., llama-server ..."),
     gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (every GPU of the command is this kind)."),
     model_profile: Optional[str] = typer.Option(None, "--model-profile", help="Model profile, config.json or folder to use instead of the command's model (needed for GGUF names that match no profile)."),
     gguf_type: Optional[str] = typer.Option(None, "--gguf-type", help="llama.cpp: the GGUF file type when the file name does not say it (Q4_K_M, Q8_0, ...)."),

@@ -79,10 +79,10 @@ class EngineModel:
     multi_gpu: bool
     settings_for_plan: Callable[[Plan, Workload, EngineOptions], Any]
     predict: Callable[[ModelSpec, GpuSpec, Any], EnginePrediction]
-    command_args: Callable[[list[str]], "list[str] | None"]
-    read_launch: Callable[[list[str], "str | None"], EngineLaunch]
+    command_args: Callable[[list[str]], list[str] | None]
+    read_launch: Callable[[list[str], str | None], EngineLaunch]
     resolve_model: Callable[[EngineLaunch], ModelSpec] = _profile_model
-    plan_summary: Callable[[Plan, ModelSpec], "str | None"] = _no_summary
+    plan_summary: Callable[[Plan, ModelSpec], str | None] = _no_summary
     aliases: tuple[str, ...] = ()
     # More plans fit --engine should try for a plan (llama.cpp: MoE experts on the CPU), built from the workload
-    plan_variants: Callable[[ModelSpec, GpuSpec, Plan, Workload, EngineOptions], "tuple[Plan, ...]"] = _no_variants
+    plan_variants: Callable[[ModelSpec, GpuSpec, Plan, Workload, EngineOptions], tuple[Plan, ...]] = _no_variants

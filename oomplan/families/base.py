@@ -15,7 +15,9 @@ from oomplan.specs.model import LayerAttention, LayerMlp, LayerSpec, MoeSpec, Ro
 
 _DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 Fields = dict[str, Any]  # ModelSpec keyword arguments, validated by ModelSpec itself
-Builder = Callable[[HfConfig, str], Fields]
+# A builder takes its family's own HfConfig subclass (Family.config); Callable is contravariant in its
+# arguments, so the registry can only name that parameter as Any.
+Builder = Callable[[Any, str], Fields]
 
 
 @dataclass(frozen=True)

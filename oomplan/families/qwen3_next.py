@@ -9,7 +9,7 @@ instantiated by transformers and are not counted.
 """
 from __future__ import annotations
 
-from oomplan.families.base import Family, Fields, base_fields, qwen_style_moe, require, set_attention
+from oomplan.families.base import Family, Fields, base_fields, qwen_style_moe, set_attention
 from oomplan.families.config import HfConfig
 from oomplan.families.hybrid import layer_kinds_from_types
 from oomplan.specs.model import LayerAttention
@@ -33,7 +33,7 @@ class Qwen3NextConfig(HfConfig):
     num_experts: int | None = 512
 
 
-def gated_deltanet(cfg) -> GatedDeltaNetMixer:
+def gated_deltanet(cfg: Qwen3NextConfig) -> GatedDeltaNetMixer:
     return GatedDeltaNetMixer(
         num_key_heads=cfg.linear_num_key_heads, num_value_heads=cfg.linear_num_value_heads,
         key_head_dim=cfg.linear_key_head_dim, value_head_dim=cfg.linear_value_head_dim, conv_kernel=cfg.linear_conv_kernel_dim,

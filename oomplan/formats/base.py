@@ -6,7 +6,7 @@ format (names, quality grade and source, native hardware, engine spellings) is d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Protocol
+from typing import Any, Callable, Literal, Protocol
 
 from pydantic import Field
 
@@ -27,13 +27,13 @@ class Layout(Protocol):
         ...
 
 
-LAYOUTS: dict[str, Callable[[dict], Layout]] = {}
+LAYOUTS: dict[str, Callable[[dict[str, Any]], Layout]] = {}
 
 
-def layout(name: str) -> Callable[[Callable[[dict], Layout]], Callable[[dict], Layout]]:
+def layout(name: str) -> Callable[[Callable[[dict[str, Any]], Layout]], Callable[[dict[str, Any]], Layout]]:
     """Register a layout factory under `name` (the data rows' `layout:` key); it gets the row's params."""
 
-    def register(factory: Callable[[dict], Layout]) -> Callable[[dict], Layout]:
+    def register(factory: Callable[[dict[str, Any]], Layout]) -> Callable[[dict[str, Any]], Layout]:
         LAYOUTS[name] = factory
         return factory
 

@@ -104,7 +104,7 @@ def _formats_for(fmt: str, quantised: tuple[str, ...], ignored: set[str]) -> dic
     return {c: fmt for c in quantised if c not in ignored}
 
 
-def _list(qc: dict, *keys: str) -> tuple[str, list]:
+def _list(qc: dict[str, Any], *keys: str) -> tuple[str, list[Any]]:
     for k in keys:
         if qc.get(k) is not None:
             value = qc[k]
@@ -112,7 +112,7 @@ def _list(qc: dict, *keys: str) -> tuple[str, list]:
     return keys[0], []
 
 
-def _fp8(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+def _fp8(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "modules_to_not_convert", "ignored_layers")
     ignored = ignored_components(entries, num_layers, where, field) | {"lm_head"}
     block = qc.get("weight_block_size")
@@ -126,7 +126,7 @@ def _fp8(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
                            description=f"fp8 e4m3 in {block[0]}x{block[0]} blocks ({scales} scales, loaded as fp32)")
 
 
-def _int4(method: str, qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+def _int4(method: str, qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
     bits, group = qc.get("bits", qc.get("w_bit")), qc.get("group_size", qc.get("q_group_size"))
     if bits != 4:
         raise _refuse(where, "bits", bits, "4")
@@ -140,7 +140,7 @@ def _int4(method: str, qc: dict, num_layers: int, where: str) -> DeclaredWeights
                            description=f"int4 {method.upper()}, group {group}")
 
 
-def _bitsandbytes(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+def _bitsandbytes(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "llm_int8_skip_modules", "modules_to_not_convert")
     ignored = ignored_components(entries, num_layers, where, field) | {"lm_head"}
     if qc.get("load_in_8bit"):
@@ -156,14 +156,14 @@ def _bitsandbytes(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
     raise _refuse(where, "load_in_4bit", qc.get("load_in_4bit"), "load_in_4bit or load_in_8bit true")
 
 
-def _mxfp4(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+def _mxfp4(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "modules_to_not_convert")
     ignored = ignored_components(entries, num_layers, where, field)
     return DeclaredWeights(method="mxfp4", component_weights=_formats_for("mxfp4", ("experts",), ignored),
                            description="MXFP4 experts (32-element blocks, e8m0 scales), other weights 16-bit")
 
 
-def _modelopt(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+def _modelopt(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
     algo = str(qc.get("quant_algo", "")).upper()
     field, entries = _list(qc, "exclude_modules", "ignore")
     ignored = ignored_components(entries, num_layers, where, field)
@@ -178,7 +178,7 @@ def _modelopt(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
     raise _refuse(where, "quant_algo", qc.get("quant_algo"), "NVFP4, FP8")
 
 
-def _ct_format(w: dict, where: str, group: str) -> tuple[str, int]:
+def _ct_format(w: dict[str, Any], where: str, group: str) -> tuple[str, int]:
     """One compressed-tensors weights scheme -> (format, group size)."""
     kind, bits, strategy = w.get("type"), w.get("num_bits"), w.get("strategy")
     size = w.get("group_size")
@@ -208,7 +208,7 @@ def _ct_format(w: dict, where: str, group: str) -> tuple[str, int]:
                   "float 8-bit tensor/channel/block, float 4-bit group 16 (nvfp4) or 32 (mxfp4), int 8-bit channel, int 4-bit group")
 
 
-def _compressed_tensors(qc: dict, num_layers: int, where: str) -> DeclaredWeights:
+def _compressed_tensors(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
     groups = qc.get("config_groups")
     if not isinstance(groups, dict) or not groups:
         raise _refuse(where, "config_groups", groups, "one or more quantisation groups")

@@ -12,6 +12,8 @@ vllm-project/vllm@c9a59901113ccfe729e9c2be54062abee99b37f7:vllm/model_executor/l
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 from oomplan.formats.base import layout
@@ -33,10 +35,10 @@ class BlockFp4:
 
 
 @layout("mxfp4")
-def _mxfp4(row: dict) -> BlockFp4:
+def _mxfp4(row: dict[str, Any]) -> BlockFp4:
     return BlockFp4(block=32, scale_bytes=1, tensor_scales=0)
 
 
 @layout("nvfp4")
-def _nvfp4(row: dict) -> BlockFp4:
+def _nvfp4(row: dict[str, Any]) -> BlockFp4:
     return BlockFp4(block=16, scale_bytes=1, tensor_scales=2)

@@ -9,6 +9,8 @@ KV: one byte per value (vLLM fp8 KV cache; its per-layer k/v scales are negligib
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 from oomplan.formats.base import layout
@@ -32,15 +34,15 @@ class Fp8:
 
 
 @layout("fp8-tensor")
-def _tensor(row: dict) -> Fp8:
+def _tensor(row: dict[str, Any]) -> Fp8:
     return Fp8("tensor")
 
 
 @layout("fp8-channel")
-def _channel(row: dict) -> Fp8:
+def _channel(row: dict[str, Any]) -> Fp8:
     return Fp8("channel")
 
 
 @layout("fp8-block")
-def _block(row: dict) -> Fp8:
+def _block(row: dict[str, Any]) -> Fp8:
     return Fp8("block")

@@ -7,6 +7,8 @@ GPTQ adds g_idx, one int32 per input channel.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 from oomplan.formats.base import layout
@@ -66,25 +68,25 @@ class SymmetricInt4:
 
 
 @layout("int4-sym")
-def _int4_sym(row: dict) -> SymmetricInt4:
+def _int4_sym(row: dict[str, Any]) -> SymmetricInt4:
     return SymmetricInt4()
 
 
 @layout("int8")
-def _int8(row: dict) -> Int8:
+def _int8(row: dict[str, Any]) -> Int8:
     return Int8()
 
 
 @layout("int4-kv")
-def _int4_kv(row: dict) -> Int4Kv:
+def _int4_kv(row: dict[str, Any]) -> Int4Kv:
     return Int4Kv()
 
 
 @layout("awq")
-def _awq(row: dict) -> GroupedInt4:
+def _awq(row: dict[str, Any]) -> GroupedInt4:
     return GroupedInt4(g_idx=False)
 
 
 @layout("gptq")
-def _gptq(row: dict) -> GroupedInt4:
+def _gptq(row: dict[str, Any]) -> GroupedInt4:
     return GroupedInt4(g_idx=True)

@@ -5,6 +5,8 @@ code, the 16-entry NF4 code and an fp32 offset.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 from oomplan.formats.base import layout
@@ -26,5 +28,5 @@ class Nf4:
 
 
 @layout("nf4")
-def _nf4(row: dict) -> Nf4:
+def _nf4(row: dict[str, Any]) -> Nf4:
     return Nf4()

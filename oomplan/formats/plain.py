@@ -1,6 +1,8 @@
 """fp32, bf16, fp16: one element, `element_bytes` each; no scales."""
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 from oomplan.formats.base import layout
@@ -18,5 +20,5 @@ class Plain:
 
 
 @layout("plain")
-def _plain(row: dict) -> Plain:
+def _plain(row: dict[str, Any]) -> Plain:
     return Plain(row["element_bytes"])

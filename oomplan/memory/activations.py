@@ -70,6 +70,7 @@ def moe_bytes(model: ModelSpec, d: Dims, tokens: int) -> int:
     to fp32 and `[inv_perm]` copies it; plus the router's logits, top-k and sort bookkeeping.
     """
     e, h = model.moe, model.hidden_size
+    assert e is not None  # called only for MoE layers
     pairs = tokens * e.num_experts_per_token
     gate_up = pairs * (4 * d.expert_inter + h) * d.b
     weighted = FP32 if e.routing_weights_fp32 else d.b  # `* routing weights`, then `[inv_perm]`

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from oomplan.specs.model import LayerAttention, LayerMlp, LayerSpec, ModelSpec
 
@@ -86,6 +86,7 @@ def _attention(m: ModelSpec) -> list[TensorGroup]:
 def _mla(m: ModelSpec) -> list[TensorGroup]:
     # DeepSeek-V2 paper, section 2.1: low-rank q (optional) and joint KV compression
     a, h, H = m.mla, m.hidden_size, m.num_attention_heads
+    assert a is not None  # called only for MLA models
     qk = a.qk_nope_head_dim + a.qk_rope_head_dim
     if a.q_lora_rank:
         g = _linear("q_a_proj", "attention", a.q_lora_rank, h, "replicated", 1, m.qkv_bias)
@@ -153,7 +154,7 @@ def _layer_tensors(m: ModelSpec, layer: LayerSpec) -> tuple[TensorGroup, ...]:
                  + _mlp_tensors(m, layer.mlp))
 
 
-def _param_shape(layer: LayerSpec) -> tuple:
+def _param_shape(layer: LayerSpec) -> tuple[Any, ...]:
     """What decides a layer's tensors: its attention kind (sliding and full share weights) and its MLP."""
     kind = "full" if layer.attention.kind == "sliding" else layer.attention.kind
     return (kind, layer.attention.sinks, layer.attention.state, layer.mlp)
@@ -170,7 +171,7 @@ def inventory(m: ModelSpec) -> Inventory:
     head = tuple(_norm("final_norm", m, h))
     if not m.tie_word_embeddings:
         head += (TensorGroup("lm_head", "lm_head", V, h, shard="column", num_units=V),)
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[tuple[Any, ...], list[int]] = {}
     for i, layer in enumerate(m.layers):
         groups.setdefault(_param_shape(layer), []).append(i)
     kinds = [LayerKind("moe" if m.layers[idx[0]].mlp.kind == "moe" else "dense", tuple(idx), _layer_tensors(m, m.layers[idx[0]]))

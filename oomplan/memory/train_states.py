@@ -7,6 +7,8 @@ ZeRO (Rajbhandari et al. 2020) and FSDP then divide what they shard by the shard
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -155,7 +157,7 @@ def stage_params(model: ModelSpec, tplan: TrainingPlan, stage_index: int) -> Sta
 
 
 @lru_cache(maxsize=1024)
-def _stage_params(model: ModelSpec, key: tuple, stage_index: int) -> StageParams:
+def _stage_params(model: ModelSpec, key: tuple[Any, ...], stage_index: int) -> StageParams:
     """Cached on the knobs the parameter layout depends on (the training search asks many times)."""
     tplan = TrainingPlan.model_construct(seq_tokens=1, **dict(zip(PARAMS_FIELDS, key)))
     tp, r = tplan.tensor_parallel, tplan.lora_rank

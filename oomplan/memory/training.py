@@ -14,6 +14,8 @@ forward/backward; ZeRO-1/2 a gradient reduce bucket during backward.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -89,12 +91,12 @@ ACTIVATION_FIELDS = ("mode", "precision", "seq_tokens", "micro_batch_size", "ten
                      "recompute", "attention", "lora_rank", "lora_targets")
 
 
-def activation_key(tplan: TrainingPlan) -> tuple:
+def activation_key(tplan: TrainingPlan) -> tuple[Any, ...]:
     """The knobs one micro-batch's activations depend on (a cache key; the search varies the others)."""
     return tuple(getattr(tplan, f) for f in ACTIVATION_FIELDS)
 
 
-def _plan(key: tuple) -> TrainingPlan:
+def _plan(key: tuple[Any, ...]) -> TrainingPlan:
     return TrainingPlan.model_construct(**dict(zip(ACTIVATION_FIELDS, key)))
 
 
@@ -110,7 +112,7 @@ def _kind_counts(model: ModelSpec, seq_tokens: int, layer_indices: tuple[int, ..
 
 
 @lru_cache(maxsize=8192)
-def _kind_bytes(model: ModelSpec, key: tuple, kind: tuple[bool, bool]) -> tuple[int, int, int]:
+def _kind_bytes(model: ModelSpec, key: tuple[Any, ...], kind: tuple[bool, bool]) -> tuple[int, int, int]:
     """(kept under the recompute policy, forward transient, backward transient) of one layer of a kind."""
     plan = _plan(key)
     kept = checkpoint_bytes(model, plan) if plan.recompute == "full" else layer_activations(model, plan, *kind).total_bytes
@@ -124,7 +126,7 @@ def _stored_layer_bytes(model: ModelSpec, tplan: TrainingPlan, layer_indices: tu
 
 
 @lru_cache(maxsize=4096)
-def _first_stage_bytes(model: ModelSpec, key: tuple) -> int:
+def _first_stage_bytes(model: ModelSpec, key: tuple[Any, ...]) -> int:
     """RoPE's cos and sin (1 x s x head_dim each); the masks when checkpoints keep them as inputs (eager: one
     per attention kind in e bytes; sdpa: the sliding-window mask, bool); a frozen embedding leaves layer 0's
     first norm nothing to keep."""
@@ -190,12 +192,12 @@ def train_activations(model: ModelSpec, tplan: TrainingPlan, stage_index: int, n
 
 
 @lru_cache(maxsize=4096)
-def _layer(model: ModelSpec, key: tuple, kind: tuple[bool, bool]) -> LayerActivations:
+def _layer(model: ModelSpec, key: tuple[Any, ...], kind: tuple[bool, bool]) -> LayerActivations:
     return layer_activations(model, _plan(key), *kind)
 
 
 @lru_cache(maxsize=4096)
-def _loss_bytes(model: ModelSpec, key: tuple) -> LossBytes:
+def _loss_bytes(model: ModelSpec, key: tuple[Any, ...]) -> LossBytes:
     return loss_bytes(model, _plan(key))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.console import Group
 from rich.text import Text
 
-from oomplan.planner.curve import Cliff, Curve, CurvePoint, CurveSet
+from oomplan.planner.curve import Cliff, CurvePoint, CurveSet
 from oomplan.report.summary import plan_summary
 from oomplan.units import GIB
 

@@ -44,7 +44,7 @@ def _number_fields(cls: type[BaseModel]) -> dict[str, bool]:
             out[name] = True
             if info.alias:
                 out[info.alias] = True
-    setattr(cls, "_oomplan_number_fields", out)
+    cls._oomplan_number_fields = out
     return out
 
 

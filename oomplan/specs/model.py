@@ -29,7 +29,7 @@ class LayerAttention(Strict):
     state: Mixer | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "LayerAttention":
+    def _check(self) -> LayerAttention:
         if self.kind in ("sliding", "chunked") and self.window_tokens is None:
             raise ValueError(f"{self.kind} attention needs window_tokens")
         if self.kind == "linear" and self.state is None:
@@ -75,7 +75,7 @@ class MoeSpec(Strict):
     moe_layer_indices: tuple[int, ...]  # the layers whose LayerMlp.kind is 'moe' (checked by ModelSpec)
 
     @model_validator(mode="after")
-    def _top_k_within_experts(self) -> "MoeSpec":
+    def _top_k_within_experts(self) -> MoeSpec:
         if self.num_experts_per_token > self.num_experts:
             raise ValueError(f"num_experts_per_tok ({self.num_experts_per_token}) exceeds the number of experts ({self.num_experts})")
         return self
@@ -139,7 +139,7 @@ class ModelSpec(Strict):
     hf_config: dict[str, Any] = Field(default_factory=dict, repr=False, description="the raw config, for the probe")
 
     @model_validator(mode="after")
-    def _check_consistency(self) -> "ModelSpec":
+    def _check_consistency(self) -> ModelSpec:
         if self.num_attention_heads % self.num_kv_heads:
             raise ValueError(
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of num_key_value_heads ({self.num_kv_heads})"

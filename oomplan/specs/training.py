@@ -53,7 +53,7 @@ class TrainingPlan(Strict):
     offload_params: bool = Field(default=False, description="ZeRO-Infinity: the weight shards in CPU memory (ZeRO-3/FSDP only)")
 
     @model_validator(mode="after")
-    def _check(self) -> "TrainingPlan":
+    def _check(self) -> TrainingPlan:
         if self.fsdp != "none" and self.zero_stage:
             raise ValueError(f"zero_stage {self.zero_stage} and fsdp {self.fsdp!r} both shard; give one of them")
         if self.offload_params and self.shard_stage < 3:
