@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -202,32 +203,121 @@ def _resolve(ref: str, flag: str, base: Path | None, path_like: bool) -> Path:
     return path
 
 
-def load_model(ref: str, flag: str = "MODEL", base: Path | None = None) -> ModelSpec:
-    """A shipped/user profile name or alias, a config.json, a folder holding one, or a profile YAML.
+def load_model(ref: str, flag: str = "MODEL", base: Path | None = None, revision: str | None = None) -> ModelSpec:
+    """A shipped/user profile name or alias, a config.json, a folder holding one (with its safetensors headers),
+    a GGUF file, a profile YAML, or a Hugging Face repo id `org/name[@revision]` (HF cache, then the hub).
     A relative path is taken relative to `base` when given (a plan file's folder)."""
     path = _resolve(ref, flag, base, _looks_like_path(ref))
     state = probe(path)
     if state.error and _looks_like_path(ref):
         raise InputError(f"{flag}: {shorten(path, 120)}: {state.error}")
-    if state.exists or _looks_like_path(ref):
-        if state.is_dir:
+    if revision is None and (state.exists or _looks_like_path(ref)):
+        folder = path if state.is_dir else None
+        if folder is not None:
             path = path / "config.json"
             if not exists(path):
                 raise InputError(f"{flag}: folder {shorten(ref, 160)!r} holds no config.json")
         if path.suffix in (".yaml", ".yml"):
             return _model_from_profile(path)
+        if path.suffix.lower() == ".gguf":
+            return load_gguf(path)
         raw = _expect_mapping(read_json(path, "config.json"), path, "config.json")
         name = path.parent.name if path.name == "config.json" else path.stem
-        return parse_hf_config(raw, name or str(path), str(path))
-    return _model_from_profile(_find("model_profiles", ref, "model", flag))
+        spec = parse_hf_config(raw, name or str(path), str(path))
+        return with_safetensors(spec, folder, quant=quant_method(raw)) if folder is not None else spec
+    return load_named_model(ref, flag, revision)
+
+
+def load_named_model(ref: str, flag: str = "MODEL", revision: str | None = None) -> ModelSpec:
+    """A shipped/user profile alias, else a Hugging Face repo id (oomplan/checkpoint/hub.py: cache, then hub)."""
+    from oomplan.checkpoint.hub import parse_repo_ref
+
+    repo = parse_repo_ref(ref, revision, flag)
+    if revision is None and (repo is None or repo[1] is None):
+        try:
+            return _model_from_profile(_find("model_profiles", ref, "model", flag))
+        except ProfileNotFoundError:
+            if repo is None:
+                raise
+    elif repo is None:
+        raise InputError(f"--revision: {shorten(ref, 120)!r} is not a Hugging Face repo id (org/name)")
+    from oomplan.checkpoint.hub import resolve_repo
+
+    return resolve_repo(repo[0], repo[1], flag)
+
+
+def load_gguf(path: Path) -> ModelSpec:
+    """A GGUF file (or a split set): architecture from its metadata, weights from its tensor infos."""
+    from oomplan.checkpoint.gguf_file import SPLIT, read_gguf
+
+    raw, ck = read_gguf(path)
+    m = SPLIT.match(path.name)
+    name = m.group("stem") if m else path.stem
+    spec = parse_hf_config(raw, name, str(path), where=f"{path} (GGUF metadata)")
+    return spec.model_copy(update={"checkpoint": ck})
+
+
+def quant_method(raw: dict) -> str | None:
+    q = raw.get("quantization_config")
+    return str(q.get("quant_method") or "quantized") if isinstance(q, dict) else None
+
+
+def with_safetensors(spec: ModelSpec, folder: Path, location: str | None = None, quant: str | None = None) -> ModelSpec:
+    """The spec with the folder's safetensors headers attached (weights then come from them), if it has any."""
+    if not any(folder.glob("*.safetensors")) and not exists(folder / "model.safetensors.index.json"):
+        return spec
+    from oomplan.checkpoint.safetensors_files import read_folder
+
+    ck = read_folder(folder, quant, location)
+    return spec if ck is None else spec.model_copy(update={"checkpoint": ck})
 
 
 def load_gpu_file(path: Path) -> GpuSpec:
     return build_file(GpuSpec, read_yaml(path, "GPU profile"), path, "GPU profile")
 
 
+_RAW = re.compile(r"\s*(?:(\d+)\s*[x\u00d7*]\s*)?(\d+(?:\.\d+)?)\s*(b|kib|mib|gib|tib|kb|mb|gb|tb|k|m|g|t)\s*", re.IGNORECASE)
+MAX_RAW_GPU_BYTES = 16 * 1024**4  # far above any card (288 GB today)
+
+
+def parse_raw_capacity(ref: str, flag: str = "--gpu") -> tuple[int, int] | None:
+    """'24GiB' -> (1, bytes), '2x80GiB' -> (2, bytes); None when `ref` is not a raw capacity (a unit is required:
+    a bare number such as '4090' is a profile alias)."""
+    from oomplan.units import parse_bytes
+
+    match = _RAW.fullmatch(ref) if len(ref) < 64 else None
+    if not match:
+        return None
+    num_gpus = int(match.group(1) or 1)
+    size = parse_bytes(f"{match.group(2)}{match.group(3)}", flag)
+    if not 1 <= num_gpus <= 72:
+        raise InputError(f"{flag}: {ref.strip()!r}: the GPU count must be 1..72")
+    if not 2**20 <= size <= MAX_RAW_GPU_BYTES:
+        raise InputError(f"{flag}: {ref.strip()!r}: a GPU capacity must be between 1 MiB and 16 TiB")
+    return num_gpus, size
+
+
+def raw_gpu(num_gpus: int, memory_bytes: int) -> GpuSpec:
+    """The card behind a raw capacity: oomplan/data/raw_gpu.yaml's documented defaults with the given size."""
+    from oomplan.units import format_bytes
+
+    path = Path(__file__).resolve().parent / "data" / "raw_gpu.yaml"
+    data = dict(_expect_mapping(read_yaml(path, "raw GPU template"), path, "raw GPU template"))
+    label = f"{num_gpus}x{format_bytes(memory_bytes).replace(' ', '')}" if num_gpus > 1 else format_bytes(memory_bytes).replace(" ", "")
+    data.update(name=f"raw-{label.lower()}", display_name=f"{label} (raw capacity)", memory_bytes=memory_bytes, num_gpus_per_node=num_gpus)
+    return build_file(GpuSpec, data, path, "raw GPU template")
+
+
+def is_raw_gpu(gpu: GpuSpec) -> bool:
+    return gpu.architecture == "unknown" and gpu.name.startswith("raw-")
+
+
 def load_gpu(ref: str, flag: str = "--gpu", base: Path | None = None) -> GpuSpec:
-    """A shipped/user GPU profile name or alias, or a path to a GPU profile YAML (relative to `base` if given)."""
+    """A shipped/user GPU profile name or alias, a path to a GPU profile YAML (relative to `base` if given), or a
+    raw capacity ('24GiB', '2x80GiB': oomplan/data/raw_gpu.yaml's default overheads)."""
+    raw = parse_raw_capacity(ref, flag)
+    if raw is not None:
+        return raw_gpu(*raw)
     path = _resolve(ref, flag, base, ref.endswith((".yaml", ".yml")) or ref.startswith((".", "/", "~")))
     state = probe(path)
     if state.error and (path.suffix in (".yaml", ".yml") or "/" in ref):

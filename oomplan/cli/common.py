@@ -166,10 +166,16 @@ def build_workload(**fields: Any) -> Workload:
 
 def resolve_gpu(ref: str, flag: str = "--gpu"):
     """A GPU profile, or with 'auto' the local card (capacity = what is free now)."""
-    from oomplan.profiles import load_gpu
+    from oomplan.profiles import is_raw_gpu, load_gpu
 
     if ref.strip().lower() != "auto":
-        return load_gpu(ref, flag)
+        card = load_gpu(ref, flag)
+        if is_raw_gpu(card):
+            typer.echo(
+                f"note: {flag} {ref.strip()}: a raw capacity with default overheads (README 'GPUs'); fp8 tensor cores are not "
+                "assumed and tokens/s figures are placeholders; name a profile (oomplan gpus) for those", err=True,
+            )
+        return card
     from oomplan.probe.local_gpu import local_gpu
     from oomplan.units import format_bytes
 
@@ -180,3 +186,20 @@ def resolve_gpu(ref: str, flag: str = "--gpu"):
         err=True,
     )
     return found.spec
+
+
+def raw_gpu_parallel(card, tp: int, pp: int):
+    """`--gpu 2x80GiB` names the GPUs at hand: with --tp/--pp left at 1 the plan uses all of them as tensor parallel.
+    `--gpu 24GiB` (no count) with --tp/--pp: that many such GPUs in one box. Returns (card, tp, pp)."""
+    from oomplan.profiles import is_raw_gpu
+
+    if not is_raw_gpu(card):
+        return card, tp, pp
+    if card.num_gpus_per_node == 1:
+        return card.model_copy(update={"num_gpus_per_node": min(72, tp * pp)}), tp, pp
+    if tp == 1 and pp == 1:
+        typer.echo(f"note: {card.display_name}: planning tensor parallel {card.num_gpus_per_node} (set --tp/--pp to split otherwise)", err=True)
+        return card, card.num_gpus_per_node, 1
+    if tp * pp > card.num_gpus_per_node:
+        raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but --gpu {card.display_name} names {card.num_gpus_per_node}")
+    return card, tp, pp

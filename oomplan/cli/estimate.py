@@ -10,7 +10,7 @@ from oomplan.cli.engine_opts import (
     ENGINE_VERSION, N_GPU_LAYERS, check_engine, refuse_engine_version_without_engine, engine_options, engine_prediction, render_engine,
 )
 from oomplan.cli.common import (
-    KV_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, parse_component_weights, print_json, resolve_gpu, stdout, warn,
+    KV_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, parse_component_weights, print_json, raw_gpu_parallel, resolve_gpu, stdout, warn,
 )
 from oomplan.cli.train import (
     DP, FSDP, GRAD_ACCUM, HOST_MEM, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OFFLOAD_PARAMS, OPTIMIZER, PRECISION, RECOMPUTE, SEQ,
@@ -25,8 +25,9 @@ from oomplan.units import parse_bytes, parse_count
 
 @handle_errors
 def estimate_command(
-    model: str = typer.Argument(..., help="Profile name/alias, HF repo id of a shipped profile, config.json or a folder holding one."),
-    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (oomplan gpus) or a profile YAML."),
+    model: str = typer.Argument(..., help="Profile name/alias, Hugging Face repo id org/name[@rev], a checkpoint folder (config.json + safetensors), config.json or profile YAML."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Hugging Face repo revision (branch, tag or commit); same as org/name@REV."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (oomplan gpus), a profile YAML, or a raw capacity: 24GiB, 2x80GiB."),
     ctx: str = typer.Option("4k", "--ctx", help="Tokens per sequence, prompt + generated: 32k, 32K or 32768 (k = 1024)."),
     batch: int = typer.Option(1, "--batch", help="Concurrent sequences."),
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel GPUs."),
@@ -62,8 +63,9 @@ def estimate_command(
     offload_params: Optional[bool] = OFFLOAD_PARAMS, host_mem: Optional[str] = HOST_MEM,
 ) -> None:
     """How much memory, where it goes, and whether it fits. Exit 0 fits, 1 does not, 2 bad input."""
-    spec = load_model(model)
+    spec = load_model(model, revision=revision)
     card = resolve_gpu(gpu)
+    card, tp, pp = raw_gpu_parallel(card, tp, pp)
     flags = TrainFlags(train, optimizer, precision, seq, grad_accum, dp, zero, fsdp, sp, recompute, lora_rank, lora_targets,
                        offload_optimizer, offload_params, host_mem)
     if train is not None:  # a training step: oomplan/cli/train.py
@@ -90,10 +92,15 @@ def estimate_command(
         print_json(estimate_json(est))
     else:
         from oomplan.report.estimate_table import budget_table, verdict
+        from oomplan.report.weights_source import weights_source_lines
 
         out = stdout()
         out.print(budget_table(est))
         for note in est.notes:
             out.print(f"note: {note}")
+        if est.load_peak_stage is not None:
+            out.print(f"note: load peak (transformers from_pretrained): {est.load_peak_stage.load.reason}", soft_wrap=True)
+        for i, line in enumerate(weights_source_lines(est)):
+            out.print(f"note: {line}" if i == 0 else f"     {line}", soft_wrap=True)
         out.print(verdict(est))
     raise typer.Exit(EXIT_OK if est.fits else EXIT_DOES_NOT_FIT)

@@ -46,8 +46,9 @@ def _choice(value: str | None, accepted: tuple[str, ...], flag: str, aliases: di
 
 @handle_errors
 def fit_command(
-    model: str = typer.Argument(..., help="Profile name/alias, config.json or a folder holding one."),
-    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias or a profile YAML."),
+    model: str = typer.Argument(..., help="Profile name/alias, Hugging Face repo id org/name[@rev], a checkpoint folder (config.json + safetensors), config.json or profile YAML."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Hugging Face repo revision (branch, tag or commit); same as org/name@REV."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias, a profile YAML, or a raw capacity: 24GiB, 2x80GiB (N = GPUs to use)."),
     ctx: str = typer.Option("4k", "--ctx", help="Tokens per sequence (32k, 32768) or 'max' for the longest that fits."),
     batch: str = typer.Option("1", "--batch", help="Concurrent sequences, or 'max' for the most that fit."),
     objective: str = typer.Option("quality", "--objective", help="quality | throughput | gpus | cost."),
@@ -89,7 +90,7 @@ def fit_command(
     objective = _choice(objective, OBJECTIVES, "--objective")
     if attention not in ("sdpa", "eager"):
         raise InputError(f"--attention: {attention!r} is not accepted; use sdpa or eager")
-    spec, card = load_model(model), resolve_gpu(gpu)
+    spec, card = load_model(model, revision=revision), resolve_gpu(gpu)
     limits = SearchLimits(
         max_gpus=max_gpus or gpus or card.num_gpus_per_node, exact_gpus=gpus,
         host_memory_bytes=parse_bytes(host_mem, "--host-mem"), allow_dms=dms, allow_emulated_fp8=emulated_fp8,

@@ -34,6 +34,9 @@ def vet_command(
 
     launch = parse_launch(list(command), gguf_type, engine_version)
     model, card = resolve_model(launch, model_profile), load_gpu(gpu)
+    if launch.engine == "llamacpp" and model_profile is None and (model.checkpoint is None or model.checkpoint.kind != "gguf"):
+        typer.echo(f"note: {launch.model_ref}: no such file here, so the model and the GGUF type come from its name "
+                   "(run vet where the file is to price its own tensors)", err=True)
     pred = get_engine(launch.engine).predict(model, card, launch.settings)
     ok = pred.ok and not (strict and (pred.warnings or launch.unmodelled_flags))
     if as_json:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from oomplan.memory.activations import ActivationBudget, activation_budget
 from oomplan.memory.kv_cache import KvBudget, kv_budget
 from oomplan.memory.layout import pipeline_stages
-from oomplan.memory.overhead import OverheadBudget, overhead_budget
+from oomplan.memory.load_peak import LoadPeak, load_peak, load_total_bytes
+from oomplan.memory.overhead import OverheadBudget, allocator_fraction, overhead_budget
 from oomplan.memory.state import StateBudget, state_budget
 from oomplan.memory.validate import check_plan, plan_notes, plan_warnings
 from oomplan.memory.weights import WeightsBudget, dense_dtype, weights_budget
@@ -26,6 +27,17 @@ class StageBudget:
     activations: ActivationBudget
     overhead: OverheadBudget
     state: StateBudget = StateBudget(0, 0, 0, None)
+    load: LoadPeak | None = None  # transformers' load-time transient, when it has one (memory/load_peak.py)
+    load_total_bytes: int = 0  # what the GPU holds at that peak (weights + transient + context + allocator)
+
+    @property
+    def load_exceeds_steady(self) -> bool:
+        return self.load is not None and self.load_total_bytes > self.total_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """The most this GPU holds at any time: the steady total or the load-time peak."""
+        return max(self.total_bytes, self.load_total_bytes)
 
     @property
     def weights_bytes(self) -> int:
@@ -80,8 +92,16 @@ class Estimate(BusiestGpu):
     notes: tuple[str, ...]
 
     @property
+    def load_peak_stage(self) -> StageBudget | None:
+        """The stage whose load-time peak is highest, when one exceeds its steady total."""
+        over = [s for s in self.stages if s.load_exceeds_steady]
+        return max(over, key=lambda s: s.load_total_bytes) if over else None
+
+    @property
     def fits(self) -> bool:
-        return self.headroom_bytes >= 0
+        """Steady state fits and so does the load-time peak."""
+        peak = self.load_peak_stage
+        return self.headroom_bytes >= 0 and (peak is None or peak.load_total_bytes <= self.capacity_bytes)
 
     @property
     def num_gpus(self) -> int:
@@ -98,7 +118,11 @@ def stage_budget(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan,
                              num_sliding, fp16=dtype == "fp16")
     state = state_budget(model, plan, workload.batch_size, stage, dtype)
     tensors = weights.gpu_bytes + kv.bytes + state.bytes + acts.peak_bytes
-    return StageBudget(stage_index, weights, kv, acts, overhead_budget(gpu, tensors, plan.num_gpus), state)
+    overhead = overhead_budget(gpu, tensors, plan.num_gpus)
+    load = load_peak(model, plan, stage_index)
+    load_total = 0 if load is None else load_total_bytes(weights.gpu_bytes, load.transient_bytes, overhead.cuda_context_bytes,
+                                                         allocator_fraction(gpu))
+    return StageBudget(stage_index, weights, kv, acts, overhead, state, load, load_total)
 
 
 def estimate(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> Estimate:

@@ -22,10 +22,14 @@ class OverheadBudget:
         return self.cuda_context_bytes + self.cublas_workspace_bytes + self.allocator_bytes + self.nccl_bytes
 
 
+def allocator_fraction(gpu: GpuSpec) -> float:
+    return gpu.calibration.allocator_fraction if gpu.calibration else gpu.overhead.allocator_fraction
+
+
 def overhead_budget(gpu: GpuSpec, tensor_bytes: int, num_gpus: int) -> OverheadBudget:
     """`tensor_bytes`: what the caching allocator holds (weights + KV + activations)."""
     o = gpu.overhead
-    fraction = gpu.calibration.allocator_fraction if gpu.calibration else o.allocator_fraction
+    fraction = allocator_fraction(gpu)
     return OverheadBudget(
         cuda_context_bytes=o.cuda_context_bytes,
         cublas_workspace_bytes=o.cublas_workspace_bytes,

@@ -130,7 +130,13 @@ def _stage_weights(model: ModelSpec, plan: Plan, stage: Stage) -> tuple[Componen
 
 @lru_cache(maxsize=4096)
 def stage_weights(model: ModelSpec, plan_key: Plan, stage_index: int) -> tuple[ComponentBytes, tuple[int, ...]]:
-    """Cached per (model, weight-relevant knobs, stage): the planner asks many times."""
+    """Cached per (model, weight-relevant knobs, stage): the planner asks many times. From the checkpoint's
+    tensor table when it describes what is held (oomplan/memory/checkpoint_weights.py), else the config inventory."""
+    if model.checkpoint is not None:
+        from oomplan.memory.checkpoint_weights import applies, checkpoint_stage_weights
+
+        if applies(model, plan_key):
+            return checkpoint_stage_weights(model, plan_key, stage_index)
     stage = pipeline_stages(model.num_layers, plan_key.pipeline_parallel)[stage_index]
     return _stage_weights(model, plan_key, stage)
 

@@ -16,7 +16,8 @@ from itertools import accumulate
 from oomplan.memory.activations import activation_budget
 from oomplan.memory.kv_cache import kv_budget
 from oomplan.memory.layout import Stage, pipeline_stages
-from oomplan.memory.overhead import overhead_budget
+from oomplan.memory.load_peak import load_peak, load_total_bytes
+from oomplan.memory.overhead import allocator_fraction, overhead_budget
 from oomplan.memory.params import inventory
 from oomplan.memory.state import state_budget
 from oomplan.memory.weights import dense_dtype, stage_weights, weight_key
@@ -45,10 +46,16 @@ class StageTotal:
     offloaded_bytes: int
     expert_bytes: int
     state_bytes: int = 0  # recurrent state (Mamba / Gated DeltaNet layers)
+    load_bytes: int = 0  # the load-time peak when there is one (oomplan/memory/load_peak.py), as estimate() has it
 
     @property
     def total_bytes(self) -> int:
         return self.weights_bytes + self.kv_cache_bytes + self.state_bytes + self.activation_bytes + self.overhead_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """What decides whether the plan fits: the steady total or the load-time peak, whichever is larger."""
+        return max(self.total_bytes, self.load_bytes)
 
 
 def stage_shape(model: ModelSpec, stage: Stage) -> tuple:
@@ -91,6 +98,7 @@ class Evaluator:
     _kv: dict = field(default_factory=dict)
     _act: dict = field(default_factory=dict)
     _state: dict = field(default_factory=dict)
+    _load: dict = field(default_factory=dict)
 
     def depth(self, pp: int) -> Depth:
         if pp not in self._depths:
@@ -178,8 +186,19 @@ class Evaluator:
         kv = self._kv_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
         state = self._state_bytes(plan, workload.batch_size, stage)
         act = self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
-        overhead = overhead_budget(self.gpu, weights + kv + state + act, plan.num_gpus).total
-        return StageTotal(weights, kv, act, overhead, offloaded, w.expert_bytes, state)
+        overhead = overhead_budget(self.gpu, weights + kv + state + act, plan.num_gpus)
+        load = self._load_total(plan, stage, weights)
+        return StageTotal(weights, kv, act, overhead.total, offloaded, w.expert_bytes, state, load)
+
+    def _load_total(self, plan: Plan, stage: int, weights: int) -> int:
+        """The load-time peak of the stage (oomplan/memory/load_peak.py), 0 without one; workload-independent."""
+        key = (plan.weights, plan.weight_group_size, plan.tensor_parallel, plan.pipeline_parallel, plan.expert_parallel, stage)
+        if key not in self._load:
+            self._load[key] = load_peak(self.model, plan, stage)
+        peak = self._load[key]
+        if peak is None:
+            return 0
+        return load_total_bytes(weights, peak.transient_bytes, self.gpu.overhead.cuda_context_bytes, allocator_fraction(self.gpu))
 
     def all_stages(self, plan: Plan, workload: Workload) -> tuple[StageTotal, ...]:
         """Every stage of the plan, each distinct shape budgeted once."""
@@ -188,19 +207,19 @@ class Evaluator:
         return tuple(done[r] for r in d.representative)
 
     def worst_total_bytes(self, plan: Plan, workload: Workload) -> int:
-        """The busiest stage's total: whether the plan fits."""
+        """The busiest stage's total (or its load-time peak, when larger): whether the plan fits."""
         return self.worst_total_at(plan, workload.ctx_tokens, workload.batch_size)
 
     def worst_total_at(self, plan: Plan, ctx_tokens: int, batch_size: int) -> int:
         """worst_total_bytes from plain numbers (the --ctx/--batch max hot path)."""
         if plan.offload_bytes:
             workload = Workload.model_construct(ctx_tokens=ctx_tokens, batch_size=batch_size, engine="hf")
-            return max(self.stage_total(plan, workload, s).total_bytes for s in self.depth(plan.pipeline_parallel).distinct)
+            return max(self.stage_total(plan, workload, s).peak_bytes for s in self.depth(plan.pipeline_parallel).distinct)
         worst = 0
         for stage in self.depth(plan.pipeline_parallel).distinct:
             self.num_evaluated += 1
             weights = self.weights(plan, stage).total_bytes
             tensors = (weights + self._kv_bytes(plan, ctx_tokens, batch_size, stage) + self._state_bytes(plan, batch_size, stage)
                        + self._activation_bytes(plan, ctx_tokens, batch_size, stage))
-            worst = max(worst, tensors + overhead_budget(self.gpu, tensors, plan.num_gpus).total)
+            worst = max(worst, tensors + overhead_budget(self.gpu, tensors, plan.num_gpus).total, self._load_total(plan, stage, weights))
         return worst

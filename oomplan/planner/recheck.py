@@ -19,8 +19,11 @@ class Recheck:
     predicted_total_bytes: int  # what the file recorded
 
     def fits_with_margin(self, margin: float) -> bool:
-        """Fits and leaves `margin` of the card free."""
-        return self.estimate.per_gpu.total_bytes <= self.estimate.capacity_bytes * (1.0 - margin)
+        """Fits (steady state and the load-time peak) and leaves `margin` of the card free."""
+        est = self.estimate
+        peak = est.load_peak_stage
+        need = max(est.per_gpu.total_bytes, peak.load_total_bytes if peak is not None else 0)
+        return need <= est.capacity_bytes * (1.0 - margin)
 
 
 def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, batch_size: int | None = None) -> Recheck:

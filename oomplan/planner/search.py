@@ -148,12 +148,12 @@ def min_offload_layers(ev: Evaluator, plan: Plan, workload: Workload, capacity: 
     """
     prefix = ev.weights(plan, 0).largest_first_prefix
     num_layers = len(prefix) - 1
-    if ev.stage_total(plan, workload, 0, prefix[num_layers]).total_bytes > capacity:
+    if ev.stage_total(plan, workload, 0, prefix[num_layers]).peak_bytes > capacity:
         return None
     lo, hi = 1, num_layers
     while lo < hi:
         mid = (lo + hi) // 2
-        if ev.stage_total(plan, workload, 0, prefix[mid]).total_bytes <= capacity:
+        if ev.stage_total(plan, workload, 0, prefix[mid]).peak_bytes <= capacity:
             hi = mid
         else:
             lo = mid + 1
@@ -186,7 +186,7 @@ def search(model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLim
             for order, pp, make in depth:
                 plan = make()
                 stages = evaluate(ev, plan, workload)
-                worst = max(s.total_bytes for s in stages)
+                worst = max(s.peak_bytes for s in stages)
                 if worst <= capacity:
                     fitting.append((order, plan, stages))
                     fits_here = True

@@ -12,6 +12,7 @@ from oomplan.memory.budget import Estimate, StageBudget
 from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.params import num_active_params, params_by_component
 from oomplan.memory.weights import effective_plan, resolved_weight_format
+from oomplan.report.weights_source import weights_source_json
 
 SCHEMA_VERSION = 1
 
@@ -61,6 +62,10 @@ def stage_json(stage: StageBudget, capacity_bytes: int) -> dict[str, Any]:
             "num_layers": stage.state.num_layers,
         },
         "activations": asdict(stage.activations) | {"peak_bytes": stage.activation_bytes},
+        "load_peak": None if stage.load is None else {
+            "transient_bytes": stage.load.transient_bytes, "total_bytes": stage.load_total_bytes,
+            "exceeds_steady": stage.load_exceeds_steady, "reason": stage.load.reason,
+        },
         "overhead": asdict(stage.overhead),
     }
 
@@ -84,6 +89,7 @@ def estimate_json(est: Estimate) -> dict[str, Any]:
             "declared_weights": est.model.declared_weights.model_dump() if est.model.declared_weights else None,
             "resolved_component_weights": effective_plan(est.model, est.plan).component_weights,
         },
+        "weights_source": weights_source_json(est),
         "kv_cache_bytes_per_token": busiest.kv.bytes_per_token,
         "per_gpu": stage_json(busiest, est.capacity_bytes),
         "stages": [stage_json(s, est.capacity_bytes) for s in est.stages],

@@ -37,6 +37,13 @@ def budget_table(est: Estimate) -> Table:
         table.add_row(name, format_bytes(value), f"{100 * value / cap:.1f}%", detail)
     table.add_section()
     table.add_row("total", format_bytes(s.total_bytes), f"{100 * s.total_bytes / cap:.1f}%", "", style="bold")
+    peak = est.load_peak_stage
+    if peak is not None and peak.stage == s.stage:
+        table.add_row("load peak", format_bytes(peak.load_total_bytes), f"{100 * peak.load_total_bytes / cap:.1f}%",
+                      f"while loading (+{format_bytes(peak.load.transient_bytes)} transient)", style="bold")
+    elif peak is not None:
+        table.add_row(f"load peak (stage {peak.stage})", format_bytes(peak.load_total_bytes), f"{100 * peak.load_total_bytes / cap:.1f}%",
+                      f"while loading (+{format_bytes(peak.load.transient_bytes)} transient)", style="bold")
     table.add_row("capacity", format_bytes(cap), "100.0%", f"{est.gpu.name}, as the driver reports it")
     table.add_row("headroom", format_bytes(est.headroom_bytes), f"{100 * est.headroom_bytes / cap:.1f}%", "")
     return table
@@ -60,6 +67,11 @@ def _activation_detail(a) -> str:
 
 def verdict(est: Estimate) -> Text:
     total, cap = est.per_gpu.total_bytes, est.capacity_bytes
+    peak = est.load_peak_stage
+    if est.headroom_bytes >= 0 and peak is not None and peak.load_total_bytes > cap:
+        return Text(f"does not fit while loading: the load peak needs {format_bytes(peak.load_total_bytes)} per GPU, "
+                    f"{format_bytes(cap)} available ({format_bytes(peak.load_total_bytes - cap)} over; steady state "
+                    f"{format_bytes(total)} would fit)", style="bold red")
     if est.fits:
         return Text(f"fits: {format_bytes(total)} of {format_bytes(cap)} per GPU, {format_bytes(cap - total)} headroom", style="green")
     return Text(

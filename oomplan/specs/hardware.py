@@ -48,7 +48,7 @@ class GpuSpec(Strict):
     name: str
     display_name: str
     aliases: tuple[str, ...] = ()
-    vendor: Literal["nvidia", "amd"]
+    vendor: Literal["nvidia", "amd", "apple"]
     architecture: str
     memory_bytes: int = Field(gt=0)
     memory_bandwidth_bytes_per_s: float = Field(gt=0)

@@ -12,6 +12,7 @@ from oomplan.formats.declared import DeclaredWeights
 from oomplan.specs.base import Strict
 from oomplan.specs.state import Mixer
 from oomplan.specs.vision import VisionTower
+from oomplan.specs.checkpoint import Checkpoint
 
 AttentionKind = Literal["full", "sliding", "chunked", "mla", "linear", "cross", "none"]
 MlpKind = Literal["gated", "plain", "moe", "none"]
@@ -137,6 +138,7 @@ class ModelSpec(Strict):
     declared_weights: DeclaredWeights | None = Field(default=None, description="the checkpoint's quantization_config, as shipped")
     warnings: tuple[str, ...] = ()
     hf_config: dict[str, Any] = Field(default_factory=dict, repr=False, description="the raw config, for the probe")
+    checkpoint: Checkpoint | None = Field(default=None, repr=False, description="the stored tensor table, when read")
 
     @model_validator(mode="after")
     def _check_consistency(self) -> ModelSpec:

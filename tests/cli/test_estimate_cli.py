@@ -111,3 +111,22 @@ def test_console_script_exit_codes_and_one_line_usage_errors(args, code, fragmen
     assert out.returncode == code
     assert fragment in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) <= 1
+
+
+def test_raw_capacity_24gib():
+    r = run("estimate", "llama-3-8b", "--gpu", "24GiB", "--ctx", "8k", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["gpu"]["memory_bytes"] == 24 * 2**30 and data["gpu"]["num_gpus"] == 1
+    o = data["per_gpu"]["overhead"]
+    assert o["cuda_context_bytes"] == 512 * 2**20 and o["cublas_workspace_bytes"] == 32 * 2**20 and o["nccl_bytes"] == 0
+    assert "a raw capacity with default overheads" in r.stderr
+
+
+def test_raw_capacity_2x80gib_plans_tp2():
+    r = run("estimate", "llama-3-70b", "--gpu", "2x80GiB", "--ctx", "8k", "--json")
+    data = json.loads(r.stdout)
+    assert data["plan"]["tensor_parallel"] == 2 and data["gpu"]["num_gpus"] == 2
+    assert data["per_gpu"]["overhead"]["nccl_bytes"] == 1_932_735_283
+    assert data["per_gpu"]["capacity_bytes"] == 80 * 2**30
+    assert "planning tensor parallel 2" in r.stderr

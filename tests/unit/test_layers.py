@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "oomplan"
-RANK = {"errors": 0, "units": 0, "text": 0, "safeio": 0, "specs": 1, "formats": 1, "families": 1.5, "profiles": 2, "planfile": 2, "data": 0, "memory": 3, "engines": 4, "planner": 5, "probe": 6, "api": 6.5, "report": 7, "cli": 8}
+RANK = {"errors": 0, "units": 0, "text": 0, "safeio": 0, "specs": 1, "formats": 1, "families": 1.5, "profiles": 2, "planfile": 2, "checkpoint": 2, "data": 0, "memory": 3, "engines": 4, "planner": 5, "probe": 6, "api": 6.5, "report": 7, "cli": 8}
 HEAVY = {"torch", "transformers", "pynvml"}
+HUB = {"huggingface_hub", "safetensors", "gguf", "numpy"}  # only oomplan/checkpoint, and only inside functions
 
 
 def _modules():
@@ -42,6 +43,8 @@ def test_imports_follow_the_layers(rel, tree):
         top = name.split(".")[0]
         if top in HEAVY:
             assert layer == "probe", f"{rel} imports {name}: only oomplan/probe may"
+        if top in HUB:
+            assert layer in ("checkpoint", "probe"), f"{rel} imports {name}: only oomplan/checkpoint may (lazily)"
         if top == "typer":
             assert layer == "cli", f"{rel} imports typer"
         if top == "rich":
@@ -59,6 +62,15 @@ def test_formats_use_only_the_spec_base():
                 assert not name.startswith("oomplan.specs") or name == "oomplan.specs.base", f"{rel} imports {name}"
 
 
+def test_checkpoint_imports_hub_libraries_lazily():
+    """huggingface_hub/safetensors/gguf/numpy are imported inside functions only: importing oomplan.checkpoint costs nothing."""
+    for path in sorted((PACKAGE / "checkpoint").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(n.split(".")[0] in HUB for n in names), f"{path.name}: module-level import of {names}"
+
+
 def test_probe_imports_torch_lazily():
     """Module-level torch imports in probe/ only in modules nothing outside probe/ imports."""
     init = (PACKAGE / "probe" / "__init__.py")
@@ -74,7 +86,7 @@ def test_estimate_path_never_imports_torch_or_transformers():
         "from oomplan.cli.app import app\n"
         "r = CliRunner().invoke(app, ['estimate', 'llama-3-70b', '--gpu', sys.argv[1], '--ctx', '32k'])\n"
         "assert r.exit_code in (0, 1), r.output\n"
-        "heavy = sorted(m for m in ('torch', 'transformers', 'pynvml') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'pynvml', 'huggingface_hub', 'safetensors', 'gguf', 'numpy') if m in sys.modules)\n"
         "print('heavy:', heavy)\n"
     )
     gpu = str(Path(__file__).resolve().parents[1] / "fixtures" / "a100-40g-fixture.yaml")

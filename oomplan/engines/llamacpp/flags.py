@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from oomplan import formats
 from oomplan.engines.cmdline import (
@@ -91,14 +91,28 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
     if not ref:
         raise InputError("llama-server: no model; pass -m FILE.gguf or -hf REPO[:QUANT]")
     quant = ref.split(":")[1].upper() if "hf_repo" in values and ":" in ref else None
-    kind = gguf_type or quant or gguf_type_from_name(ref)
+    kind = gguf_type or quant or _file_type(ref) or gguf_type_from_name(ref)
     if kind is None:
         raise InputError(f"-m: cannot tell the GGUF type from {ref!r}; pass --gguf-type (e.g. Q4_K_M)")
     return EngineLaunch("llamacpp", ref, build_settings(LlamaCppGiven, values | {"gguf_type": kind}), tuple(ignored))
 
 
+def _file_type(ref: str) -> str | None:
+    """The GGUF file type from the file's metadata, when the file is here."""
+    path = Path(ref).expanduser()
+    if not (path.suffix.lower() == ".gguf" and path.is_file()):
+        return None
+    from oomplan.checkpoint.gguf_file import file_type_name, read_part
+
+    return file_type_name(read_part(path)[0])
+
+
 def resolve_model(launch: EngineLaunch) -> ModelSpec:
-    """A GGUF file or -hf repo name matching a shipped profile."""
+    """The GGUF file itself when it is here (architecture and tensor types from its header); else a GGUF file
+    or -hf repo name matching a shipped profile (the name is then all there is: the CLI says so)."""
+    path = Path(launch.model_ref).expanduser()
+    if path.suffix.lower() == ".gguf" and path.is_file():
+        return load_model(str(path))
     stem = gguf_model_stem(launch.model_ref).lower()
     for key, name in profile_keys("model_profiles").items():
         if stem in (key, key.split("/")[-1]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oomplan.engines.llamacpp.constants import LlamaCppConstants, llamacpp_constants
+from oomplan.checkpoint.naming import layer_index
 from oomplan.errors import InputError
 from oomplan.memory.params import TensorGroup, inventory
 from oomplan.specs.model import ModelSpec
@@ -181,7 +182,30 @@ class GgufSizes:
         return self.token_embd_bytes + sum(self.layer_bytes) + self.output_bytes
 
 
+def file_sizes(model: ModelSpec) -> GgufSizes:
+    """The sizes of the GGUF file actually given (its tensor infos, oomplan/checkpoint/gguf_file.py), exact."""
+    layers, experts = [0] * model.num_layers, [0] * model.num_layers
+    embd = out = 0
+    for t in model.checkpoint.tensors:
+        layer = layer_index(t.name)
+        if layer is not None and layer < model.num_layers:
+            layers[layer] += t.nbytes
+            if t.name.removesuffix(".weight").endswith("_exps"):  # common/common.h LLM_FFN_EXPS_REGEX
+                experts[layer] += t.nbytes
+        elif t.name.startswith("token_embd."):
+            embd += t.nbytes
+        else:  # output_norm, output, rope factors ...
+            out += t.nbytes
+    file_bytes = model.checkpoint.tensor_bytes
+    if not any(t.name.startswith("output.") for t in model.checkpoint.tensors):
+        out += embd  # llama-model.cpp: no output.weight -> token_embd loaded again as TENSOR_DUPLICATED
+    return GgufSizes(embd, tuple(layers), out, file_bytes, tuple(experts))
+
+
 def gguf_sizes(model: ModelSpec, ftype: str) -> GgufSizes:
+    """From the GGUF file's own tensor table when one was read; else the tensors llama.cpp's quantize would write."""
+    if model.checkpoint is not None and model.checkpoint.kind == "gguf":
+        return file_sizes(model)
     layers, experts = [0] * model.num_layers, [0] * model.num_layers
     embd = out = 0
     for t in gguf_tensors(model, ftype):

@@ -69,6 +69,9 @@ def _fixes(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: GgufSizes) -
 
 
 def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> EnginePrediction:
+    ck = model.checkpoint if model.checkpoint is not None and model.checkpoint.kind == "gguf" else None
+    if ck is not None:  # the file's own tensor types decide, not a name or a flag
+        s = replace(s, gguf_type=ck.quant_method or s.gguf_type)
     sizes = gguf_sizes(model, s.gguf_type)
     split = gpu_split(model, sizes, s, _effective_ngl(model, gpu, s, sizes))
     items = _items(model, gpu, split, s)
@@ -81,7 +84,8 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> Engine
                 ("-fa", s.flash_attn), ("--fit", "on" if s.fit else "off"))
     if split.num_cpu_moe_layers:
         settings += (("--n-cpu-moe", str(split.num_cpu_moe_layers)),)
-    notes = [f"GGUF {s.gguf_type}: {format_bytes(sizes.file_bytes)} ({sizes.file_bytes * 8 / num_params(model):.2f} bits per weight)"]
+    notes = [f"GGUF {s.gguf_type}: {format_bytes(sizes.file_bytes)} ({sizes.file_bytes * 8 / num_params(model):.2f} bits per weight)"
+             + (f", from the file's tensor infos ({ck.num_tensors} tensors in {len(ck.files)} file(s))" if ck is not None else "")]
     if split.n_gpu_layers <= model.num_layers:
         notes.append(f"partial offload: {model.num_layers + 1 - split.n_gpu_layers} of {model.num_layers + 1} layers run on the CPU")
     if split.num_cpu_moe_layers and model.moe is not None:
