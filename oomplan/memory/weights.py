@@ -59,7 +59,7 @@ def tensor_format(t: TensorGroup, fmt: str, dense: str, plan: Plan) -> str:
     """The format one tensor group is stored in: its component's own format (matrices only), else the plan's
     format for quantisable matrices (and embeddings with quantize_embeddings), else the dense dtype; fp32-kept
     tensors (TensorGroup.fp32: DeepSeek's router in transformers >= 5.24) are fp32 unless their component has its own."""
-    own = plan.component_weights.get(t.component) if t.cols > 1 else None  # type: ignore[call-overload]
+    own = plan.component_weights.get(t.component) if t.cols > 1 else None  # type: ignore[arg-type]  # norm/vision: no entry, None
     if own is not None:
         return own
     if t.fp32:

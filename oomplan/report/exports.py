@@ -73,7 +73,7 @@ def vllm(est: Estimate) -> Export:
     parts += [f"--max-model-len {est.workload.ctx_tokens}", f"--max-num-seqs {est.workload.batch_size}"]
     parts.append(f"--gpu-memory-utilization {memory_fraction(est):.2f}")
     parts.append(f"--dtype {'bfloat16' if w not in ('fp16',) else 'float16'}" if w in SIXTEEN_BIT else "--dtype auto")
-    unreal, notes = _dms(est, "vLLM"), []
+    unreal, notes = _dms(est, "vLLM"), list[str]()
     _quantization(est, w, "vLLM", parts, unreal, notes)
     if kv not in SIXTEEN_BIT and kv in VLLM_KV:
         parts.append(f"--kv-cache-dtype {VLLM_KV[kv]}")
@@ -100,7 +100,7 @@ def sglang(est: Estimate) -> Export:
     parts += [f"--tp-size {p.tensor_parallel}", f"--pp-size {p.pipeline_parallel}"]
     parts += [f"--context-length {est.workload.ctx_tokens}", f"--max-running-requests {est.workload.batch_size}"]
     parts.append(f"--mem-fraction-static {memory_fraction(est):.2f}")
-    unreal, notes = _dms(est, "SGLang"), []
+    unreal, notes = _dms(est, "SGLang"), list[str]()
     _quantization(est, w, "SGLang", parts, unreal, notes)
     if kv not in SIXTEEN_BIT and kv in SGLANG_KV:
         parts.append(f"--kv-cache-dtype {SGLANG_KV[kv]}")

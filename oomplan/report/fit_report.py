@@ -29,7 +29,7 @@ def fit_table(result: SearchResult, top: int, show: str, price: float | None) ->
         f"{result.model.name} on {result.gpu.display_name} · ctx {format_count(result.workload.ctx_tokens)}"
         f" x batch {result.workload.batch_size} · by {result.objective}"))
     for name, just in (("#", "right"), ("plan", "left"), ("GPUs", "right"), ("per GPU", "right"), ("free", "right"), ("quality", "left"), ("tok/s", "right"), ("prefill", "right")):
-        table.add_column(name, justify=just, no_wrap=name != "plan")
+        table.add_column(name, justify="right" if just == "right" else "left", no_wrap=name != "plan")
     if show in ("ctx", "batch"):
         table.add_column("max " + show, justify="right")
     cost = price is not None or result.objective == "cost"

@@ -20,7 +20,7 @@ def probe_table(est: Estimate, report: ProbeReport) -> Table:
     table = Table(title=f"probe on {report.device}: {est.model.name}, ctx {est.workload.ctx_tokens} x batch {est.workload.batch_size}",
                   title_justify="left", caption=f"{plan_summary(est.model, est.plan)}; {report.versions}", caption_justify="left")
     for col, just in (("component", "left"), ("predicted", "right"), ("measured", "right"), ("error", "right")):
-        table.add_column(col, justify=just)
+        table.add_column(col, justify="right" if just == "right" else "left")
     for i, c in enumerate(report.components):
         if i == len(report.components) - 1:
             table.add_section()

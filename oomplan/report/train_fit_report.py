@@ -41,7 +41,7 @@ def train_fit_table(result: TrainSearchResult, top: int) -> Table:
         f"seq {format_count(r.seq_tokens)} · {batch} · by {result.objective}"))
     for name, just in (("#", "right"), ("plan", "left"), ("GPUs", "right"), ("per GPU", "right"), ("free", "right"),
                        ("tok/s", "right"), ("step", "right")):
-        table.add_column(name, justify=just, no_wrap=name != "plan")
+        table.add_column(name, justify="right" if just == "right" else "left", no_wrap=name != "plan")
     for rank, c in enumerate(result.plans[:top], 1):
         est = c.estimate
         table.add_row(str(rank), plan_short(c.plan), str(c.num_gpus), _gib(est.per_gpu.total_bytes), _gib(est.headroom_bytes),

@@ -71,7 +71,7 @@ def train_budget_table(est: TrainEstimate) -> Table:
     gpus = f"per GPU ({est.num_gpus} GPUs)" if est.num_gpus > 1 else "per GPU"
     table = Table(title=train_title(est), title_justify="left", caption=training_summary(est.plan), caption_justify="left")
     for name, just in (("component", "left"), (gpus, "right"), ("of card", "right"), ("detail", "left")):
-        table.add_column(name, justify=just)
+        table.add_column(name, justify="right" if just == "right" else "left")
     for name, value, detail in _rows(est, s):
         table.add_row(name, format_bytes(value), f"{100 * value / cap:.1f}%", detail)
     table.add_section()

@@ -32,9 +32,12 @@ def _scalar_kinds(annotation: Any) -> set[type]:
     return {object}  # containers and the like: checked by their own validators
 
 
+_CACHE = "_oomplan_number_fields"
+
+
 def _number_fields(cls: type[BaseModel]) -> dict[str, bool]:
     """Field (and alias) -> True for fields that take numbers but not bools (or strings)."""
-    cached = cls.__dict__.get("_oomplan_number_fields")
+    cached = cls.__dict__.get(_CACHE)
     if cached is not None:
         return cached
     out: dict[str, bool] = {}
@@ -44,7 +47,7 @@ def _number_fields(cls: type[BaseModel]) -> dict[str, bool]:
             out[name] = True
             if info.alias:
                 out[info.alias] = True
-    cls._oomplan_number_fields = out
+    setattr(cls, _CACHE, out)  # a class attribute pydantic does not know; setattr keeps mypy from asking for a field
     return out
 
 

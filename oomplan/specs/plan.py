@@ -1,7 +1,7 @@
 """Plan (the knobs) and Workload (what runs): typed, frozen, self-validating."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -11,9 +11,14 @@ from oomplan.specs.base import Strict
 # The accepted values come from the format registry (oomplan/data/formats.yaml), in its order.
 WEIGHT_FORMATS: tuple[str, ...] = (formats.AUTO,) + formats.format_names("weights")
 KV_DTYPES: tuple[str, ...] = (formats.AUTO,) + formats.format_names("kv")
-WeightFormat = Literal[WEIGHT_FORMATS]  # type: ignore[valid-type]
-KvDtype = Literal[KV_DTYPES]  # type: ignore[valid-type]
-StoredFormat = Literal[formats.format_names("weights")]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # the names are data (oomplan/formats): a type checker sees str, pydantic the Literal it validates
+    WeightFormat = str
+    KvDtype = str
+    StoredFormat = str
+else:
+    WeightFormat = Literal[WEIGHT_FORMATS]
+    KvDtype = Literal[KV_DTYPES]
+    StoredFormat = Literal[formats.format_names("weights")]
 # Components a plan can give their own format (norms and biases always stay in the dense dtype).
 FormatComponent = Literal["embedding", "attention", "mlp", "experts", "router", "lm_head"]
 # Tensor-parallel degrees the plan searches and the engines' fix suggestions try (the TP ladder, defined once).
