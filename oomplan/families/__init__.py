@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from oomplan.errors import InputError
 from oomplan.families import (
-    deepseek, falcon, falcon_h1, gemma2, granitemoehybrid, jamba, llama, mamba2, mistral, nemotron_h, phi3, qwen2, qwen2_5_vl, qwen3, qwen3_5, qwen3_next,
+    deepseek, exaone4, falcon, falcon_h1, gemma2, gemma3, glm4_moe, gpt_oss, granitemoehybrid, jamba, llama, mamba2, minimax_m2,
+    mistral, mistral3, nemotron_h, olmo, phi3, qwen2, qwen2_5_vl, qwen3, qwen3_5, qwen3_next, starcoder2,
 )
 from oomplan.formats.declared import declared_weights
 from oomplan.families.base import Family
@@ -27,6 +28,9 @@ FAMILIES: tuple[Family, ...] = (
     llama.FAMILY, mistral.MISTRAL, mistral.MIXTRAL, qwen2.QWEN2, qwen2.QWEN2_MOE, qwen3.QWEN3, qwen3.QWEN3_MOE,
     gemma2.FAMILY, phi3.FAMILY, falcon.FAMILY, deepseek.FAMILY,
     qwen3_next.FAMILY, qwen3_5.FAMILY, qwen2_5_vl.FAMILY, nemotron_h.FAMILY, granitemoehybrid.FAMILY, falcon_h1.FAMILY, jamba.FAMILY, mamba2.FAMILY,
+    # 2025-26 families (issue 13)
+    gemma3.TEXT, gemma3.WRAPPER, gpt_oss.FAMILY, deepseek.KIMI_K2, deepseek.V32, deepseek.GLM5, glm4_moe.FAMILY,
+    minimax_m2.FAMILY, starcoder2.FAMILY, olmo.OLMO2, olmo.OLMO3, exaone4.FAMILY, mistral3.WRAPPER,
 )
 REGISTRY: dict[str, Family] = {t: fam for fam in FAMILIES for t in fam.model_types}
 BY_ARCHITECTURE: dict[str, Family] = {a: fam for fam in FAMILIES for a in fam.architectures}
@@ -51,6 +55,52 @@ def _check_decoder(cfg: HfConfig, where: str) -> None:
         raise InputError(f"{where}: model_type {cfg.model_type!r} is not a decoder-only causal LM")
 
 
+# Keys the llama reader cannot price: an unknown model_type holding any of them is refused (issue 13 part 7).
+UNPRICED_BY_LLAMA: tuple[str, ...] = (
+    # experts
+    "num_local_experts", "num_experts", "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size",
+    "n_shared_experts", "shared_expert_intermediate_size", "first_k_dense_replace", "moe_layer_freq",
+    "decoder_sparse_step", "mlp_only_layers", "interleave_moe_layer_step", "num_shared_experts",
+    # per-layer attention
+    "layer_types", "sliding_window", "sliding_window_pattern", "use_sliding_window", "attention_chunk_size",
+    "no_rope_layers", "global_attn_layers", "swa_layers",
+    # latent / sparse attention
+    "kv_lora_rank", "q_lora_rank", "index_n_heads", "index_head_dim", "index_topk",
+    # linear attention / state-space layers
+    "linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
+    "linear_conv_kernel_dim", "full_attention_interval", "mamba_d_state", "mamba_d_conv", "mamba_expand",
+    "mamba_n_heads", "mamba_head_dim", "ssm_state_size", "state_size", "conv_kernel", "d_state", "d_conv",
+    "hybrid_override_pattern", "layers_block_type", "attn_layer_indices", "attn_layer_period", "expert_layer_period",
+    # multimodal / cross-attention
+    "text_config", "vision_config", "audio_config", "cross_attention_layers",
+    # declared quantisation
+    "quantization_config",
+    # projections the llama reader does not lay out
+    "num_nextn_predict_layers", "parallel_attn", "new_decoder_architecture", "multi_query", "alibi",
+)
+
+
+def unpriced_fields(raw: dict[str, Any]) -> list[str]:
+    """Memory-relevant keys of `raw` the llama reader would ignore (present and not null/false/0/empty)."""
+    return [k for k in UNPRICED_BY_LLAMA if raw.get(k) not in (None, False, 0, [], {}, "")]
+
+
+def _text_view(raw: dict[str, Any], family: Family, source: str) -> tuple[dict[str, Any], list[str]]:
+    """A multimodal wrapper's decoder config: its text_config (with the text family's defaults underneath)."""
+    text = raw.get("text_config")
+    if not isinstance(text, dict):
+        raise InputError(f"{source}: field 'text_config': {family.name} wrappers describe their decoder there (got {type(text).__name__})")
+    view = dict(text)
+    view.setdefault("model_type", family.text_model_type or "")
+    if "tie_word_embeddings" not in view and "tie_word_embeddings" in raw:
+        view["tie_word_embeddings"] = raw["tie_word_embeddings"]
+    for key in ("torch_dtype", "dtype", "quantization_config"):
+        if key not in view and key in raw:
+            view[key] = raw[key]
+    arch = raw.get("architectures") or [family.name]
+    return view, [f"{arch[0]}: the text decoder is priced; its vision tower and projector are not counted yet"]
+
+
 def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | None = None, where: str | None = None) -> ModelSpec:
     """HF config.json (already parsed from JSON) -> ModelSpec; errors name `where` (default: `source`)."""
     origin, source = source, where or source
@@ -60,27 +110,40 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
     _check_decoder(cfg, source)
     warnings: list[str] = []
     family = family_for(cfg)
+    view = raw
+    if family is not None and family.text_config:
+        view, warnings = _text_view(raw, family, source)
+        family = REGISTRY.get(str(view.get("model_type")))
+        cfg = build(HfConfig, view, f"{source}: text_config")
     if family is None:
         if cfg.hidden_size is None or cfg.num_hidden_layers is None or cfg.num_attention_heads is None:
             raise InputError(
                 f"{source}: model_type {cfg.model_type!r} is not supported and lacks llama-like fields "
                 f"(hidden_size, num_hidden_layers, num_attention_heads); supported: {', '.join(REGISTRY)}"
             )
+        unpriced = unpriced_fields(view)
+        if unpriced:
+            raise InputError(
+                f"{source}: model_type {cfg.model_type!r} is not a known family and its config holds fields the llama "
+                f"reader cannot price ({', '.join(unpriced)}); refusing rather than guessing. Families: {', '.join(REGISTRY)}"
+            )
         warnings.append(f"model_type {cfg.model_type!r} is not a known family; read as llama-like (counts may be approximate)")
+    elif family.defaults or family.config is not HfConfig:
+        # the family's own keys (its config class's defaults); an explicit null overrides a default, as in transformers
+        cfg = build(family.config, {**family.defaults, **view}, source)
     try:  # every later-stage spec (MoeSpec, MlaSpec, LayerSpec, ModelSpec) too: one line, never a ValidationError
         if family is None:
             fields = llama.build(cfg, source)
             # read as llama; the probe-checked and llama.cpp per-arch rules apply only when it names no other type
             fields.update(training_probe_checked=not cfg.model_type, gguf_arch=cfg.model_type or "llama")
         else:
-            if family.config is not HfConfig:  # the family's own keys, with its config class's defaults
-                cfg = build(family.config, raw, source)
             fields = family.build(cfg, source)
         if cfg.quantization_config is not None:
             fields["declared_weights"] = declared_weights(cfg.quantization_config, fields["num_layers"], source)
+        fields["warnings"] = tuple(warnings) + tuple(fields.get("warnings", ()))
         return ModelSpec(
-            name=name, model_type=cfg.model_type or "llama", source=origin, config_sha256=config_sha256(raw), hf_repo=hf_repo,
-            warnings=tuple(warnings), hf_config=raw, **fields,
+            name=name, model_type=str(raw.get("model_type") or "llama"), source=origin, config_sha256=config_sha256(raw),
+            hf_repo=hf_repo, hf_config=raw, **fields,
         )
     except ValidationError as exc:
         raise InputError(_derived_error(exc, cfg, source)) from None

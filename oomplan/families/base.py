@@ -6,7 +6,7 @@ No transformers import: the defaults mirror each family's configuration class in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from oomplan.errors import InputError
 from oomplan.families.config import HfConfig
@@ -31,6 +31,9 @@ class Family:
     architectures: tuple[str, ...] = ()  # wrapper classes that name this family
     notes: tuple[str, ...] = field(default=())
     config: type[HfConfig] = HfConfig  # a family's own keys (and its config class's defaults): an HfConfig subclass
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # the config class's values for absent keys
+    text_config: bool = False  # a multimodal wrapper: the decoder is described by raw["text_config"]
+    text_model_type: str | None = None  # the text config's model_type when the wrapper's text_config omits it
 
 
 def require(cfg: HfConfig, where: str, *keys: str) -> None:
@@ -109,6 +112,20 @@ def sliding(cfg: HfConfig, where: str, f: Fields, pattern: Callable[[int], bool]
         flags = [pattern(i) for i in range(n)]
     window = cfg.sliding_window
     set_attention(f, lambda i: LayerAttention(kind="sliding", window_tokens=window) if flags[i] else f["layers"][i].attention)
+
+
+def sliding_every(cfg: HfConfig, where: str, f: Fields, pattern: int) -> None:
+    """Gemma 3 / EXAONE 4 / OLMo 3 / gpt-oss: without layer_types, layer i slides unless (i + 1) % pattern == 0."""
+    sliding(cfg, where, f, lambda i: pattern <= 0 or bool((i + 1) % pattern))
+
+
+def mtp_note(cfg: HfConfig) -> tuple[str, ...]:
+    """Multi-token-prediction layers ship in the checkpoint but transformers' *ForCausalLM does not build them."""
+    n = cfg.num_nextn_predict_layers or cfg.num_mtp_layers or 0
+    if not n:
+        return ()
+    return (f"{n} multi-token-prediction (MTP) layer(s) ship in the checkpoint but are not instantiated for plain "
+            "generation (transformers *ForCausalLM; engines load them only for speculative decoding): not counted",)
 
 
 def sliding_from_max_window_layers(cfg: HfConfig, where: str, f: Fields) -> None:

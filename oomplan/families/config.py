@@ -32,6 +32,27 @@ class HfConfig(Lenient):
     use_sliding_window: bool | None = None
     max_window_layers: int | None = Field(default=None, ge=0, le=10_000)
     layer_types: list[str] | None = None
+    sliding_window_pattern: int | str | None = None
+    attention_chunk_size: int | None = Field(default=None, ge=1, le=2**31)
+    no_rope_layers: list[int] | None = None
+    no_rope_layer_interval: int | None = Field(default=None, ge=1, le=10_000)
+    interleave_moe_layer_step: int | None = Field(default=None, ge=1, le=10_000)
+    moe_layers: list[int] | None = None
+    intermediate_size_mlp: int | None = Field(default=None, ge=1, le=2**24)
+    use_qk_norm: bool | None = None
+    use_bias: bool | None = None
+    num_nextn_predict_layers: int | None = Field(default=None, ge=0, le=1_000)
+    num_mtp_layers: int | None = Field(default=None, ge=0, le=1_000)
+    rotary_dim: int | None = Field(default=None, ge=0, le=2**16)
+    mlp_layer_types: list[str] | None = None
+    indexer_types: list[str] | None = None
+    index_topk_pattern: str | list[str] | None = None
+    index_topk_freq: int | None = Field(default=None, ge=1, le=10_000)
+    index_skip_topk_offset: int | None = Field(default=None, ge=0, le=10_000)
+    # DSA indexer (DeepSeek-V3.2, GLM-5)
+    index_n_heads: int | None = Field(default=None, ge=1, le=2**16)
+    index_head_dim: int | None = Field(default=None, ge=1, le=2**16)
+    index_topk: int | None = Field(default=None, ge=1, le=2**31)
     partial_rotary_factor: float | None = Field(default=None, gt=0, le=1)
     rope_scaling: Any = None  # free-form (a dict in real configs): read tolerantly by families/base.py rope()
     # MoE

@@ -37,6 +37,14 @@ def kv_bytes_per_token_per_layer(model: ModelSpec, plan: Plan) -> int:
     return 2 * heads * kv_vector_bytes(model.head_dim, kv_dtype)  # K and V
 
 
+def indexer_bytes_per_token_per_layer(model: ModelSpec, plan: Plan) -> int:
+    """DSA (DeepSeek-V3.2, GLM-5): the lightning indexer's own key cache, one [index_head_dim] key per token and
+    layer (transformers cache_utils.py DynamicIndexedLayer.indexer_keys [B, S, index_head_dim]); not split by TP."""
+    if model.indexer is None:
+        return 0
+    return kv_vector_bytes(model.indexer.head_dim, resolved_kv_dtype(model, plan))
+
+
 def dms_kept_tokens(ctx_tokens: int, ratio: float, window_tokens: int) -> int:
     """Tokens a DMS head keeps: ctx / ratio plus the delayed-eviction window.
 
@@ -71,18 +79,24 @@ class KvBudget:
 def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, stage: Stage) -> KvBudget:
     """KV cache of `batch_size` sequences of `ctx_tokens` for the layers of one stage."""
     per_layer = kv_bytes_per_token_per_layer(model, plan)
+    indexer = indexer_bytes_per_token_per_layer(model, plan)
     full = cached_tokens(model, plan, ctx_tokens, sliding=False)
     window = cached_tokens(model, plan, ctx_tokens, sliding=True)
-    tokens = num_kv_layers = 0
+    tokens = num_kv_layers = indexer_bytes = num_indexed = 0
     for i in stage.layer_indices:
         attn = model.layers[i].attention
         if attn.kind in ("linear", "none"):
             continue  # no KV: a Mamba / Gated DeltaNet layer keeps a fixed state instead (memory/state.py)
         num_kv_layers += 1
+        if attn.indexed:  # the DSA indexer's keys: every token, like the latent
+            indexer_bytes += indexer * full
+            num_indexed += 1
         if attn.kind in ("full", "mla"):
             tokens += full
-        elif attn.kind == "sliding":
+        elif attn.kind in ("sliding", "chunked"):
+            # cache_utils.py: chunked layers keep a DynamicSlidingWindowLayer of attention_chunk_size tokens
             tokens += cached_tokens(model, plan, ctx_tokens, sliding=True, window_tokens=attn.window_tokens)
         else:
             raise ValueError(f"{model.name}: the KV cache of {attn.kind} layers is not priced yet")
-    return KvBudget(per_layer * batch_size * tokens, per_layer * num_kv_layers, full, window, num_kv_layers)
+    total = batch_size * (per_layer * tokens + indexer_bytes)
+    return KvBudget(total, per_layer * num_kv_layers + indexer * num_indexed, full, window, num_kv_layers)

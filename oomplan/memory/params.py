@@ -71,23 +71,26 @@ def _norm(name: str, m: ModelSpec, size: int, count: int = 1) -> list[TensorGrou
     return [TensorGroup(name, "norm", size, 1, count * per)]
 
 
-def _attention(m: ModelSpec) -> list[TensorGroup]:
+def _attention(m: ModelSpec, attn: LayerAttention) -> list[TensorGroup]:
     h, H, K, d = m.hidden_size, m.num_attention_heads, m.num_kv_heads, m.head_dim
     gate = 2 if m.attn_output_gate else 1  # modeling_qwen3_next.py: q_proj -> [query, gate] per head
     g = _linear("q_proj", "attention", gate * H * d, h, "column", H, m.qkv_bias)
     g += _linear("k_proj", "attention", K * d, h, "column", K, m.qkv_bias)
     g += _linear("v_proj", "attention", K * d, h, "column", K, m.qkv_bias)
     g += _linear("o_proj", "attention", h, H * d, "row", H, m.o_bias)
-    if m.qk_norm:
-        g += _norm("q_norm", m, d) + _norm("k_norm", m, d)
+    if m.qk_norm:  # per head (Qwen3, Gemma 3), or over all heads (OLMo 2/3: RMSNorm(H*d), RMSNorm(K*d))
+        g += _norm("q_norm", m, H * d if m.qk_norm_over_heads else d) + _norm("k_norm", m, K * d if m.qk_norm_over_heads else d)
+    if attn.sinks:  # modeling_gpt_oss: sinks = nn.Parameter(num_attention_heads)
+        g.append(TensorGroup("sinks", "attention", H, 1, shard="column", num_units=H))
     return g
 
 
-def _mla(m: ModelSpec) -> list[TensorGroup]:
+def _mla(m: ModelSpec, attn: LayerAttention) -> list[TensorGroup]:
     # DeepSeek-V2 paper, section 2.1: low-rank q (optional) and joint KV compression
     a, h, H = m.mla, m.hidden_size, m.num_attention_heads
     assert a is not None  # called only for MLA models
     qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+    assert a is not None
     if a.q_lora_rank:
         g = _linear("q_a_proj", "attention", a.q_lora_rank, h, "replicated", 1, m.qkv_bias)
         g += _norm("q_a_layernorm", m, a.q_lora_rank)
@@ -98,12 +101,27 @@ def _mla(m: ModelSpec) -> list[TensorGroup]:
     g += _norm("kv_a_layernorm", m, a.kv_lora_rank)
     g += _linear("kv_b_proj", "attention", H * (a.qk_nope_head_dim + a.v_head_dim), a.kv_lora_rank, "column", H, False)
     g += _linear("o_proj", "attention", h, H * a.v_head_dim, "row", H, m.o_bias)
+    if attn.indexed:
+        g += _indexer(m)
+    return g
+
+
+def _indexer(m: ModelSpec) -> list[TensorGroup]:
+    """DSA lightning indexer (modeling_deepseek_v32.py / modeling_glm_moe_dsa.py, 5.24.0): wq_b from the q latent,
+    wk + its LayerNorm (weight and bias), weights_proj (one weight per indexer head)."""
+    x, a, h = m.indexer, m.mla, m.hidden_size
+    assert x is not None and a is not None
+    g = [TensorGroup("indexer.wq_b", "attention", x.num_heads * x.head_dim, a.q_lora_rank or h, quantizable=True)]
+    g.append(TensorGroup("indexer.wk", "attention", x.head_dim, h, quantizable=True))
+    g.append(TensorGroup("indexer.k_norm", "norm", x.head_dim, 1, 2))
+    g.append(TensorGroup("indexer.weights_proj", "attention", x.num_heads, h, fp32=True))  # _keep_in_fp32_modules
     return g
 
 
 def _mlp(prefix: str, comp: Component, m: ModelSpec, width: int, count: int = 1, expert: bool = False,
          kind: str | None = None, hidden: int | None = None) -> list[TensorGroup]:
-    h, b = hidden or m.hidden_size, m.mlp_bias and not expert
+    h = hidden or m.hidden_size
+    b = (m.moe is not None and m.moe.expert_bias) if expert else m.mlp_bias
     g: list[TensorGroup] = []
     if (kind or m.mlp_kind) == "gated":
         g += _linear(prefix + "gate_proj", comp, width, h, "column", width, b, count, expert)
@@ -116,6 +134,10 @@ def _moe(m: ModelSpec) -> list[TensorGroup]:
     e, h = m.moe, m.hidden_size
     assert e is not None
     g = [TensorGroup("router", "router", e.num_experts, h, fp32=e.router_fp32)]
+    if e.router_bias:
+        g.append(TensorGroup("router.bias", "router", e.num_experts, 1))
+    if e.router_score_bias:
+        g.append(TensorGroup("router.e_score_correction_bias", "router", e.num_experts, 1))
     g += _mlp("experts.", "experts", m, e.expert_intermediate_size, e.num_experts, expert=True, hidden=e.latent_size)
     if e.latent_size:  # modeling_nemotron_h.py NemotronHMoE: fc1_latent_proj / fc2_latent_proj around the experts
         g += _linear("fc1_latent_proj", "mlp", e.latent_size, h, "replicated", 1, m.mlp_bias)
@@ -133,11 +155,11 @@ def _attention_tensors(m: ModelSpec, attn: LayerAttention) -> list[TensorGroup]:
     if attn.kind in ("none", "linear"):
         return mixer_tensors(attn.state, m.hidden_size) if attn.state is not None else []
     if attn.state is not None:  # Falcon-H1: attention and a Mamba-2 mixer side by side
-        return _attention(m) + mixer_tensors(attn.state, m.hidden_size)
+        return _attention(m, attn) + mixer_tensors(attn.state, m.hidden_size)
     if attn.kind == "mla":
-        return _mla(m)
-    if attn.kind in ("full", "sliding"):
-        return _attention(m)
+        return _mla(m, attn)
+    if attn.kind in ("full", "sliding", "chunked"):
+        return _attention(m, attn)
     raise ValueError(f"{m.name}: {attn.kind} attention layers are not priced yet")
 
 
@@ -157,7 +179,7 @@ def _layer_tensors(m: ModelSpec, layer: LayerSpec) -> tuple[TensorGroup, ...]:
 def _param_shape(layer: LayerSpec) -> tuple[Any, ...]:
     """What decides a layer's tensors: its attention kind (sliding and full share weights) and its MLP."""
     kind = "full" if layer.attention.kind == "sliding" else layer.attention.kind
-    return (kind, layer.attention.sinks, layer.attention.state, layer.mlp)
+    return (kind, layer.attention.sinks, layer.attention.indexed, layer.attention.state, layer.mlp)
 
 
 @lru_cache(maxsize=256)

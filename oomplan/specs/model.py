@@ -25,6 +25,7 @@ class LayerAttention(Strict):
     window_tokens: int | None = Field(default=None, ge=1, description="sliding: window W; chunked: chunk size C")
     rope: bool = True  # False: a NoPE layer (Llama 4 every 4th layer)
     sinks: bool = False  # gpt-oss: a learned sink logit per head (num_heads parameters)
+    indexed: bool = False  # DSA (kind 'mla'): this layer runs the lightning indexer and caches its keys (ModelSpec.indexer)
     # the recurrent-state mixer (oomplan.specs.state): kind 'linear' layers run one instead of attention;
     # a 'full' layer may run one beside its attention (Falcon-H1's parallel hybrid)
     state: Mixer | None = None
@@ -73,6 +74,9 @@ class MoeSpec(Strict):
     routing_weights_fp32: bool = True  # Mixtral/DeepSeek keep top-k weights fp32 (promotes the expert output)
     router_fp32: bool = False  # the router's weight is held in fp32 whatever the model dtype (DeepSeek, transformers >= 5.24)
     latent_size: int | None = Field(default=None, ge=1, description="Nemotron 3 latent MoE: experts run in this width, between fc1/fc2 latent projections")
+    expert_bias: bool = False  # gpt-oss: gate_up_proj_bias [E, 2I] and down_proj_bias [E, h]
+    router_bias: bool = False  # gpt-oss: the router's bias [E]
+    router_score_bias: bool = False  # DeepSeek-V3-style e_score_correction_bias [E] (a buffer or parameter)
     moe_layer_indices: tuple[int, ...]  # the layers whose LayerMlp.kind is 'moe' (checked by ModelSpec)
 
     @model_validator(mode="after")
@@ -90,6 +94,14 @@ class MlaSpec(Strict):
     qk_nope_head_dim: int = Field(ge=1)
     qk_rope_head_dim: int = Field(ge=1)
     v_head_dim: int = Field(ge=1)
+
+
+class IndexerSpec(Strict):
+    """DeepSeek-V3.2 / GLM-5 DSA lightning indexer: its own per-token key cache besides the MLA latent."""
+
+    num_heads: int = Field(ge=1)
+    head_dim: int = Field(ge=1, description="the cached indexer key per token and layer: [head_dim]")
+    top_k: int = Field(ge=1, description="tokens each query attends to (the sparse selection)")
 
 
 class ModelSpec(Strict):
@@ -121,6 +133,7 @@ class ModelSpec(Strict):
     num_norms_per_layer: int = Field(default=2, ge=0, le=8)
     qk_norm: bool = False
     attn_output_gate: bool = False  # Qwen3-Next / Qwen3.5: q_proj also yields a sigmoid gate on the attention output (2x wide)
+    qk_norm_over_heads: bool = False  # OLMo 2/3: q_norm/k_norm over all heads (H*d, K*d) instead of per head (d)
     final_logit_softcapping: float | None = None  # Gemma 2: final logits soft-capped (an extra logits-sized tensor)
     attn_logit_softcapping: float | None = None  # Gemma 2: eager scores soft-capped (tanh keeps a copy)
     rms_norm_fp32_output: bool = False  # Gemma2RMSNorm: x * (1 + weight) in fp32, kept fp32 for backward
@@ -136,7 +149,9 @@ class ModelSpec(Strict):
     vision: VisionTower | None = None  # multimodal wrappers: the vision tower + projector (weights on the first stage)
     mla: MlaSpec | None = None
     declared_weights: DeclaredWeights | None = Field(default=None, description="the checkpoint's quantization_config, as shipped")
+    indexer: IndexerSpec | None = None  # DSA indexer on the MLA layers
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # facts the answer depends on (e.g. MTP layers shipped but not instantiated)
     hf_config: dict[str, Any] = Field(default_factory=dict, repr=False, description="the raw config, for the probe")
     checkpoint: Checkpoint | None = Field(default=None, repr=False, description="the stored tensor table, when read")
 
@@ -155,6 +170,8 @@ class ModelSpec(Strict):
             raise ValueError("moe.moe_layer_indices must list the layers whose mlp kind is 'moe'")
         if any(layer.attention.kind == "mla" for layer in self.layers) and self.mla is None:
             raise ValueError("MLA layers need an mla spec")
+        if any(layer.attention.indexed for layer in self.layers) and self.indexer is None:
+            raise ValueError("indexed (DSA) layers need an indexer spec")
         return self
 
     def __hash__(self) -> int:  # identity: lets the memory model cache per spec (hf_config is a dict)

@@ -1,0 +1,107 @@
+"""The family registry: per-layer structure, family defaults, wrappers, and refusals (issues 12.1, 13.2, 13.7)."""
+import json
+
+import pytest
+from conftest import tiny_llama
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from oomplan.cli.app import app
+from oomplan.errors import InputError
+from oomplan.families import BY_ARCHITECTURE, REGISTRY, UNPRICED_BY_LLAMA, parse_hf_config
+from oomplan.families.config import HfConfig
+from oomplan.memory.params import num_params
+
+
+def test_every_model_type_has_one_family_and_cites_transformers():
+    for model_type, family in REGISTRY.items():
+        assert model_type in family.model_types
+        assert "transformers/models/" in family.source and "(5.24.0)" in family.source, family.name
+    assert set(BY_ARCHITECTURE) >= {"Gemma3ForConditionalGeneration", "Mistral3ForConditionalGeneration"}
+
+
+def test_per_layer_structure_gemma3_text():
+    spec = parse_hf_config({"model_type": "gemma3_text", "num_hidden_layers": 12, "sliding_window": 512}, "g", "t")
+    kinds = [(layer.attention.kind, layer.attention.window_tokens) for layer in spec.layers]
+    assert kinds == ([("sliding", 512)] * 5 + [("full", None)]) * 2  # sliding_window_pattern 6
+    assert spec.tie_word_embeddings and spec.qk_norm and spec.vocab_size == 262_208  # Gemma3TextConfig defaults
+
+
+def test_gemma_ties_embeddings_by_default_llama_does_not():
+    gemma = parse_hf_config({"model_type": "gemma3_text"}, "g", "t")
+    llama = parse_hf_config(tiny_llama(tie_word_embeddings=None), "l", "t")
+    assert gemma.tie_word_embeddings and not llama.tie_word_embeddings
+
+
+def test_dense_first_layers_and_shared_experts_glm4_moe():
+    spec = parse_hf_config({"model_type": "glm4_moe", "num_hidden_layers": 5, "first_k_dense_replace": 2}, "g", "t")
+    assert [layer.mlp.kind for layer in spec.layers] == ["gated", "gated", "moe", "moe", "moe"]
+    assert spec.moe.num_shared_experts == 1 and spec.moe.shared_expert_intermediate_size == 1408
+    assert any("multi-token-prediction" in n for n in spec.notes)
+
+
+def test_glm5_indexer_only_on_full_indexer_layers():
+    spec = parse_hf_config({"model_type": "glm_moe_dsa", "num_hidden_layers": 6, "index_topk_freq": 2}, "g", "t")
+    # configuration_glm_moe_dsa: full when max(i - offset + 1, 0) % freq == 0, offset 2
+    assert [layer.attention.indexed for layer in spec.layers] == [True, True, False, True, False, True]
+
+
+def test_starcoder2_plain_mlp_with_biases():
+    spec = parse_hf_config({"model_type": "starcoder2", "num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 256,
+                            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100}, "s", "t")
+    h, i, d = 64, 256, 16
+    attn = 2 * h * h + 2 * (2 * d) * h + h + 2 * 2 * d + h  # q, o; k, v; biases
+    mlp = 2 * h * i + i + h
+    assert num_params(spec) == 100 * h + 2 * (attn + mlp + 2 * 2 * h) + 2 * h  # tied; LayerNorms with bias
+
+
+@pytest.mark.parametrize("extra", [{"num_local_experts": 8}, {"layer_types": ["sliding_attention"] * 2}, {"sliding_window": 4096},
+                                   {"text_config": {"hidden_size": 64}}, {"quantization_config": {"quant_method": "fp8"}}, {"kv_lora_rank": 512},
+                                   {"linear_num_value_heads": 32}, {"cross_attention_layers": [1]}, {"attention_chunk_size": 8192}])
+def test_unknown_type_with_unpriced_fields_is_refused(extra):
+    cfg = dict(tiny_llama(model_type="brand_new"), **extra)
+    with pytest.raises(InputError) as err:
+        parse_hf_config(cfg, "x", "cfg.json")
+    message = str(err.value)
+    assert f"({next(iter(extra))})" in message and "gemma3_text" in message and "refusing rather than guessing" in message
+
+
+def test_unknown_type_refused_by_the_cli_with_exit_2(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dict(tiny_llama(model_type="brand_new"), num_experts=16, sliding_window=128)))
+    result = CliRunner().invoke(app, ["estimate", str(path), "--gpu", "h100"])
+    assert result.exit_code == 2
+    assert "num_experts, sliding_window" in result.output and "Traceback" not in result.output
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(UNPRICED_BY_LLAMA), min_size=1, max_size=4, unique=True))
+def test_no_unknown_config_is_priced_while_a_memory_field_is_ignored(keys):
+    """Property: an unknown model_type carrying any memory-relevant key the llama reader cannot price is refused
+    (exit 2), and the refusal names the key(s): all of them, or the one whose value is malformed."""
+    cfg = dict(tiny_llama(model_type="brand_new"), **{k: 2 for k in keys})
+    with pytest.raises(InputError) as err:
+        parse_hf_config(cfg, "x", "cfg.json")
+    message = str(err.value)
+    assert all(k in message for k in keys) or (message.count("field '") == 1 and any(f"field '{k}'" in message for k in keys))
+
+
+def test_known_families_read_every_memory_field_their_config_class_defines():
+    """Property over the registry: each memory-relevant key that transformers' configuration class of a family
+    defines is parsed by our reader (none is silently dropped by the lenient HfConfig)."""
+    transformers = pytest.importorskip("transformers")
+    import warnings
+
+    ignored = {}
+    for model_type, family in REGISTRY.items():
+        known_as = "deepseek_v3" if model_type == "kimi_k2" else model_type  # Kimi-K2 is DeepSeek-V3 (deepseek.py)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            keys = set(transformers.AutoConfig.for_model(known_as).to_dict())
+        relevant = keys & set(UNPRICED_BY_LLAMA) - set(HfConfig.model_fields)
+        if family.text_config:
+            relevant -= {"text_config", "vision_config"}  # the wrapper resolves text_config; hybrids count the vision tower
+        if relevant:
+            ignored[model_type] = sorted(relevant)
+    assert not ignored
