@@ -114,7 +114,7 @@ def _indexer(m: ModelSpec) -> list[TensorGroup]:
     g = [TensorGroup("indexer.wq_b", "attention", x.num_heads * x.head_dim, a.q_lora_rank or h, quantizable=True)]
     g.append(TensorGroup("indexer.wk", "attention", x.head_dim, h, quantizable=True))
     g.append(TensorGroup("indexer.k_norm", "norm", x.head_dim, 1, 2))
-    g.append(TensorGroup("indexer.weights_proj", "attention", x.num_heads, h, fp32=True))  # _keep_in_fp32_modules
+    g.append(TensorGroup("indexer.weights_proj", "attention", x.num_heads, h))  # fp32 only in fp16 models (_keep_in_fp32_modules)
     return g
 
 
