@@ -99,7 +99,7 @@ def test_known_families_read_every_memory_field_their_config_class_defines():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             keys = set(transformers.AutoConfig.for_model(known_as).to_dict())
-        relevant = keys & set(UNPRICED_BY_LLAMA) - set(HfConfig.model_fields)
+        relevant = keys & set(UNPRICED_BY_LLAMA) - set(family.config.model_fields)  # HfConfig or the family's subclass
         if family.text_config:
             relevant -= {"text_config", "vision_config"}  # the wrapper resolves text_config; hybrids count the vision tower
         if relevant:
