@@ -17,8 +17,9 @@ def kv_bytes_per_token(model: ModelSpec, kv_dtype: str = "auto") -> int:
 
 def models_table(models: list[ModelSpec]) -> Table:
     table = Table(title="model profiles (oomplan models show NAME for details)", title_justify="left")
-    for col, just in (("name", "left"), ("type", "left"), ("params", "right"), ("active", "right"), ("L", "right"), ("ctx", "right"), ("KV/tok", "right")):
-        table.add_column(col, justify="right" if just == "right" else "left", no_wrap=True)
+    table.add_column("name", no_wrap=True, min_width=max([len("name"), *(len(m.name) for m in models)]))  # never truncated
+    for col, just in (("type", "left"), ("params", "right"), ("active", "right"), ("L", "right"), ("ctx", "right"), ("KV/tok", "right")):
+        table.add_column(col, justify="right" if just == "right" else "left", no_wrap=col != "type")
     for m in models:
         total, active = sum(params_by_component(m).values()), num_active_params(m)
         table.add_row(m.name, m.model_type, f"{total / 1e9:.1f}B", f"{active / 1e9:.1f}B" if active != total else "",
@@ -64,8 +65,9 @@ def model_card(m: ModelSpec) -> Table:
 
 def gpus_table(gpus: list[GpuSpec]) -> Table:
     table = Table(title="GPU profiles (capacity as the driver reports it)", title_justify="left")
-    for col, just in (("name", "left"), ("GiB", "right"), ("TB/s", "right"), ("bf16 TF", "right"), ("fp8", "left"), ("link", "left"), ("/node", "right")):
-        table.add_column(col, justify="right" if just == "right" else "left", no_wrap=True)
+    table.add_column("name", no_wrap=True, min_width=max([len("name"), *(len(g.name) for g in gpus)]))  # never truncated
+    for col, just in (("GiB", "right"), ("TB/s", "right"), ("bf16 TF", "right"), ("fp8", "left"), ("link", "left"), ("/node", "right")):
+        table.add_column(col, justify="right" if just == "right" else "left", no_wrap=col != "link")
     for g in gpus:
         table.add_row(g.name, f"{g.memory_bytes / 2**30:.2f}", f"{g.memory_bandwidth_bytes_per_s / 1e12:.2f}", f"{g.dense_bf16_flops_per_s / 1e12:.0f}",
                       "yes" if g.supports_fp8 else "no", g.interconnect.kind, str(g.num_gpus_per_node))

@@ -158,3 +158,16 @@ def test_awq_checkpoint_of_mistral_7b_priced_as_shipped():
 def _profile_path(name):
     from pathlib import Path
     return Path(__file__).resolve().parents[2] / "model_profiles" / f"{name}.yaml"
+
+
+def test_shipped_gpt_oss_20b_priced_as_its_published_checkpoint():
+    """The shipped profile keeps the published quantization_config (MXFP4 experts, the rest bf16), so its
+    weights equal the checkpoint's published size byte for byte: metadata.total_size = 13,761,264,768 in
+    https://huggingface.co/openai/gpt-oss-20b/blob/main/model.safetensors.index.json"""
+    from oomplan.profiles import load_model
+
+    m = load_model("openai/gpt-oss-20b")
+    assert m.declared_weights.component_weights == {"experts": "mxfp4"}
+    assert weights_budget(m, Plan()).resident_bytes == 13_761_264_768
+    # the override still prices the dequantised model: 20.91B params x 2 bytes
+    assert weights_budget(m, Plan(weights="bf16")).resident_bytes > 2.9 * 13_761_264_768
