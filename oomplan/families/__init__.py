@@ -46,9 +46,16 @@ def family_for(cfg: HfConfig) -> Family | None:
     return next((BY_ARCHITECTURE[a] for a in cfg.architectures if a in BY_ARCHITECTURE), None)
 
 
-def _check_decoder(cfg: HfConfig, where: str) -> None:
-    """Reject configs that are clearly not decoder-only causal LMs."""
+def _check_decoder(cfg: HfConfig, raw: dict[str, Any], where: str) -> None:
+    """Reject configs that are clearly not decoder-only causal LMs, and multimodal wrappers we do not read yet."""
     arch = cfg.architectures[0] if cfg.architectures else ""
+    if (arch.endswith("ForConditionalGeneration") and arch not in BY_ARCHITECTURE and cfg.model_type not in REGISTRY
+            and isinstance(raw.get("text_config"), dict)):
+        wrappers = sorted({fam.name for fam in FAMILIES if fam.text_config or fam.architectures})
+        raise InputError(
+            f"{where}: {clean(arch)} (model_type {clean(cfg.model_type)!r}) is a multimodal wrapper of a decoder that oomplan "
+            f"does not read yet (its decoder is under text_config); refusing rather than guessing. Wrappers read: {', '.join(wrappers)}"
+        )
     if arch and arch not in BY_ARCHITECTURE and not arch.endswith("ForCausalLM") and arch.endswith(_NOT_CAUSAL_HINTS):
         raise InputError(f"{where}: {arch} ({cfg.model_type or 'unknown model_type'}) is not a decoder-only causal LM; oomplan plans *ForCausalLM models")
     if cfg.model_type in _NOT_DECODERS:
@@ -107,7 +114,7 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
     if not isinstance(raw, dict):
         raise InputError(f"{source}: expected a JSON object (a config.json), got {type(raw).__name__}")
     cfg = build(HfConfig, raw, source)
-    _check_decoder(cfg, source)
+    _check_decoder(cfg, raw, source)
     warnings: list[str] = []
     family = family_for(cfg)
     view = raw
@@ -124,10 +131,17 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
         unpriced = unpriced_fields(view)
         if unpriced:
             raise InputError(
-                f"{source}: model_type {cfg.model_type!r} is not a known family and its config holds fields the llama "
+                f"{source}: model_type {clean(cfg.model_type)!r} is not a known family and its config holds fields the llama "
                 f"reader cannot price ({', '.join(unpriced)}); refusing rather than guessing. Families: {', '.join(REGISTRY)}"
             )
-        warnings.append(f"model_type {cfg.model_type!r} is not a known family; read as llama-like (counts may be approximate)")
+        if cfg.model_type:
+            # llama-shaped keys do not make a llama: a plain MLP (phi, gpt_neox), biases, parallel blocks or
+            # partial rotary change the counts, and a guess would look exact. Only an unnamed config is read as llama.
+            raise InputError(
+                f"{source}: model_type {clean(cfg.model_type)!r} is not a known family; refusing rather than guessing its layout "
+                f"(if it is exactly llama's, set \"model_type\": \"llama\" in a copy of the config). Families: {', '.join(REGISTRY)}"
+            )
+        warnings.append("config names no model_type; read as llama (set model_type to use another family's layout)")
     elif family.defaults or family.config is not HfConfig:
         # the family's own keys (its config class's defaults); an explicit null overrides a default, as in transformers
         cfg = build(family.config, {**family.defaults, **view}, source)

@@ -1,4 +1,6 @@
 """config.json -> ModelSpec: families, defaults, unknown types, and bad input."""
+import json
+
 import pytest
 from conftest import FIXTURES, tiny_llama
 
@@ -32,10 +34,30 @@ def test_config_json_path_and_folder(tmp_path):
     assert load_model(str(tmp_path / "config.json")).name == tmp_path.name
 
 
-def test_unknown_llama_like_type_warns():
-    spec = load_model(str(FIXTURES / "configs" / "mystery-llama.json"))
+def test_unknown_llama_shaped_type_is_refused_not_guessed():
+    # llama-shaped keys do not make a llama (phi-2 and gpt_neox have plain MLPs and biases): exit 2, no guess
+    with pytest.raises(InputError, match="model_type 'mystery' is not a known family; refusing rather than guessing"):
+        load_model(str(FIXTURES / "configs" / "mystery-llama.json"))
+    phi2 = {"architectures": ["PhiForCausalLM"], "model_type": "phi", "hidden_size": 2560, "intermediate_size": 10240,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 51200}
+    with pytest.raises(InputError, match="'phi' is not a known family.*set \"model_type\": \"llama\""):
+        parse_hf_config(phi2, "phi-2", "test")
+
+
+def test_config_without_model_type_is_read_as_llama_and_says_so():
+    raw = json.loads((FIXTURES / "configs" / "mystery-llama.json").read_text())
+    del raw["model_type"], raw["architectures"]
+    spec = parse_hf_config(raw, "unnamed", "test")
     assert spec.num_layers == 4
-    assert any("'mystery' is not a known family" in w for w in spec.warnings)
+    assert any("names no model_type; read as llama" in w for w in spec.warnings)
+
+
+def test_unsupported_multimodal_wrapper_is_refused_as_such():
+    raw = {"architectures": ["Llama4ForConditionalGeneration"], "model_type": "llama4",
+           "text_config": {"model_type": "llama4_text", "hidden_size": 5120, "num_hidden_layers": 48, "num_attention_heads": 40,
+                           "vocab_size": 202048, "num_local_experts": 16}}
+    with pytest.raises(InputError, match="Llama4ForConditionalGeneration .*multimodal wrapper of a decoder that oomplan does not read yet"):
+        parse_hf_config(raw, "llama-4-scout", "test")
 
 
 def test_not_a_causal_lm_is_an_error():
