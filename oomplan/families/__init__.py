@@ -104,6 +104,8 @@ def _text_view(raw: dict[str, Any], family: Family, source: str) -> tuple[dict[s
     for key in ("torch_dtype", "dtype", "quantization_config"):
         if key not in view and key in raw:
             view[key] = raw[key]
+    if family.vision is not None:
+        return view, []
     arch = raw.get("architectures") or [family.name]
     return view, [f"{arch[0]}: the text decoder is priced; its vision tower and projector are not counted yet"]
 
@@ -117,8 +119,9 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
     _check_decoder(cfg, raw, source)
     warnings: list[str] = []
     family = family_for(cfg)
-    view = raw
+    view, wrapper = raw, None
     if family is not None and family.text_config:
+        wrapper = family
         view, warnings = _text_view(raw, family, source)
         family = REGISTRY.get(str(view.get("model_type")))
         cfg = build(HfConfig, view, f"{source}: text_config")
@@ -152,6 +155,8 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
             fields.update(training_probe_checked=not cfg.model_type, gguf_arch=cfg.model_type or "llama")
         else:
             fields = family.build(cfg, source)
+        if wrapper is not None and wrapper.vision is not None:
+            fields["vision"] = wrapper.vision(raw, fields["hidden_size"], source)
         if cfg.quantization_config is not None:
             fields["declared_weights"] = declared_weights(cfg.quantization_config, fields["num_layers"], source)
         fields["warnings"] = tuple(warnings) + tuple(fields.get("warnings", ()))

@@ -102,17 +102,17 @@ def test_kimi_k2_is_deepseek_v3():
     assert num_params(spec) == _meta_count(KIMI_K2, "deepseek_v3")
 
 
-def test_gemma3_wrapper_text_part():
+def test_gemma3_wrapper_text_part_and_vision_tower():
     spec = parse_hf_config(GEMMA3_WRAPPER, "gemma-3-4b", "test")
     assert spec.tie_word_embeddings and spec.num_sliding_layers == 29 and spec.sliding_window_tokens == 1024
-    assert any("vision tower" in w for w in spec.warnings)
+    assert spec.vision is not None and not any("not counted" in w for w in spec.warnings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.device("meta"):
             model = transformers.AutoModelForImageTextToText.from_config(_hf_config(GEMMA3_WRAPPER))
-    text = model.model.language_model
-    head = 0 if model.lm_head.weight is text.embed_tokens.weight else model.lm_head.weight.numel()
-    assert num_params(spec) == sum(p.numel() for p in text.parameters()) + head
+    # the whole model: decoder, SigLIP tower, projector (the lm_head is tied to the embedding)
+    assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
+    assert num_params(spec) == sum(p.numel() for p in model.parameters())
 
 
 # (config, layers kept, two context lengths: below and above the window / chunk where there is one)

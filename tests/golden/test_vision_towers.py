@@ -91,3 +91,26 @@ def test_qwen2_5_vl_wrapper_is_read_and_counted(tie, nested):
         with torch.device("meta"):
             model = transformers.Qwen2_5_VLForConditionalGeneration(cfg)
     assert num_params(parse_hf_config(raw, "qwen2.5-vl", "test")) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("use_head", [False, True])
+def test_gemma3_wrapper_counts_text_tower_and_projector(use_head):
+    """Gemma3ForConditionalGeneration read through the registry: decoder + SigLIP tower + projector, equal to the
+    whole meta-built model (tied lm_head counted once)."""
+    from oomplan.families import parse_hf_config
+    from oomplan.memory.params import num_params
+
+    vision = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, image_size=112, patch_size=14,
+                  vision_use_head=use_head)
+    text = dict(TEXT, num_hidden_layers=2)
+    raw = {"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"], "vision_config": vision,
+           "text_config": dict(text, model_type="gemma3_text"), "mm_tokens_per_image": 16}
+    spec = parse_hf_config(raw, "tiny-gemma3", "test")
+    assert spec.vision is not None and spec.vision.tokens_per_image == 16
+    assert not any("not counted" in w for w in spec.warnings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = transformers.Gemma3Config(vision_config=vision, text_config=text, mm_tokens_per_image=16)
+        with torch.device("meta"):
+            model = transformers.Gemma3ForConditionalGeneration(cfg)
+    assert num_params(spec) == sum(p.numel() for p in model.parameters())
