@@ -114,3 +114,26 @@ def test_gemma3_wrapper_counts_text_tower_and_projector(use_head):
         with torch.device("meta"):
             model = transformers.Gemma3ForConditionalGeneration(cfg)
     assert num_params(spec) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_mistral3_wrapper_counts_text_tower_and_projector(tie):
+    """Mistral3ForConditionalGeneration read through the registry: decoder + Pixtral tower + projector, equal to the
+    whole meta-built model."""
+    from oomplan.families import parse_hf_config
+    from oomplan.memory.params import num_params
+
+    vision = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, patch_size=14, head_dim=16)
+    text = dict(TEXT, num_hidden_layers=2, model_type="mistral")
+    raw = {"model_type": "mistral3", "architectures": ["Mistral3ForConditionalGeneration"], "vision_config": vision,
+           "text_config": text, "tie_word_embeddings": tie}
+    spec = parse_hf_config(raw, "tiny-mistral3", "test")
+    assert spec.vision is not None and not any("not counted" in w for w in spec.warnings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = transformers.Mistral3Config(vision_config=vision, text_config=text, tie_word_embeddings=tie)
+        with torch.device("meta"):
+            model = transformers.Mistral3ForConditionalGeneration(cfg)
+    tied = model.lm_head.weight is model.model.language_model.embed_tokens.weight
+    assert spec.tie_word_embeddings == tied
+    assert num_params(spec) == sum(p.numel() for p in model.parameters())
