@@ -21,6 +21,13 @@ class EngineOptions:
     engine_version: str | None = None  # None: the newest modelled release
 
 
+def refuse_expert_offload(moe_layers_on_cpu: int, engine: str) -> None:
+    """vLLM and SGLang keep every expert on the GPU: a plan that offloads MoE layers is llama.cpp's."""
+    if moe_layers_on_cpu:
+        raise InputError(f"moe_layers_on_cpu: {moe_layers_on_cpu} is a llama.cpp knob (--n-cpu-moe); {engine} has no "
+                         "expert offload to the CPU (use --engine llamacpp)")
+
+
 def engine_kv(table: dict[str, str], kv: str, engine: str) -> str:
     """A plan's KV dtype in the engine's spelling, or an error naming --kv-dtype and what the engine accepts."""
     if kv not in table:

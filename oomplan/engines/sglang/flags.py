@@ -6,7 +6,7 @@ from oomplan.engines.cmdline import (
     python_module_args, read_flags, text_value,
 )
 from oomplan import formats
-from oomplan.engines.options import EngineOptions, engine_kv
+from oomplan.engines.options import EngineOptions, engine_kv, refuse_expert_offload
 from oomplan.engines.protocol import EngineLaunch
 from oomplan.engines.sglang.settings import SglangGiven
 from oomplan.errors import InputError
@@ -67,9 +67,7 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> SglangGiven:
-    if plan.moe_layers_on_cpu:
-        raise InputError(f"moe_layers_on_cpu: {plan.moe_layers_on_cpu} is a llama.cpp knob (--n-cpu-moe); SGLang has no "
-                         "expert offload to the CPU (use --engine llamacpp)")
+    refuse_expert_offload(plan.moe_layers_on_cpu, "SGLang")
     dtype, quant = formats.served_weights("sglang", plan.weights)
     return SglangGiven(
         tp_size=plan.tensor_parallel, pp_size=plan.pipeline_parallel, dtype=dtype, quantization=quant,

@@ -8,7 +8,7 @@ from oomplan.engines.cmdline import (
     BLOCK, BYTES, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, choice, gib_value, int_range,
     python_module_args, read_flags, split_ignored, text_value,
 )
-from oomplan.engines.options import EngineOptions, engine_kv
+from oomplan.engines.options import EngineOptions, engine_kv, refuse_expert_offload
 from oomplan.engines.protocol import EngineLaunch
 from oomplan.engines.vllm.settings import VllmGiven
 from oomplan.errors import InputError
@@ -67,9 +67,7 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> VllmGiven:
-    if plan.moe_layers_on_cpu:
-        raise InputError(f"moe_layers_on_cpu: {plan.moe_layers_on_cpu} is a llama.cpp knob (--n-cpu-moe); vLLM has no "
-                         "expert offload to the CPU (use --engine llamacpp)")
+    refuse_expert_offload(plan.moe_layers_on_cpu, "vLLM")
     dtype, quant = formats.served_weights("vllm", plan.weights)
     return VllmGiven(
         tensor_parallel=plan.tensor_parallel, pipeline_parallel=plan.pipeline_parallel, dtype=dtype, quantization=quant,
