@@ -60,7 +60,7 @@ def fit(runs: list[dict], settings: dict) -> dict[str, int]:
     xs, ys = [tp - 1 for tp, _ in tp_many], [v - base for _, v in tp_many]
     xm, ym = sum(xs) / len(xs), sum(ys) / len(ys)
     spread = sum((x - xm) ** 2 for x in xs)
-    slope = sum((x - xm) * (y - ym) for x, y in zip(xs, ys)) / spread if spread else 0.0  # one TP degree: a constant
+    slope = sum((x - xm) * (y - ym) for x, y in zip(xs, ys, strict=True)) / spread if spread else 0.0  # one TP degree: a constant
     return {"profile_extra_bytes": round(sum(residuals) / len(residuals) * GIB), "non_torch_bytes": round(base * GIB),
             "allreduce_bytes": round((ym - slope * xm) * GIB), "allreduce_bytes_per_peer": round(slope * GIB),
             "cuda_graph_bytes": round(sum(graphs) / len(graphs) * GIB)}

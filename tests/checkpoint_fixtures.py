@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from conftest import tiny_llama
 
-H, I, V, HEADS, KV = 64, 128, 1000, 8, 2
+H, FFN, V, HEADS, KV = 64, 128, 1000, 8, 2
 HD = H // HEADS
 
 
@@ -25,7 +25,7 @@ def llama_shapes(num_layers: int = 2, tied: bool = False) -> dict[str, tuple[int
         shapes.update({
             p + "self_attn.q_proj.weight": (H, H), p + "self_attn.k_proj.weight": (KV * HD, H),
             p + "self_attn.v_proj.weight": (KV * HD, H), p + "self_attn.o_proj.weight": (H, H),
-            p + "mlp.gate_proj.weight": (I, H), p + "mlp.up_proj.weight": (I, H), p + "mlp.down_proj.weight": (H, I),
+            p + "mlp.gate_proj.weight": (FFN, H), p + "mlp.up_proj.weight": (FFN, H), p + "mlp.down_proj.weight": (H, FFN),
             p + "input_layernorm.weight": (H,), p + "post_attention_layernorm.weight": (H,),
         })
     return shapes

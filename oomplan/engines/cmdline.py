@@ -8,7 +8,8 @@ import re
 from fractions import Fraction
 from dataclasses import fields, replace
 from pathlib import PurePath
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from oomplan.engines.protocol import Engine, EngineLaunch
 from oomplan.engines.registry import engines, get_engine

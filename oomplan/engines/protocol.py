@@ -5,7 +5,8 @@ folder names the engine's settings class or branches on the engine's name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 from oomplan.engines.options import EngineOptions
 from oomplan.engines.result import EnginePrediction

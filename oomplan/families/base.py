@@ -6,7 +6,8 @@ No transformers import: the defaults mirror each family's configuration class in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from oomplan.errors import InputError
 from oomplan.families.config import HfConfig

@@ -6,7 +6,8 @@ format (names, quality grade and source, native hardware, engine spellings) is d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Literal, Protocol
+from collections.abc import Callable
 
 from pydantic import Field
 

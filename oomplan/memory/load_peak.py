@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from oomplan.checkpoint.naming import component, layer_index
 from oomplan.memory.layout import pipeline_stages, shard
 from oomplan.memory.params import inventory
 from oomplan.specs.model import ModelSpec

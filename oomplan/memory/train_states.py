@@ -159,7 +159,7 @@ def stage_params(model: ModelSpec, tplan: TrainingPlan, stage_index: int) -> Sta
 @lru_cache(maxsize=1024)
 def _stage_params(model: ModelSpec, key: tuple[Any, ...], stage_index: int) -> StageParams:
     """Cached on the knobs the parameter layout depends on (the training search asks many times)."""
-    tplan = TrainingPlan.model_construct(seq_tokens=1, **dict(zip(PARAMS_FIELDS, key)))
+    tplan = TrainingPlan.model_construct(seq_tokens=1, **dict(zip(PARAMS_FIELDS, key, strict=True)))
     tp, r = tplan.tensor_parallel, tplan.lora_rank
     dense = "fp32" if tplan.precision == "fp32" else "bf16"
     base = Plan(weights="nf4" if tplan.mode == "qlora" else dense, tensor_parallel=tp)

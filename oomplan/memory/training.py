@@ -97,7 +97,7 @@ def activation_key(tplan: TrainingPlan) -> tuple[Any, ...]:
 
 
 def _plan(key: tuple[Any, ...]) -> TrainingPlan:
-    return TrainingPlan.model_construct(**dict(zip(ACTIVATION_FIELDS, key)))
+    return TrainingPlan.model_construct(**dict(zip(ACTIVATION_FIELDS, key, strict=True)))
 
 
 @lru_cache(maxsize=1024)

@@ -43,7 +43,7 @@ def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan
             f"{gpu.display_name} has no fp8 tensor cores: fp8 {' and '.join(fp8)} run emulated "
             "(vLLM: weight-only fp8 via Marlin kernels, fp8 KV stored and upcast), slower than on Hopper/Ada"
         )
-    for what, f in emulated:
+    for _what, f in emulated:
         native = formats.get(f).row.native
         if isinstance(native, tuple):
             out.append(f"{gpu.display_name} ({gpu.architecture}) has no native {f} ({f} is native on {', '.join(native)}): "

@@ -21,11 +21,11 @@ def _linear(name: str, out: int, inp: int, bias: bool = True, count: int = 1) ->
 
 
 def qwen2_5_vl_tensors(v: Qwen25VisionTower) -> list[TensorGroup]:
-    h, I, n = v.hidden_size, v.intermediate_size, v.depth
+    h, ffn, n = v.hidden_size, v.intermediate_size, v.depth
     g = [_t("patch_embed", h, v.in_channels * v.temporal_patch_size * v.patch_size**2)]
     g.append(_t("blocks.norms", h, 1, 2 * n))
     g += _linear("blocks.attn.qkv", 3 * h, h, count=n) + _linear("blocks.attn.proj", h, h, count=n)
-    g += _linear("blocks.mlp.gate_up", 2 * I, h, count=n) + _linear("blocks.mlp.down", h, I, count=n)
+    g += _linear("blocks.mlp.gate_up", 2 * ffn, h, count=n) + _linear("blocks.mlp.down", h, ffn, count=n)
     merged = h * v.spatial_merge_size**2
     g.append(_t("merger.ln_q", h))
     g += _linear("merger.mlp.0", merged, merged) + _linear("merger.mlp.2", v.out_hidden_size, merged)
@@ -33,12 +33,12 @@ def qwen2_5_vl_tensors(v: Qwen25VisionTower) -> list[TensorGroup]:
 
 
 def qwen3_vl_tensors(v: Qwen3VisionTower) -> list[TensorGroup]:
-    h, I, n = v.hidden_size, v.intermediate_size, v.depth
+    h, ffn, n = v.hidden_size, v.intermediate_size, v.depth
     g = _linear("patch_embed", h, v.in_channels * v.temporal_patch_size * v.patch_size**2)
     g.append(_t("pos_embed", v.num_position_embeddings, h))
     g.append(_t("blocks.norms", h, 1, 4 * n))  # two LayerNorms, weight + bias each
     g += _linear("blocks.attn.qkv", 3 * h, h, count=n) + _linear("blocks.attn.proj", h, h, count=n)
-    g += _linear("blocks.mlp.linear_fc1", I, h, count=n) + _linear("blocks.mlp.linear_fc2", h, I, count=n)
+    g += _linear("blocks.mlp.linear_fc1", ffn, h, count=n) + _linear("blocks.mlp.linear_fc2", h, ffn, count=n)
     merged, k = h * v.spatial_merge_size**2, v.num_deepstack_mergers
     g.append(_t("merger.norm", h, 1, 2))
     g += _linear("merger.linear_fc1", merged, merged) + _linear("merger.linear_fc2", v.out_hidden_size, merged)
@@ -50,10 +50,10 @@ def qwen3_vl_tensors(v: Qwen3VisionTower) -> list[TensorGroup]:
 
 
 def pixtral_tensors(v: PixtralVisionTower) -> list[TensorGroup]:
-    h, I, n, t = v.hidden_size, v.intermediate_size, v.num_layers, v.text_hidden_size
+    h, ffn, n, t = v.hidden_size, v.intermediate_size, v.num_layers, v.text_hidden_size
     g = [_t("patch_conv", h, v.num_channels * v.patch_size**2), _t("ln_pre", h), _t("layers.norms", h, 1, 2 * n)]
     g += _linear("layers.attention.qkvo", 4 * h, h, bias=False, count=n)
-    g += _linear("layers.feed_forward.gate_up", 2 * I, h, bias=False, count=n) + _linear("layers.feed_forward.down", h, I, bias=False, count=n)
+    g += _linear("layers.feed_forward.gate_up", 2 * ffn, h, bias=False, count=n) + _linear("layers.feed_forward.down", h, ffn, bias=False, count=n)
     g += [_t("multi_modal_projector.norm", h), _t("multi_modal_projector.patch_merger", h, h * v.spatial_merge_size**2)]
     g += _linear("multi_modal_projector.linear_1", t, h * v.num_feature_layers, v.projector_bias)
     g += _linear("multi_modal_projector.linear_2", t, t, v.projector_bias)
@@ -61,16 +61,16 @@ def pixtral_tensors(v: PixtralVisionTower) -> list[TensorGroup]:
 
 
 def siglip_tensors(v: SiglipVisionTower) -> list[TensorGroup]:
-    h, I, n = v.hidden_size, v.intermediate_size, v.num_layers
+    h, ffn, n = v.hidden_size, v.intermediate_size, v.num_layers
     g = _linear("embeddings.patch_embedding", h, v.num_channels * v.patch_size**2)
     g.append(_t("embeddings.position_embedding", v.num_patches, h))
     g.append(_t("encoder.layer_norms", h, 1, 4 * n))  # two LayerNorms, weight + bias each
     g += _linear("encoder.attn.qkv", 3 * h, h, count=n) + _linear("encoder.attn.out_proj", h, h, count=n)
-    g += _linear("encoder.mlp.fc1", I, h, count=n) + _linear("encoder.mlp.fc2", h, I, count=n)
+    g += _linear("encoder.mlp.fc1", ffn, h, count=n) + _linear("encoder.mlp.fc2", h, ffn, count=n)
     g.append(_t("post_layernorm", h, 1, 2))
     if v.use_head:  # probe, nn.MultiheadAttention (in_proj + out_proj, with bias), LayerNorm, MLP
         g += [_t("head.probe", h)] + _linear("head.attention.in_proj", 3 * h, h) + _linear("head.attention.out_proj", h, h)
-        g += [_t("head.layernorm", h, 1, 2)] + _linear("head.mlp.fc1", I, h) + _linear("head.mlp.fc2", h, I)
+        g += [_t("head.layernorm", h, 1, 2)] + _linear("head.mlp.fc1", ffn, h) + _linear("head.mlp.fc2", h, ffn)
     g += [_t("multi_modal_projector.mm_soft_emb_norm", h), _t("multi_modal_projector.mm_input_projection", h, v.text_hidden_size)]
     return g
 

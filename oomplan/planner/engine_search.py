@@ -4,7 +4,7 @@ the configurations whose engine accounting serves the workload, ranked by the ob
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 from oomplan.engines.options import EngineOptions
 from oomplan.engines.protocol import Engine

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
+from collections.abc import Callable
 
 from oomplan.errors import InputError, RuntimeFailure
 from oomplan.memory.budget import Estimate
@@ -157,7 +158,7 @@ def probe_cuda(est: Estimate, reference: Estimate, left: tuple[str, ...], tolera
 
 def _report(est, reference, left, tolerance_pct, cap: CudaCap, outcome: RunOutcome, versions, allocated: int,
             reserved: int, context: int, other: int | None, fraction: float, previous: float, device) -> ProbeReport:
-    s, o = reference.per_gpu, reference.per_gpu.overhead
+    o = reference.per_gpu.overhead
     tensors = _tensor_bytes(reference)
     checks = (
         ComponentCheck("non-torch (CUDA context)", o.cuda_context_bytes, context),

@@ -156,7 +156,7 @@ def _step_peak(run: _Run, phase: Phase, index: int, num_tokens: int) -> StepPeak
 
     snap = run.tracker.peak
     by_label = snap.bytes_by_label()
-    ranked = sorted(zip(snap.live, snap.labels), key=lambda p: -p[0].nbytes)[:_NUM_TOP_TENSORS]
+    ranked = sorted(zip(snap.live, snap.labels, strict=True), key=lambda p: -p[0].nbytes)[:_NUM_TOP_TENSORS]
     top = tuple(
         TensorAtPeak(i.shape, i.dtype, i.nbytes, i.op_name, i.origin, label) for i, label in ranked
     )

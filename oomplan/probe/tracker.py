@@ -48,7 +48,7 @@ class PeakSnapshot:
 
     def bytes_by_label(self) -> dict[str, int]:
         totals: dict[str, int] = {}
-        for info, label in zip(self.live, self.labels):
+        for info, label in zip(self.live, self.labels, strict=True):
             totals[label] = totals.get(label, 0) + info.nbytes
         return totals
 

@@ -158,7 +158,7 @@ def _optimizer_step(run: _Run) -> None:
         run.optimizers[0].step()
         run.optimizers[0].zero_grad(set_to_none=False)
         return
-    for p, master, opt in zip(run.trainable, run.masters, run.optimizers):
+    for p, master, opt in zip(run.trainable, run.masters, run.optimizers, strict=True):
         master.grad = p.grad.float()
         opt.step()
         master.grad = None

@@ -78,6 +78,6 @@ def detected_table(found, matches: list[str]) -> Table:
     table = Table(title="local GPUs (NVML)", title_justify="left")
     for col in ("#", "name", "total", "free", "profile"):
         table.add_column(col)
-    for d, match in zip(found, matches):
+    for d, match in zip(found, matches, strict=True):
         table.add_row(str(d.index), d.name, format_bytes(d.total_bytes), format_bytes(d.free_bytes), match)
     return table

@@ -69,7 +69,7 @@ def _cells(point: CurvePoint, scale: float) -> list[int]:
 
 def _bar(point: CurvePoint, scale: float, cap_col: int) -> Text:
     bar = Text()
-    for (_, char, style, _field), width in zip(COMPONENTS, _cells(point, scale)):
+    for (_, char, style, _field), width in zip(COMPONENTS, _cells(point, scale), strict=True):
         bar.append(char * width, style=style)
     if len(bar) > BAR_WIDTH:  # off the chart (it shows up to twice the capacity)
         bar = bar[: BAR_WIDTH - 1]

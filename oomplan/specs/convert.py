@@ -5,7 +5,8 @@ the file or flag, the field, the value (sanitised, shortened) and what is accept
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Mapping
 
 from pydantic import BaseModel, ValidationError
 

@@ -6,7 +6,7 @@ model derives its parameters (oomplan.memory.params) and its per-sequence state
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -93,4 +93,4 @@ class GatedDeltaNetMixer(Strict):
 
 
 
-Mixer = Annotated[Union[Mamba2Mixer, Mamba1Mixer, GatedDeltaNetMixer], Field(discriminator="kind")]
+Mixer = Annotated[Mamba2Mixer | Mamba1Mixer | GatedDeltaNetMixer, Field(discriminator="kind")]

@@ -5,7 +5,7 @@ adds the encoder's prefill activations. Dimensions follow transformers 5.24 (fil
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -86,4 +86,4 @@ class SiglipVisionTower(Strict):
         return (self.image_size // self.patch_size) ** 2
 
 
-VisionTower = Annotated[Union[Qwen25VisionTower, Qwen3VisionTower, PixtralVisionTower, SiglipVisionTower], Field(discriminator="kind")]
+VisionTower = Annotated[Qwen25VisionTower | Qwen3VisionTower | PixtralVisionTower | SiglipVisionTower, Field(discriminator="kind")]

@@ -6,10 +6,9 @@ import struct
 
 import pytest
 import torch
-from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from checkpoint_fixtures import llama_shapes, nbytes, write_checkpoint
+from checkpoint_fixtures import nbytes, write_checkpoint
 from conftest import tiny_llama
 from oomplan.checkpoint.safetensors_files import DTYPE_BITS, read_folder
 from oomplan.cli.app import app

@@ -24,12 +24,12 @@ def test_vllm_int_suffixes_are_vllms():
 
 
 def test_vllm_serve_command():
-    l = launch("CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-8B-Instruct --tensor-parallel-size=2 "
+    ln = launch("CUDA_VISIBLE_DEVICES=0,1 vllm serve meta-llama/Llama-3.1-8B-Instruct --tensor-parallel-size=2 "
                "--max-model-len 32K --gpu-memory-utilization 0.95 --kv-cache-dtype fp8 --port 8000 --trust-remote-code --enforce-eager")
-    s = l.settings
-    assert (l.engine, l.model_ref) == ("vllm", "meta-llama/Llama-3.1-8B-Instruct")
+    s = ln.settings
+    assert (ln.engine, ln.model_ref) == ("vllm", "meta-llama/Llama-3.1-8B-Instruct")
     assert (s.tensor_parallel, s.max_model_len, s.gpu_memory_utilization, s.kv_cache_dtype, s.enforce_eager) == (2, 32768, 0.95, "fp8", True)
-    assert l.ignored_flags == ("--port", "--trust-remote-code")
+    assert ln.ignored_flags == ("--port", "--trust-remote-code")
     api = launch("python -m vllm.entrypoints.openai.api_server --model Qwen/Qwen2.5-7B-Instruct -tp 4 -q fp8")
     assert (api.engine, api.model_ref, api.settings.tensor_parallel, api.settings.quantization) == ("vllm", "Qwen/Qwen2.5-7B-Instruct", 4, "fp8")
 
@@ -37,9 +37,9 @@ def test_vllm_serve_command():
 def test_sglang_and_llama_server_commands():
     s = launch("python3 -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B-Instruct --tp 2 --mem-fraction-static 0.85 --context-length 65536")
     assert (s.engine, s.settings.tp_size, s.settings.mem_fraction_static, s.settings.context_length) == ("sglang", 2, 0.85, 65536)
-    l = launch("./build/bin/llama-server -m /models/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf -ngl 99 -c 16384 -fa -np 4 -ctk q8_0 -ctv q8_0")
-    ls = l.settings
-    assert (l.engine, ls.gguf_type, ls.n_gpu_layers, ls.ctx_tokens, ls.flash_attn, ls.n_parallel, ls.cache_type_k) == (
+    ln = launch("./build/bin/llama-server -m /models/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf -ngl 99 -c 16384 -fa -np 4 -ctk q8_0 -ctv q8_0")
+    ls = ln.settings
+    assert (ln.engine, ls.gguf_type, ls.n_gpu_layers, ls.ctx_tokens, ls.flash_attn, ls.n_parallel, ls.cache_type_k) == (
         "llamacpp", "Q4_K_M", 99, 16384, "on", 4, "q8_0")
     hf = launch("llama-server -hf bartowski/gemma-2-9b-it-GGUF:Q5_K_M -fa off -ngl all")
     assert (hf.settings.gguf_type, hf.settings.flash_attn, hf.settings.n_gpu_layers) == ("Q5_K_M", "off", 999)
@@ -117,7 +117,7 @@ def test_sglang_small_fraction_fails_with_fixes():
 
 
 def test_switches_do_not_swallow_the_model():
-    l = launch("vllm serve --trust-remote-code --enable-prefix-caching meta-llama/Llama-3.1-8B-Instruct --max-model-len 4096")
-    assert (l.model_ref, l.settings.max_model_len) == ("meta-llama/Llama-3.1-8B-Instruct", 4096)
+    ln = launch("vllm serve --trust-remote-code --enable-prefix-caching meta-llama/Llama-3.1-8B-Instruct --max-model-len 4096")
+    assert (ln.model_ref, ln.settings.max_model_len) == ("meta-llama/Llama-3.1-8B-Instruct", 4096)
     with pytest.raises(InputError, match="--gguf-type: 'Q9_K' .* is not modelled"):
         gguf_sizes(load_model("llama-3.1-8b"), "Q9_K")

@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 from oomplan.cli.app import app
 from oomplan.errors import InputError
 from oomplan.families import BY_ARCHITECTURE, REGISTRY, UNPRICED_BY_LLAMA, parse_hf_config
-from oomplan.families.config import HfConfig
 from oomplan.memory.params import num_params
 
 

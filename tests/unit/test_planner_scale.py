@@ -93,16 +93,17 @@ def test_pruned_max_search_equals_exhaustive(what, name, card, ctx, batch, max_g
 
 def test_interpolating_search_is_exact_and_brief():
     """largest_fitting against every threshold of a linear, a convex and a step margin."""
-    for margin_of in (lambda t: (lambda n: 3 * n - t), lambda t: (lambda n: n * n - t), lambda t: (lambda n: (n > t) * 10 - 5)):
+    shapes = (lambda n, t: 3 * n - t, lambda n, t: n * n - t, lambda n, t: (n > t) * 10 - 5)
+    for shape in shapes:
         for t in (0, 1, 2, 17, 999, 4096, 9000):
-            probes = []
+            probes: list[int] = []
 
-            def margin(n, f=margin_of(t)):
+            def margin(n: int, shape=shape, t=t, probes=probes) -> int:
                 probes.append(n)
-                return f(n)
+                return shape(n, t)
 
             got = largest_fitting(margin, 1, 8192)
-            want = max((n for n in range(1, 8193) if margin_of(t)(n) <= 0), default=0)
+            want = max((n for n in range(1, 8193) if shape(n, t) <= 0), default=0)
             assert got == want
             assert len(probes) <= 2 * 14 + 2  # never worse than twice binary search
 

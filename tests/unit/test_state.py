@@ -30,7 +30,7 @@ def hybrid(mixer, kinds: str) -> ModelSpec:
     """tiny llama with one layer per character: 'A' attention, 'S' state layer."""
     base = parse_hf_config(tiny_llama(num_hidden_layers=len(kinds)), "tiny-hybrid", "test")
     attention = {"A": LayerAttention(kind="full"), "S": LayerAttention(kind="linear", state=mixer)}
-    layers = tuple(layer.model_copy(update={"attention": attention[k]}) for layer, k in zip(base.layers, kinds))
+    layers = tuple(layer.model_copy(update={"attention": attention[k]}) for layer, k in zip(base.layers, kinds, strict=True))
     return ModelSpec.model_validate(base.model_dump() | {"layers": [layer.model_dump() for layer in layers]})
 
 
