@@ -251,7 +251,8 @@ def _scan_events(text: str, where: str) -> None:
             raise InputError(f"{where}: more than {MAX_NODES} YAML nodes; not a config file")
         if isinstance(event, yaml.AliasEvent):
             mark = event.start_mark
-            raise InputError(f"{where}: YAML aliases (*{clean(str(event.anchor))[:40]}) are not accepted, at line {mark.line + 1}; write the value out")
+            line = f", at line {mark.line + 1}" if mark is not None else ""
+            raise InputError(f"{where}: YAML aliases (*{clean(str(event.anchor))[:40]}) are not accepted{line}; write the value out")
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:

@@ -172,7 +172,8 @@ def parse_bytes(text: str | float, flag: str, default_unit: str = "gib", maximum
 def parse_fraction(text: str | float, flag: str, low: float = 0.0, high: float = 1.0) -> float:
     """Parse '10%', '0.1' into 0.1, checked against [low, high]."""
     raw = str(text).strip()
-    value = _exact(raw[:-1]) / 100 if raw.endswith("%") and _exact(raw[:-1]) is not None else _exact(raw)
+    percent = _exact(raw[:-1]) if raw.endswith("%") else None
+    value = percent / 100 if percent is not None else _exact(raw)
     if value is None or isinstance(text, bool):
         raise InputError(f"{flag}: {_shown(text)} is not a fraction; use e.g. 0.9 or 90%")
     if not (low <= value <= high):

@@ -39,6 +39,7 @@ def load(repo: str, sha: str) -> Checkpoint | None:
 def store(repo: str, sha: str, ck: Checkpoint) -> None:
     """Best effort: a read-only cache folder only costs the next call its speed."""
     path = _path(repo, sha)
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
@@ -46,7 +47,8 @@ def store(repo: str, sha: str, ck: Checkpoint) -> None:
             f.write(ck.model_dump_json())
         os.replace(tmp, path)
     except OSError:
-        try:
-            os.unlink(tmp)  # type: ignore[possibly-undefined]
-        except (OSError, NameError):
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -42,10 +42,10 @@ def parse_repo_ref(ref: str, revision: str | None = None, flag: str = "MODEL") -
         return None
     if sep and revision and rev != revision:
         raise InputError(f"{flag}: {_shown(text)} names revision {_shown(rev)} but --revision says {_shown(revision)}")
-    rev = rev if sep else revision
-    if rev is not None and (not REVISION.fullmatch(rev) or ".." in rev):
-        raise InputError(f"--revision: {_shown(rev)} is not a branch, tag or commit")
-    return repo, rev
+    chosen = rev if sep else revision
+    if chosen is not None and (not REVISION.fullmatch(chosen) or ".." in chosen):
+        raise InputError(f"--revision: {_shown(chosen)} is not a branch, tag or commit")
+    return repo, chosen
 
 
 def _env_cache_dir() -> Path:

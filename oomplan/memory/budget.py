@@ -1,7 +1,9 @@
 """The per-GPU budget: every component, the total, and whether it fits."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from oomplan.memory.activations import ActivationBudget, activation_budget
 from oomplan.memory.kv_cache import KvBudget, kv_budget
@@ -67,8 +69,12 @@ class StageBudget:
 class BusiestGpu:
     """For estimates made of per-stage budgets (`stages`, each with `total_bytes`) on one `gpu`."""
 
+    if TYPE_CHECKING:  # fields of the dataclasses that use this mixin
+        stages: Sequence[Any]
+        gpu: GpuSpec
+
     @property
-    def per_gpu(self):
+    def per_gpu(self) -> Any:
         """The busiest GPU: it decides whether the plan fits."""
         return max(self.stages, key=lambda s: s.total_bytes)
 
@@ -78,7 +84,8 @@ class BusiestGpu:
 
     @property
     def headroom_bytes(self) -> int:
-        return self.capacity_bytes - self.per_gpu.total_bytes
+        busiest: int = self.per_gpu.total_bytes
+        return self.capacity_bytes - busiest
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from oomplan.checkpoint.naming import component, layer_index
 from oomplan.memory.layout import pipeline_stages
@@ -24,6 +25,9 @@ from oomplan.memory.params import COMPONENTS
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 from oomplan.units import DTYPE_BYTES
+
+if TYPE_CHECKING:
+    from oomplan.memory.weights import ComponentBytes
 
 SAFETENSORS_FLOATS = {"F32": "fp32", "F16": "fp16", "BF16": "bf16", "F64": "fp64"}
 GGUF_FLOATS = ("F32", "F16", "BF16")
@@ -71,7 +75,8 @@ def _held_dtype(model: ModelSpec, plan: Plan) -> str:
 def held_weights(model: ModelSpec, weights: str) -> HeldWeights:
     """Cached per (model, --weights): the cast depends only on the weight format."""
     ck = model.checkpoint
-    plan = Plan(weights=weights)  # type: ignore[arg-type]
+    assert ck is not None, "held_weights needs a checkpoint table (applies() checked it)"
+    plan = Plan(weights=weights)
     target = _held_dtype(model, plan)
     cast = ck.kind == "safetensors" and not ck.quant_method
     dequantise = ck.kind == "gguf"
@@ -129,7 +134,7 @@ def _tp_ratios(model: ModelSpec, plan: Plan, stage_index: int) -> dict[str, floa
     return {c: (getattr(split, c) / getattr(whole, c) if getattr(whole, c) else 1.0) for c in COMPONENTS}
 
 
-def checkpoint_stage_weights(model: ModelSpec, plan: Plan, stage_index: int):
+def checkpoint_stage_weights(model: ModelSpec, plan: Plan, stage_index: int) -> tuple[ComponentBytes, tuple[int, ...]]:
     """(ComponentBytes, per-layer bytes) of one stage from the held tensors; same shape as weights.stage_weights."""
     from oomplan.memory.weights import ComponentBytes
 
@@ -137,7 +142,7 @@ def checkpoint_stage_weights(model: ModelSpec, plan: Plan, stage_index: int):
     hw = held_weights(model, plan.weights)
     ratios = _tp_ratios(model, plan, stage_index)
     layers = set(stage.layer_indices)
-    totals = {c: 0.0 for c in COMPONENTS}
+    totals: dict[str, float] = {c: 0.0 for c in COMPONENTS}
     per_layer = {i: 0.0 for i in stage.layer_indices}
     tied_copy = stage.is_last and not stage.is_first and model.tie_word_embeddings
     for t in hw.tensors:
@@ -174,7 +179,7 @@ def stored_format(model: ModelSpec) -> str | None:
         floats = {t.dtype: 0 for t in ck.tensors}
         for t in ck.tensors:
             floats[t.dtype] += t.nbytes
-        top = max(floats, key=floats.get) if floats else "BF16"
+        top = max(floats, key=lambda d: floats[d]) if floats else "BF16"
         return SAFETENSORS_FLOATS.get(top, top.lower())
     if method in QUANT_FORMATS:
         return QUANT_FORMATS[method]

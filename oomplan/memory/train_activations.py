@@ -81,7 +81,10 @@ def saves(model: ModelSpec, tplan: TrainingPlan, moe_layer: bool = False) -> Sav
     if not tplan.is_peft:
         return Saves(True, True, True, True, True, 0)
     hit = {t.name.rsplit(".", 1)[-1] for t in _layer_groups(model, moe_layer) if is_lora_target(t, tplan.lora_targets)}
-    any_of = lambda *names: any(n in hit for n in names)  # noqa: E731
+
+    def any_of(*names: str) -> bool:
+        return any(n in hit for n in names)
+
     return Saves(False, any_of("q_proj", "k_proj", "v_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa"),
                  any_of("o_proj"), any_of("gate_proj", "up_proj"), any_of("down_proj"), len(hit))
 

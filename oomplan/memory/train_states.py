@@ -7,12 +7,13 @@ ZeRO (Rajbhandari et al. 2020) and FSDP then divide what they shard by the shard
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from dataclasses import dataclass
 from functools import lru_cache
 
-from oomplan.memory.layout import pipeline_stages, shard
+from oomplan.memory.layout import Stage, pipeline_stages, shard
 from oomplan.memory.params import TensorGroup, inventory
 from oomplan.memory.weights import group_bytes
 from oomplan.specs.model import ModelSpec
@@ -132,7 +133,7 @@ def _stored_name(model: ModelSpec, t: TensorGroup) -> str:
     return t.name
 
 
-def largest_tensor_params(model: ModelSpec, groups, tp: int) -> int:
+def largest_tensor_params(model: ModelSpec, groups: Iterable[TensorGroup], tp: int) -> int:
     """Elements of the largest parameter tensor among `groups` on one GPU, fused tensors as stored."""
     sizes: dict[str, int] = {}
     for t in groups:
@@ -143,7 +144,7 @@ def largest_tensor_params(model: ModelSpec, groups, tp: int) -> int:
 
 
 @lru_cache(maxsize=64)
-def stage_layers(num_layers: int, pipeline_parallel: int, stage_index: int):
+def stage_layers(num_layers: int, pipeline_parallel: int, stage_index: int) -> Stage:
     """pipeline_stages(...)[stage_index], cached: the training search asks many times."""
     return pipeline_stages(num_layers, pipeline_parallel)[stage_index]
 

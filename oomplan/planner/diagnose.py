@@ -7,6 +7,7 @@ from oomplan.planner.inverse import search_max
 from oomplan.planner.search import Candidate, SearchResult, search
 from oomplan.planner.space import SearchLimits
 from oomplan.profiles import load_gpu, profile_names
+from oomplan.specs.plan import Attention, Logits
 
 MAX_NODES = 8
 
@@ -23,7 +24,7 @@ def _first(result: SearchResult) -> Candidate | None:
     return result.plans[0] if result.plans else None
 
 
-def diagnose(result: SearchResult, limits: SearchLimits, attention: str = "sdpa", logits: str = "last") -> Diagnosis:
+def diagnose(result: SearchResult, limits: SearchLimits, attention: Attention = "sdpa", logits: Logits = "last") -> Diagnosis:
     model, gpu, workload = result.model, result.gpu, result.workload
     shorter = None
     if workload.ctx_tokens > 1:
@@ -36,7 +37,7 @@ def diagnose(result: SearchResult, limits: SearchLimits, attention: str = "sdpa"
     return Diagnosis(result.closest, shorter, more, _larger_card(result, limits, attention, logits))
 
 
-def _larger_card(result: SearchResult, limits: SearchLimits, attention: str, logits: str) -> tuple[str, Candidate] | None:
+def _larger_card(result: SearchResult, limits: SearchLimits, attention: Attention, logits: Logits) -> tuple[str, Candidate] | None:
     cards = sorted((load_gpu(n) for n in profile_names("hardware_profiles")), key=lambda g: g.memory_bytes)
     for card in cards:
         if card.memory_bytes <= result.gpu.memory_bytes:

@@ -128,7 +128,8 @@ class _Evaluator:
 
 def _largest_fitting(plans: list[TrainingPlan], ev: _Evaluator) -> tuple[int, TrainEstimate]:
     """Index of the largest micro-batch that fits (-1 when none) and the estimate of the last one tried."""
-    lo, hi, found, last = 0, len(plans) - 1, -1, None
+    lo, hi, found = 0, len(plans) - 1, -1
+    last: TrainEstimate | None = None
     while lo <= hi:
         mid = (lo + hi) // 2
         last = ev(plans[mid])
@@ -136,6 +137,7 @@ def _largest_fitting(plans: list[TrainingPlan], ev: _Evaluator) -> tuple[int, Tr
             found, lo = mid, mid + 1
         else:
             hi = mid - 1
+    assert last is not None, "_largest_fitting needs at least one plan"
     return found, last
 
 

@@ -9,6 +9,10 @@ hybrid families and the benchmark table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from oomplan.probe.meta_run import DtypeName
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ def _nbytes(t) -> int:
     return t.numel() * t.element_size()
 
 
-def cache_census(hf_config: dict, ctx_tokens: int, batch_size: int = 1, dtype: str = "bf16") -> CacheCensus:
+def cache_census(hf_config: dict, ctx_tokens: int, batch_size: int = 1, dtype: DtypeName = "bf16") -> CacheCensus:
     import torch
     from transformers import AutoModelForCausalLM, DynamicCache
 

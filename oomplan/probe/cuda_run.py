@@ -25,6 +25,7 @@ from collections.abc import Callable
 from oomplan.errors import InputError, RuntimeFailure
 from oomplan.memory.budget import Estimate
 from oomplan.probe.compare import ComponentCheck, CudaRunRecord, ProbeReport
+from oomplan.probe.meta_run import AttentionName, DtypeName
 from oomplan.probe.shard import probe_dtype, shard_config
 
 GiB = 2**30
@@ -55,7 +56,7 @@ class RunOutcome:
 
 
 # (hf_config, dtype name, attention, estimate, decode steps, device) -> outcome; the model is released on return
-RunFn = Callable[[dict, str, str, Estimate, int, CudaDevice], RunOutcome]
+RunFn = Callable[[dict, DtypeName, AttentionName, Estimate, int, CudaDevice], RunOutcome]
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ def materialise(model, device: str):
     return model.eval()
 
 
-def transformers_run(hf_config: dict, dtype: str, attention: str, est: Estimate, num_decode_steps: int,
+def transformers_run(hf_config: dict, dtype: DtypeName, attention: AttentionName, est: Estimate, num_decode_steps: int,
                      device: CudaDevice, device_type: str = "cuda") -> RunOutcome:
     """Build the shard (random weights), prefill (chunked as planned) then decode; the model and cache are
     released before returning. An OOM is an outcome; any other error is exit 3."""

@@ -1,6 +1,8 @@
 """What the probe can realise of a plan, and the per-GPU shard's config (no torch here)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from oomplan.memory.weights import SIXTEEN_BIT, resolved_weight_format
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
@@ -31,12 +33,15 @@ def probe_plan(model: ModelSpec, plan: Plan) -> tuple[Plan, tuple[str, ...]]:
     return probed, tuple(left)
 
 
-def probe_dtype(model: ModelSpec, probed: Plan) -> str:
+def probe_dtype(model: ModelSpec, probed: Plan) -> Literal["fp32", "bf16", "fp16"]:
     """The dtype the probe builds the model in, on meta and CUDA alike: the probed plan's 16-bit weights
     (`--weights fp16/bf16` honoured; 'auto' is the checkpoint's, fp32 checkpoints such as Gemma 2 served in bf16,
     as the budget assumes)."""
     fmt = resolved_weight_format(model, probed)
-    return fmt if fmt in SIXTEEN_BIT else ("bf16" if model.dtype == "fp32" else model.dtype)
+    for dtype in ("fp32", "bf16", "fp16"):  # the 16-bit formats of SIXTEEN_BIT (formats.yaml), fp32 included
+        if fmt == dtype:
+            return dtype
+    return "bf16" if model.dtype == "fp32" else model.dtype  # 'auto': fp32 checkpoints are served in bf16
 
 
 def shard_config(model: ModelSpec, tensor_parallel: int) -> dict:

@@ -37,7 +37,7 @@ _CACHE = "_oomplan_number_fields"
 
 def _number_fields(cls: type[BaseModel]) -> dict[str, bool]:
     """Field (and alias) -> True for fields that take numbers but not bools (or strings)."""
-    cached = cls.__dict__.get(_CACHE)
+    cached: dict[str, bool] | None = cls.__dict__.get(_CACHE)
     if cached is not None:
         return cached
     out: dict[str, bool] = {}

@@ -12,7 +12,7 @@ from oomplan.specs.base import Strict
 from oomplan.specs.plan import Plan, Workload
 from oomplan.specs.training import TrainingPlan
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION: Literal[1] = 1
 
 
 class PlanModel(Strict):

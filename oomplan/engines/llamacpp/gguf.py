@@ -184,9 +184,11 @@ class GgufSizes:
 
 def file_sizes(model: ModelSpec) -> GgufSizes:
     """The sizes of the GGUF file actually given (its tensor infos, oomplan/checkpoint/gguf_file.py), exact."""
+    ck = model.checkpoint
+    assert ck is not None and ck.kind == "gguf", "file_sizes needs the GGUF's tensor table"
     layers, experts = [0] * model.num_layers, [0] * model.num_layers
     embd = out = 0
-    for t in model.checkpoint.tensors:
+    for t in ck.tensors:
         layer = layer_index(t.name)
         if layer is not None and layer < model.num_layers:
             layers[layer] += t.nbytes
@@ -196,8 +198,8 @@ def file_sizes(model: ModelSpec) -> GgufSizes:
             embd += t.nbytes
         else:  # output_norm, output, rope factors ...
             out += t.nbytes
-    file_bytes = model.checkpoint.tensor_bytes
-    if not any(t.name.startswith("output.") for t in model.checkpoint.tensors):
+    file_bytes = ck.tensor_bytes
+    if not any(t.name.startswith("output.") for t in ck.tensors):
         out += embd  # llama-model.cpp: no output.weight -> token_embd loaded again as TENSOR_DUPLICATED
     return GgufSizes(embd, tuple(layers), out, file_bytes, tuple(experts))
 
