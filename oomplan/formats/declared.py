@@ -60,6 +60,9 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"(^|\.)(router|gate)$", ("router",)),
     (r"(^|\.)experts$", ("experts",)),
     (r"(^|\.)(mlp|block_sparse_moe|feed_forward)$", ("mlp", "experts", "router")),
+    # a bias vector names no matrix (biases are never quantised): MiniMax-M2's router correction bias, an
+    # nn.Buffer of MiniMaxM2SparseMoeBlock (transformers 5.24 models/minimax_m2/modeling_minimax_m2.py)
+    (r"(^|\.)e_score_correction_bias$", ()),
 )
 _LAYER = re.compile(r"layers\.(\d+)\.")
 

@@ -5,7 +5,8 @@ and lm_head for multimodal wrappers). KV: our bytes == the cache tensors after a
 one decode step) at two context lengths, on a few-layer variant of the config (the per-layer pattern is
 kept; only num_hidden_layers and the per-layer lists are cut). DynamicSlidingWindowLayer also holds an
 int64 window-size tensor per sliding/chunked layer (cache_utils.py), counted by the meta probe: + 8 bytes each.
-Configs: tests/fixtures/configs/families/SOURCES.md.
+Configs: tests/fixtures/configs/SOURCES.md (real public config.json files, REAL below) and
+tests/fixtures/configs/families/SOURCES.md (gpt-oss-20b and the sparse configs).
 """
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ from oomplan.probe.meta_run import run_meta_probe  # noqa: E402
 
 CONFIGS = FIXTURES / "configs" / "families"
 GPT_OSS_20B = json.loads((CONFIGS / "gpt-oss-20b.json").read_text())
+# Real public config.json files (tests/fixtures/configs/<name>.json, sources in SOURCES.md there):
+# name -> (model_type transformers builds it as where 5.24 lacks the config's own, layers kept for the
+# meta forward, two context lengths: below and above gpt-oss's 128-token window).
+# Kimi-K2's card: the checkpoint runs as deepseek_v3 where kimi_k2 is unknown (transformers 5.24 has no kimi_k2).
+REAL = {
+    "gpt-oss-120b": (None, 4, (64, 300)),
+    "kimi-k2-instruct": ("deepseek_v3", 2, (40, 120)),
+    "deepseek-v3.2": (None, 4, (40, 120)),
+    "glm-5": (None, 4, (40, 120)),
+    "minimax-m2.7": (None, 2, (40, 120)),
+}
+
+
+def _real(name: str) -> dict:
+    return json.loads((FIXTURES / "configs" / f"{name}.json").read_text())
 # sparse configs: the family's configuration-class defaults fill every omitted key
 SPARSE = {
     "gpt_oss": {"model_type": "gpt_oss"},
@@ -76,7 +92,7 @@ def _ours_kv(raw: dict, ctx: int) -> int:
 
 def _few_layers(raw: dict, n: int) -> dict:
     out = dict(raw, num_hidden_layers=n)
-    for key in ("layer_types", "mlp_layer_types", "indexer_types"):
+    for key in ("layer_types", "mlp_layer_types", "indexer_types", "attn_type_list"):
         if out.get(key):
             out[key] = out[key][:n]
     return out
@@ -93,6 +109,35 @@ def test_gpt_oss_20b_real_config():
     assert num_params(spec) == _meta_count(GPT_OSS_20B) == 20_914_757_184
     assert spec.layer_attention == ("sliding", "full") * 12 and spec.sliding_window_tokens == 128
     assert all(layer.attention.sinks for layer in spec.layers) and spec.moe.expert_bias and spec.moe.router_bias
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_config_params_equal_transformers(name):
+    """Full depth, full size, on meta (a few seconds for the 1T Kimi-K2)."""
+    raw, (model_type, _, _) = _real(name), REAL[name]
+    spec = parse_hf_config(raw, name, "test")
+    assert num_params(spec) == _meta_count(raw, model_type)
+    assert not [w for w in spec.warnings if "not counted" in w or "ignored" in w]
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_config_kv_equals_the_meta_cache(name):
+    model_type, layers, contexts = REAL[name]
+    small = _few_layers(_real(name), layers)
+    probe_cfg = dict(small, model_type=model_type) if model_type else small
+    for ctx in contexts:
+        measured = run_meta_probe(probe_cfg, ctx_tokens=ctx, batch_size=1, attention="sdpa", num_decode_steps=1)
+        assert _ours_kv(small, ctx) == measured.kv_cache_bytes_final, ctx
+
+
+def test_gpt_oss_120b_published_total():
+    """An independent figure: gpt-oss-120b's 116.83B parameters, 5.13B active (the card's active count leaves out
+    the input embedding), OpenAI's gpt-oss model card, https://openai.com/index/gpt-oss-model-card/ table 1."""
+    from oomplan.memory.params import num_active_params
+
+    spec = parse_hf_config(_real("gpt-oss-120b"), "g", "test")
+    embedding = spec.vocab_size * spec.hidden_size
+    assert (round(num_params(spec) / 1e7), round((num_active_params(spec) - embedding) / 1e7)) == (11_683, 513)
 
 
 def test_kimi_k2_is_deepseek_v3():

@@ -4,9 +4,8 @@
 * KV cache and recurrent-state bytes == the tensors transformers' cache holds after a meta prefill +
   one decode step (oomplan.probe.cache_census), at two context lengths: KV grows, the state does not.
 
-Real configs (tests/fixtures/configs/, transcribed from the models' config.json):
-  qwen3-next-80b-a3b.json   https://huggingface.co/Qwen/Qwen3-Next-80B-A3B-Instruct/blob/main/config.json
-  nemotron-3-nano-30b-a3b.json  https://huggingface.co/nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16/blob/main/config.json
+Real configs: tests/fixtures/configs/<name>.json, sources in SOURCES.md there (Qwen3-Next 80B-A3B,
+Nemotron 3 Nano 30B-A3B and Super 120B-A12B, Nemotron-H 56B, Qwen3.5 27B / 35B-A3B / 397B-A17B).
 The forward uses the first layers only (stated per case: the cache of a layer does not depend on depth).
 granitemoehybrid, falcon_h1, jamba and mamba2 have no real config in the fixtures yet: small configs with
 every structural key set (layer patterns, groups, biases) stand in, counted at full depth.
@@ -39,6 +38,8 @@ def _real(name: str) -> dict:
 
 QWEN3_NEXT = _real("qwen3-next-80b-a3b")
 NEMOTRON_3_NANO = _real("nemotron-3-nano-30b-a3b")
+NEMOTRON_3_SUPER = _real("nemotron-3-super-120b-a12b-fp8")  # its FP8 scheme is in hf_quant_config.json, not here
+NEMOTRON_H_56B = _real("nemotron-h-56b-base-8k")
 SMALL = dict(vocab_size=1000, hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128)
 GRANITE = dict(SMALL, model_type="granitemoehybrid", num_hidden_layers=3, layer_types=["mamba", "attention", "mamba"],
                shared_intermediate_size=64, num_local_experts=4, num_experts_per_tok=2, mamba_n_heads=8, mamba_n_groups=2,
@@ -54,6 +55,8 @@ MAMBA2 = dict(model_type="mamba2", vocab_size=1000, hidden_size=64, num_hidden_l
 CASES = {
     "qwen3_next": (QWEN3_NEXT, dict(num_hidden_layers=4)),  # 3 Gated DeltaNet + 1 gated attention
     "nemotron_h": (NEMOTRON_3_NANO, dict(hybrid_override_pattern="MEMEM*", num_hidden_layers=6)),
+    "nemotron-3-super": (NEMOTRON_3_SUPER, dict(hybrid_override_pattern="MEMEMEM*E", num_hidden_layers=9)),
+    "nemotron-h-56b": (NEMOTRON_H_56B, dict(hybrid_override_pattern="M-M-M-M*", num_hidden_layers=9)),
     "granitemoehybrid": (GRANITE, {}),
     "falcon_h1": (FALCON_H1, {}),
     "jamba": (JAMBA, {}),
@@ -106,6 +109,32 @@ VIT = dict(depth=2, hidden_size=64, intermediate_size=96, num_heads=4, out_hidde
 QWEN3_5_TEXT = dict(SMALL, hidden_size=80, num_hidden_layers=4, head_dim=16, linear_key_head_dim=8, linear_value_head_dim=12,
                     linear_num_key_heads=2, linear_num_value_heads=4, full_attention_interval=2)
 QWEN3_5_MOE_TEXT = dict(QWEN3_5_TEXT, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=32)
+
+
+QWEN3_5_REAL = ("qwen3.5-27b", "qwen3.5-35b-a3b", "qwen3.5-397b-a17b")
+
+
+@pytest.mark.parametrize("name", QWEN3_5_REAL)
+def test_qwen3_5_real_wrapper_counts_text_vision_kv_and_state(name):
+    """The published Qwen3.5 configs: the whole *ForConditionalGeneration at full size on meta; KV and state on
+    the first 4 text layers (3 Gated DeltaNet + 1 gated attention) at two contexts."""
+    raw = _real(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.device("meta"):
+            model = transformers.AutoModelForImageTextToText.from_config(build_config(raw))
+    assert num_params(parse_hf_config(raw, name, "test")) == sum(p.numel() for p in model.parameters())
+    text = dict(raw["text_config"], num_hidden_layers=4, layer_types=raw["text_config"]["layer_types"][:4])
+    spec = parse_hf_config(dict(raw, text_config=text), name, "test")
+    seen = []
+    for ctx in (33, 65):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            measured = cache_census(text, ctx, batch_size=2)
+        per_gpu = estimate(spec, load_gpu("h100-80g"), Workload(ctx_tokens=ctx, batch_size=2), Plan(paged=False)).per_gpu
+        assert (per_gpu.kv_cache_bytes, per_gpu.state_bytes) == (measured.kv_cache_bytes, measured.state_bytes)
+        seen.append(measured.state_bytes)
+    assert seen[0] == seen[1] > 0
 
 
 @pytest.mark.parametrize("model_type,arch,config_class,text", [

@@ -1,7 +1,9 @@
 """Every shipped profile's count equals transformers' own, built on the meta device.
 
-Reference: sum(p.numel() for p in AutoModelForCausalLM.from_config(cfg).parameters()),
-which de-duplicates tied tensors. Exact, not approximate.
+Reference: sum(p.numel() for p in model.parameters()) of AutoModelForCausalLM.from_config(cfg) (or, for a
+multimodal wrapper with a text_config, AutoModelForImageTextToText: decoder, vision tower and projector),
+which de-duplicates tied tensors. Exact, not approximate. transformers 5.24 has no kimi_k2: Kimi-K2's card
+says the checkpoint runs as model_type deepseek_v3, and it is built as that.
 """
 import warnings
 
@@ -13,15 +15,18 @@ from oomplan.profiles import load_model, profile_names
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+BUILT_AS = {"kimi_k2": "deepseek_v3"}
+
 
 def _reference_count(config: dict) -> int:
-    cfg = dict(config)
+    cfg = {k: v for k, v in config.items() if k not in ("quantization_config", "torch_dtype", "dtype")}
     model_type = cfg.pop("model_type")
+    auto = transformers.AutoModelForImageTextToText if "text_config" in cfg else transformers.AutoModelForCausalLM
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        hf_cfg = transformers.AutoConfig.for_model(model_type, **cfg)
+        hf_cfg = transformers.AutoConfig.for_model(BUILT_AS.get(model_type, model_type), **cfg)
         with torch.device("meta"):
-            model = transformers.AutoModelForCausalLM.from_config(hf_cfg)
+            model = auto.from_config(hf_cfg)
     return sum(p.numel() for p in model.parameters())
 
 
