@@ -15,7 +15,7 @@ from oomplan.families import (
     deepseek, exaone4, falcon, falcon_h1, gemma2, gemma3, glm4_moe, gpt_oss, granitemoehybrid, jamba, llama, mamba2, minimax_m2,
     mistral, mistral3, nemotron_h, olmo, phi3, qwen2, qwen2_5_vl, qwen3, qwen3_5, qwen3_next, starcoder2,
 )
-from oomplan.formats.declared import declared_weights
+from oomplan.formats.declared import Layers, declared_weights
 from oomplan.families.base import Family
 from oomplan.families.config import HfConfig, config_sha256
 from oomplan.specs.convert import build
@@ -158,7 +158,9 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
         if wrapper is not None and wrapper.vision is not None:
             fields["vision"] = wrapper.vision(raw, fields["hidden_size"], source)
         if cfg.quantization_config is not None:
-            fields["declared_weights"] = declared_weights(cfg.quantization_config, fields["num_layers"], source)
+            moe = fields.get("moe")
+            layers = Layers(fields["num_layers"], frozenset(moe.moe_layer_indices) if moe is not None else frozenset())
+            fields["declared_weights"] = declared_weights(cfg.quantization_config, layers, source)
         fields["warnings"] = tuple(warnings) + tuple(fields.get("warnings", ()))
         return ModelSpec(
             name=name, model_type=str(raw.get("model_type") or "llama"), source=origin, config_sha256=config_sha256(raw),

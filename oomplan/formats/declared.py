@@ -20,6 +20,7 @@ otherwise (transformers' quantizers add the output embedding to modules_to_not_c
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
@@ -48,6 +49,17 @@ class DeclaredWeights(Strict):
         return hash((self.method, tuple(sorted(self.component_weights.items())), self.group_size))
 
 
+@dataclass(frozen=True)
+class Layers:
+    """The decoder layers a checkpoint's module patterns can name: all of them, and those with experts and a router."""
+
+    num_layers: int
+    moe_layers: frozenset[int]
+
+    def having(self, component: str) -> set[int]:
+        return set(self.moe_layers) if component in ("experts", "router") else set(range(self.num_layers))
+
+
 def _refuse(where: str, field: str, value: Any, accepted: str) -> InputError:
     return InputError(f"{where}: {FIELD}.{field} = {value!r} is not priced; accepted: {accepted}")
 
@@ -63,6 +75,11 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # a bias vector names no matrix (biases are never quantised): MiniMax-M2's router correction bias, an
     # nn.Buffer of MiniMaxM2SparseMoeBlock (transformers 5.24 models/minimax_m2/modeling_minimax_m2.py)
     (r"(^|\.)e_score_correction_bias$", ()),
+    # norms (and their biases) are never quantised either: GLM-5-FP8 lists every layer's layernorms
+    (r"(^|\.)\w*norm(\.(weight|bias))?$", ()),
+    # the DSA indexer's per-head weights_proj (GLM-5's checkpoint: indexers_proj) is priced in the model dtype
+    # always (oomplan/memory/params.py _indexer: not quantizable), so keeping it 16-bit changes nothing
+    (r"(^|\.)(indexers_proj|weights_proj)$", ()),
 )
 _LAYER = re.compile(r"layers\.(\d+)\.")
 
@@ -74,31 +91,35 @@ def _pattern_text(entry: str) -> str:
     return re.sub(r"\*+", "*", text).removesuffix(".*").removesuffix("*").rstrip(".")
 
 
-def ignored_components(entries: list[str], num_layers: int, where: str, field: str) -> set[str]:
+def ignored_components(entries: list[str], layers: Layers, where: str, field: str) -> set[str]:
     """Components kept 16-bit by module patterns; a pattern naming part of a component (one projection,
-    some layers) or nothing oomplan prices is refused, naming it."""
+    some layers) or nothing oomplan prices is refused, naming it. A pattern in a layer past the decoder's
+    last (a checkpoint's MTP / next-n layer, e.g. GLM-5's layer 78: not built for generation) names nothing priced."""
     out: set[str] = set()
     per_layer: dict[str, set[int]] = {}
     for entry in entries:
         if not isinstance(entry, str):
             raise _refuse(where, field, entry, "module names, globs or re: patterns")
         text = _pattern_text(entry)
+        layer = _LAYER.search(text)
+        if layer and int(layer.group(1)) >= layers.num_layers:
+            continue
         comps = next((c for key, c in _KEYWORDS if re.search(key, text)), None)
         if comps is None:
             raise InputError(f"{where}: {FIELD}.{field} entry {entry!r} names a module oomplan cannot map to a whole "
                              "component (attention, mlp, experts, router, embedding, lm_head); refused rather than guessed")
-        layer = _LAYER.search(text)
         if layer:  # one layer's module: collect, a component counts once every layer is named
             for c in comps:
                 per_layer.setdefault(c, set()).add(int(layer.group(1)))
         else:
             out.update(comps)
-    for c, layers in per_layer.items():
+    for c, named in per_layer.items():
         if c in out:
             continue
-        if layers != set(range(num_layers)):
-            raise InputError(f"{where}: {FIELD}.{field} keeps {c} 16-bit in {len(layers)} of {num_layers} layers; "
-                             "oomplan prices a component in one format across layers, refused rather than guessed")
+        having = layers.having(c)
+        if not having <= named:  # naming a layer that lacks the component (a dense layer's router) changes nothing
+            raise InputError(f"{where}: {FIELD}.{field} keeps {c} 16-bit in {len(having & named)} of the {len(having)} layers "
+                             "that have it; oomplan prices a component in one format across layers, refused rather than guessed")
         out.add(c)
     return out
 
@@ -115,9 +136,9 @@ def _list(qc: dict[str, Any], *keys: str) -> tuple[str, list[Any]]:
     return keys[0], []
 
 
-def _fp8(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
+def _fp8(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "modules_to_not_convert", "ignored_layers")
-    ignored = ignored_components(entries, num_layers, where, field) | {"lm_head"}
+    ignored = ignored_components(entries, layers, where, field) | {"lm_head"}
     block = qc.get("weight_block_size")
     if block is None:
         return DeclaredWeights(method="fp8", component_weights=_formats_for("fp8", HF_QUANTISED, ignored),
@@ -129,23 +150,23 @@ def _fp8(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
                            description=f"fp8 e4m3 in {block[0]}x{block[0]} blocks ({scales} scales, loaded as fp32)")
 
 
-def _int4(method: str, qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
+def _int4(method: str, qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     bits, group = qc.get("bits", qc.get("w_bit")), qc.get("group_size", qc.get("q_group_size"))
     if bits != 4:
         raise _refuse(where, "bits", bits, "4")
     if not isinstance(group, int) or not 16 <= group <= 4096:
         raise _refuse(where, "group_size", group, "16..4096 (per-channel -1 is not priced)")
     field, entries = _list(qc, "modules_to_not_convert")
-    ignored = ignored_components(entries, num_layers, where, field)
+    ignored = ignored_components(entries, layers, where, field)
     if not qc.get("lm_head"):
         ignored.add("lm_head")
     return DeclaredWeights(method=method, component_weights=_formats_for(method, HF_QUANTISED, ignored), group_size=group,
                            description=f"int4 {method.upper()}, group {group}")
 
 
-def _bitsandbytes(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
+def _bitsandbytes(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "llm_int8_skip_modules", "modules_to_not_convert")
-    ignored = ignored_components(entries, num_layers, where, field) | {"lm_head"}
+    ignored = ignored_components(entries, layers, where, field) | {"lm_head"}
     if qc.get("load_in_8bit"):
         return DeclaredWeights(method="bitsandbytes", component_weights=_formats_for("int8", HF_QUANTISED, ignored),
                                description="bitsandbytes LLM.int8")
@@ -159,17 +180,17 @@ def _bitsandbytes(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWe
     raise _refuse(where, "load_in_4bit", qc.get("load_in_4bit"), "load_in_4bit or load_in_8bit true")
 
 
-def _mxfp4(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
+def _mxfp4(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "modules_to_not_convert")
-    ignored = ignored_components(entries, num_layers, where, field)
+    ignored = ignored_components(entries, layers, where, field)
     return DeclaredWeights(method="mxfp4", component_weights=_formats_for("mxfp4", ("experts",), ignored),
                            description="MXFP4 experts (32-element blocks, e8m0 scales), other weights 16-bit")
 
 
-def _modelopt(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
+def _modelopt(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     algo = str(qc.get("quant_algo", "")).upper()
     field, entries = _list(qc, "exclude_modules", "ignore")
-    ignored = ignored_components(entries, num_layers, where, field)
+    ignored = ignored_components(entries, layers, where, field)
     if algo.startswith("NVFP4"):
         if qc.get("group_size", 16) != 16:
             raise _refuse(where, "group_size", qc.get("group_size"), "16")
@@ -211,12 +232,12 @@ def _ct_format(w: dict[str, Any], where: str, group: str) -> tuple[str, int]:
                   "float 8-bit tensor/channel/block, float 4-bit group 16 (nvfp4) or 32 (mxfp4), int 8-bit channel, int 4-bit group")
 
 
-def _compressed_tensors(qc: dict[str, Any], num_layers: int, where: str) -> DeclaredWeights:
+def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     groups = qc.get("config_groups")
     if not isinstance(groups, dict) or not groups:
         raise _refuse(where, "config_groups", groups, "one or more quantisation groups")
     field, entries = _list(qc, "ignore")
-    ignored = ignored_components(entries, num_layers, where, field)
+    ignored = ignored_components(entries, layers, where, field)
     out: dict[str, str] = {}
     sizes: set[int] = set()
     for name, g in groups.items():
@@ -226,7 +247,7 @@ def _compressed_tensors(qc: dict[str, Any], num_layers: int, where: str) -> Decl
         fmt, size = _ct_format(w, where, name)
         targets = g.get("targets") or []
         comps = set(LINEAR_COMPONENTS) if "Linear" in targets else ignored_components(
-            [t for t in targets if t != "Linear"], num_layers, where, f"config_groups.{name}.targets")
+            [t for t in targets if t != "Linear"], layers, where, f"config_groups.{name}.targets")
         for c in comps - ignored:
             out[c] = fmt
         if fmt in ("w4a16", "fp8-block"):
@@ -242,14 +263,14 @@ READERS = {"fp8": _fp8, "mxfp4": _mxfp4, "bitsandbytes": _bitsandbytes, "modelop
            "compressed-tensors": _compressed_tensors}
 
 
-def declared_weights(qc: Any, num_layers: int, where: str) -> DeclaredWeights:
+def declared_weights(qc: Any, layers: Layers, where: str) -> DeclaredWeights:
     """A config's quantization_config -> the format of each component as shipped; refuses what it cannot price."""
     if not isinstance(qc, dict):
         raise InputError(f"{where}: {FIELD} must be an object, got {type(qc).__name__}")
     method = qc.get("quant_method")
     if method in ("awq", "gptq"):
-        return _int4(method, qc, num_layers, where)
+        return _int4(method, qc, layers, where)
     if method in READERS:
-        return READERS[method](qc, num_layers, where)
+        return READERS[method](qc, layers, where)
     accepted = ", ".join(sorted(("awq", "gptq") + tuple(READERS)))
     raise InputError(f"{where}: {FIELD}.quant_method = {method!r} is not priced (never priced as 16-bit); accepted: {accepted}")

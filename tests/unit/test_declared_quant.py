@@ -92,7 +92,7 @@ def test_nvfp4_and_bitsandbytes():
     ({}, "quantization_config.quant_method = None is not priced"),
     ({"quant_method": "awq", "bits": 3, "group_size": 128}, "quantization_config.bits = 3"),
     ({"quant_method": "fp8", "weight_block_size": [128, 64]}, "quantization_config.weight_block_size"),
-    ({"quant_method": "fp8", "modules_to_not_convert": ["model.layers.0.mlp"]}, "keeps mlp 16-bit in 1 of 2 layers"),
+    ({"quant_method": "fp8", "modules_to_not_convert": ["model.layers.0.mlp"]}, "keeps mlp 16-bit in 1 of the 2 layers"),
     ({"quant_method": "fp8", "modules_to_not_convert": ["model.layers.*.self_attn.q_proj"]}, "cannot map to a whole component"),
 ])
 def test_unpriceable_configs_are_refused_naming_the_field(qc, message):
@@ -171,3 +171,25 @@ def test_shipped_gpt_oss_20b_priced_as_its_published_checkpoint():
     assert weights_budget(m, Plan()).resident_bytes == 13_761_264_768
     # the override still prices the dequantised model: 20.91B params x 2 bytes
     assert weights_budget(m, Plan(weights="bf16")).resident_bytes > 2.9 * 13_761_264_768
+
+
+def test_glm_5_fp8_modules_to_not_convert_priced_as_shipped():
+    """zai-org/GLM-5-FP8 (tests/fixtures/configs/glm-5-fp8.json) lists 712 modules: every layer's norms, the
+    indexer's weights_proj (16-bit in oomplan always), the routers of the 75 MoE layers with their correction
+    biases, and its MTP layer 78 (not built for generation). All of it is consistent with FP8 attention, MLP and
+    experts and a 16-bit router, lm_head and embedding."""
+    m = parse_hf_config(json.loads((FIXTURES / "configs" / "glm-5-fp8.json").read_text()), "glm-5-fp8", "test")
+    assert m.declared_weights.component_weights == {"attention": "fp8-block", "mlp": "fp8-block", "experts": "fp8-block"}
+    b, bf16 = weights_budget(m, Plan()).by_component, weights_budget(m, Plan(weights="bf16")).by_component
+    assert (b.router, b.lm_head, b.embedding, b.norm) == (bf16.router, bf16.lm_head, bf16.embedding, bf16.norm)
+
+
+def test_router_named_in_every_moe_layer_but_not_all_layers():
+    """DeepSeek-shaped: layers 0-2 dense, so a router named in layers 3..N is the whole router; one missing MoE
+    layer is refused, naming the count of layers that have it."""
+    raw = json.loads((FIXTURES / "configs" / "deepseek-v3-fp8.json").read_text())
+    gates = [f"model.layers.{i}.mlp.gate" for i in range(3, 61)]
+    ok = parse_hf_config(dict(raw, quantization_config=dict(raw["quantization_config"], modules_to_not_convert=gates)), "d", "test")
+    assert "router" not in ok.declared_weights.component_weights
+    with pytest.raises(InputError, match="keeps router 16-bit in 57 of the 58 layers that have it"):
+        parse_hf_config(dict(raw, quantization_config=dict(raw["quantization_config"], modules_to_not_convert=gates[1:] + ["model.layers.0.self_attn.q_a_layernorm"])), "d", "test")

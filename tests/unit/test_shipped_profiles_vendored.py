@@ -13,7 +13,7 @@ from oomplan.memory.weights import weights_budget
 from oomplan.profiles import load_model
 from oomplan.specs.plan import Plan
 
-VENDORED = ("gpt-oss-120b", "kimi-k2-instruct", "deepseek-v3.2", "glm-5", "minimax-m2.7", "qwen3.5-27b",
+VENDORED = ("gpt-oss-120b", "kimi-k2-instruct", "deepseek-v3.2", "glm-5", "glm-5-fp8", "minimax-m2.7", "qwen3.5-27b",
             "qwen3.5-35b-a3b", "qwen3.5-397b-a17b", "nemotron-h-56b-base-8k")
 NOT_ARCHITECTURE = {"auto_map", "bos_token_id", "eos_token_id", "pad_token_id", "initializer_range", "transformers_version",
                     "use_cache", "image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"}
@@ -36,7 +36,7 @@ def test_gpt_oss_120b_priced_as_its_published_checkpoint():
     assert weights_budget(m, Plan()).resident_bytes == 65_248_815_744
 
 
-@pytest.mark.parametrize("name", ["kimi-k2-instruct", "deepseek-v3.2", "minimax-m2.7"])
+@pytest.mark.parametrize("name", ["kimi-k2-instruct", "deepseek-v3.2", "glm-5-fp8", "minimax-m2.7"])
 def test_fp8_block_checkpoints_priced_as_shipped(name):
     """FP8 e4m3 128x128 blocks for attention, dense MLP and experts; router and lm_head 16-bit (MiniMax lists its
     router gate and correction bias in modules_to_not_convert; a bias names no matrix)."""
