@@ -45,3 +45,27 @@ def test_fp8_block_checkpoints_priced_as_shipped(name):
     shipped, bf16 = weights_budget(m, Plan()), weights_budget(m, Plan(weights="bf16"))
     assert (shipped.by_component.router, shipped.by_component.lm_head) == (bf16.by_component.router, bf16.by_component.lm_head)
     assert shipped.resident_bytes < 0.51 * bf16.resident_bytes
+
+
+@pytest.mark.parametrize("name", VENDORED)
+def test_cli_shows_and_estimates_each_vendored_profile(name):
+    """`models show` and `estimate --json` on each (exit 1 is "does not fit": GLM-5 on one H100); the JSON's
+    weights are the declared-format budget, the KV cache the budget's, nothing rounded away."""
+    from typer.testing import CliRunner
+
+    from oomplan.cli.app import app
+    from oomplan.memory.budget import estimate
+    from oomplan.profiles import load_gpu
+    from oomplan.specs.plan import Workload
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["models", "show", name])
+    assert shown.exit_code == 0 and name in shown.output
+    r = runner.invoke(app, ["estimate", name, "--gpu", "h100-80g", "--ctx", "8k", "--json"])
+    assert r.exit_code in (0, 1), r.output
+    per_gpu = json.loads(r.stdout)["per_gpu"]
+    m = load_model(name)
+    assert per_gpu["weights_bytes"] == weights_budget(m, Plan()).resident_bytes
+    ours = estimate(m, load_gpu("h100-80g"), Workload(ctx_tokens=8192, batch_size=1), Plan()).per_gpu
+    assert (per_gpu["kv_cache_bytes"], per_gpu["state_bytes"]) == (ours.kv_cache_bytes, ours.state_bytes)
+    assert (per_gpu["state_bytes"] > 0) == bool(m.state_layer_indices)
