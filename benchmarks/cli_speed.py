@@ -30,6 +30,9 @@ COMMANDS = [
     ["fit", "llama-3-8b", "--gpu", "a100-40g", "--ctx", "max"],
 ]
 BARE = [sys.executable, "-c", "import pydantic, typer, rich, yaml"]
+# `import pydantic` is lazy (pydantic/__init__.py's __getattr__): the bare import loads none of the model
+# machinery. Any pydantic model needs BaseModel, so this is the floor of a command whose specs are pydantic models.
+FLOOR = [sys.executable, "-c", "import pydantic, typer, rich, yaml; from pydantic import BaseModel"]
 ESTIMATE_405B = ["estimate", "llama-3.1-405b", "--gpu", "h100", "--ctx", "32k", "--tp", "8", "--pp", "2"]
 FIT_405B = ["fit", "llama-3.1-405b", "--gpu", "h100", "--ctx", "32k", "--max-gpus"]
 CTX_MAX_405B = ["fit", "llama-3.1-405b", "--gpu", "h100", "--ctx", "max", "--max-gpus"]
@@ -77,13 +80,17 @@ def main() -> None:
         wall, cpu, _ = median_run(oomplan(args), opts.runs)
         rows.append((" ".join(["oomplan", *args]), wall, cpu, search_size(args)))
     bare = median_run(BARE, opts.runs)
+    floor = median_run(FLOOR, opts.runs)
     est = median_run(oomplan(ESTIMATE_405B), opts.runs)
+    est_json = median_run(oomplan([*ESTIMATE_405B, "--json"]), opts.runs)
     fit512 = median_run(oomplan([*FIT_405B, "512"]), opts.runs)
     ctx256 = median_run(oomplan([*CTX_MAX_405B, "256"]), opts.runs)
     scale = [(n, median_run(oomplan([*FIT_405B, str(n)]), 3), median_run(oomplan([*CTX_MAX_405B, str(n)]), 3)) for n in (64, 256, 1024)]
     batch512 = median_run(oomplan([*BATCH_MAX_405B, "512"]), 3)
     ratios = [
         ("`oomplan estimate` (405B, TP8 x PP2) / bare `import pydantic, typer, rich, yaml`", est[1] / bare[1], "<= 1.3"),
+        ("`oomplan estimate --json` (nothing imported to render) / bare import", est_json[1] / bare[1], "<= 1.3"),
+        ("floor: bare import + `from pydantic import BaseModel` / bare import", floor[1] / bare[1], "-"),
         ("`fit 405B --gpu h100 --ctx 32k --max-gpus 512` / one estimate", fit512[1] / est[1], "<= 3"),
         ("`fit 405B --gpu h100 --ctx max --max-gpus 256` / one estimate", ctx256[1] / est[1], "<= 5"),
     ]
@@ -99,7 +106,8 @@ def main() -> None:
         "|---|---:|---:|",
         *[f"| {name} | {value:.2f}x | {target} |" for name, value, target in ratios],
         "",
-        f"Bare dependency import: {bare[1]:.3f} CPU s ({bare[0]:.3f} s wall); one estimate: {est[1]:.3f} CPU s ({est[0]:.3f} s wall).",
+        f"Bare dependency import: {bare[1]:.3f} CPU s ({bare[0]:.3f} s wall); with BaseModel: {floor[1]:.3f} CPU s; "
+        f"one estimate: {est[1]:.3f} CPU s ({est[0]:.3f} s wall), with --json {est_json[1]:.3f} CPU s.",
         "",
         "## Scaling in --max-gpus (405B on H100, ctx 32k; 3 runs each)",
         "",

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError
 
 from oomplan.errors import InputError, ProfileNotFoundError, RuntimeFailure
 from oomplan.safeio import (
-    MAX_INPUT_BYTES, exists, expand_user, is_dir, list_folder, probe, read_input_text, read_json, read_yaml,
+    MAX_INPUT_BYTES, exists, expand_user, is_dir, list_folder, load_yaml_text, probe, read_input_text, read_json, read_yaml,
 )
 from oomplan.specs.base import Strict
 from oomplan.specs.convert import build_file, error_line
@@ -98,10 +98,27 @@ def _expect_mapping(data: Any, path: Path, what: str) -> dict:
     return data
 
 
+_HEAD_KEYS = re.compile(r"^(name|aliases):")
+
+
+def head_fields(text: str, where: str) -> Any:
+    """The top-level `name:` and `aliases:` entries of a profile (with their continuation lines), parsed alone.
+    Finding a GPU by alias read all 33 shipped hardware profiles in full, a sixth of a command's start-up
+    (issue 16); tests/unit/test_profiles.py checks this equals the full parse for every shipped profile."""
+    kept: list[str] = []
+    keep = False
+    for line in text.splitlines():
+        if line[:1] not in ("", " ", "\t", "-", "#"):  # a new top-level key
+            keep = bool(_HEAD_KEYS.match(line))
+        if keep and not line.startswith("#"):
+            kept.append(line)
+    return load_yaml_text("\n".join(kept), where)
+
+
 def _index_keys(path: Path, shipped: bool) -> list[str]:
     """The names a profile file answers to; a broken user profile is reported once and skipped."""
     try:
-        data = read_yaml(path, "profile")
+        data = (head_fields(read_input_text(path, "profile", MAX_INPUT_BYTES), str(path)) or {}) if shipped else read_yaml(path, "profile")
         if not isinstance(data, dict):
             raise InputError(f"{clean(str(path))}: expected a profile mapping at the top level, got {type(data).__name__}")
         name, aliases = data.get("name", path.stem), data.get("aliases", ())

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import os
 import sys
@@ -13,9 +14,9 @@ import sys
 import typer
 
 from oomplan import __version__
-from oomplan.cli.common import STATE, error_line
 from oomplan.errors import EXIT_RUNTIME, OomplanError
-from oomplan.safeio import Terminated, install_signal_cleanup
+
+# oomplan.cli.common and oomplan.safeio (pydantic, yaml) are imported by main() once the collector is off.
 
 # command -> (module, attribute); a typer sub-application where the attribute ends in _app
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -41,6 +42,8 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
+    from oomplan.cli.common import STATE
+
     STATE["debug"] = debug
 
 
@@ -91,6 +94,13 @@ def _click_exceptions():
 def main() -> None:
     """The console script: usage errors become one line on stderr with exit 2, like every input error;
     output and I/O failures (closed or full stdout, a terminating signal) are one line with exit 3."""
+    # Start-up allocates hundreds of thousands of objects (modules, classes, pydantic fields) and none is
+    # garbage: the cyclic collector would pass over them again and again, a tenth of a command (issue 16).
+    # It is off until the command's modules are imported (_run), then those objects are frozen out of it.
+    gc.disable()
+    # pydantic looks for plugins by reading the entry points of every installed distribution the first time it
+    # builds a validator (milliseconds per hundred packages), for plugins a CLI never uses; a user's value is kept.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     code = _run()
     if not _flush_stdout():
         code = EXIT_RUNTIME
@@ -98,6 +108,9 @@ def main() -> None:
 
 
 def _run() -> int:
+    from oomplan.cli.common import STATE, error_line
+    from oomplan.safeio import Terminated, install_signal_cleanup
+
     if sys.stdout is None or not _fd_open(1):
         error_line("stdout is closed; nothing can be printed (redirect it to a file or /dev/null instead)")
         return EXIT_RUNTIME
@@ -108,7 +121,12 @@ def _run() -> int:
     install_signal_cleanup()
     abort, click_exception = _click_exceptions()
     try:
-        code = build_app(_invoked(sys.argv[1:]))(standalone_mode=False)
+        try:
+            command = build_app(_invoked(sys.argv[1:]))
+        finally:
+            gc.freeze()
+            gc.enable()
+        code = command(standalone_mode=False)
         return code if isinstance(code, int) else 0
     except abort:
         error_line("aborted")
@@ -158,6 +176,8 @@ def _fd_open(fd: int) -> bool:
 
 def _flush_stdout() -> bool:
     """Flush stdout now, so a full disk or /dev/full is exit 3 with one line (not an ignored error at exit)."""
+    from oomplan.cli.common import error_line
+
     try:
         if sys.stdout is not None:
             sys.stdout.flush()

@@ -6,15 +6,12 @@ compares model_type (tests/unit/test_family_boundary.py).
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from pydantic import ValidationError
 
 from oomplan.errors import InputError
-from oomplan.families import (
-    deepseek, exaone4, falcon, falcon_h1, gemma2, gemma3, glm4_moe, gpt_oss, granitemoehybrid, jamba, llama, mamba2, minimax_m2,
-    mistral, mistral3, nemotron_h, olmo, phi3, qwen2, qwen2_5_vl, qwen3, qwen3_5, qwen3_next, starcoder2,
-)
 from oomplan.formats.declared import Layers, declared_weights
 from oomplan.families.base import Family
 from oomplan.families.config import HfConfig, config_sha256
@@ -24,39 +21,81 @@ from oomplan.text import clean, shorten
 
 __all__ = ["FAMILIES", "REGISTRY", "Family", "family_for", "parse_hf_config", "config_sha256"]
 
-FAMILIES: tuple[Family, ...] = (
-    llama.FAMILY, mistral.MISTRAL, mistral.MIXTRAL, qwen2.QWEN2, qwen2.QWEN2_MOE, qwen3.QWEN3, qwen3.QWEN3_MOE,
-    gemma2.FAMILY, phi3.FAMILY, falcon.FAMILY, deepseek.FAMILY,
-    qwen3_next.FAMILY, qwen3_5.FAMILY, qwen2_5_vl.FAMILY, nemotron_h.FAMILY, granitemoehybrid.FAMILY, falcon_h1.FAMILY, jamba.FAMILY, mamba2.FAMILY,
+# model_type (and wrapper architecture) -> (module of this package, attribute): a family's module, and the
+# pydantic config class it defines, is imported only when a config names it (issue 16: start-up).
+# tests/unit/test_families.py checks these tables against every Family defined in the package.
+BY_TYPE: dict[str, tuple[str, str]] = {
+    "llama": ("llama", "FAMILY"), "mistral": ("mistral", "MISTRAL"), "mixtral": ("mistral", "MIXTRAL"),
+    "qwen2": ("qwen2", "QWEN2"), "qwen2_moe": ("qwen2", "QWEN2_MOE"), "qwen3": ("qwen3", "QWEN3"), "qwen3_moe": ("qwen3", "QWEN3_MOE"),
+    "gemma2": ("gemma2", "FAMILY"), "phi3": ("phi3", "FAMILY"), "falcon": ("falcon", "FAMILY"),
+    "deepseek_v2": ("deepseek", "FAMILY"), "deepseek_v3": ("deepseek", "FAMILY"), "qwen3_next": ("qwen3_next", "FAMILY"),
+    "qwen3_5": ("qwen3_5", "FAMILY"), "qwen3_5_text": ("qwen3_5", "FAMILY"), "qwen3_5_moe": ("qwen3_5", "FAMILY"),
+    "qwen3_5_moe_text": ("qwen3_5", "FAMILY"), "qwen2_5_vl": ("qwen2_5_vl", "FAMILY"), "nemotron_h": ("nemotron_h", "FAMILY"),
+    "granitemoehybrid": ("granitemoehybrid", "FAMILY"), "falcon_h1": ("falcon_h1", "FAMILY"), "jamba": ("jamba", "FAMILY"),
+    "mamba2": ("mamba2", "FAMILY"),
     # 2025-26 families (issue 13)
-    gemma3.TEXT, gemma3.WRAPPER, gpt_oss.FAMILY, deepseek.KIMI_K2, deepseek.V32, deepseek.GLM5, glm4_moe.FAMILY,
-    minimax_m2.FAMILY, starcoder2.FAMILY, olmo.OLMO2, olmo.OLMO3, exaone4.FAMILY, mistral3.WRAPPER,
-)
-REGISTRY: dict[str, Family] = {t: fam for fam in FAMILIES for t in fam.model_types}
-BY_ARCHITECTURE: dict[str, Family] = {a: fam for fam in FAMILIES for a in fam.architectures}
+    "gemma3_text": ("gemma3", "TEXT"), "gemma3": ("gemma3", "WRAPPER"), "gpt_oss": ("gpt_oss", "FAMILY"),
+    "kimi_k2": ("deepseek", "KIMI_K2"), "deepseek_v32": ("deepseek", "V32"), "glm_moe_dsa": ("deepseek", "GLM5"),
+    "glm4_moe": ("glm4_moe", "FAMILY"), "minimax_m2": ("minimax_m2", "FAMILY"), "starcoder2": ("starcoder2", "FAMILY"),
+    "olmo2": ("olmo", "OLMO2"), "olmo3": ("olmo", "OLMO3"), "exaone4": ("exaone4", "FAMILY"), "mistral3": ("mistral3", "WRAPPER"),
+}
+BY_WRAPPER: dict[str, tuple[str, str]] = {
+    "Qwen3_5ForConditionalGeneration": ("qwen3_5", "FAMILY"), "Qwen3_5MoeForConditionalGeneration": ("qwen3_5", "FAMILY"),
+    "Qwen2_5_VLForConditionalGeneration": ("qwen2_5_vl", "FAMILY"), "Gemma3ForCausalLM": ("gemma3", "TEXT"),
+    "Gemma3ForConditionalGeneration": ("gemma3", "WRAPPER"), "Mistral3ForConditionalGeneration": ("mistral3", "WRAPPER"),
+}
+
+
+def _load(entry: tuple[str, str]) -> Family:
+    module, attribute = entry
+    family: Family = getattr(importlib.import_module(f"oomplan.families.{module}"), attribute)
+    return family
+
+
+def family_named(model_type: str) -> Family | None:
+    """The family reading this model_type, its module imported now; None when no family does."""
+    entry = BY_TYPE.get(model_type)
+    return _load(entry) if entry is not None else None
+
+
+def all_families() -> tuple[Family, ...]:
+    """Every family, each module imported: for listings, messages and tests, never on a plan's path."""
+    return tuple(dict.fromkeys(_load(e) for e in (*BY_TYPE.values(), *BY_WRAPPER.values())))
+
+
+def __getattr__(name: str) -> Any:
+    """FAMILIES, REGISTRY and BY_ARCHITECTURE (every family module imported), as before the lazy tables."""
+    if name == "FAMILIES":
+        return all_families()
+    if name == "REGISTRY":
+        return {t: _load(e) for t, e in BY_TYPE.items()}
+    if name == "BY_ARCHITECTURE":
+        return {a: _load(e) for a, e in BY_WRAPPER.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def family_for(cfg: HfConfig) -> Family | None:
+    """The family of a config: by model_type, else by a wrapper architecture that names one."""
+    if cfg.model_type in BY_TYPE:
+        return family_named(cfg.model_type)
+    return next((_load(BY_WRAPPER[a]) for a in cfg.architectures if a in BY_WRAPPER), None)
+
 
 _NOT_CAUSAL_HINTS = ("ForMaskedLM", "ForSequenceClassification", "ForImageClassification", "ForConditionalGeneration", "Model")
 _NOT_DECODERS = ("bert", "roberta", "t5", "bart", "vit", "clip", "whisper", "distilbert", "deberta", "electra")
 
 
-def family_for(cfg: HfConfig) -> Family | None:
-    """The family of a config: by model_type, else by a wrapper architecture that names one."""
-    if cfg.model_type in REGISTRY:
-        return REGISTRY[cfg.model_type]
-    return next((BY_ARCHITECTURE[a] for a in cfg.architectures if a in BY_ARCHITECTURE), None)
-
-
 def _check_decoder(cfg: HfConfig, raw: dict[str, Any], where: str) -> None:
     """Reject configs that are clearly not decoder-only causal LMs, and multimodal wrappers we do not read yet."""
     arch = cfg.architectures[0] if cfg.architectures else ""
-    if (arch.endswith("ForConditionalGeneration") and arch not in BY_ARCHITECTURE and cfg.model_type not in REGISTRY
+    if (arch.endswith("ForConditionalGeneration") and arch not in BY_WRAPPER and cfg.model_type not in BY_TYPE
             and isinstance(raw.get("text_config"), dict)):
-        wrappers = sorted({fam.name for fam in FAMILIES if fam.text_config or fam.architectures})
+        wrappers = sorted({fam.name for fam in all_families() if fam.text_config or fam.architectures})
         raise InputError(
             f"{where}: {clean(arch)} (model_type {clean(cfg.model_type)!r}) is a multimodal wrapper of a decoder that oomplan "
             f"does not read yet (its decoder is under text_config); refusing rather than guessing. Wrappers read: {', '.join(wrappers)}"
         )
-    if arch and arch not in BY_ARCHITECTURE and not arch.endswith("ForCausalLM") and arch.endswith(_NOT_CAUSAL_HINTS):
+    if arch and arch not in BY_WRAPPER and not arch.endswith("ForCausalLM") and arch.endswith(_NOT_CAUSAL_HINTS):
         raise InputError(f"{where}: {arch} ({cfg.model_type or 'unknown model_type'}) is not a decoder-only causal LM; oomplan plans *ForCausalLM models")
     if cfg.model_type in _NOT_DECODERS:
         raise InputError(f"{where}: model_type {cfg.model_type!r} is not a decoder-only causal LM")
@@ -123,26 +162,26 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
     if family is not None and family.text_config:
         wrapper = family
         view, warnings = _text_view(raw, family, source)
-        family = REGISTRY.get(str(view.get("model_type")))
+        family = family_named(str(view.get("model_type")))
         cfg = build(HfConfig, view, f"{source}: text_config")
     if family is None:
         if cfg.hidden_size is None or cfg.num_hidden_layers is None or cfg.num_attention_heads is None:
             raise InputError(
                 f"{source}: model_type {cfg.model_type!r} is not supported and lacks llama-like fields "
-                f"(hidden_size, num_hidden_layers, num_attention_heads); supported: {', '.join(REGISTRY)}"
+                f"(hidden_size, num_hidden_layers, num_attention_heads); supported: {', '.join(BY_TYPE)}"
             )
         unpriced = unpriced_fields(view)
         if unpriced:
             raise InputError(
                 f"{source}: model_type {clean(cfg.model_type)!r} is not a known family and its config holds fields the llama "
-                f"reader cannot price ({', '.join(unpriced)}); refusing rather than guessing. Families: {', '.join(REGISTRY)}"
+                f"reader cannot price ({', '.join(unpriced)}); refusing rather than guessing. Families: {', '.join(BY_TYPE)}"
             )
         if cfg.model_type:
             # llama-shaped keys do not make a llama: a plain MLP (phi, gpt_neox), biases, parallel blocks or
             # partial rotary change the counts, and a guess would look exact. Only an unnamed config is read as llama.
             raise InputError(
                 f"{source}: model_type {clean(cfg.model_type)!r} is not a known family; refusing rather than guessing its layout "
-                f"(if it is exactly llama's, set \"model_type\": \"llama\" in a copy of the config). Families: {', '.join(REGISTRY)}"
+                f"(if it is exactly llama's, set \"model_type\": \"llama\" in a copy of the config). Families: {', '.join(BY_TYPE)}"
             )
         warnings.append("config names no model_type; read as llama (set model_type to use another family's layout)")
     elif family.defaults or family.config is not HfConfig:
@@ -150,7 +189,7 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
         cfg = build(family.config, {**family.defaults, **view}, source)
     try:  # every later-stage spec (MoeSpec, MlaSpec, LayerSpec, ModelSpec) too: one line, never a ValidationError
         if family is None:
-            fields = llama.build(cfg, source)
+            fields = _load(BY_TYPE["llama"]).build(cfg, source)
             # read as llama; the probe-checked and llama.cpp per-arch rules apply only when it names no other type
             fields.update(training_probe_checked=not cfg.model_type, gguf_arch=cfg.model_type or "llama")
         else:

@@ -65,7 +65,7 @@ def _refuse_lax_numbers(cls: type[BaseModel], data: Any) -> Any:
 class Strict(BaseModel):
     """Our own YAML and plan files: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -76,7 +76,7 @@ class Strict(BaseModel):
 class Lenient(BaseModel):
     """Third-party files (HF config.json): unknown keys are ignored."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

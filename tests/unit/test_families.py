@@ -20,6 +20,30 @@ def test_every_model_type_has_one_family_and_cites_transformers():
     assert set(BY_ARCHITECTURE) >= {"Gemma3ForConditionalGeneration", "Mistral3ForConditionalGeneration"}
 
 
+def test_lazy_tables_name_every_family_in_the_package():
+    """families/__init__.py's BY_TYPE/BY_WRAPPER tables (imports only the family a config names) against every
+    Family object defined in a module of the package: a new family module must be added to the tables."""
+    import importlib
+    import pkgutil
+
+    import oomplan.families as package
+    from oomplan.families import BY_TYPE, BY_WRAPPER
+    from oomplan.families.base import Family
+
+    from oomplan.families import family_named
+
+    types, wrappers = set(), set()
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"oomplan.families.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Family):
+                types.update(value.model_types)
+                wrappers.update(value.architectures)
+                assert all(family_named(t) is value for t in value.model_types), value.name
+    assert set(BY_TYPE) == types
+    assert set(BY_WRAPPER) == wrappers
+
+
 def test_per_layer_structure_gemma3_text():
     spec = parse_hf_config({"model_type": "gemma3_text", "num_hidden_layers": 12, "sliding_window": 512}, "g", "t")
     kinds = [(layer.attention.kind, layer.attention.window_tokens) for layer in spec.layers]

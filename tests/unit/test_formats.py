@@ -37,6 +37,24 @@ def test_kv_vector_bytes(fmt, num_values, expected):
     assert formats.get(fmt).kv_vector_bytes(num_values) == expected
 
 
+def test_shipped_rows_validate_and_equal_the_unvalidated_build():
+    """registry() builds the shipped rows with model_construct (start-up, issue 16): each row must pass full
+    validation (extra keys forbidden, types, ranges) and give the same row; a bad edit fails here."""
+    import yaml
+    from pydantic import ValidationError
+
+    from oomplan.formats.base import FormatRow
+    from oomplan.formats.registry import DATA, shipped_row
+
+    raw = yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    assert raw["schema_version"] == 1 and set(raw) == {"schema_version", "formats"}
+    for name, fields in raw["formats"].items():
+        assert shipped_row(fields) == FormatRow.model_validate(fields), name
+    bad = dict(raw["formats"]["bf16"], weights={"grade": 0, "alias": ["x"]})  # a misspelt key
+    with pytest.raises(ValidationError):
+        FormatRow.model_validate(bad)
+
+
 def test_every_row_names_a_registered_layout_and_every_layout_is_used():
     used = {f.row.layout for f in formats.registry().values()}
     assert used == set(LAYOUTS)

@@ -97,3 +97,20 @@ def test_raw_gpu_uses_the_documented_default_overheads():
     assert o.cublas_workspace_bytes == 32 * 2**20
     assert o.nccl_buffer_bytes == max(s.nccl_buffer_bytes for s in shipped)
     assert o.allocator_fraction == 0.02 and not g.supports_fp8
+
+
+@pytest.mark.parametrize("path", FILES + sorted(glob.glob(str(ROOT.parent / "model_profiles" / "*.yaml"))))
+def test_index_reads_name_and_aliases_like_the_full_parse(path):
+    """The profile index parses only the top-level name/aliases lines of shipped profiles (start-up, issue 16)."""
+    from oomplan.profiles import head_fields
+
+    full = yaml.safe_load(Path(path).read_text())
+    head = head_fields(Path(path).read_text(), path) or {}
+    assert head == {k: full[k] for k in ("name", "aliases") if k in full}
+
+
+def test_head_fields_stops_at_the_next_key():
+    from oomplan.profiles import head_fields
+
+    text = "# c\nname: x\naliases:\n- a\n# note\n- b\nsource: |\n  name: y\naliases2: [z]\n"
+    assert head_fields(text, "t") == {"name": "x", "aliases": ["a", "b"]}
