@@ -1,6 +1,9 @@
-"""`oomplan check PLAN.yaml`: the CI gate. Exit 0 fits, 1 does not, 2 invalid input."""
+"""`oomplan check PLAN.yaml [PLAN.yaml ...]`: the CI gate. One file: its budget and verdict (exit 0 fits, 1 does
+not, 2 invalid input). Several files (or --format junit|github): one summary, exit the worst code
+(oomplan/planner/gate.py: pass 0 < fail 1 < bad input 2 < runtime 3)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -11,22 +14,26 @@ from oomplan.cli.engine_opts import (
 )
 from oomplan.cli.common import handle_errors, print_json, stdout, warn
 from oomplan.cli.train import run_train_check
-from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
+from oomplan.planner.gate import GateOptions
+from oomplan.planner.gate import headroom_line
 from oomplan.planner.recheck import recheck
 from oomplan.report.estimate_json import estimate_json
 from oomplan.report.estimate_table import budget_table
-from oomplan.units import format_bytes, parse_count, parse_fraction
+from oomplan.report.plan_yaml import check_output, write_atomic
+from oomplan.text import clean, shorten
+from oomplan.units import parse_count, parse_fraction
 
 
 @handle_errors
 def check_command(
-    plan: str = typer.Argument(..., help="A plan file written by oomplan fit -o."),
+    plans: list[str] = typer.Argument(..., help="Plan files written by oomplan fit -o (several: one summary, exit the worst code).", metavar="PLAN..."),
     gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="Try the plan on another card."),
     ctx: Optional[str] = typer.Option(None, "--ctx", help="Override the plan's context length."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Override the plan's batch size."),
     margin: str = typer.Option("0%", "--margin", help="Headroom required, as a share of the card: 10% or 0.1."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings (changed config, changed prediction) as errors."),
-    as_json: bool = typer.Option(False, "--json", help="Print the estimate JSON with a 'check' object."),
+    as_json: bool = typer.Option(False, "--json", help="Print the estimate JSON with a 'check' object (several files: one row per file)."),
     engine: Optional[str] = typer.Option(None, "--engine", help="hf, vllm, sglang or llamacpp (default: the plan's workload.engine)."),
     gpu_memory_utilization: Optional[str] = GPU_MEMORY_UTILIZATION,
     max_model_len: Optional[str] = MAX_MODEL_LEN,
@@ -36,9 +43,28 @@ def check_command(
     gguf_type: Optional[str] = GGUF_TYPE,
     n_gpu_layers: Optional[int] = N_GPU_LAYERS,
     engine_version: Optional[str] = ENGINE_VERSION,
+    output_format: str = typer.Option("text", "--format", help="text (one file: its budget; several: a summary table), junit (JUnit XML) or github (workflow annotations)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="--format junit: write the XML to this file (atomically) instead of stdout."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing -o file."),
 ) -> None:
-    """Re-compute a plan and gate on it. Exit 0 fits (with the margin), 1 does not, 2 invalid input."""
+    """Re-compute plans and gate on them. Exit 0 fits (with the margin), 1 does not, 2 invalid input, 3 runtime failure; several files: the worst."""
     required = parse_fraction(margin, "--margin", 0.0, 0.99)
+    fmt = output_format.strip().lower()
+    if fmt not in FORMATS:
+        raise InputError(f"--format: {shorten(output_format, 40)!r} is not accepted; use one of {', '.join(FORMATS)}")
+    if output is not None and fmt != "junit":
+        raise InputError("-o/--output: only with --format junit (the other formats print to stdout)")
+    if len(plans) > 1 or fmt != "text":
+        if output is not None:  # before any work
+            check_output(output, force)
+        gate_opts = GateOptions(gpu=gpu, ctx_tokens=parse_count(ctx, "--ctx") if ctx else None, batch_size=batch, margin=required,
+                                strict=strict, engine=check_engine(engine) if engine else None,
+                                engine_options=engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
+                                                              mem_fraction_static, gguf_type, n_gpu_layers, engine_version))
+        if gate_opts.engine == "hf":
+            refuse_engine_version_without_engine(engine_version)
+        run_gate(plans, gate_opts, fmt, output, force, as_json)
+    plan = plans[0]
     from oomplan.planner.train_recheck import is_training_plan
 
     if is_training_plan(plan):  # written by fit --train: oomplan/cli/train.py
@@ -53,10 +79,7 @@ def check_command(
     refuse_engine_version_without_engine(engine_version)
     est, ok = result.estimate, result.fits_with_margin(required)
     total, cap = est.per_gpu.total_bytes, est.capacity_bytes
-    verdict = (
-        f"{'PASS' if ok else 'FAIL'}: {format_bytes(total)} of {format_bytes(cap)} per GPU on {est.gpu.name}, "
-        f"headroom {100 * (cap - total) / cap:.1f}% (required {100 * required:.0f}%)"
-    )
+    verdict = headroom_line(ok, total, cap, est.gpu.name, required)
     if as_json:
         print_json(estimate_json(est) | {"check": {"pass": ok, "margin": required, "plan_file": plan}})
     else:
@@ -64,3 +87,32 @@ def check_command(
         out.print(budget_table(est))
         out.print(verdict, style="green" if ok else "bold red")
     raise typer.Exit(EXIT_OK if ok else EXIT_DOES_NOT_FIT)
+
+
+FORMATS = ("text", "junit", "github")
+
+
+def run_gate(plans: list[str], opts: GateOptions, fmt: str, output: Optional[Path], force: bool, as_json: bool) -> None:
+    """Every plan file through the gate in this process; one summary; exit the worst code."""
+    from oomplan.planner.gate import gate_file, worst_exit_code
+    from oomplan.report.gate import gate_github, gate_json, gate_junit, gate_table, summary_line
+
+    verdicts = [gate_file(path, opts) for path in plans]
+    for v in verdicts:
+        warn(list(v.warnings), strict=False)
+    if fmt == "junit":
+        xml = gate_junit(verdicts)
+        if output is None:
+            typer.echo(xml, nl=False)
+        else:
+            write_atomic(output, xml, force)
+            typer.echo(f"wrote JUnit XML ({len(verdicts)} test cases) to {clean(str(output))}", err=True)
+    elif fmt == "github":
+        typer.echo(gate_github(verdicts))
+    elif as_json:
+        print_json(gate_json(verdicts))
+    if fmt == "text" and not as_json or output is not None:
+        out = stdout()
+        out.print(gate_table(verdicts))
+        out.print(summary_line(verdicts), soft_wrap=True)
+    raise typer.Exit(worst_exit_code(verdicts))

@@ -12,7 +12,7 @@ from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
-from oomplan.units import format_bytes, parse_count, parse_fraction
+from oomplan.units import parse_count, parse_fraction
 
 if TYPE_CHECKING:
     from oomplan.engines.options import EngineOptions
@@ -72,22 +72,12 @@ def engine_prediction(engine: str, model: ModelSpec, gpu: GpuSpec, plan: Plan, w
     return e.predict(model, gpu, e.settings_for_plan(plan, workload, opts))
 
 
-def workload_verdict(p: EnginePrediction, workload: Workload) -> tuple[bool, str]:
-    ctx, batch = workload.ctx_tokens, workload.batch_size
-    if p.fits_workload(ctx, batch):
-        return True, f"fits: {batch} x {ctx:,} tokens in a pool of {p.kv_cache_tokens:,} tokens"
-    if not p.ok:
-        return False, "does not fit: the engine will not serve this configuration (see above)"
-    if ctx > p.context_tokens:
-        return False, f"does not fit: {ctx:,} tokens per sequence, the engine serves at most {p.context_tokens:,}"
-    limit = min(p.max_running_requests, int(p.max_concurrency))
-    return False, f"does not fit: batch {batch} of {ctx:,} tokens, the pool holds {p.max_concurrency:.2f} at once (at most {limit} run)"
-
-
 def render_engine(p: EnginePrediction, workload: Workload, extra_json: dict[str, Any], as_json: bool, strict: bool) -> None:
     """Print the engine table (or the JSON with its `engine` object) and exit 0 when the workload fits."""
     from oomplan.report.engine_report import engine_json, engine_table, verdict_lines
     warn(p.warnings, strict)
+    from oomplan.planner.gate import workload_verdict
+
     ok, line = workload_verdict(p, workload)
     if as_json:
         print_json(extra_json | {"engine": engine_json(p), "fits": ok})
@@ -109,11 +99,10 @@ def check_engine_plan(engine: str, est: Any, opts: EngineOptions, required: floa
     workload = est.workload.model_copy(update={"engine": engine})
     p = engine_prediction(engine, est.model, est.gpu, est.plan, workload, opts)
     warn(p.warnings, strict)
-    fits, line = workload_verdict(p, workload)
-    ok = fits and p.gpu_total_bytes <= p.capacity_bytes * (1.0 - required)
-    cap = p.capacity_bytes
-    verdict = (f"{'PASS' if ok else 'FAIL'}: {line}; {engine_name(engine)} holds {format_bytes(p.gpu_total_bytes)} of "
-               f"{format_bytes(cap)} per GPU, headroom {100 * (cap - p.gpu_total_bytes) / cap:.1f}% (required {100 * required:.0f}%)")
+    from oomplan.planner.gate import engine_line, workload_verdict
+
+    ok, verdict = engine_line(engine_name(engine), p, workload, required)
+    fits = workload_verdict(p, workload)[0]
     if as_json:
         print_json(estimate_json(est) | {"engine": engine_json(p), "fits": fits,
                                          "check": {"pass": ok, "margin": required, "plan_file": plan_path}})

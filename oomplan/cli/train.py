@@ -12,7 +12,7 @@ from oomplan.cli.common import print_json, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.training import FSDP_MODES, LORA_ALL_LINEAR, OPTIMIZERS, PRECISIONS, RECOMPUTES, TRAIN_MODES, TrainingPlan
-from oomplan.units import DEFAULT_HOST_MEMORY_BYTES, format_bytes, parse_bytes, parse_count
+from oomplan.units import DEFAULT_HOST_MEMORY_BYTES, parse_bytes, parse_count
 
 # The training model, planner and reports are imported by the functions that use them: the inference
 # commands import this module for its options only, and stay as fast as before.
@@ -235,6 +235,7 @@ def _write_plan(result, a: TrainFitArgs) -> None:
 def run_train_check(plan: str, gpu: Optional[str], seq: Optional[str], batch: Optional[int], required: float,
                     strict: bool, as_json: bool) -> None:
     """`check` of a training plan file: exit 0 fits with the margin, 1 does not."""
+    from oomplan.planner.gate import headroom_line
     from oomplan.planner.train_recheck import train_recheck
     from oomplan.report.train_report import train_budget_table, train_estimate_json
 
@@ -242,8 +243,7 @@ def run_train_check(plan: str, gpu: Optional[str], seq: Optional[str], batch: Op
     warn(result.warnings, strict)
     est, ok = result.estimate, result.fits_with_margin(required)
     total, cap = est.per_gpu.total_bytes, est.capacity_bytes
-    verdict = (f"{'PASS' if ok else 'FAIL'}: {format_bytes(total)} of {format_bytes(cap)} per GPU on {est.gpu.name}, "
-               f"headroom {100 * (cap - total) / cap:.1f}% (required {100 * required:.0f}%)")
+    verdict = headroom_line(ok, total, cap, est.gpu.name, required)
     if as_json:
         print_json(train_estimate_json(est, result.speed) | {"check": {"pass": ok, "margin": required, "plan_file": plan}})
     else:
