@@ -98,7 +98,8 @@ def main() -> None:
         f"# CLI speed ({opts.runs} fresh processes each, medians)",
         "",
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} cores (shared); bytecode cached (a warm-up run first). CPU s = user + sys of the process.",
+        f"{os.cpu_count()} cores (shared); bytecode cached as users have it (PYTHONDONTWRITEBYTECODE, which the development machine sets, "
+        "is removed for the children; a warm-up run writes the cache). CPU s = user + sys of the process.",
         "",
         "## Ratios (issue #16), measured side by side in this run",
         "",

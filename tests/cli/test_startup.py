@@ -31,6 +31,15 @@ def test_estimate_json_imports_no_other_command_and_no_rendering():
     assert not {"oomplan.cli.fit", "oomplan.cli.curve", "oomplan.cli.vet", "oomplan.cli.probe", "oomplan.planner.search"} & mods
 
 
+def test_estimate_imports_only_its_models_family():
+    """Family modules (each defines pydantic config classes) load only for the model_type a config names."""
+    mods = _modules(["estimate", "llama-3-8b", "--gpu", "h100", "--ctx", "4k", "--json"])
+    families = {m for m in mods if m.startswith("oomplan.families.")}
+    assert families == {"oomplan.families.base", "oomplan.families.config", "oomplan.families.llama"}
+    mods = _modules(["estimate", "qwen3-next-80b-a3b", "--gpu", "h100", "--ctx", "4k", "--json"])
+    assert "oomplan.families.qwen3_next" in mods and "oomplan.families.llama" not in mods
+
+
 def test_estimate_table_renders_with_rich():
     mods = _modules(["estimate", "llama-3-8b", "--gpu", "h100", "--ctx", "4k"])
     assert "rich.table" in mods and "oomplan.cli.fit" not in mods
