@@ -60,7 +60,7 @@ def _base(plan_path: Optional[str], knobs: dict[str, Any]) -> tuple[Plan, Option
 @handle_errors
 def curve_command(
     model: Optional[str] = typer.Argument(None, help="Profile name/alias or config.json (default with --plan: the plan's model)."),
-    gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="GPU profile, a profile YAML, or auto (default with --plan: the plan's GPU)."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="GPU profile, a profile YAML, or auto (default with --plan: the plan's GPU); a comma list or 'all': each card's cliff, one row per card."),
     plan_file: Optional[str] = typer.Option(None, "--plan", help="Start from a plan file (fit -o); knobs given here override it."),
     x_axis: str = typer.Option("ctx", "--x", help="ctx: sweep context length; batch: sweep batch size."),
     from_x: Optional[str] = typer.Option(None, "--from", help="First x (default: 1k tokens, or 1 sequence)."),
@@ -96,7 +96,12 @@ def curve_command(
         raise InputError("--gpu: give a GPU profile (or --plan plan.yaml)")
     folder = Path(plan_file).parent if plan_file else None  # a plan's relative refs are its folder's
     spec = load_model(model) if model else load_model(pf.model.ref, f"{plan_file}: model.ref", base=folder)
-    card = resolve_gpu(gpu) if gpu else load_gpu(pf.gpu.ref, f"{plan_file}: gpu.ref", base=folder)
+    from oomplan.cli.cards import card_list
+
+    compared = card_list(gpu) if gpu else None
+    if compared is not None and (png is not None or svg is not None):
+        raise InputError("--png/--svg: one chart is one card; comparing cards prints one row per card (drop --png/--svg or give one --gpu)")
+    card = resolve_gpu(gpu if compared is None else compared[0]) if gpu else load_gpu(pf.gpu.ref, f"{plan_file}: gpu.ref", base=folder)
     axis = x_axis.strip().lower()
     if axis not in ("ctx", "batch"):
         raise InputError(f"--x: {x_axis!r} is not ctx or batch")
@@ -109,6 +114,10 @@ def curve_command(
         fixed = parse_count(ctx, "--ctx") if ctx is not None else (pf.workload.ctx_tokens if pf else 4096)
         start = parse_count(from_x if from_x is not None else "1", "--from", 1, 2**20)
         end = parse_count(to_x if to_x is not None else "256", "--to", 1, 2**20)  # Workload.batch_size <= 2^20
+    if compared is not None:  # one row per card: each plan's cliff (oomplan/cli/cards.py)
+        from oomplan.cli.cards import resolve_cards, run_curve_comparison
+
+        run_curve_comparison(spec, resolve_cards(compared), _plans(base, compare), axis, fixed, start, end, points, as_json)
     cs = memory_curves(spec, card, _plans(base, compare), axis, fixed, start, end, points)
     warn(sorted({w for c in cs.curves for w in c.warnings}), strict=False)
     _write_files(cs, png, svg, force)

@@ -16,7 +16,7 @@ from oomplan.cli.train import (
     DP, FSDP, GRAD_ACCUM, HOST_MEM, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OFFLOAD_PARAMS, OPTIMIZER, PRECISION, RECOMPUTE, SEQ,
     SP, TRAIN, ZERO, TrainFlags, reject_inference_flags, run_train_estimate,
 )
-from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.memory.budget import estimate
 from oomplan.profiles import load_model
 from oomplan.report.estimate_json import estimate_json
@@ -27,7 +27,7 @@ from oomplan.units import parse_bytes, parse_count
 def estimate_command(
     model: str = typer.Argument(..., help="Profile name/alias, Hugging Face repo id org/name[@rev], a checkpoint folder (config.json + safetensors), config.json or profile YAML."),
     revision: Optional[str] = typer.Option(None, "--revision", help="Hugging Face repo revision (branch, tag or commit); same as org/name@REV."),
-    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (oomplan gpus), a profile YAML, or a raw capacity: 24GiB, 2x80GiB."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (oomplan gpus), a profile YAML, or a raw capacity: 24GiB, 2x80GiB; a comma list (a100-80g,h100,l40s) or 'all': one row per card."),
     ctx: str = typer.Option("4k", "--ctx", help="Tokens per sequence, prompt + generated: 32k, 32K or 32768 (k = 1024)."),
     batch: int = typer.Option(1, "--batch", help="Concurrent sequences."),
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel GPUs."),
@@ -64,7 +64,13 @@ def estimate_command(
 ) -> None:
     """How much memory, where it goes, and whether it fits. Exit 0 fits, 1 does not, 2 bad input."""
     spec = load_model(model, revision=revision)
-    card = resolve_gpu(gpu)
+    from oomplan.cli.cards import card_list
+
+    compared = card_list(gpu)
+    if compared is not None and (train is not None or engine != "hf"):
+        raise InputError("--gpu: comparing cards (a comma list or 'all') is for inference estimates (--engine hf); give one card with --train or --engine")
+    card = resolve_gpu(gpu if compared is None else compared[0])
+    tp_asked, pp_asked = tp, pp
     card, tp, pp = raw_gpu_parallel(card, tp, pp)
     flags = TrainFlags(train, optimizer, precision, seq, grad_accum, dp, zero, fsdp, sp, recompute, lora_rank, lora_targets,
                        offload_optimizer, offload_params, host_mem)
@@ -80,6 +86,11 @@ def estimate_command(
         offload_bytes=parse_bytes(offload_gib, "--offload-gib"), attention=attention,
         prefill_chunk_tokens=parse_count(prefill_chunk, "--prefill-chunk") if prefill_chunk else None, logits=logits,
     )
+    if compared is not None:  # one row per card: oomplan/cli/cards.py
+        from oomplan.cli.cards import resolve_cards, run_estimate_comparison
+
+        refuse_engine_version_without_engine(engine_version)
+        run_estimate_comparison(spec, resolve_cards(compared), tp_asked, pp_asked, workload, plan, strict, as_json)
     est = estimate(spec, card, workload, plan)
     warn(est.warnings, strict)
     if workload.engine != "hf":

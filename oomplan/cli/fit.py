@@ -48,7 +48,7 @@ def _choice(value: str | None, accepted: tuple[str, ...], flag: str, aliases: di
 def fit_command(
     model: str = typer.Argument(..., help="Profile name/alias, Hugging Face repo id org/name[@rev], a checkpoint folder (config.json + safetensors), config.json or profile YAML."),
     revision: Optional[str] = typer.Option(None, "--revision", help="Hugging Face repo revision (branch, tag or commit); same as org/name@REV."),
-    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias, a profile YAML, or a raw capacity: 24GiB, 2x80GiB (N = GPUs to use)."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias, a profile YAML, or a raw capacity: 24GiB, 2x80GiB (N = GPUs to use); a comma list (a100-80g,h100,l40s) or 'all' compares cards."),
     ctx: str = typer.Option("4k", "--ctx", help="Tokens per sequence (32k, 32768) or 'max' for the longest that fits."),
     batch: str = typer.Option("1", "--batch", help="Concurrent sequences, or 'max' for the most that fit."),
     objective: str = typer.Option("quality", "--objective", help="quality | throughput | gpus | cost."),
@@ -56,7 +56,7 @@ def fit_command(
     gpus: Optional[int] = typer.Option(None, "--gpus", min=1, help="Use exactly N GPUs."),
     max_gpus: Optional[int] = typer.Option(None, "--max-gpus", min=1, help="Use at most N GPUs (default: one node)."),
     host_mem: str = typer.Option(f"{DEFAULT_HOST_MEMORY_BYTES // GIB}GiB", "--host-mem", help="CPU memory available for offloaded weights."),
-    price: Optional[float] = typer.Option(None, "--price", min=0.0, help="Price per GPU-hour, for cost per million tokens."),
+    price: Optional[list[str]] = typer.Option(None, "--price", help="US$ per GPU-hour, for $ per million tokens: 2.49 (one card), CARD=USD pairs (repeatable or comma-separated: h100=2.49,l40s=0.99) or a prices YAML with a source per price."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Fix the weight format instead of searching it."),
     kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="Fix the KV dtype instead of searching it."),
     dms: bool = typer.Option(True, "--dms/--no-dms", help="Search DMS ratios (need a DMS-retrofitted checkpoint)."),
@@ -90,7 +90,16 @@ def fit_command(
     objective = _choice(objective, OBJECTIVES, "--objective")
     if attention not in ("sdpa", "eager"):
         raise InputError(f"--attention: {attention!r} is not accepted; use sdpa or eager")
-    spec, card = load_model(model, revision=revision), resolve_gpu(gpu)
+    from oomplan.cli.cards import card_list, prices_for, resolve_cards
+
+    compared = card_list(gpu)
+    spec = load_model(model, revision=revision)
+    cards = resolve_cards(compared) if compared is not None else [(gpu, resolve_gpu(gpu))]
+    card = cards[0][1]
+    prices = prices_for(price, cards)
+    card_price = prices[card.name].usd_per_gpu_hour if card.name in prices else None
+    if compared is not None and (train is not None or check_engine(engine) != "hf"):
+        raise InputError("--gpu: comparing cards (a comma list or 'all') is for inference plans (--engine hf); give one card with --train or --engine")
     limits = SearchLimits(
         max_gpus=max_gpus or gpus or card.num_gpus_per_node, exact_gpus=gpus,
         host_memory_bytes=parse_bytes(host_mem, "--host-mem"), allow_dms=dms, allow_emulated_fp8=emulated_fp8,
@@ -125,6 +134,13 @@ def fit_command(
         run_engine_fit(check_engine(engine), spec, card, workload.model_copy(update={"engine": check_engine(engine)}), limits, opts,
                        objective, top, as_json, (model, gpu, pick, output, force))
     refuse_engine_version_without_engine(engine_version)
+    if compared is not None:  # which card should I rent: oomplan/cli/cards.py
+        if probe:
+            raise InputError("--probe: not available when comparing cards; run fit -o with one --gpu, then oomplan probe")
+        from oomplan.cli.cards import run_fit_comparison
+
+        run_fit_comparison(spec, cards, workload, limits, objective, top, "ctx" if want_ctx else "batch" if want_batch else "",
+                           attention, prices, as_json, output, pick, force, model, max_gpus, gpus)
     if not (want_ctx or want_batch):
         warn(tuple(spec.warnings) + tuple(w for w in plan_warnings(spec, card, workload, Plan()) if "--ctx" in w), strict)
     with spinner(f"searching plans for {spec.name} on {card.name} ...", quiet=as_json):
@@ -138,7 +154,7 @@ def fit_command(
     if as_json:
         print_json(fit_json(result, top))
     else:
-        _render(result, limits, top, show, price, attention)
+        _render(result, limits, top, show, card_price, attention)
     if output is not None and result.plans:
         _write(result, model, gpu, pick, output, force)
     if probe and result.plans and not as_json:
