@@ -32,20 +32,20 @@ def cards_table(choices: list[CardChoice], objective: str) -> Table:
     table = Table(title_justify="left", title=(
         f"{first.model.name} · ctx {format_count(first.workload.ctx_tokens)} x batch {first.workload.batch_size}"
         f" · {len(choices)} cards by {objective}"))
-    columns = ["#", "card", "GPUs", "best plan", "per GPU", "free", "quality", "tok/s"] + (["$/GPU-h", "$/Mtok"] if priced else [])
-    for name in columns:
-        table.add_column(name, justify="left" if name in ("card", "best plan", "quality") else "right", no_wrap=name != "best plan")
+    columns = ["#", "card", "GPUs", "best plan", "per GPU", "quality", "tok/s"] + (["$/Mtok"] if priced else [])  # the $/h given: --json
+    for name in columns:  # card, plan and quality wrap (80 columns with --gpu all); the plan keeps room for a knob a line
+        table.add_column(name, justify="left" if name in ("card", "best plan", "quality") else "right", overflow="fold",
+                         no_wrap=name not in ("card", "best plan", "quality"), min_width=12 if name == "best plan" else None)
     rank = 0
     for c in choices:
         best = c.best
-        price = [f"{c.price.usd_per_gpu_hour:.2f}" if c.price else "-"] if priced else []
         if best is None:
-            table.add_row("-", c.gpu.name, "-", "nothing fits", "-", "-", "-", "-", *price, *(["-"] if priced else []))
+            table.add_row("-", c.gpu.name, "-", "nothing fits", "-", "-", "-", *(["-"] if priced else []))
             continue
         rank += 1
         cost = [f"{c.usd_per_million_tokens:.2f}" if c.usd_per_million_tokens is not None else "-"] if priced else []
         table.add_row(str(rank), c.gpu.name, str(best.num_gpus), plan_short(c.result.model, best.plan), _gib(best.per_gpu.total_bytes),
-                      _gib(best.headroom_bytes), best.quality.label, _tps(best.speed.decode_tokens_per_s), *price, *cost)
+                      best.quality.label, _tps(best.speed.decode_tokens_per_s), *cost)
     return table
 
 
