@@ -27,7 +27,7 @@ from oomplan.units import parse_count, parse_fraction
 
 @handle_errors
 def check_command(
-    plans: list[str] = typer.Argument(..., help="Plan files written by oomplan fit -o (several: one summary, exit the worst code).", metavar="PLAN..."),
+    plans: list[str] = typer.Argument(..., help="Plan files written by oomplan fit -o (several: one summary, exit the worst code).", metavar="PLAN"),
     gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="Try the plan on another card."),
     ctx: Optional[str] = typer.Option(None, "--ctx", help="Override the plan's context length."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Override the plan's batch size."),
