@@ -60,7 +60,11 @@ def family_named(model_type: str) -> Family | None:
 
 def all_families() -> tuple[Family, ...]:
     """Every family, each module imported: for listings, messages and tests, never on a plan's path."""
-    return tuple(dict.fromkeys(_load(e) for e in (*BY_TYPE.values(), *BY_WRAPPER.values())))
+    unique: dict[int, Family] = {}  # by identity: a Family holds a dict (its defaults) and does not hash
+    for entry in (*BY_TYPE.values(), *BY_WRAPPER.values()):
+        family = _load(entry)
+        unique.setdefault(id(family), family)
+    return tuple(unique.values())
 
 
 def __getattr__(name: str) -> Any:
