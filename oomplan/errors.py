@@ -5,6 +5,8 @@ Exit codes (stable, documented in the README):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 EXIT_OK = 0
 EXIT_DOES_NOT_FIT = 1
 EXIT_BAD_INPUT = 2
@@ -21,6 +23,33 @@ class InputError(OomplanError):
     """Bad input: a flag, file or field has a value we cannot accept (exit 2)."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class FieldError(InputError):
+    """A value the specs cannot take, named by its FIELD (`tensor_parallel`), not by a flag or a file key.
+
+    The library raises it knowing only the field; the caller words where the value came from: the CLI
+    by its flag table (`--tp: ...`, oomplan/cli/common.py FIELD_FLAGS), a plan file by its key
+    (`plan.yaml: plan.tensor_parallel: ...`, `in_file`). `str()` is the line for the Python API.
+    """
+
+    def __init__(self, field: str, detail: str, file: str | None = None, key_prefix: str = "") -> None:
+        self.field, self.detail, self.file, self.key_prefix = field, detail, file, key_prefix
+        super().__init__(self.line())
+
+    def line(self, flags: Mapping[str, str] | None = None) -> str:
+        """One line: from a file, '<file>: <key>: detail'; else '<flag or field>: detail' (the field is
+        left out when the detail already starts with it and no flag is known)."""
+        if self.file is not None:
+            return f"{self.file}: {self.key_prefix}{self.field}: {self.detail}"
+        name = (flags or {}).get(self.field)
+        if name is None and self.detail.startswith(self.field):
+            return self.detail
+        return f"{name or self.field}: {self.detail}"
+
+    def in_file(self, file: str, key_prefix: str = "") -> FieldError:
+        """The same error, worded as the key `key_prefix + field` of `file` (a plan file's `plan.`)."""
+        return FieldError(self.field, self.detail, file, key_prefix)
 
 
 class ProfileNotFoundError(InputError):

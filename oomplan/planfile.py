@@ -1,9 +1,11 @@
 """Read a plan file: one-line errors for every way it can be wrong."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from oomplan.errors import InputError
+from oomplan.errors import FieldError, InputError
 from oomplan.profiles import read_yaml
 from oomplan.specs.convert import build_file
 from oomplan.text import clean
@@ -31,3 +33,16 @@ def _nested_fields() -> list[str]:
     from oomplan.specs.training import TrainingPlan
 
     return list(Plan.model_fields) + list(Workload.model_fields) + list(TrainingPlan.model_fields)
+
+
+@contextmanager
+def named_by_key(path: str | Path, sections: Mapping[str, Iterable[str]], overridden: Iterable[str] = ()) -> Iterator[None]:
+    """A FieldError raised inside names the plan file's key (`plan.tensor_parallel`), not a flag: `sections`
+    maps each section of the file to its fields; a field a flag `overridden` keeps the flag's wording."""
+    try:
+        yield
+    except FieldError as exc:
+        section = next((name for name, fields in sections.items() if exc.field in fields), None)
+        if exc.file is not None or section is None or exc.field in overridden:
+            raise
+        raise exc.in_file(clean(str(path)), f"{section}.") from None

@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
-import typer
 
 from oomplan.cli.common import print_json, resolve_gpu, stdout
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
@@ -69,7 +68,7 @@ def _flag_price(usd: float) -> Any:
 
 def run_fit_comparison(spec: Any, cards: list[tuple[str, GpuSpec]], workload: Any, limits: Any, objective: str, top: int,
                        want: str, attention: Any, prices: dict[str, Any], as_json: bool, output: Optional[Path], pick: int,
-                       force: bool, model_ref: str, max_gpus: Optional[int], gpus: Optional[int]) -> None:
+                       force: bool, model_ref: str, max_gpus: Optional[int], gpus: Optional[int]) -> int:
     """One search per card; the cards ranked by the objective; -o writes the --pick card's best plan."""
     from oomplan.cli.progress import spinner
     from oomplan.planner.cards import CardChoice, rank_cards
@@ -107,11 +106,11 @@ def run_fit_comparison(spec: Any, cards: list[tuple[str, GpuSpec]], workload: An
 
         chosen = fitting_choices[pick - 1]
         _write(chosen.result, model_ref, chosen.ref, 1, output, force)
-    raise typer.Exit(EXIT_OK if fitting_choices else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if fitting_choices else EXIT_DOES_NOT_FIT
 
 
 def run_estimate_comparison(spec: Any, cards: list[tuple[str, GpuSpec]], tp: int, pp: int, workload: Any, plan: Any,
-                            strict: bool, as_json: bool) -> None:
+                            strict: bool, as_json: bool) -> int:
     """One estimate per card (the same plan); exit 0 when at least one card fits, 1 when none does."""
     from oomplan.cli.common import raw_gpu_parallel, warn
     from oomplan.memory.budget import estimate
@@ -128,11 +127,11 @@ def run_estimate_comparison(spec: Any, cards: list[tuple[str, GpuSpec]], tp: int
         print_json({"cards": [{"gpu_ref": ref} | estimate_json(est) for ref, est in rows]})
     else:
         stdout().print(estimates_table(rows))
-    raise typer.Exit(EXIT_OK if any(est.fits for _, est in rows) else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if any(est.fits for _, est in rows) else EXIT_DOES_NOT_FIT
 
 
 def run_curve_comparison(spec: Any, cards: list[tuple[str, GpuSpec]], plans: Any, axis: str, fixed: int, start: int, end: int,
-                         points: int, as_json: bool) -> None:
+                         points: int, as_json: bool) -> int:
     """Each card's curves (the same plans and x range): one row per card with each plan's cliff."""
     from oomplan.cli.common import warn
     from oomplan.planner.curve import memory_curves
@@ -147,4 +146,4 @@ def run_curve_comparison(spec: Any, cards: list[tuple[str, GpuSpec]], plans: Any
         out = stdout()
         out.print(curves_table(sets))
         out.print("none: not even the first x fits; +: the whole range fits (raise --to to look further)", soft_wrap=True)
-    raise typer.Exit(EXIT_OK)
+    return EXIT_OK

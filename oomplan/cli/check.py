@@ -46,7 +46,7 @@ def check_command(
     output_format: str = typer.Option("text", "--format", help="text (one file: its budget; several: a summary table), junit (JUnit XML) or github (workflow annotations)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="--format junit: write the XML to this file (atomically) instead of stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing -o file."),
-) -> None:
+) -> int:
     """Re-compute plans and gate on them. Exit 0 fits (with the margin), 1 does not, 2 invalid input, 3 runtime failure; several files: the worst."""
     required = parse_fraction(margin, "--margin", 0.0, 0.99)
     fmt = output_format.strip().lower()
@@ -63,19 +63,19 @@ def check_command(
                                                               mem_fraction_static, gguf_type, n_gpu_layers, engine_version))
         if gate_opts.engine == "hf":
             refuse_engine_version_without_engine(engine_version)
-        run_gate(plans, gate_opts, fmt, output, force, as_json)
+        return run_gate(plans, gate_opts, fmt, output, force, as_json)
     plan = plans[0]
     from oomplan.planner.train_recheck import is_training_plan
 
     if is_training_plan(plan):  # written by fit --train: oomplan/cli/train.py
-        run_train_check(plan, gpu, ctx, batch, required, strict, as_json)
+        return run_train_check(plan, gpu, ctx, batch, required, strict, as_json)
     result = recheck(plan, gpu, parse_count(ctx, "--ctx") if ctx else None, batch)
     warn(result.warnings, strict)
     engine_name = check_engine(engine) if engine else result.estimate.workload.engine
     if engine_name != "hf":
         opts = engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
                               mem_fraction_static, gguf_type, n_gpu_layers, engine_version)
-        check_engine_plan(engine_name, result.estimate, opts, required, plan, as_json, strict)
+        return check_engine_plan(engine_name, result.estimate, opts, required, plan, as_json, strict)
     refuse_engine_version_without_engine(engine_version)
     est, ok = result.estimate, result.fits_with_margin(required)
     total, cap = est.per_gpu.total_bytes, est.capacity_bytes
@@ -86,13 +86,13 @@ def check_command(
         out = stdout()
         out.print(budget_table(est))
         out.print(verdict, style="green" if ok else "bold red")
-    raise typer.Exit(EXIT_OK if ok else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if ok else EXIT_DOES_NOT_FIT
 
 
 FORMATS = ("text", "junit", "github")
 
 
-def run_gate(plans: list[str], opts: GateOptions, fmt: str, output: Optional[Path], force: bool, as_json: bool) -> None:
+def run_gate(plans: list[str], opts: GateOptions, fmt: str, output: Optional[Path], force: bool, as_json: bool) -> int:
     """Every plan file through the gate in this process; one summary; exit the worst code."""
     from oomplan.planner.gate import gate_file, worst_exit_code
     from oomplan.report.gate import gate_github, gate_json, gate_junit, gate_table, summary_line
@@ -115,4 +115,4 @@ def run_gate(plans: list[str], opts: GateOptions, fmt: str, output: Optional[Pat
         out = stdout()
         out.print(gate_table(verdicts))
         out.print(summary_line(verdicts), soft_wrap=True)
-    raise typer.Exit(worst_exit_code(verdicts))
+    return worst_exit_code(verdicts)

@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from oomplan import formats
-from oomplan.errors import EXIT_BAD_INPUT, InputError, OomplanError
+from oomplan.errors import EXIT_BAD_INPUT, FieldError, InputError, OomplanError
 from oomplan.safeio import finite_json
 from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.plan import KV_DTYPES, WEIGHT_FORMATS, Plan, Workload
@@ -23,14 +23,26 @@ if TYPE_CHECKING:  # rich is imported only to render: never with --json
 F = TypeVar("F", bound=Callable[..., Any])
 STATE = {"debug": False}
 
-# Plan/Workload field -> the flag that sets it, for error messages.
-FLAGS = {
+# Spec field -> the flag that sets it: the one table the CLI words library errors with (a FieldError or a
+# spec's ValidationError names the field; the user reads the flag). Plan, Workload, TrainingPlan, EngineOptions.
+FIELD_FLAGS: dict[str, str] = {
+    # Plan / Workload
     "weights": "--weights", "weight_group_size": "--group-size", "kv_dtype": "--kv-dtype", "dms_ratio": "--dms",
-    "dms_window_tokens": "--dms-window", "block_size": "--block-size", "tensor_parallel": "--tp",
+    "dms_window_tokens": "--dms-window", "paged": "--paged", "block_size": "--block-size", "tensor_parallel": "--tp",
     "pipeline_parallel": "--pp", "offload_bytes": "--offload-gib", "attention": "--attention",
     "prefill_chunk_tokens": "--prefill-chunk", "logits": "--logits", "ctx_tokens": "--ctx", "batch_size": "--batch",
     "engine": "--engine", "expert_parallel": "--ep", "component_weights": "--component-weights",
+    # TrainingPlan (tensor_parallel, pipeline_parallel and attention as above)
+    "mode": "--train", "optimizer": "--optimizer", "precision": "--precision", "seq_tokens": "--seq", "micro_batch_size": "--batch",
+    "grad_accum_steps": "--grad-accum", "data_parallel": "--dp", "sequence_parallel": "--sp", "zero_stage": "--zero",
+    "fsdp": "--fsdp", "recompute": "--recompute", "lora_rank": "--lora-rank", "lora_targets": "--lora-targets",
+    "offload_optimizer": "--offload-optimizer", "offload_params": "--offload-params",
+    # EngineOptions
+    "gpu_memory_utilization": "--gpu-memory-utilization", "max_model_len": "--max-model-len", "max_num_seqs": "--max-num-seqs",
+    "max_num_batched_tokens": "--max-num-batched-tokens", "mem_fraction_static": "--mem-fraction-static",
+    "gguf_type": "--gguf-type", "n_gpu_layers": "--n-gpu-layers", "engine_version": "--engine-version",
 }
+FLAGS = FIELD_FLAGS  # the older name, kept for callers being written now
 
 
 def stdout() -> Console:
@@ -58,24 +70,34 @@ def error_line(message: object) -> None:
         pass
 
 
+def error_message(exc: OomplanError | ValidationError) -> str:
+    """The one line for a library error: a FieldError or a spec's ValidationError names its field, worded here
+    as its flag (FIELD_FLAGS); a plan file's FieldError names the file and key; anything else as raised."""
+    if isinstance(exc, ValidationError):
+        return spec_error_line(exc, None, FIELD_FLAGS)
+    if isinstance(exc, FieldError):
+        return exc.line(FIELD_FLAGS)
+    return str(exc)
+
+
 def handle_errors(fn: F) -> F:
-    """OomplanError -> one line on stderr and its exit code (traceback only with --debug)."""
+    """The one place a command's outcome becomes a process exit: the command returns its exit code (0 fits,
+    1 does not; None is 0); an OomplanError (or a spec's ValidationError) is one line on stderr and its exit
+    code (2 bad input, 3 runtime), a traceback only with --debug. Helpers never raise typer.Exit."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             check_numeric_flags(kwargs)
-            return fn(*args, **kwargs)
-        except OomplanError as exc:
+            code = fn(*args, **kwargs)
+        except (OomplanError, ValidationError) as exc:
             if STATE["debug"]:
                 raise
-            error_line(exc)
-            raise typer.Exit(exc.exit_code) from None
-        except ValidationError as exc:  # a spec built from input outside the converters: still one line
-            if STATE["debug"]:
-                raise
-            error_line(_spec_error(exc))
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            error_line(error_message(exc))
+            raise typer.Exit(exc.exit_code if isinstance(exc, OomplanError) else EXIT_BAD_INPUT) from None
+        if code:  # 0 / None: a normal return (a group callback such as `models` must not end the command)
+            raise typer.Exit(code)
+        return code
 
     return wrapper  # type: ignore[return-value]
 
@@ -125,11 +147,6 @@ def warn(messages: tuple[str, ...] | list[str], strict: bool) -> None:
         typer.echo(f"warning: {clean(message)}", err=True)
 
 
-def _spec_error(exc: ValidationError) -> InputError:
-    """A spec built from flags refused a value: one line naming the flag (oomplan/specs/convert.py)."""
-    return InputError(spec_error_line(exc, None, FLAGS))
-
-
 WEIGHTS_HELP = ", ".join(WEIGHT_FORMATS) + " (int4 = awq)."
 KV_HELP = ", ".join(KV_DTYPES) + " (auto: the model dtype)."
 
@@ -148,21 +165,17 @@ def parse_component_weights(text: str | None, flag: str = "--component-weights")
 
 
 def build_plan(**fields: Any) -> Plan:
+    """A Plan from flag values (format names through the registry); a refused value is a ValidationError or
+    FieldError naming the field, which handle_errors words as its flag."""
     if isinstance(fields.get("weights"), str):
-        fields["weights"] = formats.canonical(fields["weights"], "weights")
+        fields["weights"] = formats.require(fields["weights"], "weights")
     if isinstance(fields.get("kv_dtype"), str):
-        fields["kv_dtype"] = formats.canonical(fields["kv_dtype"], "kv")
-    try:
-        return Plan(**fields)
-    except ValidationError as exc:
-        raise _spec_error(exc) from None
+        fields["kv_dtype"] = formats.require(fields["kv_dtype"], "kv")
+    return Plan(**fields)
 
 
 def build_workload(**fields: Any) -> Workload:
-    try:
-        return Workload(**fields)
-    except ValidationError as exc:
-        raise _spec_error(exc) from None
+    return Workload(**fields)
 
 
 def resolve_gpu(ref: str, flag: str = "--gpu"):

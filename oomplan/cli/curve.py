@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import typer
 
-from oomplan.cli.common import FLAGS, KV_HELP, WEIGHTS_HELP, build_plan, handle_errors, print_json, resolve_gpu, stdout, warn
+from oomplan.cli.common import FIELD_FLAGS, KV_HELP, WEIGHTS_HELP, build_plan, handle_errors, print_json, resolve_gpu, stdout, warn
 from oomplan.errors import EXIT_OK, InputError, did_you_mean
 from oomplan.planfile import load_plan_file
 from oomplan.planner.curve import memory_curves
@@ -19,7 +19,7 @@ from oomplan.units import parse_count, parse_number
 
 MAX_POINTS = 200  # log-spaced points of one curve; more is not a chart
 MAX_PLANS = 5  # the base plan and four --compare: still 80 columns
-FLAG_TO_FIELD = {flag.lstrip("-").replace("-", "_"): field for field, flag in FLAGS.items()}
+FLAG_TO_FIELD = {flag.lstrip("-").replace("-", "_"): field for field, flag in FIELD_FLAGS.items() if field in Plan.model_fields}
 
 
 def _compare_fields(text: str) -> dict[str, str]:
@@ -81,7 +81,7 @@ def curve_command(
     svg: Optional[Path] = typer.Option(None, "--svg", help="Also write the chart as an SVG (needs the plot extra)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --png/--svg files."),
     as_json: bool = typer.Option(False, "--json", help="Print the points and cliffs as JSON instead of the chart."),
-) -> None:
+) -> int:
     """Memory per GPU against context length (or batch size), with the card's capacity and the cliff marked."""
     for path, flag in ((png, "--png"), (svg, "--svg")):  # outputs first, before any work
         if path is not None:
@@ -117,7 +117,7 @@ def curve_command(
     if compared is not None:  # one row per card: each plan's cliff (oomplan/cli/cards.py)
         from oomplan.cli.cards import resolve_cards, run_curve_comparison
 
-        run_curve_comparison(spec, resolve_cards(compared), _plans(base, compare), axis, fixed, start, end, points, as_json)
+        return run_curve_comparison(spec, resolve_cards(compared), _plans(base, compare), axis, fixed, start, end, points, as_json)
     cs = memory_curves(spec, card, _plans(base, compare), axis, fixed, start, end, points)
     warn(sorted({w for c in cs.curves for w in c.warnings}), strict=False)
     _write_files(cs, png, svg, force)
@@ -125,7 +125,7 @@ def curve_command(
         print_json(curve_json(cs))
     else:
         stdout().print(curve_chart(cs))
-    raise typer.Exit(EXIT_OK)
+    return EXIT_OK
 
 
 def _write_files(cs, png: Optional[Path], svg: Optional[Path], force: bool) -> None:

@@ -21,7 +21,7 @@ from oomplan.specs.plan import Workload
 
 
 def run_engine_fit(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLimits, opts: EngineOptions,
-                   objective: str, top: int, as_json: bool, write: tuple[str, str, int, Path | None, bool]) -> None:
+                   objective: str, top: int, as_json: bool, write: tuple[str, str, int, Path | None, bool]) -> int:
     result = engine_search(engine, model, gpu, workload, limits, opts, objective)
     if as_json:
         print_json(engine_fit_json(result, top))
@@ -30,7 +30,7 @@ def run_engine_fit(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Worklo
     model_ref, gpu_ref, pick, output, force = write
     if output is not None and result.plans:
         _write(result, model_ref, gpu_ref, pick, output, force)
-    raise typer.Exit(EXIT_OK if result.plans else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if result.plans else EXIT_DOES_NOT_FIT
 
 
 def _render(result: EngineSearchResult, top: int) -> None:

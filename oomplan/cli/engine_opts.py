@@ -72,7 +72,7 @@ def engine_prediction(engine: str, model: ModelSpec, gpu: GpuSpec, plan: Plan, w
     return e.predict(model, gpu, e.settings_for_plan(plan, workload, opts))
 
 
-def render_engine(p: EnginePrediction, workload: Workload, extra_json: dict[str, Any], as_json: bool, strict: bool) -> None:
+def render_engine(p: EnginePrediction, workload: Workload, extra_json: dict[str, Any], as_json: bool, strict: bool) -> int:
     """Print the engine table (or the JSON with its `engine` object) and exit 0 when the workload fits."""
     from oomplan.report.engine_report import engine_json, engine_table, verdict_lines
     warn(p.warnings, strict)
@@ -89,10 +89,10 @@ def render_engine(p: EnginePrediction, workload: Workload, extra_json: dict[str,
         for text in verdict_lines(p):
             out.print(text, soft_wrap=True)
         out.print(line, style="green" if ok else "bold red", soft_wrap=True)
-    raise typer.Exit(EXIT_OK if ok else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if ok else EXIT_DOES_NOT_FIT
 
 
-def check_engine_plan(engine: str, est: Any, opts: EngineOptions, required: float, plan_path: str, as_json: bool, strict: bool) -> None:
+def check_engine_plan(engine: str, est: Any, opts: EngineOptions, required: float, plan_path: str, as_json: bool, strict: bool) -> int:
     """`check --engine`: PASS when the engine serves the plan's workload and its process leaves `required` of the card."""
     from oomplan.report.engine_report import engine_json, engine_name, engine_table, verdict_lines
     from oomplan.report.estimate_json import estimate_json
@@ -112,4 +112,4 @@ def check_engine_plan(engine: str, est: Any, opts: EngineOptions, required: floa
         for text in verdict_lines(p):
             out.print(text, soft_wrap=True)
         out.print(verdict, style="green" if ok else "bold red", soft_wrap=True)
-    raise typer.Exit(EXIT_OK if ok else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if ok else EXIT_DOES_NOT_FIT

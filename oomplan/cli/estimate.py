@@ -61,7 +61,7 @@ def estimate_command(
     fsdp: Optional[str] = FSDP, sp: Optional[bool] = SP, recompute: Optional[str] = RECOMPUTE, lora_rank: Optional[int] = LORA_RANK,
     lora_targets: Optional[str] = LORA_TARGETS, offload_optimizer: Optional[bool] = OFFLOAD_OPTIMIZER,
     offload_params: Optional[bool] = OFFLOAD_PARAMS, host_mem: Optional[str] = HOST_MEM,
-) -> None:
+) -> int:
     """How much memory, where it goes, and whether it fits. Exit 0 fits, 1 does not, 2 bad input."""
     spec = load_model(model, revision=revision)
     from oomplan.cli.cards import card_list
@@ -77,7 +77,7 @@ def estimate_command(
     if train is not None:  # a training step: oomplan/cli/train.py
         reject_inference_flags({"--weights": weights != "auto", "--component-weights": component_weights is not None, "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--ep": ep,
                                 "--offload-gib": offload_gib != "0", "--prefill-chunk": prefill_chunk is not None, "--engine": engine != "hf"})
-        run_train_estimate(spec, card, flags, parse_count(seq or ctx, "--seq" if seq else "--ctx"), batch, tp, pp, attention, strict, as_json)
+        return run_train_estimate(spec, card, flags, parse_count(seq or ctx, "--seq" if seq else "--ctx"), batch, tp, pp, attention, strict, as_json)
     flags.reject_without_train()
     workload = build_workload(ctx_tokens=parse_count(ctx, "--ctx"), batch_size=batch, engine=check_engine(engine))
     plan = build_plan(
@@ -90,14 +90,14 @@ def estimate_command(
         from oomplan.cli.cards import resolve_cards, run_estimate_comparison
 
         refuse_engine_version_without_engine(engine_version)
-        run_estimate_comparison(spec, resolve_cards(compared), tp_asked, pp_asked, workload, plan, strict, as_json)
+        return run_estimate_comparison(spec, resolve_cards(compared), tp_asked, pp_asked, workload, plan, strict, as_json)
     est = estimate(spec, card, workload, plan)
     warn(est.warnings, strict)
     if workload.engine != "hf":
         opts = engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
                               mem_fraction_static, gguf_type, n_gpu_layers, engine_version)
         pred = engine_prediction(workload.engine, spec, card, plan, workload, opts)
-        render_engine(pred, workload, estimate_json(est) if as_json else {}, as_json, strict)
+        return render_engine(pred, workload, estimate_json(est) if as_json else {}, as_json, strict)
     refuse_engine_version_without_engine(engine_version)
     if as_json:
         print_json(estimate_json(est))
@@ -114,4 +114,4 @@ def estimate_command(
         for i, line in enumerate(weights_source_lines(est)):
             out.print(f"note: {line}" if i == 0 else f"     {line}", soft_wrap=True)
         out.print(verdict(est))
-    raise typer.Exit(EXIT_OK if est.fits else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if est.fits else EXIT_DOES_NOT_FIT

@@ -7,12 +7,13 @@ from typing import Optional
 
 import typer
 
+from oomplan import formats
 from oomplan.cli.engine_opts import (
     ENGINE, ENGINE_VERSION, GPU_MEMORY_UTILIZATION, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC, check_engine, engine_options,
     refuse_engine_version_without_engine,
 )
 from oomplan.cli.progress import spinner
-from oomplan.cli.common import build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
+from oomplan.cli.common import build_plan, build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
 from oomplan.cli.train import (
     FIT_PP, FIT_TP, GLOBAL_BATCH, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OPTIMIZER, PRECISION, RECOMPUTE, SEQ, TRAIN, ZERO,
     TrainFitArgs, TrainFlags, reject_inference_flags, reject_train_only, run_train_fit,
@@ -28,17 +29,15 @@ from oomplan.planner.space import SearchLimits
 from oomplan.profiles import load_model
 from oomplan.report.fit_report import diagnosis_lines, fit_json, fit_table, quality_legend, search_summary
 from oomplan.report.plan_yaml import check_output, plan_file, plan_yaml, write_atomic
-from oomplan.specs.plan import KV_ALIASES, KV_DTYPES, WEIGHT_ALIASES, WEIGHT_FORMATS, Plan
+from oomplan.specs.plan import Plan
 from oomplan.units import DEFAULT_HOST_MEMORY_BYTES, GIB, parse_bytes, parse_count, parse_number
 
 MAX_BATCH = 1 << 16
 MAX_GLOBAL_BATCH = 1 << 20  # TrainingPlan: grad_accum_steps <= 2^20, so every global batch can be written and re-checked
 
 
-def _choice(value: str | None, accepted: tuple[str, ...], flag: str, aliases: dict | None = None) -> str | None:
-    if value is None:
-        return None
-    v = (aliases or {}).get(value.lower(), value.lower())
+def _choice(value: str, accepted: tuple[str, ...], flag: str) -> str:
+    v = value.lower()
     if v not in accepted:
         raise InputError(f"{flag}: {value!r} is not accepted; use one of {', '.join(accepted)}")
     return v
@@ -79,7 +78,7 @@ def fit_command(
     seq: Optional[str] = SEQ, global_batch: Optional[int] = GLOBAL_BATCH, zero: Optional[str] = ZERO,
     recompute: Optional[str] = RECOMPUTE, lora_rank: Optional[int] = LORA_RANK, lora_targets: Optional[str] = LORA_TARGETS,
     offload_optimizer: Optional[bool] = OFFLOAD_OPTIMIZER, tp: Optional[int] = FIT_TP, pp: Optional[int] = FIT_PP,
-) -> None:
+) -> int:
     """Search quantisation, KV dtype, DMS, paging, TP/PP and offload; rank what fits. Exit 0 a plan fits, 1 none."""
     if output is not None:  # outputs are checked before any long work (and before anything is printed)
         check_output(output, force)
@@ -88,8 +87,7 @@ def fit_command(
     if global_batch is not None:
         parse_number(global_batch, "--global-batch", 1, MAX_GLOBAL_BATCH, integer=True)
     objective = _choice(objective, OBJECTIVES, "--objective")
-    if attention not in ("sdpa", "eager"):
-        raise InputError(f"--attention: {attention!r} is not accepted; use sdpa or eager")
+    build_plan(attention=attention)  # refused as estimate refuses it
     from oomplan.cli.cards import card_list, prices_for, resolve_cards
 
     compared = card_list(gpu)
@@ -103,8 +101,8 @@ def fit_command(
     limits = SearchLimits(
         max_gpus=max_gpus or gpus or card.num_gpus_per_node, exact_gpus=gpus,
         host_memory_bytes=parse_bytes(host_mem, "--host-mem"), allow_dms=dms, allow_emulated_fp8=emulated_fp8,
-        fixed_weights=_choice(weights, WEIGHT_FORMATS, "--weights", WEIGHT_ALIASES),
-        fixed_kv_dtype=_choice(kv_dtype, KV_DTYPES, "--kv-dtype", KV_ALIASES), keep_dominated=show_all,
+        fixed_weights=formats.require(weights, "weights") if weights is not None else None,
+        fixed_kv_dtype=formats.require(kv_dtype, "kv") if kv_dtype is not None else None, keep_dominated=show_all,
     )
     if gpus and max_gpus and gpus > max_gpus:
         raise InputError(f"--gpus {gpus} exceeds --max-gpus {max_gpus}")
@@ -113,7 +111,7 @@ def fit_command(
     if train is not None:  # a training plan search: oomplan/cli/train.py
         reject_inference_flags({"--weights": weights is not None, "--kv-dtype": kv_dtype is not None, "--engine": engine != "hf",
                                 "--probe": probe, "--price": price is not None})
-        run_train_fit(spec, card, replace(flags, host_mem=host_mem), TrainFitArgs(
+        return run_train_fit(spec, card, replace(flags, host_mem=host_mem), TrainFitArgs(
             model, gpu, parse_count(seq or ctx, "--seq" if seq else "--ctx"), global_batch, objective, top, limits.max_gpus, gpus,
             attention, tp, pp, output, pick, force, strict, as_json))
     flags.reject_without_train()
@@ -131,7 +129,7 @@ def fit_command(
         opts = engine_options(gpu_memory_utilization, None, max_num_seqs, max_num_batched_tokens, mem_fraction_static, None, None, engine_version)
         from oomplan.cli.engine_fit import run_engine_fit
 
-        run_engine_fit(check_engine(engine), spec, card, workload.model_copy(update={"engine": check_engine(engine)}), limits, opts,
+        return run_engine_fit(check_engine(engine), spec, card, workload.model_copy(update={"engine": check_engine(engine)}), limits, opts,
                        objective, top, as_json, (model, gpu, pick, output, force))
     refuse_engine_version_without_engine(engine_version)
     if compared is not None:  # which card should I rent: oomplan/cli/cards.py
@@ -139,7 +137,7 @@ def fit_command(
             raise InputError("--probe: not available when comparing cards; run fit -o with one --gpu, then oomplan probe")
         from oomplan.cli.cards import run_fit_comparison
 
-        run_fit_comparison(spec, cards, workload, limits, objective, top, "ctx" if want_ctx else "batch" if want_batch else "",
+        return run_fit_comparison(spec, cards, workload, limits, objective, top, "ctx" if want_ctx else "batch" if want_batch else "",
                            attention, prices, as_json, output, pick, force, model, max_gpus, gpus)
     if not (want_ctx or want_batch):
         warn(tuple(spec.warnings) + tuple(w for w in plan_warnings(spec, card, workload, Plan()) if "--ctx" in w), strict)
@@ -162,8 +160,8 @@ def fit_command(
 
         chosen = result.plans[min(pick, len(result.plans)) - 1]
         est = estimate(result.model, result.gpu, chosen.workload, chosen.plan)
-        raise typer.Exit(run_probe(est, "auto", "2%", 2, False, DEFAULT_LOG, None))
-    raise typer.Exit(EXIT_OK if result.plans else EXIT_DOES_NOT_FIT)
+        return run_probe(est, "auto", "2%", 2, False, DEFAULT_LOG, None)
+    return EXIT_OK if result.plans else EXIT_DOES_NOT_FIT
 
 
 def _render(result, limits, top, show, price, attention) -> None:

@@ -66,9 +66,8 @@ def probe_command(
     log: Path = typer.Option(DEFAULT_LOG, "--log", help="Append each run to this JSONL file."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not append to the log."),
     as_json: bool = typer.Option(False, "--json", help="Print the run's JSON record."),
-) -> None:
+) -> int:
     """Check a plan's prediction with a real torch run. Exit 0 within tolerance, 1 not, 3 could not run."""
     result = recheck(plan)
     warn(result.warnings, strict=False)
-    code = run_probe(result.estimate, device, tolerance, decode_steps, as_json, None if no_log else log, plan)
-    raise typer.Exit(code)
+    return run_probe(result.estimate, device, tolerance, decode_steps, as_json, None if no_log else log, plan)

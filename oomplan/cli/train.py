@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 from pydantic import ValidationError
 
-from oomplan.cli.common import print_json, stdout, warn
-from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
+from oomplan.cli.common import FIELD_FLAGS, print_json, stdout, warn
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, FieldError, InputError
 from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.training import FSDP_MODES, LORA_ALL_LINEAR, OPTIMIZERS, PRECISIONS, RECOMPUTES, TRAIN_MODES, TrainingPlan
 from oomplan.units import DEFAULT_HOST_MEMORY_BYTES, parse_bytes, parse_count
@@ -34,14 +34,6 @@ OFFLOAD_PARAMS = typer.Option(None, "--offload-params/--no-offload-params", help
 HOST_MEM = typer.Option(None, "--host-mem", help="--train: CPU memory per node for offloaded states (default: not checked).")
 GLOBAL_BATCH = typer.Option(None, "--global-batch", min=1, help="fit --train: sequences per optimizer step (default: the largest micro-batch).")
 
-# TrainingPlan field -> the flag that sets it, for error messages
-TRAIN_FLAGS = {
-    "mode": "--train", "optimizer": "--optimizer", "precision": "--precision", "seq_tokens": "--seq", "micro_batch_size": "--batch",
-    "grad_accum_steps": "--grad-accum", "data_parallel": "--dp", "tensor_parallel": "--tp", "pipeline_parallel": "--pp",
-    "sequence_parallel": "--sp", "zero_stage": "--zero", "fsdp": "--fsdp", "recompute": "--recompute", "attention": "--attention",
-    "lora_rank": "--lora-rank", "lora_targets": "--lora-targets", "offload_optimizer": "--offload-optimizer",
-    "offload_params": "--offload-params",
-}
 _CHOICES = {"mode": TRAIN_MODES, "optimizer": OPTIMIZERS, "precision": PRECISIONS, "recompute": RECOMPUTES, "fsdp": FSDP_MODES}
 
 
@@ -79,7 +71,7 @@ class TrainFlags:
 def _choice(field: str, value: str) -> str:
     v = value.strip().lower()
     if v not in _CHOICES[field]:
-        raise InputError(f"{TRAIN_FLAGS[field]}: {value!r} is not accepted; use one of {', '.join(_CHOICES[field])}")
+        raise FieldError(field, f"{value!r} is not accepted; use one of {', '.join(_CHOICES[field])}")
     return v
 
 
@@ -123,14 +115,14 @@ def build_training_plan(**fields: Any) -> TrainingPlan:
         err = exc.errors()[0]
         msg = err["msg"].removeprefix("Value error, ")
         if not err["loc"]:  # a cross-field check: name the flags of the fields it mentions
-            flags = [flag for name, flag in TRAIN_FLAGS.items() if name in msg]
+            flags = [flag for name, flag in FIELD_FLAGS.items() if name in TrainingPlan.model_fields and name in msg]
             raise InputError(f"{'/'.join(flags) or '--train'}: {msg}") from None
-        raise InputError(spec_error_line(exc, None, TRAIN_FLAGS)) from None
+        raise InputError(spec_error_line(exc, None, FIELD_FLAGS)) from None
 
 
 def run_train_estimate(spec, card, f: TrainFlags, seq_tokens: int, batch: int, tp: int, pp: int, attention: str,
-                       strict: bool, as_json: bool) -> None:
-    """`estimate --train`: the training budget table (or JSON) and a verdict; exits 0 fits, 1 does not."""
+                       strict: bool, as_json: bool) -> int:
+    """`estimate --train`: the training budget table (or JSON) and a verdict; the exit code: 0 fits, 1 does not."""
     from oomplan.memory.train_estimate import estimate_training
     from oomplan.planner.train_speed import train_speed
     from oomplan.report.train_report import train_budget_table, train_estimate_json, train_verdict
@@ -147,7 +139,7 @@ def run_train_estimate(spec, card, f: TrainFlags, seq_tokens: int, batch: int, t
         for note in est.notes:
             out.print(f"note: {note}", soft_wrap=True)
         out.print(train_verdict(est))
-    raise typer.Exit(EXIT_OK if est.fits else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if est.fits else EXIT_DOES_NOT_FIT
 
 
 @dataclass(frozen=True)
@@ -182,7 +174,7 @@ def train_limits(f: TrainFlags, a: TrainFitArgs):
     )
 
 
-def run_train_fit(spec, card, f: TrainFlags, a: TrainFitArgs) -> None:
+def run_train_fit(spec, card, f: TrainFlags, a: TrainFitArgs) -> int:
     """`fit --train`: search layouts, ZeRO/offload, recompute and micro-batching; rank by throughput."""
     from oomplan.planner.train_search import TRAIN_OBJECTIVES, search_training
     from oomplan.report.train_fit_report import train_fit_json
@@ -204,7 +196,7 @@ def run_train_fit(spec, card, f: TrainFlags, a: TrainFitArgs) -> None:
         _render_fit(result, limits, a.top)
     if a.output is not None and result.plans:
         _write_plan(result, a)
-    raise typer.Exit(EXIT_OK if result.plans else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if result.plans else EXIT_DOES_NOT_FIT
 
 
 def _render_fit(result, limits, top: int) -> None:
@@ -233,8 +225,8 @@ def _write_plan(result, a: TrainFitArgs) -> None:
 
 
 def run_train_check(plan: str, gpu: Optional[str], seq: Optional[str], batch: Optional[int], required: float,
-                    strict: bool, as_json: bool) -> None:
-    """`check` of a training plan file: exit 0 fits with the margin, 1 does not."""
+                    strict: bool, as_json: bool) -> int:
+    """`check` of a training plan file; the exit code: 0 fits with the margin, 1 does not."""
     from oomplan.planner.gate import headroom_line
     from oomplan.planner.train_recheck import train_recheck
     from oomplan.report.train_report import train_budget_table, train_estimate_json
@@ -250,7 +242,7 @@ def run_train_check(plan: str, gpu: Optional[str], seq: Optional[str], batch: Op
         out = stdout()
         out.print(train_budget_table(est))
         out.print(verdict, style="green" if ok else "bold red")
-    raise typer.Exit(EXIT_OK if ok else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if ok else EXIT_DOES_NOT_FIT
 
 
 def reject_inference_flags(given: dict[str, bool]) -> None:

@@ -24,7 +24,7 @@ def vet_command(
     engine_version: Optional[str] = typer.Option(None, "--engine-version", help="vLLM/SGLang release whose accounting to use, X.Y (default: the newest modelled, stated in the output)."),
     strict: bool = typer.Option(False, "--strict", help="Also fail (exit 1) on warnings."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON object instead of the table."),
-) -> None:
+) -> int:
     """Predict what a real engine launch command will do on a GPU. Exit 0 ok, 1 will fail, 2 bad input."""
     if not command:
         raise InputError("vet: no engine command; use oomplan vet --gpu GPU -- vllm serve MODEL [flags]")
@@ -45,7 +45,7 @@ def vet_command(
                     "unmodelled_flags": list(launch.unmodelled_flags), "engine": engine_json(pred), "ok": ok})
     else:
         _render(pred, launch.ignored_flags, launch.unmodelled_flags)
-    raise typer.Exit(EXIT_OK if ok else EXIT_DOES_NOT_FIT)
+    return EXIT_OK if ok else EXIT_DOES_NOT_FIT
 
 
 def _render(pred, ignored: tuple[str, ...], unmodelled: tuple[str, ...] = ()) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from oomplan.errors import InputError
+from oomplan.errors import FieldError
 from oomplan.formats import fp4, fp8, integer, nf4, plain  # noqa: F401  (each registers its layouts)
 from oomplan.formats.base import LAYOUTS, EngineSpelling, FormatRow, Grade, NumberFormat, Use
 
@@ -74,9 +74,13 @@ def canonical(name: str, use: Use) -> str:
     return aliases(use).get(key, key)
 
 
-def require(name: str, use: Use, flag: str) -> str:
-    """The canonical format name, or an InputError naming the flag and what is accepted."""
+FIELDS: dict[str, str] = {"weights": "weights", "kv": "kv_dtype"}  # the Plan field each use sets
+
+
+def require(name: str, use: Use, field: str | None = None) -> str:
+    """The canonical format name, or a FieldError naming the field (Plan's `weights` / `kv_dtype`, or
+    `field`, e.g. `component_weights`) and what is accepted."""
     key = canonical(name, use)
     if key != AUTO and key not in format_names(use):
-        raise InputError(f"{flag}: {name!r} is not accepted; use one of {', '.join((AUTO,) + format_names(use))}")
+        raise FieldError(field or FIELDS[use], f"{name!r} is not accepted; use one of {', '.join((AUTO,) + format_names(use))}")
     return key

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oomplan.errors import InputError
+from oomplan.errors import FieldError
 from oomplan.memory.budget import BusiestGpu
 from oomplan.memory.params import inventory
+from oomplan.memory.validate import check_parallel
 from oomplan.memory.train_states import is_lora_target
 from oomplan.memory.training import TrainStageBudget, train_stage_budget
 from oomplan.specs.hardware import GpuSpec
@@ -50,18 +51,14 @@ def lora_target_names(model: ModelSpec) -> tuple[str, ...]:
 
 
 def check_training_plan(model: ModelSpec, plan: TrainingPlan) -> None:
-    """Raise InputError when the plan cannot train this model at all."""
-    tp, pp = plan.tensor_parallel, plan.pipeline_parallel
-    if model.num_attention_heads % tp:
-        raise InputError(f"--tp: tensor_parallel ({tp}) must divide num_attention_heads ({model.num_attention_heads}) of {model.name}")
-    if pp > model.num_layers:
-        raise InputError(f"--pp: pipeline_parallel ({pp}) exceeds num_layers ({model.num_layers}) of {model.name}")
+    """Raise FieldError when the plan cannot train this model at all."""
+    check_parallel(model, plan.tensor_parallel, plan.pipeline_parallel)
     known = lora_target_names(model)
     unknown = [t for t in plan.lora_targets if t != LORA_ALL_LINEAR and t not in known]
     if plan.is_peft and unknown:
-        raise InputError(f"--lora-targets: {unknown[0]!r} is not a linear layer of {model.name}; accepted: {LORA_ALL_LINEAR}, {', '.join(known)}")
+        raise FieldError("lora_targets", f"{unknown[0]!r} is not a linear layer of {model.name}; accepted: {LORA_ALL_LINEAR}, {', '.join(known)}")
     if plan.is_peft and not any(is_lora_target(t, plan.lora_targets) for k in inventory(model).layer_kinds for t in k.tensors):
-        raise InputError(f"--lora-targets: {','.join(plan.lora_targets)} matches no linear layer of {model.name}")
+        raise FieldError("lora_targets", f"{','.join(plan.lora_targets)} matches no linear layer of {model.name}")
 
 
 def training_warnings(model: ModelSpec, gpu: GpuSpec, plan: TrainingPlan) -> list[str]:

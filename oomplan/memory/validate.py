@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from oomplan import formats
-from oomplan.errors import InputError
+from oomplan.errors import FieldError
 from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.weights import resolved_weight_format, stored_weight_formats
 from oomplan.specs.hardware import GpuSpec
@@ -10,15 +10,20 @@ from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
 
 
+def check_parallel(model: ModelSpec, tensor_parallel: int, pipeline_parallel: int) -> None:
+    """FieldError when the TP/PP layout cannot split this model (inference and training alike)."""
+    if model.num_attention_heads % tensor_parallel:
+        raise FieldError("tensor_parallel", f"tensor_parallel ({tensor_parallel}) must divide num_attention_heads "
+                                            f"({model.num_attention_heads}) of {model.name}")
+    if pipeline_parallel > model.num_layers:
+        raise FieldError("pipeline_parallel", f"pipeline_parallel ({pipeline_parallel}) exceeds num_layers ({model.num_layers}) of {model.name}")
+
+
 def check_plan(model: ModelSpec, plan: Plan) -> None:
-    """Raise InputError when the plan cannot run this model at all."""
-    tp, pp = plan.tensor_parallel, plan.pipeline_parallel
-    if model.num_attention_heads % tp:
-        raise InputError(f"--tp: tensor_parallel ({tp}) must divide num_attention_heads ({model.num_attention_heads}) of {model.name}")
-    if pp > model.num_layers:
-        raise InputError(f"--pp: pipeline_parallel ({pp}) exceeds num_layers ({model.num_layers}) of {model.name}")
+    """Raise FieldError when the plan cannot run this model at all."""
+    check_parallel(model, plan.tensor_parallel, plan.pipeline_parallel)
     if plan.prefill_chunk_tokens is not None and plan.paged and plan.prefill_chunk_tokens % plan.block_size:
-        raise InputError(f"--prefill-chunk: {plan.prefill_chunk_tokens} must be a multiple of --block-size ({plan.block_size})")
+        raise FieldError("prefill_chunk_tokens", f"{plan.prefill_chunk_tokens} must be a multiple of block_size ({plan.block_size})")
 
 
 def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> list[str]:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from oomplan.memory.budget import Estimate, estimate
 from oomplan.errors import InputError
-from oomplan.planfile import load_plan_file
+from oomplan.planfile import load_plan_file, named_by_key
 from oomplan.profiles import load_gpu, load_model
 from oomplan.specs.convert import build
-from oomplan.specs.plan import Workload
+from oomplan.specs.plan import Plan, Workload
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, ba
     warnings = []
     if model.config_sha256 != pf.model.config_sha256:
         warnings.append(f"{path}: the config of {pf.model.ref!r} changed since the plan was written (config_sha256 differs)")
-    est = estimate(model, card, workload, pf.plan)
+    overridden = [f for f, v in (("ctx_tokens", ctx_tokens), ("batch_size", batch_size)) if v is not None]
+    with named_by_key(path, {"plan": Plan.model_fields, "workload": Workload.model_fields}, overridden):
+        est = estimate(model, card, workload, pf.plan)
     unchanged = gpu is None and ctx_tokens is None and batch_size is None
     if unchanged and est.per_gpu.total_bytes != pf.predicted.total_bytes:
         warnings.append(

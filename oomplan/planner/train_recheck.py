@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oomplan.memory.train_estimate import TrainEstimate, estimate_training
-from oomplan.planfile import load_plan_file
+from oomplan.planfile import load_plan_file, named_by_key
 from oomplan.planner.train_speed import TrainSpeed, train_speed
 from oomplan.profiles import load_gpu, load_model
 from oomplan.specs.convert import build
@@ -41,7 +41,8 @@ def train_recheck(path: str, gpu: str | None = None, seq_tokens: int | None = No
     warnings = []
     if model.config_sha256 != pf.model.config_sha256:
         warnings.append(f"{path}: the config of {pf.model.ref!r} changed since the plan was written (config_sha256 differs)")
-    est = estimate_training(model, card, plan, host_memory_bytes)
+    with named_by_key(path, {"training": TrainingPlan.model_fields}, changes):
+        est = estimate_training(model, card, plan, host_memory_bytes)
     if gpu is None and not changes and est.per_gpu.total_bytes != pf.predicted.total_bytes:
         warnings.append(
             f"{path}: prediction changed since the plan was written ({pf.predicted.total_bytes} -> {est.per_gpu.total_bytes} bytes per GPU; "

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from oomplan.memory.train_estimate import TrainEstimate, estimate_training
+from oomplan.memory.validate import check_parallel
 from oomplan.planner.space import TP_DEGREES
 from oomplan.planner.train_speed import TrainSpeed, train_speed
 from oomplan.specs.hardware import GpuSpec
@@ -76,7 +77,9 @@ def gpu_counts(limits: TrainLimits) -> list[int]:
 
 
 def layouts(model: ModelSpec, gpu: GpuSpec, limits: TrainLimits) -> list[tuple[int, int, int]]:
-    """(tp, pp, dp): TP divides the heads and stays in a node; DP divides the global batch."""
+    """(tp, pp, dp): TP divides the heads and stays in a node; DP divides the global batch. A fixed TP/PP
+    that cannot split the model is a FieldError, worded as `estimate --train` words it."""
+    check_parallel(model, limits.tensor_parallel or 1, limits.pipeline_parallel or 1)
     tps = [limits.tensor_parallel] if limits.tensor_parallel else [t for t in TP_DEGREES if t <= gpu.num_gpus_per_node and model.num_attention_heads % t == 0]
     pps = [limits.pipeline_parallel] if limits.pipeline_parallel else [p for p in PP_DEGREES if p <= model.num_layers]
     out = []

@@ -5,8 +5,9 @@ the file or flag, the field, the value (sanitised, shortened) and what is accept
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar
+import re
 from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +25,11 @@ def _value(value: Any) -> str:
     return shorten(repr(value), 80)
 
 
+def _expected(err: Mapping[str, Any]) -> list[str]:
+    """The accepted values of a Literal field, from pydantic's "'a', 'b' or 'c'"."""
+    return re.findall(r"'((?:[^'\\]|\\.)*)'", str(err.get("ctx", {}).get("expected", "")))
+
+
 def error_line(exc: ValidationError, where: str | None = None, flags: Mapping[str, str] | None = None,
                known: tuple[str, ...] = (), echo: bool = True) -> str:
     """The first error of a ValidationError as one line (an unknown key first: a typo'd key is also why
@@ -39,6 +45,8 @@ def error_line(exc: ValidationError, where: str | None = None, flags: Mapping[st
     if flag and where is None:
         if isinstance(value, float) and not math.isfinite(value):
             return f"{flag}: {value!r} is invalid: it must be a finite number"
+        if err["type"] == "literal_error":  # worded as every choice flag is: formats.require, the training choices
+            return f"{flag}: {_value(value)} is not accepted; use one of {', '.join(_expected(err))}"
         return f"{flag}: {_value(value)} is invalid: {msg}"
     prefix = f"{shorten(where)}: " if where else ""
     if flag:

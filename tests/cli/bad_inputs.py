@@ -32,7 +32,7 @@ ROWS = [
     ("NaN ratio", ["estimate", "llama-3-8b", "--gpu", "h100", "--dms", "nan"], {}, 2, "--dms: nan is invalid: it must be a finite number"),
     ("size unit typo", ["estimate", "llama-3-8b", "--gpu", "h100", "--offload-gib", "40 GiBs"], {}, 2, "--offload-gib: '40 GiBs' is not a size"),
     ("memory fraction 1.5", ["estimate", "llama-3-8b", "--gpu", "h100", "--engine", "vllm", "--gpu-memory-utilization", "1.5"], {}, 2, "--gpu-memory-utilization: '1.5' is out of range"),
-    ("unknown weight format", ["estimate", "llama-3-8b", "--gpu", "h100", "--weights", "int3"], {}, 2, "--weights: 'int3' is invalid"),
+    ("unknown weight format", ["estimate", "llama-3-8b", "--gpu", "h100", "--weights", "int3"], {}, 2, "--weights: 'int3' is not accepted; use one of auto"),
     ("ctx beyond max positions", ["estimate", "llama-3-8b", "--gpu", "h100", "--ctx", "16k"], {}, 0, "warning: --ctx 16384 exceeds llama-3-8b's max_position_embeddings (8192)"),
     ("... with --strict", ["estimate", "llama-3-8b", "--gpu", "h100", "--ctx", "16k", "--strict"], {}, 2, "(--strict)"),
     ("fp8 on a card without fp8", ["estimate", "llama-3-8b", "--gpu", "a100-40g", "--weights", "fp8"], {}, 0, "has no fp8 tensor cores: fp8 weights run emulated"),

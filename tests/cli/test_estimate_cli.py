@@ -57,8 +57,8 @@ def test_json_tp_kv_replication():
     (["--ctx", "0"], "--ctx: 0 is out of range"),
     (["--batch", "-1"], "--batch: -1 is out of range; accepted: 1..1048576"),
     (["--tp", "3"], "tensor_parallel (3) must divide num_attention_heads (32)"),
-    (["--weights", "int3"], "--weights: 'int3' is invalid"),
-    (["--kv-dtype", "fp4"], "--kv-dtype: 'fp4' is invalid"),
+    (["--weights", "int3"], "--weights: 'int3' is not accepted; use one of auto"),
+    (["--kv-dtype", "fp4"], "--kv-dtype: 'fp4' is not accepted; use one of auto"),
     (["--offload-gib", "40 GiBs"], "--offload-gib: '40 GiBs' is not a size"),
     (["--dms", "0.5"], "--dms: 0.5 is out of range; accepted: 1..64"),
 ])
