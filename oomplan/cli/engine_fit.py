@@ -8,13 +8,11 @@ import typer
 from oomplan.cli.common import print_json, stdout
 from oomplan.engines.options import EngineOptions
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
-from oomplan.memory.budget import estimate
 from oomplan.planner.engine_search import EngineSearchResult, engine_search
-from oomplan.planner.evaluate import Evaluator
-from oomplan.planner.search import evaluate, make_candidate
+from oomplan.planner.plan_files import engine_plan_file
 from oomplan.planner.space import SearchLimits
 from oomplan.report.engine_report import engine_fit_json, engine_fit_table, engine_name, engine_plan_short
-from oomplan.report.plan_yaml import plan_file, plan_yaml, write_atomic
+from oomplan.report.plan_yaml import plan_yaml, write_atomic
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Workload
@@ -54,17 +52,5 @@ def _render(result: EngineSearchResult, top: int) -> None:
 def _write(result: EngineSearchResult, model_ref: str, gpu_ref: str, pick: int, output: Path, force: bool) -> None:
     if pick > len(result.plans):
         raise InputError(f"--pick {pick}: only {len(result.plans)} plans fit")
-    chosen = result.plans[pick - 1]
-    est = estimate(result.model, result.gpu, result.workload, chosen.plan)
-    ev = Evaluator(result.model, result.gpu)
-    speed = make_candidate(ev, chosen.plan, result.workload, evaluate(ev, chosen.plan, result.workload)).speed
-    s = est.per_gpu
-    predicted = dict(
-        weights_bytes=s.weights_bytes, kv_cache_bytes=s.kv_cache_bytes, activation_bytes=s.activation_bytes,
-        **({"state_bytes": s.state_bytes} if s.state_bytes else {}),
-        overhead_bytes=s.overhead_bytes, total_bytes=s.total_bytes, capacity_bytes=est.capacity_bytes,
-        headroom_bytes=est.headroom_bytes, quality_risk=chosen.quality.label, decode_tokens_per_s=round(speed.decode_tokens_per_s, 3),
-    )
-    pf = plan_file(model_ref, result.model.name, result.model.config_sha256, gpu_ref, result.workload, chosen.plan, predicted)
-    write_atomic(output, plan_yaml(pf, output), force)
+    write_atomic(output, plan_yaml(engine_plan_file(model_ref, gpu_ref, result, pick - 1), output), force)
     typer.echo(f"wrote plan #{pick} ({engine_name(result.engine)}) to {output}", err=True)

@@ -20,16 +20,15 @@ from oomplan.cli.train import (
 )
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.memory.budget import estimate
-from oomplan.memory.validate import plan_warnings
+from oomplan.memory.validate import request_warnings
 from oomplan.planner.diagnose import diagnose
 from oomplan.planner.inverse import search_max
-from oomplan.planner.quality import quality_risk
+from oomplan.planner.plan_files import search_plan_file
 from oomplan.planner.search import OBJECTIVES, search
 from oomplan.planner.space import SearchLimits
 from oomplan.profiles import load_model
 from oomplan.report.fit_report import diagnosis_lines, fit_json, fit_table, quality_legend, search_summary
-from oomplan.report.plan_yaml import check_output, plan_file, plan_yaml, write_atomic
-from oomplan.specs.plan import Plan
+from oomplan.report.plan_yaml import check_output, plan_yaml, write_atomic
 from oomplan.units import DEFAULT_HOST_MEMORY_BYTES, GIB, parse_bytes, parse_count, parse_number
 
 MAX_BATCH = 1 << 16
@@ -140,7 +139,7 @@ def fit_command(
         return run_fit_comparison(spec, cards, workload, limits, objective, top, "ctx" if want_ctx else "batch" if want_batch else "",
                            attention, prices, as_json, output, pick, force, model, max_gpus, gpus)
     if not (want_ctx or want_batch):
-        warn(tuple(spec.warnings) + tuple(w for w in plan_warnings(spec, card, workload, Plan()) if "--ctx" in w), strict)
+        warn(request_warnings(spec, workload.ctx_tokens, "--ctx"), strict)
     with spinner(f"searching plans for {spec.name} on {card.name} ...", quiet=as_json):
         if want_ctx:
             result = search_max(spec, card, workload, limits, objective, "ctx", spec.max_position_embeddings, attention)
@@ -179,16 +178,5 @@ def _render(result, limits, top, show, price, attention) -> None:
 def _write(result, model_ref: str, gpu_ref: str, pick: int, output: Path, force: bool) -> None:
     if pick > len(result.plans):
         raise InputError(f"--pick {pick}: only {len(result.plans)} plans fit")
-    chosen = result.plans[pick - 1]
-    est = estimate(result.model, result.gpu, chosen.workload, chosen.plan)
-    s = est.per_gpu
-    predicted = dict(
-        weights_bytes=s.weights_bytes, kv_cache_bytes=s.kv_cache_bytes, activation_bytes=s.activation_bytes,
-        **({"state_bytes": s.state_bytes} if s.state_bytes else {}),
-        overhead_bytes=s.overhead_bytes, total_bytes=s.total_bytes, capacity_bytes=est.capacity_bytes,
-        headroom_bytes=est.headroom_bytes, quality_risk=quality_risk(result.model, chosen.plan).label,
-        decode_tokens_per_s=round(chosen.speed.decode_tokens_per_s, 3),
-    )
-    pf = plan_file(model_ref, result.model.name, result.model.config_sha256, gpu_ref, chosen.workload, chosen.plan, predicted)
-    write_atomic(output, plan_yaml(pf, output), force)
+    write_atomic(output, plan_yaml(search_plan_file(model_ref, gpu_ref, result, pick - 1), output), force)
     typer.echo(f"wrote plan #{pick} to {output}", err=True)

@@ -125,7 +125,9 @@ def run_train_estimate(spec, card, f: TrainFlags, seq_tokens: int, batch: int, t
     """`estimate --train`: the training budget table (or JSON) and a verdict; the exit code: 0 fits, 1 does not."""
     from oomplan.memory.train_estimate import estimate_training
     from oomplan.planner.train_speed import train_speed
-    from oomplan.report.train_report import train_budget_table, train_estimate_json, train_verdict
+    from oomplan.planner.verdict import train_verdict
+    from oomplan.report.estimate_table import verdict_text
+    from oomplan.report.train_report import train_budget_table, train_estimate_json
 
     plan = build_training_plan(**training_fields(f), seq_tokens=seq_tokens, micro_batch_size=batch, tensor_parallel=tp,
                                pipeline_parallel=pp, attention=attention)
@@ -138,7 +140,7 @@ def run_train_estimate(spec, card, f: TrainFlags, seq_tokens: int, batch: int, t
         out.print(train_budget_table(est))
         for note in est.notes:
             out.print(f"note: {note}", soft_wrap=True)
-        out.print(train_verdict(est))
+        out.print(verdict_text(train_verdict(est)))
     return EXIT_OK if est.fits else EXIT_DOES_NOT_FIT
 
 
@@ -187,8 +189,9 @@ def run_train_fit(spec, card, f: TrainFlags, a: TrainFitArgs) -> int:
     fields = {k: v for k, v in training_fields(f).items() if k not in ("zero_stage", "recompute", "offload_optimizer", "offload_params")}
     request = build_training_plan(**fields, seq_tokens=a.seq_tokens, attention=a.attention)
     limits = train_limits(f, a)
-    warn(tuple(spec.warnings) + ((f"--seq {a.seq_tokens} exceeds {spec.name}'s max_position_embeddings ({spec.max_position_embeddings})",)
-                                 if a.seq_tokens > spec.max_position_embeddings else ()), a.strict)
+    from oomplan.memory.validate import request_warnings
+
+    warn(request_warnings(spec, a.seq_tokens, "--seq"), a.strict)
     result = search_training(spec, card, request, limits, objective)
     if a.as_json:
         print_json(train_fit_json(result, a.top))
@@ -215,11 +218,11 @@ def _render_fit(result, limits, top: int) -> None:
 
 def _write_plan(result, a: TrainFitArgs) -> None:
     from oomplan.report.plan_yaml import plan_yaml, write_atomic
-    from oomplan.report.train_fit_report import train_plan_file
+    from oomplan.planner.plan_files import training_plan_file
 
     if a.pick > len(result.plans):
         raise InputError(f"--pick {a.pick}: only {len(result.plans)} plans fit")
-    pf = train_plan_file(a.model_ref, a.gpu_ref, result.plans[a.pick - 1])
+    pf = training_plan_file(a.model_ref, a.gpu_ref, result.plans[a.pick - 1])
     write_atomic(a.output, plan_yaml(pf, a.output), a.force)
     typer.echo(f"wrote plan #{a.pick} to {a.output}", err=True)
 

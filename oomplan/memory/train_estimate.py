@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from oomplan.errors import FieldError
 from oomplan.memory.budget import BusiestGpu
 from oomplan.memory.params import inventory
-from oomplan.memory.validate import check_parallel
+from oomplan.memory.validate import check_parallel, context_warnings
 from oomplan.memory.train_states import is_lora_target
 from oomplan.memory.training import TrainStageBudget, train_stage_budget
 from oomplan.specs.hardware import GpuSpec
@@ -63,8 +63,7 @@ def check_training_plan(model: ModelSpec, plan: TrainingPlan) -> None:
 
 def training_warnings(model: ModelSpec, gpu: GpuSpec, plan: TrainingPlan) -> list[str]:
     out: list[str] = []
-    if plan.seq_tokens > model.max_position_embeddings:
-        out.append(f"--seq {plan.seq_tokens} exceeds {model.name}'s max_position_embeddings ({model.max_position_embeddings})")
+    out.extend(context_warnings(model, plan.seq_tokens, "--seq"))
     if plan.tensor_parallel > gpu.num_gpus_per_node:
         out.append(f"--tp {plan.tensor_parallel} spans more than one node ({gpu.num_gpus_per_node} {gpu.name} per node): TP across nodes is slow")
     if not gpu.supports_bf16 and plan.precision != "fp32":

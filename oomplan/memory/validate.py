@@ -26,6 +26,18 @@ def check_plan(model: ModelSpec, plan: Plan) -> None:
         raise FieldError("prefill_chunk_tokens", f"{plan.prefill_chunk_tokens} must be a multiple of block_size ({plan.block_size})")
 
 
+def context_warnings(model: ModelSpec, tokens: int, flag: str) -> list[str]:
+    """A sequence longer than the model's window runs, but past what it was trained for."""
+    if tokens > model.max_position_embeddings:
+        return [f"{flag} {tokens} exceeds {model.name}'s max_position_embeddings ({model.max_position_embeddings})"]
+    return []
+
+
+def request_warnings(model: ModelSpec, tokens: int, flag: str) -> tuple[str, ...]:
+    """What `fit` warns of before it searches (any plan): the model's own warnings and a context beyond its window."""
+    return tuple(model.warnings) + tuple(context_warnings(model, tokens, flag))
+
+
 def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> list[str]:
     """Things that run, but not as the user may think. `--strict` turns them into errors."""
     out: list[str] = []
@@ -38,8 +50,7 @@ def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan
             "flash-linear-attention kernels) keeps fp32 [tokens x heads x state] tensors and can need far more "
             "(weights, KV cache and recurrent state are exact)"
         )
-    if workload.ctx_tokens > model.max_position_embeddings:
-        out.append(f"--ctx {workload.ctx_tokens} exceeds {model.name}'s max_position_embeddings ({model.max_position_embeddings})")
+    out.extend(context_warnings(model, workload.ctx_tokens, "--ctx"))
     emulated = [(what, f) for what, fs in (("weights", stored_weight_formats(model, plan)), ("KV cache", (resolved_kv_dtype(model, plan),)))
                 for f in fs if not formats.get(f).runs_natively(gpu.architecture, gpu.supports_fp8)]
     fp8 = list(dict.fromkeys(what for what, f in emulated if formats.get(f).row.native == "supports_fp8"))

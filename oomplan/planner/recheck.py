@@ -6,6 +6,7 @@ from pathlib import Path
 
 from oomplan.memory.budget import Estimate, estimate
 from oomplan.errors import InputError
+from oomplan.planner.verdict import Verdict, check_verdict
 from oomplan.planfile import load_plan_file, named_by_key
 from oomplan.profiles import load_gpu, load_model
 from oomplan.specs.convert import build
@@ -24,6 +25,11 @@ class Recheck:
         peak = est.load_peak_stage
         need = max(est.per_gpu.total_bytes, peak.load_total_bytes if peak is not None else 0)
         return need <= est.capacity_bytes * (1.0 - margin)
+
+    def verdict(self, margin: float) -> Verdict:
+        """PASS / FAIL with the margin: what `check` prints and exits on."""
+        est = self.estimate
+        return check_verdict(self.fits_with_margin(margin), est.per_gpu.total_bytes, est.capacity_bytes, est.gpu.name, margin)
 
 
 def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, batch_size: int | None = None) -> Recheck:

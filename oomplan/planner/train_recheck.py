@@ -6,6 +6,7 @@ from pathlib import Path
 
 from oomplan.memory.train_estimate import TrainEstimate, estimate_training
 from oomplan.planfile import load_plan_file, named_by_key
+from oomplan.planner.verdict import Verdict, check_verdict
 from oomplan.planner.train_speed import TrainSpeed, train_speed
 from oomplan.profiles import load_gpu, load_model
 from oomplan.specs.convert import build
@@ -23,6 +24,11 @@ class TrainRecheck:
         """Fits (GPU and host memory) and leaves `margin` of the card free."""
         est = self.estimate
         return est.host_fits and est.per_gpu.total_bytes <= est.capacity_bytes * (1.0 - margin)
+
+    def verdict(self, margin: float) -> Verdict:
+        """PASS / FAIL with the margin: what `check` prints and exits on."""
+        est = self.estimate
+        return check_verdict(self.fits_with_margin(margin), est.per_gpu.total_bytes, est.capacity_bytes, est.gpu.name, margin)
 
 
 def is_training_plan(path: str) -> bool:

@@ -13,12 +13,13 @@ from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.params import num_active_params, params_by_component
 from oomplan.memory.weights import effective_plan, resolved_weight_format
 from oomplan.report.weights_source import weights_source_json
+from oomplan.specs.model import ModelSpec
 
 SCHEMA_VERSION = 1
 
 
-def model_json(est: Estimate) -> dict[str, Any]:
-    m = est.model
+def model_json(m: ModelSpec) -> dict[str, Any]:
+    """The `model` object of every JSON (estimate, estimate --train, check): the model itself, whatever the plan."""
     by_comp = params_by_component(m)
     return {
         "name": m.name,
@@ -75,7 +76,7 @@ def estimate_json(est: Estimate) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "oomplan_version": __version__,
-        "model": model_json(est),
+        "model": model_json(est.model),
         "gpu": {
             "name": est.gpu.name,
             "display_name": est.gpu.display_name,

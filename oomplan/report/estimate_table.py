@@ -6,6 +6,7 @@ from rich.text import Text
 
 from oomplan.memory.budget import Estimate
 from oomplan.memory.params import num_params
+from oomplan.planner.verdict import Verdict, estimate_verdict
 from oomplan.report.summary import plan_summary
 from oomplan.memory.weights import weights_label
 from oomplan.units import format_bytes, format_count
@@ -65,16 +66,14 @@ def _activation_detail(a) -> str:
     return "prefill peak" + (f", eager scores {format_bytes(a.attention_scores_bytes)}" if a.attention_scores_bytes else "")
 
 
+def verdict_style(v: Verdict) -> str:
+    return "green" if v.ok else "bold red"
+
+
+def verdict_text(v: Verdict) -> Text:
+    """A library verdict (oomplan/planner/verdict.py), styled: green when it fits or passes, bold red otherwise."""
+    return Text(v.line, style=verdict_style(v))
+
+
 def verdict(est: Estimate) -> Text:
-    total, cap = est.per_gpu.total_bytes, est.capacity_bytes
-    peak = est.load_peak_stage
-    if est.headroom_bytes >= 0 and peak is not None and peak.load_total_bytes > cap:
-        return Text(f"does not fit while loading: the load peak needs {format_bytes(peak.load_total_bytes)} per GPU, "
-                    f"{format_bytes(cap)} available ({format_bytes(peak.load_total_bytes - cap)} over; steady state "
-                    f"{format_bytes(total)} would fit)", style="bold red")
-    if est.fits:
-        return Text(f"fits: {format_bytes(total)} of {format_bytes(cap)} per GPU, {format_bytes(cap - total)} headroom", style="green")
-    return Text(
-        f"does not fit: needs {format_bytes(total)} per GPU, {format_bytes(cap)} available ({format_bytes(total - cap)} over)",
-        style="bold red",
-    )
+    return verdict_text(estimate_verdict(est))

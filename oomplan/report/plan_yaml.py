@@ -6,11 +6,10 @@ from pathlib import Path
 
 import yaml
 
-from oomplan import __version__
 from oomplan.safeio import check_output, exists, load_yaml_text, write_atomic_bytes  # noqa: F401 - re-exported for the CLI
 from oomplan.specs.convert import build
 from oomplan.text import clean
-from oomplan.specs.plan_file import PlanFile, PlanGpu, PlanModel, PredictedBudget
+from oomplan.specs.plan_file import PlanFile
 
 HEADER = "# oomplan plan file (docs/plan-schema.md). Re-check before deploy: oomplan check {path}\n"
 
@@ -18,17 +17,6 @@ HEADER = "# oomplan plan file (docs/plan-schema.md). Re-check before deploy: oom
 def write_atomic(path: Path, text: str, force: bool, flag: str = "-o") -> None:
     """Never leaves a partial file; refuses to overwrite without force (oomplan/safeio.py)."""
     write_atomic_bytes(path, text.encode("utf-8"), force, flag)
-
-
-def plan_file(model_ref: str, model_name: str, config_sha256: str, gpu_ref: str, workload, plan, predicted: dict) -> PlanFile:
-    return PlanFile(
-        oomplan_version=__version__,
-        model=PlanModel(ref=model_ref, name=model_name, config_sha256=config_sha256),
-        gpu=PlanGpu(ref=gpu_ref, num_gpus=plan.num_gpus),
-        workload=workload,
-        plan=plan,
-        predicted=PredictedBudget(**predicted),
-    )
 
 
 def portable_ref(ref: str, output: Path) -> str:

@@ -6,10 +6,8 @@ from typing import Any
 from rich.table import Table
 
 from oomplan import __version__
-from oomplan.planner.train_search import TrainCandidate, TrainSearchResult
+from oomplan.planner.train_search import TrainSearchResult
 from oomplan.report.train_report import train_estimate_json, training_summary
-from oomplan.specs.plan import Plan, Workload
-from oomplan.specs.plan_file import PlanFile, PlanGpu, PlanModel, PredictedBudget
 from oomplan.specs.training import TrainingPlan
 from oomplan.units import format_bytes, format_count
 
@@ -95,19 +93,3 @@ def train_fit_json(result: TrainSearchResult, top: int) -> dict[str, Any]:
     }
 
 
-def train_plan_file(model_ref: str, gpu_ref: str, chosen: TrainCandidate) -> PlanFile:
-    """A plan file with a `training` section; `plan`/`workload` carry the matching TP/PP, sequence and micro-batch."""
-    est, p = chosen.estimate, chosen.plan
-    s = est.per_gpu
-    predicted = PredictedBudget(
-        weights_bytes=s.weights_bytes, kv_cache_bytes=0, activation_bytes=s.activation_bytes, overhead_bytes=s.overhead_bytes,
-        total_bytes=s.total_bytes, capacity_bytes=est.capacity_bytes, headroom_bytes=est.headroom_bytes,
-        quality_risk="near-lossless" if p.mode == "qlora" else "lossless", decode_tokens_per_s=0.0, gradient_bytes=s.gradient_bytes,
-        optimizer_bytes=s.optimizer_bytes, tokens_per_s=round(chosen.speed.tokens_per_s, 3),
-    )
-    return PlanFile(
-        oomplan_version=__version__, model=PlanModel(ref=model_ref, name=est.model.name, config_sha256=est.model.config_sha256),
-        gpu=PlanGpu(ref=gpu_ref, num_gpus=p.num_gpus), workload=Workload(ctx_tokens=p.seq_tokens, batch_size=p.micro_batch_size),
-        plan=Plan(tensor_parallel=p.tensor_parallel, pipeline_parallel=p.pipeline_parallel, attention=p.attention),
-        predicted=predicted, training=p,
-    )

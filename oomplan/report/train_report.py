@@ -9,7 +9,6 @@ from dataclasses import asdict
 from typing import Any
 
 from rich.table import Table
-from rich.text import Text
 
 from oomplan import __version__
 from oomplan.memory.params import num_params
@@ -83,16 +82,6 @@ def train_budget_table(est: TrainEstimate) -> Table:
     return table
 
 
-def train_verdict(est: TrainEstimate) -> Text:
-    total, cap = est.per_gpu.total_bytes, est.capacity_bytes
-    if est.headroom_bytes < 0:
-        return Text(f"does not fit: needs {format_bytes(total)} per GPU, {format_bytes(cap)} available ({format_bytes(total - cap)} over)", style="bold red")
-    if not est.host_fits:
-        return Text(f"does not fit: offload needs {format_bytes(est.host_bytes_per_node)} of CPU memory per node, "
-                    f"--host-mem allows {format_bytes(est.host_memory_limit_bytes or 0)}", style="bold red")
-    return Text(f"fits: {format_bytes(total)} of {format_bytes(cap)} per GPU, {format_bytes(cap - total)} headroom", style="green")
-
-
 def train_stage_json(s: TrainStageBudget, capacity_bytes: int) -> dict[str, Any]:
     a = s.activations
     return {
@@ -127,7 +116,7 @@ def train_estimate_json(est: TrainEstimate, speed=None) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "oomplan_version": __version__,
-        "model": model_json(est),
+        "model": model_json(est.model),
         "gpu": {"name": est.gpu.name, "display_name": est.gpu.display_name, "memory_bytes": est.gpu.memory_bytes, "num_gpus": est.num_gpus},
         "workload": {"ctx_tokens": p.seq_tokens, "batch_size": p.micro_batch_size, "engine": "hf"},
         "training": p.model_dump(mode="json") | {

@@ -107,3 +107,14 @@ def test_train_nofit_blames_host_memory_when_the_gpus_hold_it():
     assert r.exit_code == 1
     line = next(x for x in r.stdout.splitlines() if x.startswith("nearest:"))
     assert "fits on the GPUs" in line and "of CPU memory per node, 1.00 GiB allowed (--host-mem)" in line
+
+
+def test_training_json_model_object_is_the_inference_one():
+    """The `model` object is the model's (report/estimate_json.py model_json takes a ModelSpec, not an Estimate):
+    the same for a training step as for inference, parameters counted without adapters (those are
+    training.num_trainable_params)."""
+    inference = json.loads(run("estimate", "llama-3.1-8b", "--gpu", "h100", "--json").stdout)["model"]
+    training = json.loads(run("estimate", "llama-3.1-8b", "--gpu", "h100", "--train", "lora", "--json").stdout)
+    assert training["model"] == inference
+    assert inference["num_params"] == 8_030_261_248  # Llama-3.1-8B (meta-llama/Llama-3.1-8B model card: 8.03B)
+    assert 0 < training["training"]["num_trainable_params"] < inference["num_params"] // 100

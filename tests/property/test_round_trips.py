@@ -12,7 +12,8 @@ from oomplan.planfile import load_plan_file
 from oomplan.planner.search import search
 from oomplan.planner.space import SearchLimits
 from oomplan.profiles import load_gpu, load_model
-from oomplan.report.plan_yaml import plan_file, plan_yaml
+from oomplan.planner.plan_files import inference_plan_file
+from oomplan.report.plan_yaml import plan_yaml
 from oomplan.specs.plan import Plan, Workload
 
 runner = CliRunner()
@@ -28,11 +29,8 @@ def test_plan_written_and_read_back_estimates_identically(tmp_path_factory, name
     plan, work = Plan(weights=weights, kv_dtype=kv, tensor_parallel=tp, paged=paged), Workload(ctx_tokens=ctx, batch_size=batch)
     before = estimate(model, gpu, work, plan)
     s = before.per_gpu
-    predicted = dict(weights_bytes=s.weights_bytes, kv_cache_bytes=s.kv_cache_bytes, activation_bytes=s.activation_bytes,
-                     overhead_bytes=s.overhead_bytes, total_bytes=s.total_bytes, capacity_bytes=before.capacity_bytes,
-                     headroom_bytes=before.headroom_bytes, quality_risk="x", decode_tokens_per_s=1.0)
     path = tmp_path_factory.mktemp("plans") / "plan.yaml"
-    path.write_text(plan_yaml(plan_file(name, model.name, model.config_sha256, "h100", work, plan, predicted), path))
+    path.write_text(plan_yaml(inference_plan_file(name, "h100", before, "x", 1.0), path))
     back = load_plan_file(path)
     after = estimate(load_model(back.model.ref), load_gpu(back.gpu.ref), back.workload, back.plan)
     assert after.per_gpu == before.per_gpu
