@@ -13,7 +13,7 @@ from oomplan.memory.budget import Estimate
 from oomplan.memory.budget import estimate as _estimate
 from oomplan.memory.train_estimate import TrainEstimate, estimate_training as _estimate_training
 from oomplan.planner.curve import CurveSet, memory_curves
-from oomplan.planner.inverse import search_max
+from oomplan.planner.inverse import MAX_BATCH_SIZE, search_max
 from oomplan.planner.recheck import Recheck, recheck
 from oomplan.planner.search import SearchResult, search
 from oomplan.planner.space import SearchLimits
@@ -29,9 +29,6 @@ from oomplan.units import DEFAULT_HOST_MEMORY_BYTES
 if TYPE_CHECKING:
     from oomplan.engines.result import EnginePrediction
     from oomplan.probe.compare import ProbeReport
-
-
-MAX_BATCH = 1 << 16  # fit --batch max searches up to this many sequences
 
 
 def load_model(ref: str | ModelSpec) -> ModelSpec:
@@ -76,7 +73,7 @@ def fit(model: str | ModelSpec, gpu: str | GpuSpec, ctx_tokens: int | Literal["m
         return search_max(spec, card, Workload(ctx_tokens=1, batch_size=int(batch_size)), limits, objective, "ctx",
                           spec.max_position_embeddings)
     if batch_size == "max":
-        return search_max(spec, card, Workload(ctx_tokens=int(ctx_tokens)), limits, objective, "batch", MAX_BATCH)
+        return search_max(spec, card, Workload(ctx_tokens=int(ctx_tokens)), limits, objective, "batch", MAX_BATCH_SIZE)
     return search(spec, card, Workload(ctx_tokens=int(ctx_tokens), batch_size=int(batch_size)), limits, objective)
 
 

@@ -83,9 +83,9 @@ def run_fit_comparison(spec: Any, cards: list[tuple[str, GpuSpec]], workload: An
             if want == "ctx":
                 result = search_max(spec, card, workload, card_limits, objective, "ctx", spec.max_position_embeddings, attention)
             elif want == "batch":
-                from oomplan.cli.fit import MAX_BATCH
+                from oomplan.planner.inverse import MAX_BATCH_SIZE
 
-                result = search_max(spec, card, workload, card_limits, objective, "batch", MAX_BATCH, attention)
+                result = search_max(spec, card, workload, card_limits, objective, "batch", MAX_BATCH_SIZE, attention)
             else:
                 result = search(spec, card, workload, card_limits, objective, attention)
         choices.append(CardChoice(ref, result, prices.get(card.name)))

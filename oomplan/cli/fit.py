@@ -22,7 +22,7 @@ from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.memory.budget import estimate
 from oomplan.memory.validate import request_warnings
 from oomplan.planner.diagnose import diagnose
-from oomplan.planner.inverse import search_max
+from oomplan.planner.inverse import MAX_BATCH_SIZE, search_max
 from oomplan.planner.plan_files import search_plan_file
 from oomplan.planner.search import OBJECTIVES, search
 from oomplan.planner.space import SearchLimits
@@ -31,7 +31,6 @@ from oomplan.report.fit_report import diagnosis_lines, fit_json, fit_table, qual
 from oomplan.report.plan_yaml import check_output, plan_yaml, write_atomic
 from oomplan.units import DEFAULT_HOST_MEMORY_BYTES, GIB, parse_bytes, parse_count, parse_number
 
-MAX_BATCH = 1 << 16
 MAX_GLOBAL_BATCH = 1 << 20  # TrainingPlan: grad_accum_steps <= 2^20, so every global batch can be written and re-checked
 
 
@@ -120,7 +119,7 @@ def fit_command(
         raise InputError("--ctx max and --batch max together have no single answer; fix one of them")
     workload = build_workload(
         ctx_tokens=1 if want_ctx else parse_count(ctx, "--ctx"),
-        batch_size=1 if want_batch else parse_count(batch, "--batch", maximum=MAX_BATCH),
+        batch_size=1 if want_batch else parse_count(batch, "--batch", maximum=MAX_BATCH_SIZE),
     )
     if check_engine(engine) != "hf":
         if want_ctx or want_batch:
@@ -144,7 +143,7 @@ def fit_command(
         if want_ctx:
             result = search_max(spec, card, workload, limits, objective, "ctx", spec.max_position_embeddings, attention)
         elif want_batch:
-            result = search_max(spec, card, workload, limits, objective, "batch", MAX_BATCH, attention)
+            result = search_max(spec, card, workload, limits, objective, "batch", MAX_BATCH_SIZE, attention)
         else:
             result = search(spec, card, workload, limits, objective, attention)
     show = "ctx" if want_ctx else "batch" if want_batch else ""

@@ -14,7 +14,7 @@ from oomplan.families.config import HfConfig
 from oomplan.units import finite_or_none
 from oomplan.specs.model import LayerAttention, LayerMlp, LayerSpec, MoeSpec, RopeSpec
 
-_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}  # a config's torch dtype name -> ours
 Fields = dict[str, Any]  # ModelSpec keyword arguments, validated by ModelSpec itself
 # A builder takes its family's own HfConfig subclass (Family.config); Callable is contravariant in its
 # arguments, so the registry can only name that parameter as Any.
@@ -47,7 +47,12 @@ def require(cfg: HfConfig, where: str, *keys: str) -> None:
 
 def checkpoint_dtype(cfg: HfConfig) -> str:
     name = cfg.torch_dtype or cfg.dtype or "bfloat16"
-    return _DTYPES.get(str(name).replace("torch.", ""), "bf16")
+    return dtype_name(name, "bf16")
+
+
+def dtype_name(torch_name: object, default: str) -> str:
+    """'torch.float32' / 'float32' -> 'fp32'; `default` for a name we do not know."""
+    return DTYPE_NAMES.get(str(torch_name).replace("torch.", ""), default)
 
 
 def rope(cfg: HfConfig) -> RopeSpec:

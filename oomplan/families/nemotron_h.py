@@ -12,14 +12,13 @@ are not instantiated by transformers and are not counted.
 from __future__ import annotations
 
 from oomplan.errors import InputError
-from oomplan.families.base import Family, Fields, base_fields, moe
+from oomplan.families.base import Family, Fields, base_fields, dtype_name, moe
 from oomplan.families.config import HfConfig
 from oomplan.families.hybrid import layer_kinds_from_types
 from oomplan.specs.model import LayerAttention, LayerMlp, LayerSpec
 from oomplan.specs.state import Mamba2Mixer
 
 _PATTERN = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
-_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 class NemotronHConfig(HfConfig):
@@ -55,7 +54,7 @@ def mixer(cfg: NemotronHConfig) -> Mamba2Mixer:
     conv_bias = cfg.mamba_conv_bias if cfg.mamba_conv_bias is not None else (cfg.use_conv_bias is not False)
     return Mamba2Mixer(num_heads=cfg.mamba_num_heads, head_dim=cfg.mamba_head_dim, num_groups=groups,
                        state_size=cfg.ssm_state_size, conv_kernel=kernel, conv_bias=conv_bias, proj_bias=cfg.use_bias,
-                       state_dtype=_DTYPES.get(cfg.mamba_ssm_cache_dtype.replace("torch.", ""), "fp32"))
+                       state_dtype=dtype_name(cfg.mamba_ssm_cache_dtype, "fp32"))
 
 
 def block_types(cfg: NemotronHConfig, where: str) -> list[str]:

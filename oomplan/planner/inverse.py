@@ -16,6 +16,8 @@ from oomplan.planner.search import (
 )
 from oomplan.specs.plan import Plan, Workload
 
+MAX_BATCH_SIZE = 1 << 16  # `--batch max` (fit, the Python API) searches up to this many sequences
+
 
 def margin_bytes(ev: Evaluator, plan: Plan, workload: Workload) -> int:
     """The busiest stage's total minus the card's memory: <= 0 fits."""
@@ -73,7 +75,7 @@ def max_ctx_tokens(ev: Evaluator, plan: Plan, batch_size: int, limit_tokens: int
     return max(0, largest_fitting(margin, 1, limit_tokens // step, start)) * step
 
 
-def max_batch_size(ev: Evaluator, plan: Plan, ctx_tokens: int, limit: int = 1 << 16, start: int | None = None) -> int:
+def max_batch_size(ev: Evaluator, plan: Plan, ctx_tokens: int, limit: int = MAX_BATCH_SIZE, start: int | None = None) -> int:
     """Most concurrent sequences of ctx_tokens that fit; 0 when not even one does."""
 
     def margin(batch: int) -> int:
