@@ -64,8 +64,8 @@ def _largest_quantisable(model: ModelSpec, plan: Plan) -> int:
 
 def _stored_per_expert(model: ModelSpec) -> bool:
     ck = model.checkpoint
-    if ck is None:
-        return True  # profiles: the hub checkpoints of every shipped MoE family store one tensor per expert
+    if ck is None:  # profiles: the hub checkpoints store one tensor per expert, except where the family says fused (Llama 4)
+        return model.moe is None or not model.moe.stored_fused
     return any(".experts.0." in t.name for t in ck.tensors)
 
 

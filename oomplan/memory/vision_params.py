@@ -9,7 +9,7 @@ tower is small next to the text model.
 from __future__ import annotations
 
 from oomplan.memory.params import TensorGroup
-from oomplan.specs.vision import PixtralVisionTower, Qwen3VisionTower, Qwen25VisionTower, SiglipVisionTower, VisionTower
+from oomplan.specs.vision import Llama4VisionTower, PixtralVisionTower, Qwen3VisionTower, Qwen25VisionTower, SiglipVisionTower, VisionTower
 
 
 def _t(name: str, rows: int, cols: int = 1, count: int = 1) -> TensorGroup:
@@ -75,6 +75,21 @@ def siglip_tensors(v: SiglipVisionTower) -> list[TensorGroup]:
     return g
 
 
+def llama4_tensors(v: Llama4VisionTower) -> list[TensorGroup]:
+    h, I, n = v.hidden_size, v.intermediate_size, v.num_layers
+    g = [_t("patch_embedding.linear", h, v.num_channels * v.patch_size**2), _t("class_embedding", h)]
+    g.append(_t("positional_embedding_vlm", v.num_patches + 1, h))
+    g.append(_t("layernorm_pre_post", h, 1, 4))  # two LayerNorms, weight + bias each
+    if n:
+        g.append(_t("layers.layer_norms", h, 1, 4 * n))
+        g += _linear("layers.self_attn.qkvo", h, h, count=4 * n)
+        g += _linear("layers.mlp.fc1", I, h, count=n) + _linear("layers.mlp.fc2", h, I, count=n)
+    g += _linear("vision_adapter.mlp.fc1", v.projector_input_dim, I, bias=False)
+    g += _linear("vision_adapter.mlp.fc2", v.projector_output_dim, v.projector_output_dim, bias=False)
+    g += _linear("multi_modal_projector.linear_1", v.text_hidden_size, v.vision_output_dim, bias=False)
+    return g
+
+
 def vision_tensors(v: VisionTower | None) -> list[TensorGroup]:
     if v is None:
         return []
@@ -84,4 +99,6 @@ def vision_tensors(v: VisionTower | None) -> list[TensorGroup]:
         return qwen3_vl_tensors(v)
     if isinstance(v, PixtralVisionTower):
         return pixtral_tensors(v)
+    if isinstance(v, Llama4VisionTower):
+        return llama4_tensors(v)
     return siglip_tensors(v)

@@ -77,6 +77,7 @@ class MoeSpec(Strict):
     expert_bias: bool = False  # gpt-oss: gate_up_proj_bias [E, 2I] and down_proj_bias [E, h]
     router_bias: bool = False  # gpt-oss: the router's bias [E]
     router_score_bias: bool = False  # DeepSeek-V3-style e_score_correction_bias [E] (a buffer or parameter)
+    stored_fused: bool = False  # the published checkpoint keeps each layer's experts as one 3-D tensor (Llama 4), not one per expert
     moe_layer_indices: tuple[int, ...]  # the layers whose LayerMlp.kind is 'moe' (checked by ModelSpec)
 
     @model_validator(mode="after")

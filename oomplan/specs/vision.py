@@ -86,4 +86,33 @@ class SiglipVisionTower(Strict):
         return (self.image_size // self.patch_size) ** 2
 
 
-VisionTower = Annotated[Qwen25VisionTower | Qwen3VisionTower | PixtralVisionTower | SiglipVisionTower, Field(discriminator="kind")]
+class Llama4VisionTower(Strict):
+    """Llama 4 (models/llama4/modeling_llama4.py Llama4VisionModel): an unfold + bias-free linear patch embedding, a
+    class token and a learned position table ((image_size // patch_size)**2 + 1 rows), LayerNorms before and after,
+    `num_layers` blocks (two LayerNorms, q/k/v/o with bias, fc1/fc2 with bias), the pixel-shuffle adapter
+    (Llama4VisionMLP2: fc1 [projector_input_dim, intermediate_size], fc2 [projector_output_dim]**2, no biases) and
+    Llama4MultiModalProjector (linear_1 [text hidden, vision_output_dim]). Images are tiled by the processor: a
+    dynamic number of tiles per image, so --image-tokens."""
+
+    kind: Literal["llama4"] = "llama4"
+    hidden_size: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1)
+    num_layers: int = Field(ge=0)
+    num_heads: int = Field(ge=1)
+    num_channels: int = Field(default=3, ge=1)
+    image_size: int = Field(ge=1)
+    patch_size: int = Field(ge=1)
+    vision_output_dim: int = Field(ge=1)
+    projector_input_dim: int = Field(ge=1)
+    projector_output_dim: int = Field(ge=1)
+    pixel_shuffle_ratio: float = Field(gt=0, le=1)
+    text_hidden_size: int = Field(ge=1)
+
+    @property
+    def num_patches(self) -> int:
+        """Patches of one tile (the class token not included)."""
+        return (self.image_size // self.patch_size) ** 2
+
+
+VisionTower = Annotated[Qwen25VisionTower | Qwen3VisionTower | PixtralVisionTower | SiglipVisionTower | Llama4VisionTower,
+                        Field(discriminator="kind")]

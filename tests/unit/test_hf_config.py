@@ -53,11 +53,11 @@ def test_config_without_model_type_is_read_as_llama_and_says_so():
 
 
 def test_unsupported_multimodal_wrapper_is_refused_as_such():
-    raw = {"architectures": ["Llama4ForConditionalGeneration"], "model_type": "llama4",
-           "text_config": {"model_type": "llama4_text", "hidden_size": 5120, "num_hidden_layers": 48, "num_attention_heads": 40,
-                           "vocab_size": 202048, "num_local_experts": 16}}
-    with pytest.raises(InputError, match="Llama4ForConditionalGeneration .*multimodal wrapper of a decoder that oomplan does not read yet"):
-        parse_hf_config(raw, "llama-4-scout", "test")
+    raw = {"architectures": ["Idefics3ForConditionalGeneration"], "model_type": "idefics3",
+           "text_config": {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+                           "vocab_size": 128259}}
+    with pytest.raises(InputError, match="Idefics3ForConditionalGeneration .*multimodal wrapper of a decoder that oomplan does not read yet"):
+        parse_hf_config(raw, "idefics3", "test")
 
 
 def test_not_a_causal_lm_is_an_error():
