@@ -76,15 +76,15 @@ def siglip_tensors(v: SiglipVisionTower) -> list[TensorGroup]:
 
 
 def llama4_tensors(v: Llama4VisionTower) -> list[TensorGroup]:
-    h, I, n = v.hidden_size, v.intermediate_size, v.num_layers
+    h, ffn, n = v.hidden_size, v.intermediate_size, v.num_layers
     g = [_t("patch_embedding.linear", h, v.num_channels * v.patch_size**2), _t("class_embedding", h)]
     g.append(_t("positional_embedding_vlm", v.num_patches + 1, h))
     g.append(_t("layernorm_pre_post", h, 1, 4))  # two LayerNorms, weight + bias each
     if n:
         g.append(_t("layers.layer_norms", h, 1, 4 * n))
         g += _linear("layers.self_attn.qkvo", h, h, count=4 * n)
-        g += _linear("layers.mlp.fc1", I, h, count=n) + _linear("layers.mlp.fc2", h, I, count=n)
-    g += _linear("vision_adapter.mlp.fc1", v.projector_input_dim, I, bias=False)
+        g += _linear("layers.mlp.fc1", ffn, h, count=n) + _linear("layers.mlp.fc2", h, ffn, count=n)
+    g += _linear("vision_adapter.mlp.fc1", v.projector_input_dim, ffn, bias=False)
     g += _linear("vision_adapter.mlp.fc2", v.projector_output_dim, v.projector_output_dim, bias=False)
     g += _linear("multi_modal_projector.linear_1", v.text_hidden_size, v.vision_output_dim, bias=False)
     return g
