@@ -39,12 +39,14 @@ BY_TYPE: dict[str, tuple[str, str]] = {
     "glm4_moe": ("glm4_moe", "FAMILY"), "minimax_m2": ("minimax_m2", "FAMILY"), "starcoder2": ("starcoder2", "FAMILY"),
     "olmo2": ("olmo", "OLMO2"), "olmo3": ("olmo", "OLMO3"), "exaone4": ("exaone4", "FAMILY"), "mistral3": ("mistral3", "WRAPPER"),
     "llama4_text": ("llama4", "TEXT"), "llama4": ("llama4", "WRAPPER"),
+    "mllama_text_model": ("mllama", "TEXT"), "mllama": ("mllama", "WRAPPER"),
 }
 BY_WRAPPER: dict[str, tuple[str, str]] = {
     "Qwen3_5ForConditionalGeneration": ("qwen3_5", "FAMILY"), "Qwen3_5MoeForConditionalGeneration": ("qwen3_5", "FAMILY"),
     "Qwen2_5_VLForConditionalGeneration": ("qwen2_5_vl", "FAMILY"), "Gemma3ForCausalLM": ("gemma3", "TEXT"),
     "Gemma3ForConditionalGeneration": ("gemma3", "WRAPPER"), "Mistral3ForConditionalGeneration": ("mistral3", "WRAPPER"),
     "Llama4ForCausalLM": ("llama4", "TEXT"), "Llama4ForConditionalGeneration": ("llama4", "WRAPPER"),
+    "MllamaForCausalLM": ("mllama", "TEXT"), "MllamaForConditionalGeneration": ("mllama", "WRAPPER"),
 }
 
 

@@ -85,8 +85,10 @@ def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, st
     tokens = num_kv_layers = indexer_bytes = num_indexed = 0
     for i in stage.layer_indices:
         attn = model.layers[i].attention
-        if attn.kind in ("linear", "none"):
-            continue  # no KV: a Mamba / Gated DeltaNet layer keeps a fixed state instead (memory/state.py)
+        if attn.kind in ("linear", "none", "cross"):
+            # no context KV: a Mamba / Gated DeltaNet layer keeps a fixed state instead (memory/state.py); a cross-attention
+            # layer (Mllama) caches the image's projected vision states, per image, not per token (cross_kv_bytes)
+            continue
         num_kv_layers += 1
         if attn.indexed:  # the DSA indexer's keys: every token, like the latent
             indexer_bytes += indexer * full

@@ -80,6 +80,9 @@ def _attention(m: ModelSpec, attn: LayerAttention) -> list[TensorGroup]:
     g += _linear("o_proj", "attention", h, H * d, "row", H, m.o_bias)
     if m.qk_norm:  # per head (Qwen3, Gemma 3), or over all heads (OLMo 2/3: RMSNorm(H*d), RMSNorm(K*d))
         g += _norm("q_norm", m, H * d if m.qk_norm_over_heads else d) + _norm("k_norm", m, K * d if m.qk_norm_over_heads else d)
+    if attn.kind == "cross":  # modeling_mllama.py MllamaTextCrossAttention: q_norm, k_norm [head_dim]; two tanh gates per layer
+        g += _norm("cross_attn.q_norm", m, d) + _norm("cross_attn.k_norm", m, d)
+        g.append(TensorGroup("cross_attn_attn_mlp_gates", "attention", 1, 1, 2))
     if attn.sinks:  # modeling_gpt_oss: sinks = nn.Parameter(num_attention_heads)
         g.append(TensorGroup("sinks", "attention", H, 1, shard="column", num_units=H))
     return g
@@ -158,7 +161,7 @@ def _attention_tensors(m: ModelSpec, attn: LayerAttention) -> list[TensorGroup]:
         return _attention(m, attn) + mixer_tensors(attn.state, m.hidden_size)
     if attn.kind == "mla":
         return _mla(m, attn)
-    if attn.kind in ("full", "sliding", "chunked"):
+    if attn.kind in ("full", "sliding", "chunked", "cross"):
         return _attention(m, attn)
     raise ValueError(f"{m.name}: {attn.kind} attention layers are not priced yet")
 
@@ -189,7 +192,8 @@ def inventory(m: ModelSpec) -> Inventory:
     h, V = m.hidden_size, m.vocab_size
     from oomplan.memory.vision_params import vision_tensors  # it builds on this module's TensorGroup
 
-    embedding = (TensorGroup("embed_tokens", "embedding", V, h, shard="column", num_units=V), *vision_tensors(m.vision))
+    rows = V + m.num_extra_embedding_rows
+    embedding = (TensorGroup("embed_tokens", "embedding", rows, h, shard="column", num_units=rows), *vision_tensors(m.vision))
     head = tuple(_norm("final_norm", m, h))
     if not m.tie_word_embeddings:
         head += (TensorGroup("lm_head", "lm_head", V, h, shard="column", num_units=V),)

@@ -9,7 +9,7 @@ tower is small next to the text model.
 from __future__ import annotations
 
 from oomplan.memory.params import TensorGroup
-from oomplan.specs.vision import Llama4VisionTower, PixtralVisionTower, Qwen3VisionTower, Qwen25VisionTower, SiglipVisionTower, VisionTower
+from oomplan.specs.vision import Llama4VisionTower, MllamaVisionTower, PixtralVisionTower, Qwen3VisionTower, Qwen25VisionTower, SiglipVisionTower, VisionTower
 
 
 def _t(name: str, rows: int, cols: int = 1, count: int = 1) -> TensorGroup:
@@ -90,6 +90,23 @@ def llama4_tensors(v: Llama4VisionTower) -> list[TensorGroup]:
     return g
 
 
+def mllama_tensors(v: MllamaVisionTower) -> list[TensorGroup]:
+    h, w, p, tiles, ratios = v.hidden_size, v.intermediate_size, v.num_patches, v.max_num_tiles, v.num_aspect_ratios + 1
+    g = [_t("patch_embedding", h, v.num_channels * v.patch_size**2), _t("class_embedding", h)]
+    g += [_t("gated_positional_embedding.embedding", p, h), _t("gated_positional_embedding.tile_embedding", ratios, tiles * p * h)]
+    g += [_t("pre_post_tile_positional_embedding.embedding", ratios, tiles * h, 2), _t("gates", 1, 1, 3)]
+    g.append(_t("layernorm_pre_post", h, 1, 4))
+    n = v.num_layers + v.num_global_layers
+    if n:
+        g.append(_t("layers.layer_norms", h, 1, 4 * n))
+        g += _linear("layers.self_attn.qkvo", h, h, bias=False, count=4 * n)
+        g += _linear("layers.mlp.fc1", w, h, count=n) + _linear("layers.mlp.fc2", h, w, count=n)
+    if v.num_global_layers:
+        g.append(_t("global_transformer.layers.gate_attn_ffn", 1, 1, 2 * v.num_global_layers))
+    g += _linear("multi_modal_projector", v.text_hidden_size, v.vision_output_dim)
+    return g
+
+
 def vision_tensors(v: VisionTower | None) -> list[TensorGroup]:
     if v is None:
         return []
@@ -101,4 +118,6 @@ def vision_tensors(v: VisionTower | None) -> list[TensorGroup]:
         return pixtral_tensors(v)
     if isinstance(v, Llama4VisionTower):
         return llama4_tensors(v)
+    if isinstance(v, MllamaVisionTower):
+        return mllama_tensors(v)
     return siglip_tensors(v)

@@ -127,6 +127,7 @@ class ModelSpec(Strict):
     sdpa_causal_mask: bool = False  # Falcon passes SDPA a materialised bool causal mask [1, 1, S, S]
     max_position_embeddings: int = Field(ge=1)
     tie_word_embeddings: bool
+    num_extra_embedding_rows: int = Field(default=0, ge=0, le=2**16, description="embed_tokens rows beyond vocab_size (Mllama: 8)")
     qkv_bias: bool = False
     o_bias: bool = False
     mlp_bias: bool = False
@@ -195,8 +196,9 @@ class ModelSpec(Strict):
 
     @property
     def num_attention_layers(self) -> int:
-        """Layers that keep a KV cache (not the Mamba / linear-attention ones, nor MLP-only blocks)."""
-        return sum(kind not in ("linear", "none") for kind in self.layer_attention)
+        """Layers that keep a per-token KV cache (not the Mamba / linear-attention ones, MLP-only blocks, nor
+        cross-attention layers, whose cache holds image tokens)."""
+        return sum(kind not in ("linear", "none", "cross") for kind in self.layer_attention)
 
     @property
     def state_layer_indices(self) -> tuple[int, ...]:

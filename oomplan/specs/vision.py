@@ -114,5 +114,39 @@ class Llama4VisionTower(Strict):
         return (self.image_size // self.patch_size) ** 2
 
 
-VisionTower = Annotated[Qwen25VisionTower | Qwen3VisionTower | PixtralVisionTower | SiglipVisionTower | Llama4VisionTower,
+class MllamaVisionTower(Strict):
+    """Llama 3.2 Vision (models/mllama/modeling_mllama.py MllamaVisionModel): Conv2d patch embedding without bias, a
+    class token, a gated position embedding ([num_patches + 1, h] plus a tile table of max_num_tiles x (num_patches + 1)
+    x h per aspect ratio), gated pre/post tile embeddings (max_num_tiles x h per aspect ratio), LayerNorms before and
+    after, `num_layers` local blocks and `num_global_layers` gated global blocks (two LayerNorms, bias-free q/k/v/o,
+    fc1/fc2 with bias; two gates each), and MllamaModel's projector (nn.Linear(vision_output_dim, text hidden), bias).
+    Every image is padded to max_num_tiles tiles: a fixed tokens_per_image for the cross-attention K/V."""
+
+    kind: Literal["mllama"] = "mllama"
+    hidden_size: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1)
+    num_layers: int = Field(ge=0)
+    num_global_layers: int = Field(ge=0)
+    num_heads: int = Field(ge=1)
+    num_channels: int = Field(default=3, ge=1)
+    image_size: int = Field(ge=1)
+    patch_size: int = Field(ge=1)
+    vision_output_dim: int = Field(ge=1)
+    max_num_tiles: int = Field(ge=1)
+    num_aspect_ratios: int = Field(ge=1, description="len(supported_aspect_ratios): the tile embeddings have one more row")
+    text_hidden_size: int = Field(ge=1)
+
+    @property
+    def num_patches(self) -> int:
+        """Tokens of one tile, the class token included."""
+        return (self.image_size // self.patch_size) ** 2 + 1
+
+    @property
+    def tokens_per_image(self) -> int:
+        """Cross-attention tokens per image (MllamaForConditionalGeneration._prepare_static_cache)."""
+        return self.max_num_tiles * self.num_patches
+
+
+VisionTower = Annotated[Qwen25VisionTower | Qwen3VisionTower | PixtralVisionTower | SiglipVisionTower | Llama4VisionTower
+                        | MllamaVisionTower,
                         Field(discriminator="kind")]
