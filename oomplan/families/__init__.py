@@ -39,6 +39,8 @@ BY_TYPE: dict[str, tuple[str, str]] = {
     "glm4_moe": ("glm4_moe", "FAMILY"), "minimax_m2": ("minimax_m2", "FAMILY"), "starcoder2": ("starcoder2", "FAMILY"),
     "olmo2": ("olmo", "OLMO2"), "olmo3": ("olmo", "OLMO3"), "exaone4": ("exaone4", "FAMILY"), "mistral3": ("mistral3", "WRAPPER"),
     "llama4_text": ("llama4", "TEXT"), "llama4": ("llama4", "WRAPPER"),
+    "qwen3_vl_text": ("qwen3_vl", "TEXT"), "qwen3_vl_moe_text": ("qwen3_vl", "MOE_TEXT"), "qwen3_vl": ("qwen3_vl", "WRAPPER"),
+    "qwen3_vl_moe": ("qwen3_vl", "MOE_WRAPPER"),
     "mllama_text_model": ("mllama", "TEXT"), "mllama": ("mllama", "WRAPPER"),
 }
 BY_WRAPPER: dict[str, tuple[str, str]] = {
@@ -46,6 +48,7 @@ BY_WRAPPER: dict[str, tuple[str, str]] = {
     "Qwen2_5_VLForConditionalGeneration": ("qwen2_5_vl", "FAMILY"), "Gemma3ForCausalLM": ("gemma3", "TEXT"),
     "Gemma3ForConditionalGeneration": ("gemma3", "WRAPPER"), "Mistral3ForConditionalGeneration": ("mistral3", "WRAPPER"),
     "Llama4ForCausalLM": ("llama4", "TEXT"), "Llama4ForConditionalGeneration": ("llama4", "WRAPPER"),
+    "Qwen3VLForConditionalGeneration": ("qwen3_vl", "WRAPPER"), "Qwen3VLMoeForConditionalGeneration": ("qwen3_vl", "MOE_WRAPPER"),
     "MllamaForCausalLM": ("mllama", "TEXT"), "MllamaForConditionalGeneration": ("mllama", "WRAPPER"),
 }
 
@@ -142,11 +145,16 @@ def unpriced_fields(raw: dict[str, Any]) -> list[str]:
 def _text_view(raw: dict[str, Any], family: Family, source: str) -> tuple[dict[str, Any], list[str]]:
     """A multimodal wrapper's decoder config: its text_config (with the text family's defaults underneath)."""
     text = raw.get("text_config")
+    if text is None:  # transformers builds the text config class's defaults (the text family's defaults here)
+        text = {}
     if not isinstance(text, dict):
         raise InputError(f"{source}: field 'text_config': {family.name} wrappers describe their decoder there (got {type(text).__name__})")
     view = dict(text)
     view.setdefault("model_type", family.text_model_type or "")
-    if "tie_word_embeddings" not in view and "tie_word_embeddings" in raw:
+    if family.wrapper_tie_default is not None:
+        tie = raw.get("tie_word_embeddings", family.wrapper_tie_default)
+        view["tie_word_embeddings"] = tie if isinstance(tie, bool) else family.wrapper_tie_default
+    elif "tie_word_embeddings" not in view and "tie_word_embeddings" in raw:
         view["tie_word_embeddings"] = raw["tie_word_embeddings"]
     for key in ("torch_dtype", "dtype", "quantization_config"):
         if key not in view and key in raw:

@@ -35,6 +35,8 @@ class Family:
     defaults: Mapping[str, Any] = field(default_factory=dict)  # the config class's values for absent keys
     text_config: bool = False  # a multimodal wrapper: the decoder is described by raw["text_config"]
     text_model_type: str | None = None  # the text config's model_type when the wrapper's text_config omits it
+    # set: the wrapper's own tie_word_embeddings (this when absent) ties lm_head, whatever text_config says (Qwen3-VL)
+    wrapper_tie_default: bool | None = None
     # a wrapper's vision tower + projector from the raw wrapper config and the text decoder's hidden size
     vision: Callable[[Mapping[str, Any], int, str], Any] | None = None
 
