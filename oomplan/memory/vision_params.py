@@ -91,7 +91,7 @@ def llama4_tensors(v: Llama4VisionTower) -> list[TensorGroup]:
 
 
 def mllama_tensors(v: MllamaVisionTower) -> list[TensorGroup]:
-    h, w, p, tiles, ratios = v.hidden_size, v.intermediate_size, v.num_patches, v.max_num_tiles, v.num_aspect_ratios + 1
+    h, ffn, p, tiles, ratios = v.hidden_size, v.intermediate_size, v.num_patches, v.max_num_tiles, v.num_aspect_ratios + 1
     g = [_t("patch_embedding", h, v.num_channels * v.patch_size**2), _t("class_embedding", h)]
     g += [_t("gated_positional_embedding.embedding", p, h), _t("gated_positional_embedding.tile_embedding", ratios, tiles * p * h)]
     g += [_t("pre_post_tile_positional_embedding.embedding", ratios, tiles * h, 2), _t("gates", 1, 1, 3)]
@@ -100,7 +100,7 @@ def mllama_tensors(v: MllamaVisionTower) -> list[TensorGroup]:
     if n:
         g.append(_t("layers.layer_norms", h, 1, 4 * n))
         g += _linear("layers.self_attn.qkvo", h, h, bias=False, count=4 * n)
-        g += _linear("layers.mlp.fc1", w, h, count=n) + _linear("layers.mlp.fc2", h, w, count=n)
+        g += _linear("layers.mlp.fc1", ffn, h, count=n) + _linear("layers.mlp.fc2", h, ffn, count=n)
     if v.num_global_layers:
         g.append(_t("global_transformer.layers.gate_attn_ffn", 1, 1, 2 * v.num_global_layers))
     g += _linear("multi_modal_projector", v.text_hidden_size, v.vision_output_dim)
