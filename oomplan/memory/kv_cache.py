@@ -74,6 +74,8 @@ class KvBudget:
     tokens_per_sequence_full: int
     tokens_per_sequence_sliding: int
     num_layers: int
+    num_windowed_layers: int = 0  # sliding / chunked layers whose window holds fewer tokens than the context
+    window_tokens_max: int = 0  # the largest such window (tokens one sequence keeps there)
 
 
 def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, stage: Stage) -> KvBudget:
@@ -82,7 +84,7 @@ def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, st
     indexer = indexer_bytes_per_token_per_layer(model, plan)
     full = cached_tokens(model, plan, ctx_tokens, sliding=False)
     window = cached_tokens(model, plan, ctx_tokens, sliding=True)
-    tokens = num_kv_layers = indexer_bytes = num_indexed = 0
+    tokens = num_kv_layers = indexer_bytes = num_indexed = num_windowed = window_max = 0
     for i in stage.layer_indices:
         attn = model.layers[i].attention
         if attn.kind in ("linear", "none", "cross"):
@@ -97,8 +99,11 @@ def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, st
             tokens += full
         elif attn.kind in ("sliding", "chunked"):
             # cache_utils.py: chunked layers keep a DynamicSlidingWindowLayer of attention_chunk_size tokens
-            tokens += cached_tokens(model, plan, ctx_tokens, sliding=True, window_tokens=attn.window_tokens)
+            kept = cached_tokens(model, plan, ctx_tokens, sliding=True, window_tokens=attn.window_tokens)
+            tokens += kept
+            if kept < full:
+                num_windowed, window_max = num_windowed + 1, max(window_max, kept)
         else:
             raise ValueError(f"{model.name}: the KV cache of {attn.kind} layers is not priced yet")
     total = batch_size * (per_layer * tokens + indexer_bytes)
-    return KvBudget(total, per_layer * num_kv_layers + indexer * num_indexed, full, window, num_kv_layers)
+    return KvBudget(total, per_layer * num_kv_layers + indexer * num_indexed, full, window, num_kv_layers, num_windowed, window_max)
