@@ -5,7 +5,7 @@ KV at ctx (text only, batch 1): ours vs the DynamicCache tensors after a meta pr
 decode step through the wrapper; chunked
 layers (Llama 4) hold an int64 window-size tensor each in transformers' cache (+ 8 bytes per such layer, as in
 benchmarks/families.py). Cross-attention K/V (Llama 3.2 Vision): ours vs the cross-attention layers' cache after a meta
-forward with pixel_values of one image (max_num_tiles tiles), batch 1. Configs: tests/fixtures/configs/families/SOURCES.md.
+forward with pixel_values of one image (max_num_tiles tiles), batch 1. Configs: tests/fixtures/configs/SOURCES.md and families/SOURCES.md.
 
 Usage: python benchmarks/multimodal_families.py [--out benchmarks/results/multimodal_families.md] [--ctx 8192]
 """
@@ -31,12 +31,12 @@ from oomplan.memory.params import num_params  # noqa: E402
 from oomplan.memory.vision_kv import cross_kv_bytes  # noqa: E402
 from oomplan.specs.plan import Plan  # noqa: E402
 
-CONFIGS = ROOT / "tests" / "fixtures" / "configs" / "families"
-CASES = [  # fixture, config class, model class
-    ("llama-4-scout-17b-16e", "Llama4Config", "Llama4ForConditionalGeneration"),
-    ("llama-4-maverick-17b-128e", "Llama4Config", "Llama4ForConditionalGeneration"),
-    ("llama-3.2-11b-vision", "MllamaConfig", "MllamaForConditionalGeneration"),
-    ("qwen3-vl-4b-instruct", "Qwen3VLConfig", "Qwen3VLForConditionalGeneration"),
+CONFIGS = ROOT / "tests" / "fixtures" / "configs"
+CASES = [  # fixture (under tests/fixtures/configs), config class, model class
+    ("llama-4-scout-17b-16e-instruct", "Llama4Config", "Llama4ForConditionalGeneration"),
+    ("llama-4-maverick-17b-128e-instruct", "Llama4Config", "Llama4ForConditionalGeneration"),
+    ("families/llama-3.2-11b-vision", "MllamaConfig", "MllamaForConditionalGeneration"),
+    ("families/qwen3-vl-4b-instruct", "Qwen3VLConfig", "Qwen3VLForConditionalGeneration"),
 ]
 
 
@@ -96,7 +96,7 @@ def main() -> None:
             ours = cross_kv_bytes(spec, Plan(paged=False), 1, 1, stage)
             same = same and ours == theirs
             cross_ours, cross_meta = f"{ours:,}", f"{theirs:,}"
-        rows.append(f"| {name} | {ours_p:,} | {theirs_p:,} | {ours_kv:,} | {measured:,} | {cross_ours} | {cross_meta} | "
+        rows.append(f"| {name.removeprefix('families/')} | {ours_p:,} | {theirs_p:,} | {ours_kv:,} | {measured:,} | {cross_ours} | {cross_meta} | "
                     f"{'exact' if same else 'DIFFERS'} | {time.perf_counter() - start:.0f} |")
         print(rows[-1], flush=True)
     text = "\n".join([f"# Multimodal wrappers vs transformers (meta device), ctx {args.ctx}, batch 1", "",

@@ -1,7 +1,7 @@
 """Llama 4 (Scout, Maverick) against transformers 5.24 on the meta device (issue 13 parts 1, 2, 5).
 
 Parameters: our count == sum(p.numel()) of Llama4ForConditionalGeneration (decoder, vision model, projector) built
-from the real configs (tests/fixtures/configs/families/SOURCES.md), and of Llama4ForCausalLM / the vision tower on small
+from the published configs (tests/fixtures/configs/SOURCES.md), and of Llama4ForCausalLM / the vision tower on small
 configs that set every structural key. KV: our bytes == the cache tensors after a meta forward (prefill + one decode
 step) at two context lengths, below and above a 64-token attention chunk, on a few-layer variant (the NoPE / chunked
 pattern kept). DynamicSlidingWindowLayer also holds an int64 window-size tensor per chunked layer: + 8 bytes each.
@@ -26,9 +26,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 from oomplan.probe.meta_run import run_meta_probe  # noqa: E402
 
-CONFIGS = FIXTURES / "configs" / "families"
-SCOUT = json.loads((CONFIGS / "llama-4-scout-17b-16e.json").read_text())
-MAVERICK = json.loads((CONFIGS / "llama-4-maverick-17b-128e.json").read_text())
+CONFIGS = FIXTURES / "configs"
+SCOUT = json.loads((CONFIGS / "llama-4-scout-17b-16e-instruct.json").read_text())
+MAVERICK = json.loads((CONFIGS / "llama-4-maverick-17b-128e-instruct.json").read_text())
 TEXT = dict(model_type="llama4_text", hidden_size=64, intermediate_size=48, intermediate_size_mlp=96, num_hidden_layers=4,
             num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=100, num_local_experts=3, num_experts_per_tok=1)
 VISION = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, image_size=56, patch_size=14,
@@ -36,7 +36,7 @@ VISION = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=2, num_at
 
 
 def _hf_text(raw: dict) -> dict:
-    # Scout's published text_config has attn_temperature_tuning: 4, which 5.24's strict config class refuses as a
+    # some Scout configs (the base model's) carry attn_temperature_tuning: 4, which 5.24's strict config class refuses as a
     # non-bool; it scales NoPE queries only (no parameter, no cache)
     return {k: v for k, v in raw.items() if k not in ("attn_temperature_tuning", "torch_dtype", "model_type")}
 

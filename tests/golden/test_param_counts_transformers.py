@@ -37,7 +37,7 @@ def _reference_count(config: dict) -> int:
 @pytest.mark.parametrize("name", profile_names("model_profiles"))
 def test_count_equals_transformers(name):
     spec = load_model(name)
-    assert num_params(spec) == _reference_count(spec.hf_config, multimodal=spec.vision is not None)
+    assert num_params(spec) == _reference_count(spec.hf_config)
 
 
 def test_there_are_at_least_25_profiles():
