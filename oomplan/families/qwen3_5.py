@@ -52,20 +52,24 @@ class Qwen35VisionConfig(HfConfig):
     num_position_embeddings: int = 2304
 
 
+def vision_tower(v: Qwen35VisionConfig, num_deepstack_mergers: int = 0) -> Qwen3VisionTower:
+    """The Qwen3-VL-style ViT of a Qwen3.5 / Qwen3-VL vision_config (Qwen3-VL adds its DeepStack mergers)."""
+    assert v.hidden_size is not None and v.intermediate_size is not None
+    return Qwen3VisionTower(
+        hidden_size=v.hidden_size, intermediate_size=v.intermediate_size, depth=v.depth, num_heads=v.num_heads,
+        in_channels=v.in_channels, patch_size=v.patch_size, temporal_patch_size=v.temporal_patch_size,
+        spatial_merge_size=v.spatial_merge_size, out_hidden_size=v.out_hidden_size,
+        num_position_embeddings=v.num_position_embeddings, num_deepstack_mergers=num_deepstack_mergers,
+    )
+
+
 def build(cfg: Qwen35Config, where: str) -> Fields:
     raw = cfg.model_dump(exclude={"text_config", "vision_config"}, exclude_none=True)
     text = validated(Qwen35TextConfig, {**raw, **(cfg.text_config or {})}, f"{where}: text_config")
     f = build_qwen3_next(text, where)
     f["gguf_arch"] = "qwen35moe" if text.num_experts else "qwen35"
     if cfg.vision_config is not None:
-        v = validated(Qwen35VisionConfig, cfg.vision_config, f"{where}: vision_config")
-        assert v.hidden_size is not None and v.intermediate_size is not None
-        f["vision"] = Qwen3VisionTower(
-            hidden_size=v.hidden_size, intermediate_size=v.intermediate_size, depth=v.depth, num_heads=v.num_heads,
-            in_channels=v.in_channels, patch_size=v.patch_size, temporal_patch_size=v.temporal_patch_size,
-            spatial_merge_size=v.spatial_merge_size, out_hidden_size=v.out_hidden_size,
-            num_position_embeddings=v.num_position_embeddings,
-        )
+        f["vision"] = vision_tower(validated(Qwen35VisionConfig, cfg.vision_config, f"{where}: vision_config"))
     return f
 
 

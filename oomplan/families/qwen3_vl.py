@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from oomplan.families.base import Family
-from oomplan.families.config import HfConfig
 from oomplan.families.qwen3 import build_qwen3, build_qwen3_moe
+from oomplan.families.qwen3_5 import Qwen35VisionConfig, vision_tower
 from oomplan.specs.convert import build as validated
 from oomplan.specs.vision import Qwen3VisionTower
 
@@ -30,32 +30,16 @@ MOE_DEFAULTS = dict(vocab_size=151_936, hidden_size=2048, intermediate_size=5632
                     moe_intermediate_size=1408, num_experts_per_tok=4, num_experts=60, tie_word_embeddings=False)
 
 
-class Qwen3VLVisionConfig(HfConfig):
-    """Qwen3VLVisionConfig / Qwen3VLMoeVisionConfig keys and defaults (the same in both)."""
+class Qwen3VLVisionConfig(Qwen35VisionConfig):
+    """Qwen3VLVisionConfig / Qwen3VLMoeVisionConfig: Qwen3.5's ViT keys and defaults plus the DeepStack layers."""
 
-    depth: int = 27
-    hidden_size: int | None = 1152
-    intermediate_size: int | None = 4304
-    num_heads: int = 16
-    in_channels: int = 3
-    patch_size: int = 16
-    spatial_merge_size: int = 2
-    temporal_patch_size: int = 2
-    out_hidden_size: int = 3584
-    num_position_embeddings: int = 2304
     deepstack_visual_indexes: list[int] = [8, 16, 24]
 
 
 def vision(raw: Mapping[str, Any], text_hidden_size: int, where: str) -> Qwen3VisionTower:
     vc = raw.get("vision_config")
     v = validated(Qwen3VLVisionConfig, vc if isinstance(vc, dict) else {}, f"{where}: vision_config")
-    assert v.hidden_size is not None and v.intermediate_size is not None
-    return Qwen3VisionTower(
-        hidden_size=v.hidden_size, intermediate_size=v.intermediate_size, depth=v.depth, num_heads=v.num_heads,
-        in_channels=v.in_channels, patch_size=v.patch_size, temporal_patch_size=v.temporal_patch_size,
-        spatial_merge_size=v.spatial_merge_size, out_hidden_size=v.out_hidden_size,
-        num_position_embeddings=v.num_position_embeddings, num_deepstack_mergers=len(v.deepstack_visual_indexes),
-    )
+    return vision_tower(v, len(v.deepstack_visual_indexes))
 
 
 TEXT = Family("qwen3_vl_text", ("qwen3_vl_text",), build_qwen3, SOURCE, defaults=TEXT_DEFAULTS)
