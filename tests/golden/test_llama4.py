@@ -123,3 +123,14 @@ def test_kv_bytes_equal_the_meta_cache(raw):
     for ctx in (40, 200):
         measured = run_meta_probe(text, ctx_tokens=ctx, batch_size=1, attention="sdpa", num_decode_steps=1).kv_cache_bytes_final
         assert _ours_kv(text, ctx) == measured, ctx
+
+
+def test_vllm_refuses_chunked_layers_honestly():
+    """vLLM's KV groups for chunked local attention are not modelled: exit 2 naming the layer kind, not an internal error."""
+    from typer.testing import CliRunner
+
+    from oomplan.cli.app import app
+
+    result = CliRunner().invoke(app, ["estimate", "llama-4-scout-17b-16e", "--gpu", "h100", "--tp", "4", "--engine", "vllm"])
+    assert result.exit_code == 2
+    assert "vLLM's KV layout of chunked attention layers is not modelled; --engine hf prices this model" in result.output

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oomplan.errors import InputError
 from oomplan.specs.model import ModelSpec
 from oomplan.units import ceil_div
 
@@ -56,7 +57,10 @@ def kv_layout(model: ModelSpec, layer_indices: tuple[int, ...], tensor_parallel:
               block_size: int, scale_bytes_per_head: int = 0) -> KvLayout:
     kinds = [model.layer_attention[i] for i in layer_indices]
     if any(k not in ("full", "sliding", "mla") for k in kinds):
-        raise ValueError(f"{model.name}: vLLM's KV layout of {', '.join(sorted(set(kinds)))} layers is not modelled")
+        # e.g. Llama 4's chunked local attention (its own KV group in vLLM) or Mllama's cross-attention (encoder) cache:
+        # an honest refusal (exit 2), not a guess
+        raise InputError(f"{model.name}: vLLM's KV layout of {', '.join(sorted(set(kinds) - {'full', 'sliding', 'mla'}))} "
+                         "attention layers is not modelled; --engine hf prices this model")
     num_sliding = kinds.count("sliding")
     return KvLayout(page_bytes(model, tensor_parallel, kv_dtype_bytes, block_size, scale_bytes_per_head), block_size,
                     len(kinds) - num_sliding, num_sliding, model.sliding_window_tokens)
