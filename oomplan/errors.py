@@ -56,6 +56,16 @@ class ProfileNotFoundError(InputError):
     """A model or GPU name that matches no profile and no path."""
 
 
+class UnknownFamilyError(InputError):
+    """A config whose model_type oomplan has no family for: refused (exit 2), unless the CLI counts it with
+    transformers (oomplan/probe/hf_meta.py). Carries the parsed config and where it came from."""
+
+    def __init__(self, message: str, raw: dict, name: str, source: str, model_type: str, dtype: str) -> None:
+        super().__init__(message)
+        self.raw, self.name, self.source = raw, name, source
+        self.model_type, self.dtype = model_type, dtype  # dtype: the checkpoint's (torch_dtype), as oomplan names it
+
+
 class RuntimeFailure(OomplanError):
     """Something outside the user's input failed: no driver, a probe that could not run (exit 3)."""
 

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCK = re.compile(r"^```console\n(.*?)^```", re.S | re.M)
+# ```console torch: an example of the transformers path (needs torch + transformers; not run against the torch-free wheel)
+BLOCK = re.compile(r"^```console( torch)?\n(.*?)^```", re.S | re.M)
 
 
 def trim(lines: list[str]) -> list[str]:
@@ -19,10 +20,13 @@ def trim(lines: list[str]) -> list[str]:
     return lines
 
 
-def examples(readme: Path = README) -> list[tuple[str, list[str]]]:
-    """(command, expected stdout lines) for every `$ oomplan ...` line of every console block."""
+def examples(readme: Path = README, with_torch: bool = True) -> list[tuple[str, list[str]]]:
+    """(command, expected stdout lines) for every `$ oomplan ...` line of every console block
+    (`with_torch=False`: not those of ```console torch blocks)."""
     found = []
-    for block in BLOCK.findall(readme.read_text(encoding="utf-8")):
+    for torch_block, block in BLOCK.findall(readme.read_text(encoding="utf-8")):
+        if torch_block and not with_torch:
+            continue
         command, expected = None, []
         for line in block.splitlines():
             if line.startswith("$ "):

@@ -9,6 +9,7 @@ from oomplan.cli.engine_opts import (
     ENGINE, GGUF_TYPE, GPU_MEMORY_UTILIZATION, MAX_MODEL_LEN, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC,
     ENGINE_VERSION, N_GPU_LAYERS, check_engine, refuse_engine_version_without_engine, engine_options, engine_prediction, render_engine,
 )
+from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
     KV_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, parse_component_weights, print_json, raw_gpu_parallel, resolve_gpu, stdout, warn,
 )
@@ -16,9 +17,8 @@ from oomplan.cli.train import (
     DP, FSDP, GRAD_ACCUM, HOST_MEM, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OFFLOAD_PARAMS, OPTIMIZER, PRECISION, RECOMPUTE, SEQ,
     SP, TRAIN, ZERO, TrainFlags, reject_inference_flags, run_train_estimate,
 )
-from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError, UnknownFamilyError
 from oomplan.memory.budget import estimate
-from oomplan.profiles import load_model
 from oomplan.report.estimate_json import estimate_json
 from oomplan.units import parse_bytes, parse_count
 
@@ -63,7 +63,10 @@ def estimate_command(
     offload_params: Optional[bool] = OFFLOAD_PARAMS, host_mem: Optional[str] = HOST_MEM,
 ) -> int:
     """How much memory, where it goes, and whether it fits. Exit 0 fits, 1 does not, 2 bad input."""
-    spec = load_model(model, revision=revision)
+    # no family: counted by transformers on the meta device when installed (cli/measured.py)
+    loaded = load_or_unknown(model, revision, train)
+    unknown = loaded if isinstance(loaded, UnknownFamilyError) else None
+    spec = None if isinstance(loaded, UnknownFamilyError) else loaded
     from oomplan.cli.cards import card_list
 
     compared = card_list(gpu)
@@ -75,6 +78,7 @@ def estimate_command(
     flags = TrainFlags(train, optimizer, precision, seq, grad_accum, dp, zero, fsdp, sp, recompute, lora_rank, lora_targets,
                        offload_optimizer, offload_params, host_mem)
     if train is not None:  # a training step: oomplan/cli/train.py
+        assert spec is not None  # load_or_unknown refuses --train without a family
         reject_inference_flags({"--weights": weights != "auto", "--component-weights": component_weights is not None, "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--ep": ep,
                                 "--offload-gib": offload_gib != "0", "--prefill-chunk": prefill_chunk is not None, "--engine": engine != "hf"})
         return run_train_estimate(spec, card, flags, parse_count(seq or ctx, "--seq" if seq else "--ctx"), batch, tp, pp, attention, strict, as_json)
@@ -86,6 +90,12 @@ def estimate_command(
         offload_bytes=parse_bytes(offload_gib, "--offload-gib"), attention=attention,
         prefill_chunk_tokens=parse_count(prefill_chunk, "--prefill-chunk") if prefill_chunk else None, logits=logits,
     )
+    if unknown is not None:
+        from oomplan.cli.measured import run_measured
+
+        run_measured(unknown, card, workload, plan, {"--engine-version": engine_version is not None, "--gpu (several cards)": compared is not None},
+                     as_json, strict)
+    assert spec is not None
     if compared is not None:  # one row per card: oomplan/cli/cards.py
         from oomplan.cli.cards import resolve_cards, run_estimate_comparison
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 
@@ -13,12 +13,13 @@ from oomplan.cli.engine_opts import (
     refuse_engine_version_without_engine,
 )
 from oomplan.cli.progress import spinner
+from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import build_plan, build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
 from oomplan.cli.train import (
     FIT_PP, FIT_TP, GLOBAL_BATCH, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OPTIMIZER, PRECISION, RECOMPUTE, SEQ, TRAIN, ZERO,
     TrainFitArgs, TrainFlags, reject_inference_flags, reject_train_only, run_train_fit,
 )
-from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError, UnknownFamilyError
 from oomplan.memory.budget import estimate
 from oomplan.memory.validate import request_warnings
 from oomplan.planner.diagnose import diagnose
@@ -26,7 +27,6 @@ from oomplan.planner.inverse import MAX_BATCH_SIZE, search_max
 from oomplan.planner.plan_files import search_plan_file
 from oomplan.planner.search import OBJECTIVES, search
 from oomplan.planner.space import SearchLimits
-from oomplan.profiles import load_model
 from oomplan.report.fit_report import diagnosis_lines, fit_json, fit_table, quality_legend, search_summary
 from oomplan.report.plan_yaml import check_output, plan_yaml, write_atomic
 from oomplan.units import DEFAULT_HOST_MEMORY_BYTES, GIB, parse_bytes, parse_count, parse_number
@@ -89,7 +89,10 @@ def fit_command(
     from oomplan.cli.cards import card_list, prices_for, resolve_cards
 
     compared = card_list(gpu)
-    spec = load_model(model, revision=revision)
+    # no family: counted by transformers on the meta device when installed (cli/measured.py)
+    loaded = load_or_unknown(model, revision, train)
+    unknown = loaded if isinstance(loaded, UnknownFamilyError) else None
+    spec = None if isinstance(loaded, UnknownFamilyError) else loaded
     cards = resolve_cards(compared) if compared is not None else [(gpu, resolve_gpu(gpu))]
     card = cards[0][1]
     prices = prices_for(price, cards)
@@ -107,6 +110,7 @@ def fit_command(
     flags = TrainFlags(train, optimizer, precision, seq, zero=zero, recompute=recompute, lora_rank=lora_rank,
                        lora_targets=lora_targets, offload_optimizer=offload_optimizer)
     if train is not None:  # a training plan search: oomplan/cli/train.py
+        assert spec is not None  # load_or_unknown refuses --train without a family
         reject_inference_flags({"--weights": weights is not None, "--kv-dtype": kv_dtype is not None, "--engine": engine != "hf",
                                 "--probe": probe, "--price": price is not None})
         return run_train_fit(spec, card, replace(flags, host_mem=host_mem), TrainFitArgs(
@@ -121,6 +125,12 @@ def fit_command(
         ctx_tokens=1 if want_ctx else parse_count(ctx, "--ctx"),
         batch_size=1 if want_batch else parse_count(batch, "--batch", maximum=MAX_BATCH_SIZE),
     )
+    if unknown is not None:
+        _fit_measured(unknown, card, workload.model_copy(update={"engine": check_engine(engine)}), weights, kv_dtype, attention, as_json, strict, {
+            "--ctx max": want_ctx, "--batch max": want_batch, "--gpus": (gpus or 1) > 1, "--output": output is not None,
+            "--probe": probe, "--price": price is not None, "--engine-version": engine_version is not None,
+            "--gpu (several cards)": compared is not None})
+    assert spec is not None
     if check_engine(engine) != "hf":
         if want_ctx or want_batch:
             raise InputError("--ctx max / --batch max: not available with --engine yet; give numbers (the engine table shows the pool's tokens)")
@@ -160,6 +170,16 @@ def fit_command(
         est = estimate(result.model, result.gpu, chosen.workload, chosen.plan)
         return run_probe(est, "auto", "2%", 2, False, DEFAULT_LOG, None)
     return EXIT_OK if result.plans else EXIT_DOES_NOT_FIT
+
+
+def _fit_measured(unknown: UnknownFamilyError, card, workload, weights, kv_dtype, attention, as_json, strict, flags) -> NoReturn:
+    """A model counted by transformers: the one plan priced exactly (one GPU, the checkpoint's dtype), fits or not."""
+    from oomplan.cli.measured import run_measured
+
+    plan = build_plan(weights=weights or "auto", kv_dtype=kv_dtype or "auto", attention=attention)
+    run_measured(unknown, card, workload, plan, flags, as_json, strict, header=(
+        "1 plan priced: one GPU, the checkpoint's dtype (a model counted by transformers: tensor/pipeline splits, "
+        "quantisation, DMS and offload are priced only by a family)"))
 
 
 def _render(result, limits, top, show, price, attention) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from oomplan.errors import InputError
+from oomplan.errors import InputError, UnknownFamilyError
 from oomplan.formats.declared import Layers, declared_weights
-from oomplan.families.base import Family
+from oomplan.families.base import Family, checkpoint_dtype
 from oomplan.families.config import HfConfig, config_sha256
 from oomplan.specs.convert import build
 from oomplan.specs.model import ModelSpec
@@ -96,16 +96,16 @@ _NOT_CAUSAL_HINTS = ("ForMaskedLM", "ForSequenceClassification", "ForImageClassi
 _NOT_DECODERS = ("bert", "roberta", "t5", "bart", "vit", "clip", "whisper", "distilbert", "deberta", "electra")
 
 
-def _check_decoder(cfg: HfConfig, raw: dict[str, Any], where: str) -> None:
+def _check_decoder(cfg: HfConfig, raw: dict[str, Any], where: str, name: str) -> None:
     """Reject configs that are clearly not decoder-only causal LMs, and multimodal wrappers we do not read yet."""
     arch = cfg.architectures[0] if cfg.architectures else ""
     if (arch.endswith("ForConditionalGeneration") and arch not in BY_WRAPPER and cfg.model_type not in BY_TYPE
             and isinstance(raw.get("text_config"), dict)):
         wrappers = sorted({fam.name for fam in all_families() if fam.text_config or fam.architectures})
-        raise InputError(
+        raise UnknownFamilyError(
             f"{where}: {clean(arch)} (model_type {clean(cfg.model_type)!r}) is a multimodal wrapper of a decoder that oomplan "
-            f"does not read yet (its decoder is under text_config); refusing rather than guessing. Wrappers read: {', '.join(wrappers)}"
-        )
+            f"does not read yet (its decoder is under text_config); refusing rather than guessing. Wrappers read: {', '.join(wrappers)}",
+            raw, name, where, str(cfg.model_type), checkpoint_dtype(cfg))
     if arch and arch not in BY_WRAPPER and not arch.endswith("ForCausalLM") and arch.endswith(_NOT_CAUSAL_HINTS):
         raise InputError(f"{where}: {arch} ({cfg.model_type or 'unknown model_type'}) is not a decoder-only causal LM; oomplan plans *ForCausalLM models")
     if cfg.model_type in _NOT_DECODERS:
@@ -171,7 +171,7 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
     if not isinstance(raw, dict):
         raise InputError(f"{source}: expected a JSON object (a config.json), got {type(raw).__name__}")
     cfg = build(HfConfig, raw, source)
-    _check_decoder(cfg, raw, source)
+    _check_decoder(cfg, raw, source, name)
     warnings: list[str] = []
     family = family_for(cfg)
     view, wrapper = raw, None
@@ -182,23 +182,20 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
         cfg = build(HfConfig, view, f"{source}: text_config")
     if family is None:
         if cfg.hidden_size is None or cfg.num_hidden_layers is None or cfg.num_attention_heads is None:
-            raise InputError(
+            raise UnknownFamilyError(
                 f"{source}: model_type {cfg.model_type!r} is not supported and lacks llama-like fields "
-                f"(hidden_size, num_hidden_layers, num_attention_heads); supported: {', '.join(BY_TYPE)}"
-            )
+                f"(hidden_size, num_hidden_layers, num_attention_heads); supported: {', '.join(BY_TYPE)}", raw, name, source, str(cfg.model_type), checkpoint_dtype(cfg))
         unpriced = unpriced_fields(view)
         if unpriced:
-            raise InputError(
+            raise UnknownFamilyError(
                 f"{source}: model_type {clean(cfg.model_type)!r} is not a known family and its config holds fields the llama "
-                f"reader cannot price ({', '.join(unpriced)}); refusing rather than guessing. Families: {', '.join(BY_TYPE)}"
-            )
+                f"reader cannot price ({', '.join(unpriced)}); refusing rather than guessing. Families: {', '.join(BY_TYPE)}", raw, name, source, str(cfg.model_type), checkpoint_dtype(cfg))
         if cfg.model_type:
             # llama-shaped keys do not make a llama: a plain MLP (phi, gpt_neox), biases, parallel blocks or
             # partial rotary change the counts, and a guess would look exact. Only an unnamed config is read as llama.
-            raise InputError(
+            raise UnknownFamilyError(
                 f"{source}: model_type {clean(cfg.model_type)!r} is not a known family; refusing rather than guessing its layout "
-                f"(if it is exactly llama's, set \"model_type\": \"llama\" in a copy of the config). Families: {', '.join(BY_TYPE)}"
-            )
+                f"(if it is exactly llama's, set \"model_type\": \"llama\" in a copy of the config). Families: {', '.join(BY_TYPE)}", raw, name, source, str(cfg.model_type), checkpoint_dtype(cfg))
         warnings.append("config names no model_type; read as llama (set model_type to use another family's layout)")
     elif family.defaults or family.config is not HfConfig:
         # the family's own keys (its config class's defaults); an explicit null overrides a default, as in transformers
@@ -212,10 +209,15 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
             fields = family.build(cfg, source)
         if wrapper is not None and wrapper.vision is not None:
             fields["vision"] = wrapper.vision(raw, fields["hidden_size"], source)
-        if cfg.quantization_config is not None:
+        declared = cfg.quantization_config
+        nested = raw.get("text_config")
+        if declared is None and isinstance(nested, dict) and nested.get("quantization_config") is not None:
+            # a wrapper whose text_config declares the quantisation (families reading text keys at the top level too)
+            declared = build(HfConfig, {"quantization_config": nested["quantization_config"]}, f"{source}: text_config").quantization_config
+        if declared is not None:
             moe = fields.get("moe")
             layers = Layers(fields["num_layers"], frozenset(moe.moe_layer_indices) if moe is not None else frozenset())
-            fields["declared_weights"] = declared_weights(cfg.quantization_config, layers, source)
+            fields["declared_weights"] = declared_weights(declared, layers, source)
         fields["warnings"] = tuple(warnings) + tuple(fields.get("warnings", ()))
         return ModelSpec(
             name=name, model_type=str(raw.get("model_type") or "llama"), source=origin, config_sha256=config_sha256(raw),

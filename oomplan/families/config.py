@@ -5,7 +5,7 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from oomplan.specs.base import Lenient
 
@@ -15,6 +15,13 @@ class HfConfig(Lenient):
 
     model_type: str = ""
     architectures: list[str] = Field(default_factory=list)
+
+    @field_validator("architectures", mode="before")
+    @classmethod
+    def _null_is_none_named(cls, value: Any) -> Any:
+        """`"architectures": null`, as transformers' to_dict() writes it in sub-configs (a wrapper's text_config): none named."""
+        return [] if value is None else value
+
     vocab_size: int | None = Field(default=None, ge=1, le=2**24)
     hidden_size: int | None = Field(default=None, ge=1, le=2**20)
     intermediate_size: int | None = Field(default=None, ge=1, le=2**24)

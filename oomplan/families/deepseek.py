@@ -56,6 +56,9 @@ def _experts(cfg: HfConfig, f: Fields) -> None:
 def build(cfg: HfConfig, where: str) -> Fields:
     f = base_fields(cfg, where, tie_default=False)
     _mla(cfg, where, f)
+    # 5.24.0 modeling_deepseek_v2.py:317,331,343 / modeling_deepseek_v3.py:376,390,402: attention_bias puts biases on
+    # q_a_proj, kv_a_proj_with_mqa and o_proj (q_proj, q_b_proj and kv_b_proj have none)
+    f.update(qkv_bias=bool(cfg.attention_bias), o_bias=bool(cfg.attention_bias))
     _experts(cfg, f)
     return f
 

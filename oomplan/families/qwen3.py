@@ -17,6 +17,10 @@ def build_qwen3(cfg: HfConfig, where: str) -> Fields:
 
 
 def build_qwen3_moe(cfg: HfConfig, where: str) -> Fields:
+    if cfg.num_experts is None and cfg.num_local_experts:
+        # 5.24.0 configuration_qwen3_moe.py:51 attribute_map {"num_experts": "num_local_experts"}: configs saved by
+        # transformers 5.x spell the expert count num_local_experts (the published checkpoints: num_experts)
+        cfg = cfg.model_copy(update={"num_experts": cfg.num_local_experts})
     f = build_qwen3(cfg, where)
     f.update(training_probe_checked=False, gguf_arch="qwen3moe")
     qwen_style_moe(cfg, where, f)  # modeling_qwen3_moe: routing_weights.to(hidden_states.dtype)

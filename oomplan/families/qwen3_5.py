@@ -30,8 +30,9 @@ class Qwen35TextConfig(Qwen3NextConfig):
     shared_expert_intermediate_size: int | None = None
 
 
-class Qwen35Config(HfConfig):
-    """The wrapper: its text and vision sub-configs."""
+class Qwen35Config(Qwen35TextConfig):
+    """The wrapper (its text and vision sub-configs), or a bare qwen3_5_text / qwen3_5_moe_text config: the text
+    keys parse at the top level too, so a bare text config's Gated DeltaNet keys are read, never dropped."""
 
     text_config: dict[str, Any] | None = None
     vision_config: dict[str, Any] | None = None
@@ -64,7 +65,7 @@ def vision_tower(v: Qwen35VisionConfig, num_deepstack_mergers: int = 0) -> Qwen3
 
 
 def build(cfg: Qwen35Config, where: str) -> Fields:
-    raw = cfg.model_dump(exclude={"text_config", "vision_config"}, exclude_none=True)
+    raw = cfg.model_dump(exclude={"text_config", "vision_config"}, exclude_unset=True)
     text = validated(Qwen35TextConfig, {**raw, **(cfg.text_config or {})}, f"{where}: text_config")
     f = build_qwen3_next(text, where)
     f["gguf_arch"] = "qwen35moe" if text.num_experts else "qwen35"

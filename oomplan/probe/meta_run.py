@@ -104,8 +104,10 @@ def run_meta_probe(
     num_decode_steps: int = 2,
     prefill_chunk_tokens: int | None = None,
     logits_to_keep: int = 1,
+    model_class: Any = None,
 ) -> MetaProbeResult:
-    """Prefill `ctx_tokens - num_decode_steps` tokens, then decode `num_decode_steps`; measure peaks."""
+    """Prefill `ctx_tokens - num_decode_steps` tokens, then decode `num_decode_steps`; measure peaks.
+    `model_class`: the transformers class to build (default: AutoModelForCausalLM's class for the config)."""
     import torch
     import transformers
 
@@ -115,7 +117,7 @@ def run_meta_probe(
     if prefill_chunk_tokens is not None and prefill_chunk_tokens < 1:
         raise ValueError("prefill_chunk_tokens must be >= 1")
     start = time.perf_counter()
-    run = _load(hf_config, attention, dtype)
+    run = _load(hf_config, attention, dtype, model_class)
     chunk = prefill_chunk_tokens or num_prompt_tokens
     prefill = [min(chunk, num_prompt_tokens - i) for i in range(0, num_prompt_tokens, chunk)]
     steps: list[StepPeak] = []
@@ -193,7 +195,7 @@ def _experts_implementation(model) -> str | None:
 
 
 # --- loading -------------------------------------------------------------------------------
-def _load(hf_config: dict, attention: AttentionName, dtype: DtypeName) -> _Run:
+def _load(hf_config: dict, attention: AttentionName, dtype: DtypeName, model_class: Any = None) -> _Run:
     import torch
     from transformers import AutoModelForCausalLM, DynamicCache
 
@@ -201,9 +203,12 @@ def _load(hf_config: dict, attention: AttentionName, dtype: DtypeName) -> _Run:
     from oomplan.probe.tracker import StorageTracker
 
     cfg = build_config(hf_config)
-    impl = _attn_implementation(cfg, attention)
+    impl = _attn_implementation(cfg, attention, model_class)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg, dtype=_torch_dtype(dtype), attn_implementation=impl)
+        if model_class is None:
+            model = AutoModelForCausalLM.from_config(cfg, dtype=_torch_dtype(dtype), attn_implementation=impl)
+        else:  # what AutoModel*.from_config does once it has picked the class
+            model = model_class._from_config(cfg, dtype=_torch_dtype(dtype), attn_implementation=impl)
     model.eval()
     watch = _w.ProbeWatch()
     tracker = StorageTracker(classifier=watch.classify, context=watch.context, device_type="meta")
@@ -234,7 +239,7 @@ def build_config(hf_config: dict):
     return AutoConfig.for_model(hf_config["model_type"], **rest)
 
 
-def _attn_implementation(cfg, attention: AttentionName) -> str:
+def _attn_implementation(cfg, attention: AttentionName, model_class: Any = None) -> str:
     """"eager" / "sdpa"; models that refuse sdpa (Gemma 2: softcapping) get the softcap-tolerant copy."""
     from transformers import AutoModelForCausalLM
 
@@ -242,7 +247,7 @@ def _attn_implementation(cfg, attention: AttentionName) -> str:
 
     if attention == "eager":
         return "eager"
-    model_class = AutoModelForCausalLM._model_mapping[type(cfg)]
+    model_class = model_class or AutoModelForCausalLM._model_mapping[type(cfg)]
     return "sdpa" if getattr(model_class, "_supports_sdpa", True) else register_softcap_tolerant_sdpa()
 
 

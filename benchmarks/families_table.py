@@ -1,0 +1,95 @@
+"""Every config under tests/fixtures/configs: oomplan's answer vs transformers on the meta device (issue 13).
+
+Per config: the family oomplan reads it with (or the transformers path, or the refusal), parameters (ours vs
+sum(p.numel()) of the class transformers builds from the config on `meta`), KV cache + recurrent state at ctx 8k,
+batch 1 (ours, unpaged, vs the storages transformers' DynamicCache holds after a meta prefill of ctx - 1 tokens and
+one decode step), and, for configs declaring a quantization_config, the checkpoint's weight bytes as shipped (ours;
+the meta model is never quantised, so there is no meta figure for it). Sliding-window cache layers also hold an
+int64 window size (cache_utils.py DynamicSlidingWindowLayer._sliding_window_tensor): ours + 8 B per such layer.
+Configs of architectures oomplan has no family for are counted by the transformers path (oomplan/probe/hf_meta.py):
+its params and cache are transformers' by construction, so the row checks the path's derived cache at 8k against
+the direct measurement.
+
+Usage: python benchmarks/families_table.py [--out benchmarks/results/families_table.md] [--ctx 8192]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from oomplan.errors import InputError, UnknownFamilyError  # noqa: E402
+from oomplan.families import config_sha256, parse_hf_config  # noqa: E402
+from oomplan.memory.budget import estimate  # noqa: E402
+from oomplan.memory.params import num_params  # noqa: E402
+from oomplan.probe.hf_meta import derived_cache_bytes, measure_model, meta_counts  # noqa: E402
+from oomplan.profiles import load_gpu  # noqa: E402
+from oomplan.specs.plan import Plan, Workload  # noqa: E402
+
+CONFIGS = ROOT / "tests" / "fixtures" / "configs"
+KNOWN_AS = {"kimi_k2": "deepseek_v3"}  # Kimi-K2 is DeepSeek-V3's architecture (families/deepseek.py); transformers lacks kimi_k2
+
+
+def _row(path: Path, ctx: int) -> str:
+    raw = json.loads(path.read_text())
+    label = str(path.relative_to(CONFIGS))
+    start = time.perf_counter()
+    probe_raw = dict(raw, model_type=KNOWN_AS.get(raw.get("model_type"), raw.get("model_type")))
+    try:
+        spec = parse_hf_config(raw, path.stem, label)
+    except UnknownFamilyError as exc:
+        try:
+            m = measure_model(raw, name=path.stem, source=label, config_sha256=config_sha256(raw), ctx_tokens=64, batch_size=1)
+        except InputError as refused:
+            return f"| refused | {label} | {str(refused)[:90]}... | | | | | | {time.perf_counter() - start:.0f} |"
+        _, theirs_p, theirs_kv = meta_counts(probe_raw, ctx)
+        ours_kv = derived_cache_bytes(m.cache_layers, ctx, 1)
+        ok = "exact" if (m.num_params, ours_kv) == (theirs_p, theirs_kv) else "DIFFERS"
+        return (f"| transformers path ({exc.model_type}) | {label} | {m.num_params:,} | {theirs_p:,} | {ours_kv:,} | {theirs_kv:,} | - | "
+                f"{ok} | {time.perf_counter() - start:.0f} |")
+    except InputError as refused:
+        return f"| refused | {label} | {str(refused)[:90]}... | | | | | | {time.perf_counter() - start:.0f} |"
+    s = estimate(spec, load_gpu("h100"), Workload(ctx_tokens=ctx, batch_size=1), Plan(paged=False)).per_gpu
+    ours_kv = s.kv_cache_bytes + s.state_bytes + 8 * sum(layer.attention.kind in ("sliding", "chunked") for layer in spec.layers)
+    shipped = f"{s.weights_bytes:,}" if spec.declared_weights is not None else "-"
+    try:
+        _, theirs_p, theirs_kv = meta_counts(probe_raw, ctx)
+    except InputError as exc:
+        return f"| {spec.model_type} | {label} | {num_params(spec):,} | ({str(exc)[:60]}) | {ours_kv:,} | - | {shipped} | - | {time.perf_counter() - start:.0f} |"
+    ok = "exact" if (num_params(spec), ours_kv) == (theirs_p, theirs_kv) else "DIFFERS"
+    return (f"| {spec.model_type} | {label} | {num_params(spec):,} | {theirs_p:,} | {ours_kv:,} | {theirs_kv:,} | {shipped} | {ok} | "
+            f"{time.perf_counter() - start:.0f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--ctx", type=int, default=8192)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    rows = [f"| family | config | params ours | params transformers | KV+state @{args.ctx} ours | KV+state @{args.ctx} meta | "
+            "checkpoint bytes (declared quantisation) | match | s |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    for path in sorted(CONFIGS.rglob("*.json")):
+        rows.append(_row(path, args.ctx))
+        print(rows[-1], flush=True)
+    text = "\n".join([
+        f"# Config fixtures vs transformers {transformers.__version__} (meta device), ctx {args.ctx}, batch 1", "",
+        "Produced by `python benchmarks/families_table.py` (the configs under tests/fixtures/configs; their sources in the",
+        "SOURCES.md files there). KV+state: the bytes the cache holds after a prefill of ctx - 1 tokens and one decode step.",
+        "s: wall seconds for the row on a shared 2-core machine (meta builds and forwards: Python time only).", ""] + rows) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
