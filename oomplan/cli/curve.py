@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import typer
 
@@ -95,15 +95,23 @@ def curve_command(
     if gpu is None and pf is None:
         raise InputError("--gpu: give a GPU profile (or --plan plan.yaml)")
     folder = Path(plan_file).parent if plan_file else None  # a plan's relative refs are its folder's
-    spec = load_model(model) if model else load_model(pf.model.ref, f"{plan_file}: model.ref", base=folder)
+    def from_plan(key: str) -> str:  # model or GPU ref from the plan file (refused above when there is none)
+        assert pf is not None
+        return str(getattr(pf, key).ref)
+
+    spec = load_model(model) if model else load_model(from_plan("model"), f"{plan_file}: model.ref", base=folder)
     from oomplan.cli.cards import card_list
 
     compared = card_list(gpu) if gpu else None
     if compared is not None and (png is not None or svg is not None):
         raise InputError("--png/--svg: one chart is one card; comparing cards prints one row per card (drop --png/--svg or give one --gpu)")
-    card = resolve_gpu(gpu if compared is None else compared[0]) if gpu else load_gpu(pf.gpu.ref, f"{plan_file}: gpu.ref", base=folder)
-    axis = x_axis.strip().lower()
-    if axis not in ("ctx", "batch"):
+    card = resolve_gpu(gpu if compared is None else compared[0]) if gpu else load_gpu(from_plan("gpu"), f"{plan_file}: gpu.ref", base=folder)
+    axis: Literal["ctx", "batch"]
+    if x_axis.strip().lower() == "ctx":
+        axis = "ctx"
+    elif x_axis.strip().lower() == "batch":
+        axis = "batch"
+    else:
         raise InputError(f"--x: {x_axis!r} is not ctx or batch")
     if axis == "ctx":
         fixed = batch if batch is not None else (pf.workload.batch_size if pf else 1)  # 0 is 0, refused below

@@ -119,8 +119,9 @@ def estimate_command(
         out.print(budget_table(est))
         for note in est.notes:
             out.print(f"note: {note}")
-        if est.load_peak_stage is not None:
-            out.print(f"note: load peak (transformers from_pretrained): {est.load_peak_stage.load.reason}", soft_wrap=True)
+        peak = est.load_peak_stage
+        if peak is not None and peak.load is not None:
+            out.print(f"note: load peak (transformers from_pretrained): {peak.load.reason}", soft_wrap=True)
         for i, line in enumerate(weights_source_lines(est)):
             out.print(f"note: {line}" if i == 0 else f"     {line}", soft_wrap=True)
         out.print(verdict(est))

@@ -85,7 +85,7 @@ def fit_command(
     if global_batch is not None:
         parse_number(global_batch, "--global-batch", 1, MAX_GLOBAL_BATCH, integer=True)
     objective = _choice(objective, OBJECTIVES, "--objective")
-    build_plan(attention=attention)  # refused as estimate refuses it
+    attention_kind = build_plan(attention=attention).attention  # refused as estimate refuses it
     from oomplan.cli.cards import card_list, prices_for, resolve_cards
 
     compared = card_list(gpu)
@@ -155,7 +155,7 @@ def fit_command(
         elif want_batch:
             result = search_max(spec, card, workload, limits, objective, "batch", MAX_BATCH_SIZE, attention)
         else:
-            result = search(spec, card, workload, limits, objective, attention)
+            result = search(spec, card, workload, limits, objective, attention_kind)
     show = "ctx" if want_ctx else "batch" if want_batch else ""
     if as_json:
         print_json(fit_json(result, top))

@@ -222,6 +222,7 @@ def _write_plan(result, a: TrainFitArgs) -> None:
 
     if a.pick > len(result.plans):
         raise InputError(f"--pick {a.pick}: only {len(result.plans)} plans fit")
+    assert a.output is not None, "_write_plan is called with -o only"
     pf = training_plan_file(a.model_ref, a.gpu_ref, result.plans[a.pick - 1])
     write_atomic(a.output, plan_yaml(pf, a.output), a.force)
     typer.echo(f"wrote plan #{a.pick} to {a.output}", err=True)

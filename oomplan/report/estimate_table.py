@@ -39,12 +39,13 @@ def budget_table(est: Estimate) -> Table:
     table.add_section()
     table.add_row("total", format_bytes(s.total_bytes), f"{100 * s.total_bytes / cap:.1f}%", "", style="bold")
     peak = est.load_peak_stage
+    transient_bytes = peak.load.transient_bytes if peak is not None and peak.load is not None else 0
     if peak is not None and peak.stage == s.stage:
         table.add_row("load peak", format_bytes(peak.load_total_bytes), f"{100 * peak.load_total_bytes / cap:.1f}%",
-                      f"while loading (+{format_bytes(peak.load.transient_bytes)} transient)", style="bold")
+                      f"while loading (+{format_bytes(transient_bytes)} transient)", style="bold")
     elif peak is not None:
         table.add_row(f"load peak (stage {peak.stage})", format_bytes(peak.load_total_bytes), f"{100 * peak.load_total_bytes / cap:.1f}%",
-                      f"while loading (+{format_bytes(peak.load.transient_bytes)} transient)", style="bold")
+                      f"while loading (+{format_bytes(transient_bytes)} transient)", style="bold")
     table.add_row("capacity", format_bytes(cap), "100.0%", f"{est.gpu.name}, as the driver reports it")
     table.add_row("headroom", format_bytes(est.headroom_bytes), f"{100 * est.headroom_bytes / cap:.1f}%", "")
     return table
