@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oomplan.errors import InputError
+from oomplan.errors import FieldError
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,12 @@ class EngineOptions:
 def refuse_expert_offload(moe_layers_on_cpu: int, engine: str) -> None:
     """vLLM and SGLang keep every expert on the GPU: a plan that offloads MoE layers is llama.cpp's."""
     if moe_layers_on_cpu:
-        raise InputError(f"moe_layers_on_cpu: {moe_layers_on_cpu} is a llama.cpp knob (--n-cpu-moe); {engine} has no "
+        raise FieldError("moe_layers_on_cpu", f"{moe_layers_on_cpu} is a llama.cpp knob (--n-cpu-moe); {engine} has no "
                          "expert offload to the CPU (use --engine llamacpp)")
 
 
 def engine_kv(table: dict[str, str], kv: str, engine: str) -> str:
-    """A plan's KV dtype in the engine's spelling, or an error naming --kv-dtype and what the engine accepts."""
+    """A plan's KV dtype in the engine's spelling, or a FieldError naming kv_dtype and what the engine accepts."""
     if kv not in table:
-        raise InputError(f"--kv-dtype: {kv!r} is not available in {engine}; accepted: {', '.join(table)}")
+        raise FieldError("kv_dtype", f"{kv!r} is not available in {engine}; accepted: {', '.join(table)}")
     return table[kv]

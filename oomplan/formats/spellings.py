@@ -1,7 +1,7 @@
 """Each engine's names for the formats (the `engines:` part of the data rows), looked up both ways."""
 from __future__ import annotations
 
-from oomplan.errors import InputError
+from oomplan.errors import FieldError
 from oomplan.formats.base import Use
 from oomplan.formats.registry import AUTO, format_names, get, registry
 
@@ -47,7 +47,7 @@ def served_weights(engine: str, weights: str) -> tuple[str, str | None]:
     if spelling.dtype:
         return spelling.dtype, None
     if spelling.quantization is None:
-        raise InputError(f"--weights: {weights!r} is not available in {engine}")
+        raise FieldError("weights", f"{weights!r} is not available in {engine}")
     return "auto", spelling.quantization
 
 
@@ -58,5 +58,5 @@ def gguf_type(weights: str) -> str:
     gguf = get(weights).engine("llamacpp").gguf_type
     if gguf is None:
         accepted = [n for n in format_names("weights") if get(n).engine("llamacpp").gguf_type]
-        raise InputError(f"--weights: llama.cpp has no GGUF type for {weights}; accepted: {', '.join(accepted)}")
+        raise FieldError("weights", f"llama.cpp has no GGUF type for {weights}; accepted: {', '.join(accepted)}")
     return gguf

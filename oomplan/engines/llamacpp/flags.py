@@ -14,7 +14,7 @@ from oomplan.engines.llamacpp.split import fit_n_cpu_moe, fit_n_gpu_layers
 from oomplan.specs.hardware import GpuSpec
 from oomplan.engines.options import EngineOptions
 from oomplan.engines.protocol import EngineLaunch
-from oomplan.errors import InputError
+from oomplan.errors import FieldError, InputError
 from oomplan.profiles import load_model, profile_keys
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
@@ -130,7 +130,7 @@ def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> Llama
                          "versions apply to vllm and sglang)")
     kv = GGUF_KV.get(plan.kv_dtype)
     if kv is None:
-        raise InputError(f"--kv-dtype: {plan.kv_dtype!r} is not available in llama.cpp; accepted: {', '.join(GGUF_KV)}")
+        raise FieldError("kv_dtype", f"{plan.kv_dtype!r} is not available in llama.cpp; accepted: {', '.join(GGUF_KV)}")
     return LlamaCppGiven(
         gguf_type=(o.gguf_type or formats.gguf_type(plan.weights)).upper(),
         ctx_tokens=workload.ctx_tokens * workload.batch_size, n_parallel=workload.batch_size,
