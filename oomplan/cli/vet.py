@@ -9,7 +9,6 @@ from typing import Optional
 
 import typer
 
-from oomplan import __version__
 from oomplan.cli.common import handle_errors, print_json, stdout
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.profiles import load_gpu
@@ -30,7 +29,7 @@ def vet_command(
         raise InputError("vet: no engine command; use oomplan vet --gpu GPU -- vllm serve MODEL [flags]")
     from oomplan.engines.cmdline import parse_launch, resolve_model
     from oomplan.engines.registry import get_engine
-    from oomplan.report.engine_report import engine_json
+    from oomplan.report.engine_report import vet_json
 
     launch = parse_launch(list(command), gguf_type, engine_version)
     model, card = resolve_model(launch, model_profile), load_gpu(gpu)
@@ -40,9 +39,7 @@ def vet_command(
     pred = get_engine(launch.engine).predict(model, card, launch.settings)
     ok = pred.ok and not (strict and (pred.warnings or launch.unmodelled_flags))
     if as_json:
-        print_json({"schema_version": 1, "oomplan_version": __version__, "command": list(command), "model": model.name,
-                    "gpu": card.name, "ignored_flags": list(launch.ignored_flags),
-                    "unmodelled_flags": list(launch.unmodelled_flags), "engine": engine_json(pred), "ok": ok})
+        print_json(vet_json(list(command), model.name, card.name, launch.ignored_flags, launch.unmodelled_flags, pred, ok))
     else:
         _render(pred, launch.ignored_flags, launch.unmodelled_flags)
     return EXIT_OK if ok else EXIT_DOES_NOT_FIT

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from oomplan.errors import FieldError
 from oomplan.memory.budget import BusiestGpu
 from oomplan.memory.params import inventory
-from oomplan.memory.validate import check_parallel, context_warnings
+from oomplan.memory.validate import check_parallel, context_warnings, tp_span_warnings
 from oomplan.memory.train_states import is_lora_target
 from oomplan.memory.training import TrainStageBudget, train_stage_budget
 from oomplan.specs.hardware import GpuSpec
@@ -64,8 +64,7 @@ def check_training_plan(model: ModelSpec, plan: TrainingPlan) -> None:
 def training_warnings(model: ModelSpec, gpu: GpuSpec, plan: TrainingPlan) -> list[str]:
     out: list[str] = []
     out.extend(context_warnings(model, plan.seq_tokens, "--seq"))
-    if plan.tensor_parallel > gpu.num_gpus_per_node:
-        out.append(f"--tp {plan.tensor_parallel} spans more than one node ({gpu.num_gpus_per_node} {gpu.name} per node): TP across nodes is slow")
+    out.extend(tp_span_warnings(gpu, plan.tensor_parallel))
     if not gpu.supports_bf16 and plan.precision != "fp32":
         out.append(f"{gpu.display_name} has no bf16: train in fp16 with loss scaling (same bytes)")
     if plan.pipeline_parallel > plan.grad_accum_steps:

@@ -33,6 +33,13 @@ def context_warnings(model: ModelSpec, tokens: int, flag: str) -> list[str]:
     return []
 
 
+def tp_span_warnings(gpu: GpuSpec, tensor_parallel: int) -> list[str]:
+    """Tensor parallelism beyond one node runs, slowly (inference and training alike)."""
+    if tensor_parallel > gpu.num_gpus_per_node:
+        return [f"--tp {tensor_parallel} spans more than one node ({gpu.num_gpus_per_node} {gpu.name} per node): TP across nodes is slow"]
+    return []
+
+
 def request_warnings(model: ModelSpec, tokens: int, flag: str) -> tuple[str, ...]:
     """What `fit` warns of before it searches (any plan): the model's own warnings and a context beyond its window."""
     return tuple(model.warnings) + tuple(context_warnings(model, tokens, flag))
@@ -66,8 +73,7 @@ def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan
                        f"{formats.get(f).row.fallback}")
     if not gpu.supports_bf16 and "bf16" in (resolved_weight_format(model, plan), resolved_kv_dtype(model, plan)):
         out.append(f"{gpu.display_name} has no bf16 support; engines fall back to fp16 (same bytes)")
-    if plan.tensor_parallel > gpu.num_gpus_per_node:
-        out.append(f"--tp {plan.tensor_parallel} spans more than one node ({gpu.num_gpus_per_node} {gpu.name} per node): TP across nodes is slow")
+    out.extend(tp_span_warnings(gpu, plan.tensor_parallel))
     return out
 
 

@@ -117,3 +117,11 @@ def engine_fit_json(result: Any, top: int) -> dict[str, Any]:
                    "num_gpus": c.num_gpus, "quality_risk": {"grade": c.quality.grade, "label": c.quality.label},
                    "engine": engine_json(c.prediction)} for c in result.plans[:top]],
     }
+
+
+def vet_json(command: list[str], model_name: str, gpu_name: str, ignored_flags: tuple[str, ...],
+             unmodelled_flags: tuple[str, ...], p: EnginePrediction, ok: bool) -> dict[str, Any]:
+    """The `vet --json` object (docs/json-schema.md)."""
+    return {"schema_version": 1, "oomplan_version": __version__, "command": list(command), "model": model_name,
+            "gpu": gpu_name, "ignored_flags": list(ignored_flags), "unmodelled_flags": list(unmodelled_flags),
+            "engine": engine_json(p), "ok": ok}

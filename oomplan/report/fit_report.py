@@ -9,6 +9,8 @@ from oomplan import __version__
 from oomplan.planner.diagnose import Diagnosis
 from oomplan.planner.search import Candidate, SearchResult
 from oomplan.report.summary import plan_short, plan_summary
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
 from oomplan.units import format_bytes, format_count
 
 SCHEMA_VERSION = 1
@@ -111,12 +113,18 @@ def candidate_json(c: Candidate, model) -> dict[str, Any]:
     }
 
 
-def fit_json(result: SearchResult, top: int) -> dict[str, Any]:
+def search_json_header(model: ModelSpec, gpu: GpuSpec) -> dict[str, Any]:
+    """The keys every plan-search JSON (fit, fit --train) starts with."""
     return {
         "schema_version": SCHEMA_VERSION,
         "oomplan_version": __version__,
-        "model": {"name": result.model.name, "config_sha256": result.model.config_sha256},
-        "gpu": {"name": result.gpu.name, "memory_bytes": result.gpu.memory_bytes},
+        "model": {"name": model.name, "config_sha256": model.config_sha256},
+        "gpu": {"name": gpu.name, "memory_bytes": gpu.memory_bytes},
+    }
+
+
+def fit_json(result: SearchResult, top: int) -> dict[str, Any]:
+    return search_json_header(result.model, result.gpu) | {
         "workload": result.workload.model_dump(),
         "objective": result.objective,
         "num_considered": result.num_considered,

@@ -5,13 +5,12 @@ from typing import Any
 
 from rich.table import Table
 
-from oomplan import __version__
 from oomplan.planner.train_search import TrainSearchResult
+from oomplan.report.fit_report import search_json_header
 from oomplan.report.train_report import train_estimate_json, training_summary
 from oomplan.specs.training import TrainingPlan
 from oomplan.units import format_bytes, format_count
 
-SCHEMA_VERSION = 1
 
 
 def plan_short(p: TrainingPlan) -> str:
@@ -79,11 +78,7 @@ def train_nofit_lines(result: TrainSearchResult, wider: TrainSearchResult | None
 
 
 def train_fit_json(result: TrainSearchResult, top: int) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "oomplan_version": __version__,
-        "model": {"name": result.model.name, "config_sha256": result.model.config_sha256},
-        "gpu": {"name": result.gpu.name, "memory_bytes": result.gpu.memory_bytes},
+    return search_json_header(result.model, result.gpu) | {
         "training": result.request.model_dump(mode="json") | {"global_batch_size": result.limits.global_batch_size},
         "objective": result.objective,
         "num_considered": result.num_considered,
