@@ -126,7 +126,7 @@ def stage_budget(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan,
     state = state_budget(model, plan, workload.batch_size, stage, dtype)
     tensors = weights.gpu_bytes + kv.bytes + state.bytes + acts.peak_bytes
     overhead = overhead_budget(gpu, tensors, plan.num_gpus)
-    load = load_peak(model, plan, stage_index)
+    load = load_peak(model, plan, stage_index, gpu)
     load_total = 0 if load is None else load_total_bytes(weights.gpu_bytes, load.transient_bytes, overhead.cuda_context_bytes,
                                                          allocator_fraction(gpu))
     return StageBudget(stage_index, weights, kv, acts, overhead, state, load, load_total)

@@ -194,7 +194,7 @@ class Evaluator:
         """The load-time peak of the stage (oomplan/memory/load_peak.py), 0 without one; workload-independent."""
         key = (plan.weights, plan.weight_group_size, plan.tensor_parallel, plan.pipeline_parallel, plan.expert_parallel, stage)
         if key not in self._load:
-            self._load[key] = load_peak(self.model, plan, stage)
+            self._load[key] = load_peak(self.model, plan, stage, self.gpu)
         peak = self._load[key]
         if peak is None:
             return 0

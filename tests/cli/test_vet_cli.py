@@ -106,11 +106,11 @@ def test_memory_relevant_flags_are_read_or_named_as_not_modelled():
     """vLLM 0.33 / SGLang 0.5.23 flags that change memory: read (--num-gpu-blocks-override, --performance-mode,
     --no-async-scheduling) or named in a warning; --strict fails on the named ones."""
     cmd = ("vllm serve meta-llama/Llama-3.1-8B-Instruct --max-model-len 8192 --enable-lora --max-lora-rank 64 --port 8000 "
-           "--performance-mode throughput --num-gpu-blocks-override 1000 -dp 2")
+           "--performance-mode throughput --num-gpu-blocks-override 1000 -dp 2 --load-format fastsafetensors")
     r = vet("h100", cmd, "--json")
     data = json.loads(r.stdout)
     assert r.exit_code == 0 and data["ignored_flags"] == ["--port"]
-    assert data["unmodelled_flags"] == ["--enable-lora", "--max-lora-rank", "-dp"]
+    assert data["unmodelled_flags"] == ["--enable-lora", "--max-lora-rank", "-dp", "--load-format"]
     e = data["engine"]  # throughput mode doubles get_batch_defaults (8192 -> 16384, 1024 -> 2048); the override is the pool
     assert (e["num_kv_blocks"], e["settings"]["--max-num-batched-tokens"], e["settings"]["--max-num-seqs"]) == (1000, "16384", "2048")
     assert "memory-relevant but not modelled" in vet("h100", cmd).stdout

@@ -33,7 +33,9 @@ SWITCHES = {"--enforce-eager": "enforce_eager", "--enable-expert-parallel": "ena
             "--no-async-scheduling": "no_async_scheduling"}
 # vllm/engine/arg_utils.py 0.33.0 flags that change memory but are not modelled: vet names them, the
 # prediction assumes their defaults (LoRA, speculative decoding, multimodal encoders, KV offloading/transfer,
-# context/data parallelism, graph capture sizes, hybrid/Mamba caches, weight offloading variants)
+# context/data parallelism, graph capture sizes, hybrid/Mamba caches, weight offloading variants, the weight
+# loader: --load-format fastsafetensors puts a whole shard per rank on the GPU in its stored dtype,
+# model_executor/model_loader/weight_utils.py fastsafetensors_weights_iterator `copy_files_to_device`)
 UNMODELLED = frozenset({
     "--enable-lora", "--max-lora-rank", "--max-loras", "--max-cpu-loras", "--fully-sharded-loras", "--lora-dtype",
     "--speculative-config", "--spec-model", "--spec-method", "--spec-tokens",
@@ -47,6 +49,7 @@ UNMODELLED = frozenset({
     "--cpu-offload-params", "--offload-backend", "--offload-group-size", "--offload-num-in-group", "--offload-prefetch-step",
     "--offload-params", "--enable-sleep-mode", "--quantization-config", "--hf-overrides", "--max-num-scheduled-tokens",
     "--no-enable-chunked-prefill", "--enable-chunked-prefill", "--device-memory-utilization", "--max-num-active-seqs",
+    "--load-format",
 })
 PLAN_KV = formats.plan_kv_table("vllm")
 
