@@ -21,6 +21,16 @@ class Repo:
     sha: str = "0123456789abcdef0123456789abcdef01234567"
     token: str | None = None  # gated: this bearer token is required
     delay_s: float = 0.0  # answer this late (timeouts)
+    branches: dict[str, Repo] = field(default_factory=dict)  # other revisions by name (their own sha and files)
+
+    def at(self, rev: str | None) -> Repo | None:
+        """The repo as of a revision: main (by name or sha), a branch by name or sha, else None."""
+        if rev in (None, "main", self.sha):
+            return self
+        for name, branch in self.branches.items():
+            if rev in (name, branch.sha):
+                return branch
+        return None
 
 
 @dataclass
@@ -79,6 +89,11 @@ def make_handler(hub: Hub):
                 repo = self._repo(m.group(1))
                 if repo is None:
                     return
+                if m.group(2) and repo.branches:  # a repo with branches knows its revisions
+                    repo = repo.at(m.group(2))
+                    if repo is None:
+                        self._error(404, "RevisionNotFound", "Invalid rev id")
+                        return
                 body = json.dumps({"_id": "x", "id": m.group(1), "modelId": m.group(1), "sha": repo.sha, "private": False,
                                    "gated": "manual" if repo.token else False, "disabled": False, "tags": [],
                                    "siblings": [{"rfilename": f} for f in sorted(repo.files)]}).encode()
@@ -96,7 +111,8 @@ def make_handler(hub: Hub):
             repo = self._repo(m.group(1))
             if repo is None:
                 return
-            if m.group(2) not in (repo.sha, "main"):
+            repo = repo.at(m.group(2))
+            if repo is None:
                 self._error(404, "RevisionNotFound", "Invalid rev id")
                 return
             data = repo.files.get(m.group(3))

@@ -120,6 +120,13 @@ def _from_snapshot(repo: str, snapshot: Path, where: str) -> ModelSpec:
 
 
 def resolve_repo(repo: str, revision: str | None, flag: str = "MODEL") -> ModelSpec:
+    """The repo's spec (HF cache, then the hub), carrying the revision asked for so plan files and engine
+    commands keep it."""
+    spec = _resolve_repo(repo, revision, flag)
+    return spec if revision is None else spec.model_copy(update={"hf_revision": revision})
+
+
+def _resolve_repo(repo: str, revision: str | None, flag: str) -> ModelSpec:
     hub = _import_hub()
     from huggingface_hub.errors import (
         EntryNotFoundError, GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,

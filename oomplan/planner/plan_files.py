@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from oomplan import __version__
 from oomplan.memory.budget import Estimate
+from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
 from oomplan.specs.plan_file import PlanFile, PlanGpu, PlanModel, PredictedBudget
 
@@ -15,6 +16,14 @@ if TYPE_CHECKING:
     from oomplan.planner.engine_search import EngineSearchResult
     from oomplan.planner.search import SearchResult
     from oomplan.planner.train_search import TrainCandidate
+
+
+def plan_model(model_ref: str, model: ModelSpec) -> PlanModel:
+    """The plan's model entry: a repo id's revision (org/name@REV or --revision) in its own field, which
+    check and export load."""
+    rev = model.hf_revision
+    ref = model_ref.removesuffix(f"@{rev}") if rev else model_ref
+    return PlanModel(ref=ref, revision=rev, name=model.name, config_sha256=model.config_sha256)
 
 
 def predicted_budget(est: Estimate, quality_risk: str, decode_tokens_per_s: float) -> PredictedBudget:
@@ -32,7 +41,7 @@ def inference_plan_file(model_ref: str, gpu_ref: str, est: Estimate, quality_ris
     """The plan file of an inference plan (HF or an engine's: `est.workload.engine` says which)."""
     return PlanFile(
         oomplan_version=__version__,
-        model=PlanModel(ref=model_ref, name=est.model.name, config_sha256=est.model.config_sha256),
+        model=plan_model(model_ref, est.model),
         gpu=PlanGpu(ref=gpu_ref, num_gpus=est.plan.num_gpus),
         workload=est.workload, plan=est.plan, predicted=predicted_budget(est, quality_risk, decode_tokens_per_s),
     )
@@ -72,7 +81,7 @@ def training_plan_file(model_ref: str, gpu_ref: str, chosen: TrainCandidate) -> 
         optimizer_bytes=s.optimizer_bytes, tokens_per_s=round(chosen.speed.tokens_per_s, 3),
     )
     return PlanFile(
-        oomplan_version=__version__, model=PlanModel(ref=model_ref, name=est.model.name, config_sha256=est.model.config_sha256),
+        oomplan_version=__version__, model=plan_model(model_ref, est.model),
         gpu=PlanGpu(ref=gpu_ref, num_gpus=p.num_gpus), workload=Workload(ctx_tokens=p.seq_tokens, batch_size=p.micro_batch_size),
         plan=Plan(tensor_parallel=p.tensor_parallel, pipeline_parallel=p.pipeline_parallel, attention=p.attention),
         predicted=predicted, training=p,

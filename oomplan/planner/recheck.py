@@ -37,7 +37,7 @@ def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, ba
     if pf.training is not None:
         raise InputError(f"{path}: a training plan (fit --train): check it with `oomplan check`; it has no inference estimate or serving command")
     folder = Path(path).parent  # relative refs are the plan file's, not the current folder's
-    model = load_model(pf.model.ref, flag=f"{path}: model.ref", base=folder)
+    model = load_model(pf.model.ref, flag=f"{path}: model.ref", base=folder, revision=pf.model.revision)
     card = load_gpu(gpu, flag="--gpu") if gpu else load_gpu(pf.gpu.ref, flag=f"{path}: gpu.ref", base=folder)
     workload = build(Workload, dict(
         ctx_tokens=pf.workload.ctx_tokens if ctx_tokens is None else ctx_tokens,

@@ -40,7 +40,7 @@ def train_recheck(path: str, gpu: str | None = None, seq_tokens: int | None = No
     pf = load_plan_file(path)
     assert pf.training is not None
     folder = Path(path).parent  # relative refs are the plan file's, not the current folder's
-    model = load_model(pf.model.ref, flag=f"{path}: model.ref", base=folder)
+    model = load_model(pf.model.ref, flag=f"{path}: model.ref", base=folder, revision=pf.model.revision)
     card = load_gpu(gpu, flag="--gpu") if gpu else load_gpu(pf.gpu.ref, flag=f"{path}: gpu.ref", base=folder)
     changes = {k: v for k, v in (("seq_tokens", seq_tokens), ("micro_batch_size", micro_batch_size)) if v is not None}
     plan = build(TrainingPlan, pf.training.model_dump() | changes, flags={"seq_tokens": "--ctx", "micro_batch_size": "--batch"})

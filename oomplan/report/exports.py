@@ -36,6 +36,11 @@ def _model_id(est: Estimate) -> str:
     return est.model.hf_repo or est.model.source.removesuffix("/config.json")
 
 
+def _revision(est: Estimate) -> list[str]:
+    """The repo revision the plan was made for (vllm/engine/arg_utils.py and sglang server_args.py: --revision)."""
+    return [f"--revision {shlex.quote(est.model.hf_revision)}"] if est.model.hf_revision else []
+
+
 def _dms(est: Estimate, engine: str) -> list[str]:
     if est.plan.dms_ratio > 1:
         return [f"DMS {est.plan.dms_ratio:g}x KV compression ({engine} has no DMS support; the KV cache will be {est.plan.dms_ratio:g}x larger than planned)"]
@@ -68,7 +73,7 @@ def _quantization(est: Estimate, w: str, engine: str, parts: list[str], unreal: 
 
 def vllm(est: Estimate) -> Export:
     p, w, kv = est.plan, resolved_weight_format(est.model, est.plan), resolved_kv_dtype(est.model, est.plan)
-    parts = ["vllm serve " + shlex.quote(_model_id(est))]
+    parts = ["vllm serve " + shlex.quote(_model_id(est)), *_revision(est)]
     parts += [f"--tensor-parallel-size {p.tensor_parallel}", f"--pipeline-parallel-size {p.pipeline_parallel}"]
     parts += [f"--max-model-len {est.workload.ctx_tokens}", f"--max-num-seqs {est.workload.batch_size}"]
     parts.append(f"--gpu-memory-utilization {memory_fraction(est):.2f}")
@@ -96,7 +101,7 @@ def vllm(est: Estimate) -> Export:
 
 def sglang(est: Estimate) -> Export:
     p, w, kv = est.plan, resolved_weight_format(est.model, est.plan), resolved_kv_dtype(est.model, est.plan)
-    parts = ["python -m sglang.launch_server --model-path " + shlex.quote(_model_id(est))]
+    parts = ["python -m sglang.launch_server --model-path " + shlex.quote(_model_id(est)), *_revision(est)]
     parts += [f"--tp-size {p.tensor_parallel}", f"--pp-size {p.pipeline_parallel}"]
     parts += [f"--context-length {est.workload.ctx_tokens}", f"--max-running-requests {est.workload.batch_size}"]
     parts.append(f"--mem-fraction-static {memory_fraction(est):.2f}")
@@ -142,7 +147,7 @@ def llamacpp(est: Estimate) -> Export:
 def hf(est: Estimate) -> Export:
     p, m = est.plan, est.model
     w, kv = resolved_weight_format(m, p), resolved_kv_dtype(m, p)
-    args = [repr(_model_id(est)), "dtype=torch.bfloat16" if w != "fp16" else "dtype=torch.float16", "device_map='auto'",
+    args = [repr(_model_id(est)), *([f"revision={m.hf_revision!r}"] if m.hf_revision else []), "dtype=torch.bfloat16" if w != "fp16" else "dtype=torch.float16", "device_map='auto'",
             f"attn_implementation={p.attention!r}"]
     unreal, notes = _dms(est, "transformers"), []
     hf_w = formats.get(w).engine("hf")

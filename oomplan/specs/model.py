@@ -110,6 +110,8 @@ class ModelSpec(Strict):
     model_type: str
     source: str = Field(description="where the architecture facts came from (profile file, config.json path)")
     hf_repo: str | None = Field(default=None, description="Hugging Face repo id, when known (shipped profiles)")
+    hf_revision: str | None = Field(default=None, description="the repo revision asked for (org/name@REV, --revision); "
+                                    "None: the default branch")
     config_sha256: str = Field(description="hash of the canonical config, for plan files")
     dtype: Literal["fp32", "bf16", "fp16"] = Field(description="the checkpoint's torch_dtype")
     num_layers: int = Field(ge=1)

@@ -16,7 +16,9 @@ PLAN_SCHEMA_VERSION: Literal[1] = 1
 
 
 class PlanModel(Strict):
-    ref: str = Field(description="what to load: a profile name/alias or a config.json path")
+    ref: str = Field(description="what to load: a profile name/alias, a config.json path or a Hugging Face repo id")
+    revision: str | None = Field(default=None, max_length=256, description="the repo revision (branch, tag or commit) "
+                                 "fit was given; check and export load that revision")
     name: str
     config_sha256: str
 

@@ -8,11 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from checkpoint_fixtures import nbytes, write_checkpoint
+from conftest import tiny_llama
 from hub_server import Hub, Repo, start
 from oomplan.cli.app import app
 
 runner = CliRunner()
 SHA = "0123456789abcdef0123456789abcdef01234567"
+SHA_V2 = "fedcba9876543210fedcba9876543210fedcba98"
 
 
 @pytest.fixture
@@ -21,8 +23,10 @@ def hub(tmp_path, monkeypatch):
     files = {p.name: p.read_bytes() for p in (tmp_path / "src").iterdir()}
     corrupt = dict(files)
     corrupt["model-00002-of-00002.safetensors"] = struct.pack("<Q", 7) + b"not json"
+    v2 = write_checkpoint(tmp_path / "src" / "v2", num_layers_stored=3, config=tiny_llama(num_hidden_layers=3))
+    branch = Repo({p.name: p.read_bytes() for p in (tmp_path / "src" / "v2").iterdir()}, sha=SHA_V2)
     h = Hub(repos={
-        "org/tiny": Repo(files), "org/gated": Repo(files, token="hf_secret"), "org/slow": Repo(files, delay_s=3.0),
+        "org/tiny": Repo(files, branches={"v2": branch}), "org/gated": Repo(files, token="hf_secret"), "org/slow": Repo(files, delay_s=3.0),
         "org/corrupt": Repo(corrupt),
     })
     server = start(h)
@@ -33,6 +37,7 @@ def hub(tmp_path, monkeypatch):
     monkeypatch.setenv("OOMPLAN_CACHE_DIR", str(tmp_path / "oomplan-cache"))
     monkeypatch.setenv("OOMPLAN_HUB_TIMEOUT", "1")
     h.tensors = tensors
+    h.tensors_v2 = v2
     h.tmp = tmp_path
     yield h
     server.shutdown()
@@ -73,6 +78,42 @@ def test_revision_pins_the_commit(hub):
     assert any(f"/revision/{SHA}" in p for _, p, _ in hub.log)
     r = _estimate("org/tiny@v9")
     assert r.exit_code == 2 and "has no revision 'v9'" in r.stderr
+
+
+@pytest.mark.parametrize("given", [["org/tiny", "--revision", "v2"], ["org/tiny@v2"]])
+def test_revision_is_written_into_the_plan_and_honoured_by_check_and_export(hub, monkeypatch, given):
+    """fit -o keeps the revision (model.revision); check and export load that revision, not main."""
+    assert _estimate("org/tiny@v2").exit_code == 0
+    v2_bytes = json.loads(_estimate("org/tiny@v2").stdout)["per_gpu"]["weights_bytes"]
+    assert v2_bytes == nbytes(hub.tensors_v2) != nbytes(hub.tensors)  # the branch really is another checkpoint
+    plan = hub.tmp / "plan.yaml"
+    r = runner.invoke(app, ["fit", *given, "--gpu", "h100", "--ctx", "1k", "-o", str(plan)])
+    assert r.exit_code == 0, r.output
+    import yaml
+    written = yaml.safe_load(plan.read_text())["model"]
+    assert (written["ref"], written["revision"]) == ("org/tiny", "v2")
+    assert written["config_sha256"] != json.loads(_estimate("org/tiny").stdout)["model"]["config_sha256"]
+    r = runner.invoke(app, ["check", str(plan), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["warnings"] == []  # v2's config (main's would warn: config_sha256 differs), same prediction
+    assert json.loads(r.stdout)["per_gpu"]["weights_bytes"] == v2_bytes
+    r = runner.invoke(app, ["export", str(plan), "--to", "vllm"])
+    assert r.exit_code == 0, r.output
+    assert "vllm serve org/tiny \\\n    --revision v2 \\\n" in r.stdout
+    assert "revision='v2'" in runner.invoke(app, ["export", str(plan), "--to", "hf"]).stdout
+    # offline, check re-reads v2 from the HF cache (refs/v2)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = runner.invoke(app, ["check", str(plan), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["per_gpu"]["weights_bytes"] == v2_bytes
+
+
+def test_plan_without_revision_loads_the_default_branch(hub):
+    plan = hub.tmp / "plan.yaml"
+    assert runner.invoke(app, ["fit", "org/tiny", "--gpu", "h100", "--ctx", "1k", "-o", str(plan)]).exit_code == 0
+    import yaml
+    assert yaml.safe_load(plan.read_text())["model"]["revision"] is None
+    assert "--revision" not in runner.invoke(app, ["export", str(plan), "--to", "vllm"]).stdout
 
 
 def test_gated_repo_401_without_token_then_200_with(hub, monkeypatch):
