@@ -23,8 +23,12 @@ MAX_KV = 1 << 20
 ARCHES = {
     "llama": ("llama", "LlamaForCausalLM"), "qwen2": ("qwen2", "Qwen2ForCausalLM"), "qwen3": ("qwen3", "Qwen3ForCausalLM"),
     "qwen3moe": ("qwen3_moe", "Qwen3MoeForCausalLM"), "gemma2": ("gemma2", "Gemma2ForCausalLM"), "phi3": ("phi3", "Phi3ForCausalLM"),
-    "qwen2moe": ("qwen2_moe", "Qwen2MoeForCausalLM"),
+    "qwen2moe": ("qwen2_moe", "Qwen2MoeForCausalLM"), "gemma3": ("gemma3_text", "Gemma3ForCausalLM"),
+    "gpt-oss": ("gpt_oss", "GptOssForCausalLM"), "glm4moe": ("glm4_moe", "Glm4MoeForCausalLM"),
+    "deepseek2": ("deepseek_v2", "DeepseekV2ForCausalLM"),
 }
+# gguf 0.19 architectures oomplan has no family for (a reason beats "not read")
+NO_FAMILY = {"llama4": "Llama 4 (no oomplan family for its chunked attention and interleaved MoE yet)"}
 
 
 def _gguf():
@@ -113,7 +117,8 @@ def config_from_metadata(reader, tensors: list[CheckpointTensor], where: str) ->
     """A transformers config.json from the GGUF metadata (keys as convert_hf_to_gguf.py writes them)."""
     arch = _value(reader, "general.architecture")
     if not isinstance(arch, str) or arch not in ARCHES:
-        raise InputError(f"{where}: general.architecture {str(arch)[:40]!r} is not read by oomplan; accepted: {', '.join(ARCHES)}")
+        why = f" ({NO_FAMILY[arch]})" if isinstance(arch, str) and arch in NO_FAMILY else ""
+        raise InputError(f"{where}: general.architecture {str(arch)[:40]!r} is not read by oomplan{why}; accepted: {', '.join(ARCHES)}")
     model_type, cls = ARCHES[arch]
 
     def need(key: str) -> int:
@@ -148,7 +153,75 @@ def config_from_metadata(reader, tensors: list[CheckpointTensor], where: str) ->
                    moe_intermediate_size=opt("expert_feed_forward_length") or cfg["intermediate_size"])
         if arch == "llama":
             cfg.update(model_type="mixtral", architectures=["MixtralForCausalLM"])
+    if arch in ARCH_KEYS:
+        ARCH_KEYS[arch](cfg, opt, need, names)
     return cfg
+
+
+# What llama.cpp's convert_hf_to_gguf.py writes for each architecture beyond the common keys (TextModel.
+# set_gguf_parameters: block_count, embedding_length, feed_forward_length, head_count(_kv), key_length = head_dim,
+# expert_count, expert_used_count), turned back into the transformers config keys oomplan/families reads.
+# Layer patterns are llama.cpp's own (src/llama-model.cpp load_hparams: gemma3 set_swa_pattern(6), gpt-oss 2),
+# which are also the families' defaults.
+
+def _moe_keys(cfg: dict[str, Any]) -> None:
+    for k in ("num_experts", "num_local_experts", "moe_intermediate_size"):
+        cfg.pop(k, None)
+
+
+def _gpt_oss(cfg: dict[str, Any], opt, need, names) -> None:
+    """GptOssModel: sliding_window, expert_feed_forward_length = intermediate_size; q/k/v/o biases as tensors."""
+    experts = need("expert_count")
+    _moe_keys(cfg)
+    cfg.update(num_local_experts=experts, num_experts_per_tok=need("expert_used_count"),
+               intermediate_size=opt("expert_feed_forward_length") or cfg["intermediate_size"],
+               attention_bias="blk.0.attn_q.bias" in names)
+
+
+def _glm4moe(cfg: dict[str, Any], opt, need, names) -> None:
+    """Glm4MoeModel: block_count = num_hidden_layers + nextn_predict_layers (the MTP layer is written too);
+    expert_count = n_routed_experts, expert_feed_forward_length = moe_intermediate_size, expert_shared_count,
+    leading_dense_block_count = first_k_dense_replace, rope.dimension_count = head_dim x partial_rotary_factor."""
+    nextn = opt("nextn_predict_layers") or 0
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    rope = opt("rope.dimension_count")
+    experts, used = need("expert_count"), need("expert_used_count")
+    _moe_keys(cfg)
+    cfg.update(num_hidden_layers=cfg["num_hidden_layers"] - nextn, num_mtp_layers=nextn, head_dim=head_dim,
+               n_routed_experts=experts, num_experts_per_tok=used, moe_intermediate_size=need("expert_feed_forward_length"),
+               n_shared_experts=opt("expert_shared_count") or 0, first_k_dense_replace=opt("leading_dense_block_count") or 0,
+               partial_rotary_factor=(rope / head_dim) if rope else 0.5, use_qk_norm="blk.0.attn_q_norm.weight" in names,
+               attention_bias="blk.0.attn_q.bias" in names)
+    if cfg["num_hidden_layers"] < 1:
+        raise InputError(f"metadata glm4moe.nextn_predict_layers={nextn} leaves no decoder layers of block_count")
+
+
+def _deepseek2(cfg: dict[str, Any], opt, need, names) -> None:
+    """DeepseekV2Model (V2, V3, Kimi-K2, GLM-4.7-Flash): MLA written as MQA (head_count_kv 1, key_length =
+    kv_lora_rank + rope); the per-head sizes in key_length_mla / value_length_mla (older files: key_length /
+    value_length), rope.dimension_count = qk_rope_head_dim; MTP layers skipped. Sigmoid gating with a score
+    bias (expert_gating_func 2, exp_probs_b tensors) is V3's router."""
+    rope = need("rope.dimension_count")
+    kv_rank = need("attention.kv_lora_rank")
+    mla = opt("attention.key_length_mla") is not None
+    key = need("attention.key_length_mla") if mla else need("attention.key_length")
+    value = need("attention.value_length_mla") if mla else need("attention.value_length")
+    v3 = opt("expert_gating_func") == 2 or any(n.endswith("exp_probs_b.bias") for n in names)
+    heads = cfg["num_attention_heads"]
+    experts = opt("expert_count")
+    _moe_keys(cfg)
+    cfg.pop("head_dim", None)
+    cfg.update(model_type="deepseek_v3" if v3 else "deepseek_v2",
+               architectures=["DeepseekV3ForCausalLM" if v3 else "DeepseekV2ForCausalLM"], num_key_value_heads=heads,
+               kv_lora_rank=kv_rank, q_lora_rank=opt("attention.q_lora_rank") or None, qk_rope_head_dim=rope,
+               qk_nope_head_dim=key - rope, v_head_dim=value, first_k_dense_replace=opt("leading_dense_block_count") or 0,
+               moe_intermediate_size=need("expert_feed_forward_length"))
+    if experts:
+        cfg.update(n_routed_experts=experts, num_experts_per_tok=need("expert_used_count"),
+                   n_shared_experts=opt("expert_shared_count") or 0)
+
+
+ARCH_KEYS = {"gpt-oss": _gpt_oss, "glm4moe": _glm4moe, "deepseek2": _deepseek2}
 
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], Checkpoint]:
