@@ -25,7 +25,7 @@ ARCHES = {
     "qwen3moe": ("qwen3_moe", "Qwen3MoeForCausalLM"), "gemma2": ("gemma2", "Gemma2ForCausalLM"), "phi3": ("phi3", "Phi3ForCausalLM"),
     "qwen2moe": ("qwen2_moe", "Qwen2MoeForCausalLM"), "gemma3": ("gemma3_text", "Gemma3ForCausalLM"),
     "gpt-oss": ("gpt_oss", "GptOssForCausalLM"), "glm4moe": ("glm4_moe", "Glm4MoeForCausalLM"),
-    "deepseek2": ("deepseek_v2", "DeepseekV2ForCausalLM"),
+    "deepseek2": ("deepseek_v2", "DeepseekV2ForCausalLM"), "qwen3next": ("qwen3_next", "Qwen3NextForCausalLM"),
 }
 # gguf 0.19 architectures oomplan has no family for (a reason beats "not read")
 NO_FAMILY = {"llama4": "Llama 4 (no oomplan family for its chunked attention and interleaved MoE yet)"}
@@ -221,7 +221,25 @@ def _deepseek2(cfg: dict[str, Any], opt, need, names) -> None:
                    n_shared_experts=opt("expert_shared_count") or 0)
 
 
-ARCH_KEYS = {"gpt-oss": _gpt_oss, "glm4moe": _glm4moe, "deepseek2": _deepseek2}
+def _qwen3next(cfg: dict[str, Any], opt, need, names) -> None:
+    """Qwen3NextModel (on Qwen2MoeModel's expert keys): ssm.conv_kernel = linear_conv_kernel_dim, ssm.state_size =
+    linear_key_head_dim, ssm.group_count = linear_num_key_heads, ssm.time_step_rank = linear_num_value_heads,
+    ssm.inner_size = linear_value_head_dim x linear_num_value_heads, full_attention_interval; expert_shared_
+    feed_forward_length = shared_expert_intermediate_size; MTP layers (nextn_predict_layers) out of block_count."""
+    value_heads, inner = need("ssm.time_step_rank"), need("ssm.inner_size")
+    if inner % value_heads:
+        raise InputError(f"metadata qwen3next.ssm.inner_size={inner} is not a multiple of ssm.time_step_rank={value_heads}")
+    nextn = opt("nextn_predict_layers") or 0
+    cfg.update(num_hidden_layers=cfg["num_hidden_layers"] - nextn, linear_conv_kernel_dim=need("ssm.conv_kernel"),
+               linear_key_head_dim=need("ssm.state_size"), linear_num_key_heads=need("ssm.group_count"),
+               linear_num_value_heads=value_heads, linear_value_head_dim=inner // value_heads,
+               full_attention_interval=opt("full_attention_interval") or 4,
+               shared_expert_intermediate_size=opt("expert_shared_feed_forward_length") or 0)
+    if cfg["num_hidden_layers"] < 1:
+        raise InputError(f"metadata qwen3next.nextn_predict_layers={nextn} leaves no decoder layers of block_count")
+
+
+ARCH_KEYS = {"gpt-oss": _gpt_oss, "glm4moe": _glm4moe, "deepseek2": _deepseek2, "qwen3next": _qwen3next}
 
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], Checkpoint]:

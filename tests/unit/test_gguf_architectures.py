@@ -37,6 +37,7 @@ def _same_model(gguf_spec, hf_cfg):
     assert params_by_component(gguf_spec) == params_by_component(hf)
     assert kv_bytes_per_token_per_layer(gguf_spec, Plan()) == kv_bytes_per_token_per_layer(hf, Plan())
     assert gguf_spec.layer_attention == hf.layer_attention and gguf_spec.num_layers == hf.num_layers
+    assert gguf_spec.layers == hf.layers  # per-layer attention (window, MLA, DeltaNet state) and MLP/MoE shapes
     return hf
 
 
@@ -100,9 +101,24 @@ def test_deepseek2_mla_from_the_mqa_form(tmp_path, mla_keys):
     assert spec.hf_config["model_type"] == "deepseek_v3"
 
 
+def test_qwen3next_gated_deltanet_from_the_ssm_keys(tmp_path):
+    hf = tiny_llama(model_type="qwen3_next", architectures=["Qwen3NextForCausalLM"], num_hidden_layers=4, num_attention_heads=4, head_dim=32,
+                    linear_conv_kernel_dim=4, linear_key_head_dim=16, linear_value_head_dim=24, linear_num_key_heads=2,
+                    linear_num_value_heads=4, full_attention_interval=4, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                    shared_expert_intermediate_size=48)
+    meta = dict(COMMON, block_count=4, feed_forward_length=128, expert_count=4, expert_used_count=2, expert_feed_forward_length=32,
+                expert_shared_feed_forward_length=48, full_attention_interval=4,
+                **{"attention.head_count_kv": 2, "attention.key_length": 32, "attention.value_length": 32, "ssm.conv_kernel": 4,
+                   "ssm.state_size": 16, "ssm.group_count": 2, "ssm.time_step_rank": 4, "ssm.inner_size": 96, "rope.dimension_count": 8})
+    write_arch_gguf(tmp_path / "n.gguf", "qwen3next", meta, {"token_embd.weight": (V, 64), "output.weight": (V, 64)})
+    spec = load_model(str(tmp_path / "n.gguf"))
+    _same_model(spec, hf)
+    assert spec.layer_attention == ("linear", "linear", "linear", "full")
+
+
 def test_llama4_and_unknown_architectures_exit_2_naming_it(tmp_path):
     write_arch_gguf(tmp_path / "l4.gguf", "llama4", dict(COMMON, block_count=2), {"token_embd.weight": (V, 64)})
-    with pytest.raises(InputError, match=r"general.architecture 'llama4' is not read by oomplan \(Llama 4 .*accepted: llama, .*gemma3, gpt-oss, glm4moe, deepseek2"):
+    with pytest.raises(InputError, match=r"general.architecture 'llama4' is not read by oomplan \(Llama 4 .*accepted: llama, .*gemma3, gpt-oss, glm4moe, deepseek2, qwen3next"):
         load_model(str(tmp_path / "l4.gguf"))
     write_arch_gguf(tmp_path / "x.gguf", "rwkv7", dict(COMMON, block_count=2), {"token_embd.weight": (V, 64)})
     with pytest.raises(InputError, match=r"'rwkv7' is not read by oomplan; accepted: llama"):
