@@ -7,7 +7,7 @@ from pathlib import Path, PurePath
 
 from oomplan import formats
 from oomplan.engines.cmdline import (
-    TOKENS, Converter, OptionalValue, build_settings, choice, int_range, layers_value, on_off, read_flags, text_value,
+    TOKENS, Converter, OptionalValue, build_settings, choice, int_range, layers_value, on_off, read_flags, split_ignored, text_value,
 )
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.engines.llamacpp.split import fit_n_cpu_moe, fit_n_gpu_layers
@@ -42,6 +42,11 @@ FLAGS: dict[str, tuple[str, Converter]] = {
     "-ot": ("n_cpu_moe", _override_tensor), "--override-tensor": ("n_cpu_moe", _override_tensor),
 }
 SWITCHES = {"-nkvo": "no_kv_offload", "--no-kv-offload": "no_kv_offload", "--swa-full": "swa_full"}
+# common/arg.cpp flags that place memory on several GPUs (src/llama-model.cpp load_tensors: layers go to devices by
+# the normalised prefix sums of --tensor-split, default each device's free memory; --split-mode row splits matrix
+# rows over the devices; --main-gpu holds everything with --split-mode none): oomplan prices llama.cpp on one GPU,
+# so vet names them instead of calling them irrelevant (and --strict fails on them)
+UNMODELLED = frozenset({"-ts", "--tensor-split", "-sm", "--split-mode", "-mg", "--main-gpu", "-dev", "--device"})
 FLASH_ATTN_VALUES = {"on": "on", "off": "off", "auto": "auto", "1": "on", "0": "off", "true": "on", "false": "off"}
 
 # Plan.kv_dtype -> --cache-type-k/v; Plan.weights -> GGUF type: formats.gguf_type (the registry's llama.cpp spellings)
@@ -94,7 +99,8 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
     kind = gguf_type or quant or _file_type(ref) or gguf_type_from_name(ref)
     if kind is None:
         raise InputError(f"-m: cannot tell the GGUF type from {ref!r}; pass --gguf-type (e.g. Q4_K_M)")
-    return EngineLaunch("llamacpp", ref, build_settings(LlamaCppGiven, values | {"gguf_type": kind}), tuple(ignored))
+    irrelevant, unmodelled = split_ignored(ignored, UNMODELLED)
+    return EngineLaunch("llamacpp", ref, build_settings(LlamaCppGiven, values | {"gguf_type": kind}), irrelevant, unmodelled)
 
 
 def _file_type(ref: str) -> str | None:
