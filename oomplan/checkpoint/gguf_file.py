@@ -28,7 +28,7 @@ ARCHES = {
     "deepseek2": ("deepseek_v2", "DeepseekV2ForCausalLM"), "qwen3next": ("qwen3_next", "Qwen3NextForCausalLM"),
 }
 # gguf 0.19 architectures oomplan has no family for (a reason beats "not read")
-NO_FAMILY = {"llama4": "Llama 4 (no oomplan family for its chunked attention and interleaved MoE yet)"}
+NO_FAMILY = {"llama4": "Llama 4: its GGUF metadata (chunked attention, interleaved MoE) is not mapped yet; use its config.json"}
 
 
 def _gguf():

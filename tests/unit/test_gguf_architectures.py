@@ -118,7 +118,7 @@ def test_qwen3next_gated_deltanet_from_the_ssm_keys(tmp_path):
 
 def test_llama4_and_unknown_architectures_exit_2_naming_it(tmp_path):
     write_arch_gguf(tmp_path / "l4.gguf", "llama4", dict(COMMON, block_count=2), {"token_embd.weight": (V, 64)})
-    with pytest.raises(InputError, match=r"general.architecture 'llama4' is not read by oomplan \(Llama 4 .*accepted: llama, .*gemma3, gpt-oss, glm4moe, deepseek2, qwen3next"):
+    with pytest.raises(InputError, match=r"general.architecture 'llama4' is not read by oomplan \(Llama 4: its GGUF metadata .*accepted: llama, .*gemma3, gpt-oss, glm4moe, deepseek2, qwen3next"):
         load_model(str(tmp_path / "l4.gguf"))
     write_arch_gguf(tmp_path / "x.gguf", "rwkv7", dict(COMMON, block_count=2), {"token_embd.weight": (V, 64)})
     with pytest.raises(InputError, match=r"'rwkv7' is not read by oomplan; accepted: llama"):
