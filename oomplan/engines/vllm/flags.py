@@ -29,7 +29,7 @@ FLAGS: dict[str, tuple[str, Converter]] = {
     "--num-gpu-blocks-override": ("num_gpu_blocks_override", int_range(1, 2**31)),
     "--performance-mode": ("performance_mode", choice(("balanced", "interactivity", "throughput"))),
 }
-SWITCHES = {"--enforce-eager": "enforce_eager", "--enable-expert-parallel": "enable_expert_parallel",
+SWITCHES = {"--enforce-eager": "enforce_eager", "--enable-expert-parallel": "enable_expert_parallel", "-ep": "enable_expert_parallel",
             "--no-async-scheduling": "no_async_scheduling"}
 # vllm/engine/arg_utils.py 0.33.0 flags that change memory but are not modelled: vet names them, the
 # prediction assumes their defaults (LoRA, speculative decoding, multimodal encoders, KV offloading/transfer,
@@ -48,8 +48,44 @@ UNMODELLED = frozenset({
     "--mamba-cache-dtype", "--mamba-ssm-cache-dtype", "--mamba-block-size", "--mamba-cache-mode",
     "--cpu-offload-params", "--offload-backend", "--offload-group-size", "--offload-num-in-group", "--offload-prefetch-step",
     "--offload-params", "--enable-sleep-mode", "--quantization-config", "--hf-overrides", "--max-num-scheduled-tokens",
-    "--no-enable-chunked-prefill", "--enable-chunked-prefill", "--device-memory-utilization", "--max-num-active-seqs",
-    "--load-format",
+    "--no-enable-chunked-prefill", "--device-memory-utilization", "--max-num-active-seqs",
+    # the rest of vllm serve 0.33.0's memory-relevant flags (tests/fixtures/engines/vllm-0.33.0-serve-flags.txt, from
+    # vllm/entrypoints/common/cli_args.py make_arg_parser): parallel/EP/DBO layouts, LoRA and multimodal variants,
+    # loaders, model configs and implementations, Mamba/replay caches, pooling runners, kernel backends with workspaces
+    "--additional-config", "--all2all-backend", "--attention-config", "--aux-output-config", "--convert",
+    "--cp-kv-cache-interleave-size", "--data-parallel-size-local", "--dbo-decode-token-threshold",
+    "--dbo-prefill-token-threshold", "--dcp-kv-cache-interleave-size", "--dcp-q-replicate", "--default-mm-loras",
+    "--diffusion-config", "--disable-batch-sharded-sampling", "--disable-cascade-attn", "--disable-chunked-prefill",
+    "--disable-cumem-allocator", "--disable-custom-all-reduce", "--disable-elastic-ep", "--disable-ep-weight-filter",
+    "--disable-eplb", "--disable-flash-late-interaction", "--disable-flashinfer-autotune", "--disable-hc-sp",
+    "--disable-mamba-shared-prefix-checkpoint", "--disable-mixed-moe-lora-format", "--disable-mm-embeds",
+    "--disable-moe-shared-loras", "--disable-prompt-embeds", "--disable-return-routed-experts",
+    "--disable-shm-tensor-arena", "--disable-tower-connector-lora", "--distributed-executor-backend",
+    "--ec-manager-config", "--ec-transfer-config", "--elastic-ep-max-dp-size", "--enable-batch-sharded-sampling",
+    "--enable-cascade-attn", "--enable-cumem-allocator", "--enable-elastic-ep", "--enable-ep-weight-filter",
+    "--enable-flash-late-interaction", "--enable-flashinfer-autotune", "--enable-hc-sp",
+    "--enable-mamba-shared-prefix-checkpoint", "--enable-mixed-moe-lora-format", "--enable-mm-embeds",
+    "--enable-moe-shared-loras", "--enable-prompt-embeds", "--enable-return-routed-experts",
+    "--enable-shm-tensor-arena", "--enable-tower-connector-lora", "--engram-config", "--expert-placement-strategy",
+    "--gdn-prefill-backend", "--hf-config-path", "--kda-decode-backend", "--kda-prefill-backend", "--kernel-config",
+    "--kv-events-config", "--kv-sharing-fast-prefill", "--language-model-only", "--linear-backend", "--load-format",
+    "--logprobs-mode", "--lora-modules", "--lora-target-modules", "--mamba-backend", "--max-logprobs",
+    "--max-lora-cls-labels", "--mm-encoder-attn-backend", "--mm-encoder-attn-dtype", "--mm-encoder-only",
+    "--mm-processor-cache-type", "--mm-processor-device", "--mm-shm-cache-max-object-size-mb", "--mm-tensor-ipc",
+    "--model-class-overrides", "--model-impl", "--model-loader-extra-config", "--moe-backend", "--monokernel",
+    "--no-dcp-q-replicate", "--no-fully-sharded-loras", "--no-kv-sharing-fast-prefill", "--no-language-model-only",
+    "--no-mm-encoder-only", "--no-monokernel", "--no-return-sampling-mask", "--no-scheduler-reserve-full-isl",
+    "--no-skip-mm-profiling", "--no-sleep-mode-offload-cudagraph", "--no-specialize-active-lora",
+    "--no-swa-bounded-replay", "--no-use-fp64-gumbel", "--no-use-replayssm", "--pooler-config", "--prefix-match-unit",
+    "--replayssm-buffer-len", "--return-sampling-mask", "--runner", "--scheduler-reserve-full-isl",
+    "--sleep-mode-offload-cudagraph", "--sparse-indexer-topk-backend", "--specialize-active-lora",
+    "--swa-bounded-replay", "--use-fp64-gumbel", "--use-replayssm", "--video-pruning-method", "--video-pruning-rate",
+    "--weight-transfer-config", "--worker-cls", "--worker-extension-cls", "-ac", "-dc", "-dpl", "-sc",
+})
+# Flags that state the default the prediction already assumes (vllm serve 0.33.0): read, nothing changes
+DEFAULTS = frozenset({
+    "--async-scheduling", "--disable-expert-parallel", "--enable-chunked-prefill", "--enable-custom-all-reduce",
+    "--enable-hybrid-kv-cache-manager", "--enable-sliding-window", "--no-enforce-eager",
 })
 PLAN_KV = formats.plan_kv_table("vllm")
 
@@ -65,7 +101,7 @@ def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
     values, ignored = read_flags(args, FLAGS, SWITCHES, "model")
     if not values.get("model"):
         raise InputError("vllm: no model in the command; pass it as vllm serve MODEL")
-    irrelevant, unmodelled = split_ignored(ignored, UNMODELLED)
+    irrelevant, unmodelled = split_ignored([f for f in ignored if f not in DEFAULTS], UNMODELLED)
     return EngineLaunch("vllm", values["model"], build_settings(VllmGiven, values), irrelevant, unmodelled)
 
 
