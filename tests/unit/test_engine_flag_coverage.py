@@ -89,3 +89,30 @@ def test_vet_names_memory_flags_and_reads_past_the_rest() -> None:
     s = parse_launch(["python", "-m", "sglang.launch_server", "--model-path", "m", "--enable-hicache", "--host", "h"])
     assert s.unmodelled_flags == ("--enable-hicache",)
     assert s.ignored_flags == ("--host",)
+
+
+def test_kv_cache_dtypes_are_read_then_priced_or_refused_by_the_release() -> None:
+    from oomplan.engines.vllm.predict import predict_vllm
+    from oomplan.engines.vllm.stages import predict_stages
+    from oomplan.errors import InputError
+    from oomplan.profiles import load_gpu, load_model
+
+    model, gpu = load_model("llama-3.1-8b"), load_gpu("h100")
+    launch = parse_launch(["vllm", "serve", "m", "--kv-cache-dtype", "int8_per_token_head", "--max-model-len", "8192"])
+    assert launch.settings.kv_cache_dtype == "int8_per_token_head"
+    _, (st,) = predict_stages(model, gpu, launch.settings)
+    # TritonAttentionBackend.customize_spec 0.33.0: (128 + 128) x 1 B + 2 x 4 B fp32 scales per KV head per token;
+    # 8 KV heads, 16-token blocks, 32 layers
+    assert st.layout.page_bytes == 16 * 8 * (2 * 128 * 1 + 2 * 4) == 33_792
+    assert st.num_blocks == st.available_kv_bytes // 33_792 // 32
+    assert predict_vllm(model, gpu, launch.settings).ok
+    for dtype, version, message in (
+            ("ultraquant_4bit", None, "'ultraquant_4bit' is accepted by vLLM 0.33 but its packed layout is not modelled"),
+            ("nvfp4_4over6", None, "'nvfp4_4over6' is accepted by vLLM 0.33 but its packed layout is not modelled"),
+            ("int4_per_token_head", "0.21", "'int4_per_token_head' is not accepted by vLLM 0.21"),
+            ("ultraquant_4bit", "0.26", "'ultraquant_4bit' is not accepted by vLLM 0.26")):
+        given = parse_launch(["vllm", "serve", "m", "--kv-cache-dtype", dtype], engine_version=version).settings
+        with pytest.raises(InputError, match=message):
+            predict_stages(model, gpu, given)
+    with pytest.raises(InputError, match="--kv-cache-dtype: 'fp7' is not accepted"):
+        parse_launch(["vllm", "serve", "m", "--kv-cache-dtype", "fp7"])

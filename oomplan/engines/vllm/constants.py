@@ -46,7 +46,7 @@ class VllmConstants(Strict):
     v2_sampler_hidden_copies: int
     sliding_window_counts_in_flight: bool  # window - 1 + max_in_flight_tokens (async scheduling) vs one chunk
     per_token_head_kv_bytes: dict[str, float]  # --kv-cache-dtype -> bytes per element (+ an fp32 scale per token-head)
-    accepted_unmodelled_kv_dtypes: tuple[str, ...]  # vLLM accepts them; oomplan refuses rather than guess
+    kv_cache_dtypes: tuple[str, ...]  # every --kv-cache-dtype the release accepts (CacheDType); the unpriced ones are refused
     sources: dict[str, str]
 
 

@@ -10,18 +10,22 @@ from oomplan.engines.cmdline import (
 )
 from oomplan.engines.options import EngineOptions, engine_kv, refuse_expert_offload
 from oomplan.engines.protocol import EngineLaunch
+from oomplan.engines.vllm.constants import vllm_constants, vllm_versions
 from oomplan.engines.vllm.settings import VllmGiven
 from oomplan.errors import InputError
 from oomplan.specs.plan import Plan, Workload
 
 # --quantization / --kv-cache-dtype values: each format's vLLM spellings (oomplan/data/formats.yaml)
 QUANTIZATIONS = tuple(formats.by_engine_name("vllm", "accepts"))
+# --kv-cache-dtype: what any modelled release accepts (each release's CacheDType, oomplan/data/engines/vllm/); the
+# release in use then prices it, refuses a packed format it does not model, or says the release does not take it
+KV_CACHE_DTYPES = tuple(dict.fromkeys(d for r in vllm_versions().ranges for d in vllm_constants(r).kv_cache_dtypes))
 FLAGS: dict[str, tuple[str, Converter]] = {
     "--model": ("model", text_value), "--tensor-parallel-size": ("tensor_parallel", PARALLEL), "-tp": ("tensor_parallel", PARALLEL),
     "--pipeline-parallel-size": ("pipeline_parallel", PARALLEL), "-pp": ("pipeline_parallel", PARALLEL),
     "--dtype": ("dtype", choice(("auto", "half", "float16", "bfloat16", "float", "float32"))),
     "--quantization": ("quantization", choice(QUANTIZATIONS)), "-q": ("quantization", choice(QUANTIZATIONS)),
-    "--kv-cache-dtype": ("kv_cache_dtype", choice(("auto",) + tuple(formats.engine_kv_names("vllm")))),
+    "--kv-cache-dtype": ("kv_cache_dtype", choice(KV_CACHE_DTYPES)),
     "--max-model-len": ("max_model_len", CONTEXT), "--gpu-memory-utilization": ("gpu_memory_utilization", FRACTION),
     "--max-num-seqs": ("max_num_seqs", SEQUENCES), "--max-num-batched-tokens": ("max_num_batched_tokens", TOKENS),
     "--block-size": ("block_size", BLOCK), "--cpu-offload-gb": ("cpu_offload_bytes", gib_value),

@@ -46,18 +46,19 @@ def engine_plan(model: ModelSpec, s: VllmResolved) -> Plan:
 
 
 def kv_dtype_bytes(model: ModelSpec, plan: Plan, kv_cache_dtype: str, c: VllmConstants) -> tuple[float, int]:
-    """(bytes per element, scale bytes per token per head) of --kv-cache-dtype in this release."""
+    """(bytes per element, scale bytes per token per head) of --kv-cache-dtype in this release: the dense
+    formats and the per-token-head modes are priced; the release's other (packed) formats are refused."""
+    priced = [d for d in c.kv_cache_dtypes if d in KV_CACHE_DTYPES or d in c.per_token_head_kv_bytes]
+    if kv_cache_dtype not in c.kv_cache_dtypes:
+        raise InputError(f"--kv-cache-dtype: {kv_cache_dtype!r} is not accepted by vLLM {c.engine_version}; use one of {', '.join(priced)}")
     if kv_cache_dtype in c.per_token_head_kv_bytes:
         if model.mla is not None:
             raise InputError(f"--kv-cache-dtype: {kv_cache_dtype!r} with an MLA model ({model.name}) is not modelled; "
                              f"use one of {', '.join(KV_CACHE_DTYPES)}")
         return c.per_token_head_kv_bytes[kv_cache_dtype], 2 * FP32
-    if kv_cache_dtype in c.accepted_unmodelled_kv_dtypes:
-        raise InputError(f"--kv-cache-dtype: {kv_cache_dtype!r} is accepted by vLLM {c.engine_version} but its packed layout "
-                         f"is not modelled; use one of {', '.join([*KV_CACHE_DTYPES, *c.per_token_head_kv_bytes])}")
     if kv_cache_dtype not in KV_CACHE_DTYPES:
-        accepted = [*KV_CACHE_DTYPES, *c.per_token_head_kv_bytes]
-        raise InputError(f"--kv-cache-dtype: {kv_cache_dtype!r} is not accepted by vLLM {c.engine_version}; use one of {', '.join(accepted)}")
+        raise InputError(f"--kv-cache-dtype: {kv_cache_dtype!r} is accepted by vLLM {c.engine_version} but its packed layout "
+                         f"is not modelled; use one of {', '.join(priced)}")
     return float(KV_CACHE_DTYPES[kv_cache_dtype] or activation_dtype_bytes(model, plan)), 0
 
 
