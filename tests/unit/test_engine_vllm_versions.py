@@ -110,3 +110,17 @@ def test_every_constant_of_every_range_names_its_source_release():
         assert fields <= set(c.sources), f"{c.engine} {c.engine_version}: no source for {sorted(fields - set(c.sources))}"
         for key, text in c.sources.items():
             assert re.search(r"\b0\.\d+\.\d+\b", text), f"{c.engine} {c.engine_version} {key}: the source names no release"
+
+
+def test_sliding_window_pool_reports_its_real_per_request_capacity():
+    """Gemma 2 9B on an L40S under 0.33: 21 sliding (window 4096) + 21 full layers, two groups of 21 sharing the
+    blocks. One request of L tokens takes ceil(L/16) full-group blocks and, from the window group,
+    ceil(min(4096 - 1 + in-flight, L)/16) + 1 (SlidingWindowSpec.max_admission_blocks_per_request 0.33.0; in flight:
+    Model Runner V2, async scheduling, pp 1 -> 2 batches x 2048 tokens = 4096)."""
+    p = predict_vllm(load_model("gemma-2-9b"), load_gpu("l40s"), VllmGiven(max_model_len=8192))
+    window_blocks = -(-(4096 - 1 + 2 * 2048) // 16) + 1  # 513
+    longest = (p.num_kv_blocks - window_blocks) * 16
+    assert f"per-request capacity: the pool holds one request of up to {longest:,} tokens" in " ".join(p.notes)
+    assert longest > p.kv_cache_tokens  # the logged figure (concurrency x max_model_len) understates one request
+    dense = predict_vllm(LLAMA8, H100, VllmGiven(max_model_len=8192))
+    assert not any("per-request capacity" in n for n in dense.notes)  # full attention: the logged figure is it

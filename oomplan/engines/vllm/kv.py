@@ -111,6 +111,20 @@ def max_concurrency(layout: KvLayout, num_blocks: int, max_model_len: int, in_fl
     return num_blocks / blocks_per_request(layout, max_model_len, in_flight_tokens)
 
 
+def max_request_tokens(layout: KvLayout, num_blocks: int, in_flight_tokens: int, upper: int) -> int:
+    """The longest single request the pool admits (0: none): the largest length whose blocks, summed over the
+    groups (get_max_concurrency_for_kv_cache_config's per-request count, windows at their cap), fit num_blocks.
+    For full attention only this is num_blocks // num_groups x block_size; sliding windows make it longer."""
+    lo, hi, best = 1, upper, 0
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if blocks_per_request(layout, mid, in_flight_tokens) <= num_blocks:
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
 def estimate_max_model_len(layout: KvLayout, available_bytes: int, in_flight_tokens: int, upper: int) -> int:
     """kv_cache_utils estimate_max_model_len: binary search for the longest len whose request fits (0: none)."""
     lo, hi, best = 1, upper, 0

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from oomplan.engines.result import EnginePrediction, MemoryItem
 from oomplan.engines.vllm.constants import VllmConstants, vllm_constants, vllm_versions
-from oomplan.engines.vllm.kv import estimate_max_model_len, kv_tokens, logged_kv_tokens, max_concurrency
+from oomplan.engines.vllm.kv import estimate_max_model_len, kv_tokens, logged_kv_tokens, max_concurrency, max_request_tokens
 from oomplan.engines.vllm.settings import VllmGiven, VllmResolved, derived_max_model_len
 from oomplan.engines.vllm.stages import VllmStage, busiest, predict_stages, refusal
 from oomplan.errors import InputError
@@ -112,7 +112,7 @@ def predict_vllm(model: ModelSpec, gpu: GpuSpec, given: VllmGiven) -> EnginePred
         items=items, gpu_total_bytes=total, kv_pool_bytes=items[3].bytes, kv_cache_tokens=tokens,
         num_kv_blocks=blocks, context_tokens=s.max_model_len, max_concurrency=conc, max_running_requests=s.max_num_seqs,
         starts=not failures, failures=tuple(failures), fixes=tuple(_fixes(model, gpu, given, s, st)) if failures else (),
-        warnings=tuple(warnings), notes=tuple(_notes(model, gpu, given, s, c)), host_bytes=s.cpu_offload_bytes,
+        warnings=tuple(warnings), notes=tuple(_notes(model, gpu, given, s, c, st, blocks)), host_bytes=s.cpu_offload_bytes,
         engine_version=s.engine_version,
     )
 
@@ -135,7 +135,8 @@ def version_note(given_version: str | None, c: VllmConstants) -> str:
             "calibrated on vLLM 0.19.0 H100 runs (docs/engines.md)")
 
 
-def _notes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, c: VllmConstants) -> list[str]:
+def _notes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, c: VllmConstants, st: VllmStage,
+           blocks: int) -> list[str]:
     out = [version_note(given.engine_version, c)]
     if s.quantization == "fp8" and not gpu.supports_fp8:
         out.append(f"{gpu.display_name} has no fp8 tensor cores: vLLM runs fp8 weights weight-only (Marlin), same memory")
@@ -146,4 +147,10 @@ def _notes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, c:
                    if c.kv_tokens_logged == "concurrency" else "the logged token count treats every layer as full")
         out.append(f"sliding-window and full-attention layers share the pool (hybrid KV cache manager): {counted}; "
                    "concurrency counts windows")
+        if blocks and st.layout.num_sliding_layers:
+            # the pool's real per-request capacity: the longest one request it admits (windows at their cap)
+            upper = blocks * s.block_size * st.layout.num_groups
+            longest = max_request_tokens(st.layout, blocks, s.max_in_flight_tokens, upper)
+            out.append(f"per-request capacity: the pool holds one request of up to {longest:,} tokens "
+                       f"({blocks:,} blocks; windowed layers keep at most their window plus the in-flight tokens)")
     return out
