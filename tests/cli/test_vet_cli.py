@@ -93,7 +93,7 @@ def test_llama_server_fits_and_reads_the_gguf_type():
 def test_invalid_input_exits_2_with_one_line():
     r = vet("h100", "vllm serve meta-llama/Llama-3.1-8B-Instruct --kv-cache-dtype fp7")
     assert r.exit_code == 2
-    assert "error: --kv-cache-dtype: 'fp7' is not accepted; use one of auto, bfloat16" in r.stderr
+    assert "error: --kv-cache-dtype: 'fp7' is not accepted; use one of auto, float16, bfloat16, fp8" in r.stderr
     r = vet("rtx-4090", "llama-server -m my-finetune-Q4_K_M.gguf")
     assert r.exit_code == 2 and "cannot tell the model from GGUF 'my-finetune-Q4_K_M.gguf'" in r.stderr
     assert vet("rtx-4090", "llama-server -m my-finetune-Q4_K_M.gguf -c 4096", "--model-profile", "llama-3.1-8b").exit_code == 0
