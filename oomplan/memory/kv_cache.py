@@ -1,4 +1,4 @@
-"""KV cache per GPU: MHA/GQA/MQA, MLA latent, sliding windows, KV dtype, paging, DMS."""
+"""KV cache per GPU: MHA/GQA/MQA, MLA latent, sliding windows, KV dtype, paging, DMS and the bounded-KV policies."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,13 +55,47 @@ def dms_kept_tokens(ctx_tokens: int, ratio: float, window_tokens: int) -> int:
     return min(ctx_tokens, ceil_div(ctx_tokens * 1000, round(ratio * 1000)) + window_tokens)
 
 
-def cached_tokens(model: ModelSpec, plan: Plan, ctx_tokens: int, sliding: bool, window_tokens: int | None = None) -> int:
-    """Tokens one sequence keeps in one layer, after window, DMS and block rounding
-    (`window_tokens`: that layer's window; default the model's sliding window)."""
+def forward_tokens(plan: Plan, ctx_tokens: int) -> int:
+    """Tokens one forward pass adds to every layer at once: the prefill chunk, else the whole prompt."""
+    return min(ctx_tokens, plan.prefill_chunk_tokens or ctx_tokens)
+
+
+def policy_cap_tokens(plan: Plan, ctx_tokens: int) -> int | None:
+    """The most tokens the plan's KV policy lets one sequence hold in one layer at its peak; None: no cap.
+
+    window / slots / episodic evict between forward passes, so one pass of C tokens (forward_tokens) is
+    written into every layer before anything is evicted: the peak is the resident part plus max(recent, C).
+    StreamingLLM reference code (mit-han-lab/streaming-llm, kv_cache.py StartRecentKVCache.evict_for_space)
+    makes room for C before the pass: sinks + max(window, C). budget: what a layer keeps after its own prefill
+    compression (the one layer still holding its whole prompt is added in kv_budget).
+    """
+    p = plan.kv_policy
+    if p is None:
+        return None
+    chunk = forward_tokens(plan, ctx_tokens)
+    if p.kind == "window":
+        return p.sink_tokens + max(p.window_tokens, chunk)
+    if p.kind == "slots":
+        return p.num_slots + max(p.window_tokens, chunk)
+    if p.kind == "episodic":
+        return max(p.read_tokens, chunk)
+    # budget: SnapKV (FasterDecoding/SnapKV@395b54d snapkv/monkeypatch/llama_hijack_4_37.py) compresses inside
+    # each layer's prefill forward; with the prompt split into chunks it can only compress once the last
+    # chunk is in, so every layer holds the whole prompt until then: no cap at the peak.
+    return p.budget_tokens if chunk == ctx_tokens else None
+
+
+def cached_tokens(model: ModelSpec, plan: Plan, ctx_tokens: int, sliding: bool, window_tokens: int | None = None,
+                  policy: bool = True) -> int:
+    """Tokens one sequence keeps in one layer, after window, DMS, the KV policy and block rounding
+    (`window_tokens`: that layer's window; default the model's sliding window; policy=False: without the policy)."""
     tokens = dms_kept_tokens(ctx_tokens, plan.dms_ratio, plan.dms_window_tokens)
     window = window_tokens if window_tokens is not None else model.sliding_window_tokens
     if sliding and window is not None:
         tokens = min(tokens, window)
+    cap = policy_cap_tokens(plan, ctx_tokens) if policy else None
+    if cap is not None:
+        tokens = min(tokens, cap)  # a layer already sliding keeps min(its window, the policy)
     if plan.paged:
         tokens = ceil_div(tokens, plan.block_size) * plan.block_size
     return tokens
@@ -76,15 +110,17 @@ class KvBudget:
     num_layers: int
     num_windowed_layers: int = 0  # sliding / chunked layers whose window holds fewer tokens than the context
     window_tokens_max: int = 0  # the largest such window (tokens one sequence keeps there)
+    prefill_transient_bytes: int = 0  # budget policy: the one layer holding its whole prompt before it compresses
 
 
 def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, stage: Stage) -> KvBudget:
-    """KV cache of `batch_size` sequences of `ctx_tokens` for the layers of one stage."""
+    """KV cache of `batch_size` sequences of `ctx_tokens` for the layers of one stage, at its peak."""
     per_layer = kv_bytes_per_token_per_layer(model, plan)
     indexer = indexer_bytes_per_token_per_layer(model, plan)
     full = cached_tokens(model, plan, ctx_tokens, sliding=False)
     window = cached_tokens(model, plan, ctx_tokens, sliding=True)
-    tokens = num_kv_layers = indexer_bytes = num_indexed = num_windowed = window_max = 0
+    compresses_in_layer = plan.kv_policy is not None and plan.kv_policy.kind == "budget"
+    kept_bytes = num_kv_layers = num_indexed = transient = num_windowed = window_max = 0
     for i in stage.layer_indices:
         attn = model.layers[i].attention
         if attn.kind in ("linear", "none", "cross"):
@@ -92,18 +128,23 @@ def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, st
             # layer (Mllama) caches the image's projected vision states, per image, not per token (cross_kv_bytes)
             continue
         num_kv_layers += 1
-        if attn.indexed:  # the DSA indexer's keys: every token, like the latent
-            indexer_bytes += indexer * full
-            num_indexed += 1
         if attn.kind in ("full", "mla"):
-            tokens += full
+            # MLA: the policy evicts tokens, so it drops their latent rows; DSA indexer keys follow the kept tokens
+            tokens, sliding, window_tokens = full, False, None
         elif attn.kind in ("sliding", "chunked"):
             # cache_utils.py: chunked layers keep a DynamicSlidingWindowLayer of attention_chunk_size tokens
-            kept = cached_tokens(model, plan, ctx_tokens, sliding=True, window_tokens=attn.window_tokens)
-            tokens += kept
-            if kept < full:
-                num_windowed, window_max = num_windowed + 1, max(window_max, kept)
+            sliding, window_tokens = True, attn.window_tokens
+            tokens = cached_tokens(model, plan, ctx_tokens, sliding=True, window_tokens=window_tokens)
+            if tokens < full:
+                num_windowed, window_max = num_windowed + 1, max(window_max, tokens)
         else:
             raise ValueError(f"{model.name}: the KV cache of {attn.kind} layers is not priced yet")
-    total = batch_size * (per_layer * tokens + indexer_bytes)
-    return KvBudget(total, per_layer * num_kv_layers + indexer * num_indexed, full, window, num_kv_layers, num_windowed, window_max)
+        token_bytes = per_layer + (indexer if attn.indexed else 0)
+        num_indexed += attn.indexed
+        kept_bytes += token_bytes * tokens
+        if compresses_in_layer:  # this layer, during its own prefill attention: the whole prompt, then the budget
+            held = cached_tokens(model, plan, ctx_tokens, sliding=sliding, window_tokens=window_tokens, policy=False)
+            transient = max(transient, token_bytes * (held - tokens))
+    total = batch_size * (kept_bytes + transient)
+    return KvBudget(total, per_layer * num_kv_layers + indexer * num_indexed, full, window, num_kv_layers, num_windowed, window_max,
+                    batch_size * transient)

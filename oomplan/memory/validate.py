@@ -22,6 +22,9 @@ def check_parallel(model: ModelSpec, tensor_parallel: int, pipeline_parallel: in
 def check_plan(model: ModelSpec, plan: Plan) -> None:
     """Raise FieldError when the plan cannot run this model at all."""
     check_parallel(model, plan.tensor_parallel, plan.pipeline_parallel)
+    if plan.kv_policy is not None and model.num_attention_layers == 0:
+        raise FieldError("kv_policy", f"{plan.kv_policy.spec}: {model.name} has no KV cache (every layer keeps a fixed "
+                         "recurrent state instead), so a KV policy cannot apply")
     if plan.prefill_chunk_tokens is not None and plan.paged and plan.prefill_chunk_tokens % plan.block_size:
         raise FieldError("prefill_chunk_tokens", f"{plan.prefill_chunk_tokens} must be a multiple of block_size ({plan.block_size})")
 
@@ -82,6 +85,7 @@ def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:
     out: list[str] = []
     if plan.dms_ratio > 1:
         out.append(f"DMS {plan.dms_ratio:g}x needs a DMS-retrofitted checkpoint of {model.name} (Łańcucki et al. 2025); stock checkpoints do not compress")
+    out += kv_policy_notes(model, plan)
     d = model.declared_weights
     if d is not None and plan.weights == "auto":
         out.append(f"weights priced as shipped: {d.description} (quantization_config, quant_method {d.method}); "
@@ -96,4 +100,31 @@ def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:
         grade = formats.get(f).grade(use)  # type: ignore[arg-type]
         if grade is not None and grade.note:
             out.append(f"{what}: {grade.note}")
+    return out
+
+
+def kv_policy_notes(model: ModelSpec, plan: Plan) -> list[str]:
+    """What the KV policy needs and how its peak is priced (docs/kv-policies.md)."""
+    p = plan.kv_policy
+    if p is None:
+        return []
+    out = [f"KV policy {p.label} (docs/kv-policies.md): lossy, priced per layer as the KV kept at its peak"]
+    num_state = len(model.state_layer_indices)
+    if num_state:
+        out.append(f"--kv-policy applies to the {model.num_attention_layers} attention layers; the {num_state} recurrent-state layers keep their fixed state")
+    chunked = plan.prefill_chunk_tokens is not None
+    if p.kind == "budget":
+        out.append("budget (H2O / SnapKV): each layer holds its whole prompt during its own prefill attention before it compresses; "
+                   + ("with --prefill-chunk nothing is compressed until the last chunk, so the peak is the full KV"
+                      if chunked else "that one layer's prompt is priced on top (prefill transient)"))
+    elif not chunked:
+        out.append(f"{p.kind}: one forward pass writes the whole prompt into every layer before eviction, so the peak "
+                   "holds the prompt; --prefill-chunk bounds it")
+    if p.kind == "slots":
+        out.append("slots (CAMELoT): the associative-memory module is research code (arXiv:2402.13449); no serving engine ships it")
+    if p.kind == "episodic":
+        from oomplan.units import format_bytes
+
+        out.append(f"episodic (Larimar): the {format_bytes(p.host_bytes)} store lives in host or remote memory, not on the GPU; "
+                   "it needs a Larimar-style memory-conditioned model (arXiv:2403.11901)")
     return out

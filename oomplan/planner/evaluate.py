@@ -134,7 +134,8 @@ class Evaluator:
     def _kv_bytes(self, plan: Plan, ctx_tokens: int, batch_size: int, stage: int) -> int:
         """kv_budget(...).bytes; it is per_layer x batch x tokens, so one sequence's bytes times the batch, exactly."""
         key = (plan.kv_dtype, plan.dms_ratio, plan.dms_window_tokens, plan.paged, plan.block_size,
-               plan.tensor_parallel, plan.pipeline_parallel, stage, ctx_tokens)
+               plan.tensor_parallel, plan.pipeline_parallel, stage, ctx_tokens, plan.kv_policy,
+               plan.prefill_chunk_tokens if plan.kv_policy is not None else None)  # a policy's peak depends on the chunk
         per_sequence = self._kv.get(key)
         if per_sequence is None:
             if len(self._kv) >= MAX_WORKLOAD_ENTRIES:

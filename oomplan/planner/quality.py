@@ -1,7 +1,8 @@
 """Quality-risk grades of a plan's lossy choices: number formats from the format registry (data/formats.yaml),
-DMS ratios from data/quality_risk.yaml."""
+DMS ratios and KV policies from data/quality_risk.yaml."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,7 +51,7 @@ def _format_choice(knob: str, value: str) -> LossyChoice:
 
 
 @lru_cache(maxsize=4096)
-def _risk(weights: tuple[str, ...], kv: str, dms: float) -> QualityRisk:
+def _risk(weights: tuple[str, ...], kv: str, dms: float, policy: str | None = None) -> QualityRisk:
     choices = []
     for w in weights:
         if w not in SIXTEEN_BIT:
@@ -60,6 +61,9 @@ def _risk(weights: tuple[str, ...], kv: str, dms: float) -> QualityRisk:
     if dms > 1:
         key = str(min((2, 4, 8), key=lambda r: (abs(r - dms), -r)))  # the nearest graded ratio
         choices.append(_choice("dms_ratio", key))
+    if policy is not None:
+        kind, _, spec = policy.partition(" ")
+        choices.append(dataclasses.replace(_choice("kv_policy", kind), value=spec))
     grade = max((c.grade for c in choices), default=0)
     return QualityRisk(grade, _table()["grades"][grade], tuple(choices))
 
@@ -68,4 +72,5 @@ def quality_risk(model: ModelSpec, plan: Plan) -> QualityRisk:
     """TP, PP, paging, chunking and offload are lossless; grades come from the data file."""
     weights = (resolved_weight_format(model, plan),) + tuple(
         f for f in dict.fromkeys(plan.component_weights.values()) if f != resolved_weight_format(model, plan))
-    return _risk(weights, resolved_kv_dtype(model, plan), plan.dms_ratio)
+    policy = None if plan.kv_policy is None else f"{plan.kv_policy.kind} {plan.kv_policy.spec}"
+    return _risk(weights, resolved_kv_dtype(model, plan), plan.dms_ratio, policy)

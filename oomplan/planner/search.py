@@ -6,15 +6,17 @@ from functools import partial
 from itertools import product
 from typing import Literal
 
+from oomplan.errors import InputError
 from oomplan.planner.evaluate import Evaluator, StageTotal
 from oomplan.planner.quality import QualityRisk, quality_risk
 from oomplan.planner.space import (
-    ALLOCATIONS, PREFILL_CHUNKS, SearchLimits, dms_ratios, kv_dtypes, parallel_layouts, weight_formats,
+    ALLOCATIONS, PREFILL_CHUNKS, SearchLimits, kv_choices, kv_dtypes, parallel_layouts, weight_formats,
 )
 from oomplan.planner.speed import SpeedEstimate, StageTraffic, speed_estimate
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Attention, Logits, Plan, Workload
+from oomplan.units import format_bytes
 
 Objective = Literal["quality", "throughput", "gpus", "cost"]
 OBJECTIVES: tuple[str, ...] = Objective.__args__  # type: ignore[attr-defined]
@@ -43,8 +45,8 @@ class Candidate:
 
     @property
     def host_memory_bytes(self) -> int:
-        """CPU memory the offloaded weights take, all GPUs together."""
-        return sum(s.offloaded_bytes for s in self.stages) * self.plan.tensor_parallel
+        """CPU memory the offloaded weights take, all GPUs together, plus an episodic KV policy's host store."""
+        return sum(s.offloaded_bytes for s in self.stages) * self.plan.tensor_parallel + host_store_bytes(self.plan)
 
     @property
     def gpu_hours_per_million_tokens(self) -> float:
@@ -63,6 +65,12 @@ class SearchResult:
     num_fitting: int
     closest: Candidate | None  # smallest per-GPU total among those that do not fit
     num_dominated: int = 0  # plans not shown: a shallower pipeline of the same knobs already fits (--all shows them)
+
+
+def host_store_bytes(plan: Plan) -> int:
+    """An episodic KV policy's store (Larimar-style): host or remote memory, not the GPU."""
+    p = plan.kv_policy
+    return p.host_bytes if p is not None and p.kind == "episodic" else 0
 
 
 def significant(x: float) -> float:
@@ -86,8 +94,8 @@ def sort_key(c: Candidate, objective: str) -> tuple:
 
 
 def knob_sets(gpu: GpuSpec, limits: SearchLimits) -> tuple[tuple, ...]:
-    """(weights, kv dtype, DMS ratio, (paged, block), prefill chunk) in the fixed search order."""
-    return tuple(product(weight_formats(gpu, limits), kv_dtypes(gpu, limits), dms_ratios(limits), ALLOCATIONS, PREFILL_CHUNKS))
+    """(weights, kv dtype, (DMS ratio, KV policy), (paged, block), prefill chunk) in the fixed search order."""
+    return tuple(product(weight_formats(gpu, limits), kv_dtypes(gpu, limits), kv_choices(limits), ALLOCATIONS, PREFILL_CHUNKS))
 
 
 def plan_groups(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits, attention: Attention, logits: Logits):
@@ -111,7 +119,7 @@ def plan_groups(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits, attention:
             for index, pp in depths:
                 depth = []
                 for k, ((paged, block), chunk) in variants:
-                    fields = defaults | dict(weights=weights, kv_dtype=kv, dms_ratio=dms, paged=paged, block_size=block,
+                    fields = defaults | dict(weights=weights, kv_dtype=kv, dms_ratio=dms[0], kv_policy=dms[1], paged=paged, block_size=block,
                                              tensor_parallel=tp, pipeline_parallel=pp, prefill_chunk_tokens=chunk,
                                              attention=attention, logits=logits)
                     depth.append(((index, k), pp, partial(Plan.model_construct, **fields)))
@@ -177,6 +185,10 @@ def search(model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLim
     a set of knobs fits at pipeline depth p without offload, deeper pipelines of the same knobs use
     more GPUs for the same quality, no faster decode and no faster prefill, so they are not
     evaluated unless `limits.keep_dominated` (fit --all)."""
+    for policy in limits.kv_policies:
+        if policy.kind == "episodic" and policy.host_bytes > limits.host_memory_bytes:
+            raise InputError(f"--kv-policy {policy.spec}: the episodic store ({format_bytes(policy.host_bytes)}) exceeds "
+                             f"--host-mem ({format_bytes(limits.host_memory_bytes)})")
     ev = Evaluator(model, gpu)
     capacity, fitting, dominated = gpu.memory_bytes, [], 0
     closest: tuple[int, Plan, tuple[StageTotal, ...]] | None = None
@@ -197,7 +209,7 @@ def search(model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLim
                 if layers is not None:
                     offloaded = with_offload(plan, ev, layers)
                     staged = evaluate(ev, offloaded, workload)
-                    if staged[0].offloaded_bytes * plan.tensor_parallel <= limits.host_memory_bytes:
+                    if staged[0].offloaded_bytes * plan.tensor_parallel + host_store_bytes(plan) <= limits.host_memory_bytes:
                         fitting.append((order, offloaded, staged))
             if fits_here and not limits.keep_dominated:
                 dominated += len(group) - position - 1
@@ -216,7 +228,7 @@ def search(model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLim
 def signature(c: Candidate) -> tuple:
     """Plans that differ only in KV allocation or prefill chunking show as one row (the best)."""
     p = c.plan
-    return (p.weights, p.kv_dtype, p.dms_ratio, p.tensor_parallel, p.pipeline_parallel, p.offload_bytes > 0)
+    return (p.weights, p.kv_dtype, p.dms_ratio, p.kv_policy, p.tensor_parallel, p.pipeline_parallel, p.offload_bytes > 0)
 
 
 def dedupe(ranked: list[Candidate]) -> list[Candidate]:
@@ -232,7 +244,7 @@ def dedupe(ranked: list[Candidate]) -> list[Candidate]:
 def lossy_knobs(c: Candidate) -> tuple:
     """What a plan gives up, and its TP group: plans equal here differ only in stages, offload or allocation."""
     p = c.plan
-    return (p.weights, p.kv_dtype, p.dms_ratio, p.tensor_parallel)
+    return (p.weights, p.kv_dtype, p.dms_ratio, p.kv_policy, p.tensor_parallel)
 
 
 def drop_dominated(rows: list[Candidate], reach=None) -> list[Candidate]:

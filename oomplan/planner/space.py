@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from oomplan import formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
+from oomplan.specs.kv_policy import KvPolicy
 from oomplan.specs.plan import TP_DEGREES
 from oomplan.units import DEFAULT_HOST_MEMORY_BYTES
 
@@ -28,6 +29,7 @@ class SearchLimits:
     fixed_weights: str | None = None
     fixed_kv_dtype: str | None = None
     keep_dominated: bool = False  # fit --all: also deeper pipelines of plans that already fit
+    kv_policies: tuple[KvPolicy, ...] = ()  # fit --kv-policy: bounded-KV policies the user allows, searched besides full KV
 
 
 def runs_natively(fmt: str, gpu: GpuSpec) -> bool:
@@ -48,6 +50,11 @@ def kv_dtypes(gpu: GpuSpec, limits: SearchLimits) -> tuple[str, ...]:
 
 def dms_ratios(limits: SearchLimits) -> tuple[float, ...]:
     return DMS_RATIOS if limits.allow_dms else (1.0,)
+
+
+def kv_choices(limits: SearchLimits) -> tuple[tuple[float, KvPolicy | None], ...]:
+    """(DMS ratio, KV policy) pairs: full KV, the DMS ratios, then each policy the user named (one at a time)."""
+    return tuple((r, None) for r in dms_ratios(limits)) + tuple((1.0, p) for p in dict.fromkeys(limits.kv_policies))
 
 
 def parallel_layouts(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits) -> tuple[tuple[int, int], ...]:

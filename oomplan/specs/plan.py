@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from oomplan import formats
 from oomplan.specs.base import Strict
+from oomplan.specs.kv_policy import KvPolicy
 
 # The accepted values come from the format registry (oomplan/data/formats.yaml), in its order.
 WEIGHT_FORMATS: tuple[str, ...] = (formats.AUTO,) + formats.format_names("weights")
@@ -43,6 +44,8 @@ class Plan(Strict):
     kv_dtype: KvDtype = "auto"
     dms_ratio: float = Field(default=1.0, ge=1.0, le=64.0, description="Dynamic Memory Sparsification compression; 1 = off")
     dms_window_tokens: int = Field(default=512, ge=0, description="DMS delayed-eviction window (512 in the released checkpoints)")
+    kv_policy: KvPolicy | None = Field(default=None, description="a bounded-KV policy (window, budget, slots, episodic; "
+                                        "docs/kv-policies.md); None keeps every token (DMS has its own fields)")
     paged: bool = True
     block_size: int = Field(default=16, ge=1, le=1024)
     tensor_parallel: int = Field(default=1, ge=1, le=1024)
@@ -54,6 +57,12 @@ class Plan(Strict):
     attention: Attention = "sdpa"
     prefill_chunk_tokens: int | None = Field(default=None, ge=1, description="None: the whole prompt in one forward pass")
     logits: Logits = Field(default="last", description="last: logits for the last position only, as generate() does")
+
+    @model_validator(mode="after")
+    def _one_kv_policy(self) -> "Plan":
+        if self.kv_policy is not None and self.dms_ratio > 1:
+            raise ValueError(f"one KV policy at a time: dms_ratio {self.dms_ratio:g} and kv_policy {self.kv_policy.spec}")
+        return self
 
     @property
     def num_gpus(self) -> int:
