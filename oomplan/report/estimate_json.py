@@ -56,6 +56,7 @@ def stage_json(stage: StageBudget, capacity_bytes: int) -> dict[str, Any]:
             "tokens_per_sequence_full": stage.kv.tokens_per_sequence_full,
             "tokens_per_sequence_sliding": stage.kv.tokens_per_sequence_sliding,
             "num_layers": stage.kv.num_layers,
+            "prefill_transient_bytes": stage.kv.prefill_transient_bytes,
         },
         "state": {
             "kind": stage.state.kind,

@@ -29,7 +29,7 @@ def budget_table(est: Estimate) -> Table:
     rows = [
         ("weights", s.weights_bytes, f"{num_params(est.model) / 1e9:.2f}B params, {weights_label(est.model, est.plan)}"
          + (f", {format_bytes(s.weights.offloaded_bytes)} in CPU memory" if s.weights.offloaded_bytes else "")),
-        ("KV cache", s.kv_cache_bytes, _kv_detail(kv, est.workload.batch_size)),
+        ("KV cache", s.kv_cache_bytes, _kv_detail(kv, est.workload.batch_size, est.plan.kv_policy)),
         *_state_rows(s.state, est.workload.batch_size),
         ("activations", s.activation_bytes, _activation_detail(s.activations)),
         ("overhead", s.overhead_bytes, "CUDA context, cuBLAS, allocator" + (", NCCL" if s.overhead.nccl_bytes else "")),
@@ -51,10 +51,14 @@ def budget_table(est: Estimate) -> Table:
     return table
 
 
-def _kv_detail(kv, batch_size: int) -> str:
+def _kv_detail(kv, batch_size: int, policy=None) -> str:
     detail = f"{format_bytes(kv.bytes_per_token)}/token x {kv.tokens_per_sequence_full} tokens x {batch_size}"
     if kv.num_windowed_layers:  # sliding / chunked layers keep at most their window
         detail += f" ({kv.num_windowed_layers} of {kv.num_layers} layers keep {kv.window_tokens_max})"
+    if policy is not None:
+        detail += f" ({policy.label})"
+    if kv.prefill_transient_bytes:
+        detail += f" + {format_bytes(kv.prefill_transient_bytes)} prefill transient"
     return detail
 
 

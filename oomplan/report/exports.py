@@ -44,7 +44,30 @@ def _revision(est: Estimate) -> list[str]:
 def _dms(est: Estimate, engine: str) -> list[str]:
     if est.plan.dms_ratio > 1:
         return [f"DMS {est.plan.dms_ratio:g}x KV compression ({engine} has no DMS support; the KV cache will be {est.plan.dms_ratio:g}x larger than planned)"]
-    return []
+    return _kv_policy(est, engine)
+
+
+# Why each engine cannot realise a KV policy (docs/kv-policies.md, "Engines"); llama.cpp realises `window`.
+_NO_POLICY = {
+    "window": "{engine} has no attention-sink eviction (StreamingLLM)",
+    "budget": "{engine} has no score-based eviction (H2O / SnapKV patch transformers' attention in their reference code)",
+    "slots": "{engine} has no associative-memory module (CAMELoT is research code)",
+    "episodic": "{engine} has no external episodic memory (Larimar needs its memory-conditioned model)",
+}
+_WHY = {
+    "vLLM": " and keeps a sliding window only where the model's config declares one",
+    "SGLang": " and keeps a sliding window only where the model's config declares one",
+    "transformers": "; transformers 5.x ships no sink cache (SinkCache left the library in 4.53; the Hub port "
+                    "transformers-community/sink_cache targets 4.52)",
+}
+
+
+def _kv_policy(est: Estimate, engine: str) -> list[str]:
+    p = est.plan.kv_policy
+    if p is None or (p.kind == "window" and engine == "llama.cpp"):
+        return []
+    why = _NO_POLICY[p.kind].format(engine=engine) + (_WHY.get(engine, "") if p.kind == "window" else "")
+    return [f"--kv-policy {p.spec} ({why}; the KV cache will hold every token, more than planned)"]
 
 
 def memory_fraction(est: Estimate) -> float:
@@ -126,8 +149,12 @@ def llamacpp(est: Estimate) -> Export:
     w, kv = resolved_weight_format(m, p), resolved_kv_dtype(m, p)
     gguf = formats.gguf_type(w)  # GGUF has no fp8, AWQ or GPTQ: the nearest GGUF type, with its real bits per weight
     layers_off = round(est.per_gpu.weights.offloaded_bytes / max(est.per_gpu.weights.layer_bytes, default=1)) if p.offload_bytes else 0
-    parts = [f"llama-server -m {shlex.quote(m.name)}-{gguf}.gguf", f"-c {est.workload.ctx_tokens * est.workload.batch_size}",
+    window = p.kv_policy if p.kv_policy is not None and p.kv_policy.kind == "window" else None
+    slot_tokens = est.workload.ctx_tokens if window is None else min(est.workload.ctx_tokens, window.sink_tokens + window.window_tokens)
+    parts = [f"llama-server -m {shlex.quote(m.name)}-{gguf}.gguf", f"-c {slot_tokens * est.workload.batch_size}",
              f"-np {est.workload.batch_size}", f"-ngl {m.num_layers - layers_off}"]
+    if window is not None:  # tools/server/README.md: --context-shift, --keep N (tokens kept from the start of the prompt)
+        parts += ["--context-shift", f"--keep {window.sink_tokens}"]
     parts += [f"--cache-type-k {GGUF_KV[kv]}", f"--cache-type-v {GGUF_KV[kv]}", "-fa on"]
     if p.num_gpus > 1:
         parts.append(f"--split-mode {'row' if p.tensor_parallel > 1 else 'layer'}")
@@ -141,6 +168,11 @@ def llamacpp(est: Estimate) -> Export:
         notes.append(f"GGUF has no {w}: {gguf} is the nearest type and its bits per weight differ; re-plan with oomplan estimate --engine llamacpp")
     if kv == "fp8":
         notes.append("GGUF KV has no fp8: q8_0 (8.5 bits) is the nearest")
+    if window is not None:
+        notes.append(f"--kv-policy {window.spec}: each slot holds {slot_tokens} tokens; when it fills, llama.cpp keeps the first "
+                     f"{window.sink_tokens} (--keep) and discards half of the rest, so the recent window is "
+                     f"{window.window_tokens // 2}..{window.window_tokens} tokens, not always {window.window_tokens}; it shifts only while "
+                     f"generating: a prompt of {slot_tokens} tokens or more is refused (HTTP 400, ggml-org/llama.cpp#17284)")
     return Export("llamacpp", _join(parts), tuple(unreal), tuple(notes))
 
 

@@ -13,6 +13,8 @@ def plan_summary(model: ModelSpec, p: Plan) -> str:
     parts = [f"{weights_label(model, p)} weights", f"{resolved_kv_dtype(model, p)} KV"]
     if p.dms_ratio > 1:
         parts.append(f"DMS {p.dms_ratio:g}x")
+    if p.kv_policy is not None:
+        parts.append(p.kv_policy.label)
     parts.append(f"paged/{p.block_size}" if p.paged else "contiguous KV")
     if p.prefill_chunk_tokens:
         parts.append(f"chunk {p.prefill_chunk_tokens}")
@@ -37,6 +39,8 @@ def plan_short(model: ModelSpec, p: Plan) -> str:
     parts = [weights_label(model, p), f"KV {resolved_kv_dtype(model, p)}"]
     if p.dms_ratio > 1:
         parts.append(f"DMS{p.dms_ratio:g}")
+    if p.kv_policy is not None:
+        parts.append(p.kv_policy.short)
     if p.tensor_parallel > 1:
         parts.append(f"TP{p.tensor_parallel}")
     if p.pipeline_parallel > 1:
