@@ -31,7 +31,7 @@ FIELD_FLAGS: dict[str, str] = {
     "dms_window_tokens": "--dms-window", "paged": "--paged", "block_size": "--block-size", "tensor_parallel": "--tp",
     "pipeline_parallel": "--pp", "offload_bytes": "--offload-gib", "attention": "--attention",
     "prefill_chunk_tokens": "--prefill-chunk", "logits": "--logits", "ctx_tokens": "--ctx", "batch_size": "--batch",
-    "engine": "--engine", "expert_parallel": "--ep", "component_weights": "--component-weights",
+    "engine": "--engine", "expert_parallel": "--ep", "component_weights": "--component-weights", "kv_policy": "--kv-policy",
     # TrainingPlan (tensor_parallel, pipeline_parallel and attention as above)
     "mode": "--train", "optimizer": "--optimizer", "precision": "--precision", "seq_tokens": "--seq", "micro_batch_size": "--batch",
     "grad_accum_steps": "--grad-accum", "data_parallel": "--dp", "sequence_parallel": "--sp", "zero_stage": "--zero",
@@ -162,6 +162,43 @@ def parse_component_weights(text: str | None, flag: str = "--component-weights")
             raise InputError(f"{flag}: {part.strip()!r} is not COMPONENT=FORMAT (e.g. experts=mxfp4)")
         out[key.strip().lower()] = formats.canonical(value, "weights")
     return out
+
+
+KV_POLICY_HELP = ("Bounded-KV policy (lossy; docs/kv-policies.md): dms:R[,window:W], window:W[,sinks:S] (StreamingLLM), budget:N "
+                  "(H2O/SnapKV), slots:M,window:W (CAMELoT), episodic:HOST_BYTES,read:R (Larimar), or none.")
+
+
+def kv_policy_fields(text: str | None) -> dict[str, Any]:
+    """--kv-policy -> Plan fields: dms:R sets dms_ratio / dms_window_tokens, the other kinds kv_policy; none: neither."""
+    from oomplan.specs.kv_policy import DmsChoice, parse_kv_policy
+
+    if text is None:
+        return {}
+    if text.strip().lower() == "none":
+        return {"kv_policy": None, "dms_ratio": 1.0}
+    parsed = parse_kv_policy(text)
+    if isinstance(parsed, DmsChoice):
+        return {"kv_policy": None, "dms_ratio": parsed.ratio, "dms_window_tokens": parsed.window_tokens}
+    return {"kv_policy": parsed}
+
+
+def searched_kv_policies(texts: list[str] | None) -> tuple:
+    """fit --kv-policy (repeatable): the policies the user allows, each searched besides full KV and DMS."""
+    out = []
+    for text in texts or ():
+        fields = kv_policy_fields(text)
+        if "dms_ratio" in fields:
+            raise InputError("--kv-policy: fit searches DMS ratios 2, 4 and 8 itself (--dms/--no-dms); name window, budget, "
+                             "slots or episodic policies here")
+        out.append(fields["kv_policy"])
+    return tuple(out)
+
+
+def refuse_kv_policy_with_engine(text: str | None, engine: str) -> None:
+    """The engines' own KV pools (--engine) hold every token: a policy is priced with --engine hf only."""
+    if text is not None and text.strip().lower() != "none" and engine != "hf":
+        raise InputError(f"--kv-policy: --engine {engine} prices the engine's own KV pool, which keeps every token; price the policy "
+                         "without --engine and see `oomplan export` for what each engine realises")
 
 
 def build_plan(**fields: Any) -> Plan:

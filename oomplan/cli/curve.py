@@ -6,7 +6,9 @@ from typing import Any, Literal, Optional
 
 import typer
 
-from oomplan.cli.common import FIELD_FLAGS, KV_HELP, WEIGHTS_HELP, build_plan, handle_errors, print_json, resolve_gpu, stdout, warn
+from oomplan.cli.common import (
+    FIELD_FLAGS, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, handle_errors, kv_policy_fields, print_json, resolve_gpu, stdout, warn,
+)
 from oomplan.errors import EXIT_OK, InputError, did_you_mean
 from oomplan.planfile import load_plan_file
 from oomplan.planner.curve import memory_curves
@@ -22,10 +24,15 @@ MAX_PLANS = 5  # the base plan and four --compare: still 80 columns
 FLAG_TO_FIELD = {flag.lstrip("-").replace("-", "_"): field for field, flag in FIELD_FLAGS.items() if field in Plan.model_fields}
 
 
-def _compare_fields(text: str) -> dict[str, str]:
-    """'kv_dtype=fp8,dms_ratio=4' (field names or flag names: kv-dtype, dms, tp) -> {field: value}."""
-    fields: dict[str, str] = {}
+def _compare_fields(text: str) -> dict[str, Any]:
+    """'kv_dtype=fp8,dms_ratio=4' (field names or flag names: kv-dtype, dms, tp) -> {field: value};
+    kv_policy=window:4096,sinks:4 takes the comma parts that follow it (KEY:VALUE, no '=')."""
+    fields: dict[str, Any] = {}
+    policy: list[str] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
+        if policy and "=" not in part:
+            policy.append(part)
+            continue
         key, sep, value = part.partition("=")
         key = key.strip().lstrip("-").replace("-", "_")
         key = FLAG_TO_FIELD.get(key, key)
@@ -33,7 +40,12 @@ def _compare_fields(text: str) -> dict[str, str]:
             raise InputError(f"--compare: {part!r} is not KEY=VALUE (e.g. kv_dtype=fp8)")
         if key not in Plan.model_fields:
             raise InputError(f"--compare: {key!r} is not a plan knob{did_you_mean(key, list(Plan.model_fields))}")
+        if key == "kv_policy":
+            policy = [value.strip()]
+            continue
         fields[key] = value.strip()
+    if policy:
+        fields |= kv_policy_fields(",".join(policy))
     if not fields:
         raise InputError("--compare: empty; give KEY=VALUE, e.g. --compare kv_dtype=fp8")
     return fields
@@ -53,7 +65,7 @@ def _base(plan_path: Optional[str], knobs: dict[str, Any]) -> tuple[Plan, Option
     pf = load_plan_file(plan_path) if plan_path else None
     if pf is not None and pf.training is not None:
         raise InputError(f"{plan_path}: a training plan (fit --train); curve takes inference plans")
-    given = {k: v for k, v in knobs.items() if v is not None}
+    given = {k: v for k, v in knobs.items() if v is not None or k == "kv_policy"}  # kv_policy: None is --kv-policy none
     return build_plan(**((pf.plan.model_dump() if pf else {}) | given)), pf
 
 
@@ -73,6 +85,7 @@ def curve_command(
     weights: Optional[str] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
     kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help=KV_HELP),
     dms: Optional[float] = typer.Option(None, "--dms", help="DMS KV compression ratio (1 = off)."),
+    kv_policy: Optional[str] = typer.Option(None, "--kv-policy", help=KV_POLICY_HELP),
     paged: Optional[bool] = typer.Option(None, "--paged/--no-paged", help="Paged KV (default) or contiguous."),
     block_size: Optional[int] = typer.Option(None, "--block-size", help="Paged-KV block size in tokens (default 16)."),
     attention: Optional[str] = typer.Option(None, "--attention", help="sdpa (default) or eager."),
@@ -89,6 +102,9 @@ def curve_command(
     parse_number(points, "--points", 2, MAX_POINTS, integer=True)
     knobs = {"tensor_parallel": tp, "pipeline_parallel": pp, "weights": weights, "kv_dtype": kv_dtype, "dms_ratio": dms, "paged": paged,
              "block_size": block_size, "attention": attention}
+    if kv_policy is not None and dms is not None:
+        raise InputError("--kv-policy and --dms: give one (--kv-policy dms:R is the same as --dms R)")
+    knobs |= kv_policy_fields(kv_policy)
     base, pf = _base(plan_file, knobs)
     if model is None and pf is None:
         raise InputError("MODEL: give a model (or --plan plan.yaml)")

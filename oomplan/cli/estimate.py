@@ -11,7 +11,7 @@ from oomplan.cli.engine_opts import (
 )
 from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
-    KV_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, parse_component_weights, print_json, raw_gpu_parallel, resolve_gpu, stdout, warn,
+    KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, kv_policy_fields, refuse_kv_policy_with_engine, build_workload, handle_errors, parse_component_weights, print_json, raw_gpu_parallel, resolve_gpu, stdout, warn,
 )
 from oomplan.cli.train import (
     DP, FSDP, GRAD_ACCUM, HOST_MEM, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OFFLOAD_PARAMS, OPTIMIZER, PRECISION, RECOMPUTE, SEQ,
@@ -39,6 +39,7 @@ def estimate_command(
     kv_dtype: str = typer.Option("auto", "--kv-dtype", help=KV_HELP),
     dms: float = typer.Option(1.0, "--dms", help="DMS KV compression ratio (1 = off; needs a DMS checkpoint)."),
     dms_window: int = typer.Option(512, "--dms-window", help="DMS delayed-eviction window in tokens."),
+    kv_policy: Optional[str] = typer.Option(None, "--kv-policy", help=KV_POLICY_HELP),
     paged: bool = typer.Option(True, "--paged/--no-paged", help="Paged KV (rounded to blocks) or contiguous."),
     block_size: int = typer.Option(16, "--block-size", help="Paged-KV block size in tokens."),
     offload_gib: str = typer.Option("0", "--offload-gib", help="Weights kept in CPU memory per GPU (GiB, or with a unit: 10GiB)."),
@@ -79,21 +80,26 @@ def estimate_command(
                        offload_optimizer, offload_params, host_mem)
     if train is not None:  # a training step: oomplan/cli/train.py
         assert spec is not None  # load_or_unknown refuses --train without a family
-        reject_inference_flags({"--weights": weights != "auto", "--component-weights": component_weights is not None, "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--ep": ep,
+        reject_inference_flags({"--weights": weights != "auto", "--component-weights": component_weights is not None, "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--kv-policy": kv_policy is not None, "--ep": ep,
                                 "--offload-gib": offload_gib != "0", "--prefill-chunk": prefill_chunk is not None, "--engine": engine != "hf"})
         return run_train_estimate(spec, card, flags, parse_count(seq or ctx, "--seq" if seq else "--ctx"), batch, tp, pp, attention, strict, as_json)
     flags.reject_without_train()
     workload = build_workload(ctx_tokens=parse_count(ctx, "--ctx"), batch_size=batch, engine=check_engine(engine))
+    refuse_kv_policy_with_engine(kv_policy, workload.engine)
+    if kv_policy is not None and (dms != 1.0 or dms_window != 512):
+        raise InputError("--kv-policy and --dms/--dms-window: give one (--kv-policy dms:R,window:W is the same as --dms R --dms-window W)")
     plan = build_plan(
         weights=weights, weight_group_size=group_size, component_weights=parse_component_weights(component_weights), kv_dtype=kv_dtype, dms_ratio=dms, dms_window_tokens=dms_window,
         paged=paged, block_size=block_size, tensor_parallel=tp, pipeline_parallel=pp, expert_parallel=ep,
         offload_bytes=parse_bytes(offload_gib, "--offload-gib"), attention=attention,
         prefill_chunk_tokens=parse_count(prefill_chunk, "--prefill-chunk") if prefill_chunk else None, logits=logits,
+        **kv_policy_fields(kv_policy),
     )
     if unknown is not None:
         from oomplan.cli.measured import run_measured
 
-        run_measured(unknown, card, workload, plan, {"--engine-version": engine_version is not None, "--gpu (several cards)": compared is not None},
+        run_measured(unknown, card, workload, plan, {"--engine-version": engine_version is not None, "--gpu (several cards)": compared is not None,
+                      "--kv-policy": kv_policy is not None},
                      as_json, strict)
     assert spec is not None
     if compared is not None:  # one row per card: oomplan/cli/cards.py

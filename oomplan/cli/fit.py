@@ -14,7 +14,10 @@ from oomplan.cli.engine_opts import (
 )
 from oomplan.cli.progress import spinner
 from oomplan.cli.measured import load_or_unknown
-from oomplan.cli.common import build_plan, build_workload, handle_errors, print_json, resolve_gpu, stdout, warn
+from oomplan.cli.common import (
+    KV_POLICY_HELP, build_plan, build_workload, handle_errors, print_json, refuse_kv_policy_with_engine, resolve_gpu,
+    searched_kv_policies, stdout, warn,
+)
 from oomplan.cli.train import (
     FIT_PP, FIT_TP, GLOBAL_BATCH, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OPTIMIZER, PRECISION, RECOMPUTE, SEQ, TRAIN, ZERO,
     TrainFitArgs, TrainFlags, reject_inference_flags, reject_train_only, run_train_fit,
@@ -57,6 +60,8 @@ def fit_command(
     weights: Optional[str] = typer.Option(None, "--weights", help="Fix the weight format instead of searching it."),
     kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="Fix the KV dtype instead of searching it."),
     dms: bool = typer.Option(True, "--dms/--no-dms", help="Search DMS ratios (need a DMS-retrofitted checkpoint)."),
+    kv_policy: Optional[list[str]] = typer.Option(None, "--kv-policy", help="Also search this lossy KV policy (repeatable): "
+                                                  + KV_POLICY_HELP.split(": ", 1)[1].replace("dms:R[,window:W], ", "")),
     emulated_fp8: bool = typer.Option(False, "--allow-emulated-fp8", help="Also try fp8 on cards without fp8 tensor cores."),
     show_all: bool = typer.Option(False, "--all", help="Also show dominated plans (more pipeline stages or offload for no gain)."),
     attention: str = typer.Option("sdpa", "--attention", help="sdpa or eager."),
@@ -104,6 +109,7 @@ def fit_command(
         host_memory_bytes=parse_bytes(host_mem, "--host-mem"), allow_dms=dms, allow_emulated_fp8=emulated_fp8,
         fixed_weights=formats.require(weights, "weights") if weights is not None else None,
         fixed_kv_dtype=formats.require(kv_dtype, "kv") if kv_dtype is not None else None, keep_dominated=show_all,
+        kv_policies=searched_kv_policies(kv_policy),
     )
     if gpus and max_gpus and gpus > max_gpus:
         raise InputError(f"--gpus {gpus} exceeds --max-gpus {max_gpus}")
@@ -112,6 +118,7 @@ def fit_command(
     if train is not None:  # a training plan search: oomplan/cli/train.py
         assert spec is not None  # load_or_unknown refuses --train without a family
         reject_inference_flags({"--weights": weights is not None, "--kv-dtype": kv_dtype is not None, "--engine": engine != "hf",
+                                "--kv-policy": bool(kv_policy),
                                 "--probe": probe, "--price": price is not None})
         return run_train_fit(spec, card, replace(flags, host_mem=host_mem), TrainFitArgs(
             model, gpu, parse_count(seq or ctx, "--seq" if seq else "--ctx"), global_batch, objective, top, limits.max_gpus, gpus,
@@ -129,8 +136,10 @@ def fit_command(
         _fit_measured(unknown, card, workload.model_copy(update={"engine": check_engine(engine)}), weights, kv_dtype, attention, as_json, strict, {
             "--ctx max": want_ctx, "--batch max": want_batch, "--gpus": (gpus or 1) > 1, "--output": output is not None,
             "--probe": probe, "--price": price is not None, "--engine-version": engine_version is not None,
-            "--gpu (several cards)": compared is not None})
+            "--gpu (several cards)": compared is not None, "--kv-policy": bool(kv_policy)})
     assert spec is not None
+    if limits.kv_policies:
+        refuse_kv_policy_with_engine(kv_policy[0] if kv_policy else None, check_engine(engine))
     if check_engine(engine) != "hf":
         if want_ctx or want_batch:
             raise InputError("--ctx max / --batch max: not available with --engine yet; give numbers (the engine table shows the pool's tokens)")
