@@ -176,7 +176,7 @@ def make_candidate(ev: Evaluator, plan: Plan, workload: Workload, stages: tuple[
 
 def with_offload(plan: Plan, ev: Evaluator, layers: int) -> Plan:
     offload = ev.weights(plan, 0).largest_first_prefix[layers]
-    return Plan.model_construct(**plan.model_dump() | {"offload_bytes": offload})
+    return plan.model_copy(update={"offload_bytes": offload})  # keeps kv_policy a spec (model_dump would make it a dict)
 
 
 def search(model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLimits, objective: str = "quality",

@@ -130,7 +130,7 @@ _FIELDS = {("dms", "ratio"): "ratio", ("dms", "window"): "window_tokens", ("wind
 
 
 def _shown(text: str) -> str:
-    return repr(clean(text if len(text) <= 60 else text[:57] + "..."))
+    return "'" + clean(text if len(text) <= 60 else text[:57] + "...") + "'"  # clean() escapes control bytes
 
 
 def _bad(text: str, why: str) -> InputError:
