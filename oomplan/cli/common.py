@@ -168,6 +168,9 @@ KV_POLICY_HELP = ("Bounded-KV policy (lossy; docs/kv-policies.md): dms:R[,window
                   "(H2O/SnapKV), slots:M,window:W (CAMELoT), episodic:HOST_BYTES,read:R (Larimar), or none.")
 
 
+FIT_KV_POLICY_HELP = "Also search this lossy KV policy (repeatable): " + KV_POLICY_HELP.split(": ", 1)[1].replace("dms:R[,window:W], ", "")
+
+
 def kv_policy_fields(text: str | None) -> dict[str, Any]:
     """--kv-policy -> Plan fields: dms:R sets dms_ratio / dms_window_tokens, the other kinds kv_policy; none: neither."""
     from oomplan.specs.kv_policy import DmsChoice, parse_kv_policy

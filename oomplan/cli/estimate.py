@@ -89,11 +89,11 @@ def estimate_command(
     if kv_policy is not None and (dms != 1.0 or dms_window != 512):
         raise InputError("--kv-policy and --dms/--dms-window: give one (--kv-policy dms:R,window:W is the same as --dms R --dms-window W)")
     plan = build_plan(
-        weights=weights, weight_group_size=group_size, component_weights=parse_component_weights(component_weights), kv_dtype=kv_dtype, dms_ratio=dms, dms_window_tokens=dms_window,
+        weights=weights, weight_group_size=group_size, component_weights=parse_component_weights(component_weights), kv_dtype=kv_dtype,
         paged=paged, block_size=block_size, tensor_parallel=tp, pipeline_parallel=pp, expert_parallel=ep,
         offload_bytes=parse_bytes(offload_gib, "--offload-gib"), attention=attention,
         prefill_chunk_tokens=parse_count(prefill_chunk, "--prefill-chunk") if prefill_chunk else None, logits=logits,
-        **kv_policy_fields(kv_policy),
+        **({"dms_ratio": dms, "dms_window_tokens": dms_window} | kv_policy_fields(kv_policy)),
     )
     if unknown is not None:
         from oomplan.cli.measured import run_measured

@@ -15,7 +15,7 @@ from oomplan.cli.engine_opts import (
 from oomplan.cli.progress import spinner
 from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
-    KV_POLICY_HELP, build_plan, build_workload, handle_errors, print_json, refuse_kv_policy_with_engine, resolve_gpu,
+    FIT_KV_POLICY_HELP, build_plan, build_workload, handle_errors, print_json, refuse_kv_policy_with_engine, resolve_gpu,
     searched_kv_policies, stdout, warn,
 )
 from oomplan.cli.train import (
@@ -60,8 +60,7 @@ def fit_command(
     weights: Optional[str] = typer.Option(None, "--weights", help="Fix the weight format instead of searching it."),
     kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="Fix the KV dtype instead of searching it."),
     dms: bool = typer.Option(True, "--dms/--no-dms", help="Search DMS ratios (need a DMS-retrofitted checkpoint)."),
-    kv_policy: Optional[list[str]] = typer.Option(None, "--kv-policy", help="Also search this lossy KV policy (repeatable): "
-                                                  + KV_POLICY_HELP.split(": ", 1)[1].replace("dms:R[,window:W], ", "")),
+    kv_policy: Optional[list[str]] = typer.Option(None, "--kv-policy", help=FIT_KV_POLICY_HELP),
     emulated_fp8: bool = typer.Option(False, "--allow-emulated-fp8", help="Also try fp8 on cards without fp8 tensor cores."),
     show_all: bool = typer.Option(False, "--all", help="Also show dominated plans (more pipeline stages or offload for no gain)."),
     attention: str = typer.Option("sdpa", "--attention", help="sdpa or eager."),

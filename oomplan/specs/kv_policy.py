@@ -6,7 +6,7 @@ own plan fields (`dms_ratio`, `dms_window_tokens`), so plan files written before
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -105,7 +105,7 @@ class EpisodicPolicy(Strict):
         return f"epi{self.read_tokens}"
 
 
-KvPolicy = Annotated[Union[WindowPolicy, BudgetPolicy, SlotsPolicy, EpisodicPolicy], Field(discriminator="kind")]
+KvPolicy = Annotated[WindowPolicy | BudgetPolicy | SlotsPolicy | EpisodicPolicy, Field(discriminator="kind")]
 KV_POLICY_KINDS = ("dms", "window", "budget", "slots", "episodic")
 
 
@@ -165,6 +165,10 @@ def _minimum(kind: str, key: str) -> int:
     return 0 if key == "sinks" or (key == "window" and kind in ("dms", "slots")) else 1
 
 
+_CLASSES: dict[str, type[Strict]] = {"dms": DmsChoice, "window": WindowPolicy, "budget": BudgetPolicy, "slots": SlotsPolicy,
+                                     "episodic": EpisodicPolicy}
+
+
 def parse_kv_policy(text: str) -> KvPolicy | DmsChoice:
     """'window:4096,sinks:4' -> WindowPolicy(window_tokens=4096, sink_tokens=4); the first key names the kind."""
     if len(text) > 200:
@@ -193,7 +197,6 @@ def parse_kv_policy(text: str) -> KvPolicy | DmsChoice:
     if missing:
         raise _bad(text, f"is not a KV policy: {kind} needs {', '.join(missing)}")
     fields = {_FIELDS[(kind, k)]: _value(text, kind, k, raw) for k, raw in seen.items()}
-    if kind == "dms":
-        return DmsChoice(**fields)  # type: ignore[arg-type]
-    cls = {"window": WindowPolicy, "budget": BudgetPolicy, "slots": SlotsPolicy, "episodic": EpisodicPolicy}[kind]
-    return cls(**fields)  # type: ignore[arg-type, return-value]
+    policy = _CLASSES[kind](**fields)
+    assert isinstance(policy, (DmsChoice, WindowPolicy, BudgetPolicy, SlotsPolicy, EpisodicPolicy))
+    return policy

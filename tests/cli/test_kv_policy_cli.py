@@ -1,0 +1,91 @@
+"""--kv-policy through CliRunner: estimate, fit -o, check, export, curve; exact figures and exit codes.
+
+Hand-computed figures (tests/unit/test_kv_policy.py): llama-3-8b keeps 131,072 B per token (32 layers x 4,096 B);
+window 4096 + 4 sinks with 2,048-token chunks keeps 4,100 tokens, paged to 4,112.
+"""
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from oomplan.cli.app import app
+
+runner = CliRunner()
+L8 = ["llama-3-8b", "--gpu", "h100", "--ctx", "8k"]
+
+
+def run(*args):
+    return runner.invoke(app, list(args), env={"COLUMNS": "80"})
+
+
+def estimate_json(*extra):
+    r = run("estimate", *L8, "--json", *extra)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_estimate_json_carries_the_policy_and_its_bytes():
+    data = estimate_json("--kv-policy", "window:4096,sinks:4", "--prefill-chunk", "2048")
+    assert data["per_gpu"]["kv_cache_bytes"] == 4112 * 131072 == 538_968_064
+    assert data["plan"]["kv_policy"] == {"kind": "window", "window_tokens": 4096, "sink_tokens": 4}
+    assert data["per_gpu"]["kv_cache"]["prefill_transient_bytes"] == 0
+    budget = estimate_json("--kv-policy", "budget:2048")
+    # 32 layers x 2,048 tokens + one layer's (8,192 - 2,048) tokens while it compresses, x 4,096 B
+    assert budget["per_gpu"]["kv_cache"]["prefill_transient_bytes"] == 6144 * 4096 == 25_165_824
+    assert budget["per_gpu"]["kv_cache_bytes"] == 2048 * 131072 + 25_165_824
+    assert budget["notes"][0] == "KV policy budget 2048 tokens (docs/kv-policies.md): lossy, priced per layer as the KV kept at its peak"
+
+
+def test_dms_policy_is_the_same_as_the_dms_flags():
+    assert estimate_json("--kv-policy", "dms:4,window:256")["per_gpu"] == estimate_json("--dms", "4", "--dms-window", "256")["per_gpu"]
+    assert estimate_json("--kv-policy", "none")["per_gpu"] == estimate_json()["per_gpu"]
+
+
+def test_estimate_table_row_and_notes():
+    r = run("estimate", *L8, "--kv-policy", "window:4096,sinks:4")
+    assert r.exit_code == 0, r.output
+    lines = [line.rstrip() for line in r.stdout.splitlines()]
+    assert "│ KV cache    │  1.00 GiB │    1.3% │ 128.0 KiB/token x 8192 tokens x 1        │" in lines
+    assert "│             │           │         │ (window 4096 + 4 sinks)                  │" in lines
+    assert "bf16 weights, bf16 KV, window 4096 + 4 sinks, paged/16, sdpa" in lines
+    assert "note: window: one forward pass writes the whole prompt into every layer before" in lines
+
+
+def test_fit_writes_the_policy_and_check_and_export_read_it(tmp_path):
+    path = tmp_path / "plan.yaml"
+    r = run("fit", "llama-3.1-8b", "--gpu", "l4", "--ctx", "128k", "--weights", "bf16", "--kv-dtype", "bf16", "--no-dms",
+            "--host-mem", "0", "--max-gpus", "1", "--kv-policy", "window:4096,sinks:4", "-o", str(path))
+    assert r.exit_code == 0, r.output
+    plan = yaml.safe_load(path.read_text())["plan"]
+    assert plan["kv_policy"] == {"kind": "window", "window_tokens": 4096, "sink_tokens": 4}
+    assert plan["prefill_chunk_tokens"] == 2048
+    checked = run("check", str(path))
+    assert checked.exit_code == 0, checked.output
+    assert "PASS: 18.67 GiB of 22.05 GiB per GPU on l4" in checked.stdout
+    cmd = run("export", str(path), "--to", "llamacpp")
+    assert cmd.exit_code == 0, cmd.output
+    assert cmd.stdout.splitlines()[1:7] == ["llama-server -m llama-3.1-8b-BF16.gguf \\", "    -c 4100 \\", "    -np 1 \\",
+                                           "    -ngl 32 \\", "    --context-shift \\", "    --keep 4 \\"]
+    vllm = run("export", str(path), "--to", "vllm")
+    assert "# NOT REALISED by vllm: --kv-policy window:4096,sinks:4 (vLLM has no attention-sink eviction" in vllm.stdout
+
+
+def test_fit_without_the_flag_searches_no_policy():
+    r = run("fit", "llama-3.1-8b", "--gpu", "l4", "--ctx", "128k", "--weights", "bf16", "--kv-dtype", "bf16", "--no-dms",
+            "--host-mem", "0", "--max-gpus", "1")
+    assert r.exit_code == 1, r.output  # nothing lossy allowed: no plan fits
+
+
+def test_curve_compare_takes_a_policy():
+    r = run("curve", "llama-3.1-8b", "--gpu", "l4", "--points", "6", "--json",
+            "--compare", "kv-policy=window:4096,sinks:4,prefill-chunk=2048")
+    assert r.exit_code == 0, r.output
+    curves = json.loads(r.stdout)["curves"]
+    assert curves[1]["plan"]["kv_policy"] == {"kind": "window", "window_tokens": 4096, "sink_tokens": 4}
+    assert curves[1]["plan"]["prefill_chunk_tokens"] == 2048
+
+
+def test_a_training_estimate_refuses_the_policy():
+    r = run("estimate", *L8, "--train", "lora", "--kv-policy", "budget:512")
+    assert r.exit_code == 2
+    assert r.stderr.strip().endswith("--kv-policy: not used with --train (full and lora train bf16 weights; qlora's base is nf4)")
