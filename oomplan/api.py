@@ -56,15 +56,20 @@ def estimate_training(model: str | ModelSpec, gpu: str | GpuSpec, plan: Training
 def fit(model: str | ModelSpec, gpu: str | GpuSpec, ctx_tokens: int | Literal["max"] = 4096,
         batch_size: int | Literal["max"] = 1, objective: str = "quality", max_gpus: int | None = None,
         num_gpus: int | None = None, host_memory_bytes: int = DEFAULT_HOST_MEMORY_BYTES, allow_dms: bool = True,
-        show_dominated: bool = False) -> SearchResult:
+        show_dominated: bool = False, kv_policies: tuple[str, ...] = ()) -> SearchResult:
     """`oomplan fit`: every plan that fits, ranked by `objective` (quality | throughput | gpus | cost).
+
+    `kv_policies`: lossy bounded-KV policies to search too, as `--kv-policy` spells them ("window:4096,sinks:4").
 
     `ctx_tokens="max"` (or `batch_size="max"`) asks for each plan's longest context (most sequences).
     `max_gpus` defaults to one node of the card; `num_gpus` fixes the count.
     """
+    from oomplan.specs.kv_policy import searched_kv_policies
+
     spec, card = load_model(model), load_gpu(gpu)
     limits = SearchLimits(max_gpus=max_gpus or num_gpus or card.num_gpus_per_node, exact_gpus=num_gpus,
-                          host_memory_bytes=host_memory_bytes, allow_dms=allow_dms, keep_dominated=show_dominated)
+                          host_memory_bytes=host_memory_bytes, allow_dms=allow_dms, keep_dominated=show_dominated,
+                          kv_policies=searched_kv_policies(kv_policies))
     if ctx_tokens == "max" and batch_size == "max":
         from oomplan.errors import InputError
 

@@ -185,18 +185,6 @@ def kv_policy_fields(text: str | None) -> dict[str, Any]:
     return {"kv_policy": parsed}
 
 
-def searched_kv_policies(texts: list[str] | None) -> tuple:
-    """fit --kv-policy (repeatable): the policies the user allows, each searched besides full KV and DMS."""
-    out = []
-    for text in texts or ():
-        fields = kv_policy_fields(text)
-        if "dms_ratio" in fields:
-            raise InputError("--kv-policy: fit searches DMS ratios 2, 4 and 8 itself (--dms/--no-dms); name window, budget, "
-                             "slots or episodic policies here")
-        out.append(fields["kv_policy"])
-    return tuple(out)
-
-
 def refuse_kv_policy_with_engine(text: str | None, engine: str) -> None:
     """The engines' own KV pools (--engine) hold every token: a policy is priced with --engine hf only."""
     if text is not None and text.strip().lower() != "none" and engine != "hf":

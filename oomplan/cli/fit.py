@@ -16,7 +16,7 @@ from oomplan.cli.progress import spinner
 from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
     FIT_KV_POLICY_HELP, build_plan, build_workload, handle_errors, print_json, refuse_kv_policy_with_engine, resolve_gpu,
-    searched_kv_policies, stdout, warn,
+    stdout, warn,
 )
 from oomplan.cli.train import (
     FIT_PP, FIT_TP, GLOBAL_BATCH, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OPTIMIZER, PRECISION, RECOMPUTE, SEQ, TRAIN, ZERO,
@@ -32,6 +32,7 @@ from oomplan.planner.search import OBJECTIVES, search
 from oomplan.planner.space import SearchLimits
 from oomplan.report.fit_report import diagnosis_lines, fit_json, fit_table, quality_legend, search_summary
 from oomplan.report.plan_yaml import check_output, plan_yaml, write_atomic
+from oomplan.specs.kv_policy import searched_kv_policies
 from oomplan.units import DEFAULT_HOST_MEMORY_BYTES, GIB, parse_bytes, parse_count, parse_number
 
 MAX_GLOBAL_BATCH = 1 << 20  # TrainingPlan: grad_accum_steps <= 2^20, so every global batch can be written and re-checked

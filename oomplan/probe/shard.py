@@ -11,7 +11,7 @@ from oomplan.units import ceil_div
 
 def probe_plan(model: ModelSpec, plan: Plan) -> tuple[Plan, tuple[str, ...]]:
     """The plan as the probe runs it (16-bit weights and KV, contiguous KV, one stage, no offload,
-    no DMS) and the knobs it leaves to the analytic model, one phrase each."""
+    no DMS or KV policy) and the knobs it leaves to the analytic model, one phrase each."""
     left = []
     weights = resolved_weight_format(model, plan)
     if weights not in SIXTEEN_BIT:
@@ -20,6 +20,8 @@ def probe_plan(model: ModelSpec, plan: Plan) -> tuple[Plan, tuple[str, ...]]:
         left.append(f"{plan.kv_dtype} KV cache (probed in the model dtype)")
     if plan.dms_ratio > 1:
         left.append(f"DMS {plan.dms_ratio:g}x (needs a DMS checkpoint)")
+    if plan.kv_policy is not None:
+        left.append(f"KV policy {plan.kv_policy.spec} (transformers keeps every token; docs/kv-policies.md)")
     if plan.offload_bytes:
         left.append("CPU offload")
     if plan.pipeline_parallel > 1:
@@ -27,7 +29,7 @@ def probe_plan(model: ModelSpec, plan: Plan) -> tuple[Plan, tuple[str, ...]]:
     if plan.paged:
         left.append(f"paged KV rounding to {plan.block_size}-token blocks")
     probed = plan.model_copy(update=dict(
-        weights=weights if weights in SIXTEEN_BIT else "auto", kv_dtype="auto", dms_ratio=1.0, offload_bytes=0,
+        weights=weights if weights in SIXTEEN_BIT else "auto", kv_dtype="auto", dms_ratio=1.0, kv_policy=None, offload_bytes=0,
         pipeline_parallel=1, paged=False,
     ))
     return probed, tuple(left)

@@ -200,3 +200,16 @@ def parse_kv_policy(text: str) -> KvPolicy | DmsChoice:
     policy = _CLASSES[kind](**fields)
     assert isinstance(policy, (DmsChoice, WindowPolicy, BudgetPolicy, SlotsPolicy, EpisodicPolicy))
     return policy
+
+
+def searched_kv_policies(texts: list[str] | tuple[str, ...] | None) -> tuple[KvPolicy, ...]:
+    """fit --kv-policy (repeatable) / oomplan.fit(kv_policies=...): the policies the user allows, each searched
+    besides full KV and the DMS ratios (which fit searches itself)."""
+    out: list[KvPolicy] = []
+    for text in texts or ():
+        policy = parse_kv_policy(text)
+        if isinstance(policy, DmsChoice):
+            raise InputError(f"{FLAG}: fit searches DMS ratios 2, 4 and 8 itself (--dms/--no-dms); name window, budget, "
+                             "slots or episodic policies here")
+        out.append(policy)
+    return tuple(out)

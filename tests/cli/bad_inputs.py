@@ -173,6 +173,25 @@ ROWS += [
     ("COLUMNS=0", ["estimate", "llama-3-8b", "--gpu", "h100"], {}, 0, "", {"env": {"COLUMNS": "0"}, "nonempty_stdout": True}),
     ("fit --json -o existing.yaml", ["fit", "llama-3-8b", "--gpu", "h100", "--json", "-o", "{dir}/e.yaml"], {"e.yaml": "x: 1\n"}, 2, "exists; pass --force", {"empty_stdout": True}),
 ]
+# --kv-policy (issue 16 item 5): one parser (oomplan/specs/kv_policy.py); plan files validate kv_policy as a typed spec
+_E = ["estimate", "llama-3-8b", "--gpu", "h100", "--kv-policy"]
+ROWS += [
+    ("kv policy window:-1", _E + ["window:-1"], {}, 2, "--kv-policy: 'window:-1' is not a KV policy: window must be a token count 1..2147483648 (k = 1024); accepted: dms:R[,window:W], window:W[,sinks:S], budget:N, slots:M,window:W, episodic:HOST_BYTES,read:R"),
+    ("kv policy budget:abc", _E + ["budget:abc"], {}, 2, "--kv-policy: 'budget:abc' is not a KV policy: budget must be a token count 1..2147483648"),
+    ("kv policy unknown kind", _E + ["lru:4096"], {}, 2, "--kv-policy: 'lru:4096' is not a KV policy: unknown kind 'lru'; accepted:"),
+    ("kv policy duplicate key", _E + ["window:4096,sinks:4,sinks:8"], {}, 2, "--kv-policy: 'window:4096,sinks:4,sinks:8' is not a KV policy: 'sinks' is given twice"),
+    ("kv policy of 30 digits", _E + ["budget:" + "9" * 30], {}, 2, "is not a KV policy: budget must be a token count 1..2147483648"),
+    ("kv policy with an escape byte", _E + ["window:4k\x1b[2J"], {}, 2, "--kv-policy: 'window:4k\\x1b[2J' is not a KV policy"),
+    ("kv policy slots without window", _E + ["slots:64"], {}, 2, "--kv-policy: 'slots:64' is not a KV policy: slots needs window"),
+    ("kv policy and --dms", _E + ["window:4096", "--dms", "4"], {}, 2, "--kv-policy and --dms/--dms-window: give one"),
+    ("kv policy with --engine vllm", _E + ["window:4096", "--engine", "vllm"], {}, 2, "--kv-policy: --engine vllm prices the engine's own KV pool"),
+    ("fit --kv-policy dms:4", ["fit", "llama-3-8b", "--gpu", "h100", "--kv-policy", "dms:4"], {}, 2, "--kv-policy: fit searches DMS ratios 2, 4 and 8 itself"),
+    ("fit episodic store over --host-mem", ["fit", "llama-3-8b", "--gpu", "h100", "--host-mem", "16GiB", "--kv-policy", "episodic:64GiB,read:2k"], {}, 2, "--kv-policy episodic:68719476736,read:2048: the episodic store (64.00 GiB) exceeds --host-mem (16.00 GiB)"),
+    ("plan kv_policy with an unknown key", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"kv_policy": {"kind": "window", "window_tokens": 4096, "sinks": 4}}), "config.json": TINY}, 2, "plan.kv_policy.window.sinks"),
+    ("plan kv_policy of an unknown kind", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"kv_policy": {"kind": "lru", "budget_tokens": 4}}), "config.json": TINY}, 2, "plan.kv_policy"),
+    ("plan kv_policy window 0", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"kv_policy": {"kind": "window", "window_tokens": 0}}), "config.json": TINY}, 2, "plan.kv_policy.window.window_tokens"),
+    ("plan with DMS and a kv_policy", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"dms_ratio": 4.0, "kv_policy": {"kind": "budget", "budget_tokens": 512}}), "config.json": TINY}, 2, "one KV policy at a time"),
+]
 ROWS = [r if len(r) == 6 else (*r, {}) for r in ROWS]
 
 
@@ -218,23 +237,3 @@ def run_row(argv, files, folder: Path, options=None) -> subprocess.CompletedProc
     finally:
         if stdout is not subprocess.PIPE:
             stdout.close()
-
-# --kv-policy (issue 16 item 5): one parser (oomplan/specs/kv_policy.py); plan files validate kv_policy as a typed spec
-_E = ["estimate", "llama-3-8b", "--gpu", "h100", "--kv-policy"]
-ROWS += [
-    ("kv policy window:-1", _E + ["window:-1"], {}, 2, "--kv-policy: 'window:-1' is not a KV policy: window must be a token count 1..2147483648 (k = 1024); accepted: dms:R[,window:W], window:W[,sinks:S], budget:N, slots:M,window:W, episodic:HOST_BYTES,read:R"),
-    ("kv policy budget:abc", _E + ["budget:abc"], {}, 2, "--kv-policy: 'budget:abc' is not a KV policy: budget must be a token count 1..2147483648"),
-    ("kv policy unknown kind", _E + ["lru:4096"], {}, 2, "--kv-policy: 'lru:4096' is not a KV policy: unknown kind 'lru'; accepted:"),
-    ("kv policy duplicate key", _E + ["window:4096,sinks:4,sinks:8"], {}, 2, "--kv-policy: 'window:4096,sinks:4,sinks:8' is not a KV policy: 'sinks' is given twice"),
-    ("kv policy of 30 digits", _E + ["budget:" + "9" * 30], {}, 2, "is not a KV policy: budget must be a token count 1..2147483648"),
-    ("kv policy with an escape byte", _E + ["window:4k\x1b[2J"], {}, 2, "--kv-policy: 'window:4k\\x1b[2J' is not a KV policy"),
-    ("kv policy slots without window", _E + ["slots:64"], {}, 2, "--kv-policy: 'slots:64' is not a KV policy: slots needs window"),
-    ("kv policy and --dms", _E + ["window:4096", "--dms", "4"], {}, 2, "--kv-policy and --dms/--dms-window: give one"),
-    ("kv policy with --engine vllm", _E + ["window:4096", "--engine", "vllm"], {}, 2, "--kv-policy: --engine vllm prices the engine's own KV pool"),
-    ("fit --kv-policy dms:4", ["fit", "llama-3-8b", "--gpu", "h100", "--kv-policy", "dms:4"], {}, 2, "--kv-policy: fit searches DMS ratios 2, 4 and 8 itself"),
-    ("fit episodic store over --host-mem", ["fit", "llama-3-8b", "--gpu", "h100", "--host-mem", "16GiB", "--kv-policy", "episodic:64GiB,read:2k"], {}, 2, "--kv-policy episodic:68719476736,read:2048: the episodic store (64.00 GiB) exceeds --host-mem (16.00 GiB)"),
-    ("plan kv_policy with an unknown key", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"kv_policy": {"kind": "window", "window_tokens": 4096, "sinks": 4}}), "config.json": TINY}, 2, "plan.kv_policy.window.sinks"),
-    ("plan kv_policy of an unknown kind", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"kv_policy": {"kind": "lru", "budget_tokens": 4}}), "config.json": TINY}, 2, "plan.kv_policy"),
-    ("plan kv_policy window 0", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"kv_policy": {"kind": "window", "window_tokens": 0}}), "config.json": TINY}, 2, "plan.kv_policy.window.window_tokens"),
-    ("plan with DMS and a kv_policy", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"dms_ratio": 4.0, "kv_policy": {"kind": "budget", "budget_tokens": 512}}), "config.json": TINY}, 2, "one KV policy at a time"),
-]
