@@ -25,7 +25,6 @@ def budget_table(est: Estimate) -> Table:
     table.add_column(gpus, justify="right")
     table.add_column("of card", justify="right")
     table.add_column("detail")
-    kv = s.kv
     rows = [
         ("weights", s.weights_bytes, f"{num_params(est.model) / 1e9:.2f}B params, {weights_label(est.model, est.plan)}"
          + (f", {format_bytes(s.weights.offloaded_bytes)} in CPU memory" if s.weights.offloaded_bytes else "")),

@@ -59,7 +59,7 @@ class Plan(Strict):
     logits: Logits = Field(default="last", description="last: logits for the last position only, as generate() does")
 
     @model_validator(mode="after")
-    def _one_kv_policy(self) -> "Plan":
+    def _one_kv_policy(self) -> Plan:
         if self.kv_policy is not None and self.dms_ratio > 1:
             raise ValueError(f"one KV policy at a time: dms_ratio {self.dms_ratio:g} and kv_policy {self.kv_policy.spec}")
         return self
