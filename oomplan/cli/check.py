@@ -17,7 +17,7 @@ from oomplan.cli.train import run_train_check
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.planner.gate import GateOptions
 from oomplan.planner.gate import headroom_line
-from oomplan.planner.recheck import recheck
+from oomplan.planner.recheck import recheck, refuse_kv_policy_for_engine
 from oomplan.report.estimate_json import estimate_json
 from oomplan.report.estimate_table import budget_table
 from oomplan.report.plan_yaml import check_output, write_atomic
@@ -72,6 +72,7 @@ def check_command(
     result = recheck(plan, gpu, parse_count(ctx, "--ctx") if ctx else None, batch)
     warn(result.warnings, strict)
     engine_name = check_engine(engine) if engine else result.estimate.workload.engine
+    refuse_kv_policy_for_engine(plan, result.estimate.plan, engine_name)
     if engine_name != "hf":
         opts = engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
                               mem_fraction_static, gguf_type, n_gpu_layers, engine_version)

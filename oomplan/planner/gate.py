@@ -112,11 +112,12 @@ def _check(path: str, opts: GateOptions) -> tuple[bool, str, tuple[str, ...]]:
         tr = train_recheck(path, opts.gpu, opts.ctx_tokens, opts.batch_size)
         tok = tr.fits_with_margin(opts.margin)
         return tok, headroom_line(tok, tr.estimate.per_gpu.total_bytes, tr.estimate.capacity_bytes, tr.estimate.gpu.name, opts.margin), tr.warnings
-    from oomplan.planner.recheck import recheck
+    from oomplan.planner.recheck import recheck, refuse_kv_policy_for_engine
 
     result = recheck(path, opts.gpu, opts.ctx_tokens, opts.batch_size)
     est = result.estimate
     engine = opts.engine or est.workload.engine
+    refuse_kv_policy_for_engine(path, est.plan, engine)
     if engine == "hf":
         ok = result.fits_with_margin(opts.margin)
         return ok, headroom_line(ok, est.per_gpu.total_bytes, est.capacity_bytes, est.gpu.name, opts.margin), result.warnings

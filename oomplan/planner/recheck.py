@@ -32,6 +32,13 @@ class Recheck:
         return check_verdict(self.fits_with_margin(margin), est.per_gpu.total_bytes, est.capacity_bytes, est.gpu.name, margin)
 
 
+def refuse_kv_policy_for_engine(path: str, plan: Plan, engine: str) -> None:
+    """A plan's kv_policy cannot be checked against an engine's own KV pool, which keeps every token."""
+    if engine != "hf" and plan.kv_policy is not None:
+        raise InputError(f"{path}: plan.kv_policy {plan.kv_policy.spec}: --engine {engine} prices the engine's own KV pool, which "
+                         "keeps every token; check it with --engine hf (oomplan export says what each engine realises)")
+
+
 def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, batch_size: int | None = None) -> Recheck:
     pf = load_plan_file(path)
     if pf.training is not None:

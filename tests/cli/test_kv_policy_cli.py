@@ -68,6 +68,10 @@ def test_fit_writes_the_policy_and_check_and_export_read_it(tmp_path):
                                            "    -ngl 32 \\", "    --context-shift \\", "    --keep 4 \\"]
     vllm = run("export", str(path), "--to", "vllm")
     assert "# NOT REALISED by vllm: --kv-policy window:4096,sinks:4 (vLLM has no attention-sink eviction" in vllm.stdout
+    engine = run("check", str(path), "--engine", "vllm")
+    assert engine.exit_code == 2
+    assert engine.stderr.strip() == (f"error: {path}: plan.kv_policy window:4096,sinks:4: --engine vllm prices the engine's own KV pool, "
+                                     "which keeps every token; check it with --engine hf (oomplan export says what each engine realises)")
 
 
 def test_fit_without_the_flag_searches_no_policy():
