@@ -28,7 +28,7 @@ def budget_table(est: Estimate) -> Table:
     rows = [
         ("weights", s.weights_bytes, f"{num_params(est.model) / 1e9:.2f}B params, {weights_label(est.model, est.plan)}"
          + (f", {format_bytes(s.weights.offloaded_bytes)} in CPU memory" if s.weights.offloaded_bytes else "")),
-        ("KV cache", s.kv_cache_bytes, _kv_detail(kv, est.workload.batch_size, est.plan.kv_policy)),
+        ("KV cache", s.kv_cache_bytes, _kv_detail(s.kv, est.workload.batch_size, est.plan.kv_policy)),
         *_state_rows(s.state, est.workload.batch_size),
         ("activations", s.activation_bytes, _activation_detail(s.activations)),
         ("overhead", s.overhead_bytes, "CUDA context, cuBLAS, allocator" + (", NCCL" if s.overhead.nccl_bytes else "")),
