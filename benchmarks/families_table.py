@@ -14,15 +14,15 @@ Usage: python benchmarks/families_table.py [--out benchmarks/results/families_ta
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from meta_tables import table_args, write_table  # noqa: E402
 
 from oomplan.errors import InputError, UnknownFamilyError  # noqa: E402
 from oomplan.families import config_sha256, parse_hf_config  # noqa: E402
@@ -68,11 +68,7 @@ def _row(path: Path, ctx: int) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path)
-    ap.add_argument("--ctx", type=int, default=8192)
-    args = ap.parse_args()
-    warnings.simplefilter("ignore")
+    args = table_args()
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -81,14 +77,11 @@ def main() -> None:
     for path in sorted(CONFIGS.rglob("*.json")):
         rows.append(_row(path, args.ctx))
         print(rows[-1], flush=True)
-    text = "\n".join([
+    write_table([
         f"# Config fixtures vs transformers {transformers.__version__} (meta device), ctx {args.ctx}, batch 1", "",
         "Produced by `python benchmarks/families_table.py` (the configs under tests/fixtures/configs; their sources in the",
         "SOURCES.md files there). KV+state: the bytes the cache holds after a prefill of ctx - 1 tokens and one decode step.",
-        "s: wall seconds for the row on a shared 2-core machine (meta builds and forwards: Python time only).", ""] + rows) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+        "s: wall seconds for the row on a shared 2-core machine (meta builds and forwards: Python time only)."], rows, args.out)
 
 
 if __name__ == "__main__":

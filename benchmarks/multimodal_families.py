@@ -11,11 +11,9 @@ Usage: python benchmarks/multimodal_families.py [--out benchmarks/results/multim
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +22,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+from meta_tables import ours_cache_bytes, table_args, write_table  # noqa: E402
+
 from oomplan.families import parse_hf_config  # noqa: E402
-from oomplan.memory.kv_cache import kv_budget  # noqa: E402
 from oomplan.memory.layout import pipeline_stages  # noqa: E402
 from oomplan.memory.params import num_params  # noqa: E402
 from oomplan.memory.vision_kv import cross_kv_bytes  # noqa: E402
@@ -54,11 +53,7 @@ def _cache_bytes(layers) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path)
-    ap.add_argument("--ctx", type=int, default=8192)
-    args = ap.parse_args()
-    warnings.simplefilter("ignore")
+    args = table_args()
     rows = ["| config | params ours | params transformers | KV @ctx ours | KV @ctx meta | cross K/V per image ours | meta | match | s |",
             "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for name, config_cls, model_cls in CASES:
@@ -76,8 +71,7 @@ def main() -> None:
             for n in (args.ctx - 1, 1):  # whole prefill's storage; the next step copies it to the window, as in benchmarks/families.py)
                 decoder(input_ids=torch.zeros(1, n, dtype=torch.long, device="meta"), cache=cache, use_cache=True, logits_to_keep=1)
         measured = _cache_bytes(cache.layers) + 8 * sum(type(layer).__name__ == "DynamicSlidingWindowLayer" for layer in cache.layers)
-        ours_kv = kv_budget(spec, Plan(paged=False), args.ctx, 1, stage).bytes
-        ours_kv += 8 * sum(layer.attention.kind in ("sliding", "chunked") for layer in spec.layers)
+        ours_kv = ours_cache_bytes(spec, args.ctx)
         cross_ours = cross_meta = "-"
         same = (ours_p, ours_kv) == (theirs_p, measured)
         if config_cls == "MllamaConfig":
@@ -99,12 +93,9 @@ def main() -> None:
         rows.append(f"| {name.removeprefix('families/')} | {ours_p:,} | {theirs_p:,} | {ours_kv:,} | {measured:,} | {cross_ours} | {cross_meta} | "
                     f"{'exact' if same else 'DIFFERS'} | {time.perf_counter() - start:.0f} |")
         print(rows[-1], flush=True)
-    text = "\n".join([f"# Multimodal wrappers vs transformers (meta device), ctx {args.ctx}, batch 1", "",
-                      "Produced by `python benchmarks/multimodal_families.py` (transformers " + transformers.__version__ + ").", ""]
-                     + rows) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    write_table([f"# Multimodal wrappers vs transformers (meta device), ctx {args.ctx}, batch 1", "",
+                 "Produced by `python benchmarks/multimodal_families.py` (transformers " + transformers.__version__ + ")."],
+                rows, args.out)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ vllm/v1/core/kv_cache_utils.py (grouping, get_num_blocks, max concurrency, the s
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from oomplan.errors import InputError
@@ -115,22 +116,20 @@ def max_request_tokens(layout: KvLayout, num_blocks: int, in_flight_tokens: int,
     """The longest single request the pool admits (0: none): the largest length whose blocks, summed over the
     groups (get_max_concurrency_for_kv_cache_config's per-request count, windows at their cap), fit num_blocks.
     For full attention only this is num_blocks // num_groups x block_size; sliding windows make it longer."""
-    lo, hi, best = 1, upper, 0
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        if blocks_per_request(layout, mid, in_flight_tokens) <= num_blocks:
-            best, lo = mid, mid + 1
-        else:
-            hi = mid - 1
-    return best
+    return _longest(lambda n: blocks_per_request(layout, n, in_flight_tokens) <= num_blocks, upper)
 
 
 def estimate_max_model_len(layout: KvLayout, available_bytes: int, in_flight_tokens: int, upper: int) -> int:
     """kv_cache_utils estimate_max_model_len: binary search for the longest len whose request fits (0: none)."""
+    return _longest(lambda n: request_bytes(layout, n, in_flight_tokens) <= available_bytes, upper)
+
+
+def _longest(fits: Callable[[int], bool], upper: int) -> int:
+    """Largest n in [1, upper] with fits(n), fits monotone (true, then false); 0 when none."""
     lo, hi, best = 1, upper, 0
     while lo <= hi:
         mid = (lo + hi) // 2
-        if request_bytes(layout, mid, in_flight_tokens) <= available_bytes:
+        if fits(mid):
             best, lo = mid, mid + 1
         else:
             hi = mid - 1
