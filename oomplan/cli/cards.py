@@ -33,6 +33,24 @@ def card_list(gpu: str) -> list[str] | None:
     return refs
 
 
+def box_list(gpu: str) -> list[str] | None:
+    """The cards of one box, `--gpu rtx-4090+rtx-3090` (GPU 0, GPU 1, ...), or None for one card kind."""
+    if "+" not in gpu:
+        return None
+    refs = [part.strip() for part in gpu.strip().split("+")]
+    if any(not r for r in refs):
+        raise InputError(f"--gpu: {shorten(gpu, 80)!r} has an empty item; give the box's cards joined by '+' (rtx-4090+rtx-3090)")
+    if "," in gpu or any(r.lower() in ("all", "auto") for r in refs):
+        raise InputError(f"--gpu: {shorten(gpu, 80)!r}: a box (a+b) is one set of cards, not a comparison (a,b), 'all' or 'auto'")
+    return refs
+
+
+def resolve_box(gpu: str) -> tuple[GpuSpec, ...] | None:
+    """`--gpu a+b` as the box's GpuSpecs, each card as `--gpu` takes it alone; None for one card kind."""
+    refs = box_list(gpu)
+    return None if refs is None else tuple(resolve_gpu(ref) for ref in refs)
+
+
 def resolve_cards(refs: list[str]) -> list[tuple[str, GpuSpec]]:
     """Each card once (h100 and h100-sxm are one card: the first spelling is kept)."""
     out: dict[str, tuple[str, GpuSpec]] = {}

@@ -17,7 +17,7 @@ from oomplan.profiles import load_gpu
 @handle_errors
 def vet_command(
     command: Optional[list[str]] = typer.Argument(None, help="The engine command line, after --: vllm serve ..., python -m sglang.launch_server ..., llama-server ..."),
-    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (every GPU of the command is this kind)."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (every GPU of the command is this kind); llama.cpp: a box of different cards joined by + (rtx-4090+rtx-3090), GPU 0 first."),
     model_profile: Optional[str] = typer.Option(None, "--model-profile", help="Model profile, config.json or folder to use instead of the command's model (needed for GGUF names that match no profile)."),
     gguf_type: Optional[str] = typer.Option(None, "--gguf-type", help="llama.cpp: the GGUF file type when the file name does not say it (Q4_K_M, Q8_0, ...)."),
     engine_version: Optional[str] = typer.Option(None, "--engine-version", help="vLLM/SGLang release whose accounting to use, X.Y (default: the newest modelled, stated in the output)."),
@@ -31,12 +31,16 @@ def vet_command(
     from oomplan.engines.registry import get_engine
     from oomplan.report.engine_report import vet_json
 
+    from oomplan.cli.cards import resolve_box
+
     launch = parse_launch(list(command), gguf_type, engine_version)
-    model, card = resolve_model(launch, model_profile), load_gpu(gpu)
+    box = resolve_box(gpu)
+    model, card = resolve_model(launch, model_profile), box[0] if box else load_gpu(gpu)
+    settings = get_engine(launch.engine).with_devices(launch.settings, box) if box else launch.settings
     if launch.engine == "llamacpp" and model_profile is None and (model.checkpoint is None or model.checkpoint.kind != "gguf"):
         typer.echo(f"note: {launch.model_ref}: no such file here, so the model and the GGUF type come from its name "
                    "(run vet where the file is to price its own tensors)", err=True)
-    pred = get_engine(launch.engine).predict(model, card, launch.settings)
+    pred = get_engine(launch.engine).predict(model, card, settings)
     ok = pred.ok and not (strict and (pred.warnings or launch.unmodelled_flags))
     if as_json:
         print_json(vet_json(list(command), model.name, card.name, launch.ignored_flags, launch.unmodelled_flags, pred, ok))

@@ -52,6 +52,9 @@ class Engine(Protocol):
     def plan_summary(self, plan: Plan, model: ModelSpec) -> str | None:
         """The plan's knobs as the engine spells them ('Q4_K_M · KV q8_0'); None: the planner's own summary."""
 
+    def with_devices(self, given: Any, box: tuple[GpuSpec, ...]) -> Any:
+        """The given settings on a box of (different) GPUs, --gpu a+b; an InputError where the engine has no such launch."""
+
     def plan_variants(self, model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, options: EngineOptions) -> tuple[Plan, ...]:
         """Further plans fit --engine tries for this one (llama.cpp: the fewest MoE layers with experts on the CPU)."""
 
@@ -62,6 +65,12 @@ def _no_summary(plan: Plan, model: ModelSpec) -> str | None:
 
 def _no_variants(model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, options: EngineOptions) -> tuple[Plan, ...]:
     return ()
+
+
+def _one_card_kind(given: Any, box: tuple[GpuSpec, ...]) -> Any:
+    from oomplan.errors import InputError
+    raise InputError(f"--gpu: {'+'.join(g.name for g in box)} is a box of different cards, priced for llama.cpp only "
+                     "(its --tensor-split); give one card kind")
 
 
 def _profile_model(launch: EngineLaunch) -> ModelSpec:
@@ -87,3 +96,5 @@ class EngineModel:
     aliases: tuple[str, ...] = ()
     # More plans fit --engine should try for a plan (llama.cpp: MoE experts on the CPU), built from the workload
     plan_variants: Callable[[ModelSpec, GpuSpec, Plan, Workload, EngineOptions], tuple[Plan, ...]] = _no_variants
+    # The given settings on a box of GPUs (--gpu a+b: llama.cpp's devices); others refuse a box of different cards
+    with_devices: Callable[[Any, tuple[GpuSpec, ...]], Any] = _one_card_kind

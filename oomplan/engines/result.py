@@ -39,6 +39,7 @@ class EnginePrediction:
     warnings: tuple[str, ...]
     notes: tuple[str, ...]
     engine_version: str | None = None  # the modelled release range whose accounting this is (None: unversioned)
+    box: tuple[GpuSpec, ...] = ()  # every GPU, in order, when they are not all `gpu` (llama.cpp --gpu a+b); `gpu` is the fullest
     host_bytes: int = 0  # CPU memory the engine keeps for the model (llama.cpp's CPU layers and KV, vLLM --cpu-offload-gb)
 
     @property

@@ -21,6 +21,8 @@ def engine_name(engine: str) -> str:
 
 def engine_title(p: EnginePrediction) -> str:
     gpus = f"{p.num_gpus} x {p.gpu.display_name}" if p.num_gpus > 1 else p.gpu.display_name
+    if len({g.name for g in p.box}) > 1:  # different cards in one box: the table is the tightest one's
+        gpus = f"{' + '.join(g.display_name for g in p.box)} (table: {p.gpu.display_name}, the fullest)"
     return f"{p.model.name} on {gpus} · {engine_name(p.engine)}"
 
 

@@ -117,9 +117,9 @@ def test_memory_relevant_flags_are_read_or_named_as_not_modelled():
     assert vet("h100", cmd, "--strict").exit_code == 1
     s = vet("h100", "python -m sglang.launch_server --model-path Qwen/Qwen2.5-7B-Instruct --dp-size 2 --enable-hierarchical-cache", "--json")
     assert json.loads(s.stdout)["unmodelled_flags"] == ["--dp-size", "--enable-hierarchical-cache"]
-    # llama.cpp is priced on one GPU: its multi-GPU placement flags are named, not called irrelevant
-    cmd = "llama-server -m Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf -ngl 99 -ts 3,1 --split-mode layer -mg 0 --port 8080"
+    # llama.cpp's device selection by name is named, not called irrelevant (-ts/-sm/-mg are read: test_llamacpp_multi_gpu_cli.py)
+    cmd = "llama-server -m Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf -ngl 99 --device CUDA0 --port 8080"
     data = json.loads(vet("rtx-4090", cmd, "--json").stdout)
-    assert data["unmodelled_flags"] == ["-ts", "--split-mode", "-mg"] and data["ignored_flags"] == ["--port"]
+    assert data["unmodelled_flags"] == ["--device"] and data["ignored_flags"] == ["--port"]
     assert data["engine"]["settings"]["-ngl"] == "33"  # the values were consumed with their flags, not read as the model
     assert vet("rtx-4090", cmd, "--strict").exit_code == 1

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 from pathlib import Path, PurePath
 
 from oomplan import formats
 from oomplan.engines.cmdline import (
-    TOKENS, Converter, OptionalValue, build_settings, choice, int_range, layers_value, on_off, read_flags, split_ignored, text_value,
+    TOKENS, Converter, OptionalValue, build_settings, choice, int_range, layers_value, on_off, parse_float, read_flags, split_ignored,
+    text_value,
 )
+from oomplan.engines.llamacpp.devices import MAX_DEVICES, SPLIT_MODES
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.engines.llamacpp.split import fit_n_cpu_moe, fit_n_gpu_layers
 from oomplan.specs.hardware import GpuSpec
@@ -30,6 +33,14 @@ def _override_tensor(text: str, flag: str) -> int:
                      "(or use --n-cpu-moe N)")
 
 
+def _tensor_split(text: str, flag: str) -> tuple[float, ...]:
+    """-ts 3,1 (common/arg.cpp splits on ',' or '/'): one share per GPU, each >= 0, up to llama_max_devices."""
+    parts = re.split(r"[,/]", text)
+    if len(parts) > MAX_DEVICES:
+        raise InputError(f"{flag}: {len(parts)} shares; accepted: at most {MAX_DEVICES} (llama_max_devices)")
+    return tuple(parse_float(p, flag, 0.0, 1e12) for p in parts)
+
+
 FLAGS: dict[str, tuple[str, Converter]] = {
     "-m": ("model", text_value), "--model": ("model", text_value), "-hf": ("hf_repo", text_value), "--hf-repo": ("hf_repo", text_value),
     "-ngl": ("n_gpu_layers", layers_value), "--gpu-layers": ("n_gpu_layers", layers_value), "--n-gpu-layers": ("n_gpu_layers", layers_value),
@@ -40,13 +51,13 @@ FLAGS: dict[str, tuple[str, Converter]] = {
     "-ub": ("ubatch_tokens", TOKENS), "--ubatch-size": ("ubatch_tokens", TOKENS), "--fit": ("fit", on_off),
     "-ncmoe": ("n_cpu_moe", int_range(0, 2**20)), "--n-cpu-moe": ("n_cpu_moe", int_range(0, 2**20)),
     "-ot": ("n_cpu_moe", _override_tensor), "--override-tensor": ("n_cpu_moe", _override_tensor),
+    "-ts": ("tensor_split", _tensor_split), "--tensor-split": ("tensor_split", _tensor_split),
+    "-sm": ("split_mode", choice(SPLIT_MODES)), "--split-mode": ("split_mode", choice(SPLIT_MODES)),
+    "-mg": ("main_gpu", int_range(0, MAX_DEVICES - 1)), "--main-gpu": ("main_gpu", int_range(0, MAX_DEVICES - 1)),
 }
 SWITCHES = {"-nkvo": "no_kv_offload", "--no-kv-offload": "no_kv_offload", "--swa-full": "swa_full"}
-# common/arg.cpp flags that place memory on several GPUs (src/llama-model.cpp load_tensors: layers go to devices by
-# the normalised prefix sums of --tensor-split, default each device's free memory; --split-mode row splits matrix
-# rows over the devices; --main-gpu holds everything with --split-mode none): oomplan prices llama.cpp on one GPU,
-# so vet names them instead of calling them irrelevant (and --strict fails on them)
-UNMODELLED = frozenset({"-ts", "--tensor-split", "-sm", "--split-mode", "-mg", "--main-gpu", "-dev", "--device"})
+# common/arg.cpp: -dev/--device picks devices by name, which oomplan cannot see; -ts/-sm/-mg are read (devices.py)
+UNMODELLED = frozenset({"-dev", "--device"})
 FLASH_ATTN_VALUES = {"on": "on", "off": "off", "auto": "auto", "1": "on", "0": "off", "true": "on", "false": "off"}
 
 # Plan.kv_dtype -> --cache-type-k/v; Plan.weights -> GGUF type: formats.gguf_type (the registry's llama.cpp spellings)
@@ -154,6 +165,11 @@ def expert_offload_variants(model: ModelSpec, gpu: GpuSpec, plan: Plan, workload
         return ()
     n = fit_n_cpu_moe(model, gpu, given)
     return (plan.model_copy(update={"moe_layers_on_cpu": n}),) if n else ()
+
+
+def with_devices(given: LlamaCppGiven, box: tuple[GpuSpec, ...]) -> LlamaCppGiven:
+    """--gpu a+b: llama.cpp sees these GPUs, in this order (CUDA0, CUDA1, ...)."""
+    return replace(given, devices=box)
 
 
 def plan_summary(plan: Plan, model: ModelSpec) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from oomplan.engines.llamacpp.constants import llamacpp_constants
+from oomplan.engines.llamacpp.devices import DeviceUse, box_devices, box_split, format_split
 from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_sizes
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.engines.llamacpp.split import (
@@ -72,6 +73,11 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> Engine
     ck = model.checkpoint if model.checkpoint is not None and model.checkpoint.kind == "gguf" else None
     if ck is not None:  # the file's own tensor types decide, not a name or a flag
         s = replace(s, gguf_type=ck.quant_method or s.gguf_type)
+    box = box_devices(gpu, s)
+    if s.split_mode == "none" or len(box) == 1:  # llama_prepare_model_devices: only devices[main_gpu]
+        gpu, s = box[s.main_gpu], replace(s, devices=(), tensor_split=())
+    else:
+        return predict_box(model, box, s)
     sizes = gguf_sizes(model, s.gguf_type)
     split = gpu_split(model, sizes, s, _effective_ngl(model, gpu, s, sizes))
     items = _items(model, gpu, split, s)
@@ -101,3 +107,74 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> Engine
         context_tokens=per_slot, max_concurrency=float(s.n_parallel), max_running_requests=s.n_parallel, starts=not failures,
         failures=tuple(failures), fixes=tuple(fixes), warnings=(), notes=tuple(notes),
         host_bytes=split.weights_host_bytes + split.kv_host_bytes)
+
+
+def _layer_range(layers: tuple[int, ...]) -> str:
+    return "no layers" if not layers else f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}-{layers[-1]}"
+
+
+def _device_line(d: DeviceUse, n: int) -> str:
+    return (f"GPU {d.index} {d.gpu.name}: {_layer_range(d.layers)} ({len(d.layers)}/{n})" + (" + output layer" if d.output else "")
+            + f", weights {format_bytes(d.weights_bytes)}, KV {format_bytes(d.kv_bytes)}, compute {format_bytes(d.compute_bytes)}, "
+            f"context {format_bytes(d.gpu.overhead.cuda_context_bytes)} = {format_bytes(d.total_bytes)} of {format_bytes(d.gpu.memory_bytes)}")
+
+
+def _box_ngl(model: ModelSpec, s: LlamaCppGiven) -> int:
+    """An explicit -ngl; else every layer (see the --fit note in predict_box)."""
+    return s.n_gpu_layers if s.n_gpu_layers is not None and s.n_gpu_layers >= 0 else model.num_layers + 1
+
+
+def predict_box(model: ModelSpec, box: tuple[GpuSpec, ...], s: LlamaCppGiven) -> EnginePrediction:
+    """-sm layer | row over several GPUs: each GPU priced on its own (devices.py); the table shows the tightest."""
+    c, n = llamacpp_constants(), model.num_layers
+    sizes = gguf_sizes(model, s.gguf_type)
+    split = box_split(model, sizes, s, box, _box_ngl(model, s), c)
+    t = split.tightest
+    fa = flash_attention(model, s, c)
+    items = (
+        MemoryItem("weights", t.weights_bytes, f"{s.gguf_type}: GPU {t.index} of {len(box)}, {_layer_range(t.layers)} ({len(t.layers)}/{n})"
+                   + (" + output layer" if t.output else "") + (", rows of every layer's matrices" if s.split_mode == "row" else "")
+                   + f"; {format_bytes(split.weights_host_bytes)} on the CPU"),
+        MemoryItem("KV cache", t.kv_bytes, f"{split.kv_cells:,} cells of its layers, K {s.cache_type_k}, V {s.cache_type_v}"
+                   + (f"; {format_bytes(split.kv_host_bytes)} on the CPU" if split.kv_host_bytes else "")),
+        MemoryItem("compute buffer", t.compute_bytes, f"n_ubatch {s.ubatch_tokens or c.default_ubatch_tokens}, flash attention {'on' if fa else 'off'}"
+                   + (", output logits" if t.output or (t.index == 0 and not any(d.output for d in split.devices)) else "")),
+        MemoryItem("CUDA context", t.gpu.overhead.cuda_context_bytes, "driver context and kernels"),
+    )
+    failures = []
+    if s.cache_type_v.lower() not in ("f16", "bf16", "f32") and not fa:
+        failures.append(f"a quantized V cache ({s.cache_type_v}) requires flash attention, which is off")
+    for d in split.devices:
+        if d.free_bytes < 0:
+            failures.append(f"CUDA out of memory on GPU {d.index} ({d.gpu.name}): it needs {format_bytes(d.total_bytes)} (weights "
+                            f"{format_bytes(d.weights_bytes)}, KV {format_bytes(d.kv_bytes)}, compute {format_bytes(d.compute_bytes)}, "
+                            f"context), the card has {format_bytes(d.gpu.memory_bytes)}")
+    notes = [f"GGUF {s.gguf_type}: {format_bytes(sizes.file_bytes)} ({sizes.file_bytes * 8 / num_params(model):.2f} bits per weight)",
+             f"--split-mode {s.split_mode} over {len(box)} GPUs, --tensor-split "
+             + (format_split(s.tensor_split) if s.tensor_split else "by free memory (llama.cpp's default: "
+                + ",".join(f"{(g.memory_bytes - g.overhead.cuda_context_bytes) / 2**30:.2f}" for g in box) + " GiB)")]
+    notes += [_device_line(d, n) for d in split.devices]
+    if s.split_mode == "row":
+        notes.append("row split: matrix rows are shared in the ratio of the split (ggml-cuda, default each GPU's total memory) without "
+                     "the kernels' row rounding (up to a few hundred rows per matrix per GPU); the layer's norms, its KV and its "
+                     "experts stay on the GPU that holds the layer")
+    if split.n_gpu_layers <= n:
+        notes.append(f"partial offload: {n + 1 - split.n_gpu_layers} of {n + 1} layers run on the CPU")
+    if failures and s.fit and s.n_gpu_layers is None:
+        failures.append("with several GPUs --fit (on by default) moves layers itself, which oomplan does not model: pass -ngl N "
+                        "and --tensor-split to price the placement you will run")
+    per_slot = split.kv_cells // max(1, s.n_parallel)
+    settings: tuple[tuple[str, str], ...] = (
+        ("-m", f"{model.name} {s.gguf_type} ({format_bytes(sizes.file_bytes)})"), ("-ngl", str(split.n_gpu_layers)),
+        ("-sm", s.split_mode), ("-ts", format_split(s.tensor_split) if s.tensor_split else "default"),
+        ("-c", str(split.kv_cells)), ("-np", str(s.n_parallel)), ("-ctk", s.cache_type_k), ("-ctv", s.cache_type_v),
+        ("-fa", s.flash_attn), ("--fit", "on" if s.fit else "off"))
+    if split.num_cpu_moe_layers:
+        settings += (("--n-cpu-moe", str(split.num_cpu_moe_layers)),)
+    return EnginePrediction(
+        engine="llamacpp", model=model, gpu=t.gpu, num_gpus=len(box), settings=settings, items=items, gpu_total_bytes=t.total_bytes,
+        kv_pool_bytes=sum(d.kv_bytes for d in split.devices) + split.kv_host_bytes, kv_cache_tokens=split.kv_cells, num_kv_blocks=0,
+        context_tokens=per_slot, max_concurrency=float(s.n_parallel), max_running_requests=s.n_parallel, starts=not failures,
+        failures=tuple(failures), fixes=(), warnings=(), notes=tuple(notes),
+        host_bytes=split.weights_host_bytes + split.kv_host_bytes, box=box)
+

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oomplan.specs.hardware import GpuSpec
+
 
 @dataclass(frozen=True)
 class LlamaCppGiven:
@@ -18,3 +20,7 @@ class LlamaCppGiven:
     no_kv_offload: bool = False
     swa_full: bool = False
     n_cpu_moe: int = 0  # --n-cpu-moe N: the routed experts of the first N layers stay in host memory (-1: every layer)
+    split_mode: str = "layer"  # -sm none | layer | row (devices.py)
+    tensor_split: tuple[float, ...] = ()  # -ts: one share per GPU; (): by each GPU's free memory
+    main_gpu: int = 0  # -mg: the one GPU of -sm none
+    devices: tuple[GpuSpec, ...] = ()  # the GPUs of the box (--gpu a+b); (): one GPU per -ts share, at least one

@@ -77,14 +77,19 @@ def flash_attention(model: ModelSpec, s: LlamaCppGiven, c: LlamaCppConstants) ->
 def compute_buffer_bytes(model: ModelSpec, s: LlamaCppGiven, cells: int, c: LlamaCppConstants) -> int:
     """The GPU compute buffer (ggml-alloc's peak): the output layer's logits, or one layer's working set."""
     ub, h = min(_ubatch(s, c), cells), model.hidden_size
-    output = (model.vocab_size + h) * ub * FP32
+    return max((model.vocab_size + h) * ub * FP32, layer_compute_bytes(model, s, cells, c))
+
+
+def layer_compute_bytes(model: ModelSpec, s: LlamaCppGiven, cells: int, c: LlamaCppConstants) -> int:
+    """One layer's working set: the KQ scores (f32) + scratch without flash attention, else the FFN activations."""
+    ub, h = min(_ubatch(s, c), cells), model.hidden_size
     scratch = c.compute_scratch_rows * h * ub * FP32
     if not flash_attention(model, s, c):
-        return max(output, cells * ub * model.num_attention_heads * FP32 + scratch)  # KQ scores, f32
+        return cells * ub * model.num_attention_heads * FP32 + scratch  # KQ scores, f32
     ff = model.intermediate_size
     if model.moe is not None:
         ff = max(ff, model.moe.num_experts_per_token * model.moe.expert_intermediate_size)
-    return max(output, scratch + 2 * ff * ub * FP32)
+    return scratch + 2 * ff * ub * FP32
 
 
 def gpu_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, ngl: int) -> GpuSplit:

@@ -1,0 +1,203 @@
+"""llama.cpp on several GPUs: which layers (and their KV) each device holds, and its own memory budget.
+
+Read from ggml-org/llama.cpp@00342301d01add50835550e8a916f12097d94517 (and src/llama.cpp @01649e61):
+- src/llama.cpp llama_prepare_model_devices: `--split-mode none` keeps only devices[--main-gpu] (an index
+  past the list is "invalid value for main_gpu"); layer and row use every device, in order.
+- src/llama-model.cpp load_tensors: the split points are the prefix sums of --tensor-split (all zero or
+  absent: each device's free memory, ggml_backend_dev_memory), normalised, in float32.
+  i_gpu_start = max(n_layer - ngl, 0), act_gpu_layers = min(ngl, n_layer + 1); layer il in 0..n_layer (il =
+  n_layer is the output layer: output_norm + output) goes to device upper_bound(splits, (il - i_gpu_start) /
+  act_gpu_layers), or to the CPU outside [i_gpu_start, i_gpu_start + act_gpu_layers). The input layer
+  (token_embd) always stays on the CPU. The same split points place the layers in every split mode.
+- make_gpu_buft_list: with `--split-mode row` each device's buffer list starts with the backend's split buffer
+  type, so a layer's 2-D weight matrices are split by rows over all the devices (ggml-cuda
+  ggml_backend_cuda_split_buffer_type: rows in the ratio of --tensor-split, default each device's total memory,
+  ggml_cuda_info().default_tensor_split); what the split buffer refuses (3-D expert tensors: supports_op is
+  false for MUL_MAT_ID on a split buffer) and norms, biases and the KV cache stay with the layer's device.
+- src/llama-kv-cache.cpp: the cache of layer il lives on model.dev_layer(il), i.e. with its layer.
+- The compute buffer (ggml_backend_sched, one per backend): the output layer's logits on the device holding
+  it (or on the first device, which takes over the CPU layers' large matmuls, when it stays on the CPU); every
+  other device that holds layers needs one layer's working set.
+"""
+from __future__ import annotations
+
+import struct
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from oomplan.engines.llamacpp.constants import LlamaCppConstants, llamacpp_constants
+from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_tensors, tensor_bytes
+from oomplan.engines.llamacpp.settings import LlamaCppGiven
+from oomplan.engines.llamacpp.split import compute_buffer_bytes, cpu_moe_layers, ctx_cells, kv_layer_bytes, layer_compute_bytes
+from oomplan.errors import InputError
+from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.model import ModelSpec
+
+SPLIT_MODES = ("none", "layer", "row")
+MAX_DEVICES = 16  # src/llama.cpp llama_max_devices()
+
+
+def f32(x: float) -> float:
+    """x rounded to a C float (llama.cpp computes the split points in float32)."""
+    return float(struct.unpack("f", struct.pack("f", x))[0])
+
+
+def split_points(shares: tuple[float, ...]) -> tuple[float, ...]:
+    """load_tensors: prefix sums of the shares, each divided by the total, in float32."""
+    total, sums = 0.0, []
+    for share in shares:
+        total = f32(total + f32(share))
+        sums.append(total)
+    return tuple(f32(s / total) for s in sums)
+
+
+def free_bytes(gpu: GpuSpec) -> int:
+    """What ggml_backend_dev_memory reports free when the model loads: the card less the process's context."""
+    return gpu.memory_bytes - gpu.overhead.cuda_context_bytes
+
+
+def layer_devices(n_layer: int, ngl: int, points: tuple[float, ...]) -> tuple[int | None, ...]:
+    """The device of each layer il = 0..n_layer (the last is the output layer); None: the CPU."""
+    start, active = max(n_layer - ngl, 0), min(ngl, n_layer + 1)
+    out: list[int | None] = []
+    for il in range(n_layer + 1):
+        if il < start or il - start >= active:
+            out.append(None)
+        else:
+            out.append(min(bisect_right(points, f32((il - start) / active)), len(points) - 1))
+    return tuple(out)
+
+
+def box_devices(gpu: GpuSpec, s: LlamaCppGiven) -> tuple[GpuSpec, ...]:
+    """The GPUs llama.cpp sees: the box (--gpu a+b), else as many of `gpu` as --tensor-split has shares, else one.
+    Checks --tensor-split and --main-gpu against them."""
+    box = s.devices or (gpu,) * max(1, len(s.tensor_split))
+    if len(box) > MAX_DEVICES:
+        raise InputError(f"--gpu: {len(box)} GPUs; llama.cpp uses at most {MAX_DEVICES} (llama_max_devices)")
+    if s.tensor_split:
+        if len(s.tensor_split) != len(box):
+            raise InputError(f"--tensor-split: {len(s.tensor_split)} shares for {len(box)} GPUs "
+                             f"({'+'.join(g.name for g in box)}); accepted: one share per GPU, e.g. {','.join(['1'] * len(box))}")
+        if any(x < 0 for x in s.tensor_split):
+            raise InputError(f"--tensor-split: {format_split(s.tensor_split)} has a negative share; accepted: shares >= 0 with a positive sum")
+        if not any(s.tensor_split):
+            raise InputError(f"--tensor-split: {format_split(s.tensor_split)} sums to 0; accepted: shares >= 0 with a positive sum "
+                             "(leave the flag out for llama.cpp's default split by free memory)")
+    if not 0 <= s.main_gpu < len(box):
+        raise InputError(f"--main-gpu: {s.main_gpu} is out of range for {len(box)} GPU(s); accepted: 0..{len(box) - 1}")
+    if s.split_mode not in SPLIT_MODES:
+        raise InputError(f"--split-mode: {s.split_mode!r} is not accepted; use one of {', '.join(SPLIT_MODES)}")
+    return box
+
+
+def format_split(shares: tuple[float, ...]) -> str:
+    return ",".join(f"{x:g}" for x in shares)
+
+
+@dataclass(frozen=True)
+class DeviceUse:
+    """One GPU's share of the model: its layers, their weights and KV, its compute buffer."""
+
+    index: int
+    gpu: GpuSpec
+    layers: tuple[int, ...]  # repeating layers placed on it (their KV too)
+    output: bool  # the output layer (output_norm + output) is on it
+    weights_bytes: int
+    kv_bytes: int
+    compute_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + self.compute_bytes + self.gpu.overhead.cuda_context_bytes
+
+    @property
+    def free_bytes(self) -> int:
+        return self.gpu.memory_bytes - self.total_bytes
+
+
+@dataclass(frozen=True)
+class BoxSplit:
+    devices: tuple[DeviceUse, ...]
+    n_gpu_layers: int
+    weights_host_bytes: int
+    kv_host_bytes: int
+    kv_cells: int
+    experts_host_bytes: int
+    num_cpu_moe_layers: int
+
+    @property
+    def tightest(self) -> DeviceUse:
+        """The GPU with the least memory left (the first of equals)."""
+        return min(self.devices, key=lambda d: (d.free_bytes, d.index))
+
+
+def _row_matrices(model: ModelSpec, s: LlamaCppGiven) -> list[list[tuple[int, int]]]:
+    """Per layer, the (rows, bytes) of each 2-D weight matrix the split buffer takes (not the experts)."""
+    out: list[list[tuple[int, int]]] = [[] for _ in range(model.num_layers)]
+    ck = model.checkpoint
+    if ck is not None and ck.kind == "gguf":
+        from oomplan.checkpoint.naming import layer_index
+
+        for c in ck.tensors:
+            i = layer_index(c.name)
+            if i is not None and i < model.num_layers and len(c.shape) == 2 and "_exps" not in c.name:
+                out[i].append((c.shape[1], c.nbytes))  # gguf-py: shape is ne, ne[1] the number of rows
+        return out
+    for t in gguf_tensors(model, s.gguf_type):
+        if t.layer is not None and t.num_elems > t.row_elems and not t.name.endswith("_exps"):
+            out[t.layer].append((t.num_elems // t.row_elems, tensor_bytes(t)))
+    return out
+
+
+def _row_shares(rows: int, nbytes: int, points: tuple[float, ...]) -> list[int]:
+    """ggml-cuda get_row_split without the kernels' row rounding: device i holds rows [rows*p[i-1], rows*p[i])."""
+    bounds = [0] + [int(rows * p) for p in points[:-1]] + [rows]
+    return [(bounds[i + 1] - bounds[i]) * nbytes // rows for i in range(len(points))]
+
+
+def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[GpuSpec, ...], ngl: int,
+              c: LlamaCppConstants | None = None) -> BoxSplit:
+    """Every device's bytes for one -ngl over the devices of a layer or row split (box_devices checked them)."""
+    c, n = c or llamacpp_constants(), model.num_layers
+    ngl = n + 1 if ngl < 0 else min(ngl, n + 1)
+    points = split_points(s.tensor_split or tuple(float(free_bytes(g)) for g in box))
+    where = layer_devices(n, ngl, points)
+    cells = ctx_cells(model, s, c)
+    cpu_moe = cpu_moe_layers(model, s)
+    weights, kv = [0] * len(box), [0] * len(box)
+    experts_host = kv_host = 0
+    row = s.split_mode == "row" and len(box) > 1
+    matrices = _row_matrices(model, s) if row else []
+    row_points = split_points(s.tensor_split or tuple(float(g.memory_bytes) for g in box)) if row else ()
+    for i in range(n):
+        kv_i = kv_layer_bytes(model, s, cells, i, c)
+        dev = where[i]
+        experts = sizes.expert_bytes[i] if sizes.expert_bytes and i < cpu_moe else 0
+        if dev is None:
+            kv_host += kv_i
+            continue
+        experts_host += experts
+        layer = sizes.layer_bytes[i] - experts
+        if row:
+            for rows, nbytes in matrices[i]:
+                layer -= nbytes
+                for d, share in enumerate(_row_shares(rows, nbytes, row_points)):
+                    weights[d] += share
+        weights[dev] += layer
+        if s.no_kv_offload:
+            kv_host += kv_i
+        else:
+            kv[dev] += kv_i
+    out_dev = where[n]
+    if out_dev is not None:
+        weights[out_dev] += sizes.output_bytes
+    logits_dev = out_dev if out_dev is not None else 0
+    holds = {d for d in where[:n] if d is not None}
+    devices = []
+    for d, gpu in enumerate(box):
+        compute = (compute_buffer_bytes(model, s, cells, c) if d == logits_dev
+                   else layer_compute_bytes(model, s, cells, c) if d in holds else 0)
+        layers = tuple(i for i in range(n) if where[i] == d)
+        devices.append(DeviceUse(d, gpu, layers, out_dev == d, weights[d], kv[d], compute))
+    host = sizes.total_bytes - sum(weights)
+    return BoxSplit(tuple(devices), ngl, host, kv_host, cells, experts_host, cpu_moe)

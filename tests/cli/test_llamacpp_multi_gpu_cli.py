@@ -1,0 +1,59 @@
+"""`vet -- llama-server` on several GPUs through CliRunner: -ts/-sm/-mg read, a box of different cards, bad input."""
+import json
+import shlex
+
+import pytest
+from typer.testing import CliRunner
+
+from oomplan.cli.app import app
+
+runner = CliRunner()
+LLAMA70 = "llama-server -m Meta-Llama-3.1-70B-Instruct-Q4_K_M.gguf -c 16384"
+
+
+def vet(gpu: str, command: str, *options: str):
+    return runner.invoke(app, ["vet", "--gpu", gpu, *options, "--", *shlex.split(command)], env={"COLUMNS": "80"})
+
+
+def test_a_box_of_two_cards_prices_each_gpu():
+    r = vet("rtx-5090+rtx-4090", LLAMA70)
+    assert r.exit_code == 0, r.output
+    # 81 layers (80 + output) by free memory 33,131,986,944 : 24,849,481,728 -> il/81 < 0.5714 for il <= 46
+    assert "note: GPU 0 rtx-5090: layers 0-46 (47/80), weights 22.38 GiB, KV 2.94 GiB, compute 208.0 MiB" in r.stdout
+    assert "note: GPU 1 rtx-4090: layers 47-79 (33/80) + output layer, weights 16.66 GiB, KV 2.06 GiB, compute 266.5 MiB" in r.stdout
+    assert "starts: llama.cpp holds 19.49 GiB of 23.64 GiB per GPU" in r.stdout  # the fullest GPU, the 4090
+    data = json.loads(vet("rtx-5090+rtx-4090", LLAMA70 + " -ts 1,3 -ngl 81", "--json").stdout)
+    assert data["unmodelled_flags"] == [] and data["engine"]["num_gpus"] == 2 and data["engine"]["settings"]["-ts"] == "1,3"
+    assert vet("rtx-5090+rtx-4090", LLAMA70 + " -ts 1,3 -ngl 81").exit_code == 1  # 3/4 of 40 GiB does not fit a 4090
+
+
+def test_one_card_kind_with_shares_is_that_many_cards():
+    r = vet("rtx-4090", "llama-server -m Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf -c 8192 -ts 3,1 -sm layer -mg 0")
+    assert r.exit_code == 0, r.output
+    # 33 layers 3:1 -> il/33 < 0.75 for il <= 24; KV 32 MiB a layer at 8,192 cells
+    assert "note: GPU 0 rtx-4090: layers 0-24 (25/32), weights 3.02 GiB, KV 800.0 MiB, compute 104.0 MiB" in r.stdout
+    assert "note: GPU 1 rtx-4090: layers 25-31 (7/32) + output layer, weights 1.28 GiB, KV 224.0 MiB, compute 258.5 MiB" in r.stdout
+    none = vet("rtx-5090+rtx-4090", "llama-server -m Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf -c 8192 -sm none -mg 1")
+    assert "llama-3.1-8b on NVIDIA GeForce RTX 4090 · llama.cpp" in none.stdout
+
+
+@pytest.mark.parametrize(("gpu", "flags", "message"), [
+    ("rtx-5090+rtx-4090", "-ts 1,1,1", "error: --tensor-split: 3 shares for 2 GPUs (rtx-5090+rtx-4090); accepted: one share per GPU, e.g. 1,1"),
+    ("rtx-4090", "-ts 1,-2", "error: -ts: '-2' is out of range; accepted: 0..1000000000000"),
+    ("rtx-4090", "-ts 0,0", "error: --tensor-split: 0,0 sums to 0; accepted: shares >= 0 with a positive sum"),
+    ("rtx-5090+rtx-4090", "-sm none -mg 2", "error: --main-gpu: 2 is out of range for 2 GPU(s); accepted: 0..1"),
+    ("rtx-4090", "-sm diagonal", "error: -sm: 'diagonal' is not accepted; use one of none, layer, row"),
+    ("rtx-5090+rtx-9999", "", "error: --gpu: no GPU named 'rtx-9999'"),
+    ("rtx-5090+", "", "error: --gpu: 'rtx-5090+' has an empty item; give the box's cards joined by '+' (rtx-4090+rtx-3090)"),
+])
+def test_bad_placements_are_one_line_exit_2(gpu, flags, message):
+    r = vet(gpu, f"{LLAMA70} {flags}")
+    errors = [line for line in r.stderr.splitlines() if not line.startswith("note: ")]  # the GGUF-by-name note may come first
+    assert r.exit_code == 2 and len(errors) == 1 and errors[0].startswith(message), r.stderr
+
+
+def test_a_box_is_llamacpp_only():
+    r = vet("rtx-5090+rtx-4090", "vllm serve meta-llama/Llama-3.1-8B-Instruct")
+    assert r.exit_code == 2
+    assert r.stderr == ("error: --gpu: rtx-5090+rtx-4090 is a box of different cards, priced for llama.cpp only (its "
+                        "--tensor-split); give one card kind\n")

@@ -1,0 +1,106 @@
+"""llama.cpp on several GPUs (oomplan/engines/llamacpp/devices.py): the split points and layer placement of
+ggml-org/llama.cpp@00342301 src/llama-model.cpp load_tensors, checked by hand; each GPU priced on its own."""
+from dataclasses import replace
+
+import pytest
+
+from oomplan.engines.llamacpp.devices import (
+    _row_shares, box_devices, box_split, f32, free_bytes, layer_devices, split_points,
+)
+from oomplan.engines.llamacpp.gguf import gguf_sizes
+from oomplan.engines.llamacpp.predict import predict_llamacpp
+from oomplan.engines.llamacpp.settings import LlamaCppGiven
+from oomplan.engines.llamacpp.split import gpu_split
+from oomplan.errors import InputError
+from oomplan.profiles import load_gpu, load_model
+
+MIB = 2**20
+LLAMA8 = load_model("llama-3.1-8b")
+R4090, R5090 = load_gpu("rtx-4090"), load_gpu("rtx-5090")
+
+
+def test_split_points_are_normalised_prefix_sums():
+    assert split_points((3.0, 1.0)) == (0.75, 1.0)
+    assert split_points((1.0, 1.0, 2.0)) == (0.25, 0.5, 1.0)
+    assert split_points((0.1, 0.2)) == (f32(f32(0.1) / f32(f32(0.1) + f32(0.2))), 1.0)  # float32 as in C
+
+
+def test_layers_go_by_upper_bound_of_il_over_active_layers():
+    # -ngl 33 of 32 layers, 3:1: il/33 < 0.75 for il <= 24 -> GPU 0 holds 0..24, GPU 1 holds 25..31 and the output layer (il 32)
+    assert layer_devices(32, 33, (0.75, 1.0)) == (0,) * 25 + (1,) * 8
+    # an even split: il/33 < 0.5 for il <= 16
+    assert layer_devices(32, 33, (0.5, 1.0)) == (0,) * 17 + (1,) * 16
+    # -ngl 10: i_gpu_start = 22; (il - 22)/10 < 0.5 for il 22..26; the output layer (il - 22 = 10 >= 10) stays on the CPU
+    assert layer_devices(32, 10, (0.5, 1.0)) == (None,) * 22 + (0,) * 5 + (1,) * 5 + (None,)
+
+
+def test_default_split_is_free_memory():
+    # 5090: 33,668,857,856 - 512 MiB context = 33,131,986,944 free; 4090: 25,386,352,640 - 512 MiB = 24,849,481,728
+    assert (free_bytes(R5090), free_bytes(R4090)) == (33_131_986_944, 24_849_481_728)
+    p = split_points((33_131_986_944.0, 24_849_481_728.0))
+    assert 0.5714 < p[0] < 0.5715  # 81 layers of the 70B: il/81 < 0.5714 for il <= 46 -> 47 on the 5090
+    assert layer_devices(80, 81, p).count(0) == 47
+
+
+def test_each_gpu_holds_its_layers_weights_kv_and_compute():
+    s = LlamaCppGiven(ctx_tokens=8192, tensor_split=(3.0, 1.0))
+    sizes = gguf_sizes(LLAMA8, "Q4_K_M")
+    box = box_devices(R4090, s)
+    assert box == (R4090, R4090)  # --gpu rtx-4090 with two shares: two of that card
+    split = box_split(LLAMA8, sizes, s, box, 33)
+    g0, g1 = split.devices
+    assert (g0.layers, g1.layers, g0.output, g1.output) == (tuple(range(25)), tuple(range(25, 32)), False, True)
+    # KV: 8,192 cells x 8 KV heads x 128 x 2 bytes (f16) x 2 (K, V) = 32 MiB a layer
+    assert (g0.kv_bytes, g1.kv_bytes) == (25 * 32 * MIB, 7 * 32 * MIB)
+    # compute, flash attention on: GPU 0 one layer = 6 x 4096 x 512 x 4 (scratch) + 2 x 14336 x 512 x 4 = 48 + 56 MiB;
+    # GPU 1 holds the output layer: logits (128,256 + 4,096) x 512 x 4 bytes = 258.5 MiB
+    assert (g0.compute_bytes, g1.compute_bytes) == (104 * MIB, int(258.5 * MIB))
+    assert g0.weights_bytes == sum(sizes.layer_bytes[:25])
+    assert g1.weights_bytes == sum(sizes.layer_bytes[25:]) + sizes.output_bytes
+    one = gpu_split(LLAMA8, sizes, replace(s, tensor_split=()), 33)
+    assert g0.weights_bytes + g1.weights_bytes == one.weights_gpu_bytes and split.weights_host_bytes == sizes.token_embd_bytes
+    assert g0.total_bytes == g0.weights_bytes + 800 * MIB + 104 * MIB + 512 * MIB
+
+
+def test_row_split_shares_matrix_rows_and_keeps_kv_with_the_layer():
+    # q_proj of the 8B at Q4_K: 4,096 rows of 4096/256 x 144 = 2,304 bytes; 3:1 -> 3,072 rows on GPU 0
+    assert _row_shares(4096, 4096 * 2304, (0.75, 1.0)) == [3072 * 2304, 1024 * 2304]
+    s = LlamaCppGiven(ctx_tokens=8192, tensor_split=(1.0, 1.0), split_mode="row")
+    sizes = gguf_sizes(LLAMA8, "Q4_K_M")
+    row = box_split(LLAMA8, sizes, s, (R4090, R4090), 33)
+    layer = box_split(LLAMA8, sizes, replace(s, split_mode="layer"), (R4090, R4090), 33)
+    assert [d.kv_bytes for d in row.devices] == [d.kv_bytes for d in layer.devices] == [17 * 32 * MIB, 15 * 32 * MIB]
+    assert sum(d.weights_bytes for d in row.devices) == sum(d.weights_bytes for d in layer.devices)
+    # every matrix is halved: each GPU holds about half the repeating weights, whatever its layers
+    half = sum(sizes.layer_bytes) / 2
+    assert abs(row.devices[0].weights_bytes - half) < 0.01 * half
+
+
+def test_split_mode_none_is_the_main_gpu_alone():
+    s = LlamaCppGiven(ctx_tokens=8192, split_mode="none", main_gpu=1, devices=(R5090, R4090))
+    p = predict_llamacpp(LLAMA8, R5090, s)
+    assert p.num_gpus == 1 and p.gpu == R4090
+    assert p.gpu_total_bytes == predict_llamacpp(LLAMA8, R4090, LlamaCppGiven(ctx_tokens=8192)).gpu_total_bytes
+
+
+def test_the_fullest_gpu_is_the_table_and_an_oom_names_its_gpu():
+    model = load_model("llama-3.1-70b")
+    p = predict_llamacpp(model, R5090, LlamaCppGiven(ctx_tokens=16384, devices=(R5090, R4090)))
+    assert p.ok and p.num_gpus == 2 and p.gpu == R4090 and p.box == (R5090, R4090)
+    bad = predict_llamacpp(model, R5090, LlamaCppGiven(ctx_tokens=16384, devices=(R5090, R4090), tensor_split=(1.0, 3.0),
+                                                       n_gpu_layers=81))
+    assert not bad.starts and bad.failures[0].startswith("CUDA out of memory on GPU 1 (rtx-4090): it needs ")
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    (LlamaCppGiven(tensor_split=(1.0, 1.0, 1.0), devices=(R5090, R4090)),
+     "--tensor-split: 3 shares for 2 GPUs (rtx-5090+rtx-4090); accepted: one share per GPU, e.g. 1,1"),
+    (LlamaCppGiven(tensor_split=(-1.0, 2.0)), "--tensor-split: -1,2 has a negative share; accepted: shares >= 0 with a positive sum"),
+    (LlamaCppGiven(tensor_split=(0.0, 0.0)), "--tensor-split: 0,0 sums to 0; accepted: shares >= 0 with a positive sum"),
+    (LlamaCppGiven(main_gpu=2, devices=(R5090, R4090)), "--main-gpu: 2 is out of range for 2 GPU(s); accepted: 0..1"),
+    (LlamaCppGiven(main_gpu=1), "--main-gpu: 1 is out of range for 1 GPU(s); accepted: 0..0"),
+])
+def test_bad_placements_are_refused(given, message):
+    with pytest.raises(InputError) as e:
+        box_devices(R4090, given)
+    assert str(e.value).startswith(message)
