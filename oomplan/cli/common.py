@@ -15,7 +15,7 @@ from oomplan.safeio import finite_json
 from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.plan import KV_DTYPES, WEIGHT_FORMATS, Plan, Workload
 from oomplan.text import clean
-from oomplan.units import parse_number
+from oomplan.units import parse_count, parse_number
 
 if TYPE_CHECKING:  # rich is imported only to render: never with --json
     from rich.console import Console
@@ -32,6 +32,7 @@ FIELD_FLAGS: dict[str, str] = {
     "pipeline_parallel": "--pp", "offload_bytes": "--offload-gib", "attention": "--attention",
     "prefill_chunk_tokens": "--prefill-chunk", "logits": "--logits", "ctx_tokens": "--ctx", "batch_size": "--batch",
     "engine": "--engine", "expert_parallel": "--ep", "component_weights": "--component-weights", "kv_policy": "--kv-policy",
+    "num_images": "--images", "image_tokens": "--image-tokens",
     # TrainingPlan (tensor_parallel, pipeline_parallel and attention as above)
     "mode": "--train", "optimizer": "--optimizer", "precision": "--precision", "seq_tokens": "--seq", "micro_batch_size": "--batch",
     "grad_accum_steps": "--grad-accum", "data_parallel": "--dp", "sequence_parallel": "--sp", "zero_stage": "--zero",
@@ -204,6 +205,22 @@ def build_plan(**fields: Any) -> Plan:
 
 def build_workload(**fields: Any) -> Workload:
     return Workload(**fields)
+
+
+IMAGES = typer.Option(0, "--images", help="Images per sequence (multimodal models): the vision tower's prefill activations, and "
+                      "Mllama's cross-attention K/V; their tokens are part of --ctx.")
+IMAGE_TOKENS = typer.Option(None, "--image-tokens", help="Decoder tokens per image where the processor decides them "
+                            "(Qwen2.5-VL, Qwen3-VL, Pixtral, Llama 4); fixed by the config for Gemma 3 and Mllama.")
+
+
+def image_fields(images: int | None, image_tokens: str | None) -> dict[str, Any]:
+    """--images / --image-tokens -> Workload fields (the values are checked by Workload and oomplan.memory.images)."""
+    out: dict[str, Any] = {}
+    if images:
+        out["num_images"] = images
+    if image_tokens is not None:
+        out["image_tokens"] = parse_count(image_tokens, "--image-tokens")
+    return out
 
 
 def resolve_gpu(ref: str, flag: str = "--gpu"):

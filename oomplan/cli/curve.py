@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 import typer
 
 from oomplan.cli.common import (
-    FIELD_FLAGS, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, handle_errors, kv_policy_fields, print_json, resolve_gpu, stdout, warn,
+    FIELD_FLAGS, IMAGE_TOKENS, IMAGES, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, image_fields, kv_policy_fields, print_json, resolve_gpu, stdout, warn,
 )
 from oomplan.errors import EXIT_OK, InputError, did_you_mean
 from oomplan.planfile import load_plan_file
@@ -80,6 +80,9 @@ def curve_command(
     points: int = typer.Option(24, "--points", help="How many log-spaced points."),
     ctx: Optional[str] = typer.Option(None, "--ctx", help="With --x batch: tokens per sequence (default: 4k)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Concurrent sequences (with --x ctx; default 1)."),
+    images: Optional[int] = typer.Option(None, "--images", help="Images per sequence at every point (default: the plan's, else 0); "
+                                         "their tokens are part of the context."),
+    image_tokens: Optional[str] = IMAGE_TOKENS,
     tp: Optional[int] = typer.Option(None, "--tp", help="Tensor-parallel GPUs (default 1)."),
     pp: Optional[int] = typer.Option(None, "--pp", help="Pipeline stages (default 1); the busiest stage is drawn."),
     weights: Optional[str] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
@@ -138,11 +141,14 @@ def curve_command(
         fixed = parse_count(ctx, "--ctx") if ctx is not None else (pf.workload.ctx_tokens if pf else 4096)
         start = parse_count(from_x if from_x is not None else "1", "--from", 1, 2**20)
         end = parse_count(to_x if to_x is not None else "256", "--to", 1, 2**20)  # Workload.batch_size <= 2^20
+    shown = _images(images, image_tokens, pf)
     if compared is not None:  # one row per card: each plan's cliff (oomplan/cli/cards.py)
         from oomplan.cli.cards import resolve_cards, run_curve_comparison
 
+        if shown is not None:
+            raise InputError("--images: comparing cards draws text-only curves; give one --gpu to draw them with images")
         return run_curve_comparison(spec, resolve_cards(compared), _plans(base, compare), axis, fixed, start, end, points, as_json)
-    cs = memory_curves(spec, card, _plans(base, compare), axis, fixed, start, end, points)
+    cs = memory_curves(spec, card, _plans(base, compare), axis, fixed, start, end, points, shown)
     warn(sorted({w for c in cs.curves for w in c.warnings}), strict=False)
     _write_files(cs, png, svg, force)
     if as_json:
@@ -150,6 +156,14 @@ def curve_command(
     else:
         stdout().print(curve_chart(cs))
     return EXIT_OK
+
+
+def _images(images: Optional[int], image_tokens: Optional[str], pf) -> Any:
+    """The images every point keeps (a Workload carrying them), from the flags or the plan file; None: text only."""
+    num = images if images is not None else (pf.workload.num_images if pf else 0)
+    tokens = image_tokens if image_tokens is not None else (pf.workload.image_tokens if pf and images is None else None)
+    fields = image_fields(num, str(tokens) if tokens is not None else None)
+    return build_workload(ctx_tokens=1, **fields) if fields else None
 
 
 def _write_files(cs, png: Optional[Path], svg: Optional[Path], force: bool) -> None:

@@ -11,7 +11,7 @@ from oomplan.cli.engine_opts import (
 )
 from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
-    KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, kv_policy_fields, refuse_kv_policy_with_engine, build_workload, handle_errors, parse_component_weights, print_json, raw_gpu_parallel, resolve_gpu, stdout, warn,
+    IMAGE_TOKENS, IMAGES, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, image_fields, kv_policy_fields, refuse_kv_policy_with_engine, build_workload, handle_errors, parse_component_weights, print_json, raw_gpu_parallel, resolve_gpu, stdout, warn,
 )
 from oomplan.cli.train import (
     DP, FSDP, GRAD_ACCUM, HOST_MEM, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OFFLOAD_PARAMS, OPTIMIZER, PRECISION, RECOMPUTE, SEQ,
@@ -19,6 +19,7 @@ from oomplan.cli.train import (
 )
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError, UnknownFamilyError
 from oomplan.memory.budget import estimate
+from oomplan.memory.images import refuse_images_with_engine
 from oomplan.report.estimate_json import estimate_json
 from oomplan.units import parse_bytes, parse_count
 
@@ -30,6 +31,8 @@ def estimate_command(
     gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias (oomplan gpus), a profile YAML, or a raw capacity: 24GiB, 2x80GiB; a comma list (a100-80g,h100,l40s) or 'all': one row per card."),
     ctx: str = typer.Option("4k", "--ctx", help="Tokens per sequence, prompt + generated: 32k, 32K or 32768 (k = 1024)."),
     batch: int = typer.Option(1, "--batch", help="Concurrent sequences."),
+    images: int = IMAGES,
+    image_tokens: Optional[str] = IMAGE_TOKENS,
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel GPUs."),
     pp: int = typer.Option(1, "--pp", help="Pipeline stages."),
     ep: bool = typer.Option(False, "--ep/--no-ep", help="Expert parallelism: split routed experts across the TP group."),
@@ -80,12 +83,14 @@ def estimate_command(
                        offload_optimizer, offload_params, host_mem)
     if train is not None:  # a training step: oomplan/cli/train.py
         assert spec is not None  # load_or_unknown refuses --train without a family
-        reject_inference_flags({"--weights": weights != "auto", "--component-weights": component_weights is not None, "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--kv-policy": kv_policy is not None, "--ep": ep,
+        reject_inference_flags({"--images": bool(images), "--image-tokens": image_tokens is not None, "--weights": weights != "auto", "--component-weights": component_weights is not None, "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--kv-policy": kv_policy is not None, "--ep": ep,
                                 "--offload-gib": offload_gib != "0", "--prefill-chunk": prefill_chunk is not None, "--engine": engine != "hf"})
         return run_train_estimate(spec, card, flags, parse_count(seq or ctx, "--seq" if seq else "--ctx"), batch, tp, pp, attention, strict, as_json)
     flags.reject_without_train()
-    workload = build_workload(ctx_tokens=parse_count(ctx, "--ctx"), batch_size=batch, engine=check_engine(engine))
+    workload = build_workload(ctx_tokens=parse_count(ctx, "--ctx"), batch_size=batch, engine=check_engine(engine),
+                              **image_fields(images, image_tokens))
     refuse_kv_policy_with_engine(kv_policy, workload.engine)
+    refuse_images_with_engine(workload)
     if kv_policy is not None and (dms != 1.0 or dms_window != 512):
         raise InputError("--kv-policy and --dms/--dms-window: give one (--kv-policy dms:R,window:W is the same as --dms R --dms-window W)")
     plan = build_plan(
@@ -99,7 +104,8 @@ def estimate_command(
         from oomplan.cli.measured import run_measured
 
         run_measured(unknown, card, workload, plan, {"--engine-version": engine_version is not None, "--gpu (several cards)": compared is not None,
-                      "--kv-policy": kv_policy is not None},
+                      "--kv-policy": kv_policy is not None,
+                      "--images": bool(images) or image_tokens is not None},
                      as_json, strict)
     assert spec is not None
     if compared is not None:  # one row per card: oomplan/cli/cards.py

@@ -15,7 +15,7 @@ from oomplan.cli.engine_opts import (
 from oomplan.cli.progress import spinner
 from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
-    FIT_KV_POLICY_HELP, build_plan, build_workload, handle_errors, print_json, refuse_kv_policy_with_engine, resolve_gpu,
+    FIT_KV_POLICY_HELP, IMAGE_TOKENS, IMAGES, build_plan, build_workload, handle_errors, image_fields, print_json, refuse_kv_policy_with_engine, resolve_gpu,
     stdout, warn,
 )
 from oomplan.cli.train import (
@@ -24,6 +24,7 @@ from oomplan.cli.train import (
 )
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError, UnknownFamilyError
 from oomplan.memory.budget import estimate
+from oomplan.memory.images import refuse_images_with_engine
 from oomplan.memory.validate import request_warnings
 from oomplan.planner.diagnose import diagnose
 from oomplan.planner.inverse import MAX_BATCH_SIZE, search_max
@@ -52,6 +53,8 @@ def fit_command(
     gpu: str = typer.Option(..., "--gpu", "-g", help="GPU profile name/alias, a profile YAML, or a raw capacity: 24GiB, 2x80GiB (N = GPUs to use); a comma list (a100-80g,h100,l40s) or 'all' compares cards."),
     ctx: str = typer.Option("4k", "--ctx", help="Tokens per sequence (32k, 32768) or 'max' for the longest that fits."),
     batch: str = typer.Option("1", "--batch", help="Concurrent sequences, or 'max' for the most that fit."),
+    images: int = IMAGES,
+    image_tokens: Optional[str] = IMAGE_TOKENS,
     objective: str = typer.Option("quality", "--objective", help="quality | throughput | gpus | cost."),
     top: int = typer.Option(5, "--top", min=1, help="How many plans to show."),
     gpus: Optional[int] = typer.Option(None, "--gpus", min=1, help="Use exactly N GPUs."),
@@ -117,7 +120,8 @@ def fit_command(
                        lora_targets=lora_targets, offload_optimizer=offload_optimizer)
     if train is not None:  # a training plan search: oomplan/cli/train.py
         assert spec is not None  # load_or_unknown refuses --train without a family
-        reject_inference_flags({"--weights": weights is not None, "--kv-dtype": kv_dtype is not None, "--engine": engine != "hf",
+        reject_inference_flags({"--images": bool(images), "--image-tokens": image_tokens is not None,
+                                "--weights": weights is not None, "--kv-dtype": kv_dtype is not None, "--engine": engine != "hf",
                                 "--kv-policy": bool(kv_policy),
                                 "--probe": probe, "--price": price is not None})
         return run_train_fit(spec, card, replace(flags, host_mem=host_mem), TrainFitArgs(
@@ -130,13 +134,15 @@ def fit_command(
         raise InputError("--ctx max and --batch max together have no single answer; fix one of them")
     workload = build_workload(
         ctx_tokens=1 if want_ctx else parse_count(ctx, "--ctx"),
-        batch_size=1 if want_batch else parse_count(batch, "--batch", maximum=MAX_BATCH_SIZE),
+        batch_size=1 if want_batch else parse_count(batch, "--batch", maximum=MAX_BATCH_SIZE), **image_fields(images, image_tokens),
     )
+    refuse_images_with_engine(workload.model_copy(update={"engine": check_engine(engine)}))
     if unknown is not None:
         _fit_measured(unknown, card, workload.model_copy(update={"engine": check_engine(engine)}), weights, kv_dtype, attention, as_json, strict, {
             "--ctx max": want_ctx, "--batch max": want_batch, "--gpus": (gpus or 1) > 1, "--output": output is not None,
             "--probe": probe, "--price": price is not None, "--engine-version": engine_version is not None,
-            "--gpu (several cards)": compared is not None, "--kv-policy": bool(kv_policy)})
+            "--gpu (several cards)": compared is not None, "--kv-policy": bool(kv_policy),
+            "--images": bool(images) or image_tokens is not None})
     assert spec is not None
     if limits.kv_policies:
         refuse_kv_policy_with_engine(kv_policy[0] if kv_policy else None, check_engine(engine))

@@ -111,6 +111,7 @@ class KvBudget:
     num_windowed_layers: int = 0  # sliding / chunked layers whose window holds fewer tokens than the context
     window_tokens_max: int = 0  # the largest such window (tokens one sequence keeps there)
     prefill_transient_bytes: int = 0  # budget policy: the one layer holding its whole prompt before it compresses
+    cross_bytes: int = 0  # Mllama --images: the cross-attention layers' K/V of the images, inside `bytes` (memory/vision_kv.py)
 
 
 def kv_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch_size: int, stage: Stage) -> KvBudget:

@@ -79,19 +79,25 @@ def log_points(from_x: int, to_x: int, num_points: int) -> tuple[int, ...]:
     return tuple(sorted(xs | {from_x, to_x}))
 
 
-def _workload(axis: Axis, x: int, fixed: int) -> Workload:
-    return Workload(ctx_tokens=x, batch_size=fixed) if axis == "ctx" else Workload(ctx_tokens=fixed, batch_size=x)
+def _workload(axis: Axis, x: int, fixed: int, images: Workload | None = None) -> Workload:
+    """The workload at x; `images`: a workload whose images (--images, --image-tokens) every point keeps."""
+    ctx, batch = (x, fixed) if axis == "ctx" else (fixed, x)
+    if images is None:
+        return Workload(ctx_tokens=ctx, batch_size=batch)
+    return Workload(ctx_tokens=ctx, batch_size=batch, num_images=images.num_images, image_tokens=images.image_tokens)
 
 
-def curve_point(model: ModelSpec, gpu: GpuSpec, plan: Plan, axis: Axis, x: int, fixed: int) -> tuple[CurvePoint, tuple[str, ...]]:
-    est = estimate(model, gpu, _workload(axis, x, fixed), plan)
+def curve_point(model: ModelSpec, gpu: GpuSpec, plan: Plan, axis: Axis, x: int, fixed: int,
+                images: Workload | None = None) -> tuple[CurvePoint, tuple[str, ...]]:
+    est = estimate(model, gpu, _workload(axis, x, fixed, images), plan)
     g = est.per_gpu
     return CurvePoint(x, g.weights_bytes, g.kv_cache_bytes, g.activation_bytes, g.overhead_bytes, g.state_bytes), est.warnings
 
 
 def find_cliff(ev: Evaluator, plan: Plan, axis: Axis, fixed: int, to_x: int) -> Cliff:
-    """Exact: the largest x <= to_x that fits, and the next step (one KV block, or one sequence)."""
-    if fits(ev, plan, _workload(axis, to_x, fixed)):
+    """Exact: the largest x <= to_x that fits, and the next step (one KV block, or one sequence); the images are the evaluator's."""
+    at = _workload(axis, to_x, fixed)
+    if fits(ev, plan, at.model_copy(update={"num_images": ev.num_images, "image_tokens": ev.image_tokens})):
         return Cliff(to_x, None)
     if axis == "ctx":
         step = plan.block_size if plan.paged else 1
@@ -102,23 +108,24 @@ def find_cliff(ev: Evaluator, plan: Plan, axis: Axis, fixed: int, to_x: int) -> 
 
 
 def plan_curve(model: ModelSpec, gpu: GpuSpec, plan: Plan, label: str, axis: Axis, fixed: int,
-               xs: tuple[int, ...], with_cliff_point: bool = False) -> Curve:
+               xs: tuple[int, ...], with_cliff_point: bool = False, images: Workload | None = None) -> Curve:
     """The plan at every x (and, with_cliff_point, also at the first x that does not fit)."""
-    cliff = find_cliff(Evaluator(model, gpu), plan, axis, fixed, xs[-1])
+    ev = Evaluator(model, gpu, images.num_images, images.image_tokens) if images is not None else Evaluator(model, gpu)
+    cliff = find_cliff(ev, plan, axis, fixed, xs[-1])
     if with_cliff_point and cliff.first_oom is not None and cliff.first_oom <= xs[-1]:
         xs = tuple(sorted(set(xs) | {cliff.first_oom}))
-    results = [curve_point(model, gpu, plan, axis, x, fixed) for x in xs]
+    results = [curve_point(model, gpu, plan, axis, x, fixed, images) for x in xs]
     warnings = results[-1][1]  # the largest x warns about everything a smaller one does
     return Curve(label, plan, tuple(point for point, _ in results), cliff, warnings)
 
 
 def memory_curves(model: ModelSpec, gpu: GpuSpec, plans: tuple[tuple[str, Plan], ...], axis: Axis, fixed: int,
-                  from_x: int, to_x: int, num_points: int) -> CurveSet:
+                  from_x: int, to_x: int, num_points: int, images: Workload | None = None) -> CurveSet:
     """Every (label, plan) at the same log-spaced x values, each with its exact cliff.
 
     A single plan also gets a point at its cliff, so the chart shows the first row that does not fit.
     """
     xs = log_points(from_x, to_x, num_points)
     single = len(plans) == 1
-    curves = tuple(plan_curve(model, gpu, plan, label, axis, fixed, xs, single) for label, plan in plans)
+    curves = tuple(plan_curve(model, gpu, plan, label, axis, fixed, xs, single, images) for label, plan in plans)
     return CurveSet(model, gpu, axis, fixed, from_x, to_x, gpu.memory_bytes, curves)

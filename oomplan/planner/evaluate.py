@@ -14,12 +14,15 @@ from functools import lru_cache
 from itertools import accumulate
 
 from oomplan.memory.activations import activation_budget
+from oomplan.memory.images import image_load
 from oomplan.memory.kv_cache import kv_budget
 from oomplan.memory.layout import Stage, pipeline_stages
 from oomplan.memory.load_peak import load_peak, load_total_bytes
 from oomplan.memory.overhead import allocator_fraction, overhead_budget
 from oomplan.memory.params import inventory
 from oomplan.memory.state import state_budget
+from oomplan.memory.vision_activations import NO_VISION, VisionActivations, vision_activations
+from oomplan.memory.vision_kv import cross_kv_bytes
 from oomplan.memory.weights import dense_dtype, stage_weights, weight_key
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
@@ -92,6 +95,8 @@ class Evaluator:
 
     model: ModelSpec
     gpu: GpuSpec
+    num_images: int = 0  # the workload's images per sequence (--images), for the plain-number paths (worst_total_at)
+    image_tokens: int | None = None
     num_evaluated: int = 0
     _depths: dict = field(default_factory=dict)
     _w: dict = field(default_factory=dict)
@@ -184,12 +189,26 @@ class Evaluator:
         asked = plan.offload_bytes if offload_bytes is None else offload_bytes
         offloaded = min(asked, w.largest_first_prefix[-1])  # only decoder layers go to CPU memory
         weights = w.total_bytes - offloaded + (w.max_layer_bytes if offloaded else 0)
-        kv = self._kv_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
+        cross, vision = self._images(plan, workload.ctx_tokens, workload.batch_size, stage, workload.num_images, workload.image_tokens)
+        kv = self._kv_bytes(plan, workload.ctx_tokens, workload.batch_size, stage) + cross
         state = self._state_bytes(plan, workload.batch_size, stage)
-        act = self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
+        act = vision.with_decoder(self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage))
         overhead = overhead_budget(self.gpu, weights + kv + state + act, plan.num_gpus)
         load = self._load_total(plan, stage, weights)
         return StageTotal(weights, kv, act, overhead.total, offloaded, w.expert_bytes, state, load)
+
+    def _images(self, plan: Plan, ctx_tokens: int, batch_size: int, stage: int, num_images: int,
+                image_tokens: int | None) -> tuple[int, VisionActivations]:
+        """(Mllama's cross-attention K/V, the tower's activations) of the images, as estimate() has them; (0, none) without."""
+        if not num_images and image_tokens is None:
+            return 0, NO_VISION
+        at = Workload.model_construct(ctx_tokens=ctx_tokens, batch_size=batch_size, engine="hf", num_images=num_images,
+                                      image_tokens=image_tokens)
+        images = image_load(self.model, at, check_context=False)
+        st = self.stages(plan.pipeline_parallel)[stage]
+        cross = cross_kv_bytes(self.model, plan, images.num_images if images and images.cross_attention else 0, batch_size, st)
+        b = DTYPE_BYTES[dense_dtype(self.model, plan)]
+        return cross, vision_activations(self.model, images, batch_size, ctx_tokens, b) if st.is_first else NO_VISION
 
     def _load_total(self, plan: Plan, stage: int, weights: int) -> int:
         """The load-time peak of the stage (oomplan/memory/load_peak.py), 0 without one; workload-independent."""
@@ -213,8 +232,9 @@ class Evaluator:
 
     def worst_total_at(self, plan: Plan, ctx_tokens: int, batch_size: int) -> int:
         """worst_total_bytes from plain numbers (the --ctx/--batch max hot path)."""
-        if plan.offload_bytes:
-            workload = Workload.model_construct(ctx_tokens=ctx_tokens, batch_size=batch_size, engine="hf")
+        if plan.offload_bytes or self.num_images:
+            workload = Workload.model_construct(ctx_tokens=ctx_tokens, batch_size=batch_size, engine="hf", num_images=self.num_images,
+                                                image_tokens=self.image_tokens)
             return max(self.stage_total(plan, workload, s).peak_bytes for s in self.depth(plan.pipeline_parallel).distinct)
         worst = 0
         for stage in self.depth(plan.pipeline_parallel).distinct:

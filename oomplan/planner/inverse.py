@@ -93,7 +93,7 @@ def search_max(model, gpu, workload: Workload, limits, objective: str, what: str
     skipped (more GPUs, no gain), and once a set of knobs reaches `limit` no deeper pipeline is tried,
     unless `limits.keep_dominated` (fit --all).
     """
-    ev = Evaluator(model, gpu)
+    ev = Evaluator(model, gpu, workload.num_images, workload.image_tokens)
     found: list[tuple[tuple, Candidate]] = []
     dominated = 0
 
@@ -148,6 +148,6 @@ def search_max(model, gpu, workload: Workload, limits, objective: str, what: str
 
 
 def _candidate(ev: Evaluator, plan: Plan, workload: Workload, what: str, value: int) -> Candidate:
-    at = Workload(ctx_tokens=value, batch_size=workload.batch_size) if what == "ctx" else Workload(ctx_tokens=workload.ctx_tokens, batch_size=value)
+    at = workload.model_copy(update={"ctx_tokens": value} if what == "ctx" else {"batch_size": value})
     return make_candidate(ev, plan, at, evaluate(ev, plan, at))
 

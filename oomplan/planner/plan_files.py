@@ -65,7 +65,7 @@ def engine_plan_file(model_ref: str, gpu_ref: str, result: EngineSearchResult, i
 
     chosen = result.plans[index]
     est = estimate(result.model, result.gpu, result.workload, chosen.plan)
-    ev = Evaluator(result.model, result.gpu)
+    ev = Evaluator(result.model, result.gpu, result.workload.num_images, result.workload.image_tokens)
     speed = make_candidate(ev, chosen.plan, result.workload, evaluate(ev, chosen.plan, result.workload)).speed
     return inference_plan_file(model_ref, gpu_ref, est, chosen.quality.label, speed.decode_tokens_per_s)
 

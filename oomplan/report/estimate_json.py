@@ -9,6 +9,7 @@ from typing import Any
 
 from oomplan import __version__
 from oomplan.memory.budget import Estimate, StageBudget
+from oomplan.memory.images import image_load
 from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.params import num_active_params, params_by_component
 from oomplan.memory.weights import effective_plan, resolved_weight_format
@@ -39,6 +40,7 @@ def stage_json(stage: StageBudget, capacity_bytes: int) -> dict[str, Any]:
         "stage": stage.stage,
         "weights_bytes": stage.weights_bytes,
         "kv_cache_bytes": stage.kv_cache_bytes,
+        "cross_kv_bytes": stage.kv.cross_bytes,
         "state_bytes": stage.state_bytes,
         "activation_bytes": stage.activation_bytes,
         "overhead_bytes": stage.overhead_bytes,
@@ -57,7 +59,9 @@ def stage_json(stage: StageBudget, capacity_bytes: int) -> dict[str, Any]:
             "tokens_per_sequence_sliding": stage.kv.tokens_per_sequence_sliding,
             "num_layers": stage.kv.num_layers,
             "prefill_transient_bytes": stage.kv.prefill_transient_bytes,
+            "cross_kv_bytes": stage.kv.cross_bytes,
         },
+        "vision": asdict(stage.vision),
         "state": {
             "kind": stage.state.kind,
             "bytes_per_sequence": stage.state.bytes_per_sequence,
@@ -70,6 +74,12 @@ def stage_json(stage: StageBudget, capacity_bytes: int) -> dict[str, Any]:
         },
         "overhead": asdict(stage.overhead),
     }
+
+
+def _images_json(est: Estimate) -> dict[str, Any] | None:
+    """--images: how many per sequence, their tokens each and where that count comes from; None without images."""
+    images = image_load(est.model, est.workload)
+    return None if images is None else asdict(images) | {"context_tokens": images.context_tokens}
 
 
 def estimate_json(est: Estimate) -> dict[str, Any]:
@@ -85,6 +95,7 @@ def estimate_json(est: Estimate) -> dict[str, Any]:
             "num_gpus": est.num_gpus,
         },
         "workload": est.workload.model_dump(),
+        "images": _images_json(est),
         "plan": est.plan.model_dump() | {
             "resolved_weights": resolved_weight_format(est.model, est.plan),
             "resolved_kv_dtype": resolved_kv_dtype(est.model, est.plan),

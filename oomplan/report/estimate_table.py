@@ -30,7 +30,7 @@ def budget_table(est: Estimate) -> Table:
          + (f", {format_bytes(s.weights.offloaded_bytes)} in CPU memory" if s.weights.offloaded_bytes else "")),
         ("KV cache", s.kv_cache_bytes, _kv_detail(s.kv, est.workload.batch_size, est.plan.kv_policy)),
         *_state_rows(s.state, est.workload.batch_size),
-        ("activations", s.activation_bytes, _activation_detail(s.activations)),
+        ("activations", s.activation_bytes, _vision_detail(s) or _activation_detail(s.activations)),
         ("overhead", s.overhead_bytes, "CUDA context, cuBLAS, allocator" + (", NCCL" if s.overhead.nccl_bytes else "")),
     ]
     for name, value, detail in rows:
@@ -58,7 +58,19 @@ def _kv_detail(kv, batch_size: int, policy=None) -> str:
         detail += f" ({policy.label})"
     if kv.prefill_transient_bytes:
         detail += f" + {format_bytes(kv.prefill_transient_bytes)} prefill transient"
+    if kv.cross_bytes:
+        detail += f" + {format_bytes(kv.cross_bytes)} cross-attention K/V of the images"
     return detail
+
+
+def _vision_detail(s) -> str | None:
+    """With --images on the first stage: which moment is the peak, the tower's or the decoder's with the images kept."""
+    v = s.vision
+    if not v.num_images:
+        return None
+    if s.activation_bytes == v.encoder_bytes:
+        return f"vision tower prefill ({v.num_images} images)"
+    return f"{_activation_detail(s.activations)} + {format_bytes(v.held_bytes)} images and tower outputs kept"
 
 
 def _state_rows(state, batch_size: int) -> list[tuple[str, int, str]]:

@@ -118,6 +118,8 @@ def vllm(est: Estimate) -> Export:
         parts.append(f"--cpu-offload-gb {math.ceil(p.offload_bytes / GIB)}")
     if p.expert_parallel:
         parts.append("--enable-expert-parallel")
+    if est.workload.num_images:  # vLLM's engine args: at most this many images per prompt
+        parts.append("--limit-mm-per-prompt " + shlex.quote(f'{{"image": {est.workload.num_images}}}'))
     notes.append("vLLM fills the rest of --gpu-memory-utilization with KV blocks; see oomplan estimate --engine vllm")
     return Export("vllm", _join(parts), tuple(unreal), tuple(notes))
 
@@ -201,11 +203,15 @@ def hf(est: Estimate) -> Export:
         unreal.append("fp8 KV cache (transformers' QuantizedCache offers int2/int4/int8)")
     if p.prefill_chunk_tokens:
         gen.append(f"prefill_chunk_size={p.prefill_chunk_tokens}")
-    imports = "from transformers import AutoModelForCausalLM" + (f", {hf_w.import_}" if hf_w.import_ else "")
+    n = est.workload.num_images
+    auto = "AutoModelForImageTextToText" if n else "AutoModelForCausalLM"  # the tower is loaded (and priced) with images
+    imports = f"from transformers import {auto}" + (f", {hf_w.import_}" if hf_w.import_ else "")
+    inputs = f"# inputs: a batch of {est.workload.batch_size} prompt(s)" + (
+        f", from AutoProcessor with {n} image(s) each (their tokens within max_length)" if n else "")
     code = "\n".join([
         "import torch", imports, "",
-        "model = AutoModelForCausalLM.from_pretrained(\n    " + ",\n    ".join(args) + ",\n)",
-        f"# inputs: a batch of {est.workload.batch_size} prompt(s)",
+        f"model = {auto}.from_pretrained(\n    " + ",\n    ".join(args) + ",\n)",
+        inputs,
         "out = model.generate(**inputs, " + ", ".join(gen) + ")",
     ])
     return Export("hf", code, tuple(unreal), tuple(notes))

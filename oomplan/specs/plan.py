@@ -73,8 +73,14 @@ class Plan(Strict):
 
 
 class Workload(Strict):
-    """What runs: inference of batch_size sequences of ctx_tokens (prompt + generated) each."""
+    """What runs: inference of batch_size sequences of ctx_tokens (prompt + generated) each.
+
+    num_images images per sequence go through the model's vision tower in the prefill; their tokens are part of
+    ctx_tokens (the prompt holds them), except Mllama's, which cross-attention layers read instead (memory/images.py)."""
 
     ctx_tokens: int = Field(ge=1, le=2**31)
     batch_size: int = Field(default=1, ge=1, le=2**20)
     engine: Engine = "hf"
+    num_images: int = Field(default=0, ge=0, le=2**16, description="images per sequence (--images); 0: text only")
+    image_tokens: int | None = Field(default=None, ge=1, le=2**20, description="decoder tokens per image (--image-tokens), "
+                                     "for towers whose count is dynamic; None: the config's fixed count")
