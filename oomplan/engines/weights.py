@@ -43,12 +43,18 @@ def activation_dtype_bytes(model: ModelSpec, plan: Plan) -> int:
 
 
 def vocab_padding_bytes(model: ModelSpec, plan: Plan, stage_index: int, padding: int) -> int:
-    """Extra rows of the embedding / lm_head: VocabParallelEmbedding pads the vocab to `padding`, then splits it."""
+    """Extra rows of the embedding / lm_head: VocabParallelEmbedding pads its rows to `padding`, then splits them.
+    The embedding has the model's extra rows too (Mllama: vllm/model_executor/models/mllama.py MllamaTextModel
+    VocabParallelEmbedding(config.vocab_size + 8, ...)); the lm_head (ParallelLMHead(config.vocab_size)) has not."""
     stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
-    tp, vocab = plan.tensor_parallel, model.vocab_size
-    extra_rows = ceil_div(ceil_div(vocab, padding) * padding, tp) - ceil_div(vocab, tp)
-    copies = int(stage.is_first) + int(stage.is_last and (not model.tie_word_embeddings or not stage.is_first))
-    return extra_rows * model.hidden_size * copies * activation_dtype_bytes(model, plan)
+    tp = plan.tensor_parallel
+
+    def padded(rows: int) -> int:
+        return ceil_div(ceil_div(rows, padding) * padding, tp) - ceil_div(rows, tp)
+
+    embed = padded(model.vocab_size + model.num_extra_embedding_rows) if stage.is_first else 0
+    head = padded(model.vocab_size) if stage.is_last and (not model.tie_word_embeddings or not stage.is_first) else 0
+    return (embed + head) * model.hidden_size * activation_dtype_bytes(model, plan)
 
 
 def rotary_dim(model: ModelSpec) -> int:

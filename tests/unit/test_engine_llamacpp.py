@@ -107,3 +107,12 @@ def test_tied_embeddings_are_loaded_twice():
     sizes = gguf_sizes(small, "Q4_K_M")
     assert sizes.output_bytes == sizes.token_embd_bytes + 2048 * 4  # token_embd (as output, Q6_K) + output_norm f32
     assert sizes.total_bytes == sizes.file_bytes + sizes.token_embd_bytes
+
+
+def test_token_embd_keeps_mllamas_eight_extra_rows():
+    """Mllama's embed_tokens has vocab_size + 8 rows (transformers modeling_mllama.py MllamaTextModel); the GGUF's
+    token_embd is that tensor, the output (lm_head) vocab_size rows."""
+    mllama = load_model("llama-3.2-11b-vision")
+    by_name = {t.name: t for t in gguf_tensors(mllama, "F16")}
+    assert by_name["token_embd"].num_elems == (128_256 + 8) * 4096
+    assert by_name["output"].num_elems == 128_256 * 4096

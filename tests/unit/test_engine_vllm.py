@@ -149,3 +149,13 @@ def test_fp8_kv_halves_the_page_and_doubles_the_tokens():
     fp8 = predict_vllm(model, gpu, VllmGiven(engine_version="0.19", max_model_len=8192, kv_cache_dtype="fp8"))
     assert fp8.kv_pool_bytes == pytest.approx(bf16.kv_pool_bytes, rel=1e-4)
     assert fp8.kv_cache_tokens == pytest.approx(2 * bf16.kv_cache_tokens, rel=1e-4)
+
+
+def test_vocab_padding_counts_mllamas_eight_extra_embedding_rows():
+    """vllm/model_executor/models/mllama.py: embed_tokens = VocabParallelEmbedding(vocab_size + 8, h), lm_head = ParallelLMHead(vocab_size)."""
+    mllama = load_model("llama-3.2-11b-vision")  # vocab 128256 (a multiple of 64), h 4096, bf16
+    assert mllama.num_extra_embedding_rows == 8
+    # embed: 128264 rows -> 128320 (56 padding rows); lm_head: 128256 rows, none
+    assert vocab_padding_bytes(mllama, Plan(), 0, 64) == 56 * 4096 * 2
+    # TP 2: embed 128320 / 2 - 128264 / 2 = 28 rows per GPU; lm_head none
+    assert vocab_padding_bytes(mllama, Plan(tensor_parallel=2), 0, 64) == 28 * 4096 * 2

@@ -158,7 +158,8 @@ def gguf_tensors(model: ModelSpec, ftype: str) -> tuple[GgufTensor, ...]:
                          f"accepted: {', '.join(llamacpp_constants().ftype_default)}")
     inv, has_output = inventory(model), not model.tie_word_embeddings
     h = model.hidden_size
-    out = [GgufTensor("token_embd", None, h, model.vocab_size * h, tensor_type(model, ftype, "token_embd", 0, h, has_output))]
+    rows = model.vocab_size + model.num_extra_embedding_rows  # Mllama's embed_tokens: vocab_size + 8 rows, converted as they are
+    out = [GgufTensor("token_embd", None, h, rows * h, tensor_type(model, ftype, "token_embd", 0, h, has_output))]
     for kind in inv.layer_kinds:
         for i in kind.layer_indices:
             out += _layer_tensors(model, ftype, i, kind.tensors, has_output)
