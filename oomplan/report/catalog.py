@@ -3,11 +3,16 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from oomplan.memory.images import fixed_tokens_per_image, tower_name
 from oomplan.memory.kv_cache import kv_bytes_per_token_per_layer
+from oomplan.memory.layout import pipeline_stages
+from oomplan.memory.state import state_budget
+from oomplan.memory.weights import dense_dtype
 from oomplan.memory.params import COMPONENTS, num_active_params, params_by_component
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
+from oomplan.specs.vision import MllamaVisionTower
 from oomplan.units import format_bytes, format_count
 
 
@@ -41,6 +46,21 @@ def _architecture(m: ModelSpec) -> list[tuple[str, str]]:
     return rows
 
 
+def _state_and_vision(m: ModelSpec) -> list[tuple[str, str]]:
+    """The recurrent state one sequence keeps (any context), and the vision tower's tokens per image."""
+    rows = []
+    state = state_budget(m, Plan(), 1, pipeline_stages(m.num_layers, 1)[0], dense_dtype(m, Plan()))
+    if state.num_layers:
+        rows.append(("recurrent state per sequence", f"{state.bytes_per_sequence:,} B ({format_bytes(state.bytes_per_sequence)}) in "
+                     f"{state.num_layers} {state.kind} layers, any context"))
+    if m.vision is not None:
+        fixed = fixed_tokens_per_image(m.vision)
+        where = "cross-attention tokens" if isinstance(m.vision, MllamaVisionTower) else "tokens"
+        rows.append(("vision tower", f"{tower_name(m.vision)}, {params_by_component(m)['vision']:,} params; " + (
+            f"{fixed[0]:,} {where} per image ({fixed[1]})" if fixed else "tokens per image set by the processor (--image-tokens)")))
+    return rows
+
+
 def model_card(m: ModelSpec) -> Table:
     table = Table(title=f"{m.name}" + (f" ({m.hf_repo})" if m.hf_repo else ""), title_justify="left", show_header=False)
     table.add_column("fact")
@@ -59,6 +79,8 @@ def model_card(m: ModelSpec) -> Table:
         label = "KV per token (model dtype)" if dtype == "auto" else "KV per token (fp8)"
         per = kv_bytes_per_token(m, dtype)
         table.add_row(label, f"{per:,} B ({format_bytes(per)}); {format_bytes(per * m.max_position_embeddings)} at max context")
+    for fact, value in _state_and_vision(m):
+        table.add_row(fact, value)
     table.add_row("source", m.source)
     return table
 
