@@ -59,7 +59,7 @@ class StageBudget:
 
     @property
     def activation_bytes(self) -> int:
-        return self.vision.with_decoder(self.activations.peak_bytes)
+        return self.vision.peak(self.activations)
 
     @property
     def overhead_bytes(self) -> int:
@@ -130,8 +130,8 @@ def stage_budget(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan,
     acts = activation_budget(model, plan, workload.ctx_tokens, workload.batch_size, DTYPE_BYTES[dtype], stage.is_last,
                              num_sliding, fp16=dtype == "fp16")
     state = state_budget(model, plan, workload.batch_size, stage, dtype)
-    vision = vision_activations(model, images, workload.batch_size, workload.ctx_tokens, DTYPE_BYTES[dtype]) if stage.is_first else NO_VISION
-    tensors = weights.gpu_bytes + kv.bytes + state.bytes + vision.with_decoder(acts.peak_bytes)
+    vision = vision_activations(model, plan, images, workload.batch_size, workload.ctx_tokens, DTYPE_BYTES[dtype]) if stage.is_first else NO_VISION
+    tensors = weights.gpu_bytes + kv.bytes + state.bytes + vision.peak(acts)
     overhead = overhead_budget(gpu, tensors, plan.num_gpus)
     load = load_peak(model, plan, stage_index, gpu)
     load_total = 0 if load is None else load_total_bytes(weights.gpu_bytes, load.transient_bytes, overhead.cuda_context_bytes,

@@ -165,21 +165,21 @@ class Evaluator:
     def activation_bytes(self, plan: Plan, workload: Workload, stage: int) -> int:
         return self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
 
-    def _activation_bytes(self, plan: Plan, ctx_tokens: int, batch_size: int, stage: int) -> int:
+    def _activation_bytes(self, plan: Plan, ctx_tokens: int, batch_size: int, stage: int,
+                          vision: VisionActivations = NO_VISION) -> int:
         dtype = dense_dtype(self.model, plan)
         st = self.stages(plan.pipeline_parallel)[stage]
         num_sliding = self._num_sliding(st)
         # activation_budget sees a stage only as (is_last, num_sliding): one entry serves every depth
         key = (dtype, plan.kv_dtype, plan.tensor_parallel, plan.attention, plan.prefill_chunk_tokens, plan.logits,
                st.is_last, num_sliding, ctx_tokens, batch_size)
-        peak = self._act.get(key)
-        if peak is None:
+        budget = self._act.get(key)
+        if budget is None:
             if len(self._act) >= MAX_WORKLOAD_ENTRIES:
                 self._act.clear()
-            budget = activation_budget(self.model, plan, ctx_tokens, batch_size, DTYPE_BYTES[dtype],
-                                       st.is_last, num_sliding, fp16=dtype == "fp16")
-            peak = self._act[key] = budget.peak_bytes
-        return peak
+            budget = self._act[key] = activation_budget(self.model, plan, ctx_tokens, batch_size, DTYPE_BYTES[dtype],
+                                                        st.is_last, num_sliding, fp16=dtype == "fp16")
+        return vision.peak(budget)
 
     def stage_total(self, plan: Plan, workload: Workload, stage: int, offload_bytes: int | None = None) -> StageTotal:
         """Exactly estimate()'s numbers for one stage; `offload_bytes` overrides the plan's."""
@@ -192,7 +192,7 @@ class Evaluator:
         cross, vision = self._images(plan, workload.ctx_tokens, workload.batch_size, stage, workload.num_images, workload.image_tokens)
         kv = self._kv_bytes(plan, workload.ctx_tokens, workload.batch_size, stage) + cross
         state = self._state_bytes(plan, workload.batch_size, stage)
-        act = vision.with_decoder(self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage))
+        act = self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage, vision)
         overhead = overhead_budget(self.gpu, weights + kv + state + act, plan.num_gpus)
         load = self._load_total(plan, stage, weights)
         return StageTotal(weights, kv, act, overhead.total, offloaded, w.expert_bytes, state, load)
@@ -208,7 +208,7 @@ class Evaluator:
         st = self.stages(plan.pipeline_parallel)[stage]
         cross = cross_kv_bytes(self.model, plan, images.num_images if images and images.cross_attention else 0, batch_size, st)
         b = DTYPE_BYTES[dense_dtype(self.model, plan)]
-        return cross, vision_activations(self.model, images, batch_size, ctx_tokens, b) if st.is_first else NO_VISION
+        return cross, vision_activations(self.model, plan, images, batch_size, ctx_tokens, b) if st.is_first else NO_VISION
 
     def _load_total(self, plan: Plan, stage: int, weights: int) -> int:
         """The load-time peak of the stage (oomplan/memory/load_peak.py), 0 without one; workload-independent."""

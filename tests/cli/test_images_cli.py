@@ -1,0 +1,117 @@
+"""--images / --image-tokens through CliRunner: estimate (table, JSON), fit -o, check, export, curve, models show;
+exact figures and exit codes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from oomplan.cli.app import app
+from oomplan.memory.budget import estimate
+from oomplan.profiles import load_gpu, load_model
+from oomplan.specs.plan import Plan, Workload
+from oomplan.units import format_bytes
+
+runner = CliRunner()
+GEMMA3 = "gemma-3-12b-it"
+
+
+def run(*args):
+    return runner.invoke(app, list(args), env={"COLUMNS": "200"}, terminal_width=200)
+
+
+def test_estimate_table_note_and_rows():
+    r = run("estimate", GEMMA3, "--gpu", "l40s", "--ctx", "8k", "--images", "16")
+    assert r.exit_code == 0, r.output
+    est = estimate(load_model(GEMMA3), load_gpu("l40s"), Workload(ctx_tokens=8192, num_images=16), Plan())
+    s = est.per_gpu
+    note = (f"note: images: 16 per sequence x 256 tokens (mm_tokens_per_image) = 4,096 of the 8,192 context tokens (priced as "
+            f"context in the KV cache and the decoder's prefill); SigLIP tower on 16 images: {format_bytes(s.vision.encoder_bytes)} "
+            f"at its prefill moment, {format_bytes(s.vision.held_bytes)} kept through the decoder's prefill (stage 0's activations)")
+    assert note in " ".join(r.stdout.split())  # the note wraps at the terminal's width
+    assert f"│ activations │  {format_bytes(s.activation_bytes)} │" in r.stdout
+    assert f"prefill peak + {format_bytes(s.vision.held_bytes)} images and tower outputs kept" in r.stdout
+    text = run("estimate", GEMMA3, "--gpu", "l40s", "--ctx", "8k")
+    assert "note: images" not in text.stdout and "images and tower" not in text.stdout
+
+
+def test_estimate_json_fields():
+    r = run("estimate", GEMMA3, "--gpu", "h100", "--ctx", "4k", "--images", "2", "--batch", "3", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["workload"] | {} == {"ctx_tokens": 4096, "batch_size": 3, "engine": "hf", "num_images": 2, "image_tokens": None}
+    assert d["images"] == {"num_images": 2, "tokens_per_image": 256, "source": "mm_tokens_per_image", "cross_attention": False,
+                           "context_tokens": 512}
+    v = d["per_gpu"]["vision"]
+    assert v["num_images"] == 6 and v["encoder_bytes"] > 0 and v["held_bytes"] > 0
+    assert d["per_gpu"]["cross_kv_bytes"] == 0 == d["per_gpu"]["kv_cache"]["cross_kv_bytes"]
+    text = json.loads(run("estimate", GEMMA3, "--gpu", "h100", "--ctx", "4k", "--batch", "3", "--json").stdout)
+    assert text["images"] is None and text["per_gpu"]["vision"] == {"num_images": 0, "encoder_bytes": 0, "held_bytes": 0,
+                                                                     "prefill_extra_bytes": 0}
+    assert d["per_gpu"]["kv_cache_bytes"] == text["per_gpu"]["kv_cache_bytes"]  # image tokens are context tokens
+    assert d["per_gpu"]["activation_bytes"] > text["per_gpu"]["activation_bytes"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["llama-3-8b", "--images", "1"], "--images: 1: llama-3-8b is a text-only model (no vision tower in its config)"),
+    (["qwen3-vl-4b-instruct", "--images", "1"], "--image-tokens: qwen3-vl-4b-instruct's Qwen3-VL tower gives each image a number"),
+    (["qwen3-vl-4b-instruct", "--images", "1", "--image-tokens", "1k"], "--images: 1: the Qwen3-VL tower's prefill activations are not priced yet"),
+    (["llama-3.2-11b-vision", "--images", "1"], "--images: 1: the Mllama tower's prefill activations are not priced yet"),
+    ([GEMMA3, "--images", "2", "--image-tokens", "300"], "--image-tokens: 300: gemma-3-12b-it's SigLIP tower gives every image 256 tokens"),
+    ([GEMMA3, "--image-tokens", "256"], "--image-tokens: 256 tokens per image, but no images"),
+    ([GEMMA3, "--images", "17", "--ctx", "4k"], "--images: 17 images x 256 tokens = 4352 tokens, more than the context of 4096"),
+    ([GEMMA3, "--images", "1", "--engine", "vllm"], "--images: 1: images are priced for transformers (--engine hf) only"),
+    ([GEMMA3, "--images", "1", "--train", "lora"], "--images: not used with --train"),
+])
+def test_estimate_refusals_name_the_flag(args, message):
+    r = run("estimate", *args, "--gpu", "h100")
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_fit_writes_images_and_check_export_read_them(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    r = run("fit", GEMMA3, "--gpu", "l40s", "--ctx", "8k", "--images", "4", "-o", str(plan))
+    assert r.exit_code == 0, r.output
+    assert "num_images: 4" in plan.read_text()
+    checked = run("check", str(plan), "--json")
+    assert checked.exit_code == 0, checked.output
+    d = json.loads(checked.stdout)
+    assert d["workload"]["num_images"] == 4 and d["per_gpu"]["vision"]["num_images"] == 4
+    assert not any("prediction changed" in w for w in d.get("warnings", []))
+    too_short = run("check", str(plan), "--ctx", "512")
+    assert too_short.exit_code == 2 and "4 images x 256 tokens = 1024 tokens, more than the context of 512" in too_short.output
+    vllm = run("export", str(plan), "--to", "vllm")
+    assert vllm.exit_code == 0 and "--limit-mm-per-prompt '{\"image\": 4}'" in vllm.stdout
+    hf = run("export", str(plan), "--to", "hf")
+    assert "AutoModelForImageTextToText.from_pretrained" in hf.stdout and "with 4 image(s) each" in hf.stdout
+
+
+def test_fit_ctx_max_keeps_the_images():
+    r = run("fit", GEMMA3, "--gpu", "l40s", "--ctx", "max", "--images", "4", "--json")
+    assert r.exit_code == 0, r.output
+    best = json.loads(r.stdout)["plans"][0]
+    with_images = best["workload"]["ctx_tokens"]
+    text = json.loads(run("fit", GEMMA3, "--gpu", "l40s", "--ctx", "max", "--json").stdout)["plans"][0]["workload"]["ctx_tokens"]
+    assert best["workload"]["num_images"] == 4 and 1024 <= with_images <= text
+
+
+def test_curve_with_images_and_its_cliff():
+    r = run("curve", GEMMA3, "--gpu", "l40s", "--images", "4", "--from", "2k", "--to", "64k", "--points", "4", "--json")
+    assert r.exit_code == 0, r.output
+    curve = json.loads(r.stdout)["curves"][0]
+    for p in curve["points"]:
+        est = estimate(load_model(GEMMA3), load_gpu("l40s"), Workload(ctx_tokens=p["x"], num_images=4), Plan())
+        assert p["activation_bytes"] == est.per_gpu.activation_bytes
+    text = json.loads(run("curve", GEMMA3, "--gpu", "l40s", "--from", "2k", "--to", "64k", "--points", "4", "--json").stdout)
+    assert curve["cliff"]["last_fit"] <= text["curves"][0]["cliff"]["last_fit"]
+
+
+def test_models_show_state_and_vision_rows():
+    state = run("models", "show", "nemotron-3-nano-30b-a3b")
+    assert "│ recurrent state per sequence │ 49,364,992 B (47.1 MiB) in 23 mamba2 layers, any context" in state.stdout
+    vision = run("models", "show", GEMMA3)
+    assert "SigLIP, 421,290,864 params; 256 tokens per image (mm_tokens_per_image)" in vision.stdout
+    dynamic = run("models", "show", "qwen3-vl-4b-instruct")
+    assert "tokens per image set by the processor (--image-tokens)" in dynamic.stdout

@@ -1,0 +1,111 @@
+"""--images / --image-tokens: tokens per image, where they go, and what the tower costs, computed by hand."""
+from __future__ import annotations
+
+import pytest
+
+from oomplan.errors import FieldError
+from oomplan.memory.budget import estimate, stage_budget, with_cross_kv
+from oomplan.memory.images import image_load
+from oomplan.memory.kv_cache import kv_budget
+from oomplan.memory.layout import pipeline_stages
+from oomplan.memory.vision_activations import siglip_encoder_peak_bytes, vision_activations
+from oomplan.memory.vision_kv import cross_kv_bytes
+from oomplan.planner.evaluate import Evaluator
+from oomplan.profiles import load_gpu, load_model
+from oomplan.specs.plan import Plan, Workload
+
+GEMMA3 = load_model("gemma-3-12b-it")  # SigLIP: 1152 / 4304, 27 layers, 896 px / 14 = 64 x 64 patches; 256 tokens per image
+MLLAMA = load_model("llama-3.2-11b-vision")  # 8 cross-attention layers, 8 KV heads x 128; 4 tiles x 1601 tokens per image
+QWEN3_VL = load_model("qwen3-vl-4b-instruct")
+H100 = load_gpu("h100")
+
+
+def _w(**kw) -> Workload:
+    return Workload(**({"ctx_tokens": 4096} | kw))
+
+
+def test_tokens_per_image_from_the_config_or_the_flag():
+    g = image_load(GEMMA3, _w(num_images=3))
+    assert g is not None and (g.tokens_per_image, g.source, g.cross_attention, g.context_tokens) == (256, "mm_tokens_per_image", False, 768)
+    m = image_load(MLLAMA, _w(num_images=2))
+    assert m is not None and m.tokens_per_image == 4 * (40 * 40 + 1) and m.cross_attention
+    assert m.context_tokens == 2  # one <|image|> token each; the vision tokens go to the cross-attention K/V
+    q = image_load(QWEN3_VL, _w(num_images=2, image_tokens=1024))
+    assert q is not None and (q.tokens_per_image, q.source, q.context_tokens) == (1024, "--image-tokens", 2048)
+    assert image_load(GEMMA3, _w()) is None
+    assert image_load(GEMMA3, _w(num_images=1, image_tokens=256)) is not None  # the config's own count may be given
+
+
+@pytest.mark.parametrize("model, kw, field, words", [
+    (load_model("llama-3-8b"), {"num_images": 1}, "num_images", "text-only model"),
+    (QWEN3_VL, {"num_images": 1}, "image_tokens", "depends on its size"),
+    (GEMMA3, {"num_images": 1, "image_tokens": 300}, "image_tokens", "gives every image 256 tokens"),
+    (GEMMA3, {"image_tokens": 256}, "image_tokens", "but no images"),
+    (GEMMA3, {"num_images": 17}, "num_images", "17 images x 256 tokens = 4352 tokens, more than the context of 4096"),
+])
+def test_refused_naming_the_field(model, kw, field, words):
+    with pytest.raises(FieldError) as e:
+        image_load(model, _w(**kw))
+    assert e.value.field == field and words in e.value.detail
+
+
+def test_siglip_tower_peak_by_hand():
+    v = GEMMA3.vision
+    # the MLP moment of a layer past the first: 4 x [4096, 1152] + 2 x [4096, 4304], bf16, per image
+    assert siglip_encoder_peak_bytes(v, 1, 2) == 4096 * (4 * 1152 + 2 * 4304) * 2 == 108_265_472
+    assert siglip_encoder_peak_bytes(v, 3, 2) == 3 * 108_265_472
+
+
+def test_gemma3_vision_activations_by_hand():
+    images = image_load(GEMMA3, _w(num_images=2))
+    va = vision_activations(GEMMA3, Plan(), images, 1, 4096, 2)
+    pixels = 2 * 3 * 896 * 896 * 2
+    assert va.num_images == 2
+    assert va.encoder_bytes == pixels + 2 * 108_265_472 + 4096 * (3840 * 2 + 2 * 8)  # + inputs_embeds, input_ids, token_type_ids
+    assert va.held_bytes == pixels + 2 * (4096 * 1152 + 256 * 3840) * 2 + 4096  # + the bool placeholder mask [1, 4096]
+    # bool masks [1, 1, 4096, 4096] for full and sliding layers, in place of the text-only sliding one; 2 int64 [1, 4096]
+    assert va.prefill_extra_bytes == 2 * 8 * 4096 + 2 * 4096 * 4096 - 4096 * 4096
+
+
+def test_budget_adds_the_tower_on_the_first_stage_only():
+    text = estimate(GEMMA3, H100, _w(), Plan(pipeline_parallel=2))
+    est = estimate(GEMMA3, H100, _w(num_images=2), Plan(pipeline_parallel=2))
+    first, last = est.stages
+    assert first.vision.num_images == 2 and last.vision.num_images == 0
+    assert last.activation_bytes == text.stages[1].activation_bytes
+    a = first.activations
+    assert first.activation_bytes == max(max(a.prefill_bytes + first.vision.prefill_extra_bytes, a.logits_bytes, a.decode_step_bytes)
+                                         + first.vision.held_bytes, first.vision.encoder_bytes)
+    assert est.stages[0].kv_cache_bytes == text.stages[0].kv_cache_bytes  # image tokens are context tokens
+    assert any(n.startswith("images: 2 per sequence x 256 tokens (mm_tokens_per_image) = 512 of the 4,096") for n in est.notes)
+
+
+@pytest.mark.parametrize("pp", [1, 2])
+def test_evaluator_equals_estimate_with_images(pp):
+    w, plan = _w(num_images=3, batch_size=2), Plan(pipeline_parallel=pp)
+    est = estimate(GEMMA3, H100, w, plan)
+    ev = Evaluator(GEMMA3, H100, w.num_images, w.image_tokens)
+    totals = ev.all_stages(plan, w)
+    assert [t.total_bytes for t in totals] == [s.total_bytes for s in est.stages]
+    assert [t.activation_bytes for t in totals] == [s.activation_bytes for s in est.stages]
+    assert ev.worst_total_at(plan, w.ctx_tokens, w.batch_size) == max(s.peak_bytes for s in est.stages)
+
+
+def test_mllama_cross_kv_by_hand():
+    stage = pipeline_stages(MLLAMA.num_layers, 1)[0]
+    # 8 cross-attention layers x K and V x 8 KV heads x 128 x bf16 = 32 KiB per vision token; 6404 tokens per image
+    assert cross_kv_bytes(MLLAMA, Plan(), 2, 3, stage) == 3 * 2 * 6404 * 8 * 2 * 8 * 128 * 2 == 1_259_077_632
+    assert cross_kv_bytes(MLLAMA, Plan(tensor_parallel=2), 2, 3, stage) == 1_259_077_632 // 2  # KV heads split by TP
+    assert cross_kv_bytes(MLLAMA, Plan(kv_dtype="fp8"), 1, 1, stage) == 6404 * 8 * 2 * 8 * 128
+    second = pipeline_stages(MLLAMA.num_layers, 2)[1]  # layers 20..39: cross-attention layers 23, 28, 33, 38
+    assert cross_kv_bytes(MLLAMA, Plan(pipeline_parallel=2), 1, 1, second) == 6404 * 4 * 2 * 8 * 128 * 2
+    kv = kv_budget(MLLAMA, Plan(), 4096, 1, stage)
+    folded = with_cross_kv(kv, 123)
+    assert (folded.bytes, folded.cross_bytes, folded.bytes_per_token) == (kv.bytes + 123, 123, kv.bytes_per_token)
+
+
+def test_towers_not_priced_yet_are_refused():
+    for model, kw in ((MLLAMA, {}), (QWEN3_VL, {"image_tokens": 1024})):
+        with pytest.raises(FieldError) as e:
+            stage_budget(model, H100, _w(num_images=1, **kw), Plan(), 0)
+        assert e.value.field == "num_images" and "not priced yet" in e.value.detail
