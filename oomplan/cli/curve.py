@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 import typer
 
 from oomplan.cli.common import (
-    FIELD_FLAGS, IMAGE_TOKENS, IMAGES, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, image_fields, kv_policy_fields, print_json, resolve_gpu, stdout, warn,
+    FIELD_FLAGS, IMAGE_TOKENS, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, image_fields, kv_policy_fields, print_json, resolve_gpu, stdout, warn,
 )
 from oomplan.errors import EXIT_OK, InputError, did_you_mean
 from oomplan.planfile import load_plan_file
