@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 
-from oomplan.cli.common import print_json, resolve_gpu, stdout
+from oomplan.cli.common import check_pick, print_json, resolve_gpu, stdout
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.specs.hardware import GpuSpec
 from oomplan.text import shorten
@@ -92,7 +92,7 @@ def run_fit_comparison(spec: Any, cards: list[tuple[str, GpuSpec]], workload: An
     from oomplan.planner.cards import CardChoice, rank_cards
     from oomplan.planner.inverse import search_max
     from oomplan.planner.search import search
-    from oomplan.report.cards_report import cards_json, cards_table
+    from oomplan.report.cards_report import cards_json, cards_summary, cards_table
 
     choices = []
     for ref, card in cards:
@@ -108,18 +108,15 @@ def run_fit_comparison(spec: Any, cards: list[tuple[str, GpuSpec]], workload: An
                 result = search(spec, card, workload, card_limits, objective, attention)
         choices.append(CardChoice(ref, result, prices.get(card.name)))
     ranked = rank_cards(choices, objective)
+    fitting_choices = [c for c in ranked if c.best is not None]
+    check_pick(pick, len(fitting_choices), "card")
     if as_json:
-        print_json(cards_json(ranked, objective))
+        print_json(cards_json(ranked, objective, top))
     else:
         out = stdout()
-        out.print(cards_table(ranked, objective))
-        fitting = sum(c.best is not None for c in ranked)
-        out.print(f"{len(ranked)} cards searched, {fitting} with a plan that fits; each row is that card's best plan by {objective}"
-                  f" (oomplan fit MODEL --gpu CARD shows the others)", soft_wrap=True)
-    fitting_choices = [c for c in ranked if c.best is not None]
+        out.print(cards_table(ranked, objective, top))
+        out.print(cards_summary(ranked, objective, top), soft_wrap=True)
     if output is not None and fitting_choices:
-        if pick > len(fitting_choices):
-            raise InputError(f"--pick {pick}: only {len(fitting_choices)} cards have a plan that fits")
         from oomplan.cli.fit import _write
 
         chosen = fitting_choices[pick - 1]

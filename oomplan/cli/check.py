@@ -10,7 +10,7 @@ import typer
 
 from oomplan.cli.engine_opts import (
     GGUF_TYPE, GPU_MEMORY_UTILIZATION, MAX_MODEL_LEN, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC,
-    ENGINE_VERSION, N_GPU_LAYERS, check_engine, refuse_engine_version_without_engine, check_engine_plan, engine_options,
+    ENGINE_VERSION, N_GPU_LAYERS, check_engine, refuse_engine_version_without_engine, refuse_unread_engine_knobs, check_engine_plan, engine_options,
 )
 from oomplan.cli.common import handle_errors, print_json, stdout, warn
 from oomplan.cli.train import run_train_check
@@ -61,6 +61,9 @@ def check_command(
                                 strict=strict, engine=check_engine(engine) if engine else None,
                                 engine_options=engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
                                                               mem_fraction_static, gguf_type, n_gpu_layers, engine_version))
+        if gate_opts.engine is not None:  # without --engine each plan's own engine reads them
+            refuse_unread_engine_knobs(gate_opts.engine, gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
+                                       mem_fraction_static, gguf_type, n_gpu_layers)
         if gate_opts.engine == "hf":
             refuse_engine_version_without_engine(engine_version)
         return run_gate(plans, gate_opts, fmt, output, force, as_json)
@@ -68,11 +71,15 @@ def check_command(
     from oomplan.planner.train_recheck import is_training_plan
 
     if is_training_plan(plan):  # written by fit --train: oomplan/cli/train.py
+        refuse_unread_engine_knobs(None, gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
+                                   mem_fraction_static, gguf_type, n_gpu_layers)
         return run_train_check(plan, gpu, ctx, batch, required, strict, as_json)
     result = recheck(plan, gpu, parse_count(ctx, "--ctx") if ctx else None, batch)
     warn(result.warnings, strict)
     engine_name = check_engine(engine) if engine else result.estimate.workload.engine
     refuse_kv_policy_for_engine(plan, result.estimate.plan, engine_name)
+    refuse_unread_engine_knobs(engine_name, gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
+                               mem_fraction_static, gguf_type, n_gpu_layers)
     if engine_name != "hf":
         opts = engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
                               mem_fraction_static, gguf_type, n_gpu_layers, engine_version)

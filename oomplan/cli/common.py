@@ -140,6 +140,13 @@ def _flag_name(param: str) -> str:
     return "--" + param.replace("_", "-")
 
 
+def check_pick(pick: int, num_fitting: int, noun: str = "plan") -> None:
+    """--pick N against what fits, checked before anything is printed: exit 2 naming the flag, the value and the range."""
+    if num_fitting and pick > num_fitting:
+        fit = f"1 {noun} fits; give --pick 1" if num_fitting == 1 else f"{num_fitting} {noun}s fit; give --pick 1 to {num_fitting}"
+        raise InputError(f"--pick {pick}: only {fit}")
+
+
 def warn(messages: tuple[str, ...] | list[str], strict: bool) -> None:
     """Warnings go to stderr; with --strict the first one is an error."""
     if strict and messages:

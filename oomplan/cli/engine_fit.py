@@ -5,9 +5,9 @@ from pathlib import Path
 
 import typer
 
-from oomplan.cli.common import print_json, stdout
+from oomplan.cli.common import check_pick, print_json, stdout
 from oomplan.engines.options import EngineOptions
-from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
+from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK
 from oomplan.planner.engine_search import EngineSearchResult, engine_search
 from oomplan.planner.plan_files import engine_plan_file
 from oomplan.planner.space import SearchLimits
@@ -21,11 +21,12 @@ from oomplan.specs.plan import Workload
 def run_engine_fit(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLimits, opts: EngineOptions,
                    objective: str, top: int, as_json: bool, write: tuple[str, str, int, Path | None, bool]) -> int:
     result = engine_search(engine, model, gpu, workload, limits, opts, objective)
+    model_ref, gpu_ref, pick, output, force = write
+    check_pick(pick, len(result.plans))
     if as_json:
         print_json(engine_fit_json(result, top))
     else:
         _render(result, top)
-    model_ref, gpu_ref, pick, output, force = write
     if output is not None and result.plans:
         _write(result, model_ref, gpu_ref, pick, output, force)
     return EXIT_OK if result.plans else EXIT_DOES_NOT_FIT
@@ -50,7 +51,5 @@ def _render(result: EngineSearchResult, top: int) -> None:
 
 
 def _write(result: EngineSearchResult, model_ref: str, gpu_ref: str, pick: int, output: Path, force: bool) -> None:
-    if pick > len(result.plans):
-        raise InputError(f"--pick {pick}: only {len(result.plans)} plans fit")
     write_atomic(output, plan_yaml(engine_plan_file(model_ref, gpu_ref, result, pick - 1), output), force)
     typer.echo(f"wrote plan #{pick} ({engine_name(result.engine)}) to {output}", err=True)

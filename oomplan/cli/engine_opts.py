@@ -52,6 +52,30 @@ def engine_options(gpu_memory_utilization: Optional[str], max_model_len: Optiona
     )
 
 
+# Which engines read each engine knob (engines/*/flags.py settings_for_plan); any other engine would drop it.
+KNOB_ENGINES: dict[str, tuple[str, ...]] = {
+    "--gpu-memory-utilization": ("vllm",), "--max-model-len": ("vllm", "sglang"), "--max-num-seqs": ("vllm", "sglang"),
+    "--max-num-batched-tokens": ("vllm", "sglang"), "--mem-fraction-static": ("sglang",), "--gguf-type": ("llamacpp",),
+    "--n-gpu-layers": ("llamacpp",),
+}
+_ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "llamacpp": "llama.cpp"}
+
+
+def refuse_unread_engine_knobs(engine: str | None, gpu_memory_utilization: object = None, max_model_len: object = None,
+                               max_num_seqs: object = None, max_num_batched_tokens: object = None, mem_fraction_static: object = None,
+                               gguf_type: object = None, n_gpu_layers: object = None) -> None:
+    """An engine knob the chosen engine does not read is an error (exit 2), never silently dropped.
+    `engine`: the checked engine name (hf without --engine); the knobs as the flags gave them (None: not given)."""
+    given = dict(zip(KNOB_ENGINES, (gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
+                                    mem_fraction_static, gguf_type, n_gpu_layers), strict=True))
+    for flag, engines in KNOB_ENGINES.items():
+        if given[flag] is not None and engine not in engines:
+            owners = "/".join(_ENGINE_NAMES[e] for e in engines)
+            needed = " or ".join(f"--engine {e}" for e in engines)
+            why = "without --engine nothing reads it" if engine in (None, "hf") else f"--engine {engine} does not read it"
+            raise InputError(f"{flag}: an engine setting read only by {owners}; it needs {needed} ({why})")
+
+
 def refuse_engine_version_without_engine(engine_version: Optional[str]) -> None:
     if engine_version is not None:
         raise InputError(f"--engine-version: {engine_version!r} needs --engine vllm or sglang (the hf model has no release versions)")

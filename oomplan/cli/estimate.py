@@ -7,7 +7,7 @@ import typer
 
 from oomplan.cli.engine_opts import (
     ENGINE, GGUF_TYPE, GPU_MEMORY_UTILIZATION, MAX_MODEL_LEN, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC,
-    ENGINE_VERSION, N_GPU_LAYERS, check_engine, refuse_engine_version_without_engine, engine_options, engine_prediction, render_engine,
+    ENGINE_VERSION, N_GPU_LAYERS, check_engine, refuse_engine_version_without_engine, refuse_unread_engine_knobs, engine_options, engine_prediction, render_engine,
 )
 from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
@@ -76,6 +76,8 @@ def estimate_command(
     compared = card_list(gpu)
     if compared is not None and (train is not None or engine != "hf"):
         raise InputError("--gpu: comparing cards (a comma list or 'all') is for inference estimates (--engine hf); give one card with --train or --engine")
+    refuse_unread_engine_knobs(check_engine(engine), gpu_memory_utilization, max_model_len, max_num_seqs,
+                               max_num_batched_tokens, mem_fraction_static, gguf_type, n_gpu_layers)
     card = resolve_gpu(gpu if compared is None else compared[0])
     tp_asked, pp_asked = tp, pp
     card, tp, pp = raw_gpu_parallel(card, tp, pp)

@@ -10,12 +10,13 @@ import typer
 from oomplan import formats
 from oomplan.cli.engine_opts import (
     ENGINE, ENGINE_VERSION, GPU_MEMORY_UTILIZATION, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC, check_engine, engine_options,
-    refuse_engine_version_without_engine,
+    refuse_engine_version_without_engine, refuse_unread_engine_knobs,
 )
 from oomplan.cli.progress import spinner
 from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
-    FIT_KV_POLICY_HELP, IMAGE_TOKENS, IMAGES, build_plan, build_workload, handle_errors, image_fields, print_json, refuse_kv_policy_with_engine, resolve_gpu,
+    FIT_KV_POLICY_HELP, IMAGE_TOKENS, IMAGES, build_plan, build_workload, check_pick, handle_errors, image_fields, print_json,
+    refuse_kv_policy_with_engine, resolve_gpu,
     stdout, warn,
 )
 from oomplan.cli.train import (
@@ -105,6 +106,8 @@ def fit_command(
     card = cards[0][1]
     prices = prices_for(price, cards)
     card_price = prices[card.name].usd_per_gpu_hour if card.name in prices else None
+    refuse_unread_engine_knobs(check_engine(engine), gpu_memory_utilization, None, max_num_seqs,
+                               max_num_batched_tokens, mem_fraction_static)
     if compared is not None and (train is not None or check_engine(engine) != "hf"):
         raise InputError("--gpu: comparing cards (a comma list or 'all') is for inference plans (--engine hf); give one card with --train or --engine")
     limits = SearchLimits(
@@ -172,6 +175,7 @@ def fit_command(
         else:
             result = search(spec, card, workload, limits, objective, attention_kind)
     show = "ctx" if want_ctx else "batch" if want_batch else ""
+    check_pick(pick, len(result.plans))
     if as_json:
         print_json(fit_json(result, top))
     else:
@@ -210,7 +214,5 @@ def _render(result, limits, top, show, price, attention) -> None:
 
 
 def _write(result, model_ref: str, gpu_ref: str, pick: int, output: Path, force: bool) -> None:
-    if pick > len(result.plans):
-        raise InputError(f"--pick {pick}: only {len(result.plans)} plans fit")
     write_atomic(output, plan_yaml(search_plan_file(model_ref, gpu_ref, result, pick - 1), output), force)
     typer.echo(f"wrote plan #{pick} to {output}", err=True)

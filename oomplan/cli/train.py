@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from pydantic import ValidationError
 
-from oomplan.cli.common import FIELD_FLAGS, print_json, stdout, warn
+from oomplan.cli.common import FIELD_FLAGS, check_pick, print_json, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, FieldError, InputError
 from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.training import FSDP_MODES, LORA_ALL_LINEAR, OPTIMIZERS, PRECISIONS, RECOMPUTES, TRAIN_MODES, TrainingPlan
@@ -193,6 +193,7 @@ def run_train_fit(spec, card, f: TrainFlags, a: TrainFitArgs) -> int:
 
     warn(request_warnings(spec, a.seq_tokens, "--seq"), a.strict)
     result = search_training(spec, card, request, limits, objective)
+    check_pick(a.pick, len(result.plans))
     if a.as_json:
         print_json(train_fit_json(result, a.top))
     else:
@@ -220,8 +221,6 @@ def _write_plan(result, a: TrainFitArgs) -> None:
     from oomplan.report.plan_yaml import plan_yaml, write_atomic
     from oomplan.planner.plan_files import training_plan_file
 
-    if a.pick > len(result.plans):
-        raise InputError(f"--pick {a.pick}: only {len(result.plans)} plans fit")
     assert a.output is not None, "_write_plan is called with -o only"
     pf = training_plan_file(a.model_ref, a.gpu_ref, result.plans[a.pick - 1])
     write_atomic(a.output, plan_yaml(pf, a.output), a.force)

@@ -1,10 +1,11 @@
 """Which card should I rent? (`fit MODEL --gpu a100-80g,h100,l40s` / `--gpu all`): one search per card kind,
 each card's best plan, the cards ranked across by the objective.
 
-Ranking across cards, each card represented by its own best plan (planner/search.py sort_key):
+Ranking across cards, each card represented by its own best plan (planner/search.py ranking_key):
   gpus       fewest GPUs, then quality, then decode tokens/s
   throughput most decode tokens/s, then quality, then GPUs
-  quality    mildest lossy choices, then GPUs, then tokens/s
+  quality    mildest lossy choices, then not slow (under a tenth of the fastest card's decode at that quality:
+             search.py SLOW_DECODE_FACTOR), then GPUs, then tokens/s
   cost       fewest dollars per million decode tokens (GPU-hours per Mtok x the card's $/GPU-hour), then quality, GPUs
 Cost needs a price for every card compared (`--price card=$/h` or a prices file with a source per price);
 oomplan ships no prices. Cards where nothing fits rank last, in the order given.
@@ -19,7 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from oomplan.errors import InputError
-from oomplan.planner.search import Candidate, SearchResult, significant, sort_key
+from oomplan.planner.search import Candidate, SearchResult, ranking_key, significant
 from oomplan.specs.base import Strict
 from oomplan.specs.hardware import GpuSpec
 from oomplan.text import shorten
@@ -64,10 +65,12 @@ def rank_cards(choices: list[CardChoice], objective: str) -> list[CardChoice]:
             raise InputError(f"--objective cost: no price for {', '.join(missing)}; give --price CARD=USD_PER_GPU_HOUR "
                              "(repeatable or comma-separated) or --price prices.yaml (oomplan ships no prices)")
 
+    plan_key = ranking_key((c.best for c in fitting if c.best is not None), "quality" if objective == "cost" else objective)
+
     def key(c: CardChoice) -> tuple:
         best = c.best
         assert best is not None
-        rest = sort_key(best, "quality" if objective == "cost" else objective)
+        rest = plan_key(best)
         if objective == "cost":
             return (significant(c.usd_per_million_tokens or 0.0), *rest)
         return rest

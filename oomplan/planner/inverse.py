@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from oomplan.planner.evaluate import Evaluator
 from oomplan.planner.search import (
-    Candidate, SearchResult, drop_dominated, evaluate, make_candidate, num_base_plans, plan_groups, signature, sort_key,
+    Candidate, SearchResult, drop_dominated, evaluate, make_candidate, num_base_plans, plan_groups, signature, ranking_key,
 )
 from oomplan.specs.plan import Plan, Workload
 
@@ -139,7 +139,8 @@ def search_max(model, gpu, workload: Workload, limits, objective: str, what: str
         key = signature(c)
         if key not in best_of or reach(c) > reach(best_of[key][1]):
             best_of[key] = (order, c)
-    ranked = [c for _, c in sorted(best_of.values(), key=lambda x: (sort_key(x[1], objective), -reach(x[1]), x[0]))]
+    key = ranking_key((c for _, c in best_of.values()), objective)
+    ranked = [c for _, c in sorted(best_of.values(), key=lambda x: (key(x[1]), -reach(x[1]), x[0]))]
     if not limits.keep_dominated:
         kept = drop_dominated(ranked, reach)
         dominated, ranked = dominated + len(ranked) - len(kept), kept

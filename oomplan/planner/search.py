@@ -1,6 +1,7 @@
 """Enumerate the space, evaluate every candidate exactly, keep what fits, rank by objective."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from itertools import product
@@ -79,10 +80,28 @@ def significant(x: float) -> float:
     return float(f"{x:.9g}")
 
 
-def sort_key(c: Candidate, objective: str) -> tuple:
-    """quality: fewest and mildest lossy choices (worst grade, sum of grades, count), then GPUs, then speed."""
+# The speed rule of the quality objective (README "What plan fits?", docs/memory-model.md "Ranking"): a plan
+# whose decode speed is under a tenth of the fastest plan of the same quality ranks after every plan of that
+# quality that is not. Tensor parallelism speeds decode by at most its degree (8 in a node) in this roofline,
+# so in practice the slow ones are the plans that stream offloaded weights over the host link.
+SLOW_DECODE_FACTOR = 10
+
+
+def quality_key(c: Candidate) -> tuple[int, int, int]:
+    """Fewest and mildest lossy choices: worst grade, sum of grades, count."""
     q = c.quality
-    quality = (q.grade, sum(x.grade for x in q.choices), len(q.choices))
+    return (q.grade, sum(x.grade for x in q.choices), len(q.choices))
+
+
+def is_slow(c: Candidate, fastest_tokens_per_s: float) -> bool:
+    """Decodes under 1/SLOW_DECODE_FACTOR of `fastest_tokens_per_s` (the fastest plan of its quality)."""
+    return significant(c.speed.decode_tokens_per_s) * SLOW_DECODE_FACTOR < fastest_tokens_per_s
+
+
+def sort_key(c: Candidate, objective: str, fastest_tokens_per_s: float = 0.0) -> tuple:
+    """quality: fewest and mildest lossy choices, then not slow (SLOW_DECODE_FACTOR against
+    `fastest_tokens_per_s`, the fastest plan of the same quality: ranking_key), then GPUs, then speed."""
+    quality = quality_key(c)
     tps = significant(c.speed.decode_tokens_per_s)
     if objective == "throughput":
         return (-tps, *quality, c.num_gpus)
@@ -90,7 +109,16 @@ def sort_key(c: Candidate, objective: str) -> tuple:
         return (c.num_gpus, *quality, -tps)
     if objective == "cost":
         return (significant(c.gpu_hours_per_million_tokens), *quality, c.num_gpus)
-    return (*quality, c.num_gpus, -tps)
+    return (*quality, is_slow(c, fastest_tokens_per_s), c.num_gpus, -tps)
+
+
+def ranking_key(candidates: Iterable[Candidate], objective: str) -> Callable[[Candidate], tuple]:
+    """sort_key with the fastest decode of each quality among `candidates` (the set being ranked)."""
+    fastest: dict[tuple[int, int, int], float] = {}
+    for c in candidates:
+        q = quality_key(c)
+        fastest[q] = max(fastest.get(q, 0.0), significant(c.speed.decode_tokens_per_s))
+    return lambda c: sort_key(c, objective, fastest.get(quality_key(c), 0.0))
 
 
 def knob_sets(gpu: GpuSpec, limits: SearchLimits) -> tuple[tuple, ...]:
@@ -215,7 +243,8 @@ def search(model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLim
                 dominated += len(group) - position - 1
                 break
     made = [(order, make_candidate(ev, p, workload, s)) for order, p, s in fitting]
-    ranked = [c for _, c in sorted(made, key=lambda x: (sort_key(x[1], objective), x[0]))]
+    key = ranking_key((c for _, c in made), objective)
+    ranked = [c for _, c in sorted(made, key=lambda x: (key(x[1]), x[0]))]
     near = make_candidate(ev, closest[1], workload, closest[2]) if closest else None
     rows = dedupe(ranked)
     if not limits.keep_dominated:

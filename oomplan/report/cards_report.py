@@ -24,7 +24,8 @@ def _tps(tps: float) -> str:
     return f"{tps:.1f}" if tps < 100 else f"{tps:,.0f}"
 
 
-def cards_table(choices: list[CardChoice], objective: str) -> Table:
+def cards_table(choices: list[CardChoice], objective: str, top: int) -> Table:
+    """The first `top` cards of the ranking (the title counts them all)."""
     from rich.table import Table
 
     first = choices[0].result
@@ -37,7 +38,7 @@ def cards_table(choices: list[CardChoice], objective: str) -> Table:
         table.add_column(name, justify="left" if name in ("card", "best plan", "quality") else "right", overflow="fold",
                          no_wrap=name not in ("card", "best plan", "quality"), min_width=12 if name == "best plan" else None)
     rank = 0
-    for c in choices:
+    for c in choices[:top]:
         best = c.best
         if best is None:
             table.add_row("-", c.gpu.name, "-", "nothing fits", "-", "-", "-", *(["-"] if priced else []))
@@ -49,8 +50,15 @@ def cards_table(choices: list[CardChoice], objective: str) -> Table:
     return table
 
 
-def cards_json(choices: list[CardChoice], objective: str) -> dict[str, Any]:
-    """docs/json-schema.md 'Card comparison': the cards ranked, each with its best plan (null: nothing fits)."""
+def cards_summary(choices: list[CardChoice], objective: str, top: int) -> str:
+    fitting = sum(c.best is not None for c in choices)
+    shown = f"showing {top}, --top N shows more; " if top < len(choices) else ""
+    return (f"{len(choices)} cards searched, {fitting} with a plan that fits; {shown}each row is that card's best plan by {objective}"
+            " (oomplan fit MODEL --gpu CARD shows the others)")
+
+
+def cards_json(choices: list[CardChoice], objective: str, top: int) -> dict[str, Any]:
+    """docs/json-schema.md 'Card comparison': the first `top` cards ranked, each with its best plan (null: nothing fits)."""
     first = choices[0].result
     return {
         "schema_version": SCHEMA_VERSION,
@@ -58,6 +66,7 @@ def cards_json(choices: list[CardChoice], objective: str) -> dict[str, Any]:
         "model": {"name": first.model.name, "config_sha256": first.model.config_sha256},
         "workload": first.workload.model_dump(),
         "objective": objective,
+        "num_cards": len(choices),
         "cards": [{
             "rank": i + 1 if c.best is not None else None,
             "gpu": {"ref": c.ref, "name": c.gpu.name, "display_name": c.gpu.display_name, "memory_bytes": c.gpu.memory_bytes},
@@ -68,7 +77,7 @@ def cards_json(choices: list[CardChoice], objective: str) -> dict[str, Any]:
             "price_source": c.price.source if c.price else None,
             "usd_per_million_tokens": c.usd_per_million_tokens,
             "best": candidate_json(c.best, c.result.model) if c.best is not None else None,
-        } for i, c in enumerate(choices)],
+        } for i, c in enumerate(choices[:top])],
     }
 
 

@@ -121,3 +121,64 @@ def test_curve_one_row_per_card_is_each_cards_cliff():
     assert rows == [["l4", "22.0G", f"{l4}" if l4 % 1024 else f"{l4 // 1024}k"], ["h100-sxm", "79.2G", "128k+"]]
     r = run("curve", "llama-3.1-8b", "--gpu", "l4,h100", "--png", "x.png")
     assert r.exit_code == 2 and "one chart is one card" in r.stderr
+
+
+SMALL = ["qwen2.5-0.5b", "--ctx", "4k", "--weights", "bf16", "--kv-dtype", "bf16", "--no-dms", "--max-gpus", "1"]
+# Qwen2.5-0.5B (config: hidden 896, 24 layers, 14 heads / 2 KV heads of 64, intermediate 4864, vocab 151936, tied,
+# q/k/v biases): 151936 x 896 + 24 x (896x896+896 + 2 x (896x128+128) + 896x896 + 3 x 896x4864 + 2 x 896) + 896
+# = 494,032,768 params. A decode step on one GPU reads them in bf16 and the bf16 KV at 4k
+# (24 layers x 2 x 2 heads x 64 x 2 B x 4096 = 50,331,648 B): tok/s = bandwidth / 1,038,397,184 B.
+STEP_BYTES = 2 * 494_032_768 + 24 * 2 * 2 * 64 * 2 * 4096
+
+
+def test_gpu_all_ranks_every_profile_and_top_bounds_the_rows():
+    from oomplan.profiles import load_gpu, profile_names
+
+    names = profile_names("hardware_profiles")
+    # every card holds it on one GPU, lossless: ranked by decode speed, i.e. bandwidth (ties: the order given)
+    expected = sorted(names, key=lambda n: -load_gpu(n).memory_bandwidth_bytes_per_s)
+    everything = json.loads(run("fit", *SMALL, "--gpu", "all", "--top", "100", "--json").stdout)
+    assert everything["num_cards"] == len(names) and [c["gpu"]["ref"] for c in everything["cards"]] == expected
+    for c in everything["cards"]:
+        bandwidth = load_gpu(c["gpu"]["ref"]).memory_bandwidth_bytes_per_s
+        assert c["best"]["decode_tokens_per_s"] == pytest.approx(bandwidth / STEP_BYTES, rel=1e-12)
+    assert [c["gpu"]["ref"] for c in json.loads(run("fit", *SMALL, "--gpu", "all", "--top", "3", "--json").stdout)["cards"]] == expected[:3]
+    r = run("fit", *SMALL, "--gpu", "all", "--top", "3")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].rstrip() == f"qwen2.5-0.5b · ctx 4k x batch 1 · {len(names)} cards by quality"
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    assert rows == [[str(i + 1), c["gpu"]["name"], "1", "bf16 · KV bf16", f"{c['best']['per_gpu']['total_bytes'] / 2**30:.1f}G", "lossless",
+                     f"{c['best']['decode_tokens_per_s']:,.0f}"] for i, c in enumerate(everything["cards"][:3])]
+    assert lines[-1] == (f"{len(names)} cards searched, {len(names)} with a plan that fits; showing 3, --top N shows more; "
+                         "each row is that card's best plan by quality (oomplan fit MODEL --gpu CARD shows the others)")
+
+
+def test_gpu_all_where_nothing_fits_exits_1():
+    r = run("fit", "llama-3.1-405b", "--gpu", "all", "--max-gpus", "1", "--host-mem", "0", "--weights", "bf16", "--top", "2")
+    from oomplan.profiles import profile_names
+
+    n = len(profile_names("hardware_profiles"))
+    assert r.exit_code == 1
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in r.stdout.splitlines() if line.startswith("│")]
+    assert rows == [["-", name, "-", "nothing fits", "-", "-", "-"] for name in profile_names("hardware_profiles")[:2]]
+    assert r.stdout.splitlines()[-1].startswith(f"{n} cards searched, 0 with a plan that fits; showing 2, --top N shows more; ")
+
+
+def test_estimate_and_curve_take_gpu_all_one_row_per_card():
+    from oomplan.profiles import load_gpu, profile_names
+
+    names = [load_gpu(n).name for n in profile_names("hardware_profiles")]
+    r = run("estimate", "qwen2.5-0.5b", "--gpu", "all", "--ctx", "4k")
+    assert r.exit_code == 0, r.output
+    assert [line.split("│")[1].strip() for line in r.stdout.splitlines() if line.startswith("│")] == names
+    r = run("curve", "qwen2.5-0.5b", "--gpu", "all")
+    assert r.exit_code == 0, r.output
+    assert [line.split("│")[1].strip() for line in r.stdout.splitlines() if line.startswith("│")] == names
+
+
+def test_pick_beyond_the_cards_that_fit_is_refused_before_printing(tmp_path):
+    out = tmp_path / "plan.yaml"
+    r = run("fit", "llama-3-8b", "--gpu", "h100,l40s", "--ctx", "8k", "--pick", "3", "-o", str(out))
+    assert r.exit_code == 2 and r.stdout == "" and not out.exists()
+    assert r.stderr == "error: --pick 3: only 2 cards fit; give --pick 1 to 2\n"

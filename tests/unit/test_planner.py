@@ -4,7 +4,9 @@ import pytest
 from oomplan.memory.budget import estimate
 from oomplan.planner.evaluate import Evaluator
 from oomplan.planner.inverse import max_batch_size, max_ctx_tokens, search_max
-from oomplan.planner.search import search, sort_key
+from oomplan.planner.quality import LossyChoice, QualityRisk
+from oomplan.planner.search import SLOW_DECODE_FACTOR, Candidate, ranking_key, search, sort_key
+from oomplan.planner.speed import SpeedEstimate
 from oomplan.planner.space import SearchLimits, kv_dtypes, parallel_layouts, weight_formats
 from oomplan.profiles import load_gpu, load_model
 from oomplan.specs.plan import Plan, Workload
@@ -58,8 +60,59 @@ def test_headline_has_one_card_and_lossless_multi_card(headline):
 @pytest.mark.parametrize("objective", ["quality", "throughput", "gpus", "cost"])
 def test_ranked_by_objective(headline, objective):
     result = search(L70, A100, Workload(ctx_tokens=32768), SearchLimits(max_gpus=8), objective)
-    keys = [sort_key(c, objective) for c in result.plans]
+    key = ranking_key(result.plans, objective)
+    keys = [key(c) for c in result.plans]
     assert keys == sorted(keys)
+
+
+LOSSLESS = QualityRisk(0, "lossless", ())
+INT8 = QualityRisk(1, "near-lossless", (LossyChoice("weights", "int8", 1, "", ""),))
+
+
+def _candidate(num_gpus: int, tokens_per_s: float, quality: QualityRisk = LOSSLESS) -> Candidate:
+    return Candidate(Plan(tensor_parallel=num_gpus), Workload(ctx_tokens=4096), (), 0, quality,
+                     SpeedEstimate(1 / tokens_per_s, tokens_per_s, 0.0))
+
+
+def _ranked(cands: list[Candidate], objective: str = "quality") -> list[Candidate]:
+    return sorted(cands, key=ranking_key(cands, objective))
+
+
+def test_quality_ranks_a_slow_plan_after_the_others_of_its_quality():
+    # SLOW_DECODE_FACTOR = 10: 9.99 tok/s x 10 = 99.9 < 100 (slow); 10.0 x 10 = 100 is not under 100 (not slow)
+    assert SLOW_DECODE_FACTOR == 10
+    crawl, two, ten = _candidate(1, 9.99), _candidate(2, 100.0), _candidate(1, 10.0)
+    assert _ranked([crawl, two]) == [two, crawl]  # more GPUs, but the 1-GPU plan decodes 10.01x slower
+    assert _ranked([ten, two]) == [ten, two]  # exactly a tenth: fewest GPUs first, as before
+    assert sort_key(crawl, "quality", 100.0) == (0, 0, 0, True, 1, -9.99)
+    assert sort_key(ten, "quality", 100.0) == (0, 0, 0, False, 1, -10.0)
+    # only a plan of the same quality makes one slow: a faster int8 plan ranks after both lossless plans
+    fast_int8 = _candidate(1, 1000.0, INT8)
+    assert _ranked([fast_int8, ten, two]) == [ten, two, fast_int8]
+    # the other objectives are unchanged: gpus keeps the 1-GPU plan first, throughput the fastest
+    assert _ranked([two, crawl], "gpus") == [crawl, two]
+    assert _ranked([crawl, two], "throughput") == [two, crawl]
+
+
+def test_offload_on_one_h100_ranks_after_all_gpu_tensor_parallel_plans():
+    """Llama 3.1 70B at 8k on H100s (docs/memory-model.md "Ranking"). Hand roofline (planner/speed.py): a GPU of a
+    TP-t plan reads per step its shard of the 70,553,706,496 bf16 params, the RMSNorm weights whole
+    ((2 x 80 + 1) x 8192 x 2 B = 2,637,824 B, replicated), and 1/t of the KV (80 layers x 2 x 8 heads x 128
+    x 2 B x 8192 = 2,684,354,560 B), at 3.35e12 B/s: TP2 46.594 tok/s, TP8 186.357. One H100 streams its
+    offloaded layers over the host link at ~1 tok/s: 1 x 10 < 186.357, so it is slow."""
+    result = search(load_model("llama-3.1-70b"), H100, Workload(ctx_tokens=8192), SearchLimits(max_gpus=8))
+    lossless = [c for c in result.plans if c.quality.grade == 0]
+    assert [(c.num_gpus, bool(c.plan.offload_bytes)) for c in lossless] == [(2, False), (4, False), (8, False), (1, True)]
+    tp2, tp8, offload = lossless[0], lossless[2], lossless[3]
+    norms = 161 * 8192 * 2
+
+    def tps(tp: int) -> float:
+        return 3.35e12 / ((2 * 70_553_706_496 - norms) / tp + norms + 2_684_354_560 / tp)
+
+    assert tp2.speed.decode_tokens_per_s == pytest.approx(tps(2), rel=1e-12)
+    assert tp8.speed.decode_tokens_per_s == pytest.approx(tps(8), rel=1e-12)
+    assert offload.speed.decode_tokens_per_s * SLOW_DECODE_FACTOR < tp8.speed.decode_tokens_per_s
+    assert search(load_model("llama-3.1-70b"), H100, Workload(ctx_tokens=8192), SearchLimits(max_gpus=8), "gpus").plans[0].num_gpus == 1
 
 
 def test_objectives_pick_what_they_say(headline):
