@@ -139,8 +139,8 @@ def search_max(model, gpu, workload: Workload, limits, objective: str, what: str
         key = signature(c)
         if key not in best_of or reach(c) > reach(best_of[key][1]):
             best_of[key] = (order, c)
-    key = ranking_key((c for _, c in best_of.values()), objective)
-    ranked = [c for _, c in sorted(best_of.values(), key=lambda x: (key(x[1]), -reach(x[1]), x[0]))]
+    rank = ranking_key((c for _, c in best_of.values()), objective)
+    ranked = [c for _, c in sorted(best_of.values(), key=lambda x: (rank(x[1]), -reach(x[1]), x[0]))]
     if not limits.keep_dominated:
         kept = drop_dominated(ranked, reach)
         dominated, ranked = dominated + len(ranked) - len(kept), kept
