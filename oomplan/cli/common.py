@@ -194,10 +194,16 @@ def kv_policy_fields(text: str | None) -> dict[str, Any]:
 
 
 def refuse_kv_policy_with_engine(text: str | None, engine: str) -> None:
-    """The engines' own KV pools (--engine) hold every token: a policy is priced with --engine hf only."""
-    if text is not None and text.strip().lower() != "none" and engine != "hf":
-        raise InputError(f"--kv-policy: --engine {engine} prices the engine's own KV pool, which keeps every token; price the policy "
-                         "without --engine and see `oomplan export` for what each engine realises")
+    """The engines' own KV pools (--engine) hold every token, except where the engine realises the policy
+    (llama.cpp: window, by context shift): engines/kv_policy_support.py."""
+    if text is None or text.strip().lower() == "none" or engine == "hf":
+        return
+    from oomplan.engines.kv_policy_support import refuse_unrealised
+    from oomplan.specs.kv_policy import DmsChoice, parse_kv_policy
+
+    policy = parse_kv_policy(text)
+    kind, spec = ("dms", text.strip()) if isinstance(policy, DmsChoice) else (policy.kind, policy.spec)
+    refuse_unrealised(spec, kind, engine, "--kv-policy")
 
 
 def build_plan(**fields: Any) -> Plan:

@@ -58,7 +58,6 @@ KNOB_ENGINES: dict[str, tuple[str, ...]] = {
     "--max-num-batched-tokens": ("vllm", "sglang"), "--mem-fraction-static": ("sglang",), "--gguf-type": ("llamacpp",),
     "--n-gpu-layers": ("llamacpp",),
 }
-_ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "llamacpp": "llama.cpp"}
 
 
 def refuse_unread_engine_knobs(engine: str | None, gpu_memory_utilization: object = None, max_model_len: object = None,
@@ -70,7 +69,9 @@ def refuse_unread_engine_knobs(engine: str | None, gpu_memory_utilization: objec
                                     mem_fraction_static, gguf_type, n_gpu_layers), strict=True))
     for flag, engines in KNOB_ENGINES.items():
         if given[flag] is not None and engine not in engines:
-            owners = "/".join(_ENGINE_NAMES[e] for e in engines)
+            from oomplan.engines.kv_policy_support import ENGINE_TITLES
+
+            owners = "/".join(ENGINE_TITLES[e] for e in engines)
             needed = " or ".join(f"--engine {e}" for e in engines)
             why = "without --engine nothing reads it" if engine in (None, "hf") else f"--engine {engine} does not read it"
             raise InputError(f"{flag}: an engine setting read only by {owners}; it needs {needed} ({why})")

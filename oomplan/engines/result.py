@@ -41,6 +41,7 @@ class EnginePrediction:
     engine_version: str | None = None  # the modelled release range whose accounting this is (None: unversioned)
     box: tuple[GpuSpec, ...] = ()  # every GPU, in order, when they are not all `gpu` (llama.cpp --gpu a+b); `gpu` is the fullest
     host_bytes: int = 0  # CPU memory the engine keeps for the model (llama.cpp's CPU layers and KV, vLLM --cpu-offload-gb)
+    shifts_context: bool = False  # llama.cpp --context-shift: a sequence longer than context_tokens keeps generating
 
     @property
     def capacity_bytes(self) -> int:
@@ -52,6 +53,6 @@ class EnginePrediction:
         return self.starts and not self.failures
 
     def fits_workload(self, ctx_tokens: int, batch_size: int) -> bool:
-        """It is ok, a sequence of ctx_tokens fits the context, and batch_size of them run at once in the pool."""
-        return (self.ok and ctx_tokens <= self.context_tokens and batch_size <= self.max_running_requests
+        """It is ok, a sequence of ctx_tokens fits the context (or the context shifts), and batch_size of them run at once."""
+        return (self.ok and (ctx_tokens <= self.context_tokens or self.shifts_context) and batch_size <= self.max_running_requests
                 and batch_size <= self.max_concurrency + 1e-9)

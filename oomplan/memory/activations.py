@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oomplan.memory.kv_cache import kv_heads_per_gpu, resolved_kv_dtype
+from oomplan.memory.kv_cache import kv_heads_per_gpu, policy_attended_tokens, resolved_kv_dtype
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 from oomplan.units import DTYPE_BYTES, FP32, INT64, ceil_div
@@ -179,9 +179,31 @@ def activation_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch: int,
     d = dims(model, plan, dtype_bytes, fp16)
     q_len = min(ctx_tokens, plan.prefill_chunk_tokens or ctx_tokens)
     sliding = model.num_sliding_layers if num_sliding_layers is None else num_sliding_layers
-    attention, scores = attention_moment_bytes(model, plan, d, batch, q_len, ctx_tokens)
+    kv_len = policy_attended_tokens(plan, ctx_tokens, decode=False)  # a bounded KV policy: what the pass attends
+    attention, scores = attention_moment_bytes(model, plan, d, batch, q_len, kv_len)
+    attention += budget_selection_bytes(model, plan, d, batch, q_len, ctx_tokens)
     layer = max(ffn_moment_bytes(model, d, batch * q_len), attention)
-    prefill = forward_bytes(model, plan, d, batch, q_len, ctx_tokens) + layer + sliding_extra_bytes(model, d, batch, q_len, ctx_tokens, sliding)
+    prefill = forward_bytes(model, plan, d, batch, q_len, kv_len) + layer + sliding_extra_bytes(model, d, batch, q_len, kv_len, sliding)
     logits = logits_bytes(model, plan, d, batch, q_len) if is_last_stage else 0
-    decode = decode_step_bytes(model, plan, d, batch, ctx_tokens, sliding)
+    decode = decode_step_bytes(model, plan, d, batch, policy_attended_tokens(plan, ctx_tokens, decode=True), sliding)
     return ActivationBudget(int(prefill), scores, logits, decode)
+
+
+# SnapKV's observation window: the last 32 prompt queries score every prompt key
+# (FasterDecoding/SnapKV@395b54d snapkv/monkeypatch/snapkv_utils.py init_snapkv: config.window_size = 32).
+SNAPKV_OBSERVATION_TOKENS = 32
+
+
+def budget_selection_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int, ctx_tokens: int) -> int:
+    """budget:N's selection, priced as SnapKV's (snapkv_utils.py SnapKVCluster.update_kv, in each layer's prefill,
+    q, k, v of the whole prompt alive): scores of the last w queries against all L keys [B, H, w, L] in the
+    model dtype and their softmax(dtype=float32): B x H x w x L x score_bytes (the same moment as eager scores;
+    the cast back to the model dtype afterwards holds less).
+    It runs only on an unchunked prompt of at least the budget (update_kv returns the K/V unchanged otherwise;
+    chunked prefill never compresses: kv_cache.policy_cap_tokens). H2O's reference code scores with eager
+    attention instead: --attention eager prices that."""
+    p = plan.kv_policy
+    if p is None or p.kind != "budget" or q_len < ctx_tokens or ctx_tokens < p.budget_tokens:
+        return 0
+    w = min(SNAPKV_OBSERVATION_TOKENS, ctx_tokens)
+    return int(batch * d.heads * w * ctx_tokens * score_bytes(d))

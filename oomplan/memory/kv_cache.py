@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from oomplan import formats
 from oomplan.memory.layout import Stage
 from oomplan.specs.model import ModelSpec
+from oomplan.specs.kv_policy import EpisodicPolicy, SlotsPolicy, WindowPolicy
 from oomplan.specs.plan import Plan
 from oomplan.units import ceil_div
 
@@ -73,16 +74,36 @@ def policy_cap_tokens(plan: Plan, ctx_tokens: int) -> int | None:
     if p is None:
         return None
     chunk = forward_tokens(plan, ctx_tokens)
-    if p.kind == "window":
+    if p.kind == "budget":
+        # budget: SnapKV (FasterDecoding/SnapKV@395b54d snapkv/monkeypatch/llama_hijack_4_37.py) compresses inside
+        # each layer's prefill forward; with the prompt split into chunks it can only compress once the last
+        # chunk is in, so every layer holds the whole prompt until then: no cap at the peak.
+        return p.budget_tokens if chunk == ctx_tokens else None
+    return _evicting_cap(p, chunk)
+
+
+def _evicting_cap(p: WindowPolicy | SlotsPolicy | EpisodicPolicy, chunk: int) -> int:
+    """window / slots / episodic after a pass of `chunk` tokens: the resident part plus max(recent, chunk)."""
+    if isinstance(p, WindowPolicy):
         return p.sink_tokens + max(p.window_tokens, chunk)
-    if p.kind == "slots":
+    if isinstance(p, SlotsPolicy):
         return p.num_slots + max(p.window_tokens, chunk)
-    if p.kind == "episodic":
-        return max(p.read_tokens, chunk)
-    # budget: SnapKV (FasterDecoding/SnapKV@395b54d snapkv/monkeypatch/llama_hijack_4_37.py) compresses inside
-    # each layer's prefill forward; with the prompt split into chunks it can only compress once the last
-    # chunk is in, so every layer holds the whole prompt until then: no cap at the peak.
-    return p.budget_tokens if chunk == ctx_tokens else None
+    assert isinstance(p, EpisodicPolicy), p.kind
+    return max(p.read_tokens, chunk)
+
+
+def policy_attended_tokens(plan: Plan, ctx_tokens: int, decode: bool) -> int:
+    """Tokens one layer's attention reads under the plan's KV policy (activations.py): the last prefill pass
+    (decode=False) or a decode step (decode=True). window / slots / episodic: what the cache holds during that
+    pass, the resident part plus max(recent, pass) (policy_cap_tokens; a decode pass is one token: sinks +
+    window, slots + window, the read buffer). budget: every prefill attends the whole prompt (the selection
+    runs on the full K/V, SnapKV@395b54d llama_hijack_4_37.py), decode the N kept tokens. No policy: ctx."""
+    p = plan.kv_policy
+    if p is None:
+        return ctx_tokens
+    if p.kind == "budget":
+        return min(ctx_tokens, p.budget_tokens) if decode else ctx_tokens
+    return min(ctx_tokens, _evicting_cap(p, 1 if decode else forward_tokens(plan, ctx_tokens)))
 
 
 def cached_tokens(model: ModelSpec, plan: Plan, ctx_tokens: int, sliding: bool, window_tokens: int | None = None,

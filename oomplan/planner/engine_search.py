@@ -88,7 +88,7 @@ def engine_search(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workloa
         except InputError:
             continue  # e.g. a layout the model's heads cannot split
         considered += 1
-        cand = EngineCandidate(plan, pred, quality_risk(model, plan))
+        cand = EngineCandidate(plan, pred, quality_risk(model, plan, workload.ctx_tokens))
         host_ok = pred.host_bytes * plan.tensor_parallel <= limits.host_memory_bytes
         if host_ok and pred.fits_workload(workload.ctx_tokens, workload.batch_size):
             fitting.append(cand)

@@ -172,7 +172,7 @@ class Evaluator:
         num_sliding = self._num_sliding(st)
         # activation_budget sees a stage only as (is_last, num_sliding): one entry serves every depth
         key = (dtype, plan.kv_dtype, plan.tensor_parallel, plan.attention, plan.prefill_chunk_tokens, plan.logits,
-               st.is_last, num_sliding, ctx_tokens, batch_size)
+               plan.kv_policy, st.is_last, num_sliding, ctx_tokens, batch_size)  # a KV policy bounds what attention reads
         budget = self._act.get(key)
         if budget is None:
             if len(self._act) >= MAX_WORKLOAD_ENTRIES:

@@ -66,6 +66,9 @@ def workload_verdict(p: EnginePrediction, workload: Workload) -> tuple[bool, str
     """Whether an engine serves the workload, and the sentence saying so."""
     ctx, batch = workload.ctx_tokens, workload.batch_size
     if p.fits_workload(ctx, batch):
+        if ctx > p.context_tokens:  # llama.cpp --context-shift (a window KV policy)
+            return True, (f"fits: {batch} x {ctx:,} tokens by context shift, {p.context_tokens:,} held per sequence, "
+                          f"in a pool of {p.kv_cache_tokens:,} tokens")
         return True, f"fits: {batch} x {ctx:,} tokens in a pool of {p.kv_cache_tokens:,} tokens"
     if not p.ok:
         return False, "does not fit: the engine will not serve this configuration (see above)"

@@ -54,7 +54,7 @@ def search_plan_file(model_ref: str, gpu_ref: str, result: SearchResult, index: 
 
     chosen = result.plans[index]
     est = estimate(result.model, result.gpu, chosen.workload, chosen.plan)
-    return inference_plan_file(model_ref, gpu_ref, est, quality_risk(result.model, chosen.plan).label, chosen.speed.decode_tokens_per_s)
+    return inference_plan_file(model_ref, gpu_ref, est, quality_risk(result.model, chosen.plan, chosen.workload.ctx_tokens).label, chosen.speed.decode_tokens_per_s)
 
 
 def engine_plan_file(model_ref: str, gpu_ref: str, result: EngineSearchResult, index: int) -> PlanFile:

@@ -12,6 +12,7 @@ import yaml
 from oomplan import formats
 from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.weights import SIXTEEN_BIT, resolved_weight_format
+from oomplan.specs.kv_policy import BudgetPolicy, SlotsPolicy, WindowPolicy
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 
@@ -62,15 +63,36 @@ def _risk(weights: tuple[str, ...], kv: str, dms: float, policy: str | None = No
         key = str(min((2, 4, 8), key=lambda r: (abs(r - dms), -r)))  # the nearest graded ratio
         choices.append(_choice("dms_ratio", key))
     if policy is not None:
-        kind, _, spec = policy.partition(" ")
-        choices.append(dataclasses.replace(_choice("kv_policy", kind), value=spec))
+        key, _, spec = policy.partition(" ")
+        choices.append(dataclasses.replace(_choice("kv_policy", key), value=spec))
     grade = max((c.grade for c in choices), default=0)
     return QualityRisk(grade, _table()["grades"][grade], tuple(choices))
 
 
-def quality_risk(model: ModelSpec, plan: Plan) -> QualityRisk:
-    """TP, PP, paging, chunking and offload are lossless; grades come from the data file."""
+def policy_grade_key(plan: Plan, ctx_tokens: int | None) -> str | None:
+    """The data file's kv_policy entry for the plan's policy and its parameters (None: no policy). At a known
+    context: a window, budget or recent window at least the context evicts nothing (nothing_evicted); a budget of
+    at least a fifth of the context is H2O's 20% (budget_fifth). A window without sinks is window attention."""
+    p = plan.kv_policy
+    if p is None:
+        return None
+    if ctx_tokens is not None:
+        kept = (p.sink_tokens + p.window_tokens if isinstance(p, WindowPolicy) else p.budget_tokens if isinstance(p, BudgetPolicy)
+                else p.window_tokens if isinstance(p, SlotsPolicy) else None)  # episodic: a different model, always graded
+        if kept is not None and kept >= ctx_tokens:
+            return "nothing_evicted"
+        if isinstance(p, BudgetPolicy) and 5 * p.budget_tokens >= ctx_tokens:
+            return "budget_fifth"
+    if isinstance(p, WindowPolicy) and p.sink_tokens == 0:
+        return "window_no_sinks"
+    return p.kind
+
+
+def quality_risk(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> QualityRisk:
+    """TP, PP, paging, chunking and offload are lossless; grades come from the data file. `ctx_tokens`: the
+    workload's context, which grades a KV policy by what it keeps of it (policy_grade_key)."""
     weights = (resolved_weight_format(model, plan),) + tuple(
         f for f in dict.fromkeys(plan.component_weights.values()) if f != resolved_weight_format(model, plan))
-    policy = None if plan.kv_policy is None else f"{plan.kv_policy.kind} {plan.kv_policy.spec}"
+    key = policy_grade_key(plan, ctx_tokens)
+    policy = None if plan.kv_policy is None else f"{key} {plan.kv_policy.spec}"
     return _risk(weights, resolved_kv_dtype(model, plan), plan.dms_ratio, policy)

@@ -33,10 +33,11 @@ class Recheck:
 
 
 def refuse_kv_policy_for_engine(path: str, plan: Plan, engine: str) -> None:
-    """A plan's kv_policy cannot be checked against an engine's own KV pool, which keeps every token."""
-    if engine != "hf" and plan.kv_policy is not None:
-        raise InputError(f"{path}: plan.kv_policy {plan.kv_policy.spec}: --engine {engine} prices the engine's own KV pool, which "
-                         "keeps every token; check it with --engine hf (oomplan export says what each engine realises)")
+    """A plan's kv_policy is checked against an engine's own KV pool only where the engine realises it."""
+    if plan.kv_policy is not None:
+        from oomplan.engines.kv_policy_support import refuse_unrealised
+
+        refuse_unrealised(plan.kv_policy.spec, plan.kv_policy.kind, engine, f"{path}: plan.kv_policy")
 
 
 def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, batch_size: int | None = None) -> Recheck:

@@ -198,7 +198,7 @@ def min_offload_layers(ev: Evaluator, plan: Plan, workload: Workload, capacity: 
 
 def make_candidate(ev: Evaluator, plan: Plan, workload: Workload, stages: tuple[StageTotal, ...]) -> Candidate:
     traffic = [StageTraffic(s.weights_bytes - s.expert_bytes, s.expert_bytes, s.kv_cache_bytes, s.offloaded_bytes) for s in stages]
-    return Candidate(plan, workload, stages, ev.gpu.memory_bytes, quality_risk(ev.model, plan),
+    return Candidate(plan, workload, stages, ev.gpu.memory_bytes, quality_risk(ev.model, plan, workload.ctx_tokens),
                      speed_estimate(ev.model, ev.gpu, workload, plan, traffic))
 
 

@@ -28,7 +28,7 @@ def engine_title(p: EnginePrediction) -> str:
 
 def engine_table(p: EnginePrediction) -> Table:
     cap = p.capacity_bytes
-    caption = " ".join(f"{k} {v}" for k, v in p.settings)
+    caption = " ".join(f"{k} {v}" if v else k for k, v in p.settings)
     table = Table(title=engine_title(p), title_justify="left", caption=caption, caption_justify="left")
     table.add_column("component")
     table.add_column("per GPU", justify="right")
@@ -74,6 +74,7 @@ def engine_json(p: EnginePrediction) -> dict[str, Any]:
         "kv_cache_tokens": p.kv_cache_tokens,
         "num_kv_blocks": p.num_kv_blocks,
         "context_tokens": p.context_tokens,
+        "shifts_context": p.shifts_context,
         "max_concurrency": round(p.max_concurrency, 4),
         "max_running_requests": p.max_running_requests,
         "starts": p.starts,

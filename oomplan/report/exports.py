@@ -9,6 +9,7 @@ import shlex
 from dataclasses import dataclass
 
 from oomplan import formats
+from oomplan.engines.kv_policy_support import not_realised, realises
 from oomplan.engines.llamacpp.flags import GGUF_KV
 from oomplan.memory.budget import Estimate
 from oomplan.memory.kv_cache import resolved_kv_dtype
@@ -47,27 +48,11 @@ def _dms(est: Estimate, engine: str) -> list[str]:
     return _kv_policy(est, engine)
 
 
-# Why each engine cannot realise a KV policy (docs/kv-policies.md, "Engines"); llama.cpp realises `window`.
-_NO_POLICY = {
-    "window": "{engine} has no attention-sink eviction (StreamingLLM)",
-    "budget": "{engine} has no score-based eviction (H2O / SnapKV patch transformers' attention in their reference code)",
-    "slots": "{engine} has no associative-memory module (CAMELoT is research code)",
-    "episodic": "{engine} has no external episodic memory (Larimar needs its memory-conditioned model)",
-}
-_WHY = {
-    "vLLM": " and keeps a sliding window only where the model's config declares one",
-    "SGLang": " and keeps a sliding window only where the model's config declares one",
-    "transformers": "; transformers 5.x ships no sink cache (SinkCache left the library in 4.53; the Hub port "
-                    "transformers-community/sink_cache targets 4.52)",
-}
-
-
 def _kv_policy(est: Estimate, engine: str) -> list[str]:
     p = est.plan.kv_policy
-    if p is None or (p.kind == "window" and engine == "llama.cpp"):
+    if p is None or realises(p.kind, engine):
         return []
-    why = _NO_POLICY[p.kind].format(engine=engine) + (_WHY.get(engine, "") if p.kind == "window" else "")
-    return [f"--kv-policy {p.spec} ({why}; the KV cache will hold every token, more than planned)"]
+    return [f"--kv-policy {p.spec} ({not_realised(p.kind, engine)}; the KV cache will hold every token, more than planned)"]
 
 
 def memory_fraction(est: Estimate) -> float:

@@ -184,7 +184,7 @@ ROWS += [
     ("kv policy with an escape byte", _E + ["window:4k\x1b[2J"], {}, 2, "--kv-policy: 'window:4k\\x1b[2J' is not a KV policy"),
     ("kv policy slots without window", _E + ["slots:64"], {}, 2, "--kv-policy: 'slots:64' is not a KV policy: slots needs window"),
     ("kv policy and --dms", _E + ["window:4096", "--dms", "4"], {}, 2, "--kv-policy and --dms/--dms-window: give one"),
-    ("kv policy with --engine vllm", _E + ["window:4096", "--engine", "vllm"], {}, 2, "--kv-policy: --engine vllm prices the engine's own KV pool"),
+    ("kv policy with --engine vllm", _E + ["window:4096", "--engine", "vllm"], {}, 2, "--kv-policy window:4096,sinks:4: not realised by vLLM (vLLM has no attention-sink eviction"),
     ("fit --kv-policy dms:4", ["fit", "llama-3-8b", "--gpu", "h100", "--kv-policy", "dms:4"], {}, 2, "--kv-policy: fit searches DMS ratios 2, 4 and 8 itself"),
     ("fit episodic store over --host-mem", ["fit", "llama-3-8b", "--gpu", "h100", "--host-mem", "16GiB", "--kv-policy", "episodic:64GiB,read:2k"], {}, 2, "--kv-policy episodic:68719476736,read:2048: the episodic store (64.00 GiB) exceeds --host-mem (16.00 GiB)"),
     ("plan kv_policy with an unknown key", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"kv_policy": {"kind": "window", "window_tokens": 4096, "sinks": 4}}), "config.json": TINY}, 2, "plan.kv_policy.window.sinks"),

@@ -61,7 +61,7 @@ def test_fit_writes_the_policy_and_check_and_export_read_it(tmp_path):
     assert plan["prefill_chunk_tokens"] == 2048
     checked = run("check", str(path))
     assert checked.exit_code == 0, checked.output
-    assert "PASS: 18.67 GiB of 22.05 GiB per GPU on l4" in checked.stdout
+    assert "PASS: 16.52 GiB of 22.05 GiB per GPU on l4" in checked.stdout  # the last chunk attends the 4,100 kept tokens, not 128k
     cmd = run("export", str(path), "--to", "llamacpp")
     assert cmd.exit_code == 0, cmd.output
     assert cmd.stdout.splitlines()[1:7] == ["llama-server -m llama-3.1-8b-BF16.gguf \\", "    -c 4100 \\", "    -np 1 \\",
@@ -70,8 +70,49 @@ def test_fit_writes_the_policy_and_check_and_export_read_it(tmp_path):
     assert "# NOT REALISED by vllm: --kv-policy window:4096,sinks:4 (vLLM has no attention-sink eviction" in vllm.stdout
     engine = run("check", str(path), "--engine", "vllm")
     assert engine.exit_code == 2
-    assert engine.stderr.strip() == (f"error: {path}: plan.kv_policy window:4096,sinks:4: --engine vllm prices the engine's own KV pool, "
-                                     "which keeps every token; check it with --engine hf (oomplan export says what each engine realises)")
+    assert engine.stderr.strip() == (
+        f"error: {path}: plan.kv_policy window:4096,sinks:4: not realised by vLLM (vLLM has no attention-sink eviction (StreamingLLM) "
+        "and keeps a sliding window only where the model's config declares one; its KV pool keeps every token); price the policy "
+        "without --engine, and see `oomplan export` for what each engine runs")
+    # llama.cpp realises the window: check --engine llamacpp prices its pool of 4 + 4096 tokens per slot (-c padded to 4352)
+    shifted = run("check", str(path), "--engine", "llamacpp", "--gguf-type", "Q4_K_M")
+    assert shifted.exit_code == 0, shifted.output
+    assert "fits: 1 x 131,072 tokens by context shift, 4,352 held per sequence, in a pool of 4,352 tokens" in shifted.stdout
+
+
+LLAMACPP_WINDOW = ("estimate", "llama-3.1-8b", "--gpu", "rtx-4090", "--ctx", "128k", "--engine", "llamacpp", "--gguf-type", "Q4_K_M")
+
+
+def test_llamacpp_realises_a_window_policy_by_context_shift():
+    r = run(*LLAMACPP_WINDOW, "--kv-policy", "window:4096,sinks:4")
+    assert r.exit_code == 0, r.output
+    # -c = sinks + window = 4,100, padded by llama.cpp to a multiple of 256 (4,352): 32 layers x 2 x 8 heads x 128 x 2 B
+    # = 128 KiB a cell, 4,352 cells = 544 MiB; the full 128k context would need 16 GiB
+    data = json.loads(run(*LLAMACPP_WINDOW, "--kv-policy", "window:4096,sinks:4", "--json").stdout)["engine"]
+    assert data["kv_cache_bytes"] == 4352 * 32 * 2 * 8 * 128 * 2 == 570_425_344
+    assert data["settings"]["--keep"] == "4" and "--context-shift" in data["settings"] and data["shifts_context"]
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "fits: 1 x 131,072 tokens by context shift, 4,352 held per sequence, in a pool of 4,352 tokens"
+    assert ("note: context shift: each slot holds 4,352 tokens; when one fills while generating, llama.cpp keeps the first 4 (--keep) "
+            "and discards half of the rest, so a sequence runs past 4,352 tokens with 4,352 held; a prompt of 4,352 tokens or more "
+            "is refused (HTTP 400)") in lines
+    full = json.loads(run(*LLAMACPP_WINDOW, "--json").stdout)["engine"]
+    assert full["kv_cache_bytes"] == 131072 * 32 * 2 * 8 * 128 * 2 and "--context-shift" not in full["settings"]
+
+
+def test_llamacpp_names_the_policies_it_does_not_realise():
+    r = run(*LLAMACPP_WINDOW, "--kv-policy", "budget:4096")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr == ("error: --kv-policy budget:4096: not realised by llama.cpp (llama.cpp has no score-based eviction (H2O / SnapKV "
+                        "patch transformers' attention in their reference code); its KV pool keeps every token); price the policy "
+                        "without --engine, and see `oomplan export` for what each engine runs\n")
+
+
+def test_vet_reads_context_shift_and_says_what_it_does():
+    r = run("vet", "--gpu", "rtx-4090", "--", "llama-server", "-m", "llama-3.1-8b-Q4_K_M.gguf", "-c", "4100", "--context-shift", "--keep", "4")
+    assert r.exit_code == 0, r.output
+    assert any(line.startswith("note: context shift: each slot holds 4,352 tokens; when one fills while generating, llama.cpp keeps "
+                               "the first 4 (--keep)") for line in r.stdout.splitlines())
 
 
 def test_fit_without_the_flag_searches_no_policy():

@@ -102,6 +102,60 @@ def test_budget_prices_the_one_layer_holding_its_prompt():
     assert (chunked.bytes, chunked.prefill_transient_bytes) == (32768 * 131072, 0)
 
 
+def _activations(policy: str | None, ctx: int, chunk: int | None = None, attention: str = "sdpa"):
+    from oomplan.memory.activations import activation_budget
+
+    plan = Plan(prefill_chunk_tokens=chunk, attention=attention, **({"kv_policy": parse_kv_policy(policy)} if policy else {}))
+    return activation_budget(L8, plan, ctx, 1, 2)
+
+
+def test_a_bounded_policy_prices_the_attention_over_the_tokens_it_keeps():
+    # window 4096 + 4 sinks, chunk 2048 at 128k: the last chunk attends sinks + max(4096, 2048) = 4,100 tokens and a
+    # decode step 4 + 4096 = 4,100 (StartRecentKVCache.evict_for_space evicts before each pass), exactly as a plan
+    # without a policy at a 4,100-token context, same chunk
+    bounded, full, short = _activations("window:4096,sinks:4", 131072, 2048), _activations(None, 131072, 2048), _activations(None, 4100, 2048)
+    assert (bounded.prefill_bytes, bounded.decode_step_bytes) == (short.prefill_bytes, short.decode_step_bytes)
+    # by hand (activations.py): the SDPA bool mask of the last chunk [2048 x kv], rotary cos/sin 2 x 2048 x 128 x 2 B,
+    # ids and positions 8 x (2048 + 2048) B; attention: hidden in/out/normed 3 x 2048 x 4096 x 2 B, q/out/grad-free
+    # copies 3 x 2048 x 32 x 128 x 2 B, and repeat_kv's K and V for 32 heads 2 x 32 x kv x 128 x 2 B
+    from oomplan.memory.activations import attention_moment_bytes, dims, ffn_moment_bytes
+
+    def attention(kv_len: int) -> int:
+        return 3 * 2048 * 4096 * 2 + 3 * 2048 * 32 * 128 * 2 + 2 * 32 * kv_len * 128 * 2
+
+    def forward(kv_len: int) -> int:
+        return 2048 * kv_len + 2 * 2048 * 128 * 2 + 8 * (2048 + 2048)
+
+    assert full.prefill_bytes == forward(131072) + attention(131072) == 2_517_663_744  # attention dominates at 128k
+    plan = Plan(prefill_chunk_tokens=2048, kv_policy=parse_kv_policy("window:4096,sinks:4"))
+    assert attention_moment_bytes(L8, plan, dims(L8, plan, 2), 1, 2048, 4100) == (attention(4100), 0) == (167_837_696, 0)
+    assert bounded.prefill_bytes == forward(4100) + max(attention(4100), ffn_moment_bytes(L8, dims(L8, plan, 2), 2048))
+    # eager: the scores [32 heads x 2048 x kv], 10 B each in bf16 (scores, fp32 up-cast copy, fp32 softmax)
+    eager, eager_full = _activations("window:4096,sinks:4", 131072, 2048, "eager"), _activations(None, 131072, 2048, "eager")
+    assert eager.attention_scores_bytes == 32 * 2048 * 4100 * 10
+    assert eager_full.attention_scores_bytes == 32 * 2048 * 131072 * 10
+    # slots 64 + window 1024 at decode: 1,088 tokens; the read buffer of an episodic memory: 2,048
+    assert _activations("slots:64,window:1024", 131072, 512).decode_step_bytes == _activations(None, 1088, 512).decode_step_bytes
+    assert _activations("episodic:64GiB,read:2048", 131072, 1024).decode_step_bytes == _activations(None, 2048, 1024).decode_step_bytes
+
+
+def test_budget_prefill_attends_the_whole_prompt_and_adds_snapkvs_selection():
+    from oomplan.memory.activations import SNAPKV_OBSERVATION_TOKENS, budget_selection_bytes, dims
+
+    assert SNAPKV_OBSERVATION_TOKENS == 32
+    # decode attends the 2,048 kept tokens, as a 2,048-token context does
+    assert _activations("budget:2048", 32768).decode_step_bytes == _activations(None, 2048).decode_step_bytes
+    # SnapKV update_kv: [1, 32 heads, 32 queries, 32,768 keys] bf16 scores and their softmax(dtype=float32),
+    # 10 B a score in bf16 (scores, the fp32 up-cast copy, the fp32 result: activations.score_bytes)
+    plan = Plan(kv_policy=parse_kv_policy("budget:2048"))
+    assert budget_selection_bytes(L8, plan, dims(L8, plan, 2), 1, 32768, 32768) == 32 * 32 * 32768 * 10 == 335_544_320
+    eager = _activations("budget:2048", 32768, attention="eager")  # with eager the attention moment dominates the layer
+    assert eager.prefill_bytes - _activations(None, 32768, attention="eager").prefill_bytes == 335_544_320
+    # no selection on a prompt under the budget, nor with chunked prefill (nothing is compressed then)
+    assert budget_selection_bytes(L8, plan, dims(L8, plan, 2), 1, 2000, 2000) == 0
+    assert budget_selection_bytes(L8, plan, dims(L8, plan, 2), 1, 2048, 32768) == 0
+
+
 def test_slots_and_episodic():
     # CAMELoT: 64 slots + max(window 1024, chunk 512) = 1,088 tokens (68 blocks exactly)
     assert kv(L8, "slots:64,window:1024", 32768, chunk=512).bytes == 1088 * 131072 == 142_606_336
@@ -157,6 +211,44 @@ def test_quality_grades_come_from_the_data_file_with_a_paper(policy, grade, labe
     (choice,) = q.choices
     assert (q.grade, q.label, choice.knob, choice.value) == (grade, label, "kv_policy", parse_kv_policy(policy).spec)
     assert "https://arxiv.org/abs/" in choice.source
+
+
+@pytest.mark.parametrize("policy, ctx, grade, label, reason", [
+    # keeps at least the whole context: 4 + 4096 >= 4096, budget 8192 >= 8192, a recent window 8192 >= 8192
+    ("window:4096,sinks:4", 4096, 0, "lossless", "keeps every token"), ("budget:8192", 8192, 0, "lossless", "keeps every token"),
+    ("slots:64,window:8192", 8192, 0, "lossless", "keeps every token"),
+    # 4 + 4096 < 4101: evicts, and the slots consolidate tokens beyond the window even when 64 + 8192 >= the context
+    ("window:4096,sinks:4", 4101, 3, "high", "StreamingLLM"), ("slots:64,window:8192", 8200, 2, "moderate", "CAMELoT"),
+    # H2O's 20% budget: 5 x 6554 = 32,770 >= 32,768 (a fifth), 5 x 6553 = 32,765 < 32,768 (under a fifth)
+    ("budget:6554", 32768, 1, "near-lossless", "20% of the context"), ("budget:6553", 32768, 2, "moderate", "H2O / SnapKV"),
+    # no sinks: window attention, whatever the context (below it)
+    ("window:4096,sinks:0", 32768, 3, "high", "without attention sinks"),
+    # Larimar's episodic memory needs its memory-conditioned model at any context
+    ("episodic:1GiB,read:8192", 4096, 3, "high", "Larimar"),
+])
+def test_quality_grade_follows_what_the_policy_keeps_of_the_context(policy, ctx, grade, label, reason):
+    q = quality_risk(L8, Plan(kv_policy=parse_kv_policy(policy)), ctx)
+    (choice,) = q.choices
+    assert (q.grade, q.label, choice.value) == (grade, label, parse_kv_policy(policy).spec)
+    assert reason in choice.reason
+
+
+def test_the_search_prices_a_policys_activations_as_estimate_does():
+    # the search caches activations per knob set: a bounded policy's (smaller) attention must not reuse full KV's
+    l31 = load_model("llama-3.1-8b")
+    result = search(l31, load_gpu("l4"), Workload(ctx_tokens=131072), SearchLimits(
+        max_gpus=1, allow_dms=False, fixed_weights="bf16", fixed_kv_dtype="bf16", host_memory_bytes=0, keep_dominated=True,
+        kv_policies=(parse_kv_policy("window:4096,sinks:4"), parse_kv_policy("budget:4096"))))
+    assert any(c.plan.kv_policy is not None for c in result.plans)
+    for c in result.plans:
+        est = estimate(l31, load_gpu("l4"), c.workload, c.plan)
+        assert (c.per_gpu.activation_bytes, c.per_gpu.total_bytes) == (est.per_gpu.activation_bytes, est.per_gpu.total_bytes)
+
+
+def test_fit_ranks_a_policy_that_keeps_the_whole_context_as_lossless():
+    result = search(L8, H100, Workload(ctx_tokens=4096), SearchLimits(max_gpus=1, allow_dms=False, fixed_weights="bf16", fixed_kv_dtype="bf16",
+                                                                       kv_policies=(parse_kv_policy("window:4096,sinks:4"),)))
+    assert {c.quality.label for c in result.plans} == {"lossless"}
 
 
 def test_fit_searches_named_policies_only():

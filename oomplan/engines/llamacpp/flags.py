@@ -19,6 +19,7 @@ from oomplan.engines.options import EngineOptions
 from oomplan.engines.protocol import EngineLaunch
 from oomplan.errors import FieldError, InputError
 from oomplan.profiles import load_model, profile_keys
+from oomplan.specs.kv_policy import WindowPolicy
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
 
@@ -54,8 +55,9 @@ FLAGS: dict[str, tuple[str, Converter]] = {
     "-ts": ("tensor_split", _tensor_split), "--tensor-split": ("tensor_split", _tensor_split),
     "-sm": ("split_mode", choice(SPLIT_MODES)), "--split-mode": ("split_mode", choice(SPLIT_MODES)),
     "-mg": ("main_gpu", int_range(0, MAX_DEVICES - 1)), "--main-gpu": ("main_gpu", int_range(0, MAX_DEVICES - 1)),
+    "--keep": ("keep_tokens", int_range(-1, 2**31)),  # tools/server/README.md: --keep N (-1: all)
 }
-SWITCHES = {"-nkvo": "no_kv_offload", "--no-kv-offload": "no_kv_offload", "--swa-full": "swa_full"}
+SWITCHES = {"-nkvo": "no_kv_offload", "--no-kv-offload": "no_kv_offload", "--swa-full": "swa_full", "--context-shift": "context_shift"}
 # common/arg.cpp: -dev/--device picks devices by name, which oomplan cannot see; -ts/-sm/-mg are read (devices.py)
 UNMODELLED = frozenset({"-dev", "--device"})
 FLASH_ATTN_VALUES = {"on": "on", "off": "off", "auto": "auto", "1": "on", "0": "off", "true": "on", "false": "off"}
@@ -138,6 +140,19 @@ def resolve_model(launch: EngineLaunch) -> ModelSpec:
                      "pass --model-profile NAME (a shipped profile, a config.json or a folder holding one)")
 
 
+def window_slot(plan: Plan, workload: Workload) -> tuple[int, int] | None:
+    """A `window:W,sinks:S` KV policy as llama-server realises it: (tokens per slot, --keep) = (min(ctx, S + W), S),
+    with --context-shift (docs/kv-policies.md "Engines"); None without a policy. Other policies are not realised."""
+    p = plan.kv_policy
+    if p is None:
+        return None
+    if not isinstance(p, WindowPolicy):
+        from oomplan.engines.kv_policy_support import not_realised
+
+        raise InputError(f"--kv-policy {p.spec}: not realised by llama.cpp ({not_realised(p.kind, 'llama.cpp')}); price it without --engine")
+    return min(workload.ctx_tokens, p.sink_tokens + p.window_tokens), p.sink_tokens
+
+
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> LlamaCppGiven:
     """One slot per sequence: -c = ctx x batch, -np = batch (llama-server splits -c over the slots)."""
     if plan.num_gpus > 1:
@@ -148,9 +163,11 @@ def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> Llama
     kv = GGUF_KV.get(plan.kv_dtype)
     if kv is None:
         raise FieldError("kv_dtype", f"{plan.kv_dtype!r} is not available in llama.cpp; accepted: {', '.join(GGUF_KV)}")
+    window = window_slot(plan, workload)
     return LlamaCppGiven(
         gguf_type=(o.gguf_type or formats.gguf_type(plan.weights)).upper(),
-        ctx_tokens=workload.ctx_tokens * workload.batch_size, n_parallel=workload.batch_size,
+        ctx_tokens=(window[0] if window else workload.ctx_tokens) * workload.batch_size, n_parallel=workload.batch_size,
+        context_shift=window is not None, keep_tokens=window[1] if window else 0,
         cache_type_k=kv, cache_type_v=kv, ubatch_tokens=plan.prefill_chunk_tokens, n_cpu_moe=plan.moe_layers_on_cpu,
         n_gpu_layers=o.n_gpu_layers)
 

@@ -90,8 +90,12 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> Engine
                 ("-fa", s.flash_attn), ("--fit", "on" if s.fit else "off"))
     if split.num_cpu_moe_layers:
         settings += (("--n-cpu-moe", str(split.num_cpu_moe_layers)),)
+    if s.context_shift:
+        settings += (("--context-shift", ""), ("--keep", str(s.keep_tokens)))
     notes = [f"GGUF {s.gguf_type}: {format_bytes(sizes.file_bytes)} ({sizes.file_bytes * 8 / num_params(model):.2f} bits per weight)"
              + (f", from the file's tensor infos ({ck.num_tensors} tensors in {len(ck.files)} file(s))" if ck is not None else "")]
+    if s.context_shift:
+        notes.append(context_shift_note(per_slot, s.keep_tokens))
     if split.n_gpu_layers <= model.num_layers:
         notes.append(f"partial offload: {model.num_layers + 1 - split.n_gpu_layers} of {model.num_layers + 1} layers run on the CPU")
     if split.num_cpu_moe_layers and model.moe is not None:
@@ -106,7 +110,14 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> Engine
         kv_pool_bytes=split.kv_gpu_bytes + split.kv_host_bytes, kv_cache_tokens=split.kv_cells, num_kv_blocks=0,
         context_tokens=per_slot, max_concurrency=float(s.n_parallel), max_running_requests=s.n_parallel, starts=not failures,
         failures=tuple(failures), fixes=tuple(fixes), warnings=(), notes=tuple(notes),
-        host_bytes=split.weights_host_bytes + split.kv_host_bytes)
+        host_bytes=split.weights_host_bytes + split.kv_host_bytes, shifts_context=s.context_shift)
+
+
+def context_shift_note(per_slot: int, keep: int) -> str:
+    """tools/server/README.md --context-shift, --keep N; ggml-org/llama.cpp#17284 (a prompt over the context: HTTP 400)."""
+    return (f"context shift: each slot holds {per_slot:,} tokens; when one fills while generating, llama.cpp keeps the first "
+            f"{keep} (--keep) and discards half of the rest, so a sequence runs past {per_slot:,} tokens with "
+            f"{per_slot:,} held; a prompt of {per_slot:,} tokens or more is refused (HTTP 400)")
 
 
 def _layer_range(layers: tuple[int, ...]) -> str:
@@ -171,10 +182,13 @@ def predict_box(model: ModelSpec, box: tuple[GpuSpec, ...], s: LlamaCppGiven) ->
         ("-fa", s.flash_attn), ("--fit", "on" if s.fit else "off"))
     if split.num_cpu_moe_layers:
         settings += (("--n-cpu-moe", str(split.num_cpu_moe_layers)),)
+    if s.context_shift:
+        settings += (("--context-shift", ""), ("--keep", str(s.keep_tokens)))
+        notes.append(context_shift_note(per_slot, s.keep_tokens))
     return EnginePrediction(
         engine="llamacpp", model=model, gpu=t.gpu, num_gpus=len(box), settings=settings, items=items, gpu_total_bytes=t.total_bytes,
         kv_pool_bytes=sum(d.kv_bytes for d in split.devices) + split.kv_host_bytes, kv_cache_tokens=split.kv_cells, num_kv_blocks=0,
         context_tokens=per_slot, max_concurrency=float(s.n_parallel), max_running_requests=s.n_parallel, starts=not failures,
         failures=tuple(failures), fixes=(), warnings=(), notes=tuple(notes),
-        host_bytes=split.weights_host_bytes + split.kv_host_bytes, box=box)
+        host_bytes=split.weights_host_bytes + split.kv_host_bytes, box=box, shifts_context=s.context_shift)
 

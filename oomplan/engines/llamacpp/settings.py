@@ -19,6 +19,8 @@ class LlamaCppGiven:
     fit: bool = True
     no_kv_offload: bool = False
     swa_full: bool = False
+    context_shift: bool = False  # --context-shift: a full slot keeps --keep tokens and discards half of the rest
+    keep_tokens: int = 0  # --keep N: tokens kept from the start of the prompt when the context shifts (-1: all)
     n_cpu_moe: int = 0  # --n-cpu-moe N: the routed experts of the first N layers stay in host memory (-1: every layer)
     split_mode: str = "layer"  # -sm none | layer | row (devices.py)
     tensor_split: tuple[float, ...] = ()  # -ts: one share per GPU; (): by each GPU's free memory
