@@ -147,8 +147,10 @@ def fit_command(
             "--gpu (several cards)": compared is not None, "--kv-policy": bool(kv_policy),
             "--images": bool(images) or image_tokens is not None})
     assert spec is not None
-    if limits.kv_policies:
-        refuse_kv_policy_with_engine(kv_policy[0] if kv_policy else None, check_engine(engine))
+    if limits.kv_policies and check_engine(engine) != "hf":
+        refuse_kv_policy_with_engine(kv_policy[0] if kv_policy else None, check_engine(engine))  # not realised: says why
+        raise InputError(f"--kv-policy: fit --engine {check_engine(engine)} does not search KV policies; price one with "
+                         f"oomplan estimate --engine {check_engine(engine)} --kv-policy SPEC")
     if check_engine(engine) != "hf":
         if want_ctx or want_batch:
             raise InputError("--ctx max / --batch max: not available with --engine yet; give numbers (the engine table shows the pool's tokens)")

@@ -116,7 +116,8 @@ def kv_policy_notes(model: ModelSpec, plan: Plan) -> list[str]:
     if p.kind == "budget":
         out.append("budget (H2O / SnapKV): each layer holds its whole prompt during its own prefill attention before it compresses; "
                    + ("with --prefill-chunk nothing is compressed until the last chunk, so the peak is the full KV"
-                      if chunked else "that one layer's prompt is priced on top (prefill transient)"))
+                      if chunked else "that one layer's prompt is priced on top (prefill transient), and in its attention "
+                      "SnapKV's selection scores (32 observation queries against every prompt key, fp32 softmax)"))
     elif not chunked:
         out.append(f"{p.kind}: one forward pass writes the whole prompt into every layer before eviction, so the peak "
                    "holds the prompt; --prefill-chunk bounds it")

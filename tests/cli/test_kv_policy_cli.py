@@ -134,3 +134,10 @@ def test_a_training_estimate_refuses_the_policy():
     r = run("estimate", *L8, "--train", "lora", "--kv-policy", "budget:512")
     assert r.exit_code == 2
     assert r.stderr.strip().endswith("--kv-policy: not used with --train (full and lora train bf16 weights; qlora's base is nf4)")
+
+
+def test_fit_with_an_engine_does_not_drop_a_policy():
+    r = run("fit", "llama-3.1-8b", "--gpu", "rtx-4090", "--engine", "llamacpp", "--kv-policy", "window:4096,sinks:4")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr == ("error: --kv-policy: fit --engine llamacpp does not search KV policies; price one with "
+                        "oomplan estimate --engine llamacpp --kv-policy SPEC\n")
