@@ -10,13 +10,16 @@ import gc
 import importlib
 import os
 import sys
-
-import typer
+import types
+from typing import TYPE_CHECKING
 
 from oomplan import __version__
 from oomplan.errors import EXIT_RUNTIME, OomplanError
 
-# oomplan.cli.common and oomplan.safeio (pydantic, yaml) are imported by main() once the collector is off.
+if TYPE_CHECKING:
+    import typer
+
+# typer, oomplan.cli.common and oomplan.safeio (pydantic, yaml) are imported by main() once the collector is off.
 
 # command -> (module, attribute); a typer sub-application where the attribute ends in _app
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,22 +36,31 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _version(value: bool) -> None:
+    import typer
+
     if value:
         typer.echo(f"oomplan {__version__}")
         raise typer.Exit(0)
 
 
-def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-) -> None:
-    from oomplan.cli.common import STATE
+def _root_callback():  # noqa: ANN202 - the typer callback, made once typer is imported
+    import typer
 
-    STATE["debug"] = debug
+    def _root(
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    ) -> None:
+        from oomplan.cli.common import STATE
+
+        STATE["debug"] = debug
+
+    return _root
 
 
 def build_app(only: str | None = None) -> typer.Typer:
     """The application with every command, or with `only` that one (nothing else is imported)."""
+    import typer
+
     built = typer.Typer(
         name="oomplan",
         help="Memory planner and OOM predictor for LLMs: how much memory, where it goes, and what plan fits.",
@@ -56,7 +68,7 @@ def build_app(only: str | None = None) -> typer.Typer:
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
     )
-    built.callback()(_root)
+    built.callback()(_root_callback())
     for name, (module, attribute) in COMMANDS.items():
         if only is not None and name != only:
             continue
@@ -84,6 +96,8 @@ def __getattr__(name: str) -> typer.Typer:
 
 def _click_exceptions():
     """typer >= 0.16 vendors click as typer._click; older typers use click itself."""
+    import typer
+
     try:
         from typer._click.exceptions import ClickException
     except ImportError:  # pragma: no cover - depends on the installed typer
@@ -101,13 +115,44 @@ def main() -> None:
     # pydantic looks for plugins by reading the entry points of every installed distribution the first time it
     # builds a validator (milliseconds per hundred packages), for plugins a CLI never uses; a user's value is kept.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _skip_plugin_loader()
     code = _run()
     if not _flush_stdout():
         code = EXIT_RUNTIME
     raise SystemExit(code)
 
 
+_PLUGINS_OFF = ("__all__", "1", "true")  # the values pydantic's get_plugins() answers with no plugins
+_LOADER = "pydantic.plugin._loader"
+
+
+def _skip_plugin_loader() -> None:
+    """With plugins disabled, pydantic still imports its plugin loader the first time it builds a validator, and
+    the loader imports importlib.metadata (with email, csv, zipfile: 3% of `estimate`, issue 16) to find none.
+    The loader is stood in for by a module whose get_plugins() answers as pydantic's does for these values, ()
+    (tests/cli/test_startup.py compares); any other value or name loads pydantic's own module."""
+    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in _PLUGINS_OFF or _LOADER in sys.modules:
+        return
+
+    def real(name: str) -> object:
+        if name.startswith("__"):  # the import system asking for __path__, __spec__ ...: a plain module
+            raise AttributeError(name)
+        if sys.modules.get(_LOADER) is stand_in:
+            del sys.modules[_LOADER]
+        return getattr(importlib.import_module(_LOADER), name)
+
+    def get_plugins() -> object:
+        return () if os.environ.get("PYDANTIC_DISABLE_PLUGINS") in _PLUGINS_OFF else real("get_plugins")()  # type: ignore[operator]
+
+    stand_in = types.ModuleType(_LOADER, "stands in for pydantic's plugin loader while plugins are disabled (oomplan/cli/app.py)")
+    setattr(stand_in, "get_plugins", get_plugins)
+    setattr(stand_in, "__getattr__", real)
+    sys.modules[_LOADER] = stand_in
+
+
 def _run() -> int:
+    import typer
+
     from oomplan.cli.common import STATE, error_line
     from oomplan.safeio import Terminated, install_signal_cleanup
 

@@ -129,9 +129,7 @@ def check_numeric_flags(values: dict[str, Any]) -> None:
 def _flag_name(param: str) -> str:
     """The command-line spelling of a parameter, from the running click command."""
     try:
-        import click
-
-        ctx = click.get_current_context(silent=True)
+        ctx = _click_context()
         for p in ctx.command.params if ctx else ():
             if p.name == param and p.opts:
                 return max(p.opts, key=len)
@@ -145,6 +143,16 @@ def check_pick(pick: int, num_fitting: int, noun: str = "plan") -> None:
     if num_fitting and pick > num_fitting:
         fit = f"1 {noun} fits; give --pick 1" if num_fitting == 1 else f"{num_fitting} {noun}s fit; give --pick 1 to {num_fitting}"
         raise InputError(f"--pick {pick}: only {fit}")
+
+
+def _click_context() -> Any:
+    """The running command's context: typer >= 0.16 runs its vendored click (typer._click; importing click
+    itself would cost start-up and find no context), older typers run click itself."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import get_current_context
+    return get_current_context(silent=True)
 
 
 def warn(messages: tuple[str, ...] | list[str], strict: bool) -> None:

@@ -15,10 +15,11 @@ MIN_WIDTH, MAX_WIDTH = 60, 1000  # COLUMNS=0 or COLUMNS=10**9 still renders a re
 class SafeConsole(Console):
     """A rich Console whose every printed string passes the one sanitiser (oomplan/text.py): nothing
     from input (a model name, a folder name, a profile's display_name) can send ESC/CSI/OSC sequences
-    to the terminal. Markup is off: a '[/x]' in a name is text, not a rich tag."""
+    to the terminal. Markup is off: a '[/x]' in a name is text, not a rich tag; emoji codes too: a ':fire:' in
+    a name is text, and rich's emoji table is never imported (start-up, issue 16)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(markup=False, **kwargs)
+        super().__init__(markup=False, emoji=False, **kwargs)
         if not MIN_WIDTH <= self.width <= MAX_WIDTH:
             self.width = min(max(self.width, MIN_WIDTH), MAX_WIDTH)
 

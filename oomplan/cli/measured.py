@@ -14,15 +14,15 @@ import typer
 from oomplan.cli.common import print_json, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError, UnknownFamilyError
 from oomplan.families import config_sha256
-from oomplan.memory.measured import MeasuredEstimate, measured_estimate, refuse_unpriced_plan
 from oomplan.specs.hardware import GpuSpec
 from oomplan.profiles import load_model
-from oomplan.specs.measured import MeasuredModel
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the measured path's models and pricing: imported when a config has no family (start-up, issue 16)
+    from oomplan.memory.measured import MeasuredEstimate
     from oomplan.probe.meta_run import DtypeName
+    from oomplan.specs.measured import MeasuredModel
 
 HINT = "install transformers (and torch) to count any architecture transformers knows on the meta device"
 
@@ -40,6 +40,7 @@ def load_or_unknown(model: str, revision: str | None, train: str | None) -> Mode
 
 def measure_or_refuse(exc: UnknownFamilyError, plan: Plan, workload: Workload, flags: dict[str, bool]) -> MeasuredModel:
     """The MeasuredModel of the refused config, or the refusal (exit 2) when transformers is absent or cannot count it."""
+    from oomplan.memory.measured import refuse_unpriced_plan
     from oomplan.probe.hf_meta import check_measurable, measure_model, transformers_version
 
     version = transformers_version()
@@ -79,5 +80,7 @@ def render_measured(est: MeasuredEstimate, as_json: bool, strict: bool, header: 
 
 def run_measured(exc: UnknownFamilyError, gpu: GpuSpec, workload: Workload, plan: Plan, flags: dict[str, bool],
                  as_json: bool, strict: bool, header: str | None = None) -> NoReturn:
+    from oomplan.memory.measured import measured_estimate
+
     model = measure_or_refuse(exc, plan, workload, flags)
     render_measured(measured_estimate(model, gpu, workload, plan), as_json, strict, header)

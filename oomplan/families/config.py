@@ -10,11 +10,17 @@ from pydantic import Field, field_validator
 from oomplan.specs.base import Lenient
 
 
+def _none_named() -> list[str]:
+    """The default `architectures` (a function, not `list`: pydantic inspects a factory's signature, and
+    `list`'s is parsed from its text signature by the tokenize module, a few milliseconds of start-up)."""
+    return []
+
+
 class HfConfig(Lenient):
     """The union of config.json keys any family uses; unknown keys are ignored."""
 
     model_type: str = ""
-    architectures: list[str] = Field(default_factory=list)
+    architectures: list[str] = Field(default_factory=_none_named)
 
     @field_validator("architectures", mode="before")
     @classmethod
