@@ -33,6 +33,29 @@ BARE = [sys.executable, "-c", "import pydantic, typer, rich, yaml"]
 # `import pydantic` is lazy (pydantic/__init__.py's __getattr__): the bare import loads none of the model
 # machinery. Any pydantic model needs BaseModel, so this is the floor of a command whose specs are pydantic models.
 FLOOR = [sys.executable, "-c", "import pydantic, typer, rich, yaml; from pydantic import BaseModel"]
+# The least a command built on these libraries does: one typer command with one option, one pydantic model
+# (one field) validated, one rich table printed. Defining a model imports pydantic.fields and validating
+# builds a validator (pydantic's plugin loader imports importlib.metadata); typer parses; rich imports its
+# console and table: what any command on these libraries pays before doing its own work.
+MINIMAL_PROGRAM = """
+import os
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # as oomplan does: no scan of installed packages
+import typer, yaml
+from pydantic import BaseModel
+
+class Spec(BaseModel):
+    x: int
+
+def main(x: int = typer.Option(1, "--x")) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    table = Table("field", "value")
+    table.add_row("x", str(Spec(x=x).x))
+    Console().print(table)
+
+typer.run(main)
+"""
+MINIMAL = [sys.executable, "-c", MINIMAL_PROGRAM, "--x", "3"]
 ESTIMATE_405B = ["estimate", "llama-3.1-405b", "--gpu", "h100", "--ctx", "32k", "--tp", "8", "--pp", "2"]
 FIT_405B = ["fit", "llama-3.1-405b", "--gpu", "h100", "--ctx", "32k", "--max-gpus"]
 CTX_MAX_405B = ["fit", "llama-3.1-405b", "--gpu", "h100", "--ctx", "max", "--max-gpus"]
@@ -81,6 +104,7 @@ def main() -> None:
         rows.append((" ".join(["oomplan", *args]), wall, cpu, search_size(args)))
     bare = median_run(BARE, opts.runs)
     floor = median_run(FLOOR, opts.runs)
+    minimal = median_run(MINIMAL, opts.runs)
     est = median_run(oomplan(ESTIMATE_405B), opts.runs)
     est_json = median_run(oomplan([*ESTIMATE_405B, "--json"]), opts.runs)
     fit512 = median_run(oomplan([*FIT_405B, "512"]), opts.runs)
@@ -91,6 +115,8 @@ def main() -> None:
         ("`oomplan estimate` (405B, TP8 x PP2) / bare `import pydantic, typer, rich, yaml`", est[1] / bare[1], "<= 1.3"),
         ("`oomplan estimate --json` (nothing imported to render) / bare import", est_json[1] / bare[1], "<= 1.3"),
         ("floor: bare import + `from pydantic import BaseModel` / bare import", floor[1] / bare[1], "-"),
+        ("floor: a minimal typer command validating one pydantic model and printing one rich table / bare import", minimal[1] / bare[1], "-"),
+        ("`oomplan estimate` / that minimal program", est[1] / minimal[1], "-"),
         ("`fit 405B --gpu h100 --ctx 32k --max-gpus 512` / one estimate", fit512[1] / est[1], "<= 3"),
         ("`fit 405B --gpu h100 --ctx max --max-gpus 256` / one estimate", ctx256[1] / est[1], "<= 5"),
     ]
@@ -108,6 +134,7 @@ def main() -> None:
         *[f"| {name} | {value:.2f}x | {target} |" for name, value, target in ratios],
         "",
         f"Bare dependency import: {bare[1]:.3f} CPU s ({bare[0]:.3f} s wall); with BaseModel: {floor[1]:.3f} CPU s; "
+        f"the minimal program: {minimal[1]:.3f} CPU s; "
         f"one estimate: {est[1]:.3f} CPU s ({est[0]:.3f} s wall), with --json {est_json[1]:.3f} CPU s.",
         "",
         "## Scaling in --max-gpus (405B on H100, ctx 32k; 3 runs each)",

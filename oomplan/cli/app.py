@@ -145,8 +145,8 @@ def _skip_plugin_loader() -> None:
         return () if os.environ.get("PYDANTIC_DISABLE_PLUGINS") in _PLUGINS_OFF else real("get_plugins")()  # type: ignore[operator]
 
     stand_in = types.ModuleType(_LOADER, "stands in for pydantic's plugin loader while plugins are disabled (oomplan/cli/app.py)")
-    setattr(stand_in, "get_plugins", get_plugins)
-    setattr(stand_in, "__getattr__", real)
+    stand_in.get_plugins = get_plugins  # type: ignore[attr-defined]
+    stand_in.__getattr__ = real  # type: ignore[method-assign]
     sys.modules[_LOADER] = stand_in
 
 

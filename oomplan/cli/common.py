@@ -149,10 +149,10 @@ def _click_context() -> Any:
     """The running command's context: typer >= 0.16 runs its vendored click (typer._click; importing click
     itself would cost start-up and find no context), older typers run click itself."""
     try:
-        from typer._click.globals import get_current_context
+        from typer._click import globals as running
     except ImportError:  # pragma: no cover - depends on the installed typer
-        from click import get_current_context
-    return get_current_context(silent=True)
+        import click as running  # type: ignore[no-redef]
+    return running.get_current_context(silent=True)
 
 
 def warn(messages: tuple[str, ...] | list[str], strict: bool) -> None:

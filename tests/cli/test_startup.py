@@ -24,11 +24,65 @@ def _modules(args):
     return set(json.loads(out.stderr.rsplit("MODULES ", 1)[1]))
 
 
+# What `estimate` has no use for: the other commands' modules, their planners, the measured (transformers)
+# path, click itself (typer >= 0.16 runs its vendored copy), importlib.metadata (pydantic's plugin scan, off),
+# rich's emoji table (emoji codes are off).
+OTHER_COMMANDS = {"oomplan.cli.fit", "oomplan.cli.curve", "oomplan.cli.check", "oomplan.cli.export", "oomplan.cli.catalog",
+                  "oomplan.cli.probe", "oomplan.cli.vet", "oomplan.planner.search", "oomplan.planner.inverse"}
+NOT_ON_THE_ESTIMATE_PATH = {"oomplan.specs.measured", "oomplan.memory.measured", "click", "importlib.metadata", "rich._emoji_codes"}
+
+
 def test_estimate_json_imports_no_other_command_and_no_rendering():
-    mods = _modules(["estimate", "llama-3-8b", "--gpu", "h100", "--ctx", "4k", "--json"])
-    assert "oomplan.memory.budget" in mods
+    mods = _modules(["estimate", "llama-3.1-405b", "--gpu", "h100", "--ctx", "32k", "--tp", "8", "--pp", "2", "--json"])
+    assert "oomplan.memory.budget" in mods and "oomplan.cli.estimate" in mods
     assert not {m for m in mods if m.startswith("rich")}
-    assert not {"oomplan.cli.fit", "oomplan.cli.curve", "oomplan.cli.vet", "oomplan.cli.probe", "oomplan.planner.search"} & mods
+    assert not (OTHER_COMMANDS | NOT_ON_THE_ESTIMATE_PATH) & mods
+
+
+def test_estimate_table_imports_no_other_command():
+    mods = _modules(["estimate", "llama-3.1-405b", "--gpu", "h100", "--ctx", "32k", "--tp", "8", "--pp", "2"])
+    assert {"rich.table", "oomplan.report.estimate_table"} <= mods
+    assert not (OTHER_COMMANDS | NOT_ON_THE_ESTIMATE_PATH) & mods
+
+
+def test_plugin_loader_stand_in_answers_as_pydantic_does():
+    """main() stands in for pydantic's plugin loader while PYDANTIC_DISABLE_PLUGINS turns plugins off: its
+    get_plugins() must answer as pydantic's own does for that value; any other value leaves pydantic's loader."""
+    code = (
+        "import importlib, os, sys\n"
+        "from oomplan.cli.app import _skip_plugin_loader\n"
+        "os.environ['PYDANTIC_DISABLE_PLUGINS'] = sys.argv[1]\n"
+        "_skip_plugin_loader()\n"
+        "from pydantic import BaseModel\n"
+        "class M(BaseModel):\n"
+        "    x: int\n"
+        "assert M(x=1).x == 1\n"
+        "loader = sys.modules['pydantic.plugin._loader']\n"
+        "print(loader.__file__ if hasattr(loader, '__file__') else 'stand-in', 'importlib.metadata' in sys.modules, tuple(loader.get_plugins()))\n"
+        "del sys.modules['pydantic.plugin._loader']\n"
+        "print(tuple(importlib.import_module('pydantic.plugin._loader').get_plugins()))\n"
+    )
+
+    def run(value):
+        out = subprocess.run([sys.executable, "-c", code, value], capture_output=True, text=True, cwd=ROOT, check=True,
+                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+        return out.stdout.splitlines()
+
+    for value in ("__all__", "1", "true"):
+        assert run(value) == ["stand-in False ()", "()"]
+    first, _ = run("some-plugin")  # plugins on (all but one): pydantic's own loader, nothing stood in
+    path, metadata_imported = first.split()[:2]
+    assert path.endswith("_loader.py") and metadata_imported == "True"
+
+
+def test_console_prints_emoji_codes_as_text():
+    import io
+
+    from oomplan.cli.console import SafeConsole
+
+    buf = io.StringIO()
+    SafeConsole(file=buf, width=80).print("model :fire: [bold]x[/bold]")
+    assert buf.getvalue() == "model :fire: [bold]x[/bold]\n"
 
 
 def test_estimate_imports_only_its_models_family():
