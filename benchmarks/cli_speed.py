@@ -66,6 +66,22 @@ BATCH_MAX_405B = ["fit", "llama-3.1-405b", "--gpu", "h100", "--ctx", "32k", "--b
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+# Where one `estimate --json` goes, as cumulative steps in fresh processes (each includes the ones above it;
+# oomplan's steps set up as its main() does: the collector off, pydantic's plugin loader stood in for): the
+# dependencies, pydantic's model machinery, oomplan's modules for the command, then loading the profiles
+# (their validators are built then). Indicative: each row is its own process on a shared machine.
+_GC_OFF = ("import gc, os; gc.disable(); os.environ.setdefault('PYDANTIC_DISABLE_PLUGINS', '__all__')\n"
+           "from oomplan.cli.app import _skip_plugin_loader; _skip_plugin_loader()\n")
+STEPS = [
+    ("+ `from pydantic import BaseModel, Field` (what defining any model imports)",
+     "import pydantic, typer, rich, yaml\nfrom pydantic import BaseModel, Field"),
+    ("+ oomplan's modules for `estimate` (`import oomplan.cli.estimate`)", _GC_OFF + "import oomplan.cli.estimate"),
+    ("+ the 405B profile and the H100 profile loaded (HfConfig, ModelSpec, GpuSpec validators built)",
+     _GC_OFF + "import oomplan.cli.estimate\nfrom oomplan.cli.common import resolve_gpu\nfrom oomplan.profiles import load_model\n"
+     "load_model('llama-3.1-405b'); resolve_gpu('h100')"),
+]
+
+
 def oomplan(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "oomplan", *args]
 
@@ -77,6 +93,18 @@ def run(argv: list[str]) -> tuple[float, float, int]:
     _, _, usage = os.wait4(proc.pid, 0)
     proc.returncode = 0
     return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def side_by_side(argvs: list[list[str]], runs: int) -> list[tuple[float, float, int]]:
+    """median_run of each, the runs interleaved (one of each per round): on a shared machine the load changes
+    from second to second, and consecutive runs of one command would see a different machine from the next's."""
+    for argv in argvs:
+        run(argv)  # warm the page cache and the bytecode
+    samples: list[list[tuple[float, float, int]]] = [[] for _ in argvs]
+    for _ in range(runs):
+        for argv, out in zip(argvs, samples, strict=True):
+            out.append(run(argv))
+    return [(statistics.median(s[0] for s in out), statistics.median(s[1] for s in out), max(s[2] for s in out)) for out in samples]
 
 
 def median_run(argv: list[str], runs: int) -> tuple[float, float, int]:
@@ -102,13 +130,11 @@ def main() -> None:
     for args in COMMANDS:
         wall, cpu, _ = median_run(oomplan(args), opts.runs)
         rows.append((" ".join(["oomplan", *args]), wall, cpu, search_size(args)))
-    bare = median_run(BARE, opts.runs)
-    floor = median_run(FLOOR, opts.runs)
-    minimal = median_run(MINIMAL, opts.runs)
-    est = median_run(oomplan(ESTIMATE_405B), opts.runs)
-    est_json = median_run(oomplan([*ESTIMATE_405B, "--json"]), opts.runs)
-    fit512 = median_run(oomplan([*FIT_405B, "512"]), opts.runs)
-    ctx256 = median_run(oomplan([*CTX_MAX_405B, "256"]), opts.runs)
+    # the ratios' terms, interleaved
+    bare, floor, minimal, est, est_json, fit512, ctx256, *stepped = side_by_side(
+        [BARE, FLOOR, MINIMAL, oomplan(ESTIMATE_405B), oomplan([*ESTIMATE_405B, "--json"]), oomplan([*FIT_405B, "512"]),
+         oomplan([*CTX_MAX_405B, "256"]), *[[sys.executable, "-c", code] for _, code in STEPS]], opts.runs)
+    steps = [(label, result) for (label, _), result in zip(STEPS, stepped, strict=True)]
     scale = [(n, median_run(oomplan([*FIT_405B, str(n)]), 3), median_run(oomplan([*CTX_MAX_405B, str(n)]), 3)) for n in (64, 256, 1024)]
     batch512 = median_run(oomplan([*BATCH_MAX_405B, "512"]), 3)
     ratios = [
@@ -136,6 +162,15 @@ def main() -> None:
         f"Bare dependency import: {bare[1]:.3f} CPU s ({bare[0]:.3f} s wall); with BaseModel: {floor[1]:.3f} CPU s; "
         f"the minimal program: {minimal[1]:.3f} CPU s; "
         f"one estimate: {est[1]:.3f} CPU s ({est[0]:.3f} s wall), with --json {est_json[1]:.3f} CPU s.",
+        "",
+        "## Where `estimate` goes (cumulative steps, fresh processes, CPU s; indicative)",
+        "",
+        "| step | CPU s | / bare import |",
+        "|---|---:|---:|",
+        f"| `import pydantic, typer, rich, yaml` (the bare import) | {bare[1]:.3f} | 1.00x |",
+        *[f"| {label} | {cpu:.3f} | {cpu / bare[1]:.2f}x |" for label, (_, cpu, _) in steps],
+        f"| the whole `oomplan estimate ... --json` (typer parses 50 options, Plan/Workload, the estimate, the JSON) | {est_json[1]:.3f} | {est_json[1] / bare[1]:.2f}x |",
+        f"| the whole `oomplan estimate ...` (rich imports its console and table and renders) | {est[1]:.3f} | {est[1] / bare[1]:.2f}x |",
         "",
         "## Scaling in --max-gpus (405B on H100, ctx 32k; 3 runs each)",
         "",
