@@ -112,12 +112,18 @@ def sort_key(c: Candidate, objective: str, fastest_tokens_per_s: float = 0.0) ->
     return (*quality, is_slow(c, fastest_tokens_per_s), c.num_gpus, -tps)
 
 
-def ranking_key(candidates: Iterable[Candidate], objective: str) -> Callable[[Candidate], tuple]:
-    """sort_key with the fastest decode of each quality among `candidates` (the set being ranked)."""
+def fastest_by_quality(candidates: Iterable[Candidate]) -> dict[tuple[int, int, int], float]:
+    """The fastest decode (tokens/s, 9 significant digits) of each quality among `candidates`."""
     fastest: dict[tuple[int, int, int], float] = {}
     for c in candidates:
         q = quality_key(c)
         fastest[q] = max(fastest.get(q, 0.0), significant(c.speed.decode_tokens_per_s))
+    return fastest
+
+
+def ranking_key(candidates: Iterable[Candidate], objective: str) -> Callable[[Candidate], tuple]:
+    """sort_key with the fastest decode of each quality among `candidates` (the set being ranked)."""
+    fastest = fastest_by_quality(candidates)
     return lambda c: sort_key(c, objective, fastest.get(quality_key(c), 0.0))
 
 

@@ -61,7 +61,23 @@ def quality_legend(result: SearchResult, top: int) -> list[str]:
             if (choice.knob, choice.value) not in seen:
                 seen.add((choice.knob, choice.value))
                 lines.append(f"{choice.knob}={choice.value}: {choice.reason} [{choice.source}]")
-    return lines
+    return lines + slow_legend(result, top)
+
+
+def slow_legend(result: SearchResult, top: int) -> list[str]:
+    """--objective quality: which shown plans rank late for decoding under a tenth of their quality's fastest."""
+    from oomplan.planner.search import SLOW_DECODE_FACTOR, fastest_by_quality, is_slow, quality_key
+
+    if result.objective != "quality":
+        return []
+    fastest = fastest_by_quality(result.plans)
+    slow = [(i + 1, fastest[quality_key(c)]) for i, c in enumerate(result.plans[:top]) if is_slow(c, fastest[quality_key(c)])]
+    if not slow:
+        return []
+    rows = ", ".join(f"#{i}" for i, _ in slow)
+    best = ", ".join(dict.fromkeys(f"{f:,.1f}" for _, f in slow))
+    return [f"{rows}: decode under 1/{SLOW_DECODE_FACTOR} of the fastest plan of the same quality ({best} tok/s), so ranked after "
+            "the others of that quality (docs/memory-model.md, Ranking)"]
 
 
 def search_summary(result: SearchResult, top: int) -> str:

@@ -112,6 +112,11 @@ def test_offload_on_one_h100_ranks_after_all_gpu_tensor_parallel_plans():
     assert tp2.speed.decode_tokens_per_s == pytest.approx(tps(2), rel=1e-12)
     assert tp8.speed.decode_tokens_per_s == pytest.approx(tps(8), rel=1e-12)
     assert offload.speed.decode_tokens_per_s * SLOW_DECODE_FACTOR < tp8.speed.decode_tokens_per_s
+    from oomplan.report.fit_report import slow_legend
+
+    assert slow_legend(result, 4) == ["#4: decode under 1/10 of the fastest plan of the same quality (186.4 tok/s), so ranked after "
+                                      "the others of that quality (docs/memory-model.md, Ranking)"]
+    assert slow_legend(result, 3) == []  # not among the rows shown
     assert search(load_model("llama-3.1-70b"), H100, Workload(ctx_tokens=8192), SearchLimits(max_gpus=8), "gpus").plans[0].num_gpus == 1
 
 
