@@ -1,7 +1,7 @@
 """Engine versions as data: one constants file per version range, `<X.Y>.yaml` in the engine's data folder.
 
-A file covers its release up to the next file's (vLLM 0.21.yaml: 0.21.x - 0.25.x when the next is
-0.26.yaml); the newest covers the releases its name matches (0.33.yaml: 0.33.x; SGLang 0.5.23.yaml: 0.5.23). `extends:` names the file it builds on; the file
+A file covers its release up to the next file's (vLLM 0.21.yaml: 0.21.x - 0.23.x when the next is
+0.24.yaml); the newest covers the releases its name matches (0.33.yaml: 0.33.x; SGLang 0.5.23.yaml: 0.5.23). `extends:` names the file it builds on; the file
 then lists only what changed (and the source of each change), merged over its parent's values and sources.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ class VersionTable:
         return [r for r in self.ranges if version_key(r) <= key][-1]
 
     def describe(self) -> str:
-        """'0.19, 0.20, 0.21-0.25, 0.26-0.32, 0.33'."""
+        """'0.19, 0.20, 0.21-0.23, 0.24-0.25, 0.26-0.32, 0.33'."""
         out = []
         for i, r in enumerate(self.ranges):
             if i + 1 < len(self.ranges):

@@ -16,9 +16,9 @@ LLAMA8, H100 = load_model("llama-3.1-8b"), load_gpu("h100")
 
 def test_version_ranges_and_refusals():
     t = vllm_versions()
-    assert t.describe() == "0.19, 0.20, 0.21-0.25, 0.26-0.32, 0.33"
-    assert [t.range_of(v) for v in ("0.19.1", "0.20.2", "0.23", "v0.26.0", "0.31", "0.33.1", None)] == [
-        "0.19", "0.20", "0.21", "0.26", "0.26", "0.33", "0.33"]
+    assert t.describe() == "0.19, 0.20, 0.21-0.23, 0.24-0.25, 0.26-0.32, 0.33"
+    assert [t.range_of(v) for v in ("0.19.1", "0.20.2", "0.23", "0.24.0", "0.25.1", "v0.26.0", "0.31", "0.33.1", None)] == [
+        "0.19", "0.20", "0.21", "0.24", "0.24", "0.26", "0.26", "0.33", "0.33"]
     for bad, why in (("0.18", "vLLM 0.18 is not modelled"), ("0.34", "vLLM 0.34 is not modelled"), ("latest", "is not a version")):
         with pytest.raises(InputError, match=why):
             t.range_of(bad)
@@ -56,6 +56,19 @@ def test_026_model_runner_v2_for_dense_models_only():
     assert not s_moe.model_runner_v2 and st_moe.cuda_graph_bytes == vllm_constants("0.26").cuda_graph_bytes
     s33, (st33,) = predict_stages(moe, H100, VllmGiven(engine_version="0.33", max_model_len=8192))
     assert s33.model_runner_v2 and st33.cuda_graph_bytes == vllm_constants("0.33").cuda_graph_bytes
+
+
+def test_model_runner_v2_by_architecture_list_in_024_and_beside_dense_in_026():
+    """config/vllm.py 0.24.0: V2 only for DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES (Llama, Mistral, Qwen3 dense, and the
+    Qwen2-MoE/DeepSeek-V2/GraniteMoE MoE families); 0.26.0: every non-MoE model, plus that file's MoE list."""
+    cases = {"llama-3.1-8b": (True, True), "qwen3-8b": (True, True), "qwen2.5-7b": (False, True),
+             "gemma-2-9b": (False, True), "qwen3-30b-a3b": (False, False), "deepseek-v2-lite": (True, True),
+             "mixtral-8x7b": (False, False)}
+    for name, (v24, v26) in cases.items():
+        model = load_model(name)
+        got = tuple(resolve(model, H100, VllmGiven(engine_version=v, max_model_len=4096)).model_runner_v2 for v in ("0.24", "0.26"))
+        assert got == (v24, v26), name
+    assert not resolve(LLAMA8, H100, VllmGiven(engine_version="0.21", max_model_len=4096)).model_runner_v2
 
 
 def test_033_large_cards_default_to_16384_batched_tokens():

@@ -40,7 +40,8 @@ class VllmConstants(Strict):
     cuda_graph_bytes: int
     cuda_graphs_in_budget: bool
     kv_tokens_logged: Literal["blocks", "concurrency"]
-    model_runner_v2: Literal["never", "dense", "all"]
+    model_runner_v2: Literal["never", "architectures", "dense", "all"]  # which models default to Model Runner V2
+    v2_architectures: tuple[str, ...]  # HF architectures that default to V2 (DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES)
     v2_profiles_cuda_graphs: bool
     v2_sampler_fp32_tensors: int
     v2_sampler_hidden_copies: int
