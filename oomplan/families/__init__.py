@@ -171,6 +171,7 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
     if not isinstance(raw, dict):
         raise InputError(f"{source}: expected a JSON object (a config.json), got {type(raw).__name__}")
     cfg = build(HfConfig, raw, source)
+    architectures = tuple(cfg.architectures)  # the top-level classes (a wrapper's, not its text decoder's)
     _check_decoder(cfg, raw, source, name)
     warnings: list[str] = []
     family = family_for(cfg)
@@ -221,7 +222,7 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
         fields["warnings"] = tuple(warnings) + tuple(fields.get("warnings", ()))
         return ModelSpec(
             name=name, model_type=str(raw.get("model_type") or "llama"), source=origin, config_sha256=config_sha256(raw),
-            hf_repo=hf_repo, hf_config=raw, **fields,
+            hf_repo=hf_repo, hf_config=raw, architectures=architectures, **fields,
         )
     except ValidationError as exc:
         raise InputError(_derived_error(exc, cfg, source)) from None

@@ -147,6 +147,8 @@ class ModelSpec(Strict):
     norms_share_input: bool = False  # Falcon-40B/180B: ln_attn and ln_mlp read the same layer input
     rope: RopeSpec = RopeSpec()
     gguf_arch: str = Field(description="llama.cpp's architecture (its per-arch quantize rules)")
+    architectures: tuple[str, ...] = Field(default=(), description="config.json's architectures (the classes vLLM "
+                                           "keys per-architecture defaults on, e.g. its Model Runner V2 list)")
     training_probe_checked: bool = False  # the meta probe checked this family's training activations
     layers: tuple[LayerSpec, ...] = Field(description="per-layer structure, one entry per decoder layer")
     moe: MoeSpec | None = None

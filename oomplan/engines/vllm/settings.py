@@ -87,7 +87,7 @@ def batch_defaults(gpu: GpuSpec, c: VllmConstants) -> tuple[int, int]:
 def uses_model_runner_v2(model: ModelSpec, c: VllmConstants) -> bool:
     """config/vllm.py use_v2_model_runner with VLLM_USE_V2_MODEL_RUNNER unset (see the constants' sources):
     "architectures" (0.24) only the listed HF architectures; "dense" (0.26) non-MoE models or a listed one."""
-    listed = any(a in c.v2_architectures for a in model.hf_config.get("architectures") or ())
+    listed = any(a in c.v2_architectures for a in model.architectures)
     if c.model_runner_v2 == "architectures":
         return listed
     if c.model_runner_v2 == "dense":
