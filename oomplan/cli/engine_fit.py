@@ -19,8 +19,17 @@ from oomplan.specs.plan import Workload
 
 
 def run_engine_fit(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLimits, opts: EngineOptions,
-                   objective: str, top: int, as_json: bool, write: tuple[str, str, int, Path | None, bool]) -> int:
-    result = engine_search(engine, model, gpu, workload, limits, opts, objective)
+                   objective: str, top: int, as_json: bool, write: tuple[str, str, int, Path | None, bool],
+                   want: tuple[str, int] | None = None) -> int:
+    """`want`: ("ctx" | "batch", the largest value searched) for --ctx max / --batch max."""
+    if want is None:
+        result = engine_search(engine, model, gpu, workload, limits, opts, objective)
+    else:
+        from oomplan.cli.progress import spinner
+        from oomplan.planner.engine_search import engine_search_max
+
+        with spinner(f"searching the largest {want[0]} for {model.name} on {gpu.name} ...", quiet=as_json):
+            result = engine_search_max(engine, model, gpu, workload, limits, opts, objective, *want)
     model_ref, gpu_ref, pick, output, force = write
     check_pick(pick, len(result.plans))
     if as_json:
@@ -38,6 +47,11 @@ def _render(result: EngineSearchResult, top: int) -> None:
     if result.plans:
         out.print(engine_fit_table(result, top))
         out.print(f"{result.num_considered} {name} configurations considered, {len(result.plans)} serve the workload")
+        return
+    if result.want:
+        fixed = f"{result.workload.batch_size} sequence(s)" if result.want == "ctx" else f"{result.workload.ctx_tokens:,} tokens"
+        out.print(f"nothing fits with {name}: none of {result.num_considered} configurations serves {fixed} with every layer "
+                  "on the GPU", style="bold red", soft_wrap=True)
         return
     out.print(f"nothing fits with {name}: none of {result.num_considered} configurations serves "
               f"{result.workload.batch_size} x {result.workload.ctx_tokens:,} tokens", style="bold red")

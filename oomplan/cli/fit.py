@@ -152,13 +152,12 @@ def fit_command(
         raise InputError(f"--kv-policy: fit --engine {check_engine(engine)} does not search KV policies; price one with "
                          f"oomplan estimate --engine {check_engine(engine)} --kv-policy SPEC")
     if check_engine(engine) != "hf":
-        if want_ctx or want_batch:
-            raise InputError("--ctx max / --batch max: not available with --engine yet; give numbers (the engine table shows the pool's tokens)")
         opts = engine_options(gpu_memory_utilization, None, max_num_seqs, max_num_batched_tokens, mem_fraction_static, None, None, engine_version)
         from oomplan.cli.engine_fit import run_engine_fit
 
+        want = ("ctx", spec.max_position_embeddings) if want_ctx else ("batch", MAX_BATCH_SIZE) if want_batch else None
         return run_engine_fit(check_engine(engine), spec, card, workload.model_copy(update={"engine": check_engine(engine)}), limits, opts,
-                       objective, top, as_json, (model, gpu, pick, output, force))
+                       objective, top, as_json, (model, gpu, pick, output, force), want)
     refuse_engine_version_without_engine(engine_version)
     if compared is not None:  # which card should I rent: oomplan/cli/cards.py
         if probe:

@@ -4,7 +4,7 @@ the configurations whose engine accounting serves the workload, ranked by the ob
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from oomplan.engines.options import EngineOptions
 from oomplan.engines.protocol import Engine
@@ -23,6 +23,7 @@ class EngineCandidate:
     plan: Plan
     prediction: EnginePrediction
     quality: QualityRisk
+    workload: Workload | None = None  # what it was priced at when fit --ctx/--batch max searched it (None: the search's)
 
     @property
     def num_gpus(self) -> int:
@@ -39,6 +40,7 @@ class EngineSearchResult:
     plans: tuple[EngineCandidate, ...]  # serving the workload, ranked
     num_considered: int
     closest: EngineCandidate | None  # the largest pool among those that do not serve it
+    want: str = ""  # "ctx" / "batch": each plan at its own largest context / batch (fit --ctx max / --batch max)
 
 
 def engine_plans(engine: str, model: ModelSpec, gpu: GpuSpec, limits: SearchLimits) -> Iterator[Plan]:
@@ -96,3 +98,58 @@ def engine_search(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workloa
             closest = cand
     ranked = sorted(fitting, key=lambda c: rank_key(c, objective))
     return EngineSearchResult(engine, model, gpu, workload, objective, tuple(ranked), considered, closest)
+
+
+def _serves(e: Engine, model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, opts: EngineOptions,
+            limits: SearchLimits) -> EnginePrediction | None:
+    """The prediction when the engine serves the workload with every layer on the GPU (the inverse search, like the
+    HF one, takes no offload: llama.cpp's --fit lowering -ngl trades speed for room), else None."""
+    try:
+        pred = e.predict(model, gpu, e.settings_for_plan(plan, workload, opts))
+    except InputError:
+        return None
+    ngl = dict(pred.settings).get("-ngl")
+    if ngl is not None and int(ngl) <= model.num_layers:
+        return None
+    host_ok = pred.host_bytes * plan.tensor_parallel <= limits.host_memory_bytes
+    return pred if host_ok and pred.fits_workload(workload.ctx_tokens, workload.batch_size) else None
+
+
+def largest_served(serves: Callable[[int], EnginePrediction | None], limit: int) -> tuple[int, EnginePrediction | None]:
+    """The largest n in 1..limit the engine serves, by bisection: whether it serves only gets worse as the context
+    or the batch grows (the pool is fixed by the card and the flags; each request needs more of it)."""
+    best = serves(1)
+    if best is None:
+        return 0, None
+    top = serves(limit)
+    if top is not None:
+        return limit, top
+    lo, hi = 1, limit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if (p := serves(mid)) is not None:
+            lo, best = mid, p
+        else:
+            hi = mid
+    return lo, best
+
+
+def engine_search_max(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLimits,
+                      opts: EngineOptions, objective: str, what: str, limit: int) -> EngineSearchResult:
+    """fit --engine X --ctx max / --batch max: each configuration at the largest context (or batch) it serves,
+    exact to the token (llama.cpp's 256-cell padding makes its answers whole blocks), ranked by the objective and
+    then by the reach."""
+    e = get_engine(engine)
+    found: list[tuple[int, EngineCandidate]] = []
+    considered = 0
+    for plan in _with_variants(e, model, gpu, engine_plans(engine, model, gpu, limits), workload, opts):
+        considered += 1
+
+        def at(n: int) -> Workload:
+            return workload.model_copy(update={"ctx_tokens": n} if what == "ctx" else {"batch_size": n})
+
+        reach, pred = largest_served(lambda n: _serves(e, model, gpu, plan, at(n), opts, limits), limit)
+        if pred is not None:
+            found.append((reach, EngineCandidate(plan, pred, quality_risk(model, plan), at(reach))))
+    ranked = [c for _, c in sorted(found, key=lambda x: (rank_key(x[1], objective)[:-1], -x[0]))]  # the reach, not concurrency
+    return EngineSearchResult(engine, model, gpu, workload, objective, tuple(ranked), considered, None, what)

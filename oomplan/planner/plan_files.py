@@ -64,9 +64,10 @@ def engine_plan_file(model_ref: str, gpu_ref: str, result: EngineSearchResult, i
     from oomplan.planner.search import evaluate, make_candidate
 
     chosen = result.plans[index]
-    est = estimate(result.model, result.gpu, result.workload, chosen.plan)
-    ev = Evaluator(result.model, result.gpu, result.workload.num_images, result.workload.image_tokens)
-    speed = make_candidate(ev, chosen.plan, result.workload, evaluate(ev, chosen.plan, result.workload)).speed
+    workload = chosen.workload or result.workload  # fit --ctx/--batch max: the value this configuration reached
+    est = estimate(result.model, result.gpu, workload, chosen.plan)
+    ev = Evaluator(result.model, result.gpu, workload.num_images, workload.image_tokens)
+    speed = make_candidate(ev, chosen.plan, workload, evaluate(ev, chosen.plan, workload)).speed
     return inference_plan_file(model_ref, gpu_ref, est, chosen.quality.label, speed.decode_tokens_per_s)
 
 

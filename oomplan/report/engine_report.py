@@ -93,11 +93,13 @@ def engine_plan_short(engine: str, plan: Any, model: Any) -> str:
 
 
 def engine_fit_table(result: Any, top: int) -> Table:
-    w = result.workload
+    w, want = result.workload, getattr(result, "want", "")
+    shape = (f"max ctx x {w.batch_size}" if want == "ctx" else f"{w.ctx_tokens:,} x max batch" if want == "batch"
+             else f"{w.ctx_tokens:,} x {w.batch_size}")
     table = Table(title_justify="left", title=(
-        f"{result.model.name} on {result.gpu.name} · {engine_name(result.engine)} · {w.ctx_tokens:,} x {w.batch_size}"
-        f" · by {result.objective}"))
-    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (("#", "right"), ("plan", "left"), ("GPUs", "right"), ("KV pool", "right"),
+        f"{result.model.name} on {result.gpu.name} · {engine_name(result.engine)} · {shape} · by {result.objective}"))
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (("#", "right"), ("plan", "left"), ("GPUs", "right"),
+                       *((("max ctx" if want == "ctx" else "max batch", "right"),) if want else ()), ("KV pool", "right"),
                        ("KV tokens", "right"), ("conc.", "right"), ("quality", "left"))
     for name, just in columns:
         table.add_column(name, justify=just, no_wrap=name not in ("plan", "quality"), min_width=18 if name == "plan" else None)
@@ -106,8 +108,9 @@ def engine_fit_table(result: Any, top: int) -> Table:
         plan = engine_plan_short(result.engine, c.plan, result.model)
         if (ngl := dict(p.settings).get("-ngl")) is not None:
             plan += f" · ngl {ngl}/{result.model.num_layers + 1}"
-        table.add_row(str(rank), plan, str(c.num_gpus), format_bytes(p.kv_pool_bytes).replace(" GiB", "G").replace(" MiB", "M"), f"{p.kv_cache_tokens:,}",
-                      f"{p.max_concurrency:.1f}x", c.quality.label)
+        reach = () if not want else (f"{c.workload.ctx_tokens:,}" if want == "ctx" else f"{c.workload.batch_size:,}",)
+        table.add_row(str(rank), plan, str(c.num_gpus), *reach, format_bytes(p.kv_pool_bytes).replace(" GiB", "G").replace(" MiB", "M"),
+                      f"{p.kv_cache_tokens:,}", f"{p.max_concurrency:.1f}x", c.quality.label)
     return table
 
 
@@ -118,6 +121,7 @@ def engine_fit_json(result: Any, top: int) -> dict[str, Any]:
         "num_considered": result.num_considered, "num_fitting": len(result.plans),
         "plans": [{"plan": c.plan.model_dump(), "summary": engine_plan_short(result.engine, c.plan, result.model),
                    "num_gpus": c.num_gpus, "quality_risk": {"grade": c.quality.grade, "label": c.quality.label},
+                   **({"workload": c.workload.model_dump()} if c.workload is not None else {}),
                    "engine": engine_json(c.prediction)} for c in result.plans[:top]],
     }
 
