@@ -17,7 +17,7 @@ from oomplan.cli.train import run_train_check
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.planner.gate import GateOptions
 from oomplan.planner.gate import headroom_line
-from oomplan.planner.recheck import recheck, refuse_kv_policy_for_engine
+from oomplan.planner.recheck import box_options, recheck, refuse_kv_policy_for_engine
 from oomplan.report.estimate_json import estimate_json
 from oomplan.report.estimate_table import budget_table
 from oomplan.report.plan_yaml import check_output, write_atomic
@@ -80,9 +80,10 @@ def check_command(
     refuse_kv_policy_for_engine(plan, result.estimate.plan, engine_name)
     refuse_unread_engine_knobs(engine_name, gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
                                mem_fraction_static, gguf_type, n_gpu_layers)
+    opts = box_options(plan, result, engine_name, engine_options(gpu_memory_utilization, max_model_len, max_num_seqs,
+                                                                 max_num_batched_tokens, mem_fraction_static, gguf_type, n_gpu_layers,
+                                                                 engine_version))
     if engine_name != "hf":
-        opts = engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
-                              mem_fraction_static, gguf_type, n_gpu_layers, engine_version)
         return check_engine_plan(engine_name, result.estimate, opts, required, plan, as_json, strict)
     refuse_engine_version_without_engine(engine_version)
     est, ok = result.estimate, result.fits_with_margin(required)

@@ -102,7 +102,13 @@ def fit_command(
     loaded = load_or_unknown(model, revision, train)
     unknown = loaded if isinstance(loaded, UnknownFamilyError) else None
     spec = None if isinstance(loaded, UnknownFamilyError) else loaded
-    cards = resolve_cards(compared) if compared is not None else [(gpu, resolve_gpu(gpu))]
+    from oomplan.cli.cards import resolve_box
+
+    box = resolve_box(gpu) if compared is None else None  # --gpu a+b: one box of different cards (fit --engine llamacpp)
+    cards = resolve_cards(compared) if compared is not None else [(gpu, box[0] if box else resolve_gpu(gpu))]
+    if box and (train is not None or check_engine(engine) == "hf"):
+        raise InputError(f"--gpu: {gpu.strip()} is a box of different cards, priced with --engine llamacpp (its --tensor-split); "
+                         "give one card kind for the transformers or training search")
     card = cards[0][1]
     prices = prices_for(price, cards)
     card_price = prices[card.name].usd_per_gpu_hour if card.name in prices else None
@@ -153,6 +159,11 @@ def fit_command(
                          f"oomplan estimate --engine {check_engine(engine)} --kv-policy SPEC")
     if check_engine(engine) != "hf":
         opts = engine_options(gpu_memory_utilization, None, max_num_seqs, max_num_batched_tokens, mem_fraction_static, None, None, engine_version)
+        if box:
+            from oomplan.engines.registry import get_engine
+
+            get_engine(engine).with_devices(None, box)  # an InputError where the engine has no box of different cards
+            opts = replace(opts, devices=box)
         from oomplan.cli.engine_fit import run_engine_fit
 
         want = ("ctx", spec.max_position_embeddings) if want_ctx else ("batch", MAX_BATCH_SIZE) if want_batch else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oomplan.specs.hardware import GpuSpec
+
 from oomplan.errors import FieldError
 
 
@@ -19,6 +21,7 @@ class EngineOptions:
     gguf_type: str | None = None
     n_gpu_layers: int | None = None
     engine_version: str | None = None  # None: the newest modelled release
+    devices: tuple[GpuSpec, ...] = ()  # a box of different cards, GPU 0 first (--gpu a+b; llama.cpp only)
 
 
 def refuse_expert_offload(moe_layers_on_cpu: int, engine: str) -> None:

@@ -53,7 +53,8 @@ class Engine(Protocol):
         """The plan's knobs as the engine spells them ('Q4_K_M · KV q8_0'); None: the planner's own summary."""
 
     def with_devices(self, given: Any, box: tuple[GpuSpec, ...]) -> Any:
-        """The given settings on a box of (different) GPUs, --gpu a+b; an InputError where the engine has no such launch."""
+        """The given settings on a box of (different) GPUs, --gpu a+b; an InputError where the engine has no such launch
+        (given None: only that check)."""
 
     def plan_variants(self, model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, options: EngineOptions) -> tuple[Plan, ...]:
         """Further plans fit --engine tries for this one (llama.cpp: the fewest MoE layers with experts on the CPU)."""

@@ -4,6 +4,7 @@ the configurations whose engine accounting serves the workload, ranked by the ob
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 from collections.abc import Callable, Iterator
 
 from oomplan.engines.options import EngineOptions
@@ -40,6 +41,7 @@ class EngineSearchResult:
     plans: tuple[EngineCandidate, ...]  # serving the workload, ranked
     num_considered: int
     closest: EngineCandidate | None  # the largest pool among those that do not serve it
+    box: tuple[GpuSpec, ...] = ()  # --gpu a+b: the box's cards (gpu is GPU 0)
     want: str = ""  # "ctx" / "batch": each plan at its own largest context / batch (fit --ctx max / --batch max)
 
 
@@ -70,8 +72,9 @@ def rank_key(c: EngineCandidate, objective: str) -> tuple:
     q = c.quality
     quality = (q.grade, sum(x.grade for x in q.choices), len(q.choices))
     partial = int(dict(c.prediction.settings).get("-ngl", c.prediction.model.num_layers + 1)) <= c.prediction.model.num_layers
-    rest = (partial, c.plan.moe_layers_on_cpu, -c.prediction.max_concurrency)  # experts on the CPU decode slower
-    return (c.num_gpus, *quality, *rest) if objective == "gpus" else (*quality, c.num_gpus, *rest)
+    rest = (c.plan.moe_layers_on_cpu, -c.prediction.max_concurrency)  # experts on the CPU decode slower
+    # layers on the CPU (llama.cpp) cost more than another GPU of the box: every layer on a GPU first
+    return (c.num_gpus, *quality, partial, *rest) if objective == "gpus" else (*quality, partial, c.num_gpus, *rest)
 
 
 def _closeness(p: EnginePrediction) -> tuple[int, int]:
@@ -97,7 +100,7 @@ def engine_search(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Workloa
         elif closest is None or _closeness(pred) > _closeness(closest.prediction):
             closest = cand
     ranked = sorted(fitting, key=lambda c: rank_key(c, objective))
-    return EngineSearchResult(engine, model, gpu, workload, objective, tuple(ranked), considered, closest)
+    return EngineSearchResult(engine, model, gpu, workload, objective, tuple(ranked), considered, closest, opts.devices)
 
 
 def _serves(e: Engine, model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, opts: EngineOptions,
@@ -113,6 +116,11 @@ def _serves(e: Engine, model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Wor
         return None
     host_ok = pred.host_bytes * plan.tensor_parallel <= limits.host_memory_bytes
     return pred if host_ok and pred.fits_workload(workload.ctx_tokens, workload.batch_size) else None
+
+
+def _serves_at(e: Engine, model: ModelSpec, gpu: GpuSpec, plan: Plan, at: Callable[[int], Workload], opts: EngineOptions,
+               limits: SearchLimits, n: int) -> EnginePrediction | None:
+    return _serves(e, model, gpu, plan, at(n), opts, limits)
 
 
 def largest_served(serves: Callable[[int], EnginePrediction | None], limit: int) -> tuple[int, EnginePrediction | None]:
@@ -142,14 +150,13 @@ def engine_search_max(engine: str, model: ModelSpec, gpu: GpuSpec, workload: Wor
     e = get_engine(engine)
     found: list[tuple[int, EngineCandidate]] = []
     considered = 0
+    def at(n: int) -> Workload:
+        return workload.model_copy(update={"ctx_tokens": n} if what == "ctx" else {"batch_size": n})
+
     for plan in _with_variants(e, model, gpu, engine_plans(engine, model, gpu, limits), workload, opts):
         considered += 1
-
-        def at(n: int) -> Workload:
-            return workload.model_copy(update={"ctx_tokens": n} if what == "ctx" else {"batch_size": n})
-
-        reach, pred = largest_served(lambda n: _serves(e, model, gpu, plan, at(n), opts, limits), limit)
+        reach, pred = largest_served(functools.partial(_serves_at, e, model, gpu, plan, at, opts, limits), limit)
         if pred is not None:
             found.append((reach, EngineCandidate(plan, pred, quality_risk(model, plan), at(reach))))
     ranked = [c for _, c in sorted(found, key=lambda x: (rank_key(x[1], objective)[:-1], -x[0]))]  # the reach, not concurrency
-    return EngineSearchResult(engine, model, gpu, workload, objective, tuple(ranked), considered, None, what)
+    return EngineSearchResult(engine, model, gpu, workload, objective, tuple(ranked), considered, None, opts.devices, what)

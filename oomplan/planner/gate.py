@@ -115,12 +115,13 @@ def _check(path: str, opts: GateOptions) -> tuple[bool, str, tuple[str, ...]]:
         tr = train_recheck(path, opts.gpu, opts.ctx_tokens, opts.batch_size)
         tok = tr.fits_with_margin(opts.margin)
         return tok, headroom_line(tok, tr.estimate.per_gpu.total_bytes, tr.estimate.capacity_bytes, tr.estimate.gpu.name, opts.margin), tr.warnings
-    from oomplan.planner.recheck import recheck, refuse_kv_policy_for_engine
+    from oomplan.planner.recheck import box_options, recheck, refuse_kv_policy_for_engine
 
     result = recheck(path, opts.gpu, opts.ctx_tokens, opts.batch_size)
     est = result.estimate
     engine = opts.engine or est.workload.engine
     refuse_kv_policy_for_engine(path, est.plan, engine)
+    engine_options = box_options(path, result, engine, opts.engine_options or EngineOptions())
     if engine == "hf":
         ok = result.fits_with_margin(opts.margin)
         return ok, headroom_line(ok, est.per_gpu.total_bytes, est.capacity_bytes, est.gpu.name, opts.margin), result.warnings
@@ -128,6 +129,6 @@ def _check(path: str, opts: GateOptions) -> tuple[bool, str, tuple[str, ...]]:
 
     workload = est.workload.model_copy(update={"engine": engine})
     e = get_engine(engine)
-    p = e.predict(est.model, est.gpu, e.settings_for_plan(est.plan, workload, opts.engine_options or EngineOptions()))
+    p = e.predict(est.model, est.gpu, e.settings_for_plan(est.plan, workload, engine_options))
     ok, line = engine_line(e.display_name, p, workload, opts.margin)
     return ok, line, result.warnings + tuple(p.warnings)

@@ -1,15 +1,17 @@
 """Re-estimate a plan file, optionally on another card or with another ctx/batch (`check`, `export`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from oomplan.engines.options import EngineOptions
 from oomplan.memory.budget import Estimate, estimate
 from oomplan.errors import InputError
 from oomplan.planner.verdict import Verdict, check_verdict
 from oomplan.planfile import load_plan_file, named_by_key
 from oomplan.profiles import load_gpu, load_model
 from oomplan.specs.convert import build
+from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.plan import Plan, Workload
 
 
@@ -18,6 +20,7 @@ class Recheck:
     estimate: Estimate
     warnings: tuple[str, ...]
     predicted_total_bytes: int  # what the file recorded
+    box: tuple[GpuSpec, ...] = ()  # gpu.ref names a box of different cards (rtx-5090+rtx-4090): every card, GPU 0 first
 
     def fits_with_margin(self, margin: float) -> bool:
         """Fits (steady state and the load-time peak) and leaves `margin` of the card free."""
@@ -46,7 +49,9 @@ def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, ba
         raise InputError(f"{path}: a training plan (fit --train): check it with `oomplan check`; it has no inference estimate or serving command")
     folder = Path(path).parent  # relative refs are the plan file's, not the current folder's
     model = load_model(pf.model.ref, flag=f"{path}: model.ref", base=folder, revision=pf.model.revision)
-    card = load_gpu(gpu, flag="--gpu") if gpu else load_gpu(pf.gpu.ref, flag=f"{path}: gpu.ref", base=folder)
+    ref, flag = (gpu, "--gpu") if gpu else (pf.gpu.ref, f"{path}: gpu.ref")
+    box = tuple(load_gpu(part.strip(), flag=flag, base=folder) for part in ref.split("+")) if "+" in ref else ()
+    card = box[0] if box else load_gpu(ref, flag=flag, base=folder)
     workload = build(Workload, dict(
         ctx_tokens=pf.workload.ctx_tokens if ctx_tokens is None else ctx_tokens,
         batch_size=pf.workload.batch_size if batch_size is None else batch_size,
@@ -64,4 +69,18 @@ def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, ba
             f"{path}: prediction changed since the plan was written ({pf.predicted.total_bytes} -> {est.per_gpu.total_bytes} bytes per GPU; "
             f"written by oomplan {pf.oomplan_version})"
         )
-    return Recheck(est, tuple(warnings) + est.warnings, pf.predicted.total_bytes)
+    return Recheck(est, tuple(warnings) + est.warnings, pf.predicted.total_bytes, box)
+
+
+def box_options(path: str, result: Recheck, engine: str, opts: EngineOptions) -> EngineOptions:
+    """The engine options with the plan's box of cards (gpu.ref a+b); a box is refused where it cannot be priced."""
+    if not result.box:
+        return opts
+    names = "+".join(g.name for g in result.box)
+    if engine == "hf":
+        raise InputError(f"{path}: gpu.ref {names} is a box of different cards; the transformers estimate prices one card kind: "
+                         "check it with --engine llamacpp")
+    from oomplan.engines.registry import get_engine
+
+    get_engine(engine).with_devices(None, result.box)  # an InputError where the engine has no box
+    return replace(opts, devices=result.box)

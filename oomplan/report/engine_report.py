@@ -97,7 +97,8 @@ def engine_fit_table(result: Any, top: int) -> Table:
     shape = (f"max ctx x {w.batch_size}" if want == "ctx" else f"{w.ctx_tokens:,} x max batch" if want == "batch"
              else f"{w.ctx_tokens:,} x {w.batch_size}")
     table = Table(title_justify="left", title=(
-        f"{result.model.name} on {result.gpu.name} · {engine_name(result.engine)} · {shape} · by {result.objective}"))
+        f"{result.model.name} on {'+'.join(g.name for g in result.box) or result.gpu.name} · {engine_name(result.engine)} · {shape}"
+        f" · by {result.objective}"))
     columns: tuple[tuple[str, Literal["left", "right"]], ...] = (("#", "right"), ("plan", "left"), ("GPUs", "right"),
                        *((("max ctx" if want == "ctx" else "max batch", "right"),) if want else ()), ("KV pool", "right"),
                        ("KV tokens", "right"), ("conc.", "right"), ("quality", "left"))

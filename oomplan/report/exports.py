@@ -143,9 +143,9 @@ def llamacpp(est: Estimate) -> Export:
     if window is not None:  # tools/server/README.md: --context-shift, --keep N (tokens kept from the start of the prompt)
         parts += ["--context-shift", f"--keep {window.sink_tokens}"]
     parts += [f"--cache-type-k {GGUF_KV[kv]}", f"--cache-type-v {GGUF_KV[kv]}", "-fa on"]
-    if p.num_gpus > 1:
+    if p.num_gpus > 1:  # the plan's split (fit --engine llamacpp on a box writes llama.cpp's default out), else even stages
         parts.append(f"--split-mode {'row' if p.tensor_parallel > 1 else 'layer'}")
-        parts.append("--tensor-split " + ",".join(["1"] * p.num_gpus))
+        parts.append("--tensor-split " + (",".join(f"{x:g}" for x in p.tensor_split) if p.tensor_split else ",".join(["1"] * p.num_gpus)))
     if p.prefill_chunk_tokens:
         parts.append(f"-ub {p.prefill_chunk_tokens}")
     if p.moe_layers_on_cpu:

@@ -54,6 +54,8 @@ class Plan(Strict):
     offload_bytes: int = Field(default=0, ge=0, description="weights kept in CPU memory (per GPU) and streamed in")
     moe_layers_on_cpu: int = Field(default=0, ge=0, le=100_000, description="MoE layers whose routed experts stay in host "
                                    "memory and run on the CPU (llama.cpp --n-cpu-moe N); attention, shared experts, router on the GPU")
+    tensor_split: tuple[float, ...] = Field(default=(), description="llama.cpp --tensor-split: one share per GPU (layers, or "
+                                             "matrix rows with tensor_parallel > 1); empty: even stages (llama.cpp: by free memory)")
     attention: Attention = "sdpa"
     prefill_chunk_tokens: int | None = Field(default=None, ge=1, description="None: the whole prompt in one forward pass")
     logits: Logits = Field(default="last", description="last: logits for the last position only, as generate() does")
@@ -62,6 +64,15 @@ class Plan(Strict):
     def _one_kv_policy(self) -> Plan:
         if self.kv_policy is not None and self.dms_ratio > 1:
             raise ValueError(f"one KV policy at a time: dms_ratio {self.dms_ratio:g} and kv_policy {self.kv_policy.spec}")
+        return self
+
+    @model_validator(mode="after")
+    def _tensor_split_per_gpu(self) -> Plan:
+        if self.tensor_split:
+            if len(self.tensor_split) != self.num_gpus:
+                raise ValueError(f"tensor_split has {len(self.tensor_split)} shares for {self.num_gpus} GPU(s); give one share per GPU")
+            if any(x < 0 for x in self.tensor_split) or not any(self.tensor_split):
+                raise ValueError("tensor_split: shares must be >= 0 with a positive sum")
         return self
 
     @property

@@ -57,3 +57,39 @@ def test_a_box_is_llamacpp_only():
     assert r.exit_code == 2
     assert r.stderr == ("error: --gpu: rtx-5090+rtx-4090 is a box of different cards, priced for llama.cpp only (its "
                         "--tensor-split); give one card kind\n")
+
+
+def test_fit_on_a_box_writes_the_split_it_priced_and_check_export_read_it(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    r = runner.invoke(app, ["fit", "llama-3.1-70b", "--gpu", "rtx-5090+rtx-4090", "--engine", "llamacpp", "--ctx", "16k",
+                            "--weights", "int4", "--kv-dtype", "fp16", "-o", str(plan)], env={"COLUMNS": "120"})
+    assert r.exit_code == 0, r.output
+    assert "llama-3.1-70b on rtx-5090+rtx-4090 · llama.cpp · 16,384 x 1 · by quality" in r.stdout
+    # the whole box (every layer on a GPU) before GPU 0 alone with 26 layers on the CPU; llama.cpp's default split
+    # written out: free 33,131,986,944 B = 30.86 GiB and 24,849,481,728 B = 23.14 GiB
+    assert "│ 1 │ Q4_K_M · KV f16 · layer split 30.86,23.14 · ngl 81/81 │    2 │" in r.stdout
+    assert "│ 2 │ Q4_K_M · KV f16 · ngl 55/81                           │    1 │" in r.stdout
+    text = plan.read_text()
+    assert "  ref: rtx-5090+rtx-4090\n  num_gpus: 2\n" in text and "  tensor_split:\n  - 30.86\n  - 23.14\n" in text
+    c = runner.invoke(app, ["check", str(plan)], env={"COLUMNS": "80"})
+    assert c.exit_code == 0, c.output
+    assert "│ weights        │ 16.66 GiB │   70.5% │ Q4_K_M: GPU 1 of 2, layers 47-79      │" in c.stdout  # the fullest GPU
+    assert "PASS: fits: 1 x 16,384 tokens in a pool of 16,384 tokens; llama.cpp holds 19.49 GiB of 23.64 GiB per GPU" in c.stdout
+    e = runner.invoke(app, ["export", str(plan), "--to", "llamacpp"])
+    assert e.exit_code == 0 and "--split-mode layer \\\n    --tensor-split 30.86,23.14" in e.stdout
+    h = runner.invoke(app, ["check", str(plan), "--engine", "hf"])
+    assert h.exit_code == 2 and h.stderr.endswith("gpu.ref rtx-5090+rtx-4090 is a box of different cards; the transformers "
+                                                  "estimate prices one card kind: check it with --engine llamacpp\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("  - 23.14\n", "  - 23.14\n  - 1.0\n"))
+    b = runner.invoke(app, ["check", str(bad)])
+    assert b.exit_code == 2 and "tensor_split has 3 shares for 2 GPU(s); give one share per GPU" in b.stderr
+
+
+def test_a_box_is_refused_outside_llamacpp_fit():
+    r = runner.invoke(app, ["fit", "llama-3.1-8b", "--gpu", "rtx-5090+rtx-4090"])
+    assert r.exit_code == 2 and r.stderr == (
+        "error: --gpu: rtx-5090+rtx-4090 is a box of different cards, priced with --engine llamacpp (its --tensor-split); "
+        "give one card kind for the transformers or training search\n")
+    v = runner.invoke(app, ["fit", "llama-3.1-8b", "--gpu", "rtx-5090+rtx-4090", "--engine", "vllm"])
+    assert v.exit_code == 2 and "is a box of different cards, priced for llama.cpp only" in v.stderr

@@ -104,3 +104,22 @@ def test_bad_placements_are_refused(given, message):
     with pytest.raises(InputError) as e:
         box_devices(R4090, given)
     assert str(e.value).startswith(message)
+
+
+def test_plans_map_to_llamacpp_split_modes():
+    from oomplan.engines.llamacpp.devices import default_split
+    from oomplan.engines.llamacpp.flags import settings_for_plan
+    from oomplan.engines.options import EngineOptions
+    from oomplan.specs.plan import Plan, Workload
+
+    w = Workload(ctx_tokens=4096)
+    assert settings_for_plan(Plan(pipeline_parallel=2), w, EngineOptions()).split_mode == "layer"
+    row = settings_for_plan(Plan(tensor_parallel=2, tensor_split=(3.0, 1.0)), w, EngineOptions())
+    assert (row.split_mode, row.tensor_split, row.num_gpus) == ("row", (3.0, 1.0), 2)
+    assert settings_for_plan(Plan(), w, EngineOptions(devices=(R5090, R4090))).split_mode == "none"  # GPU 0 of the box
+    with pytest.raises(InputError, match="TP 2 x PP 2 has no llama.cpp split"):
+        settings_for_plan(Plan(tensor_parallel=2, pipeline_parallel=2), w, EngineOptions())
+    # free 33,131,986,944 B / 2^30 = 30.857 and 24,849,481,728 B / 2^30 = 23.143
+    assert default_split((R5090, R4090)) == (30.86, 23.14)
+    with pytest.raises(ValueError, match="tensor_split has 1 shares for 2 GPU"):
+        Plan(pipeline_parallel=2, tensor_split=(1.0,))

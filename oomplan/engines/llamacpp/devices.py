@@ -71,7 +71,7 @@ def layer_devices(n_layer: int, ngl: int, points: tuple[float, ...]) -> tuple[in
 def box_devices(gpu: GpuSpec, s: LlamaCppGiven) -> tuple[GpuSpec, ...]:
     """The GPUs llama.cpp sees: the box (--gpu a+b), else as many of `gpu` as --tensor-split has shares, else one.
     Checks --tensor-split and --main-gpu against them."""
-    box = s.devices or (gpu,) * max(1, len(s.tensor_split))
+    box = s.devices or (gpu,) * max(s.num_gpus, len(s.tensor_split), 1)
     if len(box) > MAX_DEVICES:
         raise InputError(f"--gpu: {len(box)} GPUs; llama.cpp uses at most {MAX_DEVICES} (llama_max_devices)")
     if s.tensor_split:
@@ -88,6 +88,11 @@ def box_devices(gpu: GpuSpec, s: LlamaCppGiven) -> tuple[GpuSpec, ...]:
     if s.split_mode not in SPLIT_MODES:
         raise InputError(f"--split-mode: {s.split_mode!r} is not accepted; use one of {', '.join(SPLIT_MODES)}")
     return box
+
+
+def default_split(box: tuple[GpuSpec, ...]) -> tuple[float, ...]:
+    """llama.cpp's default split written out: each GPU's free memory in GiB, two decimals (what fit -o records)."""
+    return tuple(round(free_bytes(g) / 2**30, 2) for g in box)
 
 
 def format_split(shares: tuple[float, ...]) -> str:

@@ -11,7 +11,7 @@ from oomplan.engines.cmdline import (
     TOKENS, Converter, OptionalValue, build_settings, choice, int_range, layers_value, on_off, parse_float, read_flags, split_ignored,
     text_value,
 )
-from oomplan.engines.llamacpp.devices import MAX_DEVICES, SPLIT_MODES
+from oomplan.engines.llamacpp.devices import MAX_DEVICES, SPLIT_MODES, default_split
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.engines.llamacpp.split import fit_n_cpu_moe, fit_n_gpu_layers
 from oomplan.specs.hardware import GpuSpec
@@ -154,9 +154,15 @@ def window_slot(plan: Plan, workload: Workload) -> tuple[int, int] | None:
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> LlamaCppGiven:
-    """One slot per sequence: -c = ctx x batch, -np = batch (llama-server splits -c over the slots)."""
-    if plan.num_gpus > 1:
-        raise InputError("--engine llamacpp: oomplan models llama.cpp on one GPU; use --tp 1 --pp 1")
+    """One slot per sequence: -c = ctx x batch, -np = batch (llama-server splits -c over the slots). Several GPUs:
+    pipeline stages are --split-mode layer, tensor parallel is --split-mode row (with plan.tensor_split as -ts);
+    one GPU of a box (--gpu a+b) is --split-mode none on GPU 0."""
+    if plan.tensor_parallel > 1 and plan.pipeline_parallel > 1:
+        raise InputError(f"--engine llamacpp: TP {plan.tensor_parallel} x PP {plan.pipeline_parallel} has no llama.cpp split; "
+                         "use --tp N (--split-mode row) or --pp N (--split-mode layer)")
+    if o.devices and plan.num_gpus not in (1, len(o.devices)):
+        raise InputError(f"--gpu: the box has {len(o.devices)} GPUs; a llama.cpp plan uses 1 (GPU 0) or all {len(o.devices)}, "
+                         f"not {plan.num_gpus}")
     if o.engine_version is not None:
         raise InputError(f"--engine-version: {o.engine_version!r} is not accepted with llama.cpp (one modelled build; "
                          "versions apply to vllm and sglang)")
@@ -164,18 +170,28 @@ def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> Llama
     if kv is None:
         raise FieldError("kv_dtype", f"{plan.kv_dtype!r} is not available in llama.cpp; accepted: {', '.join(GGUF_KV)}")
     window = window_slot(plan, workload)
+    mode = "row" if plan.tensor_parallel > 1 else "layer" if plan.pipeline_parallel > 1 else "none" if o.devices else "layer"
     return LlamaCppGiven(
         gguf_type=(o.gguf_type or formats.gguf_type(plan.weights)).upper(),
         ctx_tokens=(window[0] if window else workload.ctx_tokens) * workload.batch_size, n_parallel=workload.batch_size,
         context_shift=window is not None, keep_tokens=window[1] if window else 0,
         cache_type_k=kv, cache_type_v=kv, ubatch_tokens=plan.prefill_chunk_tokens, n_cpu_moe=plan.moe_layers_on_cpu,
-        n_gpu_layers=o.n_gpu_layers)
+        n_gpu_layers=o.n_gpu_layers, split_mode=mode, tensor_split=plan.tensor_split, devices=o.devices, num_gpus=plan.num_gpus)
+
+
+def plan_variants(model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, o: EngineOptions) -> tuple[Plan, ...]:
+    """fit --engine llamacpp: the fewest --n-cpu-moe layers (expert_offload_variants), and on a box (--gpu a+b)
+    the whole box with --split-mode layer at llama.cpp's default split, written out (devices.default_split)."""
+    out = expert_offload_variants(model, gpu, plan, workload, o)
+    if o.devices and len(o.devices) > 1 and plan.num_gpus == 1 and not plan.moe_layers_on_cpu:
+        out += (plan.model_copy(update={"pipeline_parallel": len(o.devices), "tensor_split": default_split(o.devices)}),)
+    return out
 
 
 def expert_offload_variants(model: ModelSpec, gpu: GpuSpec, plan: Plan, workload: Workload, o: EngineOptions) -> tuple[Plan, ...]:
-    """fit --engine llamacpp: for a MoE model that does not fit whole, the plan with the fewest --n-cpu-moe layers
-    that puts every layer on the GPU (split.py fit_n_cpu_moe), when there is one."""
-    if model.moe is None or plan.moe_layers_on_cpu:
+    """For a MoE model that does not fit whole, the plan with the fewest --n-cpu-moe layers that puts every layer
+    on the GPU (split.py fit_n_cpu_moe), when there is one."""
+    if model.moe is None or plan.moe_layers_on_cpu or plan.num_gpus > 1 or o.devices:
         return ()
     given = settings_for_plan(plan, workload, o)
     if fit_n_gpu_layers(model, gpu, given) == model.num_layers + 1:
@@ -184,13 +200,17 @@ def expert_offload_variants(model: ModelSpec, gpu: GpuSpec, plan: Plan, workload
     return (plan.model_copy(update={"moe_layers_on_cpu": n}),) if n else ()
 
 
-def with_devices(given: LlamaCppGiven, box: tuple[GpuSpec, ...]) -> LlamaCppGiven:
-    """--gpu a+b: llama.cpp sees these GPUs, in this order (CUDA0, CUDA1, ...)."""
-    return replace(given, devices=box)
+def with_devices(given: LlamaCppGiven | None, box: tuple[GpuSpec, ...]) -> LlamaCppGiven | None:
+    """--gpu a+b: llama.cpp sees these GPUs, in this order (CUDA0, CUDA1, ...); None: only asked whether a box is accepted."""
+    return None if given is None else replace(given, devices=box)
 
 
 def plan_summary(plan: Plan, model: ModelSpec) -> str:
-    """'Q4_K_M · KV q8_0' (· cpu-moe 12: --n-cpu-moe)."""
+    """'Q4_K_M · KV q8_0' (· cpu-moe 12: --n-cpu-moe; · layer split 30.86,23.14 on several GPUs)."""
+    if plan.num_gpus > 1:
+        mode = "row" if plan.tensor_parallel > 1 else "layer"
+        split = ",".join(f"{x:g}" for x in plan.tensor_split) if plan.tensor_split else "by free memory"
+        return f"{formats.gguf_type(plan.weights)} · KV {GGUF_KV[plan.kv_dtype]} · {mode} split {split}"
     if plan.moe_layers_on_cpu:
         return f"{formats.gguf_type(plan.weights)} · KV {GGUF_KV[plan.kv_dtype]} · cpu-moe {plan.moe_layers_on_cpu}"
     return f"{formats.gguf_type(plan.weights)} · KV {GGUF_KV[plan.kv_dtype]}"

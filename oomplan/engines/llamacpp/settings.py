@@ -25,4 +25,5 @@ class LlamaCppGiven:
     split_mode: str = "layer"  # -sm none | layer | row (devices.py)
     tensor_split: tuple[float, ...] = ()  # -ts: one share per GPU; (): by each GPU's free memory
     main_gpu: int = 0  # -mg: the one GPU of -sm none
-    devices: tuple[GpuSpec, ...] = ()  # the GPUs of the box (--gpu a+b); (): one GPU per -ts share, at least one
+    devices: tuple[GpuSpec, ...] = ()  # the GPUs of the box (--gpu a+b); (): num_gpus of the card, or one per -ts share
+    num_gpus: int = 1  # GPUs of the one card kind when there is no box (a plan's TP x PP)
