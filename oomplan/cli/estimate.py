@@ -78,7 +78,15 @@ def estimate_command(
         raise InputError("--gpu: comparing cards (a comma list or 'all') is for inference estimates (--engine hf); give one card with --train or --engine")
     refuse_unread_engine_knobs(check_engine(engine), gpu_memory_utilization, max_model_len, max_num_seqs,
                                max_num_batched_tokens, mem_fraction_static, gguf_type, n_gpu_layers)
-    card = resolve_gpu(gpu if compared is None else compared[0])
+    from oomplan.cli.cards import resolve_box
+
+    box = resolve_box(gpu) if compared is None else None  # --gpu a+b: one box of different cards (--engine llamacpp)
+    if box and (train is not None or check_engine(engine) == "hf"):
+        raise InputError(f"--gpu: {gpu.strip()} is a box of different cards, priced with --engine llamacpp (its --tensor-split); "
+                         "give one card kind for the transformers or training estimate")
+    if box and tp == 1 and pp == 1:
+        pp = len(box)  # the whole box, llama.cpp's default --split-mode layer
+    card = box[0] if box else resolve_gpu(gpu if compared is None else compared[0])
     tp_asked, pp_asked = tp, pp
     card, tp, pp = raw_gpu_parallel(card, tp, pp)
     flags = TrainFlags(train, optimizer, precision, seq, grad_accum, dp, zero, fsdp, sp, recompute, lora_rank, lora_targets,
@@ -120,6 +128,13 @@ def estimate_command(
     if workload.engine != "hf":
         opts = engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
                               mem_fraction_static, gguf_type, n_gpu_layers, engine_version)
+        if box:
+            from dataclasses import replace
+
+            from oomplan.engines.registry import get_engine
+
+            get_engine(workload.engine).with_devices(None, box)  # an InputError where the engine has no box of different cards
+            opts = replace(opts, devices=box)
         pred = engine_prediction(workload.engine, spec, card, plan, workload, opts)
         return render_engine(pred, workload, estimate_json(est) if as_json else {}, as_json, strict)
     refuse_engine_version_without_engine(engine_version)

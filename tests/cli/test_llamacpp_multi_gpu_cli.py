@@ -93,3 +93,12 @@ def test_a_box_is_refused_outside_llamacpp_fit():
         "give one card kind for the transformers or training search\n")
     v = runner.invoke(app, ["fit", "llama-3.1-8b", "--gpu", "rtx-5090+rtx-4090", "--engine", "vllm"])
     assert v.exit_code == 2 and "is a box of different cards, priced for llama.cpp only" in v.stderr
+
+
+def test_estimate_on_a_box_is_the_whole_box_by_default():
+    r = runner.invoke(app, ["estimate", "llama-3.1-70b", "--gpu", "rtx-5090+rtx-4090", "--engine", "llamacpp", "--weights", "int4",
+                            "--ctx", "16k"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert "note: GPU 0 rtx-5090: layers 0-46 (47/80), weights 22.38 GiB, KV 2.94 GiB, compute 208.0 MiB" in r.stdout
+    h = runner.invoke(app, ["estimate", "llama-3.1-70b", "--gpu", "rtx-5090+rtx-4090"])
+    assert h.exit_code == 2 and "is a box of different cards, priced with --engine llamacpp" in h.stderr

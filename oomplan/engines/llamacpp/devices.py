@@ -12,7 +12,7 @@ Read from ggml-org/llama.cpp@00342301d01add50835550e8a916f12097d94517 (and src/l
 - make_gpu_buft_list: with `--split-mode row` each device's buffer list starts with the backend's split buffer
   type, so a layer's 2-D weight matrices are split by rows over all the devices (ggml-cuda
   ggml_backend_cuda_split_buffer_type: rows in the ratio of --tensor-split, default each device's total memory,
-  ggml_cuda_info().default_tensor_split); what the split buffer refuses (3-D expert tensors: supports_op is
+  ggml_cuda_info().default_tensor_split), the output matrix too; what the split buffer refuses (3-D expert tensors: supports_op is
   false for MUL_MAT_ID on a split buffer) and norms, biases and the KV cache stay with the layer's device.
 - src/llama-kv-cache.cpp: the cache of layer il lives on model.dev_layer(il), i.e. with its layer.
 - The compute buffer (ggml_backend_sched, one per backend): the output layer's logits on the device holding
@@ -149,9 +149,22 @@ def _row_matrices(model: ModelSpec, s: LlamaCppGiven) -> list[list[tuple[int, in
                 out[i].append((c.shape[1], c.nbytes))  # gguf-py: shape is ne, ne[1] the number of rows
         return out
     for t in gguf_tensors(model, s.gguf_type):
-        if t.layer is not None and t.num_elems > t.row_elems and not t.name.endswith("_exps"):
+        if t.layer is not None and 1 < t.row_elems < t.num_elems and not t.name.endswith("_exps"):  # biases, norms: row 1
             out[t.layer].append((t.num_elems // t.row_elems, tensor_bytes(t)))
     return out
+
+
+def _output_matrix(model: ModelSpec, s: LlamaCppGiven) -> tuple[int, int]:
+    """(rows, bytes) of the output matrix (output.weight, or token_embd loaded again when tied): in the output layer,
+    so split by rows too under --split-mode row."""
+    ck = model.checkpoint
+    if ck is not None and ck.kind == "gguf":
+        by_name = {c.name: c for c in ck.tensors}
+        c = by_name.get("output.weight") or by_name["token_embd.weight"]
+        return c.shape[1], c.nbytes
+    named = {t.name: t for t in gguf_tensors(model, s.gguf_type)}
+    t = named.get("output") or named["token_embd"]
+    return t.num_elems // t.row_elems, tensor_bytes(t)
 
 
 def _row_shares(rows: int, nbytes: int, points: tuple[float, ...]) -> list[int]:
@@ -195,7 +208,13 @@ def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[G
             kv[dev] += kv_i
     out_dev = where[n]
     if out_dev is not None:
-        weights[out_dev] += sizes.output_bytes
+        output = sizes.output_bytes
+        if row:
+            rows, nbytes = _output_matrix(model, s)
+            output -= nbytes
+            for d, share in enumerate(_row_shares(rows, nbytes, row_points)):
+                weights[d] += share
+        weights[out_dev] += output
     logits_dev = out_dev if out_dev is not None else 0
     holds = {d for d in where[:n] if d is not None}
     devices = []
