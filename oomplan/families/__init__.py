@@ -25,7 +25,8 @@ __all__ = ["FAMILIES", "REGISTRY", "Family", "family_for", "parse_hf_config", "c
 # pydantic config class it defines, is imported only when a config names it (issue 16: start-up).
 # tests/unit/test_families.py checks these tables against every Family defined in the package.
 BY_TYPE: dict[str, tuple[str, str]] = {
-    "llama": ("llama", "FAMILY"), "mistral": ("mistral", "MISTRAL"), "mixtral": ("mistral", "MIXTRAL"),
+    "llama": ("llama", "FAMILY"), "mistral": ("mistral", "MISTRAL"), "ministral3": ("mistral", "MINISTRAL3"),
+    "mixtral": ("mistral", "MIXTRAL"),
     "qwen2": ("qwen2", "QWEN2"), "qwen2_moe": ("qwen2", "QWEN2_MOE"), "qwen3": ("qwen3", "QWEN3"), "qwen3_moe": ("qwen3", "QWEN3_MOE"),
     "gemma2": ("gemma2", "FAMILY"), "phi3": ("phi3", "FAMILY"), "falcon": ("falcon", "FAMILY"),
     "deepseek_v2": ("deepseek", "FAMILY"), "deepseek_v3": ("deepseek", "FAMILY"), "qwen3_next": ("qwen3_next", "FAMILY"),
