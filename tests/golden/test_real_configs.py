@@ -195,6 +195,9 @@ SWEEP_EXPECTED = {
     "isim--qwen3-14b": "qwen3",
     "isim--yi-34b": "llama",
     "nxdi--gemma3_27b_config": "gemma3",
+    "tt-forge--deepseek-v3.1": "deepseek_v3",
+    "tt-forge--deepseek-v3.2-exp": "deepseek_v32",
+    "tt-forge--deepseek-v4-inference": "refused",  # DeepSeek's own layout (dim, n_layers), no model_type
     "tt-metal--EXAONE-4.5-33B": "refused",
     "tt-metal--LFM2.5-VL-1.6B": "refused",
 }
