@@ -173,10 +173,10 @@ def _validated(raw: dict[str, Any], name: str, source: str) -> HfConfig:
     try:
         return build(HfConfig, raw, source)
     except InputError as exc:
-        model_type = raw.get("model_type")
-        archs = raw.get("architectures")
-        known = model_type in BY_TYPE or (isinstance(archs, list) and any(a in BY_WRAPPER for a in archs if isinstance(a, str)))
-        if known or not isinstance(model_type, str) or not model_type:
+        model_type, archs = raw.get("model_type"), raw.get("architectures")
+        if not isinstance(model_type, str) or not model_type or model_type in BY_TYPE:
+            raise
+        if isinstance(archs, list) and any(isinstance(a, str) and a in BY_WRAPPER for a in archs):
             raise
         dtype = dtype_name(raw.get("torch_dtype") or raw.get("dtype") or "bfloat16", "bf16")
         raise UnknownFamilyError(
