@@ -36,6 +36,11 @@ CONFIGS = ROOT / "tests" / "fixtures" / "configs"
 KNOWN_AS = {"kimi_k2": "deepseek_v3"}  # Kimi-K2 is DeepSeek-V3's architecture (families/deepseek.py); transformers lacks kimi_k2
 
 
+def _failed(exc: Exception) -> str:
+    """A row's referee cell when transformers' own build or forward raises (the row says so; the table goes on)."""
+    return f"transformers failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}".replace("|", "/")
+
+
 def _row(path: Path, ctx: int) -> str:
     raw = json.loads(path.read_text())
     label = str(path.relative_to(CONFIGS))
@@ -48,7 +53,11 @@ def _row(path: Path, ctx: int) -> str:
             m = measure_model(raw, name=path.stem, source=label, config_sha256=config_sha256(raw), ctx_tokens=64, batch_size=1)
         except InputError as refused:
             return f"| refused | {label} | {str(refused)[:90]}... | | | | | | {time.perf_counter() - start:.0f} |"
-        _, theirs_p, theirs_kv = meta_counts(probe_raw, ctx)
+        try:
+            _, theirs_p, theirs_kv = meta_counts(probe_raw, ctx)
+        except Exception as failed:  # noqa: BLE001 - the referee itself failing is a row, not the end of the table
+            return (f"| transformers path ({exc.model_type}) | {label} | {m.num_params:,} | {_failed(failed)} | | | - | - | "
+                    f"{time.perf_counter() - start:.0f} |")
         ours_kv = derived_cache_bytes(m.cache_layers, ctx, 1)
         ok = "exact" if (m.num_params, ours_kv) == (theirs_p, theirs_kv) else "DIFFERS"
         return (f"| transformers path ({exc.model_type}) | {label} | {m.num_params:,} | {theirs_p:,} | {ours_kv:,} | {theirs_kv:,} | - | "
@@ -62,6 +71,9 @@ def _row(path: Path, ctx: int) -> str:
         _, theirs_p, theirs_kv = meta_counts(probe_raw, ctx)
     except InputError as exc:
         return f"| {spec.model_type} | {label} | {num_params(spec):,} | ({str(exc)[:60]}) | {ours_kv:,} | - | {shipped} | - | {time.perf_counter() - start:.0f} |"
+    except Exception as failed:  # noqa: BLE001 - e.g. 5.24's Llama4ForConditionalGeneration.forward without pixel_values
+        return (f"| {spec.model_type} | {label} | {num_params(spec):,} | {_failed(failed)} | {ours_kv:,} | - | {shipped} | - | "
+                f"{time.perf_counter() - start:.0f} |")
     ok = "exact" if (num_params(spec), ours_kv) == (theirs_p, theirs_kv) else "DIFFERS"
     return (f"| {spec.model_type} | {label} | {num_params(spec):,} | {theirs_p:,} | {ours_kv:,} | {theirs_kv:,} | {shipped} | {ok} | "
             f"{time.perf_counter() - start:.0f} |")

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from oomplan.errors import InputError, UnknownFamilyError
 from oomplan.formats.declared import Layers, declared_weights
-from oomplan.families.base import Family, checkpoint_dtype
+from oomplan.families.base import Family, checkpoint_dtype, dtype_name
 from oomplan.families.config import HfConfig, config_sha256
 from oomplan.specs.convert import build
 from oomplan.specs.model import ModelSpec
@@ -25,7 +25,8 @@ __all__ = ["FAMILIES", "REGISTRY", "Family", "family_for", "parse_hf_config", "c
 # pydantic config class it defines, is imported only when a config names it (issue 16: start-up).
 # tests/unit/test_families.py checks these tables against every Family defined in the package.
 BY_TYPE: dict[str, tuple[str, str]] = {
-    "llama": ("llama", "FAMILY"), "mistral": ("mistral", "MISTRAL"), "mixtral": ("mistral", "MIXTRAL"),
+    "llama": ("llama", "FAMILY"), "mistral": ("mistral", "MISTRAL"), "ministral3": ("mistral", "MINISTRAL3"),
+    "mixtral": ("mistral", "MIXTRAL"),
     "qwen2": ("qwen2", "QWEN2"), "qwen2_moe": ("qwen2", "QWEN2_MOE"), "qwen3": ("qwen3", "QWEN3"), "qwen3_moe": ("qwen3", "QWEN3_MOE"),
     "gemma2": ("gemma2", "FAMILY"), "phi3": ("phi3", "FAMILY"), "falcon": ("falcon", "FAMILY"),
     "deepseek_v2": ("deepseek", "FAMILY"), "deepseek_v3": ("deepseek", "FAMILY"), "qwen3_next": ("qwen3_next", "FAMILY"),
@@ -165,12 +166,31 @@ def _text_view(raw: dict[str, Any], family: Family, source: str) -> tuple[dict[s
     return view, [f"{arch[0]}: the text decoder is priced; its vision tower and projector are not counted yet"]
 
 
+def _validated(raw: dict[str, Any], name: str, source: str) -> HfConfig:
+    """The config's keys as oomplan reads them. A key oomplan's families read with another meaning or type (MiniMax-M3's
+    and MiMo-V2-Flash's per-layer list `moe_layer_freq`) in a config of a model_type no family reads is that
+    model_type's own key: the config is an unknown family (refused, or counted by transformers), not a bad value."""
+    try:
+        return build(HfConfig, raw, source)
+    except InputError as exc:
+        model_type, archs = raw.get("model_type"), raw.get("architectures")
+        if not isinstance(model_type, str) or not model_type or model_type in BY_TYPE:
+            raise
+        if isinstance(archs, list) and any(isinstance(a, str) and a in BY_WRAPPER for a in archs):
+            raise
+        dtype = dtype_name(raw.get("torch_dtype") or raw.get("dtype") or "bfloat16", "bf16")
+        raise UnknownFamilyError(
+            f"{source}: model_type {clean(model_type)!r} is not a known family, and one of its keys has a form oomplan's families "
+            f"do not read ({str(exc).removeprefix(f'{source}: ')}); refusing rather than guessing. Families: {', '.join(BY_TYPE)}",
+            raw, name, source, model_type, dtype) from None
+
+
 def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | None = None, where: str | None = None) -> ModelSpec:
     """HF config.json (already parsed from JSON) -> ModelSpec; errors name `where` (default: `source`)."""
     origin, source = source, where or source
     if not isinstance(raw, dict):
         raise InputError(f"{source}: expected a JSON object (a config.json), got {type(raw).__name__}")
-    cfg = build(HfConfig, raw, source)
+    cfg = _validated(raw, name, source)
     architectures = tuple(cfg.architectures)  # the top-level classes (a wrapper's, not its text decoder's)
     _check_decoder(cfg, raw, source, name)
     warnings: list[str] = []

@@ -80,6 +80,10 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # the DSA indexer's per-head weights_proj (GLM-5's checkpoint: indexers_proj) is priced in the model dtype
     # always (oomplan/memory/params.py _indexer: not quantizable), so keeping it 16-bit changes nothing
     (r"(^|\.)(indexers_proj|weights_proj)$", ()),
+    # a multimodal wrapper's vision tower and projector are priced in the model dtype always (memory/weights.py: the
+    # vision component has no quantised format), so keeping them 16-bit changes nothing; in a text-only checkpoint of
+    # the same release (Devstral 2 123B, Ministral3ForCausalLM) they name nothing at all
+    (r"(^|\.)(vision_tower|multi_modal_projector)$", ()),
 )
 _LAYER = re.compile(r"layers\.(\d+)\.")
 

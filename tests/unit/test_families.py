@@ -144,3 +144,17 @@ def test_known_families_read_every_memory_field_their_config_class_defines():
         if relevant:
             ignored[model_type] = sorted(relevant)
     assert not ignored
+
+
+def test_unknown_model_type_with_a_key_in_another_form_is_an_unknown_family():
+    """MiniMax-M3 / MiMo-V2-Flash give `moe_layer_freq` as a per-layer list (DeepSeek's is an int): for a model_type no
+    family reads that is the unknown family's own key (UnknownFamilyError: refused, or counted by transformers by the
+    CLI), not a bad value; for a model_type a family reads it stays a bad value."""
+    from oomplan.errors import UnknownFamilyError
+
+    cfg = {"model_type": "somebody_moe", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "moe_layer_freq": [0, 1]}
+    with pytest.raises(UnknownFamilyError, match="somebody_moe.*moe_layer_freq"):
+        parse_hf_config(cfg, "x", "x.json")
+    with pytest.raises(InputError, match="moe_layer_freq") as known:
+        parse_hf_config(dict(cfg, model_type="deepseek_v3"), "x", "x.json")
+    assert not isinstance(known.value, UnknownFamilyError)

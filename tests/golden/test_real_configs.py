@@ -1,0 +1,227 @@
+"""Real public config.json files against transformers 5.24 on the meta device (issue 13: "exact or refused, never
+answered wrong").
+
+FAMILIES: one or more published configs of each issue-13 family that had none (tests/fixtures/configs/<name>.json,
+sources in SOURCES.md there): parameters == sum(p.numel()) of the model transformers builds from the config on `meta`
+(full depth; *ForConditionalGeneration for wrappers: decoder, vision tower, projector, lm_head); KV == the storages
+transformers' cache holds after a meta prefill of ctx - 1 tokens and one decode step, at two context lengths below and
+above the sliding window, on the config's first layers (a layer's cache does not depend on depth); for the quantised
+configs, the checkpoint bytes as shipped against the module tree of the meta model.
+
+SWEEP: further real configs of 2024-26 checkpoints (tests/fixtures/configs/sweep/, sources in SOURCES.md there), each
+either refused (exit 2, one line naming the fields) or priced exactly: parameters and cache at ctx 5000 against the meta
+build of its first layers (full-depth figures for every fixture: benchmarks/results/families_table.md).
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+from oomplan.errors import InputError
+from oomplan.families import parse_hf_config
+from oomplan.memory.budget import estimate
+from oomplan.memory.params import num_params
+from oomplan.profiles import load_gpu
+from oomplan.specs.plan import Plan, Workload
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+from oomplan.probe.hf_meta import meta_counts  # noqa: E402
+
+CONFIGS = FIXTURES / "configs"
+SWEEP = CONFIGS / "sweep"
+H100 = load_gpu("h100")
+
+# fixture -> (the family that reads it, layers kept for the cache forward, two contexts around its window)
+FAMILIES = {
+    "gemma-3-4b-it": ("gemma3", 6, (600, 1500)),  # 5 of 6 layers slide over 1024 tokens
+    "gemma-3-27b-it": ("gemma3", 6, (600, 1500)),
+    "exaone-4.0-32b": ("exaone4", 4, (1000, 5000)),  # LLLG: 3 of 4 layers slide over 4096 tokens
+    "exaone-4.0-1.2b-w4a16": ("exaone4", 2, (40, 200)),  # all full attention; compressed-tensors int4 weights
+    "olmo-3.1-32b-instruct": ("olmo3", 4, (1000, 5000)),
+    "qwen2.5-vl-7b-instruct": ("qwen2_5_vl", 2, (40, 200)),
+    "qwen3-vl-30b-a3b-instruct": ("qwen3_vl_moe", 2, (40, 200)),
+    "devstral-small-2-24b-instruct": ("mistral3", 2, (40, 200)),  # text_config: ministral3; fp8 per tensor
+    "devstral-2-123b-instruct": ("ministral3", 2, (40, 200)),  # fp8 per tensor
+}
+
+
+def _raw(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _meta_model(raw: dict):
+    """The model transformers builds from a config.json (quantisation dropped: the meta model is never quantised)."""
+    cfg = {k: v for k, v in raw.items() if k not in ("model_type", "quantization_config", "torch_dtype", "dtype")}
+    arch = getattr(transformers, (raw.get("architectures") or [""])[0], None)  # the class the checkpoint names
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hf_cfg = transformers.AutoConfig.for_model(raw["model_type"], **cfg)
+        with torch.device("meta"):
+            return arch._from_config(hf_cfg) if arch is not None else transformers.AutoModelForCausalLM.from_config(hf_cfg)
+
+
+def _first_layers(cfg: dict, n: int) -> dict:
+    """The config's first n decoder layers: num_hidden_layers and every per-layer list / pattern cut to match."""
+    out = dict(cfg)
+    if isinstance(out.get("text_config"), dict):
+        out["text_config"] = _first_layers(out["text_config"], n)
+    total = out.get("num_hidden_layers")
+    if not isinstance(total, int) or total <= n:
+        return out
+    out["num_hidden_layers"] = n
+    for key, value in cfg.items():
+        if isinstance(value, list) and len(value) == total:
+            out[key] = value[:n]
+        elif key == "hybrid_override_pattern" and isinstance(value, str):
+            out[key] = value[:n]
+    return out
+
+
+def _ours_cache(raw: dict, ctx: int) -> int:
+    """KV + recurrent state of one contiguous sequence, plus the int64 window size each sliding cache layer holds
+    (transformers cache_utils.py DynamicSlidingWindowLayer), which the meta census counts."""
+    spec = parse_hf_config(raw, "t", "test")
+    s = estimate(spec, H100, Workload(ctx_tokens=ctx, batch_size=1), Plan(paged=False)).per_gpu
+    return s.kv_cache_bytes + s.state_bytes + 8 * sum(layer.attention.kind in ("sliding", "chunked") for layer in spec.layers)
+
+
+def _meta_cache(raw: dict, ctx: int) -> tuple[int, int]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, params, cache = meta_counts(raw, ctx)
+    return params, cache
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_config_parameters_equal_transformers(name):
+    raw = _raw(CONFIGS / f"{name}.json")
+    spec = parse_hf_config(raw, name, "test")
+    family = FAMILIES[name][0]
+    assert family in (spec.model_type, raw.get("text_config", {}).get("model_type"))
+    assert not [w for w in spec.warnings if "not counted" in w or "ignored" in w]
+    assert num_params(spec) == sum(p.numel() for p in _meta_model(raw).parameters())
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_config_cache_equals_the_meta_forward(name):
+    _, layers, contexts = FAMILIES[name]
+    small = _first_layers(_raw(CONFIGS / f"{name}.json"), layers)
+    seen = []
+    for ctx in contexts:
+        _, measured = _meta_cache(small, ctx)
+        assert _ours_cache(small, ctx) == measured, ctx
+        seen.append(measured)
+    assert seen[0] < seen[1]
+
+
+def test_published_totals():
+    """Independent figures: the Hub's parameter counts for the checkpoints (Gemma 3 4B "4.3B", 27B "27.4B"; Qwen2.5-VL-7B
+    "8.29B"; Qwen3-VL-30B-A3B "31.1B"), to the digits the Hub shows."""
+    def billions(name: str, digits: int) -> float:
+        return round(num_params(parse_hf_config(_raw(CONFIGS / f"{name}.json"), name, "test")) / 1e9, digits)
+
+    assert (billions("gemma-3-4b-it", 1), billions("gemma-3-27b-it", 1)) == (4.3, 27.4)
+    assert (billions("qwen2.5-vl-7b-instruct", 2), billions("qwen3-vl-30b-a3b-instruct", 1)) == (8.29, 31.1)
+
+
+def _linears(model) -> list[tuple[str, int, int]]:
+    return [(name, m.out_features, m.in_features) for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+
+
+def _weights_bytes(raw: dict) -> int:
+    spec = parse_hf_config(raw, "q", "test")
+    return estimate(spec, H100, Workload(ctx_tokens=1024, batch_size=1), Plan(paged=False)).per_gpu.weights_bytes
+
+
+@pytest.mark.parametrize("name", ["devstral-2-123b-instruct", "devstral-small-2-24b-instruct"])
+def test_fp8_per_tensor_checkpoint_bytes(name):
+    """quant_method fp8, weight_block_size null, modules_to_not_convert [vision tower, projector, lm_head]: every decoder
+    nn.Linear of the meta model is e4m3 (1 B per element) with one fp32 weight_scale (vLLM Fp8LinearMethod, cited in
+    oomplan/formats/fp8.py); the embedding, norms, lm_head, vision tower and projector stay bf16. (activation_scheme
+    static also ships one fp32 input_scale per linear, 4 B each, which oomplan does not count: 2,464 B of 128 GB here.)"""
+    raw = _raw(CONFIGS / f"{name}.json")
+    model = _meta_model(raw)
+    decoder = [(n, o, i) for n, o, i in _linears(model) if "layers." in n and "vision" not in n and "projector" not in n]
+    fp8 = sum(o * i + 4 for _, o, i in decoder)
+    rest = sum(p.numel() for p in model.parameters()) - sum(o * i for _, o, i in decoder)
+    assert _weights_bytes(raw) == fp8 + 2 * rest
+
+
+def test_compressed_tensors_int4_checkpoint_bytes():
+    """EXAONE 4.0 1.2B, compressed-tensors pack-quantized int4, group 128, symmetric, `ignore: [lm_head]` (tied to the
+    embedding): each nn.Linear ships weight_packed (4 bits per element), weight_scale (bf16, one per 128 inputs and row)
+    and weight_shape (2 x int64), vLLM CompressedTensorsWNA16 (oomplan/formats/integer.py); the rest stays bf16."""
+    raw = _raw(CONFIGS / "exaone-4.0-1.2b-w4a16.json")
+    model = _meta_model(raw)
+    linears = [(n, o, i) for n, o, i in _linears(model) if n != "lm_head"]
+    int4 = sum(o * i // 2 + o * (i // 128) * 2 + 16 for _, o, i in linears)
+    rest = sum(p.numel() for p in model.parameters()) - sum(o * i for _, o, i in linears)
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    assert _weights_bytes(raw) == int4 + 2 * rest
+
+
+# The sweep: each fixture's outcome. "refused": exit 2 naming the fields (an architecture oomplan has no family for,
+# or a declared quantisation it cannot place); otherwise the family it is priced with.
+SWEEP_EXPECTED = {
+    "Qwen--Qwen3-0.6B": "qwen3",
+    "Qwen--Qwen3-30B-A3B-FP8": "qwen3_moe",
+    "Qwen--Qwen3-32B-FP8-Static-PerTensor": "refused",  # its scheme lives in hf_quant_config.json (quant_method absent)
+    "Qwen--Qwen3-VL-2B-Instruct": "qwen3_vl",
+    "Qwen--Qwen3-VL-235B-A22B-Instruct": "qwen3_vl_moe",
+    "Qwen--Qwen3.5-122B-A10B": "qwen3_5_moe",
+    "XiaomiMiMo--MiMo-7B-Base": "refused",
+    "XiaomiMiMo--MiMo-V2-Flash": "refused",
+    "MiniMaxAI--MiniMax-M3": "refused",
+    "deepseek-ai--DeepSeek-R1": "deepseek_v3",
+    "deepseek-ai--DeepSeek-V4-Flash": "refused",
+    "google--gemma-4-26B-A4B": "refused",
+    "moonshotai--Kimi-K2.5": "refused",
+    "nvidia--Llama-3_3-Nemotron-Super-49B-v1": "refused",
+    "nvidia--MiniMax-M2.5-NVFP4": "minimax_m2",
+    "nvidia--NVIDIA-Nemotron-3-Ultra-550B-A55B-BF16": "nemotron_h",
+    "nvidia--Qwen3.6-27B-NVFP4": "refused",
+    "stepfun-ai--Step-3.7-Flash": "refused",
+    "mistralai--Mixtral-8x22B-v0.1": "mixtral",
+    "zai-org--GLM-5.2-FP8": "glm_moe_dsa",
+    "isim--codellama-34b-instruct-hf": "llama",
+    "isim--deepseek-v2-lite": "deepseek_v2",
+    "isim--llama-4-scout-17b-16e-instruct-fp8-dynamic": "refused",
+    "isim--mistral-nemo-instruct-2407": "mistral",
+    "isim--qwen3-14b": "qwen3",
+    "isim--yi-34b": "llama",
+    "nxdi--gemma3_27b_config": "gemma3",
+    "tt-forge--deepseek-v3.1": "deepseek_v3",
+    "tt-forge--deepseek-v3.2-exp": "deepseek_v32",
+    "tt-forge--deepseek-v4-inference": "refused",  # DeepSeek's own layout (dim, n_layers), no model_type
+    "tt-metal--EXAONE-4.5-33B": "refused",
+    "tt-metal--LFM2.5-VL-1.6B": "refused",
+}
+SWEEP_LAYERS = 6  # the first layers the meta build keeps (covers Gemma's 6-layer and EXAONE's 4-layer patterns)
+SWEEP_CTX = 5000  # past the widest window among them (4096)
+
+
+def test_every_sweep_fixture_has_an_expected_outcome():
+    assert sorted(p.stem for p in SWEEP.glob("*.json")) == sorted(SWEEP_EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP_EXPECTED))
+def test_sweep_config_is_exact_or_refused(name):
+    raw, expected = _raw(SWEEP / f"{name}.json"), SWEEP_EXPECTED[name]
+    if expected == "refused":
+        with pytest.raises(InputError) as refused:
+            parse_hf_config(raw, name, f"sweep/{name}.json")
+        message = str(refused.value)
+        assert "\n" not in message and f"sweep/{name}.json" in message
+        assert "quantization_config" in message or "model_type" in message or "field" in message
+        return
+    spec = parse_hf_config(raw, name, f"sweep/{name}.json")
+    assert expected in (spec.model_type, raw.get("text_config", {}).get("model_type"), spec.hf_config.get("model_type"))
+    assert not [w for w in spec.warnings if "not counted" in w or "ignored" in w]
+    small = _first_layers(raw, SWEEP_LAYERS)
+    params, cache = _meta_cache(small, SWEEP_CTX)
+    assert (num_params(parse_hf_config(small, name, "test")), _ours_cache(small, SWEEP_CTX)) == (params, cache)
