@@ -30,6 +30,7 @@ class GraniteMoeHybridConfig(HfConfig):
     mamba_expand: int = 2
     mamba_conv_bias: bool = True
     mamba_proj_bias: bool = False
+    mamba_chunk_size: int = 256
 
 
 def mixer(cfg: GraniteMoeHybridConfig, where: str) -> Mamba2Mixer:
@@ -39,7 +40,8 @@ def mixer(cfg: GraniteMoeHybridConfig, where: str) -> Mamba2Mixer:
     if head_dim * cfg.mamba_n_heads != inner:  # GraniteMoeHybridConfig.validate_architecture
         raise InputError(f"{where}: mamba_d_head x mamba_n_heads ({head_dim * cfg.mamba_n_heads}) must equal mamba_expand x hidden_size ({inner})")
     return Mamba2Mixer(num_heads=cfg.mamba_n_heads, head_dim=head_dim, num_groups=cfg.mamba_n_groups, state_size=cfg.mamba_d_state,
-                       conv_kernel=cfg.mamba_d_conv, conv_bias=cfg.mamba_conv_bias, proj_bias=cfg.mamba_proj_bias)
+                       conv_kernel=cfg.mamba_d_conv, conv_bias=cfg.mamba_conv_bias, proj_bias=cfg.mamba_proj_bias,
+                       chunk_size=cfg.mamba_chunk_size)
 
 
 def build(cfg: GraniteMoeHybridConfig, where: str) -> Fields:

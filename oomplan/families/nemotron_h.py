@@ -40,6 +40,8 @@ class NemotronHConfig(HfConfig):
     mamba_conv_bias: bool | None = None
     use_bias: bool = False
     mamba_ssm_cache_dtype: str = "float32"
+    chunk_size: int = 128
+    mamba_chunk_size: int | None = None
     n_routed_experts: int | None = 8
     num_experts_per_tok: int | None = 2
     moe_intermediate_size: int | None = 7688
@@ -54,7 +56,8 @@ def mixer(cfg: NemotronHConfig) -> Mamba2Mixer:
     conv_bias = cfg.mamba_conv_bias if cfg.mamba_conv_bias is not None else (cfg.use_conv_bias is not False)
     return Mamba2Mixer(num_heads=cfg.mamba_num_heads, head_dim=cfg.mamba_head_dim, num_groups=groups,
                        state_size=cfg.ssm_state_size, conv_kernel=kernel, conv_bias=conv_bias, proj_bias=cfg.use_bias,
-                       state_dtype=dtype_name(cfg.mamba_ssm_cache_dtype, "fp32"))
+                       state_dtype=dtype_name(cfg.mamba_ssm_cache_dtype, "fp32"),
+                       chunk_size=cfg.mamba_chunk_size if cfg.mamba_chunk_size is not None else cfg.chunk_size)
 
 
 def block_types(cfg: NemotronHConfig, where: str) -> list[str]:

@@ -1,0 +1,251 @@
+"""Prefill activations of recurrent-state (Mamba-2 / Mamba / Gated DeltaNet) layers, as transformers 5.24 runs them.
+
+Which path is priced: transformers' PyTorch reference path -- what runs when mamba_ssm / causal_conv1d /
+flash-linear-attention are not installed (CPU, most pip installs, and the meta probe). Each mixer's kernel
+functions are decorated with `use_kernel_func_from_hub_with_fallback` (transformers 5.24
+integrations/hub_kernels.py:990): when the kernel package imports, the fused kernel replaces the PyTorch
+function and allocates differently; that path is not priced here (the estimate says so in a note).
+
+Unlike attention, the scan keeps many short-lived fp32 tensors, so its peak is not one closed formula: each
+mixer is replayed below as the sequence of allocations and frees its PyTorch code makes (one `_Timeline`),
+statement by statement with the shapes in comments, and the peak of that replay is the layer's transient.
+Shape letters: B batch, S prompt tokens of this pass, T = B*S, l chunk length, c = ceil(S / l) chunks,
+Sp = c*l (S padded to whole chunks), h heads, p head dim, g groups, n state size, I = h*p, a the activation
+dtype's bytes, f = 4 (fp32). Copies inside torch.einsum follow aten/native/Linear.cpp (sumproduct_pair:
+each operand is permuted to [batch dims, kept dims, summed dims] and reshaped for bmm, which copies it
+when the permuted strides cannot be merged) and were checked op by op against the meta probe
+(tests/probe/test_ssm_activations.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oomplan.specs.model import ModelSpec
+from oomplan.specs.plan import Plan
+from oomplan.specs.state import Mamba2Mixer
+from oomplan.units import FP32, ceil_div
+
+
+class _Timeline:
+    """Live bytes over a replayed sequence of allocations; `peak` is the most alive at once."""
+
+    def __init__(self, base: int = 0) -> None:
+        self.live = self.peak = base
+        self._held: dict[str, int] = {}
+
+    def alloc(self, name: str, nbytes: int) -> None:
+        assert name not in self._held, name
+        self._held[name] = int(nbytes)
+        self.live += int(nbytes)
+        self.peak = max(self.peak, self.live)
+
+    def free(self, *names: str) -> None:
+        for name in names:
+            self.live -= self._held.pop(name)
+
+    def swap(self, old: str, new: str, nbytes: int) -> None:
+        """`x = f(x)`: the result is allocated while the input is alive, then the input is freed."""
+        self.alloc(new, nbytes)
+        self.free(old)
+
+
+@dataclass(frozen=True)
+class ScanDims:
+    """One Mamba-2 mixer pass over B sequences of S tokens (per GPU)."""
+
+    batch: int
+    tokens: int  # S
+    heads: int  # h
+    head_dim: int  # p
+    groups: int  # g
+    state: int  # n
+    chunk: int  # l
+    conv_kernel: int
+    act_bytes: int  # a
+
+    @property
+    def chunks(self) -> int:
+        return ceil_div(self.tokens, self.chunk)
+
+
+def _segment_sum(tl: _Timeline, name: str, rows: int, size: int) -> None:
+    """segment_sum(x) over the last dim of `size` (transformers 5.24 models/mamba2/modeling_mamba2.py:74): the
+    expanded [..., size, size] is masked (masked_fill), cumsum'd, masked again; `name` is the result, fp32."""
+    square = rows * size * size * FP32  # [rows..., size, size]
+    mask = size * size  # bool [size, size]
+    tl.alloc("ones", mask)
+    tl.swap("ones", "tril", mask)  # torch.tril(torch.ones(...))
+    tl.alloc("not", mask)  # ~mask
+    tl.alloc("filled", square)  # input_tensor.masked_fill(~mask, 0)
+    tl.free("not")
+    tl.alloc("cumsum", square)  # torch.cumsum(input_tensor, dim=-2)
+    tl.alloc("ones", mask)
+    tl.alloc("tril2", mask)
+    tl.free("ones", "tril")  # mask reassigned
+    tl.alloc("not", mask)
+    tl.alloc(name, square)  # tensor_segsum.masked_fill(~mask, -inf)
+    tl.free("not", "cumsum", "filled", "tril2")
+
+
+def mamba2_chunk_scan(tl: _Timeline, d: ScanDims) -> None:
+    """mamba2_chunk_scan (transformers 5.24 models/mamba2/modeling_mamba2.py:258, the same function in nemotron_h,
+    granitemoehybrid, bamba and falcon_h1) with D, dt_bias, softplus and return_final_states, no initial state.
+    Expects "dt" [B, S, h] (a view of the projection) and "xBC" (the conv output) alive; leaves "scan_out"
+    [B, Sp, h, p] f (the caller slices :S) and "new_states" [B*h, c+1, p*n] f (final_state is a view of it)."""
+    b, s, h, p, g, n, l, a = d.batch, d.tokens, d.heads, d.head_dim, d.groups, d.state, d.chunk, d.act_bytes
+    c = d.chunks
+    sp = c * l
+    f = FP32
+    bsh = b * s * h
+    tl.alloc("dt+", bsh * a)  # dt + dt_bias                                    [B, S, h] a
+    tl.swap("dt+", "dt_sp", bsh * a)  # softplus
+    tl.swap("dt_sp", "dt_c", bsh * a)  # clamp(dt_limit)
+    tl.alloc("x32", bsh * p * f)  # hidden_states.float()                       [B, S, h, p] f
+    for m in ("B", "C"):
+        tl.alloc(f"{m}32", b * s * g * n * f)  # B.float()                          [B, S, g, n] f
+        # repeat_interleave(h // g, dim=2): expand + reshape copies                [B, S, h, n] f
+        tl.alloc(f"{m}rep", bsh * n * f)
+        tl.free(f"{m}32")
+    tl.alloc("pad", b * sp * h * p * f)  # pad_tensor_by_size(hidden_states)    [B, Sp, h, p] f
+    tl.alloc("D_res", b * sp * h * p * f)  # D[..., None] * pad(...)            [B, Sp, h, p] f
+    tl.free("pad")
+    tl.alloc("dt32", bsh * f)  # dt[..., None].float()                            [B, S, h, 1] f
+    tl.alloc("xdt", bsh * p * f)  # hidden_states * dt                          [B, S, h, p] f
+    tl.free("dt32", "x32")
+    tl.alloc("dt32", bsh * f)  # A.to(f) * dt.float()                             [B, S, h] f
+    tl.alloc("Adt", bsh * f)
+    tl.free("dt32")
+    # reshape_into_chunks: each padded to Sp (a copy even when S is a multiple of l)
+    tl.alloc("xc", b * sp * h * p * f)  # [B, c, l, h, p] f
+    tl.alloc("Ac", b * sp * h * f)  # [B, c, l, h] f
+    tl.alloc("Bc", b * sp * h * n * f)  # [B, c, l, h, n] f
+    tl.alloc("Cc", b * sp * h * n * f)
+    tl.free("xdt", "Adt", "Brep", "Crep")
+    tl.alloc("A_cumsum", b * h * sp * f)  # cumsum(A.permute(0, 3, 1, 2))       [B, h, c, l] f
+    _segment_sum(tl, "segsum", b * h * c, l)  # [B, h, c, l, l] f
+    tl.swap("segsum", "L", b * h * c * l * l * f)  # L = exp(segment_sum(A))
+    # G = einsum("bclhn,bcshn->bclsh", C, B): both operands copied to [B*c*h, l, n], bmm [B*c*h, l, l]
+    tl.alloc("e1", b * sp * h * n * f)
+    tl.alloc("e2", b * sp * h * n * f)
+    tl.alloc("G", b * c * h * l * l * f)
+    tl.free("e2", "e1")
+    tl.alloc("M", b * c * h * l * l * f)  # M = G * L.permute(...)               [B, c, l, l, h] f
+    # Y_diag = einsum("bclsh,bcshp->bclhp", M, x): x copied to [B*c*h, l, p]; bmm [B*c*h, l, p]
+    tl.alloc("e1", b * sp * h * p * f)
+    tl.alloc("Y_diag", b * sp * h * p * f)
+    tl.free("e1")
+    tl.alloc("sub", b * h * sp * f)  # A_cumsum[..., -1:] - A_cumsum             [B, h, c, l] f
+    tl.swap("sub", "decay_states", b * h * sp * f)  # exp
+    tl.alloc("B_decay", b * sp * h * n * f)  # B * decay_states                 [B, c, l, h, n] f
+    # states = einsum("bclhn,bclhp->bchpn", B_decay, x): x -> [B*c*h, p, l], B_decay -> [B*c*h, l, n]
+    tl.alloc("e1", b * sp * h * p * f)
+    tl.alloc("e2", b * sp * h * n * f)
+    tl.alloc("states", b * c * h * p * n * f)  # bmm [B*c*h, p, n] f
+    tl.free("e2", "e1")
+    tl.alloc("prev", b * h * p * n * f)  # torch.zeros_like(states[:, :1])     [B, 1, h, p, n] f
+    tl.swap("states", "cat", b * (c + 1) * h * p * n * f)  # torch.cat([previous_states, states], dim=1)
+    tl.alloc("pad_last", b * h * (c + 1) * f)  # F.pad(A_cumsum[:, :, :, -1], (1, 0)) [B, h, c+1] f
+    tl.alloc("ones", (c + 1) ** 2)
+    tl.swap("ones", "tril", (c + 1) ** 2)
+    tl.alloc("not", (c + 1) ** 2)
+    tl.alloc("filled", b * h * (c + 1) ** 2 * f)
+    tl.free("not", "pad_last")  # the padded row is only referenced through the expanded view
+    tl.alloc("cumsum", b * h * (c + 1) ** 2 * f)
+    tl.alloc("ones", (c + 1) ** 2)
+    tl.alloc("tril2", (c + 1) ** 2)
+    tl.free("ones", "tril")
+    tl.alloc("not", (c + 1) ** 2)
+    tl.alloc("segsum", b * h * (c + 1) ** 2 * f)
+    tl.free("not", "cumsum", "filled", "tril2")
+    tl.swap("segsum", "decay_chunk", b * h * (c + 1) ** 2 * f)  # exp(...)      [B, h, c+1, c+1] f
+    # new_states = einsum("bzch,bzhpn->bchpn", decay_chunk, states): states -> [B*h, c+1, p*n], which merges
+    # the batch and head dims of a [B, c+1, h, p, n] tensor: a copy unless B == 1; bmm [B*h, c+1, p*n] f
+    if b > 1:
+        tl.alloc("e1", b * (c + 1) * h * p * n * f)
+    tl.alloc("new_states", b * h * (c + 1) * p * n * f)
+    if b > 1:
+        tl.free("e1")
+    tl.free("cat")  # states = new_states[:, :-1] (a view)
+    tl.alloc("state_decay_out", b * h * sp * f)  # exp(A_cumsum)                [B, h, c, l] f
+    # C_times_states = einsum("bclhn,bchpn->bclhp", C, states): C -> [B*c*h, l, n], states -> [B*c*h, n, p]
+    tl.alloc("e1", b * sp * h * n * f)
+    tl.alloc("e2", b * c * h * n * p * f)
+    tl.alloc("C_times_states", b * sp * h * p * f)  # bmm [B*c*h, l, p] f
+    tl.free("e2", "e1")
+    tl.alloc("Y_off", b * sp * h * p * f)  # C_times_states * state_decay_out  [B, c, l, h, p] f
+    tl.alloc("sum", b * sp * h * p * f)  # Y_diag + Y_off (laid out as the permuted operands)
+    tl.swap("sum", "contig", b * sp * h * p * f)  # .contiguous()
+    tl.swap("contig", "scan_out", b * sp * h * p * f)  # output + D_residual   [B, Sp, h, p] f
+    # return: the function's locals go
+    tl.free("dt_c", "D_res", "xc", "Ac", "Bc", "Cc", "A_cumsum", "L", "G", "M", "Y_diag", "decay_states", "B_decay",
+            "prev", "decay_chunk", "state_decay_out", "C_times_states", "Y_off")
+
+
+def gated_rms_norm(tl: _Timeline, tokens: int, inner: int, groups: int, out_bytes: int) -> None:
+    """MambaRMSNormGated(scan_output [T, I] f, gate [T, I] a) (transformers 5.24 modeling_mamba2.py:106): the gate's
+    fp32 copy and silu, the product, the grouped variance; leaves "normed" [T, I] in `out_bytes`."""
+    f, ti = FP32, tokens * inner
+    tl.alloc("gate32", ti * f)  # gate.to(float32)
+    tl.swap("gate32", "silu", ti * f)  # silu(...)
+    tl.swap("silu", "gated", ti * f)  # hidden_states * silu(gate)
+    tl.alloc("pow", ti * f)  # hidden_states_group.pow(2)                          [T, g, I/g] f
+    tl.alloc("var", tokens * groups * f)  # .mean(-1, keepdim=True)                 [T, g, 1] f
+    tl.free("pow")
+    tl.alloc("add", tokens * groups * f)
+    tl.swap("add", "rsqrt", tokens * groups * f)
+    tl.alloc("grouped", ti * f)  # hidden_states_group * rsqrt(...)
+    tl.free("rsqrt", "gated")
+    if out_bytes != f:  # hidden_states.to(input_dtype) when the scan output is not fp32
+        tl.alloc("cast", ti * out_bytes)
+    tl.alloc("normed", ti * max(out_bytes, f))  # self.weight * ... (a bf16 weight times fp32 is fp32)
+    if out_bytes != f:
+        tl.free("cast")
+    tl.free("grouped", "var")
+
+
+def mamba2_mixer_peak_bytes(m: Mamba2Mixer, batch: int, tokens: int, act_bytes: int, hidden: int, heads: int, groups: int) -> int:
+    """Peak bytes the Mamba-2 mixer adds during a first prefill pass (Mamba2Mixer.forward, transformers 5.24
+    modeling_mamba2.py:461; the same forward in nemotron_h, granitemoehybrid and bamba), above what is alive at
+    its call, net of this layer's own conv and SSM state (priced as state). `heads`, `groups`: on this GPU."""
+    b, s, a, f = batch, tokens, act_bytes, FP32
+    g = groups
+    d = ScanDims(b, s, heads, m.head_dim, g, m.state_size, m.chunk_size, m.conv_kernel, a)
+    inner = heads * m.head_dim
+    conv_dim = inner + 2 * g * m.state_size
+    t = b * s
+    conv_state = b * conv_dim * m.conv_kernel * a
+    ssm_state = b * heads * m.head_dim * m.state_size * FP32 if m.state_dtype == "fp32" else b * heads * m.head_dim * m.state_size * 2
+    tl = _Timeline(-(conv_state + ssm_state))  # this layer's state is in the state budget
+    tl.alloc("proj", t * (inner + conv_dim + heads) * a)  # in_proj(hidden_states)  [T, I + conv_dim + h] a
+    tl.alloc("A32", heads * f)  # -torch.exp(self.A_log.float())                     [h] f
+    tl.swap("A32", "expA", heads * f)
+    tl.swap("expA", "A", heads * f)
+    tl.alloc("conv_state", conv_state)  # cache.update_conv_state: the cache's conv state [B, conv_dim, K] a
+    tl.alloc("conv", b * conv_dim * (s + m.conv_kernel - 1) * a)  # F.conv1d(padding=K-1) [B, conv_dim, S+K-1] a
+    tl.swap("conv", "xBC", b * conv_dim * s * a)  # silu(out[:, :, :S])                [B, conv_dim, S] a
+    mamba2_chunk_scan(tl, d)
+    tl.alloc("ssm_state", ssm_state)  # cache.update_recurrent_state: zeros + copy_ of final_state
+    gated_rms_norm(tl, t, inner, g, FP32)  # self.norm(scan_output, gate) on the fp32 scan output
+    tl.alloc("cast", t * inner * a)  # scan_output.to(dtype)                          [T, I] a
+    tl.alloc("out", t * hidden * a)  # out_proj                                        [T, H] a
+    tl.free("cast")
+    return tl.peak
+
+
+def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int, act_bytes: int) -> int:
+    """The busiest recurrent-state layer's prefill moment: the residual stream alive at the mixer's call plus
+    the mixer's own peak; 0 without state layers. The stream: the embeddings (alive for the whole forward),
+    the layer's input (its residual; the embeddings themselves in layer 0) and the normed input; a Mamba-2
+    block with residual_in_fp32 holds its residual in fp32."""
+    tp, h, t = plan.tensor_parallel, model.hidden_size, batch * q_len
+    best = 0
+    for i in model.state_layer_indices:
+        m = model.layers[i].attention.state
+        if not isinstance(m, Mamba2Mixer):
+            continue
+        stream = t * h * act_bytes * (2 if i == 0 else 3)  # embeddings (= layer 0's input), layer input, normed
+        if m.residual_in_fp32:  # residual.to(float32): a copy in layer 0; from layer 1 on the stream itself is fp32
+            stream = t * h * (2 * act_bytes + FP32)
+        mixer = mamba2_mixer_peak_bytes(m, batch, q_len, act_bytes, h, ceil_div(m.num_heads, tp), ceil_div(m.num_groups, tp))
+        best = max(best, stream + mixer)
+    return best
