@@ -28,6 +28,7 @@ class FalconH1Config(HfConfig):
     mamba_proj_bias: bool = False
     mamba_chunk_size: int = 256
     mamba_rms_norm: bool = False
+    mamba_norm_before_gate: bool = True
     projectors_bias: bool = False
 
 
@@ -39,7 +40,8 @@ def mixer(cfg: FalconH1Config, where: str) -> Mamba2Mixer:
         raise InputError(f"{where}: mamba_d_head x mamba_n_heads ({head_dim * cfg.mamba_n_heads}) must equal the mamba width ({inner})")
     return Mamba2Mixer(num_heads=cfg.mamba_n_heads, head_dim=head_dim, num_groups=cfg.mamba_n_groups, state_size=cfg.mamba_d_state,
                        conv_kernel=cfg.mamba_d_conv, conv_bias=cfg.mamba_conv_bias, proj_bias=cfg.mamba_proj_bias,
-                       out_proj_bias=cfg.projectors_bias, gated_norm=cfg.mamba_rms_norm, chunk_size=cfg.mamba_chunk_size)
+                       out_proj_bias=cfg.projectors_bias, gated_norm=cfg.mamba_rms_norm, chunk_size=cfg.mamba_chunk_size,
+                       mup=True, norm_before_gate=cfg.mamba_norm_before_gate)
 
 
 def build(cfg: FalconH1Config, where: str) -> Fields:

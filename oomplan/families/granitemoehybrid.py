@@ -30,6 +30,7 @@ class GraniteMoeHybridConfig(HfConfig):
     mamba_expand: int = 2
     mamba_conv_bias: bool = True
     mamba_proj_bias: bool = False
+    position_embedding_type: str | None = None
     mamba_chunk_size: int = 256
 
 
@@ -49,7 +50,8 @@ def build(cfg: GraniteMoeHybridConfig, where: str) -> Fields:
     n = f["num_layers"]
     kinds = layer_kinds_from_types(cfg.layer_types, n, where) if cfg.layer_types else ["linear"] * n
     m = mixer(cfg, where)
-    set_attention(f, lambda i: LayerAttention(kind="linear", state=m) if kinds[i] == "linear" else LayerAttention(kind="full"))
+    rope = cfg.position_embedding_type == "rope"  # GraniteMoeHybridModel: rotary_emb only for "rope" (default None: NoPE)
+    set_attention(f, lambda i: LayerAttention(kind="linear", state=m) if kinds[i] == "linear" else LayerAttention(kind="full", rope=rope))
     shared = cfg.shared_intermediate_size
     f.update(qkv_bias=bool(cfg.attention_bias), o_bias=bool(cfg.attention_bias), gguf_arch="granitehybrid")
     if cfg.num_local_experts:

@@ -76,7 +76,8 @@ def build(cfg: NemotronHConfig, where: str) -> Fields:
     cfg = cfg.model_copy(update={"num_hidden_layers": len(kinds)})  # the pattern decides (NemotronHConfig.num_hidden_layers)
     f = base_fields(cfg, where, tie_default=False)
     m, width = mixer(cfg), cfg.intermediate_size or 21504
-    attn = {"linear": LayerAttention(kind="linear", state=m), "full": LayerAttention(kind="full")}
+    # NemotronHAttention applies no rotary embedding (modeling_nemotron_h.py: NemotronHModel has no rotary_emb)
+    attn = {"linear": LayerAttention(kind="linear", state=m), "full": LayerAttention(kind="full", rope=False)}
     none_attn, none_mlp = LayerAttention(kind="none"), LayerMlp(kind="none")
     layers = []
     for k in kinds:

@@ -111,6 +111,8 @@ def forward_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int,
     if model.num_attention_layers == 0:
         return INT64 * batch * q_len
     rope = model.mla.qk_rope_head_dim if model.mla else model.head_dim
+    if not any(layer.attention.rope for layer in model.layers if layer.attention.kind not in ("none", "linear")):
+        rope = 0  # no rotary table (Nemotron-H's attention has no positional embedding)
     return int(mask_bytes(model, plan, d, batch, q_len, kv_len) + 2 * q_len * rope * d.b + INT64 * (batch * q_len + q_len))
 
 
@@ -186,7 +188,8 @@ def activation_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch: int,
     kv_len = policy_attended_tokens(plan, ctx_tokens, decode=False)  # a bounded KV policy: what the pass attends
     attention, scores = attention_moment_bytes(model, plan, d, batch, q_len, kv_len)
     attention += budget_selection_bytes(model, plan, d, batch, q_len, ctx_tokens)
-    layer = max(ffn_moment_bytes(model, d, batch * q_len), attention, ssm_layer_moment_bytes(model, plan, batch, q_len, int(dtype_bytes)))
+    layer = max(ffn_moment_bytes(model, d, batch * q_len), attention, ssm_layer_moment_bytes(model, plan, batch, q_len, int(dtype_bytes),
+                                                                                                int(2 * batch * d.kv_heads * model.head_dim * d.kv_b)))
     prefill = forward_bytes(model, plan, d, batch, q_len, kv_len) + layer + sliding_extra_bytes(model, d, batch, q_len, kv_len, sliding)
     logits = logits_bytes(model, plan, d, batch, q_len) if is_last_stage else 0
     decode = decode_step_bytes(model, plan, d, batch, policy_attended_tokens(plan, ctx_tokens, decode=True), sliding)

@@ -203,6 +203,36 @@ def gated_rms_norm(tl: _Timeline, tokens: int, inner: int, groups: int, out_byte
     tl.free("grouped", "var")
 
 
+def falcon_gated_norm(tl: _Timeline, tokens: int, inner: int, groups: int, norm_before_gate: bool) -> None:
+    """FalconH1RMSNormGated(scan_output [T, I] f, gate [T, I] a) (transformers 5.24 modeling_falcon_h1.py:238);
+    leaves "normed" [T, I] f (the input dtype is the scan's fp32)."""
+    f, ti = FP32, tokens * inner
+
+    def gate(src: str, dst: str) -> None:
+        tl.alloc("gate32", ti * f)  # gate.to(float32)
+        tl.swap("gate32", "silu", ti * f)  # F.silu(...)
+        tl.alloc(dst, ti * f)  # hidden_states * silu
+        tl.free("silu")
+        if src:
+            tl.free(src)
+
+    src = ""
+    if not norm_before_gate:
+        gate("", "gated")
+        src = "gated"
+    tl.alloc("pow", ti * f)  # .pow(2)                                               [T, g, I/g] f
+    tl.alloc("var", tokens * groups * f)  # .mean(-1, keepdim=True)
+    tl.free("pow")
+    tl.alloc("add", tokens * groups * f)
+    tl.swap("add", "rsqrt", tokens * groups * f)
+    tl.alloc("grouped", ti * f)  # hidden_states * rsqrt(...)
+    tl.free("rsqrt", *((src,) if src else ()))
+    tl.swap("grouped", "weighted", ti * f)  # self.weight.view(g, I/g) * hidden_states
+    if norm_before_gate:
+        gate("weighted", "normed")
+    tl.free("var")
+
+
 def mamba2_mixer_peak_bytes(m: Mamba2Mixer, batch: int, tokens: int, act_bytes: int, hidden: int, heads: int, groups: int) -> int:
     """Peak bytes the Mamba-2 mixer adds during a first prefill pass (Mamba2Mixer.forward, transformers 5.24
     modeling_mamba2.py:461; the same forward in nemotron_h, granitemoehybrid and bamba), above what is alive at
@@ -216,27 +246,43 @@ def mamba2_mixer_peak_bytes(m: Mamba2Mixer, batch: int, tokens: int, act_bytes: 
     conv_state = b * conv_dim * m.conv_kernel * a
     ssm_state = b * heads * m.head_dim * m.state_size * FP32 if m.state_dtype == "fp32" else b * heads * m.head_dim * m.state_size * 2
     tl = _Timeline(-(conv_state + ssm_state))  # this layer's state is in the state budget
-    tl.alloc("proj", t * (inner + conv_dim + heads) * a)  # in_proj(hidden_states)  [T, I + conv_dim + h] a
+    proj = t * (inner + conv_dim + heads) * a
+    if m.mup:  # FalconH1Mixer.forward (modeling_falcon_h1.py:668): hidden_states * ssm_in_multiplier  [T, H] a
+        tl.alloc("scaled_in", t * hidden * a)
+    tl.alloc("proj", proj)  # in_proj(hidden_states)                                [T, I + conv_dim + h] a
+    if m.mup:
+        tl.swap("proj", "proj_mup", proj)  # projected_states * self.mup_vector
     tl.alloc("A32", heads * f)  # -torch.exp(self.A_log.float())                     [h] f
     tl.swap("A32", "expA", heads * f)
     tl.swap("expA", "A", heads * f)
     tl.alloc("conv_state", conv_state)  # cache.update_conv_state: the cache's conv state [B, conv_dim, K] a
     tl.alloc("conv", b * conv_dim * (s + m.conv_kernel - 1) * a)  # F.conv1d(padding=K-1) [B, conv_dim, S+K-1] a
     tl.swap("conv", "xBC", b * conv_dim * s * a)  # silu(out[:, :, :S])                [B, conv_dim, S] a
+    if m.mup:
+        tl.free("scaled_in")  # `hidden_states, B, C = torch.split(...)` drops the last reference
     mamba2_chunk_scan(tl, d)
     tl.alloc("ssm_state", ssm_state)  # cache.update_recurrent_state: zeros + copy_ of final_state
-    gated_rms_norm(tl, t, inner, g, FP32)  # self.norm(scan_output, gate) on the fp32 scan output
+    if not m.mup:
+        gated_rms_norm(tl, t, inner, g, FP32)  # self.norm(scan_output, gate) on the fp32 scan output
+    elif m.gated_norm:
+        falcon_gated_norm(tl, t, inner, g, m.norm_before_gate)
+    else:  # scan_output * silu(gate) (modeling_falcon_h1.py:820)
+        tl.alloc("silu", t * inner * a)  #                                                [T, I] a
+        tl.alloc("normed", t * inner * f)  # fp32 times bf16                             [T, I] f
+        tl.free("silu")
     tl.alloc("cast", t * inner * a)  # scan_output.to(dtype)                          [T, I] a
     tl.alloc("out", t * hidden * a)  # out_proj                                        [T, H] a
     tl.free("cast")
     return tl.peak
 
 
-def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int, act_bytes: int) -> int:
+def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int, act_bytes: int, kv_bytes_per_token_layer: int) -> int:
     """The busiest recurrent-state layer's prefill moment: the residual stream alive at the mixer's call plus
     the mixer's own peak; 0 without state layers. The stream: the embeddings (alive for the whole forward),
     the layer's input (its residual; the embeddings themselves in layer 0) and the normed input; a Mamba-2
-    block with residual_in_fp32 holds its residual in fp32."""
+    block with residual_in_fp32 holds its residual in fp32. Falcon-H1 runs its attention after the mixer in the
+    same layer, so that layer's new K/V (priced as KV cache) is not yet written at the mixer's peak.
+    `kv_bytes_per_token_layer`: one token's K + V in one attention layer, on this GPU, for the batch."""
     tp, h, t = plan.tensor_parallel, model.hidden_size, batch * q_len
     best = 0
     for i in model.state_layer_indices:
@@ -246,6 +292,8 @@ def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int,
         stream = t * h * act_bytes * (2 if i == 0 else 3)  # embeddings (= layer 0's input), layer input, normed
         if m.residual_in_fp32:  # residual.to(float32): a copy in layer 0; from layer 1 on the stream itself is fp32
             stream = t * h * (2 * act_bytes + FP32)
+        if model.layers[i].attention.kind != "linear":  # FalconH1DecoderLayer: self.mamba(...) before self.self_attn(...)
+            stream -= q_len * kv_bytes_per_token_layer
         mixer = mamba2_mixer_peak_bytes(m, batch, q_len, act_bytes, h, ceil_div(m.num_heads, tp), ceil_div(m.num_groups, tp))
         best = max(best, stream + mixer)
     return best
