@@ -188,8 +188,9 @@ def activation_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch: int,
     kv_len = policy_attended_tokens(plan, ctx_tokens, decode=False)  # a bounded KV policy: what the pass attends
     attention, scores = attention_moment_bytes(model, plan, d, batch, q_len, kv_len)
     attention += budget_selection_bytes(model, plan, d, batch, q_len, ctx_tokens)
-    layer = max(ffn_moment_bytes(model, d, batch * q_len), attention, ssm_layer_moment_bytes(model, plan, batch, q_len, int(dtype_bytes),
-                                                                                                int(2 * batch * d.kv_heads * model.head_dim * d.kv_b)))
+    layer = max(ffn_moment_bytes(model, d, batch * q_len), attention,
+                ssm_layer_moment_bytes(model, plan, batch, q_len, int(dtype_bytes), int(2 * batch * d.kv_heads * model.head_dim * d.kv_b),
+                                       later_chunks=q_len < ctx_tokens))
     prefill = forward_bytes(model, plan, d, batch, q_len, kv_len) + layer + sliding_extra_bytes(model, d, batch, q_len, kv_len, sliding)
     logits = logits_bytes(model, plan, d, batch, q_len) if is_last_stage else 0
     decode = decode_step_bytes(model, plan, d, batch, policy_attended_tokens(plan, ctx_tokens, decode=True), sliding)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oomplan.memory.state import state_bytes_per_sequence_per_layer
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 from oomplan.specs.state import Mamba2Mixer
@@ -32,15 +33,20 @@ class _Timeline:
     def __init__(self, base: int = 0) -> None:
         self.live = self.peak = base
         self._held: dict[str, int] = {}
+        self.log: list[str] | None = None  # set to a list to record the replay (debugging)
 
     def alloc(self, name: str, nbytes: int) -> None:
         assert name not in self._held, name
+        if self.log is not None:
+            self.log.append(f"+ {int(nbytes)} {name}")
         self._held[name] = int(nbytes)
         self.live += int(nbytes)
         self.peak = max(self.peak, self.live)
 
     def free(self, *names: str) -> None:
         for name in names:
+            if self.log is not None:
+                self.log.append(f"- {self._held[name]} {name}")
             self.live -= self._held.pop(name)
 
     def swap(self, old: str, new: str, nbytes: int) -> None:
@@ -87,14 +93,15 @@ def _segment_sum(tl: _Timeline, name: str, rows: int, size: int) -> None:
     tl.free("not", "cumsum", "filled", "tril2")
 
 
-def mamba2_chunk_scan(tl: _Timeline, d: ScanDims) -> None:
+def mamba2_chunk_scan(tl: _Timeline, d: ScanDims, first_pass: bool = True) -> None:
     """mamba2_chunk_scan (transformers 5.24 models/mamba2/modeling_mamba2.py:258, the same function in nemotron_h,
-    granitemoehybrid, bamba and falcon_h1) with D, dt_bias, softplus and return_final_states, no initial state.
+    granitemoehybrid, bamba and falcon_h1) with D, dt_bias, softplus and return_final_states; after the first
+    prefill pass (first_pass False) the cached state is the initial state.
     Expects "dt" [B, S, h] (a view of the projection) and "xBC" (the conv output) alive; leaves "scan_out"
     [B, Sp, h, p] f (the caller slices :S) and "new_states" [B*h, c+1, p*n] f (final_state is a view of it)."""
-    b, s, h, p, g, n, l, a = d.batch, d.tokens, d.heads, d.head_dim, d.groups, d.state, d.chunk, d.act_bytes
+    b, s, h, p, g, n, q, a = d.batch, d.tokens, d.heads, d.head_dim, d.groups, d.state, d.chunk, d.act_bytes  # q: chunk l
     c = d.chunks
-    sp = c * l
+    sp = c * q
     f = FP32
     bsh = b * s * h
     tl.alloc("dt+", bsh * a)  # dt + dt_bias                                    [B, S, h] a
@@ -122,27 +129,33 @@ def mamba2_chunk_scan(tl: _Timeline, d: ScanDims) -> None:
     tl.alloc("Cc", b * sp * h * n * f)
     tl.free("xdt", "Adt", "Brep", "Crep")
     tl.alloc("A_cumsum", b * h * sp * f)  # cumsum(A.permute(0, 3, 1, 2))       [B, h, c, l] f
-    _segment_sum(tl, "segsum", b * h * c, l)  # [B, h, c, l, l] f
-    tl.swap("segsum", "L", b * h * c * l * l * f)  # L = exp(segment_sum(A))
+    _segment_sum(tl, "segsum", b * h * c, q)  # [B, h, c, l, l] f
+    tl.swap("segsum", "L", b * h * c * q * q * f)  # L = exp(segment_sum(A))
+    # The four einsums batched over (b, c, h) merge those dims of [B, c, l, h, ...] operands for bmm: a copy, unless
+    # B == c == 1 (size-1 dims merge with anything, and h alone needs no merge)
+    copy = 0 if b == 1 and c == 1 else 1
     # G = einsum("bclhn,bcshn->bclsh", C, B): both operands copied to [B*c*h, l, n], bmm [B*c*h, l, l]
-    tl.alloc("e1", b * sp * h * n * f)
-    tl.alloc("e2", b * sp * h * n * f)
-    tl.alloc("G", b * c * h * l * l * f)
+    tl.alloc("e1", copy * b * sp * h * n * f)
+    tl.alloc("e2", copy * b * sp * h * n * f)
+    tl.alloc("G", b * c * h * q * q * f)
     tl.free("e2", "e1")
-    tl.alloc("M", b * c * h * l * l * f)  # M = G * L.permute(...)               [B, c, l, l, h] f
+    tl.alloc("M", b * c * h * q * q * f)  # M = G * L.permute(...)               [B, c, l, l, h] f
     # Y_diag = einsum("bclsh,bcshp->bclhp", M, x): x copied to [B*c*h, l, p]; bmm [B*c*h, l, p]
-    tl.alloc("e1", b * sp * h * p * f)
+    tl.alloc("e1", copy * b * sp * h * p * f)
     tl.alloc("Y_diag", b * sp * h * p * f)
     tl.free("e1")
     tl.alloc("sub", b * h * sp * f)  # A_cumsum[..., -1:] - A_cumsum             [B, h, c, l] f
     tl.swap("sub", "decay_states", b * h * sp * f)  # exp
     tl.alloc("B_decay", b * sp * h * n * f)  # B * decay_states                 [B, c, l, h, n] f
     # states = einsum("bclhn,bclhp->bchpn", B_decay, x): x -> [B*c*h, p, l], B_decay -> [B*c*h, l, n]
-    tl.alloc("e1", b * sp * h * p * f)
-    tl.alloc("e2", b * sp * h * n * f)
+    tl.alloc("e1", copy * b * sp * h * p * f)
+    tl.alloc("e2", copy * b * sp * h * n * f)
     tl.alloc("states", b * c * h * p * n * f)  # bmm [B*c*h, p, n] f
     tl.free("e2", "e1")
-    tl.alloc("prev", b * h * p * n * f)  # torch.zeros_like(states[:, :1])     [B, 1, h, p, n] f
+    if first_pass:  # torch.zeros_like(states[:, :1])                             [B, 1, h, p, n] f
+        tl.alloc("prev", b * h * p * n * f)
+    else:  # initial_states[:, None].to(states.dtype): a view of the fp32 cached state
+        tl.alloc("prev", 0)
     tl.swap("states", "cat", b * (c + 1) * h * p * n * f)  # torch.cat([previous_states, states], dim=1)
     tl.alloc("pad_last", b * h * (c + 1) * f)  # F.pad(A_cumsum[:, :, :, -1], (1, 0)) [B, h, c+1] f
     tl.alloc("ones", (c + 1) ** 2)
@@ -168,8 +181,8 @@ def mamba2_chunk_scan(tl: _Timeline, d: ScanDims) -> None:
     tl.free("cat")  # states = new_states[:, :-1] (a view)
     tl.alloc("state_decay_out", b * h * sp * f)  # exp(A_cumsum)                [B, h, c, l] f
     # C_times_states = einsum("bclhn,bchpn->bclhp", C, states): C -> [B*c*h, l, n], states -> [B*c*h, n, p]
-    tl.alloc("e1", b * sp * h * n * f)
-    tl.alloc("e2", b * c * h * n * p * f)
+    tl.alloc("e1", copy * b * sp * h * n * f)
+    tl.alloc("e2", copy * b * c * h * n * p * f)
     tl.alloc("C_times_states", b * sp * h * p * f)  # bmm [B*c*h, l, p] f
     tl.free("e2", "e1")
     tl.alloc("Y_off", b * sp * h * p * f)  # C_times_states * state_decay_out  [B, c, l, h, p] f
@@ -233,10 +246,12 @@ def falcon_gated_norm(tl: _Timeline, tokens: int, inner: int, groups: int, norm_
     tl.free("var")
 
 
-def mamba2_mixer_peak_bytes(m: Mamba2Mixer, batch: int, tokens: int, act_bytes: int, hidden: int, heads: int, groups: int) -> int:
+def mamba2_mixer_peak_bytes(m: Mamba2Mixer, batch: int, tokens: int, act_bytes: int, hidden: int, heads: int, groups: int,
+                            first_pass: bool = True) -> int:
     """Peak bytes the Mamba-2 mixer adds during a first prefill pass (Mamba2Mixer.forward, transformers 5.24
     modeling_mamba2.py:461; the same forward in nemotron_h, granitemoehybrid and bamba), above what is alive at
-    its call, net of this layer's own conv and SSM state (priced as state). `heads`, `groups`: on this GPU."""
+    its call, net of this layer's own conv and SSM state (priced as state). `heads`, `groups`: on this GPU.
+    first_pass False: a later prefill chunk (--prefill-chunk), when the cache already holds this layer's state."""
     b, s, a, f = batch, tokens, act_bytes, FP32
     g = groups
     d = ScanDims(b, s, heads, m.head_dim, g, m.state_size, m.chunk_size, m.conv_kernel, a)
@@ -245,7 +260,7 @@ def mamba2_mixer_peak_bytes(m: Mamba2Mixer, batch: int, tokens: int, act_bytes: 
     t = b * s
     conv_state = b * conv_dim * m.conv_kernel * a
     ssm_state = b * heads * m.head_dim * m.state_size * FP32 if m.state_dtype == "fp32" else b * heads * m.head_dim * m.state_size * 2
-    tl = _Timeline(-(conv_state + ssm_state))  # this layer's state is in the state budget
+    tl = _Timeline(-(conv_state + ssm_state) if first_pass else 0)  # this layer's state is in the state budget
     proj = t * (inner + conv_dim + heads) * a
     if m.mup:  # FalconH1Mixer.forward (modeling_falcon_h1.py:668): hidden_states * ssm_in_multiplier  [T, H] a
         tl.alloc("scaled_in", t * hidden * a)
@@ -255,13 +270,21 @@ def mamba2_mixer_peak_bytes(m: Mamba2Mixer, batch: int, tokens: int, act_bytes: 
     tl.alloc("A32", heads * f)  # -torch.exp(self.A_log.float())                     [h] f
     tl.swap("A32", "expA", heads * f)
     tl.swap("expA", "A", heads * f)
-    tl.alloc("conv_state", conv_state)  # cache.update_conv_state: the cache's conv state [B, conv_dim, K] a
-    tl.alloc("conv", b * conv_dim * (s + m.conv_kernel - 1) * a)  # F.conv1d(padding=K-1) [B, conv_dim, S+K-1] a
-    tl.swap("conv", "xBC", b * conv_dim * s * a)  # silu(out[:, :, :S])                [B, conv_dim, S] a
+    k = m.conv_kernel
+    if first_pass:
+        tl.alloc("conv_state", conv_state)  # cache.update_conv_state: the cache's conv state [B, conv_dim, K] a
+        tl.alloc("conv", b * conv_dim * (s + k - 1) * a)  # F.conv1d(padding=K-1)    [B, conv_dim, S+K-1] a
+        tl.swap("conv", "xBC", b * conv_dim * s * a)  # silu(out[:, :, :S])              [B, conv_dim, S] a
+    else:  # update_conv_state returns torch.cat([conv_state, x]) (cache_utils.py:1271)  [B, conv_dim, K+S] a
+        tl.alloc("full", b * conv_dim * (k + s) * a)
+        tl.alloc("conv", b * conv_dim * (s + 2 * k - 1) * a)  # F.conv1d(padding=K-1) [B, conv_dim, K+S+K-1] a
+        tl.swap("conv", "xBC", b * conv_dim * (k + s) * a)  # silu(out[:, :, :K+S]); the mixer keeps [-S:]
+        tl.free("full")
     if m.mup:
         tl.free("scaled_in")  # `hidden_states, B, C = torch.split(...)` drops the last reference
-    mamba2_chunk_scan(tl, d)
-    tl.alloc("ssm_state", ssm_state)  # cache.update_recurrent_state: zeros + copy_ of final_state
+    mamba2_chunk_scan(tl, d, first_pass)
+    if first_pass:
+        tl.alloc("ssm_state", ssm_state)  # cache.update_recurrent_state: zeros + copy_ of final_state
     if not m.mup:
         gated_rms_norm(tl, t, inner, g, FP32)  # self.norm(scan_output, gate) on the fp32 scan output
     elif m.gated_norm:
@@ -276,24 +299,35 @@ def mamba2_mixer_peak_bytes(m: Mamba2Mixer, batch: int, tokens: int, act_bytes: 
     return tl.peak
 
 
-def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int, act_bytes: int, kv_bytes_per_token_layer: int) -> int:
-    """The busiest recurrent-state layer's prefill moment: the residual stream alive at the mixer's call plus
-    the mixer's own peak; 0 without state layers. The stream: the embeddings (alive for the whole forward),
-    the layer's input (its residual; the embeddings themselves in layer 0) and the normed input; a Mamba-2
-    block with residual_in_fp32 holds its residual in fp32. Falcon-H1 runs its attention after the mixer in the
-    same layer, so that layer's new K/V (priced as KV cache) is not yet written at the mixer's peak.
-    `kv_bytes_per_token_layer`: one token's K + V in one attention layer, on this GPU, for the batch."""
+def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int, act_bytes: int, kv_bytes_per_token_layer: int,
+                           later_chunks: bool = False) -> int:
+    """The busiest recurrent-state layer's prefill moment, 0 without (priced) state layers: the residual stream
+    alive at the mixer's call plus the mixer's own peak, less what the KV and state budgets count that is not yet
+    written then. The stream: the embeddings (alive for the whole forward), the layer's input (its residual; the
+    embeddings themselves in layer 0) and the normed input; a Mamba-2 block with residual_in_fp32 holds its
+    residual in fp32. Not yet written at layer i's mixer: this pass's K/V of the full-attention layers from i on
+    (Falcon-H1 runs its attention after the mixer in the same layer) and, in the first pass, the state of the
+    state layers after i (transformers' cache allocates a layer's state when the layer first runs).
+    `kv_bytes_per_token_layer`: one token's K + V in one attention layer, on this GPU, for the batch.
+    later_chunks: the prompt is prefilled in chunks of q_len, so passes after the first run too (the larger counts)."""
     tp, h, t = plan.tensor_parallel, model.hidden_size, batch * q_len
+    dtype = "fp32" if act_bytes == FP32 else "bf16"  # conv states are in the activation dtype (bf16 and fp16 alike)
+    layers = model.layers
+    state_after = [0] * (len(layers) + 1)  # state bytes (batch) of the state layers after i
+    for i in range(len(layers) - 1, -1, -1):
+        m = layers[i].attention.state
+        state_after[i] = state_after[i + 1] + (batch * state_bytes_per_sequence_per_layer(m, plan, dtype) if m is not None else 0)
     best = 0
     for i in model.state_layer_indices:
-        m = model.layers[i].attention.state
+        m = layers[i].attention.state
         if not isinstance(m, Mamba2Mixer):
             continue
         stream = t * h * act_bytes * (2 if i == 0 else 3)  # embeddings (= layer 0's input), layer input, normed
         if m.residual_in_fp32:  # residual.to(float32): a copy in layer 0; from layer 1 on the stream itself is fp32
             stream = t * h * (2 * act_bytes + FP32)
-        if model.layers[i].attention.kind != "linear":  # FalconH1DecoderLayer: self.mamba(...) before self.self_attn(...)
-            stream -= q_len * kv_bytes_per_token_layer
-        mixer = mamba2_mixer_peak_bytes(m, batch, q_len, act_bytes, h, ceil_div(m.num_heads, tp), ceil_div(m.num_groups, tp))
-        best = max(best, stream + mixer)
+        unwritten_kv = q_len * kv_bytes_per_token_layer * sum(layer.attention.kind == "full" for layer in layers[i:])
+        heads, groups = ceil_div(m.num_heads, tp), ceil_div(m.num_groups, tp)
+        for first in (True, False) if later_chunks else (True,):
+            mixer = mamba2_mixer_peak_bytes(m, batch, q_len, act_bytes, h, heads, groups, first)
+            best = max(best, stream + mixer - unwritten_kv - (state_after[i + 1] if first else 0))
     return best

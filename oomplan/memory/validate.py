@@ -8,6 +8,7 @@ from oomplan.memory.weights import resolved_weight_format, stored_weight_formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
+from oomplan.specs.state import Mamba2Mixer
 
 
 def check_parallel(model: ModelSpec, tensor_parallel: int, pipeline_parallel: int) -> None:
@@ -51,14 +52,14 @@ def request_warnings(model: ModelSpec, tokens: int, flag: str) -> tuple[str, ...
 def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> list[str]:
     """Things that run, but not as the user may think. `--strict` turns them into errors."""
     out: list[str] = []
-    if model.state_layer_indices:
-        # measured (tests/golden/test_hybrid_families.py): Nemotron 3 Nano's first 6 layers at 4k tokens
-        # peak 1.55 GB in transformers' PyTorch scan vs 0.89 GB priced for its attention / MoE layers
+    unpriced = unpriced_state_layers(model)
+    if unpriced:
+        # measured (tests/golden/test_hybrid_families.py): Qwen3-Next's PyTorch chunked delta rule keeps fp32
+        # [tokens x heads x state] tensors, far more than its attention / MoE layers
         out.append(
-            f"{model.name}: the prefill activations of its {len(model.state_layer_indices)} recurrent-state layers "
-            "(Mamba / Gated DeltaNet chunked scan) are not priced; transformers' PyTorch fallback (no mamba_ssm / "
-            "flash-linear-attention kernels) keeps fp32 [tokens x heads x state] tensors and can need far more "
-            "(weights, KV cache and recurrent state are exact)"
+            f"{model.name}: the prefill activations of its {len(unpriced)} {'/'.join(sorted({k for _, k in unpriced}))} "
+            "layers are not priced; transformers' PyTorch fallback (no mamba_ssm / flash-linear-attention kernels) keeps "
+            "fp32 [tokens x heads x state] tensors and can need far more (weights, KV cache and recurrent state are exact)"
         )
     out.extend(context_warnings(model, workload.ctx_tokens, "--ctx"))
     emulated = [(what, f) for what, fs in (("weights", stored_weight_formats(model, plan)), ("KV cache", (resolved_kv_dtype(model, plan),)))
@@ -80,9 +81,25 @@ def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan
     return out
 
 
+def unpriced_state_layers(model: ModelSpec) -> list[tuple[int, str]]:
+    """(layer, mixer kind) of the recurrent-state layers whose prefill activations oomplan does not price yet
+    (memory/ssm_activations.py prices Mamba-2's)."""
+    return [(i, m.kind) for i in model.state_layer_indices
+            if (m := model.layers[i].attention.state) is not None and not isinstance(m, Mamba2Mixer)]
+
+
+def ssm_path_notes(model: ModelSpec) -> list[str]:
+    """Which code path the Mamba-2 prefill activations are priced for."""
+    num = sum(isinstance(model.layers[i].attention.state, Mamba2Mixer) for i in model.state_layer_indices)
+    if not num:
+        return []
+    return [f"prefill activations of the {num} Mamba-2 layers priced for transformers 5.24's PyTorch scan (no mamba_ssm / "
+            "causal_conv1d installed); their fused kernels allocate differently and are not priced"]
+
+
 def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:
     """Facts the user must know to realise the plan."""
-    out: list[str] = []
+    out: list[str] = ssm_path_notes(model)
     if plan.dms_ratio > 1:
         out.append(f"DMS {plan.dms_ratio:g}x needs a DMS-retrofitted checkpoint of {model.name} (Łańcucki et al. 2025); stock checkpoints do not compress")
     out += kv_policy_notes(model, plan)

@@ -1,0 +1,89 @@
+"""Mamba-2 prefill activations (oomplan/memory/ssm_activations.py) against the meta probe.
+
+The analytic transient (estimate's activation_bytes) must equal what run_meta_probe measures above the weights and
+the final cache (KV + recurrent state), for 1-3 layer configs of each Mamba-2 family, at prompt lengths shorter than
+one chunk (5), not a multiple of the chunk (20, 203 with chunk_size 8) and at batch 1 and 2 (batch 1 lets one
+einsum operand through without a copy). transformers 5.24's PyTorch path (no mamba_ssm / causal_conv1d here).
+"""
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+from conftest import FIXTURES
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from oomplan.families import parse_hf_config  # noqa: E402
+from oomplan.memory.budget import estimate  # noqa: E402
+from oomplan.probe.meta_run import run_meta_probe  # noqa: E402
+from oomplan.profiles import load_gpu  # noqa: E402
+from oomplan.specs.plan import Plan, Workload  # noqa: E402
+
+SMALL = dict(vocab_size=1000, hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128)
+MAMBA2 = dict(model_type="mamba2", vocab_size=1000, hidden_size=30, num_hidden_layers=1, num_heads=6, head_dim=10, expand=2,
+              n_groups=2, state_size=12, conv_kernel=4, chunk_size=8)
+CONFIGS = {
+    "mamba2": MAMBA2,
+    "mamba2-2-layers-groups-eq-heads": dict(MAMBA2, num_hidden_layers=2, n_groups=6),
+    "nemotron_h": dict(SMALL, model_type="nemotron_h", hybrid_override_pattern="M*M", mamba_num_heads=8, mamba_head_dim=16,
+                       n_groups=2, ssm_state_size=16, conv_kernel=4, chunk_size=8, head_dim=16),
+    "granitemoehybrid-rope": dict(SMALL, model_type="granitemoehybrid", position_embedding_type="rope", num_hidden_layers=3,
+                                  layer_types=["mamba", "attention", "mamba"], shared_intermediate_size=64, num_local_experts=4,
+                                  num_experts_per_tok=2, mamba_n_heads=8, mamba_n_groups=2, mamba_d_state=16, mamba_d_head=16,
+                                  mamba_d_conv=4, mamba_expand=2, mamba_chunk_size=8),
+    "falcon_h1": dict(SMALL, model_type="falcon_h1", num_hidden_layers=2, head_dim=16, mamba_d_ssm=96, mamba_n_heads=6,
+                      mamba_d_head=16, mamba_n_groups=2, mamba_d_state=16, mamba_d_conv=4, mamba_chunk_size=8, projectors_bias=True),
+}
+CONFIGS["falcon_h1-gated-norm"] = dict(CONFIGS["falcon_h1"], mamba_rms_norm=True, mamba_norm_before_gate=False)
+CASES = [(1, 5), (2, 20), (1, 203)]
+
+
+def _both(cfg: dict, batch: int, tokens: int, chunk: int | None = None) -> tuple[int, int]:
+    spec = parse_hf_config(cfg, cfg["model_type"], "test")
+    est = estimate(spec, load_gpu("h100-80g"), Workload(ctx_tokens=tokens, batch_size=batch),
+                   Plan(paged=False, prefill_chunk_tokens=chunk))
+    assert not any("not priced" in w for w in est.warnings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = run_meta_probe(cfg, ctx_tokens=tokens, batch_size=batch, attention="sdpa", num_decode_steps=0,
+                           prefill_chunk_tokens=chunk)
+    assert r.kv_cache_bytes_final == est.per_gpu.kv_cache_bytes + est.per_gpu.state_bytes
+    return est.per_gpu.activation_bytes, r.peak_bytes - r.weights_bytes - r.kv_cache_bytes_final
+
+
+@pytest.mark.parametrize("batch,tokens", CASES)
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_prefill_activations_equal_the_meta_probe(name, batch, tokens):
+    predicted, measured = _both(CONFIGS[name], batch, tokens)
+    assert predicted == measured
+    assert measured > 2 * (tokens * batch * 64 * 2)  # the scan, not the residual stream, sets the peak
+
+
+@pytest.mark.parametrize("name", ["mamba2-2-layers-groups-eq-heads", "nemotron_h"])
+def test_later_prefill_chunks_start_from_the_cached_state(name):
+    """--prefill-chunk 40 over 120 tokens: passes 2 and 3 concatenate the cached conv state and scan from the cached SSM state."""
+    predicted, measured = _both(CONFIGS[name], 2, 120, chunk=40)
+    assert predicted == measured
+
+
+def test_the_estimate_names_the_priced_path_and_still_warns_for_gated_deltanet():
+    mamba = estimate(parse_hf_config(CONFIGS["nemotron_h"], "n", "test"), load_gpu("h100-80g"), Workload(ctx_tokens=64), Plan())
+    assert any("priced for transformers 5.24's PyTorch scan" in n and "mamba_ssm" in n for n in mamba.notes)
+    gdn = dict(SMALL, model_type="qwen3_next", num_hidden_layers=2, layer_types=["linear_attention", "full_attention"], head_dim=16,
+               linear_key_head_dim=8, linear_value_head_dim=8, linear_num_key_heads=2, linear_num_value_heads=4, num_experts=4,
+               num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=32)
+    est = estimate(parse_hf_config(gdn, "q", "test"), load_gpu("h100-80g"), Workload(ctx_tokens=64), Plan())
+    assert any("1 gated_deltanet layers are not priced" in w for w in est.warnings)
+
+
+@pytest.mark.parametrize("tokens", [127, 513])
+def test_nemotron_3_nano_first_layers_equal_the_meta_probe(tokens):
+    """The published Nemotron 3 Nano config (tests/fixtures/configs/SOURCES.md), its first six blocks (Mamba-2, MoE,
+    Mamba-2, MoE, Mamba-2, attention: the last attention's K/V is written after the peak), around its chunk_size 128."""
+    cfg = dict(json.loads((FIXTURES / "configs" / "nemotron-3-nano-30b-a3b.json").read_text()),
+               hybrid_override_pattern="MEMEM*", num_hidden_layers=6)
+    predicted, measured = _both(cfg, 1, tokens)
+    assert predicted == measured
