@@ -19,11 +19,12 @@ when the permuted strides cannot be merged) and were checked op by op against th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from oomplan.memory.state import state_bytes_per_sequence_per_layer
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.specs.state import Mamba2Mixer
+from oomplan.specs.state import Mamba2Mixer, Mixer
 from oomplan.units import FP32, ceil_div
 
 
@@ -246,6 +247,12 @@ def falcon_gated_norm(tl: _Timeline, tokens: int, inner: int, groups: int, norm_
     tl.free("var")
 
 
+@lru_cache(maxsize=256)
+def _state_bytes(m: Mixer, plan: Plan, dtype: str) -> int:
+    return state_bytes_per_sequence_per_layer(m, plan, dtype)
+
+
+@lru_cache(maxsize=4096)  # the same mixer recurs in every state layer, and fit's search re-prices the same shapes
 def mamba2_mixer_peak_bytes(m: Mamba2Mixer, batch: int, tokens: int, act_bytes: int, hidden: int, heads: int, groups: int,
                             first_pass: bool = True) -> int:
     """Peak bytes the Mamba-2 mixer adds during a first prefill pass (Mamba2Mixer.forward, transformers 5.24
@@ -314,9 +321,11 @@ def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int,
     dtype = "fp32" if act_bytes == FP32 else "bf16"  # conv states are in the activation dtype (bf16 and fp16 alike)
     layers = model.layers
     state_after = [0] * (len(layers) + 1)  # state bytes (batch) of the state layers after i
+    full_from = [0] * (len(layers) + 1)  # full-attention layers from i on
     for i in range(len(layers) - 1, -1, -1):
         m = layers[i].attention.state
-        state_after[i] = state_after[i + 1] + (batch * state_bytes_per_sequence_per_layer(m, plan, dtype) if m is not None else 0)
+        state_after[i] = state_after[i + 1] + (batch * _state_bytes(m, plan, dtype) if m is not None else 0)
+        full_from[i] = full_from[i + 1] + (layers[i].attention.kind == "full")
     best = 0
     for i in model.state_layer_indices:
         m = layers[i].attention.state
@@ -325,7 +334,7 @@ def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int,
         stream = t * h * act_bytes * (2 if i == 0 else 3)  # embeddings (= layer 0's input), layer input, normed
         if m.residual_in_fp32:  # residual.to(float32): a copy in layer 0; from layer 1 on the stream itself is fp32
             stream = t * h * (2 * act_bytes + FP32)
-        unwritten_kv = q_len * kv_bytes_per_token_layer * sum(layer.attention.kind == "full" for layer in layers[i:])
+        unwritten_kv = q_len * kv_bytes_per_token_layer * full_from[i]
         heads, groups = ceil_div(m.num_heads, tp), ceil_div(m.num_groups, tp)
         for first in (True, False) if later_chunks else (True,):
             mixer = mamba2_mixer_peak_bytes(m, batch, q_len, act_bytes, h, heads, groups, first)
