@@ -106,14 +106,16 @@ def mask_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int, kv
 
 
 def forward_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int, kv_len: int) -> int:
-    """Alive for the whole forward: masks, rotary cos/sin (not batch-expanded), ids and positions; without attention
+    """Alive for the whole forward: masks, rotary cos/sin (batch-expanded only with per_sequence_tables), ids and positions; without attention
     layers (Mamba-2) only the ids (Mamba2Model.forward makes no mask, positions or rotary tables)."""
     if model.num_attention_layers == 0:
         return INT64 * batch * q_len
-    rope = model.mla.qk_rope_head_dim if model.mla else model.head_dim
+    # cos/sin cover the rotary part of a head only (partial_rotary_factor: Qwen3-Next, MiniMax-M2 rotate a quarter / half)
+    rope = model.mla.qk_rope_head_dim if model.mla else int(model.head_dim * model.rope.partial_rotary_factor)
     if not any(layer.attention.rope for layer in model.layers if layer.attention.kind not in ("none", "linear")):
         rope = 0  # no rotary table (Nemotron-H's attention has no positional embedding)
-    return int(mask_bytes(model, plan, d, batch, q_len, kv_len) + 2 * q_len * rope * d.b + INT64 * (batch * q_len + q_len))
+    tables = 2 * q_len * rope * d.b * (batch if model.rope.per_sequence_tables else 1)
+    return int(mask_bytes(model, plan, d, batch, q_len, kv_len) + tables + INT64 * (batch * q_len + q_len))
 
 
 def attention_moment_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int, kv_len: int) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from functools import lru_cache
 from oomplan.memory.state import state_bytes_per_sequence_per_layer
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.specs.state import Mamba2Mixer, Mixer
+from oomplan.specs.state import GatedDeltaNetMixer, Mamba2Mixer, Mixer
 from oomplan.units import FP32, ceil_div
 
 
@@ -329,14 +329,188 @@ def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int,
     best = 0
     for i in model.state_layer_indices:
         m = layers[i].attention.state
-        if not isinstance(m, Mamba2Mixer):
+        if not isinstance(m, (Mamba2Mixer, GatedDeltaNetMixer)):
             continue
         stream = t * h * act_bytes * (2 if i == 0 else 3)  # embeddings (= layer 0's input), layer input, normed
-        if m.residual_in_fp32:  # residual.to(float32): a copy in layer 0; from layer 1 on the stream itself is fp32
+        if isinstance(m, Mamba2Mixer) and m.residual_in_fp32:  # a copy in layer 0; from layer 1 on the stream is fp32
             stream = t * h * (2 * act_bytes + FP32)
         unwritten_kv = q_len * kv_bytes_per_token_layer * full_from[i]
-        heads, groups = ceil_div(m.num_heads, tp), ceil_div(m.num_groups, tp)
         for first in (True, False) if later_chunks else (True,):
-            mixer = mamba2_mixer_peak_bytes(m, batch, q_len, act_bytes, h, heads, groups, first)
+            if isinstance(m, Mamba2Mixer):
+                mixer = mamba2_mixer_peak_bytes(m, batch, q_len, act_bytes, h, ceil_div(m.num_heads, tp), ceil_div(m.num_groups, tp), first)
+            else:
+                mixer = gdn_mixer_peak_bytes(m, batch, q_len, act_bytes, h, ceil_div(m.num_key_heads, tp), ceil_div(m.num_value_heads, tp), first)
             best = max(best, stream + mixer - unwritten_kv - (state_after[i + 1] if first else 0))
     return best
+
+
+GDN_CHUNK = 64  # torch_chunk_gated_delta_rule's chunk_size default; the mixers pass none (modeling_qwen3_next.py:378)
+
+
+def gated_delta_rule(tl: _Timeline, b: int, s: int, hk: int, hv: int, dk: int, dv: int, a: int, first_pass: bool) -> None:
+    """torch_chunk_gated_delta_rule (transformers 5.24 models/qwen3_next/modeling_qwen3_next.py:371, the same in
+    qwen3_5) with use_qk_l2norm_in_kernel and output_final_state. Expects query/key [B, S, Hk, dk], value [B, S, Hv, dv]
+    (views of the conv output), beta [B, S, Hv] a and g [B, S, Hv] f alive; leaves "attn_out" [B, S, Hv, dv] a and
+    "final_state" [B, Hv, dk, dv] f. q = 64, c = ceil(S / q), Sp = c*q."""
+    f, q = FP32, GDN_CHUNK
+    c = ceil_div(s, q)
+    sp = c * q
+    bh = b * hv
+    if hk != hv:  # repeat_interleave(Hv // Hk, dim=2)                             [B, S, Hv, dk] a
+        tl.alloc("q_rep", b * s * hv * dk * a)
+        tl.alloc("k_rep", b * s * hv * dk * a)
+    # x.transpose(1, 2).to(float32, memory_format=contiguous): a copy unless x is fp32 already (then an alias: g)
+    cast = 0 if a == f else 1
+    tl.alloc("q32", cast * bh * s * dk * f)  # [B, Hv, S, dk] f
+    tl.alloc("k32", cast * bh * s * dk * f)
+    tl.alloc("v32", cast * bh * s * dv * f)  # [B, Hv, S, dv] f
+    tl.alloc("beta32", cast * bh * s * f)  # [B, Hv, S] f
+    if hk != hv:
+        tl.free("q_rep", "k_rep")
+    for x in ("q", "k"):  # l2norm: x * rsqrt((x * x).sum(-1, keepdim=True) + eps)
+        tl.alloc("sq", bh * s * dk * f)
+        tl.alloc("sum", bh * s * f)
+        tl.free("sq")
+        tl.swap("sum", "add", bh * s * f)
+        tl.swap("add", "rsqrt", bh * s * f)
+        tl.alloc(f"{x}n", bh * s * dk * f)
+        tl.free("rsqrt", f"{x}32")
+    tl.swap("qn", "qs", bh * s * dk * f)  # query * scaling
+    tl.alloc("q_pad", bh * sp * dk * f)  # F.pad to whole chunks                    [B, Hv, Sp, dk] f
+    tl.alloc("k_pad", bh * sp * dk * f)
+    tl.alloc("v_pad", bh * sp * dv * f)
+    tl.free("qs", "kn", "v32")
+    tl.alloc("beta_pad", bh * sp * f)  # [B, Hv, Sp] f
+    tl.alloc("decay_pad", bh * sp * f)
+    tl.free("beta32")
+    tl.alloc("v_beta", bh * sp * dv * f)  # value * beta                              [B, Hv, Sp, dv] f
+    tl.alloc("k_beta", bh * sp * dk * f)  # key * beta                                [B, Hv, Sp, dk] f
+    tl.alloc("ones", q * q)
+    tl.swap("ones", "mask", q * q)  # ones(q, q).triu(1), bool
+    tl.alloc("cum_decay", bh * sp * f)  # decay.cumsum(dim=3)                        [B, Hv, c, q] f
+    square = bh * c * q * q * f  # [B, Hv, c, q, q] f
+    tl.alloc("pair", square)  # cum_decay.unsqueeze(4) - cum_decay.unsqueeze(3)
+    tl.swap("pair", "pair_masked", square)  # masked_fill(mask, -inf)
+    tl.swap("pair_masked", "pairwise", square)  # exp()
+    for name in ("ut", "intra"):  # (k_beta @ key^T) * pairwise, (query @ key^T) * pairwise
+        tl.alloc("bmm", square)  # [B*Hv*c, q, q] f
+        tl.alloc(name, square)
+        tl.free("bmm")
+    tl.alloc("exp", bh * sp * f)
+    tl.alloc("dk_beta", bh * sp * dk * f)  # k_beta * cum_decay.exp()                 [B, Hv, c, q, dk] f
+    tl.free("exp")
+    tl.alloc("new_values", bh * sp * dv * f)  # solve_triangular(ut, v_beta)          [B, Hv, c, q, dv] f
+    tl.alloc("k_cumdecay", bh * sp * dk * f)  # solve_triangular(ut, decayed_k_beta)  [B, Hv, c, q, dk] f
+    state = bh * dk * dv * f  # [B, Hv, dk, dv] f
+    tl.alloc("state", state if first_pass else 0)  # zeros(...) or initial_state.to(new_values) (a view)
+    tl.alloc("core", bh * sp * dv * f)  # zeros_like(new_values)
+    tl.alloc("exp", bh * sp * f)
+    tl.alloc("q_dec", bh * sp * dk * f)  # query * cum_decay.exp()
+    tl.free("exp", "q_pad")
+    tl.alloc("sub", bh * sp * f)  # cum_decay[..., -1:] - cum_decay
+    tl.swap("sub", "exp", bh * sp * f)
+    tl.alloc("k_dec", bh * sp * dk * f)  # key * (...).exp()
+    tl.free("exp", "k_pad")
+    tl.alloc("chunk_decay", bh * c * f)  # cum_decay[..., -1].exp()                   [B, Hv, c] f
+    chunk_out = bh * q * dv * f  # [B, Hv, q, dv] f
+    for i in range(min(c, 2)):  # the loop over chunks; from the second on every pass allocates the same
+        tl.alloc("bmm", chunk_out)  # k_cumdecay[:, :, i] @ state
+        tl.alloc("v_new2", chunk_out)  # new_values[:, :, i] - ...
+        tl.free("bmm", *(("v_new",) if i else ()))
+        tl.alloc("inter2", chunk_out)  # query[:, :, i] @ state
+        if i:
+            tl.free("inter")
+        tl.alloc("bmm", chunk_out)  # intra_chunk_attn[:, :, i] @ v_new
+        tl.alloc("add", chunk_out)  # inter + ...; copied into core_attn_out[:, :, i]
+        tl.free("bmm", "add")
+        tl.alloc("decayed", state)  # state * chunk_decay[:, :, i]
+        tl.alloc("bmm", state)  # key[:, :, i]^T @ v_new
+        tl.alloc("state2", state)
+        tl.free("decayed", "bmm", "state")
+        for old, new in (("v_new2", "v_new"), ("inter2", "inter"), ("state2", "state")):
+            tl.alloc(new, 0)
+            tl._held[new] = tl._held.pop(old)
+    # core_attn_out.reshape(B, Hv, -1, dv): zeros_like kept solve_triangular's batched column-major strides, so a copy
+    tl.swap("core", "core_flat", bh * sp * dv * f)
+    tl.alloc("attn_out", b * s * hv * dv * a)  # [:, :, :S].transpose(1, 2).to(initial_dtype)  [B, S, Hv, dv] a
+    tl.free("core_flat")
+    tl._held["final_state"] = tl._held.pop("state")
+    tl.free("dk_beta", "v_pad", "beta_pad", "decay_pad", "v_beta", "k_beta", "mask", "cum_decay", "pairwise", "ut", "intra",
+            "q_dec", "k_dec", "new_values", "k_cumdecay", "chunk_decay", "v_new", "inter")
+
+
+@lru_cache(maxsize=4096)
+def gdn_mixer_peak_bytes(m: GatedDeltaNetMixer, batch: int, tokens: int, act_bytes: int, hidden: int,
+                         key_heads: int, value_heads: int, first_pass: bool = True) -> int:
+    """Peak bytes a Gated DeltaNet mixer adds during a prefill pass (Qwen3NextGatedDeltaNet.forward, transformers 5.24
+    modeling_qwen3_next.py:655; Qwen3_5GatedDeltaNet.forward, modeling_qwen3_5.py, with four separate projections),
+    above what is alive at its call, net of this layer's own conv and recurrent state (priced as state)."""
+    b, s, a, f, t = batch, tokens, act_bytes, FP32, batch * tokens
+    hk, hv, dk, dv = key_heads, value_heads, m.key_head_dim, m.value_head_dim
+    kd, vd = hk * dk, hv * dv
+    conv_dim = 2 * kd + vd
+    k = m.conv_kernel
+    conv_state = b * conv_dim * k * a
+    rec_state = b * hv * dk * dv * (FP32 if m.state_dtype == "fp32" else 2)
+    tl = _Timeline(-(conv_state + rec_state) if first_pass else 0)
+    if m.fused_projections:  # Qwen3-Next: in_proj_qkvz, in_proj_ba, then fix_query_key_value_ordering
+        tl.alloc("qkvz", t * (2 * kd + 2 * vd) * a)  # [T, 2*Kd + 2*Vd] a
+        tl.alloc("ba", t * 2 * hv * a)  # [T, 2*Hv] a
+        # value / z / b / a .reshape to value heads: copies of the per-key-head slices unless Hv == Hk (then the
+        # shapes do not change: views)                                     [B, S, Vd] a, [B, S, Hv] a
+        grouped = 1 if hv != hk else 0
+        tl.alloc("value", t * vd * a)  # Hv == Hk: the copy is value.reshape(B, S, -1) below instead
+        tl.alloc("z", grouped * t * vd * a)
+        tl.alloc("b", grouped * t * hv * a)
+        tl.alloc("a", grouped * t * hv * a)
+        tl.alloc("query", t * kd * a)  # query / key .reshape(B, S, -1): copies     [B, S, Kd] a
+        tl.alloc("key", t * kd * a)
+        tl.alloc("mixed", t * conv_dim * a)  # torch.cat((query, key, value), dim=-1)  [B, S, conv_dim] a
+    else:  # Qwen3.5: in_proj_qkv, in_proj_z, in_proj_b, in_proj_a
+        tl.alloc("mixed", t * conv_dim * a)
+        tl.alloc("z", t * vd * a)
+        tl.alloc("b", t * hv * a)
+        tl.alloc("a", t * hv * a)
+    if first_pass:
+        tl.alloc("conv_state", conv_state)  # cache.update_conv_state                 [B, conv_dim, K] a
+        tl.alloc("conv", b * conv_dim * (s + k - 1) * a)  # F.conv1d(padding=K-1)
+        tl.swap("conv", "qkv", b * conv_dim * s * a)  # silu(out[:, :, :S])             [B, conv_dim, S] a
+    else:  # torch.cat([conv_state, x]) (cache_utils.py:1271)
+        tl.alloc("full", b * conv_dim * (k + s) * a)
+        tl.alloc("conv", b * conv_dim * (s + 2 * k - 1) * a)
+        tl.swap("conv", "qkv", b * conv_dim * (k + s) * a)
+        tl.free("full")
+    tl.free("mixed", *(("query", "key", "value") if m.fused_projections else ()))
+    tl.alloc("beta", t * hv * a)  # b.sigmoid()                                       [B, S, Hv] a
+    tl.alloc("A32", hv * f)  # -self.A_log.float().exp()
+    tl.swap("A32", "expA", hv * f)
+    tl.swap("expA", "A", hv * f)
+    tl.alloc("a32", t * hv * f)  # a.float()                                          [B, S, Hv] f
+    tl.swap("a32", "add", t * hv * f)  # + self.dt_bias
+    tl.swap("add", "softplus", t * hv * f)
+    tl.alloc("g", t * hv * f)  # A * softplus(...)
+    tl.free("A", "softplus")
+    gated_delta_rule(tl, b, s, hk, hv, dk, dv, a, first_pass)
+    if first_pass:
+        tl.alloc("rec_state", rec_state)  # cache.update_recurrent_state: zeros + copy_
+    # self.norm(core_attn_out [T*Hv, dv], z [T*Hv, dv]): Qwen3NextRMSNormGated (modeling_qwen3_next.py:59)
+    tv = t * vd
+    tl.alloc("x32", tv * f)  # hidden_states.to(float32)
+    tl.alloc("pow", tv * f)
+    tl.alloc("var", t * hv * f)  # .mean(-1, keepdim=True)                            [T*Hv, 1] f
+    tl.free("pow")
+    tl.alloc("add", t * hv * f)
+    tl.swap("add", "rsqrt", t * hv * f)
+    tl.alloc("normed", tv * f)
+    tl.free("rsqrt", "x32")
+    tl.alloc("cast", tv * a)  # .to(input_dtype)
+    tl.alloc("weighted", tv * a)  # self.weight * ...
+    tl.free("cast", "normed")
+    tl.alloc("z32", tv * f)  # gate.to(float32)
+    tl.swap("z32", "silu", tv * f)
+    tl.alloc("gated", tv * f)  # hidden_states * silu(gate)
+    tl.free("silu", "weighted")
+    tl.alloc("out_norm", tv * a)  # .to(input_dtype)
+    tl.free("gated", "var")
+    tl.alloc("out", t * hidden * a)  # out_proj                                         [T, H] a
+    return tl.peak

@@ -8,7 +8,7 @@ from oomplan.memory.weights import resolved_weight_format, stored_weight_formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
-from oomplan.specs.state import Mamba2Mixer
+from oomplan.specs.state import GatedDeltaNetMixer, Mamba2Mixer
 
 
 def check_parallel(model: ModelSpec, tensor_parallel: int, pipeline_parallel: int) -> None:
@@ -54,12 +54,11 @@ def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan
     out: list[str] = []
     unpriced = unpriced_state_layers(model)
     if unpriced:
-        # measured (tests/golden/test_hybrid_families.py): Qwen3-Next's PyTorch chunked delta rule keeps fp32
-        # [tokens x heads x state] tensors, far more than its attention / MoE layers
+        # Jamba's PyTorch selective scan keeps fp32 [tokens x inner x state] tensors, far more than its attention / MoE layers
         out.append(
             f"{model.name}: the prefill activations of its {len(unpriced)} {'/'.join(sorted({k for _, k in unpriced}))} "
-            "layers are not priced; transformers' PyTorch fallback (no mamba_ssm / flash-linear-attention kernels) keeps "
-            "fp32 [tokens x heads x state] tensors and can need far more (weights, KV cache and recurrent state are exact)"
+            "layers are not priced; transformers' PyTorch fallback (no mamba_ssm kernels) keeps fp32 [tokens x inner x "
+            "state] tensors and can need far more (weights, KV cache and recurrent state are exact)"
         )
     out.extend(context_warnings(model, workload.ctx_tokens, "--ctx"))
     emulated = [(what, f) for what, fs in (("weights", stored_weight_formats(model, plan)), ("KV cache", (resolved_kv_dtype(model, plan),)))
@@ -83,18 +82,25 @@ def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan
 
 def unpriced_state_layers(model: ModelSpec) -> list[tuple[int, str]]:
     """(layer, mixer kind) of the recurrent-state layers whose prefill activations oomplan does not price yet
-    (memory/ssm_activations.py prices Mamba-2's)."""
+    (memory/ssm_activations.py prices Mamba-2's and Gated DeltaNet's)."""
     return [(i, m.kind) for i in model.state_layer_indices
-            if (m := model.layers[i].attention.state) is not None and not isinstance(m, Mamba2Mixer)]
+            if (m := model.layers[i].attention.state) is not None and not isinstance(m, (Mamba2Mixer, GatedDeltaNetMixer))]
 
 
 def ssm_path_notes(model: ModelSpec) -> list[str]:
-    """Which code path the Mamba-2 prefill activations are priced for."""
-    num = sum(isinstance(model.layers[i].attention.state, Mamba2Mixer) for i in model.state_layer_indices)
-    if not num:
-        return []
-    return [f"prefill activations of the {num} Mamba-2 layers priced for transformers 5.24's PyTorch scan (no mamba_ssm / "
-            "causal_conv1d installed); their fused kernels allocate differently and are not priced"]
+    """Which code path the recurrent layers' prefill activations are priced for."""
+    states = [model.layers[i].attention.state for i in model.state_layer_indices]
+    out = []
+    num = sum(isinstance(m, Mamba2Mixer) for m in states)
+    if num:
+        out.append(f"prefill activations of the {num} Mamba-2 layers priced for transformers 5.24's PyTorch scan (no mamba_ssm / "
+                   "causal_conv1d installed); their fused kernels allocate differently and are not priced")
+    num = sum(isinstance(m, GatedDeltaNetMixer) for m in states)
+    if num:
+        out.append(f"prefill activations of the {num} Gated DeltaNet layers priced for transformers 5.24's PyTorch chunked delta "
+                   "rule (no flash-linear-attention installed; any CUDA workspace of linalg.solve_triangular not included); "
+                   "fla's kernels allocate differently and are not priced")
+    return out
 
 
 def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:

@@ -38,7 +38,19 @@ CONFIGS = {
                       mamba_d_head=16, mamba_n_groups=2, mamba_d_state=16, mamba_d_conv=4, mamba_chunk_size=8, projectors_bias=True),
 }
 CONFIGS["falcon_h1-gated-norm"] = dict(CONFIGS["falcon_h1"], mamba_rms_norm=True, mamba_norm_before_gate=False)
-CASES = [(1, 5), (2, 20), (1, 203)]
+GDN = dict(linear_key_head_dim=12, linear_value_head_dim=10, linear_conv_kernel_dim=4, head_dim=16)
+CONFIGS.update({  # Gated DeltaNet: chunk 64 (torch_chunk_gated_delta_rule's default), value heads grouped over key heads or not
+    "qwen3_next": dict(SMALL, **GDN, model_type="qwen3_next", num_hidden_layers=2, layer_types=["linear_attention", "full_attention"],
+                       linear_num_key_heads=2, linear_num_value_heads=6, num_experts=4, num_experts_per_tok=2,
+                       moe_intermediate_size=32, shared_expert_intermediate_size=32),
+    "qwen3_next-ungrouped": dict(SMALL, **GDN, model_type="qwen3_next", num_hidden_layers=3,
+                                 layer_types=["full_attention", "linear_attention", "linear_attention"], linear_num_key_heads=4,
+                                 linear_num_value_heads=4, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                                 shared_expert_intermediate_size=32),
+    "qwen3_5_text": dict(SMALL, model_type="qwen3_5_text", hidden_size=80, num_hidden_layers=4, head_dim=16, linear_key_head_dim=8,
+                         linear_value_head_dim=12, linear_num_key_heads=2, linear_num_value_heads=4, full_attention_interval=2),
+})
+CASES = [(1, 5), (2, 20), (1, 203)]  # 203: not a multiple of chunk 8 (Mamba-2) nor 64 (Gated DeltaNet)
 
 
 def _both(cfg: dict, batch: int, tokens: int, chunk: int | None = None) -> tuple[int, int]:
@@ -62,23 +74,32 @@ def test_prefill_activations_equal_the_meta_probe(name, batch, tokens):
     assert measured > 2 * (tokens * batch * 64 * 2)  # the scan, not the residual stream, sets the peak
 
 
-@pytest.mark.parametrize("name", ["mamba2-2-layers-groups-eq-heads", "nemotron_h"])
+@pytest.mark.parametrize("name", ["mamba2-2-layers-groups-eq-heads", "nemotron_h", "qwen3_next", "qwen3_5_text"])
 def test_later_prefill_chunks_start_from_the_cached_state(name):
-    """--prefill-chunk 40 over 120 tokens: passes 2 and 3 concatenate the cached conv state and scan from the cached SSM state."""
+    """--prefill-chunk 40 over 120 tokens: passes 2 and 3 concatenate the cached conv state and scan from the cached state."""
     predicted, measured = _both(CONFIGS[name], 2, 120, chunk=40)
     assert predicted == measured
 
 
-def test_the_estimate_names_the_priced_path_and_still_warns_for_gated_deltanet():
+def test_the_estimate_names_the_priced_path_and_still_warns_for_mamba_1():
     mamba = estimate(parse_hf_config(CONFIGS["nemotron_h"], "n", "test"), load_gpu("h100-80g"), Workload(ctx_tokens=64), Plan())
     assert any("priced for transformers 5.24's PyTorch scan" in n and "mamba_ssm" in n for n in mamba.notes)
-    gdn = dict(SMALL, model_type="qwen3_next", num_hidden_layers=2, layer_types=["linear_attention", "full_attention"], head_dim=16,
-               linear_key_head_dim=8, linear_value_head_dim=8, linear_num_key_heads=2, linear_num_value_heads=4, num_experts=4,
-               num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=32)
-    est = estimate(parse_hf_config(gdn, "q", "test"), load_gpu("h100-80g"), Workload(ctx_tokens=64), Plan())
-    assert any("1 gated_deltanet layers are not priced" in w for w in est.warnings)
+    gdn = estimate(parse_hf_config(CONFIGS["qwen3_next"], "q", "test"), load_gpu("h100-80g"), Workload(ctx_tokens=64), Plan())
+    assert any("Gated DeltaNet layers priced" in n and "flash-linear-attention" in n for n in gdn.notes)
+    assert not any("not priced" in w for w in gdn.warnings)
+    jamba = dict(SMALL, model_type="jamba", num_hidden_layers=2, attn_layer_period=2, attn_layer_offset=1, mamba_d_state=8)
+    est = estimate(parse_hf_config(jamba, "j", "test"), load_gpu("h100-80g"), Workload(ctx_tokens=64), Plan())
+    assert any("1 mamba layers are not priced" in w for w in est.warnings)
 
 
+@pytest.mark.parametrize("tokens", [63, 1000])
+def test_qwen3_5_27b_first_layers_equal_the_meta_probe(tokens):
+    """The published Qwen3.5-27B text config (tests/fixtures/configs/SOURCES.md), its first four layers (3 Gated DeltaNet,
+    1 gated attention), below one 64-token chunk and across 16."""
+    text = json.loads((FIXTURES / "configs" / "qwen3.5-27b.json").read_text())["text_config"]
+    cfg = dict(text, num_hidden_layers=4, layer_types=text["layer_types"][:4])
+    predicted, measured = _both(cfg, 1, tokens)
+    assert predicted == measured
 @pytest.mark.parametrize("tokens", [127, 513])
 def test_nemotron_3_nano_first_layers_equal_the_meta_probe(tokens):
     """The published Nemotron 3 Nano config (tests/fixtures/configs/SOURCES.md), its first six blocks (Mamba-2, MoE,
