@@ -1,4 +1,4 @@
-"""Mamba-2 and Gated DeltaNet prefill activations: oomplan's replay of transformers' PyTorch scan (memory/ssm_activations.py) vs the
+"""Mamba-2, Gated DeltaNet and Mamba (Jamba) prefill activations: oomplan's replay of transformers' PyTorch scan (memory/ssm_activations.py) vs the
 meta probe's measured transient (peak - weights - final KV + state), per family, batch and prompt length.
 
 Tiny configs (Mamba-2 chunk_size 8, Gated DeltaNet's fixed 64: lengths below one chunk and not a multiple of it) and the
@@ -39,6 +39,8 @@ TINY = {
                        num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=32),
     "qwen3_5_text": dict(SMALL, model_type="qwen3_5_text", hidden_size=80, num_hidden_layers=4, head_dim=16, linear_key_head_dim=8,
                          linear_value_head_dim=12, linear_num_key_heads=2, linear_num_value_heads=4, full_attention_interval=2),
+    "jamba": dict(SMALL, model_type="jamba", num_hidden_layers=4, attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2,
+                  expert_layer_offset=1, num_experts=4, num_experts_per_tok=2, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2),
 }
 REAL = {  # name -> (fixture, first layers kept)
     "nemotron-3-nano-30b-a3b (6 layers)": ("nemotron-3-nano-30b-a3b", dict(hybrid_override_pattern="MEMEM*", num_hidden_layers=6)),
@@ -81,7 +83,7 @@ def main() -> None:
         rows.append(text)
         errors.append(abs(err))
         print(text, flush=True)
-    head = ["# Mamba-2 and Gated DeltaNet prefill activations: analytic vs meta probe (bytes)", "",
+    head = ["# Mamba-2, Gated DeltaNet and Mamba (Jamba) prefill activations: analytic vs meta probe (bytes)", "",
             f"transformers {transformers.__version__} PyTorch path (no mamba_ssm / causal_conv1d / flash-linear-attention), bf16, sdpa, "
             "whole prompt in one pass.",
             f"Largest |error|: {max(errors):.3f}% over {len(errors)} cases.", "",

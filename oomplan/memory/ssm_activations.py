@@ -24,7 +24,7 @@ from functools import lru_cache
 from oomplan.memory.state import state_bytes_per_sequence_per_layer
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.specs.state import GatedDeltaNetMixer, Mamba2Mixer, Mixer
+from oomplan.specs.state import GatedDeltaNetMixer, Mamba1Mixer, Mamba2Mixer, Mixer
 from oomplan.units import FP32, ceil_div
 
 
@@ -92,6 +92,24 @@ def _segment_sum(tl: _Timeline, name: str, rows: int, size: int) -> None:
     tl.alloc("not", mask)
     tl.alloc(name, square)  # tensor_segsum.masked_fill(~mask, -inf)
     tl.free("not", "cumsum", "filled", "tril2")
+
+
+def _causal_conv(tl: _Timeline, out: str, b: int, channels: int, s: int, k: int, a: int, first_pass: bool, conv_state: int) -> None:
+    """cache.update_conv_state then causal_conv1d_fn's F.conv1d(padding=K-1) and silu (transformers 5.24 cache_utils.py:1244,
+    modeling_mamba2.py:148): the first pass stores the conv state and convolves the S new tokens, left-padded to K
+    when S < K; a later pass convolves torch.cat([conv_state, x]) (K + S). Leaves `out` [B, channels, L] a."""
+    if first_pass:
+        tl.alloc("conv_state", conv_state)  # the cache's conv state                          [B, channels, K] a
+    length = s if first_pass else k + s
+    if first_pass and s < k:  # F.pad(conv_states, (K - S, 0))
+        length = k
+    held = "conv_in" if length != s else ""
+    if held:
+        tl.alloc(held, b * channels * length * a)
+    tl.alloc("conv", b * channels * (length + k - 1) * a)  # F.conv1d(padding=K-1)         [B, channels, L+K-1] a
+    tl.swap("conv", out, b * channels * length * a)  # silu(out[:, :, :L])               [B, channels, L] a
+    if held:
+        tl.free(held)
 
 
 def mamba2_chunk_scan(tl: _Timeline, d: ScanDims, first_pass: bool = True) -> None:
@@ -277,16 +295,7 @@ def mamba2_mixer_peak_bytes(m: Mamba2Mixer, batch: int, tokens: int, act_bytes: 
     tl.alloc("A32", heads * f)  # -torch.exp(self.A_log.float())                     [h] f
     tl.swap("A32", "expA", heads * f)
     tl.swap("expA", "A", heads * f)
-    k = m.conv_kernel
-    if first_pass:
-        tl.alloc("conv_state", conv_state)  # cache.update_conv_state: the cache's conv state [B, conv_dim, K] a
-        tl.alloc("conv", b * conv_dim * (s + k - 1) * a)  # F.conv1d(padding=K-1)    [B, conv_dim, S+K-1] a
-        tl.swap("conv", "xBC", b * conv_dim * s * a)  # silu(out[:, :, :S])              [B, conv_dim, S] a
-    else:  # update_conv_state returns torch.cat([conv_state, x]) (cache_utils.py:1271)  [B, conv_dim, K+S] a
-        tl.alloc("full", b * conv_dim * (k + s) * a)
-        tl.alloc("conv", b * conv_dim * (s + 2 * k - 1) * a)  # F.conv1d(padding=K-1) [B, conv_dim, K+S+K-1] a
-        tl.swap("conv", "xBC", b * conv_dim * (k + s) * a)  # silu(out[:, :, :K+S]); the mixer keeps [-S:]
-        tl.free("full")
+    _causal_conv(tl, "xBC", b, conv_dim, s, m.conv_kernel, a, first_pass, conv_state)  # the mixer keeps [:, :, -S:]
     if m.mup:
         tl.free("scaled_in")  # `hidden_states, B, C = torch.split(...)` drops the last reference
     mamba2_chunk_scan(tl, d, first_pass)
@@ -329,7 +338,7 @@ def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int,
     best = 0
     for i in model.state_layer_indices:
         m = layers[i].attention.state
-        if not isinstance(m, (Mamba2Mixer, GatedDeltaNetMixer)):
+        if m is None:
             continue
         stream = t * h * act_bytes * (2 if i == 0 else 3)  # embeddings (= layer 0's input), layer input, normed
         if isinstance(m, Mamba2Mixer) and m.residual_in_fp32:  # a copy in layer 0; from layer 1 on the stream is fp32
@@ -338,6 +347,8 @@ def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int,
         for first in (True, False) if later_chunks else (True,):
             if isinstance(m, Mamba2Mixer):
                 mixer = mamba2_mixer_peak_bytes(m, batch, q_len, act_bytes, h, ceil_div(m.num_heads, tp), ceil_div(m.num_groups, tp), first)
+            elif isinstance(m, Mamba1Mixer):
+                mixer = mamba1_mixer_peak_bytes(m, batch, q_len, act_bytes, h, ceil_div(m.inner_size, tp), first)
             else:
                 mixer = gdn_mixer_peak_bytes(m, batch, q_len, act_bytes, h, ceil_div(m.num_key_heads, tp), ceil_div(m.num_value_heads, tp), first)
             best = max(best, stream + mixer - unwritten_kv - (state_after[i + 1] if first else 0))
@@ -471,15 +482,7 @@ def gdn_mixer_peak_bytes(m: GatedDeltaNetMixer, batch: int, tokens: int, act_byt
         tl.alloc("z", t * vd * a)
         tl.alloc("b", t * hv * a)
         tl.alloc("a", t * hv * a)
-    if first_pass:
-        tl.alloc("conv_state", conv_state)  # cache.update_conv_state                 [B, conv_dim, K] a
-        tl.alloc("conv", b * conv_dim * (s + k - 1) * a)  # F.conv1d(padding=K-1)
-        tl.swap("conv", "qkv", b * conv_dim * s * a)  # silu(out[:, :, :S])             [B, conv_dim, S] a
-    else:  # torch.cat([conv_state, x]) (cache_utils.py:1271)
-        tl.alloc("full", b * conv_dim * (k + s) * a)
-        tl.alloc("conv", b * conv_dim * (s + 2 * k - 1) * a)
-        tl.swap("conv", "qkv", b * conv_dim * (k + s) * a)
-        tl.free("full")
+    _causal_conv(tl, "qkv", b, conv_dim, s, k, a, first_pass, conv_state)
     tl.free("mixed", *(("query", "key", "value") if m.fused_projections else ()))
     tl.alloc("beta", t * hv * a)  # b.sigmoid()                                       [B, S, Hv] a
     tl.alloc("A32", hv * f)  # -self.A_log.float().exp()
@@ -513,4 +516,95 @@ def gdn_mixer_peak_bytes(m: GatedDeltaNetMixer, batch: int, tokens: int, act_byt
     tl.alloc("out_norm", tv * a)  # .to(input_dtype)
     tl.free("gated", "var")
     tl.alloc("out", t * hidden * a)  # out_proj                                         [T, H] a
+    return tl.peak
+
+
+def _rms_norm(tl: _Timeline, name: str, rows: int, width: int, a: int) -> None:
+    """JambaRMSNorm over [rows, width] in dtype a (modeling_jamba.py:64): fp32 copy, variance, product, cast back;
+    leaves `name` [rows, width] a."""
+    f = FP32
+    tl.alloc("n_x32", rows * width * f)
+    tl.alloc("n_pow", rows * width * f)
+    tl.alloc("n_var", rows * f)
+    tl.free("n_pow")
+    tl.alloc("n_add", rows * f)
+    tl.swap("n_add", "n_rsqrt", rows * f)
+    tl.alloc("n_mul", rows * width * f)
+    tl.free("n_rsqrt", "n_x32")
+    tl.alloc("n_cast", rows * width * a)
+    tl.alloc(name, rows * width * a)  # self.weight * hidden_states.to(input_dtype)
+    tl.free("n_cast", "n_mul", "n_var")
+
+
+@lru_cache(maxsize=4096)
+def mamba1_mixer_peak_bytes(m: Mamba1Mixer, batch: int, tokens: int, act_bytes: int, hidden: int, inner: int,
+                            first_pass: bool = True) -> int:
+    """Peak bytes Jamba's Mamba mixer adds during a prefill pass (JambaMambaMixer.forward, transformers 5.24
+    modeling_jamba.py:507, with mamba_selective_scan's recurrent loop, modeling_jamba.py:336: no mambapy, no
+    torch.compile), above what is alive at its call, net of this layer's own conv and SSM state. `inner`: on this GPU.
+    The loop keeps every step's [B, I, 1] output (scan_outputs) until torch.stack, so its last step is its peak."""
+    b, s, a, f, t, n, r = batch, tokens, act_bytes, FP32, batch * tokens, m.state_size, m.dt_rank
+    i_, k = inner, m.conv_kernel
+    bis, bin_ = b * i_ * s, b * i_ * n
+    conv_state = b * i_ * k * a
+    ssm_state = bin_ * (FP32 if m.state_dtype == "fp32" else 2)
+    tl = _Timeline(-(conv_state + ssm_state) if first_pass else 0)
+    tl.alloc("proj", t * 2 * i_ * a)  # in_proj                                          [T, 2I] a
+    tl.alloc("A32", i_ * n * f)  # -torch.exp(self.A_log.float())                      [I, n] f
+    tl.swap("A32", "expA", i_ * n * f)
+    tl.swap("expA", "A", i_ * n * f)
+    _causal_conv(tl, "x", b, i_, s, k, a, first_pass, conv_state)
+    tl.alloc("x_in", t * i_ * a)  # x_proj's input: the transposed conv output made contiguous  [B, S, I] a
+    tl.alloc("xproj", t * (r + 2 * n) * a)  # x_proj                                  [T, R + 2n] a
+    tl.free("x_in")
+    _rms_norm(tl, "dt_n", t, r, a)  # dt_layernorm
+    _rms_norm(tl, "B_n", t, n, a)  # b_layernorm
+    _rms_norm(tl, "C_n", t, n, a)  # c_layernorm
+    tl.free("xproj")
+    tl.alloc("dt_mm", t * i_ * a)  # self.dt_proj.weight @ time_step.transpose(1, 2)     [B, S, I] a
+    tl.swap("dt_mm", "dt", bis * a)  # ... laid out as [B, I, S]: a copy
+    tl.free("dt_n")
+    tl.alloc("bias32", i_ * f)  # self.dt_proj.bias.float()                             [I] f
+    tl.alloc("D32", i_ * f)  # self.D.float()
+    tl.alloc("bias_a", i_ * a)  # delta_bias.to(dt.dtype)
+    tl.alloc("dt_add", bis * a)  # dt + delta_bias[..., None]                          [B, I, S] a
+    tl.free("bias_a")
+    tl.swap("dt_add", "dt_sp", bis * a)  # F.softplus
+    tl.alloc("Adt", bis * n * f)  # A[None, :, None, :] * dt[:, :, :, None]              [B, I, S, n] f
+    tl.swap("Adt", "dA", bis * n * f)  # torch.exp
+    tl.alloc("B32", b * s * n * f)  # B[:, None, :, :].float()                          [B, 1, S, n] f
+    tl.alloc("dB", bis * n * f)  # discrete_B                                           [B, I, S, n] f
+    tl.free("B32")
+    tl.alloc("x32", bis * f)  # hidden_states[:, :, :, None].float()                   [B, I, S, 1] f
+    tl.alloc("dBu", bis * n * f)  # deltaB_u                                            [B, I, S, n] f
+    tl.free("x32")
+    tl.alloc("state", bin_ * a)  # torch.zeros(B, I, n, dtype=input_dtype)
+
+    def step(out: str) -> None:
+        tl.alloc("sA", bin_ * f)  # discrete_A[:, :, index] * ssm_state                 [B, I, n] f
+        tl.alloc("state2", bin_ * f)  # ... + deltaB_u[:, :, index]
+        tl.free("sA", "state")
+        tl._held["state"] = tl._held.pop("state2")
+        tl.alloc("cast", bin_ * a)  # ssm_state.to(input_dtype)
+        tl.alloc(out, b * i_ * a)  # matmul(..., C[:, index, :].unsqueeze(-1))            [B, I, 1] a, kept
+        tl.free("cast")
+
+    step("y0")
+    if s > 2:
+        tl.alloc("ys", (s - 2) * b * i_ * a)  # steps 1 .. S-2 allocate as the last one does
+    if s > 1:
+        step("y_last")
+    tl.alloc("stack", bis * a)  # torch.stack(scan_outputs, dim=-1)                    [B, I, S] a
+    tl.alloc("xD", bis * f)  # hidden_states * D[None, :, None]                        [B, I, S] f
+    tl.alloc("yD", bis * f)  # scan_output + ...
+    tl.free("xD", "stack")
+    tl.alloc("silu_z", bis * a)  # F.silu(z)                                            [B, I, S] a
+    tl.alloc("y", bis * f)  # scan_output * silu(z)                                     [B, I, S] f
+    tl.free("silu_z", "yD")
+    tl.free("dt_sp", "dA", "dB", "dBu", "y0", *(("ys",) if s > 2 else ()), *(("y_last",) if s > 1 else ()), "D32")
+    if first_pass:
+        tl.alloc("ssm_state", ssm_state)  # cache.update_recurrent_state
+    tl.alloc("y_t", t * i_ * a)  # scan_output.transpose(1, 2).to(dtype), transposed strides
+    tl.alloc("y_in", t * i_ * a)  # out_proj's input made contiguous
+    tl.alloc("out", t * hidden * a)  # out_proj                                        [T, H] a
     return tl.peak

@@ -8,7 +8,7 @@ from oomplan.memory.weights import resolved_weight_format, stored_weight_formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
-from oomplan.specs.state import GatedDeltaNetMixer, Mamba2Mixer
+from oomplan.specs.state import GatedDeltaNetMixer, Mamba1Mixer, Mamba2Mixer
 
 
 def check_parallel(model: ModelSpec, tensor_parallel: int, pipeline_parallel: int) -> None:
@@ -52,14 +52,6 @@ def request_warnings(model: ModelSpec, tokens: int, flag: str) -> tuple[str, ...
 def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> list[str]:
     """Things that run, but not as the user may think. `--strict` turns them into errors."""
     out: list[str] = []
-    unpriced = unpriced_state_layers(model)
-    if unpriced:
-        # Jamba's PyTorch selective scan keeps fp32 [tokens x inner x state] tensors, far more than its attention / MoE layers
-        out.append(
-            f"{model.name}: the prefill activations of its {len(unpriced)} {'/'.join(sorted({k for _, k in unpriced}))} "
-            "layers are not priced; transformers' PyTorch fallback (no mamba_ssm kernels) keeps fp32 [tokens x inner x "
-            "state] tensors and can need far more (weights, KV cache and recurrent state are exact)"
-        )
     out.extend(context_warnings(model, workload.ctx_tokens, "--ctx"))
     emulated = [(what, f) for what, fs in (("weights", stored_weight_formats(model, plan)), ("KV cache", (resolved_kv_dtype(model, plan),)))
                 for f in fs if not formats.get(f).runs_natively(gpu.architecture, gpu.supports_fp8)]
@@ -80,13 +72,6 @@ def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan
     return out
 
 
-def unpriced_state_layers(model: ModelSpec) -> list[tuple[int, str]]:
-    """(layer, mixer kind) of the recurrent-state layers whose prefill activations oomplan does not price yet
-    (memory/ssm_activations.py prices Mamba-2's and Gated DeltaNet's)."""
-    return [(i, m.kind) for i in model.state_layer_indices
-            if (m := model.layers[i].attention.state) is not None and not isinstance(m, (Mamba2Mixer, GatedDeltaNetMixer))]
-
-
 def ssm_path_notes(model: ModelSpec) -> list[str]:
     """Which code path the recurrent layers' prefill activations are priced for."""
     states = [model.layers[i].attention.state for i in model.state_layer_indices]
@@ -95,6 +80,11 @@ def ssm_path_notes(model: ModelSpec) -> list[str]:
     if num:
         out.append(f"prefill activations of the {num} Mamba-2 layers priced for transformers 5.24's PyTorch scan (no mamba_ssm / "
                    "causal_conv1d installed); their fused kernels allocate differently and are not priced")
+    num = sum(isinstance(m, Mamba1Mixer) for m in states)
+    if num:
+        out.append(f"prefill activations of the {num} Mamba layers priced for transformers 5.24's PyTorch selective scan (its "
+                   "token-by-token loop: no mamba_ssm, no mambapy, not compiled); the fused kernels allocate differently and "
+                   "are not priced")
     num = sum(isinstance(m, GatedDeltaNetMixer) for m in states)
     if num:
         out.append(f"prefill activations of the {num} Gated DeltaNet layers priced for transformers 5.24's PyTorch chunked delta "

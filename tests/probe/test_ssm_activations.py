@@ -1,9 +1,10 @@
-"""Mamba-2 prefill activations (oomplan/memory/ssm_activations.py) against the meta probe.
+"""Recurrent layers' prefill activations (oomplan/memory/ssm_activations.py) against the meta probe.
 
 The analytic transient (estimate's activation_bytes) must equal what run_meta_probe measures above the weights and
-the final cache (KV + recurrent state), for 1-3 layer configs of each Mamba-2 family, at prompt lengths shorter than
-one chunk (5), not a multiple of the chunk (20, 203 with chunk_size 8) and at batch 1 and 2 (batch 1 lets one
-einsum operand through without a copy). transformers 5.24's PyTorch path (no mamba_ssm / causal_conv1d here).
+the final cache (KV + recurrent state), for 1-4 layer configs of each Mamba-2, Gated DeltaNet and Mamba-1 family, at
+prompt lengths shorter than one chunk (5), not a multiple of the chunk (20, 203 with chunk_size 8 or DeltaNet's 64) and
+at batch 1 and 2 (batch 1 lets einsum operands through without a copy). transformers 5.24's PyTorch path (no mamba_ssm /
+causal_conv1d / flash-linear-attention here).
 """
 from __future__ import annotations
 
@@ -50,6 +51,9 @@ CONFIGS.update({  # Gated DeltaNet: chunk 64 (torch_chunk_gated_delta_rule's def
     "qwen3_5_text": dict(SMALL, model_type="qwen3_5_text", hidden_size=80, num_hidden_layers=4, head_dim=16, linear_key_head_dim=8,
                          linear_value_head_dim=12, linear_num_key_heads=2, linear_num_value_heads=4, full_attention_interval=2),
 })
+CONFIGS["jamba"] = dict(SMALL, model_type="jamba", num_hidden_layers=4, attn_layer_period=2, attn_layer_offset=1,
+                        expert_layer_period=2, expert_layer_offset=1, num_experts=4, num_experts_per_tok=2, mamba_d_state=8,
+                        mamba_d_conv=4, mamba_expand=2)  # Mamba-1: token-by-token loop, no chunks
 CASES = [(1, 5), (2, 20), (1, 203)]  # 203: not a multiple of chunk 8 (Mamba-2) nor 64 (Gated DeltaNet)
 
 
@@ -69,27 +73,32 @@ def _both(cfg: dict, batch: int, tokens: int, chunk: int | None = None) -> tuple
 @pytest.mark.parametrize("batch,tokens", CASES)
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_prefill_activations_equal_the_meta_probe(name, batch, tokens):
+    """Also the prompt shorter than the conv kernel (update_conv_state left-pads it) in test_prompts_shorter_than_the_conv."""
     predicted, measured = _both(CONFIGS[name], batch, tokens)
     assert predicted == measured
     assert measured > 2 * (tokens * batch * 64 * 2)  # the scan, not the residual stream, sets the peak
 
 
-@pytest.mark.parametrize("name", ["mamba2-2-layers-groups-eq-heads", "nemotron_h", "qwen3_next", "qwen3_5_text"])
+@pytest.mark.parametrize("name", ["mamba2", "qwen3_5_text", "jamba"])
+def test_prompts_shorter_than_the_conv_kernel(name):
+    for batch, tokens in ((1, 1), (2, 3)):
+        predicted, measured = _both(CONFIGS[name], batch, tokens)
+        assert predicted == measured
+
+
+@pytest.mark.parametrize("name", ["mamba2-2-layers-groups-eq-heads", "nemotron_h", "qwen3_next", "qwen3_5_text", "jamba"])
 def test_later_prefill_chunks_start_from_the_cached_state(name):
     """--prefill-chunk 40 over 120 tokens: passes 2 and 3 concatenate the cached conv state and scan from the cached state."""
     predicted, measured = _both(CONFIGS[name], 2, 120, chunk=40)
     assert predicted == measured
 
 
-def test_the_estimate_names_the_priced_path_and_still_warns_for_mamba_1():
-    mamba = estimate(parse_hf_config(CONFIGS["nemotron_h"], "n", "test"), load_gpu("h100-80g"), Workload(ctx_tokens=64), Plan())
-    assert any("priced for transformers 5.24's PyTorch scan" in n and "mamba_ssm" in n for n in mamba.notes)
-    gdn = estimate(parse_hf_config(CONFIGS["qwen3_next"], "q", "test"), load_gpu("h100-80g"), Workload(ctx_tokens=64), Plan())
-    assert any("Gated DeltaNet layers priced" in n and "flash-linear-attention" in n for n in gdn.notes)
-    assert not any("not priced" in w for w in gdn.warnings)
-    jamba = dict(SMALL, model_type="jamba", num_hidden_layers=2, attn_layer_period=2, attn_layer_offset=1, mamba_d_state=8)
-    est = estimate(parse_hf_config(jamba, "j", "test"), load_gpu("h100-80g"), Workload(ctx_tokens=64), Plan())
-    assert any("1 mamba layers are not priced" in w for w in est.warnings)
+def test_the_estimate_names_the_priced_path():
+    for name, words in (("nemotron_h", "Mamba-2 layers priced"), ("qwen3_next", "Gated DeltaNet layers priced"),
+                        ("jamba", "Mamba layers priced")):
+        est = estimate(parse_hf_config(CONFIGS[name], name, "test"), load_gpu("h100-80g"), Workload(ctx_tokens=64), Plan())
+        assert any(words in n and "5.24" in n and "not priced" in n for n in est.notes), est.notes
+        assert not any("prefill activations" in w for w in est.warnings)
 
 
 @pytest.mark.parametrize("tokens", [63, 1000])
