@@ -8,6 +8,8 @@ gated experts are intermediate_size wide; two RMSNorms. The mixer is mamba_expan
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from oomplan.errors import InputError
 from oomplan.families.base import Family, Fields, base_fields, moe, set_attention, set_mlp
 from oomplan.families.config import HfConfig
@@ -31,7 +33,7 @@ class GraniteMoeHybridConfig(HfConfig):
     mamba_conv_bias: bool = True
     mamba_proj_bias: bool = False
     position_embedding_type: str | None = None
-    mamba_chunk_size: int = 256
+    mamba_chunk_size: int | None = Field(default=256, ge=1, le=2**31)
 
 
 def mixer(cfg: GraniteMoeHybridConfig, where: str) -> Mamba2Mixer:
@@ -42,7 +44,7 @@ def mixer(cfg: GraniteMoeHybridConfig, where: str) -> Mamba2Mixer:
         raise InputError(f"{where}: mamba_d_head x mamba_n_heads ({head_dim * cfg.mamba_n_heads}) must equal mamba_expand x hidden_size ({inner})")
     return Mamba2Mixer(num_heads=cfg.mamba_n_heads, head_dim=head_dim, num_groups=cfg.mamba_n_groups, state_size=cfg.mamba_d_state,
                        conv_kernel=cfg.mamba_d_conv, conv_bias=cfg.mamba_conv_bias, proj_bias=cfg.mamba_proj_bias,
-                       chunk_size=cfg.mamba_chunk_size)
+                       chunk_size=cfg.mamba_chunk_size or 256)
 
 
 def build(cfg: GraniteMoeHybridConfig, where: str) -> Fields:

@@ -11,6 +11,8 @@ are not instantiated by transformers and are not counted.
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from oomplan.errors import InputError
 from oomplan.families.base import Family, Fields, base_fields, dtype_name, moe
 from oomplan.families.config import HfConfig
@@ -40,8 +42,8 @@ class NemotronHConfig(HfConfig):
     mamba_conv_bias: bool | None = None
     use_bias: bool = False
     mamba_ssm_cache_dtype: str = "float32"
-    chunk_size: int = 128
-    mamba_chunk_size: int | None = None
+    chunk_size: int | None = Field(default=128, ge=1, le=2**31)
+    mamba_chunk_size: int | None = Field(default=None, ge=1, le=2**31)
     n_routed_experts: int | None = 8
     num_experts_per_tok: int | None = 2
     moe_intermediate_size: int | None = 7688
@@ -57,7 +59,7 @@ def mixer(cfg: NemotronHConfig) -> Mamba2Mixer:
     return Mamba2Mixer(num_heads=cfg.mamba_num_heads, head_dim=cfg.mamba_head_dim, num_groups=groups,
                        state_size=cfg.ssm_state_size, conv_kernel=kernel, conv_bias=conv_bias, proj_bias=cfg.use_bias,
                        state_dtype=dtype_name(cfg.mamba_ssm_cache_dtype, "fp32"),
-                       chunk_size=cfg.mamba_chunk_size if cfg.mamba_chunk_size is not None else cfg.chunk_size)
+                       chunk_size=cfg.mamba_chunk_size or cfg.chunk_size or 128)
 
 
 def block_types(cfg: NemotronHConfig, where: str) -> list[str]:
