@@ -50,6 +50,10 @@ class _Timeline:
                 self.log.append(f"- {self._held[name]} {name}")
             self.live -= self._held.pop(name)
 
+    def rename(self, old: str, new: str) -> None:
+        """`new = old` as the next loop iteration sees it (the bytes stay)."""
+        self._held[new] = self._held.pop(old)
+
     def swap(self, old: str, new: str, nbytes: int) -> None:
         """`x = f(x)`: the result is allocated while the input is alive, then the input is freed."""
         self.alloc(new, nbytes)
@@ -439,13 +443,12 @@ def gated_delta_rule(tl: _Timeline, b: int, s: int, hk: int, hv: int, dk: int, d
         tl.alloc("state2", state)
         tl.free("decayed", "bmm", "state")
         for old, new in (("v_new2", "v_new"), ("inter2", "inter"), ("state2", "state")):
-            tl.alloc(new, 0)
-            tl._held[new] = tl._held.pop(old)
+            tl.rename(old, new)
     # core_attn_out.reshape(B, Hv, -1, dv): zeros_like kept solve_triangular's batched column-major strides, so a copy
     tl.swap("core", "core_flat", bh * sp * dv * f)
     tl.alloc("attn_out", b * s * hv * dv * a)  # [:, :, :S].transpose(1, 2).to(initial_dtype)  [B, S, Hv, dv] a
     tl.free("core_flat")
-    tl._held["final_state"] = tl._held.pop("state")
+    tl.rename("state", "final_state")
     tl.free("dk_beta", "v_pad", "beta_pad", "decay_pad", "v_beta", "k_beta", "mask", "cum_decay", "pairwise", "ut", "intra",
             "q_dec", "k_dec", "new_values", "k_cumdecay", "chunk_decay", "v_new", "inter")
 
@@ -584,7 +587,7 @@ def mamba1_mixer_peak_bytes(m: Mamba1Mixer, batch: int, tokens: int, act_bytes: 
         tl.alloc("sA", bin_ * f)  # discrete_A[:, :, index] * ssm_state                 [B, I, n] f
         tl.alloc("state2", bin_ * f)  # ... + deltaB_u[:, :, index]
         tl.free("sA", "state")
-        tl._held["state"] = tl._held.pop("state2")
+        tl.rename("state2", "state")
         tl.alloc("cast", bin_ * a)  # ssm_state.to(input_dtype)
         tl.alloc(out, b * i_ * a)  # matmul(..., C[:, index, :].unsqueeze(-1))            [B, I, 1] a, kept
         tl.free("cast")
