@@ -13,8 +13,9 @@ Shape letters: B batch, S prompt tokens of this pass, T = B*S, l chunk length, c
 Sp = c*l (S padded to whole chunks), h heads, p head dim, g groups, n state size, I = h*p, a the activation
 dtype's bytes, f = 4 (fp32). Copies inside torch.einsum follow aten/native/Linear.cpp (sumproduct_pair:
 each operand is permuted to [batch dims, kept dims, summed dims] and reshaped for bmm, which copies it
-when the permuted strides cannot be merged) and were checked op by op against the meta probe
-(tests/probe/test_ssm_activations.py).
+when the permuted strides cannot be merged) and were checked op by op against the meta probe with torch 2.13
+(tests/probe/test_ssm_activations.py, benchmarks/results/ssm_activations.md: equal to the byte). With tensor
+parallelism the heads (and groups) per GPU are used; the probe runs one GPU, so that split is not measured.
 """
 from __future__ import annotations
 
