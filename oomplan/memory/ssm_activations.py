@@ -356,7 +356,9 @@ def ssm_layer_moment_bytes(model: ModelSpec, plan: Plan, batch: int, q_len: int,
                 mixer = mamba1_mixer_peak_bytes(m, batch, q_len, act_bytes, h, ceil_div(m.inner_size, tp), first)
             else:
                 mixer = gdn_mixer_peak_bytes(m, batch, q_len, act_bytes, h, ceil_div(m.num_key_heads, tp), ceil_div(m.num_value_heads, tp), first)
-            best = max(best, stream + mixer - unwritten_kv - (state_after[i + 1] if first else 0))
+            unwritten = unwritten_kv + (state_after[i + 1] if first else 0)
+            # with pipeline stages the later layers may sit on another GPU: nothing is taken off (an upper bound)
+            best = max(best, stream + mixer - (unwritten if plan.pipeline_parallel == 1 else 0))
     return best
 
 
