@@ -7,6 +7,8 @@ in_proj's bias is mamba_proj_bias, out_proj's projectors_bias. The mup multiplie
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from oomplan.errors import InputError
 from oomplan.families.base import Family, Fields, base_fields, set_attention
 from oomplan.families.config import HfConfig
@@ -26,7 +28,9 @@ class FalconH1Config(HfConfig):
     mamba_expand: int = 2
     mamba_conv_bias: bool = True
     mamba_proj_bias: bool = False
+    mamba_chunk_size: int | None = Field(default=256, ge=1, le=2**31)
     mamba_rms_norm: bool = False
+    mamba_norm_before_gate: bool | None = True
     projectors_bias: bool = False
 
 
@@ -38,7 +42,8 @@ def mixer(cfg: FalconH1Config, where: str) -> Mamba2Mixer:
         raise InputError(f"{where}: mamba_d_head x mamba_n_heads ({head_dim * cfg.mamba_n_heads}) must equal the mamba width ({inner})")
     return Mamba2Mixer(num_heads=cfg.mamba_n_heads, head_dim=head_dim, num_groups=cfg.mamba_n_groups, state_size=cfg.mamba_d_state,
                        conv_kernel=cfg.mamba_d_conv, conv_bias=cfg.mamba_conv_bias, proj_bias=cfg.mamba_proj_bias,
-                       out_proj_bias=cfg.projectors_bias, gated_norm=cfg.mamba_rms_norm)
+                       out_proj_bias=cfg.projectors_bias, gated_norm=cfg.mamba_rms_norm, chunk_size=cfg.mamba_chunk_size or 256,
+                       mup=True, norm_before_gate=cfg.mamba_norm_before_gate is not False)
 
 
 def build(cfg: FalconH1Config, where: str) -> Fields:

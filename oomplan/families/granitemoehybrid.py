@@ -8,6 +8,8 @@ gated experts are intermediate_size wide; two RMSNorms. The mixer is mamba_expan
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from oomplan.errors import InputError
 from oomplan.families.base import Family, Fields, base_fields, moe, set_attention, set_mlp
 from oomplan.families.config import HfConfig
@@ -30,6 +32,8 @@ class GraniteMoeHybridConfig(HfConfig):
     mamba_expand: int = 2
     mamba_conv_bias: bool = True
     mamba_proj_bias: bool = False
+    position_embedding_type: str | None = None
+    mamba_chunk_size: int | None = Field(default=256, ge=1, le=2**31)
 
 
 def mixer(cfg: GraniteMoeHybridConfig, where: str) -> Mamba2Mixer:
@@ -39,7 +43,8 @@ def mixer(cfg: GraniteMoeHybridConfig, where: str) -> Mamba2Mixer:
     if head_dim * cfg.mamba_n_heads != inner:  # GraniteMoeHybridConfig.validate_architecture
         raise InputError(f"{where}: mamba_d_head x mamba_n_heads ({head_dim * cfg.mamba_n_heads}) must equal mamba_expand x hidden_size ({inner})")
     return Mamba2Mixer(num_heads=cfg.mamba_n_heads, head_dim=head_dim, num_groups=cfg.mamba_n_groups, state_size=cfg.mamba_d_state,
-                       conv_kernel=cfg.mamba_d_conv, conv_bias=cfg.mamba_conv_bias, proj_bias=cfg.mamba_proj_bias)
+                       conv_kernel=cfg.mamba_d_conv, conv_bias=cfg.mamba_conv_bias, proj_bias=cfg.mamba_proj_bias,
+                       chunk_size=cfg.mamba_chunk_size or 256)
 
 
 def build(cfg: GraniteMoeHybridConfig, where: str) -> Fields:
@@ -47,7 +52,8 @@ def build(cfg: GraniteMoeHybridConfig, where: str) -> Fields:
     n = f["num_layers"]
     kinds = layer_kinds_from_types(cfg.layer_types, n, where) if cfg.layer_types else ["linear"] * n
     m = mixer(cfg, where)
-    set_attention(f, lambda i: LayerAttention(kind="linear", state=m) if kinds[i] == "linear" else LayerAttention(kind="full"))
+    rope = cfg.position_embedding_type == "rope"  # GraniteMoeHybridModel: rotary_emb only for "rope" (default None: NoPE)
+    set_attention(f, lambda i: LayerAttention(kind="linear", state=m) if kinds[i] == "linear" else LayerAttention(kind="full", rope=rope))
     shared = cfg.shared_intermediate_size
     f.update(qkv_bias=bool(cfg.attention_bias), o_bias=bool(cfg.attention_bias), gguf_arch="granitehybrid")
     if cfg.num_local_experts:

@@ -37,7 +37,8 @@ def build(cfg: JambaConfig, where: str) -> Fields:
     rank = math.ceil(h / 16) if cfg.mamba_dt_rank == "auto" else int(cfg.mamba_dt_rank)
     m = Mamba1Mixer(inner_size=cfg.mamba_expand * h, state_size=cfg.mamba_d_state, conv_kernel=cfg.mamba_d_conv, dt_rank=rank,
                     conv_bias=cfg.mamba_conv_bias, proj_bias=cfg.mamba_proj_bias)
-    set_attention(f, lambda i: LayerAttention(kind="full") if i % cfg.attn_layer_period == cfg.attn_layer_offset
+    # JambaAttention applies no rotary embedding (JambaModel has no rotary_emb; modeling_jamba.py)
+    set_attention(f, lambda i: LayerAttention(kind="full", rope=False) if i % cfg.attn_layer_period == cfg.attn_layer_offset
                   else LayerAttention(kind="linear", state=m))
     f["gguf_arch"] = "jamba"
     experts = tuple(i for i in range(n) if i % cfg.expert_layer_period == cfg.expert_layer_offset)

@@ -5,6 +5,8 @@ SSM state per sequence). hidden_size * expand must equal num_heads * head_dim (M
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from oomplan.errors import InputError
 from oomplan.families.base import Family, Fields, base_fields
 from oomplan.families.config import HfConfig
@@ -23,6 +25,8 @@ class Mamba2Config(HfConfig):
     n_groups: int = 8
     use_bias: bool = False
     use_conv_bias: bool = True
+    chunk_size: int | None = Field(default=256, ge=1, le=2**31)
+    residual_in_fp32: bool | None = True
 
 
 def build(cfg: Mamba2Config, where: str) -> Fields:
@@ -33,7 +37,8 @@ def build(cfg: Mamba2Config, where: str) -> Fields:
     cfg = cfg.model_copy(update={"num_attention_heads": cfg.num_heads, "num_key_value_heads": cfg.num_heads})
     f = base_fields(cfg, where, tie_default=False)
     mixer = Mamba2Mixer(num_heads=cfg.num_heads, head_dim=cfg.head_dim or 64, num_groups=cfg.n_groups, state_size=cfg.state_size,
-                        conv_kernel=cfg.conv_kernel, conv_bias=cfg.use_conv_bias, proj_bias=cfg.use_bias)
+                        conv_kernel=cfg.conv_kernel, conv_bias=cfg.use_conv_bias, proj_bias=cfg.use_bias,
+                        chunk_size=cfg.chunk_size or 256, residual_in_fp32=cfg.residual_in_fp32 is not False)
     layer = LayerSpec(attention=LayerAttention(kind="linear", state=mixer), mlp=LayerMlp(kind="none"))
     f.update(layers=(layer,) * f["num_layers"], num_norms_per_layer=1, gguf_arch="mamba2")
     return f

@@ -11,6 +11,8 @@ are not instantiated by transformers and are not counted.
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from oomplan.errors import InputError
 from oomplan.families.base import Family, Fields, base_fields, dtype_name, moe
 from oomplan.families.config import HfConfig
@@ -40,6 +42,8 @@ class NemotronHConfig(HfConfig):
     mamba_conv_bias: bool | None = None
     use_bias: bool = False
     mamba_ssm_cache_dtype: str = "float32"
+    chunk_size: int | None = Field(default=128, ge=1, le=2**31)
+    mamba_chunk_size: int | None = Field(default=None, ge=1, le=2**31)
     n_routed_experts: int | None = 8
     num_experts_per_tok: int | None = 2
     moe_intermediate_size: int | None = 7688
@@ -54,7 +58,8 @@ def mixer(cfg: NemotronHConfig) -> Mamba2Mixer:
     conv_bias = cfg.mamba_conv_bias if cfg.mamba_conv_bias is not None else (cfg.use_conv_bias is not False)
     return Mamba2Mixer(num_heads=cfg.mamba_num_heads, head_dim=cfg.mamba_head_dim, num_groups=groups,
                        state_size=cfg.ssm_state_size, conv_kernel=kernel, conv_bias=conv_bias, proj_bias=cfg.use_bias,
-                       state_dtype=dtype_name(cfg.mamba_ssm_cache_dtype, "fp32"))
+                       state_dtype=dtype_name(cfg.mamba_ssm_cache_dtype, "fp32"),
+                       chunk_size=cfg.mamba_chunk_size or cfg.chunk_size or 128)
 
 
 def block_types(cfg: NemotronHConfig, where: str) -> list[str]:
@@ -73,7 +78,8 @@ def build(cfg: NemotronHConfig, where: str) -> Fields:
     cfg = cfg.model_copy(update={"num_hidden_layers": len(kinds)})  # the pattern decides (NemotronHConfig.num_hidden_layers)
     f = base_fields(cfg, where, tie_default=False)
     m, width = mixer(cfg), cfg.intermediate_size or 21504
-    attn = {"linear": LayerAttention(kind="linear", state=m), "full": LayerAttention(kind="full")}
+    # NemotronHAttention applies no rotary embedding (modeling_nemotron_h.py: NemotronHModel has no rotary_emb)
+    attn = {"linear": LayerAttention(kind="linear", state=m), "full": LayerAttention(kind="full", rope=False)}
     none_attn, none_mlp = LayerAttention(kind="none"), LayerMlp(kind="none")
     layers = []
     for k in kinds:

@@ -68,7 +68,12 @@ def build(cfg: Qwen35Config, where: str) -> Fields:
     raw = cfg.model_dump(exclude={"text_config", "vision_config"}, exclude_unset=True)
     text = validated(Qwen35TextConfig, {**raw, **(cfg.text_config or {})}, f"{where}: text_config")
     f = build_qwen3_next(text, where)
+    # Qwen3_5GatedDeltaNet: in_proj_qkv / in_proj_z / in_proj_b / in_proj_a instead of the fused qkvz / ba (modeling_qwen3_5.py)
+    f["layers"] = tuple(layer.model_copy(update={"attention": layer.attention.model_copy(update={"state": layer.attention.state.model_copy(
+        update={"fused_projections": False})})}) if layer.attention.state is not None else layer for layer in f["layers"])
     f["gguf_arch"] = "qwen35moe" if text.num_experts else "qwen35"
+    # Qwen3_5TextModel.forward expands position_ids to (4, B, S): the rotary cos/sin are per sequence (modeling_qwen3_5.py:1245)
+    f["rope"] = f["rope"].model_copy(update={"per_sequence_tables": True})
     if cfg.vision_config is not None:
         f["vision"] = vision_tower(validated(Qwen35VisionConfig, cfg.vision_config, f"{where}: vision_config"))
     return f

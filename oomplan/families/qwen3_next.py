@@ -9,6 +9,8 @@ instantiated by transformers and are not counted.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from oomplan.families.base import Family, Fields, base_fields, qwen_style_moe, set_attention
 from oomplan.families.config import HfConfig
 from oomplan.families.hybrid import layer_kinds_from_types
@@ -21,6 +23,7 @@ class Qwen3NextConfig(HfConfig):
 
     head_dim: int | None = 256
     full_attention_interval: int = 4
+    rope_parameters: dict[str, Any] | None = None  # transformers 5.x configs: rope_theta, partial_rotary_factor, ...
     linear_conv_kernel_dim: int = 4
     linear_key_head_dim: int = 128
     linear_value_head_dim: int = 128
@@ -42,6 +45,10 @@ def gated_deltanet(cfg: Qwen3NextConfig) -> GatedDeltaNetMixer:
 
 def build(cfg: Qwen3NextConfig, where: str) -> Fields:
     f = base_fields(cfg, where, tie_default=False)
+    if cfg.partial_rotary_factor is None:  # Qwen3NextConfig / Qwen3_5TextConfig: rotate a quarter of each head by default
+        given = cfg.rope_parameters.get("partial_rotary_factor") if isinstance(cfg.rope_parameters, dict) else None
+        partial = given if isinstance(given, (int, float)) and not isinstance(given, bool) and 0 < given <= 1 else 0.25
+        f["rope"] = f["rope"].model_copy(update={"partial_rotary_factor": float(partial)})
     n = f["num_layers"]
     kinds = layer_kinds_from_types(cfg.layer_types, n, where) if cfg.layer_types else [
         "linear" if (i + 1) % cfg.full_attention_interval else "full" for i in range(n)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oomplan.memory.kv_cache import kv_heads_per_gpu, policy_attended_tokens, resolved_kv_dtype
+from oomplan.memory.ssm_activations import ssm_layer_moment_bytes
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 from oomplan.units import DTYPE_BYTES, FP32, INT64, ceil_div
@@ -105,9 +106,16 @@ def mask_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int, kv
 
 
 def forward_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int, kv_len: int) -> int:
-    """Alive for the whole forward: masks, rotary cos/sin (not batch-expanded), ids and positions."""
-    rope = model.mla.qk_rope_head_dim if model.mla else model.head_dim
-    return int(mask_bytes(model, plan, d, batch, q_len, kv_len) + 2 * q_len * rope * d.b + INT64 * (batch * q_len + q_len))
+    """Alive for the whole forward: masks, rotary cos/sin (batch-expanded only with per_sequence_tables), ids and positions; without attention
+    layers (Mamba-2) only the ids (Mamba2Model.forward makes no mask, positions or rotary tables)."""
+    if model.num_attention_layers == 0:
+        return INT64 * batch * q_len
+    # cos/sin cover the rotary part of a head only (partial_rotary_factor: Qwen3-Next, MiniMax-M2 rotate a quarter / half)
+    rope = model.mla.qk_rope_head_dim if model.mla else int(model.head_dim * model.rope.partial_rotary_factor)
+    if not any(layer.attention.rope for layer in model.layers if layer.attention.kind not in ("none", "linear")):
+        rope = 0  # no rotary table (Nemotron-H's attention has no positional embedding)
+    tables = 2 * q_len * rope * d.b * (batch if model.rope.per_sequence_tables else 1)
+    return int(mask_bytes(model, plan, d, batch, q_len, kv_len) + tables + INT64 * (batch * q_len + q_len))
 
 
 def attention_moment_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int, kv_len: int) -> tuple[int, int]:
@@ -182,7 +190,9 @@ def activation_budget(model: ModelSpec, plan: Plan, ctx_tokens: int, batch: int,
     kv_len = policy_attended_tokens(plan, ctx_tokens, decode=False)  # a bounded KV policy: what the pass attends
     attention, scores = attention_moment_bytes(model, plan, d, batch, q_len, kv_len)
     attention += budget_selection_bytes(model, plan, d, batch, q_len, ctx_tokens)
-    layer = max(ffn_moment_bytes(model, d, batch * q_len), attention)
+    layer = max(ffn_moment_bytes(model, d, batch * q_len), attention,
+                ssm_layer_moment_bytes(model, plan, batch, q_len, int(dtype_bytes), int(2 * batch * d.kv_heads * model.head_dim * d.kv_b),
+                                       later_chunks=q_len < ctx_tokens))
     prefill = forward_bytes(model, plan, d, batch, q_len, kv_len) + layer + sliding_extra_bytes(model, d, batch, q_len, kv_len, sliding)
     logits = logits_bytes(model, plan, d, batch, q_len) if is_last_stage else 0
     decode = decode_step_bytes(model, plan, d, batch, policy_attended_tokens(plan, ctx_tokens, decode=True), sliding)

@@ -8,6 +8,7 @@ from oomplan.memory.weights import resolved_weight_format, stored_weight_formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
+from oomplan.specs.state import GatedDeltaNetMixer, Mamba1Mixer, Mamba2Mixer
 
 
 def check_parallel(model: ModelSpec, tensor_parallel: int, pipeline_parallel: int) -> None:
@@ -51,15 +52,6 @@ def request_warnings(model: ModelSpec, tokens: int, flag: str) -> tuple[str, ...
 def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> list[str]:
     """Things that run, but not as the user may think. `--strict` turns them into errors."""
     out: list[str] = []
-    if model.state_layer_indices:
-        # measured (tests/golden/test_hybrid_families.py): Nemotron 3 Nano's first 6 layers at 4k tokens
-        # peak 1.55 GB in transformers' PyTorch scan vs 0.89 GB priced for its attention / MoE layers
-        out.append(
-            f"{model.name}: the prefill activations of its {len(model.state_layer_indices)} recurrent-state layers "
-            "(Mamba / Gated DeltaNet chunked scan) are not priced; transformers' PyTorch fallback (no mamba_ssm / "
-            "flash-linear-attention kernels) keeps fp32 [tokens x heads x state] tensors and can need far more "
-            "(weights, KV cache and recurrent state are exact)"
-        )
     out.extend(context_warnings(model, workload.ctx_tokens, "--ctx"))
     emulated = [(what, f) for what, fs in (("weights", stored_weight_formats(model, plan)), ("KV cache", (resolved_kv_dtype(model, plan),)))
                 for f in fs if not formats.get(f).runs_natively(gpu.architecture, gpu.supports_fp8)]
@@ -80,9 +72,30 @@ def plan_warnings(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan
     return out
 
 
+def ssm_path_notes(model: ModelSpec) -> list[str]:
+    """Which code path the recurrent layers' prefill activations are priced for."""
+    states = [model.layers[i].attention.state for i in model.state_layer_indices]
+    out = []
+    num = sum(isinstance(m, Mamba2Mixer) for m in states)
+    if num:
+        out.append(f"prefill activations of the {num} Mamba-2 layers priced for transformers 5.24's PyTorch scan (no mamba_ssm / "
+                   "causal_conv1d installed); their fused kernels allocate differently and are not priced")
+    num = sum(isinstance(m, Mamba1Mixer) for m in states)
+    if num:
+        out.append(f"prefill activations of the {num} Mamba layers priced for transformers 5.24's PyTorch selective scan (its "
+                   "token-by-token loop: no mamba_ssm, no mambapy, not compiled); the fused kernels allocate differently and "
+                   "are not priced")
+    num = sum(isinstance(m, GatedDeltaNetMixer) for m in states)
+    if num:
+        out.append(f"prefill activations of the {num} Gated DeltaNet layers priced for transformers 5.24's PyTorch chunked delta "
+                   "rule (no flash-linear-attention installed; any CUDA workspace of linalg.solve_triangular not included); "
+                   "fla's kernels allocate differently and are not priced")
+    return out
+
+
 def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:
     """Facts the user must know to realise the plan."""
-    out: list[str] = []
+    out: list[str] = ssm_path_notes(model)
     if plan.dms_ratio > 1:
         out.append(f"DMS {plan.dms_ratio:g}x needs a DMS-retrofitted checkpoint of {model.name} (Łańcucki et al. 2025); stock checkpoints do not compress")
     out += kv_policy_notes(model, plan)

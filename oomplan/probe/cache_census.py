@@ -3,7 +3,7 @@
 `cache_census` builds the model from an HF config on the meta device (no data), prefills
 `ctx_tokens - 1` tokens and decodes one, as generate() does, then sums the cache layers' tensors:
 keys/values (DynamicLayer, DynamicSlidingWindowLayer) as KV, conv_states / recurrent_states
-(cache_utils.LinearAttentionLayer and its hybrids) as state. Used by the golden tests of the
+(cache_utils.LinearAttentionLayer and its hybrids) as state, each as the bytes of its distinct storages. Used by the golden tests of the
 hybrid families and the benchmark table.
 """
 from __future__ import annotations
@@ -23,8 +23,12 @@ class CacheCensus:
     num_state_layers: int
 
 
-def _nbytes(t) -> int:
-    return t.numel() * t.element_size()
+def _storage_bytes(tensors) -> int:
+    """Bytes of the distinct storages behind `tensors`: a cache layer may keep a view (DynamicSlidingWindowLayer keeps
+    W-1 tokens of the W-token tensor its update concatenated, transformers 5.24 cache_utils.py), and the storage, not
+    the view, is what stays allocated."""
+    storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
 
 
 def cache_census(hf_config: dict, ctx_tokens: int, batch_size: int = 1, dtype: DtypeName = "bf16") -> CacheCensus:
@@ -42,13 +46,11 @@ def cache_census(hf_config: dict, ctx_tokens: int, batch_size: int = 1, dtype: D
         for n in (ctx_tokens - 1, 1):
             ids = torch.zeros(batch_size, n, dtype=torch.long, device="meta")
             model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_kwarg(model): cache})
-    kv = state = layers = 0
+    kv_tensors, state_tensors, layers = [], [], 0
     for layer in cache.layers:
-        for name in ("keys", "values"):
-            t = getattr(layer, name, None)
-            kv += _nbytes(t) if isinstance(t, torch.Tensor) else 0
+        kv_tensors += [t for name in ("keys", "values") if isinstance(t := getattr(layer, name, None), torch.Tensor)]
         held = [t for name in ("conv_states", "recurrent_states")
                 for t in (getattr(layer, name, None) or {}).values() if isinstance(t, torch.Tensor)]
-        state += sum(_nbytes(t) for t in held)
+        state_tensors += held
         layers += bool(held)
-    return CacheCensus(sum(p.numel() for p in model.parameters()), kv, state, layers)
+    return CacheCensus(sum(p.numel() for p in model.parameters()), _storage_bytes(kv_tensors), _storage_bytes(state_tensors), layers)

@@ -73,7 +73,7 @@ class CudaCap:
 
 def _tensor_bytes(est: Estimate) -> int:
     s = est.per_gpu
-    return s.weights_bytes + s.kv_cache_bytes + s.activation_bytes
+    return s.weights_bytes + s.kv_cache_bytes + s.state_bytes + s.activation_bytes
 
 
 def cuda_cap(est: Estimate, reference: Estimate, context_bytes: int) -> CudaCap:

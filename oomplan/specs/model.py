@@ -60,6 +60,7 @@ class RopeSpec(Strict):
     scaling_type: str | None = None  # rope_scaling's rope_type / type
     scaling_factor: float | None = None
     original_max_position_embeddings: int | None = None
+    per_sequence_tables: bool = False  # transformers' cos/sin are [B, S, d], not [1, S, d] (Qwen3.5's 3D position ids)
 
 
 class MoeSpec(Strict):

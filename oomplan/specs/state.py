@@ -36,6 +36,10 @@ class Mamba2Mixer(Strict):
     proj_bias: bool = False  # in_proj (and out_proj, unless out_proj_bias says otherwise)
     out_proj_bias: bool | None = None  # Falcon-H1: projectors_bias; None: as proj_bias
     gated_norm: bool = True  # MambaRMSNormGated over the inner width (Falcon-H1: only with mamba_rms_norm)
+    chunk_size: int = Field(default=256, ge=1)  # the chunked scan's chunk length (prefill activations only)
+    residual_in_fp32: bool = False  # Mamba2Block keeps its residual in fp32 (mamba2's residual_in_fp32, default True)
+    mup: bool = False  # Falcon-H1: the input times ssm_in_multiplier, the projection times mup_vector
+    norm_before_gate: bool = True  # Falcon-H1's gated norm (mamba_norm_before_gate); the Mamba-2 norm gates first
 
     @property
     def inner_size(self) -> int:
