@@ -153,6 +153,8 @@ def test_max_concurrency_counts_state_blocks():
 
 
 def test_sglang_refuses_the_pools_it_does_not_price():
-    for model, why in ((QWEN3_NEXT, "SGLang 0.5.23's hybrid pool"), (DSV32, "SGLang 0.5.23's DSA pool")):
+    gpt_oss = parse_hf_config(json.loads((CONFIGS / "families" / "gpt-oss-20b.json").read_text()), "gpt-oss-20b", "test")
+    for model, why in ((QWEN3_NEXT, "SGLang 0.5.23's hybrid pool"), (DSV32, "SGLang 0.5.23's DSA pool"),
+                       (gpt_oss, "sliding-window and full-attention layers in two pools")):
         with pytest.raises(InputError, match=why):
             predict_sglang(model, H200, SglangGiven(tp_size=8))
