@@ -140,6 +140,8 @@ def test_dsa_pool_latent_plus_indexer_keys():
         _stage(DSV32, H200, tensor_parallel=8, engine_version="0.26", block_size=16)
     with pytest.raises(InputError, match="vLLM 0.33's sparse-MLA \\(DSA\\) pool layout is not modelled"):
         _stage(DSV32, H200, tensor_parallel=8)
+    with pytest.raises(InputError, match="vLLM's sparse-MLA backend on NVIDIA B200"):
+        _stage(DSV32, load_gpu("b200"), tensor_parallel=8, engine_version="0.26")  # FLASHINFER_MLA_SPARSE on SM100
     with pytest.raises(InputError, match="'fp8_e5m2' is not accepted by vLLM's sparse-MLA backend"):
         _stage(DSV32, H200, tensor_parallel=8, engine_version="0.26", kv_cache_dtype="fp8_e5m2")
 

@@ -72,7 +72,7 @@ def kv_dtype_bytes(model: ModelSpec, plan: Plan, kv_cache_dtype: str, c: VllmCon
 SPARSE_MLA_KV_DTYPES = ("auto", "bfloat16", "fp8", "fp8_ds_mla")
 
 
-def sparse_mla_token_bytes(model: ModelSpec, kv_cache_dtype: str, c: VllmConstants) -> tuple[int | None, int]:
+def sparse_mla_token_bytes(model: ModelSpec, gpu: GpuSpec, kv_cache_dtype: str, c: VllmConstants) -> tuple[int | None, int]:
     """DSA models (DeepSeek-V3.2, GLM-5): (the MLA latent's bytes per token, None for the plain layout; the indexer
     key cache's bytes per token). fp8 kv caches become fp8_ds_mla on FLASHMLA_SPARSE (mla_attention.py)."""
     if model.indexer is None:
@@ -80,6 +80,12 @@ def sparse_mla_token_bytes(model: ModelSpec, kv_cache_dtype: str, c: VllmConstan
     if not c.dsa_modelled:
         raise InputError(f"{model.name}: vLLM {c.engine_version}'s sparse-MLA (DSA) pool layout is not modelled; "
                          "use --engine-version 0.26 (or --engine hf)")
+    if gpu.architecture != "hopper":
+        # platforms/cuda.py _get_backend_priorities 0.19.0 - 0.26.0: FLASHMLA_SPARSE is the sparse backend on SM90;
+        # SM100 prefers FLASHINFER_MLA_SPARSE (fp8 KV, or <= 16 heads per GPU), a different page format; older
+        # cards have no sparse-MLA kernel
+        raise InputError(f"{model.name}: vLLM's sparse-MLA backend on {gpu.display_name} ({gpu.architecture}) is not "
+                         "modelled (priced on Hopper, FLASHMLA_SPARSE); --engine hf prices this model")
     if not all(layer.attention.indexed for layer in model.layers if layer.attention.kind == "mla"):
         raise InputError(f"{model.name}: some MLA layers without the DSA indexer: vLLM's per-layer pages differ; not modelled")
     if kv_cache_dtype not in SPARSE_MLA_KV_DTYPES:
@@ -138,7 +144,7 @@ def predict_stage(model: ModelSpec, gpu: GpuSpec, s: VllmResolved, plan: Plan, i
     requested = int(gpu.memory_bytes * s.gpu_memory_utilization)
     available = s.kv_cache_memory_bytes or requested - weights - prof.activation_peak_bytes - nontorch - graphs
     elem, scale = kv_dtype_bytes(model, plan, s.kv_cache_dtype, c)
-    latent, indexer = sparse_mla_token_bytes(model, s.kv_cache_dtype, c)
+    latent, indexer = sparse_mla_token_bytes(model, gpu, s.kv_cache_dtype, c)
     block = dsa_block_size(model, s, given_block_size, c) if model.indexer is not None else s.block_size
     mamba = stage_mamba(model, gpu, s, plan, given_block_size, elem, scale, c)
     layout = kv_layout(model, st.layer_indices, s.tensor_parallel, elem, block, scale, indexer, latent, mamba)
