@@ -17,6 +17,7 @@ from oomplan.engines.vllm.constants import vllm_constants
 from oomplan.engines.vllm.profile import non_torch_bytes, profile_run
 from oomplan.engines.weights import activation_dtype_bytes, served_plan, stage_weight_bytes
 from oomplan.errors import InputError
+from oomplan.families import engine_facts
 from oomplan.memory.layout import pipeline_stages
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
@@ -57,8 +58,7 @@ def refuse_unmodelled_pools(model: ModelSpec) -> None:
     if model.indexer is not None:
         raise InputError(f"{model.name}: SGLang 0.5.23's DSA pool (the MLA latent plus the lightning indexer's key cache, "
                          "mem_cache/memory_pool.py) is not modelled; --engine vllm --engine-version 0.26 or --engine hf prices this model")
-    archs = set(model.hf_config.get("architectures") or [])
-    if archs & HYBRID_SWA_ARCHITECTURES:
+    if engine_facts(model).architecture in HYBRID_SWA_ARCHITECTURES:
         raise InputError(f"{model.name}: SGLang 0.5.23 keeps its sliding-window and full-attention layers in two pools "
                          "(hybrid SWA memory, --swa-full-tokens-ratio); not modelled; --engine vllm or --engine hf prices this model")
 

@@ -26,6 +26,7 @@ from typing import Literal
 
 from oomplan.engines.vllm.constants import VllmConstants
 from oomplan.errors import InputError
+from oomplan.families import engine_facts
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.state import GatedDeltaNetMixer, Mamba1Mixer, Mamba2Mixer, Mixer
@@ -69,13 +70,7 @@ class MambaLayout:
 
 
 def _architecture(model: ModelSpec) -> str:
-    archs = model.hf_config.get("architectures") or []
-    return str(archs[0]) if archs else ""
-
-
-def _text_config(model: ModelSpec) -> dict[str, object]:
-    text = model.hf_config.get("text_config")
-    return text if isinstance(text, dict) else model.hf_config
+    return engine_facts(model).architecture
 
 
 def _given_dtype(value: str, flag: str, c: VllmConstants) -> str:
@@ -90,12 +85,12 @@ def state_dtypes(model: ModelSpec, model_dtype: str, s: MambaSettings, c: VllmCo
     ssm_flag = _given_dtype(s.mamba_ssm_cache_dtype, "--mamba-ssm-cache-dtype", c)
     conv = model_dtype if conv_flag == "auto" else conv_flag
     if ssm_flag == "auto":
-        arch = _architecture(model)
-        if model.model_type == "nemotron_h" and arch.startswith("NemotronH"):
+        facts = engine_facts(model)
+        if facts.is_nemotron_h and facts.architecture.startswith("NemotronH"):
             # NemotronHForCausalLMConfig.verify_and_update_config
-            ssm_flag = str(model.hf_config.get("mamba_ssm_cache_dtype") or c.nemotron_h_ssm_cache_dtype)
-        elif arch in c.qwen3_5_ssm_dtype_architectures and _text_config(model).get("mamba_ssm_dtype"):
-            ssm_flag = str(_text_config(model)["mamba_ssm_dtype"])  # Qwen3_5ForConditionalGenerationConfig
+            ssm_flag = facts.mamba_ssm_cache_dtype or c.nemotron_h_ssm_cache_dtype
+        elif facts.architecture in c.qwen3_5_ssm_dtype_architectures and facts.mamba_ssm_dtype:
+            ssm_flag = facts.mamba_ssm_dtype  # Qwen3_5ForConditionalGenerationConfig
     ssm = conv if ssm_flag == "auto" else ssm_flag
     for name in (conv, ssm):
         if name not in STATE_DTYPE_BYTES:
@@ -154,9 +149,7 @@ def cache_mode(model: ModelSpec, s: MambaSettings, c: VllmConstants) -> MambaMod
 
 def _mamba_chunk_size(model: ModelSpec) -> int:
     """config/model.py get_mamba_chunk_size: mamba_chunk_size, else chunk_size, else 2048."""
-    text = _text_config(model)
-    value = text.get("mamba_chunk_size") or text.get("chunk_size") or MAMBA1_CHUNK_SIZE
-    return int(str(value))
+    return engine_facts(model).mamba_chunk_size or MAMBA1_CHUNK_SIZE
 
 
 def _checkpoint(mixers: list[Mixer], mode: MambaMode, gpu: GpuSpec, c: VllmConstants, model: ModelSpec) -> tuple[int, int]:
