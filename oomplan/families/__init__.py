@@ -15,11 +15,12 @@ from oomplan.errors import InputError, UnknownFamilyError
 from oomplan.formats.declared import Layers, declared_weights
 from oomplan.families.base import Family, checkpoint_dtype, dtype_name
 from oomplan.families.config import HfConfig, config_sha256
+from oomplan.families.engine_facts import EngineFacts, engine_facts
 from oomplan.specs.convert import build
 from oomplan.specs.model import ModelSpec
 from oomplan.text import clean, shorten
 
-__all__ = ["FAMILIES", "REGISTRY", "Family", "family_for", "parse_hf_config", "config_sha256"]
+__all__ = ["FAMILIES", "REGISTRY", "EngineFacts", "Family", "engine_facts", "family_for", "parse_hf_config", "config_sha256"]
 
 # model_type (and wrapper architecture) -> (module of this package, attribute): a family's module, and the
 # pydantic config class it defines, is imported only when a config names it (issue 16: start-up).

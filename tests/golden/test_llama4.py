@@ -125,12 +125,26 @@ def test_kv_bytes_equal_the_meta_cache(raw):
         assert _ours_kv(text, ctx) == measured, ctx
 
 
-def test_vllm_refuses_chunked_layers_honestly():
-    """vLLM's KV groups for chunked local attention are not modelled: exit 2 naming the layer kind, not an internal error."""
+def test_vllm_prices_chunked_layers_as_their_own_groups():
+    """vLLM's ChunkedLocalAttentionSpec (v1/kv_cache_interface.py 0.19.0 - 0.33.0; the hybrid manager stays on:
+    envs.py VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE defaults to 1): Scout's 36 chunked layers form 3 groups
+    of 12 beside the 12 full (NoPE) layers; a request holds cdiv(min(8192 + in-flight tokens, len), 16) blocks per
+    chunked group. TP 4: 8 KV heads / 4 = 2 x 128 x 2 (K, V) x 2 bytes x 16 tokens = 16,384 bytes per page."""
     from typer.testing import CliRunner
 
     from oomplan.cli.app import app
+    from oomplan.engines.vllm.kv import blocks_per_request
+    from oomplan.engines.vllm.settings import VllmGiven
+    from oomplan.engines.vllm.stages import predict_stages
+    from oomplan.profiles import load_gpu, load_model
 
+    s, (st,) = predict_stages(load_model("llama-4-scout-17b-16e"), load_gpu("h100"),
+                              VllmGiven(tensor_parallel=4, max_model_len=65536, engine_version="0.19"))
+    lay = st.layout
+    assert (lay.num_full_layers, lay.num_chunked_layers, lay.chunk_tokens, lay.page_bytes) == (12, 36, 8192, 16384)
+    assert (lay.group_size, lay.num_groups) == (12, 4)
+    # 0.19: the in-flight tokens are one prefill chunk (8,192): 4,096 full blocks + 3 x cdiv(16,384, 16)
+    assert blocks_per_request(lay, 65536, s.max_in_flight_tokens) == 4096 + 3 * 1024
     result = CliRunner().invoke(app, ["estimate", "llama-4-scout-17b-16e", "--gpu", "h100", "--tp", "4", "--engine", "vllm"])
-    assert result.exit_code == 2
-    assert "vLLM's KV layout of chunked attention layers is not modelled; --engine hf prices this model" in result.output
+    assert result.exit_code in (0, 1), result.output
+    assert "chunked-attention and full-attention layers share the pool" in result.output

@@ -23,6 +23,7 @@ ACCEPTED_OUTSIDE = {
         "-O": "vllm/utils/argparse_utils.py 0.33.0 FlexibleArgumentParser rewrites -O<n> / -O <n> to --optimization-level",
         "--kv-cache-memory": "argparse prefix of --kv-cache-memory-bytes (the spelling vLLM's own start-up log suggests)",
         "--no-enable-chunked-prefill": "the spelling before 0.33 (0.33.0: --disable-chunked-prefill)",
+        "--no-enable-prefix-caching": "the spelling before 0.33 (0.33.0: --disable-prefix-caching)",
     },
     "sglang": {
         "--tp": "argparse prefix of --tp-size (the only flag starting --tp)",

@@ -103,8 +103,10 @@ def test_per_token_head_kv_modes_and_unmodelled_ones():
     assert st.layout.page_bytes == 16 * 8 * (2 * 128 + 8) and p.num_kv_blocks == st.available_kv_bytes // st.layout.page_bytes // 32
     with pytest.raises(InputError, match="'int4_per_token_head' is not accepted by vLLM 0.20"):
         predict_stages(LLAMA8, H100, VllmGiven(engine_version="0.20", kv_cache_dtype="int4_per_token_head"))
-    with pytest.raises(InputError, match="'fp8_ds_mla' is accepted by vLLM 0.33 but its packed layout is not modelled"):
-        predict_stages(LLAMA8, H100, VllmGiven(kv_cache_dtype="fp8_ds_mla"))
+    with pytest.raises(InputError, match="'fp8_ds_mla' is the sparse-MLA format of DeepSeek-V3.2 / GLM-5"):
+        predict_stages(LLAMA8, H100, VllmGiven(kv_cache_dtype="fp8_ds_mla"))  # a dense model: no sparse-MLA backend
+    with pytest.raises(InputError, match="'turboquant_k8v4' is accepted by vLLM 0.33 but its packed layout is not modelled"):
+        predict_stages(LLAMA8, H100, VllmGiven(kv_cache_dtype="turboquant_k8v4"))
 
 
 def test_the_prediction_states_its_version_and_how_it_was_chosen():

@@ -17,6 +17,7 @@ from oomplan.engines.vllm.constants import vllm_constants
 from oomplan.engines.vllm.profile import non_torch_bytes, profile_run
 from oomplan.engines.weights import activation_dtype_bytes, served_plan, stage_weight_bytes
 from oomplan.errors import InputError
+from oomplan.families import engine_facts
 from oomplan.memory.layout import pipeline_stages
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
@@ -41,7 +42,29 @@ class SglangStage:
     cell_bytes: int
 
 
+# configs/model_config.py 0.5.23 is_hybrid_swa_model: the architectures (of the families oomplan reads) whose sliding
+# and full layers SGLang keeps in two pools (SWAKVPool, swa_full_tokens_ratio) unless --disable-hybrid-swa-memory
+HYBRID_SWA_ARCHITECTURES = frozenset({"GptOssForCausalLM", "Llama4ForConditionalGeneration"})
+
+
+def refuse_unmodelled_pools(model: ModelSpec) -> None:
+    """SGLang pools oomplan does not price yet: an honest refusal naming the fields, never the all-full-layers cell
+    (which would count recurrent-state layers as attention and drop the DSA indexer's keys)."""
+    if model.state_layer_indices:
+        raise InputError(f"{model.name}: SGLang 0.5.23's hybrid pool (the Mamba / linear-attention state of its "
+                         f"{len(model.state_layer_indices)} state layers, sized by --mamba-full-memory-ratio or "
+                         "--max-mamba-cache-size, dtype --mamba-ssm-dtype; mem_cache/kv_cache_configurator.py) is not "
+                         "modelled; --engine vllm or --engine hf prices this model")
+    if model.indexer is not None:
+        raise InputError(f"{model.name}: SGLang 0.5.23's DSA pool (the MLA latent plus the lightning indexer's key cache, "
+                         "mem_cache/memory_pool.py) is not modelled; --engine vllm --engine-version 0.26 or --engine hf prices this model")
+    if engine_facts(model).architecture in HYBRID_SWA_ARCHITECTURES:
+        raise InputError(f"{model.name}: SGLang 0.5.23 keeps its sliding-window and full-attention layers in two pools "
+                         "(hybrid SWA memory, --swa-full-tokens-ratio); not modelled; --engine vllm or --engine hf prices this model")
+
+
 def predict_stage(model: ModelSpec, gpu: GpuSpec, s: SglangResolved, plan: Plan, index: int) -> SglangStage:
+    refuse_unmodelled_pools(model)
     st = pipeline_stages(model.num_layers, s.pp_size)[index]
     weights = stage_weight_bytes(model, plan, index, vllm_constants(CALIBRATED_PROFILE).vocab_padding)
     if s.kv_cache_dtype not in KV_CACHE_DTYPES:

@@ -48,6 +48,21 @@ class VllmConstants(Strict):
     sliding_window_counts_in_flight: bool  # window - 1 + max_in_flight_tokens (async scheduling) vs one chunk
     per_token_head_kv_bytes: dict[str, float]  # --kv-cache-dtype -> bytes per element (+ an fp32 scale per token-head)
     kv_cache_dtypes: tuple[str, ...]  # every --kv-cache-dtype the release accepts (CacheDType); the unpriced ones are refused
+    # hybrid (Mamba / GDN) pools and DSA (oomplan/engines/vllm/mamba.py, kv.py)
+    hybrid_prefix_caching: bool  # prefix caching on by default for hybrid models (decides the Mamba cache mode)
+    mamba_all_mode_architectures: tuple[str, ...]  # SupportsMambaPrefixCaching: 'all' mode when prefix caching is on
+    mamba_cache_modes: tuple[str, ...]
+    mamba_cache_dtypes: tuple[str, ...]
+    mamba2_align_checkpoint_blocks: int  # extra state pages per request in align mode (prefill checkpoint)
+    gdn_align_checkpoint_alignment_hopper: int | None  # GDN align-mode checkpoint alignment with the FlashInfer prefill
+    hybrid_alignment_counts_block_size: bool  # the kernel alignment of the raised block is max(16, --block-size)
+    nemotron_h_ssm_cache_dtype: str
+    qwen3_5_ssm_dtype_architectures: tuple[str, ...]
+    dsa_modelled: bool  # the DSA (sparse MLA + indexer) pool of this release is read to the byte
+    dsa_block_size: int
+    dsa_indexer_bytes_per_value: int
+    dsa_indexer_scale_bytes_per_128: int
+    fp8_ds_mla_bytes_per_token: int
     sources: dict[str, str]
 
 

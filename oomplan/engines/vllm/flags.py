@@ -20,6 +20,7 @@ QUANTIZATIONS = tuple(formats.by_engine_name("vllm", "accepts"))
 # --kv-cache-dtype: what any modelled release accepts (each release's CacheDType, oomplan/data/engines/vllm/); the
 # release in use then prices it, refuses a packed format it does not model, or says the release does not take it
 KV_CACHE_DTYPES = tuple(dict.fromkeys(d for r in vllm_versions().ranges for d in vllm_constants(r).kv_cache_dtypes))
+MAMBA_DTYPES = tuple(dict.fromkeys(d for r in vllm_versions().ranges for d in vllm_constants(r).mamba_cache_dtypes))
 FLAGS: dict[str, tuple[str, Converter]] = {
     "--model": ("model", text_value), "--tensor-parallel-size": ("tensor_parallel", PARALLEL), "-tp": ("tensor_parallel", PARALLEL),
     "--pipeline-parallel-size": ("pipeline_parallel", PARALLEL), "-pp": ("pipeline_parallel", PARALLEL),
@@ -32,9 +33,15 @@ FLAGS: dict[str, tuple[str, Converter]] = {
     "--kv-cache-memory-bytes": ("kv_cache_memory_bytes", BYTES), "--kv-cache-memory": ("kv_cache_memory_bytes", BYTES),
     "--num-gpu-blocks-override": ("num_gpu_blocks_override", int_range(1, 2**31)),
     "--performance-mode": ("performance_mode", choice(("balanced", "interactivity", "throughput"))),
+    # hybrid (Mamba / GDN) state: vllm/config/cache.py MambaDType / MambaCacheMode (each release checks its own list)
+    "--mamba-cache-dtype": ("mamba_cache_dtype", choice(MAMBA_DTYPES)),
+    "--mamba-ssm-cache-dtype": ("mamba_ssm_cache_dtype", choice(MAMBA_DTYPES)),
+    "--mamba-cache-mode": ("mamba_cache_mode", choice(("all", "align", "none"))),
+    "--mamba-block-size": ("mamba_block_size", BLOCK),
 }
 SWITCHES = {"--enforce-eager": "enforce_eager", "--enable-expert-parallel": "enable_expert_parallel", "-ep": "enable_expert_parallel",
-            "--no-async-scheduling": "no_async_scheduling"}
+            "--no-async-scheduling": "no_async_scheduling", "--enable-prefix-caching": "enable_prefix_caching",
+            "--no-enable-prefix-caching": "disable_prefix_caching", "--disable-prefix-caching": "disable_prefix_caching"}
 # vllm/engine/arg_utils.py 0.33.0 flags that change memory but are not modelled: vet names them, the
 # prediction assumes their defaults (LoRA, speculative decoding, multimodal encoders, KV offloading/transfer,
 # context/data parallelism, graph capture sizes, hybrid/Mamba caches, weight offloading variants, the weight
@@ -49,7 +56,6 @@ UNMODELLED = frozenset({
     "--enable-eplb", "--eplb-config", "--enable-dbo", "--ubatch-size",
     "--compilation-config", "-cc", "--cudagraph-capture-sizes", "--max-cudagraph-capture-size", "--optimization-level", "-O",
     "--disable-sliding-window", "--disable-hybrid-kv-cache-manager", "--attention-backend",
-    "--mamba-cache-dtype", "--mamba-ssm-cache-dtype", "--mamba-block-size", "--mamba-cache-mode",
     "--cpu-offload-params", "--offload-backend", "--offload-group-size", "--offload-num-in-group", "--offload-prefetch-step",
     "--offload-params", "--enable-sleep-mode", "--quantization-config", "--hf-overrides", "--max-num-scheduled-tokens",
     "--no-enable-chunked-prefill", "--device-memory-utilization", "--max-num-active-seqs",
@@ -116,5 +122,7 @@ def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> VllmG
         tensor_parallel=plan.tensor_parallel, pipeline_parallel=plan.pipeline_parallel, dtype=dtype, quantization=quant,
         kv_cache_dtype=engine_kv(PLAN_KV, plan.kv_dtype, "vLLM"), max_model_len=o.max_model_len or workload.ctx_tokens,
         gpu_memory_utilization=o.gpu_memory_utilization, max_num_seqs=o.max_num_seqs,
-        max_num_batched_tokens=o.max_num_batched_tokens, block_size=plan.block_size,
+        max_num_batched_tokens=o.max_num_batched_tokens,
+        # the plan's default block (16) is vLLM's default: left unset, so a backend may pick its own (FLASHMLA_SPARSE: 64)
+        block_size=None if plan.block_size == Plan.model_fields["block_size"].default else plan.block_size,
         enable_expert_parallel=plan.expert_parallel, cpu_offload_bytes=plan.offload_bytes, engine_version=o.engine_version)

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 from oomplan.engines.result import EnginePrediction, MemoryItem
 from oomplan.engines.vllm.constants import VllmConstants, vllm_constants, vllm_versions
-from oomplan.engines.vllm.kv import estimate_max_model_len, kv_tokens, logged_kv_tokens, max_concurrency, max_request_tokens
+from oomplan.engines.vllm.kv import KvLayout, estimate_max_model_len, kv_tokens, logged_kv_tokens, max_concurrency, max_request_tokens
 from oomplan.engines.vllm.settings import VllmGiven, VllmResolved, derived_max_model_len
-from oomplan.engines.vllm.stages import VllmStage, busiest, predict_stages, refusal
+from oomplan.engines.vllm.stages import VllmStage, busiest, indexer_token_bytes, predict_stages, refusal
 from oomplan.errors import InputError
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
@@ -84,7 +84,8 @@ def _items(gpu: GpuSpec, s: VllmResolved, st: VllmStage, blocks: int, graphs: in
         MemoryItem("activation peak", st.profile.activation_peak_bytes,
                    f"profile run: {s.max_num_batched_tokens} tokens, {min(s.max_num_seqs, s.max_num_batched_tokens)} rows"),
         MemoryItem("non-torch", st.non_torch_bytes, "NCCL / all-reduce buffers" if s.tensor_parallel > 1 else "outside torch's allocator"),
-        MemoryItem("KV pool", blocks * page, f"{blocks:,} blocks x {s.block_size} tokens"),
+        MemoryItem("KV pool", blocks * page, f"{blocks:,} blocks x {st.layout.block_size} tokens"
+                   + (" (attention and Mamba state share them)" if st.layout.num_mamba_layers else "")),
         MemoryItem("CUDA graphs", graphs, "--enforce-eager" if not graphs else
                    "inside the budget (profile_cudagraph_memory)" if st.cuda_graph_bytes else "outside the budget"),
         MemoryItem("CUDA context", gpu.overhead.cuda_context_bytes, "before vLLM's snapshot"),
@@ -106,9 +107,9 @@ def predict_vllm(model: ModelSpec, gpu: GpuSpec, given: VllmGiven) -> EnginePred
                         "CUDA graph capture may run out of memory (lower --gpu-memory-utilization or add --enforce-eager)")
     conc = max_concurrency(st.layout, blocks, s.max_model_len, s.max_in_flight_tokens) if blocks else 0.0
     tokens = (logged_kv_tokens(st.layout, blocks, s.max_model_len, s.max_in_flight_tokens)
-              if c.kv_tokens_logged == "concurrency" else kv_tokens(st.layout, blocks))
+              if c.kv_tokens_logged == "concurrency" else kv_tokens(st.layout, blocks, s.max_model_len))
     return EnginePrediction(
-        engine="vllm", model=model, gpu=gpu, num_gpus=s.tensor_parallel * s.pipeline_parallel, settings=_settings(s),
+        engine="vllm", model=model, gpu=gpu, num_gpus=s.tensor_parallel * s.pipeline_parallel, settings=_settings(s, st),
         items=items, gpu_total_bytes=total, kv_pool_bytes=items[3].bytes, kv_cache_tokens=tokens,
         num_kv_blocks=blocks, context_tokens=s.max_model_len, max_concurrency=conc, max_running_requests=s.max_num_seqs,
         starts=not failures, failures=tuple(failures), fixes=tuple(_fixes(model, gpu, given, s, st)) if failures else (),
@@ -117,12 +118,13 @@ def predict_vllm(model: ModelSpec, gpu: GpuSpec, given: VllmGiven) -> EnginePred
     )
 
 
-def _settings(s: VllmResolved) -> tuple[tuple[str, str], ...]:
+def _settings(s: VllmResolved, st: VllmStage) -> tuple[tuple[str, str], ...]:
+    """The resolved options; --block-size as the KV manager runs it (a hybrid's raised attention block, DSA's 64)."""
     pairs = [("--tensor-parallel-size", s.tensor_parallel), ("--pipeline-parallel-size", s.pipeline_parallel),
              ("--dtype", s.dtype), ("--quantization", s.quantization or "none"), ("--kv-cache-dtype", s.kv_cache_dtype),
              ("--max-model-len", s.max_model_len), ("--gpu-memory-utilization", s.gpu_memory_utilization),
              ("--max-num-seqs", s.max_num_seqs), ("--max-num-batched-tokens", s.max_num_batched_tokens),
-             ("--block-size", s.block_size)]
+             ("--block-size", st.layout.block_size)]
     return tuple((k, str(v)) for k, v in pairs)
 
 
@@ -142,15 +144,43 @@ def _notes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, c:
         out.append(f"{gpu.display_name} has no fp8 tensor cores: vLLM runs fp8 weights weight-only (Marlin), same memory")
     if s.quantization in ("awq", "gptq", "awq_marlin", "gptq_marlin", "bitsandbytes", "compressed-tensors"):
         out.append(f"--quantization {s.quantization} needs a checkpoint quantised that way; sized as {model.name} in that format")
-    if model.num_sliding_layers and model.num_sliding_layers < model.num_layers:
+    lay = st.layout
+    windowed = lay.num_sliding_layers or lay.num_chunked_layers
+    if windowed and (lay.num_full_layers or lay.num_mamba_layers):
         counted = ("the logged token count is concurrency x max_model_len (windows at their cap)"
                    if c.kv_tokens_logged == "concurrency" else "the logged token count treats every layer as full")
-        out.append(f"sliding-window and full-attention layers share the pool (hybrid KV cache manager): {counted}; "
-                   "concurrency counts windows")
-        if blocks and st.layout.num_sliding_layers:
-            # the pool's real per-request capacity: the longest one request it admits (windows at their cap)
-            upper = blocks * s.block_size * st.layout.num_groups
-            longest = max_request_tokens(st.layout, blocks, s.max_in_flight_tokens, upper)
-            out.append(f"per-request capacity: the pool holds one request of up to {longest:,} tokens "
-                       f"({blocks:,} blocks; windowed layers keep at most their window plus the in-flight tokens)")
+        out.append(f"{'chunked-attention' if lay.num_chunked_layers else 'sliding-window'} and full-attention layers share "
+                   f"the pool (hybrid KV cache manager): {counted}; concurrency counts windows")
+    if lay.mamba is not None:
+        out.append(_mamba_note(lay, s, c, model))
+    if model.indexer is not None:
+        latent = ("656 bytes (fp8_ds_mla)" if s.kv_cache_dtype.startswith("fp8") else
+                  f"{lay.page_bytes // lay.block_size - indexer_token_bytes(model, c)} bytes")
+        out.append(f"DSA: each layer keeps the MLA latent ({latent}) and the lightning indexer's fp8 key with its scales "
+                   f"({indexer_token_bytes(model, c)} bytes) per token, in {lay.block_size}-token blocks (FLASHMLA_SPARSE)")
+    if blocks and (windowed or lay.num_mamba_layers) and lay.num_groups > 1:
+        # the pool's real per-request capacity: the longest one request it admits (windows at their cap, state blocks fixed)
+        upper = blocks * lay.block_size * lay.num_groups
+        longest = max_request_tokens(lay, blocks, s.max_in_flight_tokens, upper)
+        extra = "windowed layers keep at most their window plus the in-flight tokens" if windowed else \
+            f"each request also holds {lay.mamba.state_blocks(s.max_model_len) if lay.mamba else 0} state block(s) per state group"
+        out.append(f"per-request capacity: the pool holds one request of up to {longest:,} tokens ({blocks:,} blocks of "
+                   f"{lay.block_size} tokens in {lay.num_groups} groups of {lay.group_size} layers; {extra}); "
+                   f"requests of {s.max_model_len:,} tokens: {max_concurrency(lay, blocks, s.max_model_len, s.max_in_flight_tokens):.2f} at once")
     return out
+
+
+def _mamba_note(lay: KvLayout, s: VllmResolved, c: VllmConstants, model: ModelSpec) -> str:
+    """What the hybrid manager did with the state layers (mamba.py, kv.py): the raise, the padding, the mode."""
+    m = lay.mamba
+    assert m is not None, "called for hybrid layouts"
+    pad = 100 * (lay.page_bytes - m.state_bytes) / m.state_bytes
+    mode = {"none": "prefix caching off: one state per request",
+            "align": f"prefix caching on ('align'): {m.blocks_per_request_fixed} state blocks per request",
+            "all": f"prefix caching on ('all'): one state per {m.mamba_block_size} tokens"}[m.mode]
+    raised = f"attention block raised to {lay.block_size} tokens" if lay.block_size != s.block_size else f"attention block {lay.block_size} tokens"
+    return (f"{model.name}: {lay.num_mamba_layers} state layers keep a {format_bytes(m.state_bytes)} state each "
+            f"(conv {m.conv_dtype}, ssm {m.ssm_dtype}) in the KV pool; {raised} so a page holds one state, the state "
+            f"page padded {pad:.2f}%; {mode} (vLLM {c.engine_version} defaults; --enable-prefix-caching / "
+            "--no-enable-prefix-caching and --mamba-ssm-cache-dtype change it)")
+

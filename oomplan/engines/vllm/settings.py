@@ -35,6 +35,13 @@ class VllmGiven:
     num_gpu_blocks_override: int | None = None  # kv_cache_utils: the pool gets exactly this many blocks
     performance_mode: str = "balanced"  # throughput: get_batch_defaults' defaults doubled (arg_utils.py)
     no_async_scheduling: bool = False  # --no-async-scheduling: one batch in flight (config/vllm.py max_concurrent_batches)
+    # hybrid (Mamba / GDN) state: config/cache.py CacheConfig (oomplan/engines/vllm/mamba.py)
+    mamba_cache_dtype: str = "auto"
+    mamba_ssm_cache_dtype: str = "auto"
+    mamba_cache_mode: str | None = None
+    mamba_block_size: int | None = None
+    enable_prefix_caching: bool = False  # --enable-prefix-caching (on by default from 0.26 for hybrids)
+    disable_prefix_caching: bool = False  # --no-enable-prefix-caching / --disable-prefix-caching
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,12 @@ class VllmResolved:
     num_gpu_blocks_override: int | None
     performance_mode: str
     no_async_scheduling: bool
+    mamba_cache_dtype: str
+    mamba_ssm_cache_dtype: str
+    mamba_cache_mode: str | None
+    mamba_block_size: int | None
+    enable_prefix_caching: bool
+    disable_prefix_caching: bool
     model_runner_v2: bool  # which GPU model runner profiles (config/vllm.py use_v2_model_runner)
     max_in_flight_tokens: int  # what a sliding-window request may hold beyond its window (config/vllm.py)
 
@@ -86,12 +99,13 @@ def batch_defaults(gpu: GpuSpec, c: VllmConstants) -> tuple[int, int]:
 
 def uses_model_runner_v2(model: ModelSpec, c: VllmConstants) -> bool:
     """config/vllm.py use_v2_model_runner with VLLM_USE_V2_MODEL_RUNNER unset (see the constants' sources):
-    "architectures" (0.24) only the listed HF architectures; "dense" (0.26) non-MoE models or a listed one."""
+    "architectures" (0.24) only the listed HF architectures; "dense" (0.26) non-MoE models or a listed one, and
+    0.26.0 _is_default_v2_model_runner_model also keeps hybrid (Mamba / GDN) models on the V1 runner."""
     listed = any(a in c.v2_architectures for a in model.architectures)
     if c.model_runner_v2 == "architectures":
         return listed
     if c.model_runner_v2 == "dense":
-        return model.moe is None or listed
+        return (model.moe is None or listed) and not model.state_layer_indices
     return c.model_runner_v2 == "all"
 
 
