@@ -160,7 +160,7 @@ def image_notes(model: ModelSpec, workload: Workload, stages: tuple[StageBudget,
     n, t = images.num_images, images.tokens_per_image
     first, tower = stages[0], tower_name(model.vision)
     vision = (f"{tower} tower on {first.vision.num_images} images: {format_bytes(first.vision.encoder_bytes)} at its prefill "
-              f"moment, {format_bytes(first.vision.held_bytes)} kept through the decoder's prefill (stage 0's activations)")
+              f"moment, {format_bytes(first.vision.prefill_held_bytes)} kept through the decoder's prefill (stage 0's activations)")
     if images.cross_attention:
         cross = sum(s.kv.cross_bytes for s in stages)
         return (f"images: {n} per sequence, {t:,} vision tokens each ({images.source}) in the cross-attention K/V "

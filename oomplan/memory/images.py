@@ -54,7 +54,7 @@ def fixed_tokens_per_image(v: VisionTower) -> tuple[int, str] | None:
     if isinstance(v, SiglipVisionTower):
         return v.tokens_per_image, "mm_tokens_per_image"
     if isinstance(v, MllamaVisionTower):
-        return v.tokens_per_image, f"max_num_tiles {v.max_num_tiles} x {v.num_patches} patches (cross-attention)"
+        return v.tokens_per_image, f"max_num_tiles {v.max_num_tiles} x {v.num_patches} patches"
     return None
 
 

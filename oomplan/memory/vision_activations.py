@@ -1,46 +1,50 @@
-"""The vision tower's prefill activations (`--images N`): the encoder moment, and what it leaves alive.
+"""The vision tower's prefill activations (`--images N`): the tower's moment, and what the images keep alive.
 
-transformers runs the tower once, in the prefill forward, on every image of the batch at once
-(Gemma3Model.forward: inputs_embeds = embed_tokens(ids), then get_image_features(pixel_values), then
-masked_scatter into inputs_embeds; transformers 5.24 models/gemma3/modeling_gemma3.py). Two things follow:
-  * the encoder moment: pixel_values, the tower's own peak, and the text embeddings [B, ctx, h] already made
-    (with input_ids and the processor's token_type_ids), on the first pipeline stage;
-  * what stays alive through the decoder's prefill, the logits and the first decode step: pixel_values
-    (generate() keeps them in model_kwargs), the tower's outputs (the model output carries them:
-    Gemma3ModelOutputWithPast.image_hidden_states) and the placeholder mask, added to every decoder moment
-    of the first stage (an upper bound past the first decode step, when generate() has dropped the outputs).
+transformers runs the tower once, in the prefill forward, on every image of the batch at once. What follows, on the
+first pipeline stage (transformers 5.24; each formula checked against the live bytes of a meta-device run,
+tests/golden/test_vision_activations.py):
+  * the encoder moments, before the decoder's layers: pixel_values and the inputs, the tower's own peak, and what is
+    already made (Gemma 3: the text embeddings; Mllama: its cross-attention mask's preparation, after the tower);
+  * what stays alive through the decoder's prefill (`prefill_held_bytes`): pixel_values, the tower's outputs, masks;
+  * what stays alive through the logits and the first decode step (`output_held_bytes`): pixel_values (generate()
+    keeps them in model_kwargs), the inputs, and the tower's outputs that the model output carries
+    (Gemma3ModelOutputWithPast.image_hidden_states, MultimodalBaseModelOutputWithPast.image_outputs); past the first
+    decode step generate() drops the outputs, so this is exact there and an upper bound later;
+  * Mllama: a cross-attention layer's prefill moment, attending to the images' tokens (in a decode step
+    sdpa_attention_forward packs the single query per KV head, pack_gqa, so the cached K/V is not repeated).
 pixel_values are priced in the activation dtype (the processor's fp32 tensor is cast when moved to the model).
-Each formula is checked against the live bytes of a meta-device run of the tower (tests/golden/test_vision_activations.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from oomplan.errors import FieldError
-from oomplan.memory.activations import ActivationBudget, dims, mask_bytes
+from oomplan.memory.activations import ActivationBudget, dims, forward_bytes, mask_bytes
 from oomplan.memory.images import ImageLoad, tower_name
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.specs.vision import SiglipVisionTower, VisionTower
-from oomplan.units import INT64
+from oomplan.specs.vision import MllamaVisionTower, SiglipVisionTower, VisionTower
+from oomplan.units import FP32, INT64
 
 
 @dataclass(frozen=True)
 class VisionActivations:
     num_images: int  # in the batch: batch x images per sequence
-    encoder_bytes: int  # the tower's moment: pixels + its own peak + the text embeddings already made
-    held_bytes: int  # alive through the decoder prefill, logits and first decode step: pixels + the tower's outputs
-    prefill_extra_bytes: int = 0  # the decoder's prefill only: masks and ids the images add (Gemma 3's token_type_ids)
+    encoder_bytes: int  # the largest moment before the decoder's layers (the tower's, or Mllama's mask preparation)
+    prefill_held_bytes: int  # added to the decoder's prefill moment
+    output_held_bytes: int  # added to the logits moment and the decode step
+    cross_prefill_bytes: int = 0  # Mllama: the prefill moment of a cross-attention layer (its place in the max)
 
     def peak(self, acts: ActivationBudget) -> int:
-        """The first stage's activation peak: the encoder moment, or a decoder moment with what the images keep alive."""
+        """The first stage's activation peak: an encoder moment, or a decoder moment with what the images keep alive."""
         if not self.num_images:
             return acts.peak_bytes
-        decoder = max(acts.prefill_bytes + self.prefill_extra_bytes, acts.logits_bytes, acts.decode_step_bytes)
-        return max(decoder + self.held_bytes, self.encoder_bytes)
+        prefill = max(acts.prefill_bytes, self.cross_prefill_bytes) + self.prefill_held_bytes
+        after = max(acts.logits_bytes, acts.decode_step_bytes) + self.output_held_bytes
+        return max(self.encoder_bytes, prefill, after)
 
 
-NO_VISION = VisionActivations(0, 0, 0)
+NO_VISION = VisionActivations(0, 0, 0, 0)
 
 
 def siglip_encoder_peak_bytes(v: SiglipVisionTower, num_images: int, b: float) -> int:
@@ -56,40 +60,92 @@ def siglip_encoder_peak_bytes(v: SiglipVisionTower, num_images: int, b: float) -
     return int(max(mlp, attention) * b)
 
 
-def _pixels_bytes(v: SiglipVisionTower, num_images: int, b: float) -> int:
-    return int(num_images * v.num_channels * v.image_size**2 * b)
-
-
 def gemma3_mask_extra_bytes(model: ModelSpec, plan: Plan, batch_size: int, ctx_tokens: int) -> int:
     """Gemma 3 with images: the processor's token_type_ids make Gemma3Model.forward build its masks with
     create_masks_for_vision_model (image tokens attend bidirectionally within their image): an or-mask, so SDPA's
     is_causal skip is off and each attention kind (full, sliding) gets a bool [B, 1, q, kv] mask, batch-materialised,
-    in place of the text-only ones (memory/activations.py mask_bytes); plus token_type_ids and the block ids (int64
-    [B, ctx] each). Fused attention only; eager already materialises a [B, 1, q, kv] mask per kind."""
+    in place of the text-only ones (memory/activations.py mask_bytes); plus the block ids (int64 [B, ctx]).
+    Fused attention only; eager already materialises a [B, 1, q, kv] mask per kind."""
     q_len = min(ctx_tokens, plan.prefill_chunk_tokens or ctx_tokens)
-    ids = 2 * INT64 * batch_size * ctx_tokens
+    ids = INT64 * batch_size * ctx_tokens
     if plan.attention == "eager":
         return ids
     kinds = int(model.num_sliding_layers < model.num_layers) + int(bool(model.num_sliding_layers))
     return ids + kinds * batch_size * q_len * ctx_tokens - mask_bytes(model, plan, dims(model, plan, 1), batch_size, q_len, ctx_tokens)
 
 
+def gemma3_activations(model: ModelSpec, plan: Plan, v: SiglipVisionTower, images: ImageLoad, batch_size: int, ctx_tokens: int,
+                       b: float) -> VisionActivations:
+    """Gemma3Model.forward (models/gemma3/modeling_gemma3.py): inputs_embeds, then the tower, then masked_scatter; the
+    model output keeps the tower's last_hidden_state [n, patches, h] and pooled features [n, tokens, text h]."""
+    n = batch_size * images.num_images
+    pixels = int(n * v.num_channels * v.image_size**2 * b)
+    type_ids = INT64 * batch_size * ctx_tokens  # the processor's token_type_ids, an input
+    text = int(batch_size * ctx_tokens * (model.hidden_size * b + INT64)) + type_ids  # inputs_embeds, input_ids
+    outputs = int(n * (v.num_patches * v.hidden_size + images.tokens_per_image * v.text_hidden_size) * b)
+    after = pixels + outputs + type_ids
+    # during the language model's call Gemma3Model.forward also holds the bool special_image_mask [B, ctx] and its masks
+    prefill = after + batch_size * ctx_tokens + gemma3_mask_extra_bytes(model, plan, batch_size, ctx_tokens)
+    return VisionActivations(n, pixels + siglip_encoder_peak_bytes(v, n, b) + text, prefill, after)
+
+
+def mllama_tower_peak_bytes(v: MllamaVisionTower, num_images: int, b: float) -> int:
+    """MllamaVisionModel.forward (models/mllama/modeling_mllama.py, 5.24) on `num_images` images, beyond pixel_values:
+    every image is max_num_tiles tiles of num_patches tokens (class token included), padded to a multiple of 8 for the
+    attention; both encoders keep every layer's output (MllamaVisionEncoder's encoder_states), alive to the end. Fixed
+    through it: the [S, S] aspect-ratio attention mask (model dtype) and the patch embedding's output. The larger of:
+    the final cat (all num_layers + num_global_layers outputs, the stacked intermediate layers [S, h, k] and the output
+    [tiles, patches, (k + 1) h], k = vision_output_dim / h - 1 intermediate layers) and the last layer's MLP (the
+    earlier outputs, the encoder's input, residual and LayerNorm [S, h], fc1 and gelu [S, ffn])."""
+    tiles, p, h, ffn = v.max_num_tiles, v.num_patches, v.hidden_size, v.intermediate_size
+    s = tiles * (p + (8 - p % 8) % 8)
+    k = v.vision_output_dim // h - 1
+    layers = v.num_layers + v.num_global_layers
+    fixed = s * s + tiles * (p - 1) * h
+    final = layers * s * h + s * h * k + tiles * p * v.vision_output_dim
+    mlp = (layers + 2) * s * h + 2 * s * ffn
+    return int(num_images * (fixed + max(final, mlp)) * b)
+
+
+def mllama_activations(model: ModelSpec, plan: Plan, v: MllamaVisionTower, images: ImageLoad, batch_size: int, ctx_tokens: int,
+                       b: float) -> VisionActivations:
+    """MllamaModel.forward: the tower, the projector ([B, images x tokens, text h]), then _prepare_cross_attention_mask
+    (int64 repeat_interleave, fp32 `1 - mask`, its cast: [B, 1, ctx, V] each, V = images x tokens; it keeps the cast
+    mask and [B, 1, ctx, 1]), then the language model. Inputs alive throughout: input_ids, cross_attention_mask
+    [B, ctx, images, tiles], aspect_ratio_ids [B, images] and aspect_ratio_mask [B, images, tiles] (int64)."""
+    n, tokens, h = batch_size * images.num_images, images.tokens_per_image, model.hidden_size
+    vision = batch_size * images.num_images * tokens  # V per sequence, times the batch
+    pixels = int(n * v.max_num_tiles * v.num_channels * v.image_size**2 * b)
+    inputs = INT64 * (batch_size * ctx_tokens * images.num_images * v.max_num_tiles + n + n * v.max_num_tiles)
+    ids = INT64 * batch_size * ctx_tokens  # in forward_bytes once the decoder runs
+    outputs = int(n * tokens * v.vision_output_dim * b)  # MllamaVisionModel's last_hidden_state, in the model output
+    states = int(n * tokens * h * b)  # the projected cross_attention_states
+    tower = pixels + inputs + ids + mllama_tower_peak_bytes(v, n, b)
+    mask_moment = pixels + inputs + ids + outputs + states + int(ctx_tokens * vision * (INT64 + FP32 + b))
+    after = pixels + inputs + outputs
+    prefill = after + states + int(ctx_tokens * vision * b + batch_size * ctx_tokens * b)
+    # a cross-attention layer in the prefill: the residual stream (3 x [T, h]), q after q_norm, the kernel's output and
+    # its transposed copy (sdpa_attention_forward's .contiguous()) [T, heads x head_dim], K and V repeated to every head
+    # (the mask turns off SDPA's GQA path: repeat_kv); the cached K/V is the KV cache's
+    d = dims(model, plan, b)
+    q_len = min(ctx_tokens, plan.prefill_chunk_tokens or ctx_tokens)
+    heads_dim = d.heads * model.head_dim
+    repeat = 2 * vision * heads_dim * b
+    cross = forward_bytes(model, plan, d, batch_size, q_len, ctx_tokens) + int(batch_size * q_len * (3 * h + 3 * heads_dim) * b + repeat)
+    return VisionActivations(n, max(tower, mask_moment), prefill, after, cross)
+
+
 def vision_activations(model: ModelSpec, plan: Plan, images: ImageLoad | None, batch_size: int, ctx_tokens: int,
                        b: float) -> VisionActivations:
-    """The tower's moment and held bytes for `batch_size` sequences of `images`; NO_VISION without images.
+    """The tower's moments and held bytes for `batch_size` sequences of `images`; NO_VISION without images.
     A tower whose run is not priced yet is refused (FieldError on num_images), never guessed."""
     if images is None:
         return NO_VISION
     v: VisionTower | None = model.vision
-    n = batch_size * images.num_images
-    if not isinstance(v, SiglipVisionTower):
-        name = tower_name(v) if v is not None else "no"
-        raise FieldError("num_images", f"{images.num_images}: the {name} tower's prefill activations are not priced yet "
-                         "(Gemma 3's SigLIP is); drop the images to price text-only use")
-    pixels = _pixels_bytes(v, n, b)
-    text = int(batch_size * ctx_tokens * (model.hidden_size * b + 2 * INT64))  # inputs_embeds, input_ids and token_type_ids
-    # the tower's last_hidden_state [n, patches, h] and pooled features [n, tokens, text h] (mm_encoder_outputs), and the
-    # bool special_image_mask [B, ctx] (Gemma3Model.forward keeps both locals through the language model's call)
-    outputs = int(n * (v.num_patches * v.hidden_size + images.tokens_per_image * v.text_hidden_size) * b) + batch_size * ctx_tokens
-    return VisionActivations(n, pixels + siglip_encoder_peak_bytes(v, n, b) + text, pixels + outputs,
-                             gemma3_mask_extra_bytes(model, plan, batch_size, ctx_tokens))
+    if isinstance(v, SiglipVisionTower):
+        return gemma3_activations(model, plan, v, images, batch_size, ctx_tokens, b)
+    if isinstance(v, MllamaVisionTower):
+        return mllama_activations(model, plan, v, images, batch_size, ctx_tokens, b)
+    name = tower_name(v) if v is not None else "no"
+    raise FieldError("num_images", f"{images.num_images}: the {name} tower's prefill activations are not priced yet "
+                     "(Gemma 3's SigLIP and Mllama's are); drop the images to price text-only use")

@@ -1,4 +1,5 @@
-"""Cross-attention K/V of image tokens (Llama 3.2 Vision / Mllama): a cache that scales with images, not context.
+"""Cross-attention K/V of image tokens (Llama 3.2 Vision / Mllama): a cache that scales with images, not context;
+with --images it is part of the KV cache (memory/budget.py with_cross_kv).
 
 transformers 5.24 models/mllama/modeling_mllama.py MllamaTextCrossAttention: each cross-attention layer caches
 k_proj / v_proj of the projected vision states, [batch, num_key_value_heads, num_images x tokens_per_image, head_dim],

@@ -70,7 +70,7 @@ def _vision_detail(s) -> str | None:
         return None
     if s.activation_bytes == v.encoder_bytes:
         return f"vision tower prefill ({v.num_images} images)"
-    return f"{_activation_detail(s.activations)} + {format_bytes(v.held_bytes)} images and tower outputs kept"
+    return f"{_activation_detail(s.activations)} + {format_bytes(v.prefill_held_bytes)} images, tower outputs and masks kept"
 
 
 def _state_rows(state, batch_size: int) -> list[tuple[str, int, str]]:

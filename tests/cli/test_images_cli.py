@@ -28,12 +28,12 @@ def test_estimate_table_note_and_rows():
     s = est.per_gpu
     note = (f"note: images: 16 per sequence x 256 tokens (mm_tokens_per_image) = 4,096 of the 8,192 context tokens (priced as "
             f"context in the KV cache and the decoder's prefill); SigLIP tower on 16 images: {format_bytes(s.vision.encoder_bytes)} "
-            f"at its prefill moment, {format_bytes(s.vision.held_bytes)} kept through the decoder's prefill (stage 0's activations)")
+            f"at its prefill moment, {format_bytes(s.vision.prefill_held_bytes)} kept through the decoder's prefill (stage 0's activations)")
     assert note in " ".join(r.stdout.split())  # the note wraps at the terminal's width
     assert f"│ activations │  {format_bytes(s.activation_bytes)} │" in r.stdout
-    assert f"prefill peak + {format_bytes(s.vision.held_bytes)} images and tower outputs kept" in r.stdout
+    assert f"prefill peak + {format_bytes(s.vision.prefill_held_bytes)} images, tower outputs and masks kept" in " ".join(r.stdout.split())
     text = run("estimate", GEMMA3, "--gpu", "l40s", "--ctx", "8k")
-    assert "note: images" not in text.stdout and "images and tower" not in text.stdout
+    assert "note: images" not in text.stdout and "tower outputs" not in text.stdout
 
 
 def test_estimate_json_fields():
@@ -44,11 +44,11 @@ def test_estimate_json_fields():
     assert d["images"] == {"num_images": 2, "tokens_per_image": 256, "source": "mm_tokens_per_image", "cross_attention": False,
                            "context_tokens": 512}
     v = d["per_gpu"]["vision"]
-    assert v["num_images"] == 6 and v["encoder_bytes"] > 0 and v["held_bytes"] > 0
+    assert v["num_images"] == 6 and v["encoder_bytes"] > 0 and v["prefill_held_bytes"] > v["output_held_bytes"] > 0
     assert d["per_gpu"]["cross_kv_bytes"] == 0 == d["per_gpu"]["kv_cache"]["cross_kv_bytes"]
     text = json.loads(run("estimate", GEMMA3, "--gpu", "h100", "--ctx", "4k", "--batch", "3", "--json").stdout)
-    assert text["images"] is None and text["per_gpu"]["vision"] == {"num_images": 0, "encoder_bytes": 0, "held_bytes": 0,
-                                                                     "prefill_extra_bytes": 0}
+    assert text["images"] is None and text["per_gpu"]["vision"] == {
+        "num_images": 0, "encoder_bytes": 0, "prefill_held_bytes": 0, "output_held_bytes": 0, "cross_prefill_bytes": 0}
     assert d["per_gpu"]["kv_cache_bytes"] == text["per_gpu"]["kv_cache_bytes"]  # image tokens are context tokens
     assert d["per_gpu"]["activation_bytes"] > text["per_gpu"]["activation_bytes"]
 
@@ -57,7 +57,7 @@ def test_estimate_json_fields():
     (["llama-3-8b", "--images", "1"], "--images: 1: llama-3-8b is a text-only model (no vision tower in its config)"),
     (["qwen3-vl-4b-instruct", "--images", "1"], "--image-tokens: qwen3-vl-4b-instruct's Qwen3-VL tower gives each image a number"),
     (["qwen3-vl-4b-instruct", "--images", "1", "--image-tokens", "1k"], "--images: 1: the Qwen3-VL tower's prefill activations are not priced yet"),
-    (["llama-3.2-11b-vision", "--images", "1"], "--images: 1: the Mllama tower's prefill activations are not priced yet"),
+    (["llama-4-scout", "--images", "1", "--image-tokens", "144"], "--images: 1: the Llama 4 tower's prefill activations are not priced yet"),
     ([GEMMA3, "--images", "2", "--image-tokens", "300"], "--image-tokens: 300: gemma-3-12b-it's SigLIP tower gives every image 256 tokens"),
     ([GEMMA3, "--image-tokens", "256"], "--image-tokens: 256 tokens per image, but no images"),
     ([GEMMA3, "--images", "17", "--ctx", "4k"], "--images: 17 images x 256 tokens = 4352 tokens, more than the context of 4096"),
@@ -68,6 +68,19 @@ def test_estimate_refusals_name_the_flag(args, message):
     r = run("estimate", *args, "--gpu", "h100")
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
+
+
+def test_mllama_cross_kv_row_and_note():
+    r = run("estimate", "llama-3.2-11b-vision", "--gpu", "l40s", "--ctx", "8k", "--images", "2", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    cross = 2 * 6404 * 8 * 2 * 8 * 128 * 2  # images x tokens x cross-attention layers x K, V x KV heads x head_dim x bf16
+    assert d["per_gpu"]["cross_kv_bytes"] == cross == 419_692_544
+    text = json.loads(run("estimate", "llama-3.2-11b-vision", "--gpu", "l40s", "--ctx", "8k", "--json").stdout)
+    assert d["per_gpu"]["kv_cache_bytes"] == text["per_gpu"]["kv_cache_bytes"] + cross
+    assert d["images"]["cross_attention"] and d["images"]["context_tokens"] == 2
+    table = run("estimate", "llama-3.2-11b-vision", "--gpu", "l40s", "--ctx", "8k", "--images", "2")
+    assert "+ 400.2 MiB cross-attention K/V of the images" in " ".join(table.stdout.split())
 
 
 def test_fit_writes_images_and_check_export_read_them(tmp_path):

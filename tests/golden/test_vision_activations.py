@@ -128,3 +128,71 @@ def test_gemma_3_12b_profile_equals_the_meta_built_model():
     assert num_params(spec) == sum(p.numel() for p in model.parameters()) == 12_187_325_040
     images = image_load(spec, Workload(ctx_tokens=4096, num_images=3))
     assert images is not None and images.tokens_per_image == 256 and images.context_tokens == 768
+
+
+# --- Llama 3.2 Vision (Mllama): the tiled tower, the cross-attention mask, the cross-attention layers -------------------
+MLLAMA_11B = json.loads((FIXTURES / "configs" / "families" / "llama-3.2-11b-vision.json").read_text())
+TINY_TOWER = {"image_size": 56, "num_hidden_layers": 2, "num_global_layers": 1, "intermediate_layers_indices": [0],
+              "vision_output_dim": 2560}  # 4 x 4 patches a tile: a tower small enough for a cross-attention layer to be the peak
+
+
+def _mllama(text: dict, vision: dict):
+    from oomplan.probe.meta_run import _torch_dtype
+
+    raw = json.loads(json.dumps(MLLAMA_11B))
+    raw["text_config"].update(text)
+    raw["vision_config"].update(vision)
+    kw = {k: v for k, v in raw.items() if k not in ("model_type", "torch_dtype", "architectures")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = transformers.MllamaConfig(**kw)
+        with torch.device("meta"):
+            model = transformers.MllamaForConditionalGeneration._from_config(cfg, dtype=_torch_dtype("bf16"), attn_implementation="sdpa")
+    model.eval()
+    return model, parse_hf_config(raw, "mllama-cut", "test")
+
+
+def _image_inputs(model, batch: int, images: int) -> dict:
+    v = model.config.vision_config
+    tiles, size = v.max_num_tiles, v.image_size
+    return {"pixel_values": torch.zeros(batch, images, tiles, 3, size, size, dtype=torch.bfloat16, device="meta"),
+            "aspect_ratio_ids": torch.zeros(batch, images, dtype=torch.long, device="meta"),
+            "aspect_ratio_mask": torch.ones(batch, images, tiles, dtype=torch.long, device="meta")}
+
+
+@pytest.mark.parametrize("vision", [{}, {"intermediate_size": 10240}, dict(TINY_TOWER, num_global_layers=0)])
+def test_mllama_tower_peak_equals_meta(vision):
+    """The final cat (the published tower), the last layer's MLP (a wider MLP), a tower without global layers."""
+    from oomplan.memory.vision_activations import mllama_tower_peak_bytes
+
+    model, spec = _mllama({"num_hidden_layers": 2, "cross_attention_layers": [1]}, vision)
+    pixels = lambda b: b * spec.vision.max_num_tiles * 3 * spec.vision.image_size**2 * 2 + b * 8 * (1 + spec.vision.max_num_tiles)  # noqa: E731
+    for batch in (1, 2):
+        measured = _peak(model, lambda batch=batch: _image_inputs(model, batch, 1), model.model.vision_model) - pixels(batch)
+        assert measured == mllama_tower_peak_bytes(spec.vision, batch, 2)
+
+
+@pytest.mark.parametrize("batch, images, ctx, text, vision, moment", [
+    (1, 1, 2048, {}, {}, "tower"),
+    (1, 1, 8192, {}, {}, "decoder"),
+    (1, 2, 16384, {}, {}, "mask"),
+    (2, 8, 256, {"intermediate_size": 512}, TINY_TOWER, "cross"),
+])
+def test_mllama_prefill_peak_equals_meta(batch, images, ctx, text, vision, moment):
+    """The whole prefill forward (pixel_values, aspect ratios, cross_attention_mask, into a DynamicCache): our activations
+    plus the KV cache (self-attention and the images' cross-attention K/V) == the measured peak, with each moment the peak."""
+    model, spec = _mllama(dict(text, num_hidden_layers=4, cross_attention_layers=[1, 3]), vision)
+    s = stage_budget(spec, load_gpu("h100"), Workload(ctx_tokens=ctx, batch_size=batch, num_images=images), Plan(paged=False), 0)
+    v, a = s.vision, s.activations
+    which = {"tower": v.encoder_bytes, "mask": v.encoder_bytes, "decoder": a.prefill_bytes + v.prefill_held_bytes,
+             "cross": v.cross_prefill_bytes + v.prefill_held_bytes}
+    assert s.activation_bytes == which[moment]
+    cache = transformers.DynamicCache(config=model.config)
+    tiles = model.config.vision_config.max_num_tiles
+
+    def inputs():
+        return {"input_ids": torch.zeros(batch, ctx, dtype=torch.long, device="meta"), **_image_inputs(model, batch, images),
+                "cross_attention_mask": torch.ones(batch, ctx, images, tiles, dtype=torch.long, device="meta")}
+    measured = _peak(model, inputs, lambda **k: model(**k, cache=cache, use_cache=True, logits_to_keep=1))
+    kv = s.kv_cache_bytes if moment in ("decoder", "cross") else 0  # nothing is cached before the decoder's layers
+    assert measured == s.activation_bytes + kv

@@ -62,9 +62,11 @@ def test_gemma3_vision_activations_by_hand():
     pixels = 2 * 3 * 896 * 896 * 2
     assert va.num_images == 2
     assert va.encoder_bytes == pixels + 2 * 108_265_472 + 4096 * (3840 * 2 + 2 * 8)  # + inputs_embeds, input_ids, token_type_ids
-    assert va.held_bytes == pixels + 2 * (4096 * 1152 + 256 * 3840) * 2 + 4096  # + the bool placeholder mask [1, 4096]
-    # bool masks [1, 1, 4096, 4096] for full and sliding layers, in place of the text-only sliding one; 2 int64 [1, 4096]
-    assert va.prefill_extra_bytes == 2 * 8 * 4096 + 2 * 4096 * 4096 - 4096 * 4096
+    outputs = 2 * (4096 * 1152 + 256 * 3840) * 2  # last_hidden_state and the pooled features, in the model output
+    assert va.output_held_bytes == pixels + outputs + 8 * 4096  # + token_type_ids [1, 4096], an input
+    # + the bool placeholder mask [1, 4096], the block ids (int64 [1, 4096]), and bool masks [1, 1, 4096, 4096] for full and
+    # sliding layers in place of the text-only sliding one
+    assert va.prefill_held_bytes == va.output_held_bytes + 4096 + 8 * 4096 + 2 * 4096 * 4096 - 4096 * 4096
 
 
 def test_budget_adds_the_tower_on_the_first_stage_only():
@@ -74,8 +76,9 @@ def test_budget_adds_the_tower_on_the_first_stage_only():
     assert first.vision.num_images == 2 and last.vision.num_images == 0
     assert last.activation_bytes == text.stages[1].activation_bytes
     a = first.activations
-    assert first.activation_bytes == max(max(a.prefill_bytes + first.vision.prefill_extra_bytes, a.logits_bytes, a.decode_step_bytes)
-                                         + first.vision.held_bytes, first.vision.encoder_bytes)
+    v = first.vision
+    assert first.activation_bytes == max(v.encoder_bytes, a.prefill_bytes + v.prefill_held_bytes,
+                                         max(a.logits_bytes, a.decode_step_bytes) + v.output_held_bytes)
     assert est.stages[0].kv_cache_bytes == text.stages[0].kv_cache_bytes  # image tokens are context tokens
     assert any(n.startswith("images: 2 per sequence x 256 tokens (mm_tokens_per_image) = 512 of the 4,096") for n in est.notes)
 
@@ -104,8 +107,27 @@ def test_mllama_cross_kv_by_hand():
     assert (folded.bytes, folded.cross_bytes, folded.bytes_per_token) == (kv.bytes + 123, 123, kv.bytes_per_token)
 
 
+def test_mllama_tower_and_mask_by_hand():
+    from oomplan.memory.vision_activations import mllama_tower_peak_bytes
+
+    # 4 tiles x (1600 + 1) tokens, padded to 1608: S = 6432; h 1280; 32 + 8 layers; 5 intermediate layers (7680 / 1280 - 1)
+    s, h = 4 * 1608, 1280
+    final = 40 * s * h + s * h * 5 + 4 * 1601 * 7680  # every layer's output, the stack, the concatenated output
+    fixed = s * s + 4 * 1600 * h  # the aspect-ratio attention mask, the patch embedding's output
+    assert mllama_tower_peak_bytes(MLLAMA.vision, 1, 2) == (final + fixed) * 2 == 938_457_088
+    images = image_load(MLLAMA, _w(num_images=2, ctx_tokens=8192))
+    va = vision_activations(MLLAMA, Plan(), images, 1, 8192, 2)
+    pixels, inputs = 2 * 4 * 3 * 560 * 560 * 2, 8 * (8192 * 2 * 4 + 2 + 2 * 4)
+    outputs, states, v = 2 * 6404 * 7680 * 2, 2 * 6404 * 4096 * 2, 2 * 6404
+    tower = pixels + inputs + 8 * 8192 + 2 * 938_457_088
+    mask = pixels + inputs + 8 * 8192 + outputs + states + 8192 * v * (8 + 4 + 2)  # int64, fp32 and bf16 [1, 1, 8192, V]
+    assert va.encoder_bytes == max(tower, mask) == tower
+    assert va.output_held_bytes == pixels + inputs + outputs
+    assert va.prefill_held_bytes == pixels + inputs + outputs + states + 8192 * v * 2 + 8192 * 2  # the cast mask, the row mask
+
+
 def test_towers_not_priced_yet_are_refused():
-    for model, kw in ((MLLAMA, {}), (QWEN3_VL, {"image_tokens": 1024})):
+    for model, kw in ((QWEN3_VL, {"image_tokens": 1024}),):
         with pytest.raises(FieldError) as e:
             stage_budget(model, H100, _w(num_images=1, **kw), Plan(), 0)
         assert e.value.field == "num_images" and "not priced yet" in e.value.detail
