@@ -115,7 +115,7 @@ def fit_command(
         host_memory_bytes=parse_bytes(host_mem, "--host-mem"), allow_dms=dms, allow_emulated_fp8=emulated_fp8,
         fixed_weights=formats.require(weights, "weights") if weights is not None else None,
         fixed_kv_dtype=formats.require(kv_dtype, "kv") if kv_dtype is not None else None, keep_dominated=show_all,
-        kv_policies=searched_kv_policies(kv_policy),
+        kv_policies=searched_kv_policies(kv_policy), allow_prefill_chunks=not images,
     )
     if gpus and max_gpus and gpus > max_gpus:
         raise InputError(f"--gpus {gpus} exceeds --max-gpus {max_gpus}")

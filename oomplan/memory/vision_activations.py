@@ -141,6 +141,13 @@ def vision_activations(model: ModelSpec, plan: Plan, images: ImageLoad | None, b
     A tower whose run is not priced yet is refused (FieldError on num_images), never guessed."""
     if images is None:
         return NO_VISION
+    if plan.attention == "eager":  # the tower takes the model's attention implementation: eager [n, heads, S, S] scores
+        raise FieldError("attention", "eager: with images the vision tower runs eager attention too, whose scores are not "
+                         "priced yet; use sdpa")
+    if plan.prefill_chunk_tokens is not None and plan.prefill_chunk_tokens < ctx_tokens:
+        raise FieldError("prefill_chunk_tokens", f"{plan.prefill_chunk_tokens}: transformers' generate() cannot chunk a "
+                         "prompt with raw pixel_values (generation/utils.py _prefill: 'Chunked prefill cannot split the raw "
+                         "multimodal inputs'); give the whole prompt in one forward pass")
     v: VisionTower | None = model.vision
     if isinstance(v, SiglipVisionTower):
         return gemma3_activations(model, plan, v, images, batch_size, ctx_tokens, b)

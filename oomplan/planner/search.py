@@ -129,7 +129,8 @@ def ranking_key(candidates: Iterable[Candidate], objective: str) -> Callable[[Ca
 
 def knob_sets(gpu: GpuSpec, limits: SearchLimits) -> tuple[tuple, ...]:
     """(weights, kv dtype, (DMS ratio, KV policy), (paged, block), prefill chunk) in the fixed search order."""
-    return tuple(product(weight_formats(gpu, limits), kv_dtypes(gpu, limits), kv_choices(limits), ALLOCATIONS, PREFILL_CHUNKS))
+    chunks = PREFILL_CHUNKS if limits.allow_prefill_chunks else (None,)
+    return tuple(product(weight_formats(gpu, limits), kv_dtypes(gpu, limits), kv_choices(limits), ALLOCATIONS, chunks))
 
 
 def plan_groups(model: ModelSpec, gpu: GpuSpec, limits: SearchLimits, attention: Attention, logits: Logits):

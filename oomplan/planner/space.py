@@ -30,6 +30,7 @@ class SearchLimits:
     fixed_kv_dtype: str | None = None
     keep_dominated: bool = False  # fit --all: also deeper pipelines of plans that already fit
     kv_policies: tuple[KvPolicy, ...] = ()  # fit --kv-policy: bounded-KV policies the user allows, searched besides full KV
+    allow_prefill_chunks: bool = True  # False with --images: generate() cannot chunk a prompt with raw pixel_values
 
 
 def runs_natively(fmt: str, gpu: GpuSpec) -> bool:

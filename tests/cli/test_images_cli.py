@@ -63,6 +63,8 @@ def test_estimate_json_fields():
     ([GEMMA3, "--images", "17", "--ctx", "4k"], "--images: 17 images x 256 tokens = 4352 tokens, more than the context of 4096"),
     ([GEMMA3, "--images", "1", "--engine", "vllm"], "--images: 1: images are priced for transformers (--engine hf) only"),
     ([GEMMA3, "--images", "1", "--train", "lora"], "--images: not used with --train"),
+    ([GEMMA3, "--images", "1", "--attention", "eager"], "--attention: eager: with images the vision tower runs eager attention"),
+    ([GEMMA3, "--images", "1", "--prefill-chunk", "1k"], "--prefill-chunk: 1024: transformers' generate() cannot chunk a prompt"),
 ])
 def test_estimate_refusals_name_the_flag(args, message):
     r = run("estimate", *args, "--gpu", "h100")
@@ -108,6 +110,8 @@ def test_fit_ctx_max_keeps_the_images():
     with_images = best["workload"]["ctx_tokens"]
     text = json.loads(run("fit", GEMMA3, "--gpu", "l40s", "--ctx", "max", "--json").stdout)["plans"][0]["workload"]["ctx_tokens"]
     assert best["workload"]["num_images"] == 4 and 1024 <= with_images <= text
+    plans = json.loads(run("fit", GEMMA3, "--gpu", "l40s", "--images", "4", "--json").stdout)["plans"]
+    assert plans and {p["plan"]["prefill_chunk_tokens"] for p in plans} == {None}  # generate() cannot chunk pixel_values
 
 
 def test_curve_with_images_and_its_cliff():

@@ -131,3 +131,21 @@ def test_towers_not_priced_yet_are_refused():
         with pytest.raises(FieldError) as e:
             stage_budget(model, H100, _w(num_images=1, **kw), Plan(), 0)
         assert e.value.field == "num_images" and "not priced yet" in e.value.detail
+
+
+@pytest.mark.parametrize("plan, field", [(Plan(attention="eager"), "attention"), (Plan(prefill_chunk_tokens=1024), "prefill_chunk_tokens")])
+def test_images_refuse_eager_and_chunked_prefill(plan, field):
+    """The tower runs the model's attention (eager scores are not priced); generate() refuses to chunk raw pixel_values."""
+    with pytest.raises(FieldError) as e:
+        estimate(GEMMA3, H100, _w(num_images=1), plan)
+    assert e.value.field == field
+    assert estimate(GEMMA3, H100, _w(num_images=1), Plan(prefill_chunk_tokens=4096)).fits  # one chunk is the whole prompt
+
+
+def test_search_skips_prefill_chunks_when_told():
+    from oomplan.planner.search import knob_sets
+    from oomplan.planner.space import SearchLimits
+
+    chunks = {k[-1] for k in knob_sets(H100, SearchLimits(max_gpus=1))}
+    assert chunks == {None, 2048}
+    assert {k[-1] for k in knob_sets(H100, SearchLimits(max_gpus=1, allow_prefill_chunks=False))} == {None}
