@@ -7,7 +7,7 @@ from oomplan import formats
 from oomplan.errors import InputError
 from oomplan.memory.layout import pipeline_stages
 from oomplan.memory.validate import check_plan
-from oomplan.memory.weights import dense_dtype, fp32_kept_extra_bytes, weights_budget
+from oomplan.memory.weights import dense_dtype, effective_plan, fp32_kept_extra_bytes, resolved_weight_format, weights_budget
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 from oomplan.units import DTYPE_BYTES, ceil_div
@@ -75,3 +75,34 @@ def stage_weight_bytes(model: ModelSpec, plan: Plan, stage_index: int, padding: 
     """
     tensors = weights_budget(model, plan, stage_index).gpu_bytes - fp32_kept_extra_bytes(model, plan, stage_index)
     return tensors + vocab_padding_bytes(model, plan, stage_index, padding) + rope_cache_bytes(model, plan)
+
+
+def _mxfp4_expert_bytes(num_experts: int, hidden: int, intermediate: int, bias: bool) -> int:
+    """One FusedMoE layer's MXFP4 tensors as Mxfp4MoEMethod.create_weights allocates them (vLLM 0.19.0
+    vllm/model_executor/layers/quantization/mxfp4.py): w13 [E, 2I, H/2] + scale [E, 2I, H/32], w2 [E, H, I/2] +
+    scale [E, H, I/32] (uint8), and with moe.has_bias bf16 w13_bias [E, 2I], w2_bias [E, H]."""
+    bias_bytes = 2 if bias else 0
+    w13 = 2 * intermediate * (hidden // 2 + hidden // 32 + bias_bytes)
+    w2 = hidden * (intermediate // 2 + intermediate // 32 + bias_bytes)
+    return num_experts * (w13 + w2)
+
+
+def mxfp4_expert_padding_bytes(model: ModelSpec, plan: Plan, stage_index: int, intermediate_multiple: int,
+                               hidden_multiple: int) -> int:
+    """What the MXFP4 MoE backend's padding adds to one GPU of one stage: FusedMoE rounds hidden_size and
+    intermediate_size_per_partition up before create_weights (vLLM 0.19.0 fused_moe/layer.py ->
+    Mxfp4MoEMethod.maybe_roundup_sizes -> fused_moe/oracle/mxfp4.py mxfp4_round_up_hidden_size_and_intermediate_size).
+    0 unless the experts are stored in MXFP4."""
+    moe = model.moe
+    eff = effective_plan(model, plan)
+    if moe is None or eff.component_weights.get("experts", resolved_weight_format(model, eff)) != "mxfp4":
+        return 0
+    tp = plan.tensor_parallel
+    num_experts, intermediate = (ceil_div(moe.num_experts, tp), moe.expert_intermediate_size) if plan.expert_parallel \
+        else (moe.num_experts, moe.expert_intermediate_size // tp)
+    hidden = model.hidden_size
+    padded = _mxfp4_expert_bytes(num_experts, ceil_div(hidden, hidden_multiple) * hidden_multiple,
+                                 ceil_div(intermediate, intermediate_multiple) * intermediate_multiple, moe.expert_bias)
+    extra = padded - _mxfp4_expert_bytes(num_experts, hidden, intermediate, moe.expert_bias)
+    stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
+    return extra * len(set(stage.layer_indices) & set(moe.moe_layer_indices))

@@ -63,6 +63,9 @@ class VllmConstants(Strict):
     dsa_indexer_bytes_per_value: int
     dsa_indexer_scale_bytes_per_128: int
     fp8_ds_mla_bytes_per_token: int
+    # GPU architecture -> (intermediate, hidden) multiples the MXFP4 MoE backend vLLM picks there pads to;
+    # architectures not listed are priced unpadded
+    mxfp4_moe_padding: dict[str, tuple[int, int]]
     sources: dict[str, str]
 
 

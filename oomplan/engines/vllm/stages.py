@@ -13,7 +13,7 @@ from oomplan.engines.vllm.kv import KvLayout, attention_token_bytes, kv_layout, 
 from oomplan.engines.vllm.mamba import MambaLayout, MambaSettings, mamba_layout, vllm_dtype_name
 from oomplan.engines.vllm.profile import ProfileRun, non_torch_bytes, profile_run
 from oomplan.engines.vllm.settings import KV_CACHE_DTYPES, VllmGiven, VllmResolved, resolve
-from oomplan.engines.weights import activation_dtype_bytes, served_plan, stage_weight_bytes
+from oomplan.engines.weights import activation_dtype_bytes, mxfp4_expert_padding_bytes, served_plan, stage_weight_bytes
 from oomplan.errors import InputError
 from oomplan.memory.layout import pipeline_stages
 from oomplan.memory.weights import dense_dtype
@@ -132,10 +132,17 @@ def cuda_graph_budget_bytes(s: VllmResolved, c: VllmConstants) -> int:
     return c.cuda_graph_bytes
 
 
+def mxfp4_padding_bytes(model: ModelSpec, gpu: GpuSpec, plan: Plan, index: int, c: VllmConstants) -> int:
+    """The MXFP4 MoE backend's expert padding on this card (c.mxfp4_moe_padding, by GPU architecture)."""
+    pad = c.mxfp4_moe_padding.get(gpu.architecture) if gpu.vendor == "nvidia" else None
+    return 0 if pad is None else mxfp4_expert_padding_bytes(model, plan, index, *pad)
+
+
 def predict_stage(model: ModelSpec, gpu: GpuSpec, s: VllmResolved, plan: Plan, index: int, c: VllmConstants,
                   given_block_size: int | None = None) -> VllmStage:
     st = pipeline_stages(model.num_layers, s.pipeline_parallel)[index]
-    weights = max(0, stage_weight_bytes(model, plan, index, c.vocab_padding) - s.cpu_offload_bytes)
+    weights = max(0, stage_weight_bytes(model, plan, index, c.vocab_padding) + mxfp4_padding_bytes(model, gpu, plan, index, c)
+                  - s.cpu_offload_bytes)
     dt = activation_dtype_bytes(model, plan)
     prof = profile_run(model, st.layer_indices, st.is_last, s.tensor_parallel, s.max_num_batched_tokens,
                        s.max_num_seqs, dt, c, s.model_runner_v2)
