@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -240,8 +241,10 @@ def load_model(ref: str, flag: str = "MODEL", base: Path | None = None, revision
             return load_gguf(path)
         raw = _expect_mapping(read_json(path, "config.json"), path, "config.json")
         name = path.parent.name if path.name == "config.json" else path.stem
-        spec = parse_hf_config(raw, name or str(path), str(path))
-        return with_safetensors(spec, folder, quant=quant_method(raw)) if folder is not None else spec
+        if folder is None:  # a bare config.json: no checkpoint folder to read hf_quant_config.json from
+            return parse_hf_config(raw, name or str(path), str(path))
+        spec, raw = parse_checkpoint_config(raw, folder, lambda r: parse_hf_config(r, name or str(path), str(path)))
+        return with_safetensors(spec, folder, quant=quant_method(raw))
     return load_named_model(ref, flag, revision)
 
 
@@ -272,6 +275,49 @@ def load_gguf(path: Path) -> ModelSpec:
     name = m.group("stem") if m else path.stem
     spec = parse_hf_config(raw, name, str(path), where=f"{path} (GGUF metadata)")
     return spec.model_copy(update={"checkpoint": ck})
+
+
+HF_QUANT_FILE = "hf_quant_config.json"
+
+
+def read_hf_quant_config(raw: dict, path: Path) -> tuple[dict, str | None]:
+    """config.json with a sibling hf_quant_config.json (ModelOpt <= 0.29) merged in as its quantization_config, and
+    a note saying so; unchanged when config.json declares its own or the file is absent. vLLM does the same: its
+    get_config (vllm/transformers_utils/config.py: "ModelOpt 0.29.0 and before saves the quantization config in a separate
+    hf_quant_config.json") and ModelOptQuantConfigBase.from_config, which reads quant_algo, kv_cache_quant_algo, group_size
+    and exclude_modules under `quantization` (vllm-project/vllm@00155cdecca722d98e34234c3d172725b7720b7d:
+    vllm/model_executor/layers/quantization/modelopt.py)."""
+    if raw.get("quantization_config") is not None or not exists(path):
+        return raw, None
+    where = clean(str(path))
+    data = _expect_mapping(read_json(path, HF_QUANT_FILE), path, HF_QUANT_FILE)
+    q = data.get("quantization")
+    if not isinstance(q, dict):
+        raise InputError(f"{where}: field 'quantization' must be an object holding quant_algo, got {type(q).__name__}")
+    from oomplan.formats.declared import MODELOPT_ALGOS, modelopt_priced
+
+    algo = q.get("quant_algo")
+    if not modelopt_priced(algo):
+        raise InputError(f"{where}: quantization.quant_algo = {shorten(repr(algo), 60)} is not priced "
+                         f"(never priced as 16-bit); accepted: {MODELOPT_ALGOS}")
+    kv = q.get("kv_cache_quant_algo")
+    note = (f"quantisation read from {where} (ModelOpt quant_algo {clean(algo)}), as vLLM does: config.json has no quantization_config"
+            + (f"; it also declares kv_cache_quant_algo {shorten(kv, 20)} (the KV cache is priced per --kv-dtype)" if kv else ""))
+    return {**raw, "quantization_config": {**q, "quant_method": "modelopt"}}, note
+
+
+def parse_checkpoint_config(raw: dict, folder: Path, parse: Callable[[dict], ModelSpec]) -> tuple[ModelSpec, dict]:
+    """A checkpoint folder's config.json parsed with its hf_quant_config.json merged in (read_hf_quant_config): the spec,
+    carrying the note, and the merged config. A refusal of the merged quantisation names the file it came from."""
+    path = folder / HF_QUANT_FILE
+    raw, note = read_hf_quant_config(raw, path)
+    try:
+        spec = parse(raw)
+    except InputError as exc:
+        if note is None or type(exc) is not InputError:
+            raise
+        raise InputError(f"{exc} (quantization_config as read from {clean(str(path))})") from None
+    return (spec if note is None else spec.model_copy(update={"warnings": spec.warnings + (note,)})), raw
 
 
 def quant_method(raw: dict) -> str | None:

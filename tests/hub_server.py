@@ -152,3 +152,13 @@ def start(hub: Hub) -> ThreadingHTTPServer:
     hub.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def point_hub_client_at(hub: Hub, tmp_path, monkeypatch) -> None:
+    """huggingface_hub (and oomplan's header cache) pointed at this server and at fresh folders under tmp_path."""
+    for key in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_CACHE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("OOMPLAN_CACHE_DIR", str(tmp_path / "oomplan-cache"))
+    monkeypatch.setenv("OOMPLAN_HUB_TIMEOUT", "1")

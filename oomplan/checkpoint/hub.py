@@ -22,6 +22,7 @@ _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
 REPO_ID = re.compile(rf"{_NAME}/{_NAME}")
 REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 DEFAULT_TIMEOUT_S = 10.0
+HF_QUANT_FILE = "hf_quant_config.json"  # the same name as oomplan/profiles.py's (imported lazily there)
 
 
 def _shown(text: str) -> str:
@@ -94,13 +95,15 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 def _config_from(path: Path, repo: str, where: str) -> tuple[ModelSpec, str | None]:
-    """The spec and config.json's quantization_config.quant_method."""
+    """The spec and config.json's quantization_config.quant_method (or the snapshot's hf_quant_config.json's)."""
     from oomplan.families import parse_hf_config
-    from oomplan.profiles import _expect_mapping, quant_method
+    from oomplan.profiles import _expect_mapping, parse_checkpoint_config, quant_method
     from oomplan.safeio import read_json
 
     raw = _expect_mapping(read_json(path, "config.json"), path, "config.json")
-    return parse_hf_config(raw, repo.split("/")[-1], where, hf_repo=repo, where=f"{repo}: config.json"), quant_method(raw)
+    spec, raw = parse_checkpoint_config(
+        raw, path.parent, lambda r: parse_hf_config(r, repo.split("/")[-1], where, hf_repo=repo, where=f"{repo}: config.json"))
+    return spec, quant_method(raw)
 
 
 def _from_snapshot(repo: str, snapshot: Path, where: str) -> ModelSpec:
@@ -159,6 +162,12 @@ def _resolve_repo(repo: str, revision: str | None, flag: str) -> ModelSpec:
         config = hub.hf_hub_download(repo, "config.json", revision=rev, cache_dir=cache_dir, token=token, endpoint=endpoint,
                                      etag_timeout=timeout)
         sha = Path(config).parent.name if info.sha else sha
+        if HF_QUANT_FILE in files:  # ModelOpt <= 0.29 declares its quantisation there (oomplan/profiles.py)
+            try:
+                hub.hf_hub_download(repo, HF_QUANT_FILE, revision=sha, cache_dir=cache_dir, token=token, endpoint=endpoint,
+                                    etag_timeout=timeout)
+            except EntryNotFoundError:  # listed but gone: the config alone, as for a repo without one
+                pass
         ck = _remote_headers(hub, api, repo, sha, files, cache_dir, token, endpoint, timeout)
     except GatedRepoError:
         raise InputError(f"{flag}: {repo} is gated: accept the licence at {endpoint}/{repo} and set HF_TOKEN "

@@ -12,7 +12,9 @@ What is read, and from where:
     bitsandbytes (load_in_8bit -> int8, load_in_4bit nf4 with double quant -> nf4; `llm_int8_skip_modules`).
   * mxfp4 (gpt-oss): MoE experts only; vLLM and transformers keep other linears unquantised
     (vllm-project/vllm@007d50058a06dec0f82472d63c819244d460c40d:vllm/model_executor/layers/quantization/mxfp4.py).
-  * modelopt: quant_algo NVFP4 (group_size 16) or FP8; `exclude_modules` / `ignore`.
+  * modelopt: quant_algo NVFP4 (group_size 16) or FP8; `exclude_modules` / `ignore`. ModelOpt <= 0.29 writes it to a
+    separate hf_quant_config.json ({"producer": {"name": "modelopt"}, "quantization": {...}}); oomplan/profiles.py
+    read_hf_quant_config merges its `quantization` here when config.json has no quantization_config.
 Anything else is refused with the field named: a checkpoint is never priced in a format it is not in.
 Embeddings are never nn.Linear, so no method quantises them; lm_head stays 16-bit unless a method says
 otherwise (transformers' quantizers add the output embedding to modules_to_not_convert).
@@ -191,6 +193,14 @@ def _mxfp4(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
                            description="MXFP4 experts (32-element blocks, e8m0 scales), other weights 16-bit")
 
 
+MODELOPT_ALGOS = "NVFP4, FP8"
+
+
+def modelopt_priced(algo: Any) -> bool:
+    """A ModelOpt quant_algo oomplan prices (NVFP4 and its variants, FP8); others (W4A8_AWQ, INT8_SQ, ...) are refused."""
+    return isinstance(algo, str) and (algo.upper().startswith("NVFP4") or algo.upper() == "FP8")
+
+
 def _modelopt(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     algo = str(qc.get("quant_algo", "")).upper()
     field, entries = _list(qc, "exclude_modules", "ignore")
@@ -203,7 +213,7 @@ def _modelopt(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights
     if algo == "FP8":
         return DeclaredWeights(method="modelopt", component_weights=_formats_for("fp8", HF_QUANTISED, ignored),
                                description="fp8 e4m3, one fp32 scale per tensor")
-    raise _refuse(where, "quant_algo", qc.get("quant_algo"), "NVFP4, FP8")
+    raise _refuse(where, "quant_algo", qc.get("quant_algo"), MODELOPT_ALGOS)
 
 
 def _ct_format(w: dict[str, Any], where: str, group: str) -> tuple[str, int]:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from checkpoint_fixtures import nbytes, write_checkpoint
 from conftest import tiny_llama
-from hub_server import Hub, Repo, start
+from hub_server import Hub, Repo, point_hub_client_at, start
 from oomplan.cli.app import app
 
 runner = CliRunner()
@@ -30,12 +30,7 @@ def hub(tmp_path, monkeypatch):
         "org/corrupt": Repo(corrupt),
     })
     server = start(h)
-    for key in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_CACHE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", h.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("OOMPLAN_CACHE_DIR", str(tmp_path / "oomplan-cache"))
-    monkeypatch.setenv("OOMPLAN_HUB_TIMEOUT", "1")
+    point_hub_client_at(h, tmp_path, monkeypatch)
     h.tensors = tensors
     h.tensors_v2 = v2
     h.tmp = tmp_path
