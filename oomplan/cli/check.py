@@ -30,7 +30,7 @@ def check_command(
     plans: list[str] = typer.Argument(..., help="Plan files written by oomplan fit -o (several: one summary, exit the worst code).", metavar="PLAN"),
     gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="Try the plan on another card."),
     ctx: Optional[str] = typer.Option(None, "--ctx", help="Override the plan's context length."),
-    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Override the plan's batch size."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Override the plan's batch size."),
     margin: str = typer.Option("0%", "--margin", help="Headroom required, as a share of the card: 10% or 0.1."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings (changed config, changed prediction) as errors."),
     as_json: bool = typer.Option(False, "--json", help="Print the estimate JSON with a 'check' object (several files: one row per file)."),

@@ -21,18 +21,18 @@ TRAIN = typer.Option(None, "--train", help="Plan a training step instead of infe
 OPTIMIZER = typer.Option(None, "--optimizer", help="--train: adamw (default), adamw8bit, adafactor or sgd (momentum).")
 PRECISION = typer.Option(None, "--precision", help="--train: mixed (bf16 + fp32 master, default), bf16 (fp32 states), pure-bf16, fp32.")
 SEQ = typer.Option(None, "--seq", help="--train: tokens per sequence (4k, 4096; default: --ctx).")
-GRAD_ACCUM = typer.Option(None, "--grad-accum", min=1, help="--train: micro-batches per optimizer step (default 1).")
-DP = typer.Option(None, "--dp", min=1, help="--train: data-parallel ranks (default 1).")
+GRAD_ACCUM = typer.Option(None, "--grad-accum", help="--train: micro-batches per optimizer step (default 1).")
+DP = typer.Option(None, "--dp", help="--train: data-parallel ranks (default 1).")
 ZERO = typer.Option(None, "--zero", help="--train: DeepSpeed ZeRO stage 0, 1, 2 or 3.")
 FSDP = typer.Option(None, "--fsdp", help="--train: PyTorch FSDP none, full (ZeRO-3 over all ranks) or hybrid (within a node).")
 SP = typer.Option(None, "--sp/--no-sp", help="--train: Megatron sequence parallelism (needs --tp > 1).")
 RECOMPUTE = typer.Option(None, "--recompute", help="--train: activation recompute none (default), selective or full.")
-LORA_RANK = typer.Option(None, "--lora-rank", min=1, help="--train lora/qlora: adapter rank (default 16).")
+LORA_RANK = typer.Option(None, "--lora-rank", help="--train lora/qlora: adapter rank (default 16).")
 LORA_TARGETS = typer.Option(None, "--lora-targets", help="--train lora/qlora: module names, comma-separated, or all-linear (default).")
 OFFLOAD_OPTIMIZER = typer.Option(None, "--offload-optimizer/--no-offload-optimizer", help="--train: ZeRO-Offload the optimizer to CPU.")
 OFFLOAD_PARAMS = typer.Option(None, "--offload-params/--no-offload-params", help="--train: ZeRO-Infinity weight shards in CPU memory (ZeRO-3/FSDP).")
 HOST_MEM = typer.Option(None, "--host-mem", help="--train: CPU memory per node for offloaded states (default: not checked).")
-GLOBAL_BATCH = typer.Option(None, "--global-batch", min=1, help="fit --train: sequences per optimizer step (default: the largest micro-batch).")
+GLOBAL_BATCH = typer.Option(None, "--global-batch", help="fit --train: sequences per optimizer step (default: the largest micro-batch).")
 
 _CHOICES = {"mode": TRAIN_MODES, "optimizer": OPTIMIZERS, "precision": PRECISIONS, "recompute": RECOMPUTES, "fsdp": FSDP_MODES}
 
@@ -255,8 +255,8 @@ def reject_inference_flags(given: dict[str, bool]) -> None:
             raise InputError(f"{flag}: not used with --train (full and lora train bf16 weights; qlora's base is nf4)")
 
 
-FIT_TP = typer.Option(None, "--tp", min=1, help="fit --train: fix the tensor-parallel degree instead of searching it.")
-FIT_PP = typer.Option(None, "--pp", min=1, help="fit --train: fix the pipeline stages instead of searching them.")
+FIT_TP = typer.Option(None, "--tp", help="fit --train: fix the tensor-parallel degree instead of searching it.")
+FIT_PP = typer.Option(None, "--pp", help="fit --train: fix the pipeline stages instead of searching them.")
 
 
 def reject_train_only(given: dict[str, bool]) -> None:

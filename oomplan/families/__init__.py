@@ -205,7 +205,7 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
     if family is None:
         if cfg.hidden_size is None or cfg.num_hidden_layers is None or cfg.num_attention_heads is None:
             raise UnknownFamilyError(
-                f"{source}: model_type {cfg.model_type!r} is not supported and lacks llama-like fields "
+                f"{source}: {f'model_type {clean(cfg.model_type)!r} is not supported' if cfg.model_type else 'the config has no model_type'} and lacks llama-like fields "
                 f"(hidden_size, num_hidden_layers, num_attention_heads); supported: {', '.join(BY_TYPE)}", raw, name, source, str(cfg.model_type), checkpoint_dtype(cfg))
         unpriced = unpriced_fields(view)
         if unpriced:

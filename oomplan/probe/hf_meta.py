@@ -54,6 +54,8 @@ def check_measurable(raw: dict[str, Any], refusal: str) -> None:
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     model_type = raw.get("model_type")
+    if model_type is None or model_type == "":
+        raise InputError(f"{refusal}; transformers {transformers.__version__} cannot build a model from a config without model_type either")
     if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
         raise InputError(f"{refusal}; transformers {transformers.__version__} does not know model_type {clean(model_type)!r} either")
     if raw.get("quantization_config"):
@@ -186,6 +188,9 @@ def _build(raw: dict[str, Any], dtype: DtypeName, where: str) -> tuple[Any, Any]
     from oomplan.probe.meta_run import _torch_dtype, build_config
 
     model_type = raw.get("model_type")
+    if model_type is None or model_type == "":
+        raise InputError(f"{where}: the config has no model_type: oomplan ships no family for it, and transformers "
+                         f"{transformers.__version__} cannot build a model without one; refusing rather than guessing")
     if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
         raise InputError(f"{where}: model_type {clean(model_type)!r} is not a family oomplan ships, and transformers "
                          f"{transformers.__version__} does not know it either; refusing rather than guessing")

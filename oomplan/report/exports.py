@@ -131,6 +131,13 @@ def sglang(est: Estimate) -> Export:
     return Export("sglang", _join(parts), tuple(unreal), tuple(notes))
 
 
+def n_gpu_layers(num_layers: int, num_layers_off: int) -> int:
+    """The -ngl that puts what the plan priced on the GPU. llama.cpp offloads n_layer + 1 layers, the output layer
+    last and only when -ngl > n_layer (src/llama-model.cpp load_tensors: act_gpu_layers = min(n_gpu_layers, n_layer + 1),
+    dev_output = get_layer_buft_list(n_layer)); a full offload is n_layer + 1, offloaded layers leave the output on the CPU."""
+    return num_layers + 1 if num_layers_off == 0 else num_layers - num_layers_off
+
+
 def llamacpp(est: Estimate) -> Export:
     p, m = est.plan, est.model
     w, kv = resolved_weight_format(m, p), resolved_kv_dtype(m, p)
@@ -139,10 +146,11 @@ def llamacpp(est: Estimate) -> Export:
     window = p.kv_policy if p.kv_policy is not None and p.kv_policy.kind == "window" else None
     slot_tokens = est.workload.ctx_tokens if window is None else min(est.workload.ctx_tokens, window.sink_tokens + window.window_tokens)
     parts = [f"llama-server -m {shlex.quote(m.name)}-{gguf}.gguf", f"-c {slot_tokens * est.workload.batch_size}",
-             f"-np {est.workload.batch_size}", f"-ngl {m.num_layers - layers_off}"]
+             f"-np {est.workload.batch_size}", f"-ngl {n_gpu_layers(m.num_layers, layers_off)}"]
     if window is not None:  # tools/server/README.md: --context-shift, --keep N (tokens kept from the start of the prompt)
         parts += ["--context-shift", f"--keep {window.sink_tokens}"]
-    parts += [f"--cache-type-k {GGUF_KV[kv]}", f"--cache-type-v {GGUF_KV[kv]}", "-fa on"]
+    cache = GGUF_KV[p.kv_dtype if p.kv_dtype == formats.AUTO else kv]  # auto: llama.cpp's default f16, as fit --engine llamacpp prices it
+    parts += [f"--cache-type-k {cache}", f"--cache-type-v {cache}", "-fa on"]
     if p.num_gpus > 1:  # the plan's split (fit --engine llamacpp on a box writes llama.cpp's default out), else even stages
         parts.append(f"--split-mode {'row' if p.tensor_parallel > 1 else 'layer'}")
         parts.append("--tensor-split " + (",".join(f"{x:g}" for x in p.tensor_split) if p.tensor_split else ",".join(["1"] * p.num_gpus)))
@@ -153,7 +161,9 @@ def llamacpp(est: Estimate) -> Export:
     unreal, notes = _dms(est, "llama.cpp"), []
     if formats.get(w).engine("llamacpp").nearest:
         notes.append(f"GGUF has no {w}: {gguf} is the nearest type and its bits per weight differ; re-plan with oomplan estimate --engine llamacpp")
-    if kv == "fp8":
+    if p.kv_dtype == formats.AUTO and kv not in SIXTEEN_BIT:
+        notes.append(f"kv_dtype auto: llama.cpp's default KV cache is f16, not the {kv} the plan priced; re-plan with --kv-dtype")
+    elif kv == "fp8":
         notes.append("GGUF KV has no fp8: q8_0 (8.5 bits) is the nearest")
     if window is not None:
         notes.append(f"--kv-policy {window.spec}: each slot holds {slot_tokens} tokens; when it fills, llama.cpp keeps the first "

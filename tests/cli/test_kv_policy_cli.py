@@ -65,7 +65,7 @@ def test_fit_writes_the_policy_and_check_and_export_read_it(tmp_path):
     cmd = run("export", str(path), "--to", "llamacpp")
     assert cmd.exit_code == 0, cmd.output
     assert cmd.stdout.splitlines()[1:7] == ["llama-server -m llama-3.1-8b-BF16.gguf \\", "    -c 4100 \\", "    -np 1 \\",
-                                           "    -ngl 32 \\", "    --context-shift \\", "    --keep 4 \\"]
+                                           "    -ngl 33 \\", "    --context-shift \\", "    --keep 4 \\"]
     vllm = run("export", str(path), "--to", "vllm")
     assert "# NOT REALISED by vllm: --kv-policy window:4096,sinks:4 (vLLM has no attention-sink eviction" in vllm.stdout
     engine = run("check", str(path), "--engine", "vllm")

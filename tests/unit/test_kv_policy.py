@@ -286,7 +286,7 @@ def _export(policy: str, engine: str, ctx: int = 32768, batch: int = 2):
 def test_llamacpp_realises_the_window_with_context_shift():
     e = _export("window:4096,sinks:4", "llamacpp")
     assert e.unrealisable == ()
-    assert e.command.split(" \\\n    ")[:6] == ["llama-server -m llama-3-8b-BF16.gguf", "-c 8200", "-np 2", "-ngl 32",
+    assert e.command.split(" \\\n    ")[:6] == ["llama-server -m llama-3-8b-BF16.gguf", "-c 8200", "-np 2", "-ngl 33",
                                                "--context-shift", "--keep 4"]
     assert ("--kv-policy window:4096,sinks:4: each slot holds 4100 tokens; when it fills, llama.cpp keeps the first 4 (--keep) "
             "and discards half of the rest, so the recent window is 2048..4096 tokens, not always 4096; it shifts only while "
