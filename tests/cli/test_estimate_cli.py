@@ -95,7 +95,7 @@ def test_debug_shows_traceback():
 
 
 @pytest.mark.parametrize("args,code,fragment", [
-    (["fit", "llama-3-8b", "--gpu", "h100", "--top", "0"], 2, "error: Invalid value for '--top'"),
+    (["fit", "llama-3-8b", "--gpu", "h100", "--top", "0"], 2, "error: --top: 0 is out of range; accepted: 1..10000"),
     (["estimate", "llama-3-8b"], 2, "error: Missing option '--gpu'"),
     (["estimate", "llama-3-8b", "--gpu", "h100", "--nope"], 2, "error: No such option: --nope"),
     (["bogus"], 2, "error: No such command 'bogus'"),
