@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from oomplan.engines.llamacpp.constants import llamacpp_constants
-from oomplan.engines.llamacpp.devices import DeviceUse, box_devices, box_split, format_split
+from oomplan.engines.llamacpp.devices import BoxSplit, DeviceUse, box_devices, box_split, format_split
 from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_sizes
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.engines.llamacpp.split import (
@@ -69,6 +69,26 @@ def _fixes(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: GgufSizes) -
     return out
 
 
+def _settings(model: ModelSpec, s: LlamaCppGiven, sizes: GgufSizes, split: GpuSplit | BoxSplit,
+              placement: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+    """The llama-server flags a prediction prices, in the order they are shown; `placement`: the multi-GPU flags."""
+    settings = (("-m", f"{model.name} {s.gguf_type} ({format_bytes(sizes.file_bytes)})"), ("-ngl", str(split.n_gpu_layers)),
+                *placement, ("-c", str(split.kv_cells)), ("-np", str(s.n_parallel)), ("-ctk", s.cache_type_k),
+                ("-ctv", s.cache_type_v), ("-fa", s.flash_attn), ("--fit", "on" if s.fit else "off"))
+    if split.num_cpu_moe_layers:
+        settings += (("--n-cpu-moe", str(split.num_cpu_moe_layers)),)
+    if s.context_shift:
+        settings += (("--context-shift", ""), ("--keep", str(s.keep_tokens)))
+    return settings
+
+
+def _partial_offload_notes(num_layers: int, n_gpu_layers: int) -> list[str]:
+    """llama.cpp offloads num_layers + 1 layers (the output layer last); fewer on the GPU is a partial offload."""
+    if n_gpu_layers > num_layers:
+        return []
+    return [f"partial offload: {num_layers + 1 - n_gpu_layers} of {num_layers + 1} layers run on the CPU"]
+
+
 def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> EnginePrediction:
     ck = model.checkpoint if model.checkpoint is not None and model.checkpoint.kind == "gguf" else None
     if ck is not None:  # the file's own tensor types decide, not a name or a flag
@@ -85,19 +105,12 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> Engine
     failures = _failures(model, gpu, s, split, total)
     fixes = _fixes(model, gpu, s, sizes) if failures else []
     per_slot = split.kv_cells // max(1, s.n_parallel)
-    settings: tuple[tuple[str, str], ...] = (("-m", f"{model.name} {s.gguf_type} ({format_bytes(sizes.file_bytes)})"), ("-ngl", str(split.n_gpu_layers)),
-                ("-c", str(split.kv_cells)), ("-np", str(s.n_parallel)), ("-ctk", s.cache_type_k), ("-ctv", s.cache_type_v),
-                ("-fa", s.flash_attn), ("--fit", "on" if s.fit else "off"))
-    if split.num_cpu_moe_layers:
-        settings += (("--n-cpu-moe", str(split.num_cpu_moe_layers)),)
-    if s.context_shift:
-        settings += (("--context-shift", ""), ("--keep", str(s.keep_tokens)))
+    settings = _settings(model, s, sizes, split)
     notes = [f"GGUF {s.gguf_type}: {format_bytes(sizes.file_bytes)} ({sizes.file_bytes * 8 / num_params(model):.2f} bits per weight)"
              + (f", from the file's tensor infos ({ck.num_tensors} tensors in {len(ck.files)} file(s))" if ck is not None else "")]
     if s.context_shift:
         notes.append(context_shift_note(per_slot, s.keep_tokens))
-    if split.n_gpu_layers <= model.num_layers:
-        notes.append(f"partial offload: {model.num_layers + 1 - split.n_gpu_layers} of {model.num_layers + 1} layers run on the CPU")
+    notes += _partial_offload_notes(model.num_layers, split.n_gpu_layers)
     if split.num_cpu_moe_layers and model.moe is not None:
         c = llamacpp_constants()
         notes.append(f"expert offload: the routed experts of {split.num_cpu_moe_layers} layers ({format_bytes(split.experts_host_bytes)}) "
@@ -169,21 +182,14 @@ def predict_box(model: ModelSpec, box: tuple[GpuSpec, ...], s: LlamaCppGiven) ->
         notes.append("row split: matrix rows are shared in the ratio of the split (ggml-cuda, default each GPU's total memory) without "
                      "the kernels' row rounding (up to a few hundred rows per matrix per GPU); the layer's norms, its KV and its "
                      "experts stay on the GPU that holds the layer")
-    if split.n_gpu_layers <= n:
-        notes.append(f"partial offload: {n + 1 - split.n_gpu_layers} of {n + 1} layers run on the CPU")
+    notes += _partial_offload_notes(n, split.n_gpu_layers)
     if failures and s.fit and s.n_gpu_layers is None:
         failures.append("with several GPUs --fit (on by default) moves layers itself, which oomplan does not model: pass -ngl N "
                         "and --tensor-split to price the placement you will run")
     per_slot = split.kv_cells // max(1, s.n_parallel)
-    settings: tuple[tuple[str, str], ...] = (
-        ("-m", f"{model.name} {s.gguf_type} ({format_bytes(sizes.file_bytes)})"), ("-ngl", str(split.n_gpu_layers)),
-        ("-sm", s.split_mode), ("-ts", format_split(s.tensor_split) if s.tensor_split else "default"),
-        ("-c", str(split.kv_cells)), ("-np", str(s.n_parallel)), ("-ctk", s.cache_type_k), ("-ctv", s.cache_type_v),
-        ("-fa", s.flash_attn), ("--fit", "on" if s.fit else "off"))
-    if split.num_cpu_moe_layers:
-        settings += (("--n-cpu-moe", str(split.num_cpu_moe_layers)),)
+    placement = (("-sm", s.split_mode), ("-ts", format_split(s.tensor_split) if s.tensor_split else "default"))
+    settings = _settings(model, s, sizes, split, placement)
     if s.context_shift:
-        settings += (("--context-shift", ""), ("--keep", str(s.keep_tokens)))
         notes.append(context_shift_note(per_slot, s.keep_tokens))
     return EnginePrediction(
         engine="llamacpp", model=model, gpu=t.gpu, num_gpus=len(box), settings=settings, items=items, gpu_total_bytes=t.total_bytes,
