@@ -3,6 +3,8 @@ plus what the engine adds: vocab rows padded to a multiple of 64, and the rotary
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from oomplan import formats
 from oomplan.errors import InputError
 from oomplan.memory.layout import pipeline_stages
@@ -88,11 +90,14 @@ def _mxfp4_expert_bytes(num_experts: int, hidden: int, intermediate: int, bias: 
 
 
 def mxfp4_expert_padding_bytes(model: ModelSpec, plan: Plan, stage_index: int, intermediate_multiple: int,
-                               hidden_multiple: int) -> int:
+                               hidden_multiple: int,
+                               stored_bytes: Callable[[int, int, int, bool], int] = _mxfp4_expert_bytes) -> int:
     """What the MXFP4 MoE backend's padding adds to one GPU of one stage: FusedMoE rounds hidden_size and
     intermediate_size_per_partition up before create_weights (vLLM 0.19.0 fused_moe/layer.py ->
-    Mxfp4MoEMethod.maybe_roundup_sizes -> fused_moe/oracle/mxfp4.py mxfp4_round_up_hidden_size_and_intermediate_size).
-    0 unless the experts are stored in MXFP4."""
+    Mxfp4MoEMethod.maybe_roundup_sizes -> fused_moe/oracle/mxfp4.py mxfp4_round_up_hidden_size_and_intermediate_size);
+    `stored_bytes(num_experts, hidden, intermediate, bias)` is what the backend keeps at the rounded sizes after
+    process_weights_after_loading (default: the create_weights tensors, kept in shape). 0 unless the experts are
+    stored in MXFP4."""
     moe = model.moe
     eff = effective_plan(model, plan)
     if moe is None or eff.component_weights.get("experts", resolved_weight_format(model, eff)) != "mxfp4":
@@ -101,8 +106,8 @@ def mxfp4_expert_padding_bytes(model: ModelSpec, plan: Plan, stage_index: int, i
     num_experts, intermediate = (ceil_div(moe.num_experts, tp), moe.expert_intermediate_size) if plan.expert_parallel \
         else (moe.num_experts, moe.expert_intermediate_size // tp)
     hidden = model.hidden_size
-    padded = _mxfp4_expert_bytes(num_experts, ceil_div(hidden, hidden_multiple) * hidden_multiple,
-                                 ceil_div(intermediate, intermediate_multiple) * intermediate_multiple, moe.expert_bias)
+    padded = stored_bytes(num_experts, ceil_div(hidden, hidden_multiple) * hidden_multiple,
+                          ceil_div(intermediate, intermediate_multiple) * intermediate_multiple, moe.expert_bias)
     extra = padded - _mxfp4_expert_bytes(num_experts, hidden, intermediate, moe.expert_bias)
     stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
     return extra * len(set(stage.layer_indices) & set(moe.moe_layer_indices))

@@ -14,6 +14,20 @@ from oomplan.specs.base import Strict
 VERSIONS_DIR = DATA_DIR / "vllm"
 
 
+class Mxfp4TritonLayout(Strict):
+    """What the TRITON MXFP4 MoE backend keeps per FusedMoE layer once process_weights_after_loading has swizzled
+    the experts (fused_moe/oracle/mxfp4.py TRITON branch -> quantization/utils/mxfp4_utils.py _swizzle_mxfp4 ->
+    the vendored third_party/triton_kernels HopperMXValueLayout / HopperMXScaleLayout); sources in the data file."""
+
+    architectures: tuple[str, ...]  # GPU architectures where vLLM picks TRITON for gpt-oss with these layouts
+    value_pre_pad: int = Field(ge=1)  # both byte dims of each weight first padded to this multiple (1: none)
+    value_tile: tuple[int, int]  # then (output rows, packed bytes) padded to these multiples
+    scale_group_pad: int = Field(ge=1)  # the scale groups (K/32) padded to this before the swizzle (1: none)
+    scale_tile: tuple[int, int]  # (output rows, scale groups) padded to these multiples
+    keeps_checkpoint_scales: bool  # the unswizzled uint8 scales stay allocated next to the swizzled copies
+    bias_bytes: int = Field(ge=1)  # the biases are converted to this width (fp32)
+
+
 class VllmConstants(Strict):
     schema_version: int = 1
     engine: str
@@ -66,6 +80,8 @@ class VllmConstants(Strict):
     # GPU architecture -> (intermediate, hidden) multiples the MXFP4 MoE backend vLLM picks there pads to;
     # architectures not listed are priced unpadded
     mxfp4_moe_padding: dict[str, tuple[int, int]]
+    mxfp4_triton_layout: Mxfp4TritonLayout
+    fp32_rope_architectures: tuple[str, ...]  # models whose rotary cos/sin cache vLLM builds in fp32
     sources: dict[str, str]
 
 

@@ -6,21 +6,23 @@ memory) (vllm/v1/worker/gpu_worker.py determine_available_memory), cut into bloc
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from oomplan.engines.vllm.constants import VllmConstants, vllm_constants
+from oomplan.engines.vllm.constants import Mxfp4TritonLayout, VllmConstants, vllm_constants
 from oomplan.engines.vllm.kv import KvLayout, attention_token_bytes, kv_layout, num_kv_blocks, request_bytes
 from oomplan.engines.vllm.mamba import MambaLayout, MambaSettings, mamba_layout, vllm_dtype_name
 from oomplan.engines.vllm.profile import ProfileRun, non_torch_bytes, profile_run
 from oomplan.engines.vllm.settings import KV_CACHE_DTYPES, VllmGiven, VllmResolved, resolve
-from oomplan.engines.weights import activation_dtype_bytes, mxfp4_expert_padding_bytes, served_plan, stage_weight_bytes
+from oomplan.engines.weights import (activation_dtype_bytes, mxfp4_expert_padding_bytes, rope_cache_bytes, served_plan,
+                                     stage_weight_bytes)
 from oomplan.errors import InputError
 from oomplan.memory.layout import pipeline_stages
 from oomplan.memory.weights import dense_dtype
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.units import FP32
+from oomplan.units import FP32, ceil_div
 
 
 @dataclass(frozen=True)
@@ -132,17 +134,56 @@ def cuda_graph_budget_bytes(s: VllmResolved, c: VllmConstants) -> int:
     return c.cuda_graph_bytes
 
 
+def _round_up(value: int, multiple: int) -> int:
+    return ceil_div(value, multiple) * multiple
+
+
+def mxfp4_triton_expert_bytes(layout: Mxfp4TritonLayout) -> Callable[[int, int, int, bool], int]:
+    """One FusedMoE layer's experts as the TRITON MXFP4 backend keeps them (c.mxfp4_triton_layout and its sources):
+    each uint8 weight [E, N, K/2] padded to (value_pre_pad, then value_tile) in (N, K/2), each scale [E, N, K/32] to
+    (scale_tile) after its groups are padded to scale_group_pad, the checkpoint scales too while they stay allocated,
+    and fp32 biases w13 [E, 2I] and w2 [E, H]; w13 has N = 2I, K = H and w2 N = H, K = I."""
+    def weight(rows: int, k: int) -> int:
+        pre = layout.value_pre_pad
+        return (_round_up(_round_up(rows, pre), layout.value_tile[0])
+                * _round_up(_round_up(k // 2, pre), layout.value_tile[1]))
+
+    def scale(rows: int, k: int) -> int:
+        groups = _round_up(k // 32, layout.scale_group_pad)
+        swizzled = _round_up(rows, layout.scale_tile[0]) * _round_up(groups, layout.scale_tile[1])
+        return swizzled + (rows * (k // 32) if layout.keeps_checkpoint_scales else 0)
+
+    def stored(num_experts: int, hidden: int, intermediate: int, bias: bool) -> int:
+        w13 = weight(2 * intermediate, hidden) + scale(2 * intermediate, hidden)
+        w2 = weight(hidden, intermediate) + scale(hidden, intermediate)
+        biases = layout.bias_bytes * (2 * intermediate + hidden) if bias else 0
+        return num_experts * (w13 + w2 + biases)
+    return stored
+
+
 def mxfp4_padding_bytes(model: ModelSpec, gpu: GpuSpec, plan: Plan, index: int, c: VllmConstants) -> int:
-    """The MXFP4 MoE backend's expert padding on this card (c.mxfp4_moe_padding, by GPU architecture)."""
+    """The MXFP4 MoE backend's expert padding on this card (c.mxfp4_moe_padding, by GPU architecture), and on the
+    TRITON backend's cards (c.mxfp4_triton_layout) its weight swizzle."""
     pad = c.mxfp4_moe_padding.get(gpu.architecture) if gpu.vendor == "nvidia" else None
-    return 0 if pad is None else mxfp4_expert_padding_bytes(model, plan, index, *pad)
+    if pad is None:
+        return 0
+    if gpu.architecture in c.mxfp4_triton_layout.architectures:
+        return mxfp4_expert_padding_bytes(model, plan, index, *pad, mxfp4_triton_expert_bytes(c.mxfp4_triton_layout))
+    return mxfp4_expert_padding_bytes(model, plan, index, *pad)
+
+
+def fp32_rope_extra_bytes(model: ModelSpec, plan: Plan, c: VllmConstants) -> int:
+    """The rotary cache's extra bytes where vLLM builds it in fp32 (c.fp32_rope_architectures, gpt_oss.py)."""
+    if not set(model.architectures) & set(c.fp32_rope_architectures):
+        return 0
+    return rope_cache_bytes(model, plan) // activation_dtype_bytes(model, plan) * (4 - activation_dtype_bytes(model, plan))
 
 
 def predict_stage(model: ModelSpec, gpu: GpuSpec, s: VllmResolved, plan: Plan, index: int, c: VllmConstants,
                   given_block_size: int | None = None) -> VllmStage:
     st = pipeline_stages(model.num_layers, s.pipeline_parallel)[index]
     weights = max(0, stage_weight_bytes(model, plan, index, c.vocab_padding) + mxfp4_padding_bytes(model, gpu, plan, index, c)
-                  - s.cpu_offload_bytes)
+                  + fp32_rope_extra_bytes(model, plan, c) - s.cpu_offload_bytes)
     dt = activation_dtype_bytes(model, plan)
     prof = profile_run(model, st.layer_indices, st.is_last, s.tensor_parallel, s.max_num_batched_tokens,
                        s.max_num_seqs, dt, c, s.model_runner_v2)
