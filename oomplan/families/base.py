@@ -129,6 +129,14 @@ def sliding_every(cfg: HfConfig, where: str, f: Fields, pattern: int) -> None:
     sliding(cfg, where, f, lambda i: pattern <= 0 or bool((i + 1) % pattern))
 
 
+def rope_table_per_layer_type(f: Fields) -> None:
+    """Gemma 3 / OLMo 3 (modeling_gemma3.py / modeling_olmo3.py Gemma3TextModel/Olmo3Model.forward, 5.24.0): the rotary
+    embedding makes one cos/sin pair per distinct entry of config.layer_types (`position_embeddings[layer_type]`), each
+    alive for the whole forward; with sliding and full layers that is two pairs."""
+    kinds = {layer.attention.kind for layer in f["layers"]}
+    f["rope"] = f["rope"].model_copy(update={"num_tables": max(1, len(kinds))})
+
+
 def mtp_note(cfg: HfConfig) -> tuple[str, ...]:
     """Multi-token-prediction layers ship in the checkpoint but transformers' *ForCausalLM does not build them."""
     n = cfg.num_nextn_predict_layers or cfg.num_mtp_layers or 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from oomplan.families.base import Family, Fields, base_fields, sliding_every
+from oomplan.families.base import Family, Fields, base_fields, rope_table_per_layer_type, sliding_every
 from oomplan.families.config import HfConfig
 from oomplan.specs.convert import build as validated
 from oomplan.specs.vision import SiglipVisionTower
@@ -29,6 +29,7 @@ def build(cfg: HfConfig, where: str) -> Fields:
              rms_norm_fp32_output=True, gguf_arch="gemma3")
     pattern = cfg.sliding_window_pattern if isinstance(cfg.sliding_window_pattern, int) else 6
     sliding_every(cfg, where, f, pattern)
+    rope_table_per_layer_type(f)  # a global and a local rotary table
     return f
 
 

@@ -7,7 +7,7 @@ unless layer_types says otherwise.
 """
 from __future__ import annotations
 
-from oomplan.families.base import Family, Fields, base_fields, sliding_every
+from oomplan.families.base import Family, Fields, base_fields, rope_table_per_layer_type, sliding_every
 from oomplan.families.config import HfConfig
 
 DEFAULTS = dict(vocab_size=50304, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
@@ -24,6 +24,7 @@ def build_olmo2(cfg: HfConfig, where: str) -> Fields:
 def build_olmo3(cfg: HfConfig, where: str) -> Fields:
     f = build_olmo2(cfg, where)
     sliding_every(cfg, where, f, 4)
+    rope_table_per_layer_type(f)
     return f
 
 

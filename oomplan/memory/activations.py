@@ -114,7 +114,8 @@ def forward_bytes(model: ModelSpec, plan: Plan, d: Dims, batch: int, q_len: int,
     rope = model.mla.qk_rope_head_dim if model.mla else int(model.head_dim * model.rope.partial_rotary_factor)
     if not any(layer.attention.rope for layer in model.layers if layer.attention.kind not in ("none", "linear")):
         rope = 0  # no rotary table (Nemotron-H's attention has no positional embedding)
-    tables = 2 * q_len * rope * d.b * (batch if model.rope.per_sequence_tables else 1)
+    # one cos/sin pair per rotary table (Gemma 3, OLMo 3: one per layer type, RopeSpec.num_tables)
+    tables = 2 * q_len * rope * d.b * (batch if model.rope.per_sequence_tables else 1) * model.rope.num_tables
     return int(mask_bytes(model, plan, d, batch, q_len, kv_len) + tables + INT64 * (batch * q_len + q_len))
 
 

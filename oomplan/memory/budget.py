@@ -149,7 +149,7 @@ def estimate(model: ModelSpec, gpu: GpuSpec, workload: Workload, plan: Plan) -> 
     check_plan(model, plan)
     stages = tuple(stage_budget(model, gpu, workload, plan, s) for s in range(plan.pipeline_parallel))
     warnings = tuple(model.warnings) + tuple(plan_warnings(model, gpu, workload, plan))
-    return Estimate(model, gpu, workload, plan, stages, warnings, tuple(plan_notes(model, plan)) + image_notes(model, workload, stages))
+    return Estimate(model, gpu, workload, plan, stages, warnings, tuple(plan_notes(model, plan, workload.ctx_tokens)) + image_notes(model, workload, stages))
 
 
 def image_notes(model: ModelSpec, workload: Workload, stages: tuple[StageBudget, ...]) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ from oomplan.errors import FieldError
 from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.weights import resolved_weight_format, stored_weight_formats
 from oomplan.specs.hardware import GpuSpec
+from oomplan.specs.kv_policy import kept_tokens
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan, Workload
 from oomplan.specs.state import GatedDeltaNetMixer, Mamba1Mixer, Mamba2Mixer
@@ -93,12 +94,12 @@ def ssm_path_notes(model: ModelSpec) -> list[str]:
     return out
 
 
-def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:
+def plan_notes(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> list[str]:
     """Facts the user must know to realise the plan."""
     out: list[str] = ssm_path_notes(model)
     if plan.dms_ratio > 1:
         out.append(f"DMS {plan.dms_ratio:g}x needs a DMS-retrofitted checkpoint of {model.name} (Łańcucki et al. 2025); stock checkpoints do not compress")
-    out += kv_policy_notes(model, plan)
+    out += kv_policy_notes(model, plan, ctx_tokens)
     d = model.declared_weights
     if d is not None and plan.weights == "auto":
         out.append(f"weights priced as shipped: {d.description} (quantization_config, quant_method {d.method}); "
@@ -116,11 +117,16 @@ def plan_notes(model: ModelSpec, plan: Plan) -> list[str]:
     return out
 
 
-def kv_policy_notes(model: ModelSpec, plan: Plan) -> list[str]:
-    """What the KV policy needs and how its peak is priced (docs/kv-policies.md)."""
+def kv_policy_notes(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> list[str]:
+    """What the KV policy needs and how its peak is priced (docs/kv-policies.md); at a context it keeps whole
+    (`ctx_tokens` <= kept_tokens) it evicts nothing: lossless, a no-op."""
     p = plan.kv_policy
     if p is None:
         return []
+    kept = kept_tokens(p)
+    if ctx_tokens is not None and kept is not None and kept >= ctx_tokens:
+        return [f"KV policy {p.label} (docs/kv-policies.md): lossless here, a no-op: it keeps {kept:,} tokens per layer and "
+                f"the context is {ctx_tokens:,}, so nothing is evicted and the KV cache is the full context's"]
     out = [f"KV policy {p.label} (docs/kv-policies.md): lossy, priced per layer as the KV kept at its peak"]
     num_state = len(model.state_layer_indices)
     if num_state:

@@ -12,7 +12,7 @@ import yaml
 from oomplan import formats
 from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.weights import SIXTEEN_BIT, resolved_weight_format
-from oomplan.specs.kv_policy import BudgetPolicy, SlotsPolicy, WindowPolicy
+from oomplan.specs.kv_policy import BudgetPolicy, WindowPolicy, kept_tokens
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 
@@ -77,8 +77,7 @@ def policy_grade_key(plan: Plan, ctx_tokens: int | None) -> str | None:
     if p is None:
         return None
     if ctx_tokens is not None:
-        kept = (p.sink_tokens + p.window_tokens if isinstance(p, WindowPolicy) else p.budget_tokens if isinstance(p, BudgetPolicy)
-                else p.window_tokens if isinstance(p, SlotsPolicy) else None)  # episodic: a different model, always graded
+        kept = kept_tokens(p)  # episodic: None, a different model, always graded
         if kept is not None and kept >= ctx_tokens:
             return "nothing_evicted"
         if isinstance(p, BudgetPolicy) and 5 * p.budget_tokens >= ctx_tokens:

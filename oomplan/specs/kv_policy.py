@@ -106,6 +106,19 @@ class EpisodicPolicy(Strict):
 
 
 KvPolicy = Annotated[WindowPolicy | BudgetPolicy | SlotsPolicy | EpisodicPolicy, Field(discriminator="kind")]
+
+
+def kept_tokens(p: KvPolicy) -> int | None:
+    """The most tokens of a sequence the policy keeps per layer (window: sinks + window; budget; slots: the recent
+    window); None for episodic, a memory-conditioned model whatever the context. At a context of at most this many
+    tokens nothing is evicted: the policy is a no-op there."""
+    if isinstance(p, WindowPolicy):
+        return p.sink_tokens + p.window_tokens
+    if isinstance(p, BudgetPolicy):
+        return p.budget_tokens
+    if isinstance(p, SlotsPolicy):
+        return p.window_tokens
+    return None
 KV_POLICY_KINDS = ("dms", "window", "budget", "slots", "episodic")
 
 

@@ -61,6 +61,7 @@ class RopeSpec(Strict):
     scaling_factor: float | None = None
     original_max_position_embeddings: int | None = None
     per_sequence_tables: bool = False  # transformers' cos/sin are [B, S, d], not [1, S, d] (Qwen3.5's 3D position ids)
+    num_tables: int = Field(default=1, ge=1, le=8)  # cos/sin pairs alive for the whole forward: one per layer type in Gemma 3 / OLMo 3
 
 
 class MoeSpec(Strict):

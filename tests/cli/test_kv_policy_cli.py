@@ -36,6 +36,22 @@ def test_estimate_json_carries_the_policy_and_its_bytes():
     assert budget["notes"][0] == "KV policy budget 2048 tokens (docs/kv-policies.md): lossy, priced per layer as the KV kept at its peak"
 
 
+def test_a_policy_that_keeps_the_whole_context_is_called_lossless():
+    # window 8192 + 4 sinks keeps 8,196 tokens >= the 8,192-token context: nothing is evicted, the same KV as no policy
+    whole = estimate_json("--kv-policy", "window:8192")
+    assert whole["per_gpu"]["kv_cache_bytes"] == estimate_json()["per_gpu"]["kv_cache_bytes"] == 8192 * 131072
+    assert whole["notes"][0] == ("KV policy window 8192 + 4 sinks (docs/kv-policies.md): lossless here, a no-op: it keeps "
+                                 "8,196 tokens per layer and the context is 8,192, so nothing is evicted and the KV cache "
+                                 "is the full context's")
+    assert not any("lossy" in n for n in whole["notes"])
+    assert estimate_json("--kv-policy", "budget:8192")["notes"][0].startswith("KV policy budget 8192 tokens (docs/kv-policies.md): lossless here")
+    # one token short of the context (8,187 + 4 = 8,191) is lossy again
+    assert "lossy" in estimate_json("--kv-policy", "window:8187")["notes"][0]
+    r = run("estimate", *L8, "--kv-policy", "window:8192")
+    shown = " ".join(r.stdout.split())  # the table wraps notes at 80 columns
+    assert r.exit_code == 0 and "lossless here, a no-op: it keeps 8,196 tokens" in shown and "lossy" not in shown
+
+
 def test_dms_policy_is_the_same_as_the_dms_flags():
     assert estimate_json("--kv-policy", "dms:4,window:256")["per_gpu"] == estimate_json("--dms", "4", "--dms-window", "256")["per_gpu"]
     assert estimate_json("--kv-policy", "none")["per_gpu"] == estimate_json()["per_gpu"]

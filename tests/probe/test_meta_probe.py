@@ -183,3 +183,23 @@ def test_deepseek_v3_mla_caches_latents(q_lora_rank):
     per_head = 2 * cfg["qk_nope_head_dim"] + cfg["v_head_dim"] + cfg["qk_rope_head_dim"]
     expand = BATCH * CTX * HEADS * per_head * BF16
     assert r.steps[-1].activation_bytes >= expand
+
+
+def test_gemma3_text_activations_match_the_meta_forward():
+    """Gemma 3 keeps a global and a local rotary table (cos/sin [1, S, 256] each) through the whole forward
+    (modeling_gemma3.py Gemma3TextModel.forward, 5.24.0); pricing one of them left the prediction one pair short
+    (32 MiB at 32k for gemma-3-4b: measured 7,595,831,268 vs predicted 7,562,854,400 bytes). Here, 1,024 tokens: one
+    pair is 2 x 1,022 x 256 x 2 = 1,046,528 bytes; the model now lands within 30 kB (25,644 bytes over)."""
+    from oomplan.families import parse_hf_config
+    from oomplan.memory.budget import estimate
+    from oomplan.probe.run import probe
+    from oomplan.profiles import load_gpu
+    from oomplan.specs.plan import Plan, Workload
+
+    cfg = dict(model_type="gemma3_text", vocab_size=VOCAB, hidden_size=256, intermediate_size=512, num_hidden_layers=6,
+               num_attention_heads=2, num_key_value_heads=1, head_dim=256, sliding_window=64)
+    model = parse_hf_config(cfg, "gemma3-tiny", "test")
+    report = probe(estimate(model, load_gpu("h100"), Workload(ctx_tokens=1024), Plan()), "meta", 2.0, 2)
+    act = next(c for c in report.components if c.name == "activations")
+    pair = 2 * 1022 * 256 * BF16
+    assert abs(act.measured_bytes - act.predicted_bytes) < pair // 32, (act.measured_bytes, act.predicted_bytes)

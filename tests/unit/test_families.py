@@ -51,6 +51,25 @@ def test_per_layer_structure_gemma3_text():
     assert spec.tie_word_embeddings and spec.qk_norm and spec.vocab_size == 262_208  # Gemma3TextConfig defaults
 
 
+def test_gemma3_and_olmo3_keep_a_rotary_table_per_layer_type():
+    """modeling_gemma3.py / modeling_olmo3.py (5.24.0): position_embeddings[layer_type] for each distinct layer type,
+    all alive for the whole forward: a sliding + full model holds two cos/sin pairs, [1, S, head_dim] each."""
+    from oomplan.memory.activations import dims, forward_bytes, mask_bytes
+    from oomplan.specs.plan import Plan
+
+    gemma = parse_hf_config({"model_type": "gemma3_text", "num_hidden_layers": 12, "sliding_window": 512}, "g", "t")
+    only_full = parse_hf_config({"model_type": "gemma3_text", "num_hidden_layers": 12, "layer_types": ["full_attention"] * 12}, "g", "t")
+    olmo3 = parse_hf_config({**tiny_llama(), "model_type": "olmo3", "num_hidden_layers": 4, "sliding_window": 64}, "o", "t")
+    assert (gemma.rope.num_tables, only_full.rope.num_tables, olmo3.rope.num_tables) == (2, 1, 2)
+    assert parse_hf_config(tiny_llama(), "l", "t").rope.num_tables == 1
+    plan, s = Plan(), 32768
+    d = dims(gemma, plan, 2)
+    # Gemma 3: head_dim 256, bf16; 2 tables x (cos + sin) x 32,768 x 256 x 2 bytes = 64 MiB, + ids and positions (int64)
+    tables = 2 * 2 * s * 256 * 2
+    assert tables == 64 * 2**20
+    assert forward_bytes(gemma, plan, d, 1, s, s) == mask_bytes(gemma, plan, d, 1, s, s) + tables + 8 * (s + s)
+
+
 def test_gemma_ties_embeddings_by_default_llama_does_not():
     gemma = parse_hf_config({"model_type": "gemma3_text"}, "g", "t")
     llama = parse_hf_config(tiny_llama(tie_word_embeddings=None), "l", "t")

@@ -4,8 +4,10 @@ from dataclasses import replace
 
 import pytest
 
+from oomplan.engines.llamacpp.constants import llamacpp_constants
 from oomplan.engines.llamacpp.devices import (
-    _row_shares, box_devices, box_split, f32, free_bytes, layer_devices, split_points,
+    RowMatrix, box_devices, box_split, f32, free_bytes, layer_devices, row_rounding, row_split, row_split_starts,
+    split_matrix_bytes, split_points,
 )
 from oomplan.engines.llamacpp.gguf import gguf_sizes
 from oomplan.engines.llamacpp.predict import predict_llamacpp
@@ -62,9 +64,46 @@ def test_each_gpu_holds_its_layers_weights_kv_and_compute():
     assert g0.total_bytes == g0.weights_bytes + 800 * MIB + 104 * MIB + 512 * MIB
 
 
+def test_row_split_starts_and_rounding():
+    # ggml_backend_cuda_split_buffer_type: each device's start, the shares before it over their sum
+    assert row_split_starts((R4090, R4090), LlamaCppGiven(tensor_split=(3.0, 1.0))) == (0.0, 0.75)
+    assert row_split_starts((R4090,) * 3, LlamaCppGiven(tensor_split=(1.0, 1.0, 2.0))) == (0.0, 0.25, 0.5)
+    # no -ts: default_tensor_split over the total memory, 33,668,857,856 B (5090) and 25,386,352,640 B (4090), float32
+    total = 33_668_857_856 + 25_386_352_640
+    assert row_split_starts((R5090, R4090), LlamaCppGiven()) == (0.0, f32(f32(33_668_857_856.0) / f32(float(total))))
+    c = llamacpp_constants()
+    # get_mmq_y_host: 128 rows on Volta+ and CDNA; 64 on Pascal; the largest over devices with a share; a device with
+    # an empty share (start 0.5 = next start 0.5) does not count
+    pascal = R4090.model_copy(update={"architecture": "pascal"})
+    assert row_rounding((R4090, R4090), (0.0, 0.5), c) == 128
+    assert row_rounding((pascal, pascal), (0.0, 0.5), c) == 64
+    assert row_rounding((pascal, R4090), (0.0, 0.5), c) == 128
+    assert row_rounding((R4090, pascal), (0.0, 1.0), c) == 128  # the Pascal card has no rows
+    assert row_rounding((pascal, R4090, pascal), (0.0, 0.5, 0.5), c) == 64  # the 4090's share is empty
+    assert row_rounding((load_gpu("mi300x"),) * 2, (0.0, 0.5), c) == 128
+    with pytest.raises(InputError, match="no row-split buffer in llama.cpp"):
+        row_rounding((load_gpu("apple-m4-32g"),) * 2, (0.0, 0.5), c)
+
+
+def test_row_split_rounds_each_boundary_down_to_the_tile():
+    # 3:1 of the 128,256-row output matrix: 128256 x 0.75 = 96,192 -> 96,192 - 96,192 % 128 (= 64) = 96,128 on GPU 0
+    assert row_split(128256, (0.0, 0.75), 128) == [(0, 96128), (96128, 128256)]
+    assert row_split(4096, (0.0, 0.75), 128) == [(0, 3072), (3072, 4096)]  # q_proj: 3,072 is a multiple of 128
+    # three GPUs 1:1:2 over 1,000 rows: 250 -> 128, 500 -> 384; the last one ends at 1,000
+    assert row_split(1000, (0.0, 0.25, 0.5), 128) == [(0, 128), (128, 384), (384, 1000)]
+    c = llamacpp_constants()
+    # output.weight at Q6_K: 4096/256 x 210 = 3,360 bytes a row; no padding (4096 % 512 == 0)
+    out = RowMatrix(128256, 4096, "Q6_K", 128256 * 3360)
+    assert split_matrix_bytes(out, (0.0, 0.75), 128, 1, c) == [96128 * 3360, 32128 * 3360]
+    # Llama 2 7B ffn_down: ne0 11,008 = 21.5 x 512, so each GPU also allocates ggml_row_size(Q4_K, 256) = 144 bytes
+    # for the padded last row; a row is 11008/256 x 144 = 6,192 bytes
+    down = RowMatrix(4096, 11008, "Q4_K", 4096 * 6192)
+    assert split_matrix_bytes(down, (0.0, 0.5), 128, 0, c) == [2048 * 6192 + 144, 2048 * 6192 + 144]
+    # the layer's own GPU would get no rows (1024 x 0.000999 = 1 -> 0): supports_op refuses, the matrix stays whole
+    assert split_matrix_bytes(RowMatrix(1024, 4096, "Q4_K", 1024 * 2304), (0.0, f32(1 / 1001)), 128, 0, c) is None
+
+
 def test_row_split_shares_matrix_rows_and_keeps_kv_with_the_layer():
-    # q_proj of the 8B at Q4_K: 4,096 rows of 4096/256 x 144 = 2,304 bytes; 3:1 -> 3,072 rows on GPU 0
-    assert _row_shares(4096, 4096 * 2304, (0.75, 1.0)) == [3072 * 2304, 1024 * 2304]
     s = LlamaCppGiven(ctx_tokens=8192, tensor_split=(1.0, 1.0), split_mode="row")
     sizes = gguf_sizes(LLAMA8, "Q4_K_M")
     row = box_split(LLAMA8, sizes, s, (R4090, R4090), 33)
@@ -75,6 +114,27 @@ def test_row_split_shares_matrix_rows_and_keeps_kv_with_the_layer():
     # only by their layers' norms (17 vs 15 layers x 2 x 16 KiB) and output_norm (16 KiB)
     w0, w1 = (d.weights_bytes for d in row.devices)
     assert w0 - w1 == (17 - 15) * 2 * 4096 * 4 - 4096 * 4
+    # 3:1: the output matrix's 64-row rounding (96,128 of 128,256 rows on GPU 0, not 96,192) moves 64 x 3,360 bytes
+    three = box_split(LLAMA8, sizes, replace(s, tensor_split=(3.0, 1.0)), (R4090, R4090), 33)
+    t0, t1 = (d.weights_bytes for d in three.devices)
+    norms0, norms1 = 25 * 2 * 4096 * 4, 7 * 2 * 4096 * 4 + 4096 * 4  # 3:1 layers: 25 on GPU 0, 7 + output on GPU 1
+    matrices = sum(sizes.layer_bytes) - 32 * 2 * 4096 * 4  # every layer matrix splits 3:1 exactly (multiples of 128)
+    assert t0 == matrices * 3 // 4 + 96128 * 3360 + norms0
+    assert t1 == matrices // 4 + 32128 * 3360 + norms1
+    assert three.weights_host_bytes == sizes.token_embd_bytes
+
+
+def test_row_split_leaves_a_matrix_whole_where_its_gpu_gets_no_rows():
+    # -ts 1,1000: GPU 0 starts no row before 1024 x 1/1001 rounds to 0, so layer 0 (the only one on GPU 0: il/33 <
+    # 1/1001 for il 0) keeps its matrices whole there; GPU 0 still gets 128 rows of the output matrix on GPU 1
+    # (128,256 x 1/1001 = 128.1 -> 128)
+    s = LlamaCppGiven(ctx_tokens=8192, tensor_split=(1.0, 1000.0), split_mode="row")
+    sizes = gguf_sizes(LLAMA8, "Q4_K_M")
+    row = box_split(LLAMA8, sizes, s, (R4090, R4090), 33)
+    g0, g1 = row.devices
+    assert g0.layers == (0,)
+    assert g0.weights_bytes == sizes.layer_bytes[0] + 128 * 3360
+    assert g1.weights_bytes == sum(sizes.layer_bytes[1:]) + sizes.output_bytes - 128 * 3360
 
 
 def test_split_mode_none_is_the_main_gpu_alone():

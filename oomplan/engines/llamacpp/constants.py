@@ -21,6 +21,10 @@ class LlamaCppConstants(Strict):
     fit_margin_bytes: int
     compute_scratch_rows: int
     flash_attn_head_dims: tuple[int, ...]
+    row_split_mmq_y_rows: int
+    row_split_small_mmq_y_rows: int
+    row_split_small_mmq_y_architectures: tuple[str, ...]
+    matrix_row_padding_elems: int
     sources: dict[str, str]
 
 

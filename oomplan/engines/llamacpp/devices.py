@@ -10,10 +10,19 @@ Read from ggml-org/llama.cpp@00342301d01add50835550e8a916f12097d94517 (and src/l
   act_gpu_layers), or to the CPU outside [i_gpu_start, i_gpu_start + act_gpu_layers). The input layer
   (token_embd) always stays on the CPU. The same split points place the layers in every split mode.
 - make_gpu_buft_list: with `--split-mode row` each device's buffer list starts with the backend's split buffer
-  type, so a layer's 2-D weight matrices are split by rows over all the devices (ggml-cuda
-  ggml_backend_cuda_split_buffer_type: rows in the ratio of --tensor-split, default each device's total memory,
-  ggml_cuda_info().default_tensor_split), the output matrix too; what the split buffer refuses (3-D expert tensors: supports_op is
-  false for MUL_MAT_ID on a split buffer) and norms, biases and the KV cache stay with the layer's device.
+  type (its main device: the layer's device), so a layer's 2-D weight matrices are split by rows over all the
+  devices, the output matrix too; what the split buffer refuses (3-D expert tensors: supports_op is false for
+  MUL_MAT_ID on a split buffer) and norms, biases and the KV cache stay with the layer's device.
+- The row split itself, ggml-org/llama.cpp@f6d77a1ba0ac794e950bd3abb630b904bdcd8fb8 ggml/src/ggml-cuda/ggml-cuda.cu
+  (row_split below): ggml_backend_cuda_split_buffer_type keeps each device's *start* as a fraction, in float32 (the
+  prefix sum of the --tensor-split shares before it over their sum; no -ts: ggml_cuda_info().default_tensor_split,
+  the prefix sums of each device's total memory); get_row_split gives device i rows [low, high) with
+  low = nrows * start[i], high = nrows * start[i + 1] (the last device: nrows), each rounded down to a multiple of
+  get_row_rounding = the largest get_mmq_y_host(cc) of the devices with a non-empty share (ggml-cuda/mmq.cuh: 128
+  from Volta on NVIDIA and on AMD except RDNA1 and RDNA3.5, else 64; @00cd2085); ggml_backend_cuda_split_buffer_type_get_alloc_size
+  allocates (high - low) rows per device plus, when ne0 is not a multiple of MATRIX_ROW_PADDING (512,
+  ggml-cuda/common.cuh), ggml_row_size(type, 512 - ne0 % 512) for the padded last row. supports_op refuses the split
+  buffer when the layer's own device gets no rows (row_low == row_high): that matrix stays whole on the layer's device.
 - src/llama-kv-cache.cpp: the cache of layer il lives on model.dev_layer(il), i.e. with its layer.
 - The compute buffer (ggml_backend_sched, one per backend): the output layer's logits on the device holding
   it (or on the first device, which takes over the CPU layers' large matmuls, when it stays on the CPU); every
@@ -26,7 +35,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from oomplan.engines.llamacpp.constants import LlamaCppConstants, llamacpp_constants
-from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_tensors, tensor_bytes
+from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_tensors, row_bytes, tensor_bytes
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.engines.llamacpp.split import compute_buffer_bytes, cpu_moe_layers, ctx_cells, kv_layer_bytes, layer_compute_bytes
 from oomplan.errors import InputError
@@ -136,9 +145,19 @@ class BoxSplit:
         return min(self.devices, key=lambda d: (d.free_bytes, d.index))
 
 
-def _row_matrices(model: ModelSpec, s: LlamaCppGiven) -> list[list[tuple[int, int]]]:
-    """Per layer, the (rows, bytes) of each 2-D weight matrix the split buffer takes (not the experts)."""
-    out: list[list[tuple[int, int]]] = [[] for _ in range(model.num_layers)]
+@dataclass(frozen=True)
+class RowMatrix:
+    """A 2-D weight matrix the split buffer takes: its rows (ne1), row length (ne0), ggml type and bytes."""
+
+    rows: int
+    row_elems: int
+    ggml_type: str
+    nbytes: int
+
+
+def _row_matrices(model: ModelSpec, s: LlamaCppGiven) -> list[list[RowMatrix]]:
+    """Per layer, each 2-D weight matrix the split buffer takes (not the experts)."""
+    out: list[list[RowMatrix]] = [[] for _ in range(model.num_layers)]
     ck = model.checkpoint
     if ck is not None and ck.kind == "gguf":
         from oomplan.checkpoint.naming import layer_index
@@ -146,31 +165,84 @@ def _row_matrices(model: ModelSpec, s: LlamaCppGiven) -> list[list[tuple[int, in
         for c in ck.tensors:
             i = layer_index(c.name)
             if i is not None and i < model.num_layers and len(c.shape) == 2 and "_exps" not in c.name:
-                out[i].append((c.shape[1], c.nbytes))  # gguf-py: shape is ne, ne[1] the number of rows
+                out[i].append(RowMatrix(c.shape[1], c.shape[0], c.dtype, c.nbytes))  # gguf-py: shape is ne, ne[1] the rows
         return out
     for t in gguf_tensors(model, s.gguf_type):
         if t.layer is not None and 1 < t.row_elems < t.num_elems and not t.name.endswith("_exps"):  # biases, norms: row 1
-            out[t.layer].append((t.num_elems // t.row_elems, tensor_bytes(t)))
+            out[t.layer].append(RowMatrix(t.num_elems // t.row_elems, t.row_elems, t.ggml_type, tensor_bytes(t)))
     return out
 
 
-def _output_matrix(model: ModelSpec, s: LlamaCppGiven) -> tuple[int, int]:
-    """(rows, bytes) of the output matrix (output.weight, or token_embd loaded again when tied): in the output layer,
-    so split by rows too under --split-mode row."""
+def _output_matrix(model: ModelSpec, s: LlamaCppGiven) -> RowMatrix:
+    """The output matrix (output.weight, or token_embd loaded again when tied): in the output layer, so split by rows
+    too under --split-mode row."""
     ck = model.checkpoint
     if ck is not None and ck.kind == "gguf":
         by_name = {c.name: c for c in ck.tensors}
         c = by_name.get("output.weight") or by_name["token_embd.weight"]
-        return c.shape[1], c.nbytes
+        return RowMatrix(c.shape[1], c.shape[0], c.dtype, c.nbytes)
     named = {t.name: t for t in gguf_tensors(model, s.gguf_type)}
     t = named.get("output") or named["token_embd"]
-    return t.num_elems // t.row_elems, tensor_bytes(t)
+    return RowMatrix(t.num_elems // t.row_elems, t.row_elems, t.ggml_type, tensor_bytes(t))
 
 
-def _row_shares(rows: int, nbytes: int, points: tuple[float, ...]) -> list[int]:
-    """ggml-cuda get_row_split without the kernels' row rounding: device i holds rows [rows*p[i-1], rows*p[i])."""
-    bounds = [0] + [int(rows * p) for p in points[:-1]] + [rows]
-    return [(bounds[i + 1] - bounds[i]) * nbytes // rows for i in range(len(points))]
+def row_split_starts(box: tuple[GpuSpec, ...], s: LlamaCppGiven) -> tuple[float, ...]:
+    """ggml_backend_cuda_split_buffer_type's tensor_split_arr: each device's start, in float32 (the shares before it
+    over their sum); no --tensor-split: ggml_cuda_init default_tensor_split, the same over each device's total memory."""
+    if not s.tensor_split:
+        total = sum(g.memory_bytes for g in box)
+        return tuple(f32(f32(float(sum(g.memory_bytes for g in box[:i]))) / f32(float(total))) for i in range(len(box)))
+    before, acc = [], 0.0
+    for share in s.tensor_split:
+        before.append(acc)
+        acc = f32(acc + f32(share))
+    return tuple(f32(b / acc) for b in before)
+
+
+def row_rounding(box: tuple[GpuSpec, ...], starts: tuple[float, ...], c: LlamaCppConstants) -> int:
+    """get_row_rounding: the largest get_mmq_y_host of the devices with a non-empty share (mmq.cuh: 64 before Volta and
+    on RDNA1 and RDNA3.5, else 128; data/engines/llamacpp.yaml)."""
+    n, out = len(box), 0
+    for i, g in enumerate(box):
+        if starts[i] >= (starts[i + 1] if i + 1 < n else 1.0):
+            continue
+        if g.vendor not in ("nvidia", "amd"):
+            raise InputError(f"--split-mode row: {g.name} ({g.vendor}) has no row-split buffer in llama.cpp (CUDA/HIP only); "
+                             "accepted: --split-mode layer or none")
+        out = max(out, c.row_split_small_mmq_y_rows if g.architecture in c.row_split_small_mmq_y_architectures
+                  else c.row_split_mmq_y_rows)
+    return out
+
+
+def row_split(rows: int, starts: tuple[float, ...], rounding: int) -> list[tuple[int, int]]:
+    """get_row_split: device i's rows [low, high); nrows * start is a float32 product, truncated, then rounded down to a
+    multiple of the rounding (the last device ends at nrows)."""
+    out = []
+    for i in range(len(starts)):
+        low = 0 if i == 0 else int(f32(f32(float(rows)) * starts[i]))
+        low -= low % rounding
+        if i == len(starts) - 1:
+            high = rows
+        else:
+            high = int(f32(f32(float(rows)) * starts[i + 1]))
+            high -= high % rounding
+        out.append((low, high))
+    return out
+
+
+def split_matrix_bytes(m: RowMatrix, starts: tuple[float, ...], rounding: int, layer_device: int,
+                       c: LlamaCppConstants) -> list[int] | None:
+    """Each device's allocation of one matrix in the split buffer (ggml_backend_cuda_split_buffer_type_get_alloc_size):
+    its rows plus the padded last row where ne0 % MATRIX_ROW_PADDING != 0; None when the layer's device gets no rows
+    (supports_op refuses the split buffer: the matrix stays whole on that device)."""
+    bounds = row_split(m.rows, starts, rounding)
+    low, high = bounds[layer_device]
+    if low == high:
+        return None
+    pad_elems = (c.matrix_row_padding_elems - m.row_elems % c.matrix_row_padding_elems) % c.matrix_row_padding_elems
+    pad = row_bytes(m.ggml_type, pad_elems, c) if pad_elems else 0
+    per_row = m.nbytes // m.rows
+    return [(hi - lo) * per_row + pad if hi > lo else 0 for lo, hi in bounds]
 
 
 def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[GpuSpec, ...], ngl: int,
@@ -186,7 +258,9 @@ def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[G
     experts_host = kv_host = 0
     row = s.split_mode == "row" and len(box) > 1
     matrices = _row_matrices(model, s) if row else []
-    row_points = split_points(s.tensor_split or tuple(float(g.memory_bytes) for g in box)) if row else ()
+    starts = row_split_starts(box, s) if row else ()
+    rounding = row_rounding(box, starts, c) if row else 0
+    padding = 0  # the split buffer's padded last rows: GPU bytes that are not in the file
     for i in range(n):
         kv_i = kv_layer_bytes(model, s, cells, i, c)
         dev = where[i]
@@ -197,10 +271,12 @@ def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[G
         experts_host += experts
         layer = sizes.layer_bytes[i] - experts
         if row:
-            for rows, nbytes in matrices[i]:
-                layer -= nbytes
-                for d, share in enumerate(_row_shares(rows, nbytes, row_points)):
-                    weights[d] += share
+            for m in matrices[i]:
+                shares = split_matrix_bytes(m, starts, rounding, dev, c)
+                if shares is not None:
+                    layer -= m.nbytes
+                    padding += sum(shares) - m.nbytes
+                    weights = [w + x for w, x in zip(weights, shares)]
         weights[dev] += layer
         if s.no_kv_offload:
             kv_host += kv_i
@@ -210,10 +286,12 @@ def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[G
     if out_dev is not None:
         output = sizes.output_bytes
         if row:
-            rows, nbytes = _output_matrix(model, s)
-            output -= nbytes
-            for d, share in enumerate(_row_shares(rows, nbytes, row_points)):
-                weights[d] += share
+            m = _output_matrix(model, s)
+            shares = split_matrix_bytes(m, starts, rounding, out_dev, c)
+            if shares is not None:
+                output -= m.nbytes
+                padding += sum(shares) - m.nbytes
+                weights = [w + x for w, x in zip(weights, shares)]
         weights[out_dev] += output
     logits_dev = out_dev if out_dev is not None else 0
     holds = {d for d in where[:n] if d is not None}
@@ -223,5 +301,5 @@ def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[G
                    else layer_compute_bytes(model, s, cells, c) if d in holds else 0)
         layers = tuple(i for i in range(n) if where[i] == d)
         devices.append(DeviceUse(d, gpu, layers, out_dev == d, weights[d], kv[d], compute))
-    host = sizes.total_bytes - sum(weights)
+    host = sizes.total_bytes - (sum(weights) - padding)
     return BoxSplit(tuple(devices), ngl, host, kv_host, cells, experts_host, cpu_moe)

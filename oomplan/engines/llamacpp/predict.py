@@ -179,9 +179,9 @@ def predict_box(model: ModelSpec, box: tuple[GpuSpec, ...], s: LlamaCppGiven) ->
                 + ",".join(f"{(g.memory_bytes - g.overhead.cuda_context_bytes) / 2**30:.2f}" for g in box) + " GiB)")]
     notes += [_device_line(d, n) for d in split.devices]
     if s.split_mode == "row":
-        notes.append("row split: matrix rows are shared in the ratio of the split (ggml-cuda, default each GPU's total memory) without "
-                     "the kernels' row rounding (up to a few hundred rows per matrix per GPU); the layer's norms, its KV and its "
-                     "experts stay on the GPU that holds the layer")
+        notes.append("row split: each matrix's rows are shared in the ratio of the split (ggml-cuda, default each GPU's total memory), "
+                     "every boundary rounded down to a multiple of the kernels' row tile (128 rows) and each GPU's part padded "
+                     "to whole 512-element rows; the layer's norms, its KV and its experts stay on the GPU that holds the layer")
     notes += _partial_offload_notes(n, split.n_gpu_layers)
     if failures and s.fit and s.n_gpu_layers is None:
         failures.append("with several GPUs --fit (on by default) moves layers itself, which oomplan does not model: pass -ngl N "
