@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from oomplan.engines.llamacpp.box_fit import fit_box
 from oomplan.engines.llamacpp.constants import llamacpp_constants
 from oomplan.engines.llamacpp.devices import BoxSplit, DeviceUse, box_devices, box_split, format_split
 from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_sizes
@@ -144,7 +145,7 @@ def _device_line(d: DeviceUse, n: int) -> str:
 
 
 def _box_ngl(model: ModelSpec, s: LlamaCppGiven) -> int:
-    """An explicit -ngl; else every layer (see the --fit note in predict_box)."""
+    """An explicit (or --fit's) -ngl; else every layer."""
     return s.n_gpu_layers if s.n_gpu_layers is not None and s.n_gpu_layers >= 0 else model.num_layers + 1
 
 
@@ -152,6 +153,9 @@ def predict_box(model: ModelSpec, box: tuple[GpuSpec, ...], s: LlamaCppGiven) ->
     """-sm layer | row over several GPUs: each GPU priced on its own (devices.py); the table shows the tightest."""
     c, n = llamacpp_constants(), model.num_layers
     sizes = gguf_sizes(model, s.gguf_type)
+    fitted = fit_box(model, sizes, s, box, c) if s.fit else None
+    if fitted is not None and fitted.layers_per_gpu:
+        s = replace(s, n_gpu_layers=fitted.n_gpu_layers, tensor_split=tuple(float(x) for x in fitted.layers_per_gpu))
     split = box_split(model, sizes, s, box, _box_ngl(model, s), c)
     t = split.tightest
     fa = flash_attention(model, s, c)
@@ -183,9 +187,12 @@ def predict_box(model: ModelSpec, box: tuple[GpuSpec, ...], s: LlamaCppGiven) ->
                      "every boundary rounded down to a multiple of the kernels' row tile (128 rows) and each GPU's part padded "
                      "to whole 512-element rows; the layer's norms, its KV and its experts stay on the GPU that holds the layer")
     notes += _partial_offload_notes(n, split.n_gpu_layers)
-    if failures and s.fit and s.n_gpu_layers is None:
-        failures.append("with several GPUs --fit (on by default) moves layers itself, which oomplan does not model: pass -ngl N "
-                        "and --tensor-split to price the placement you will run")
+    if fitted is not None and fitted.layers_per_gpu:
+        notes.append(f"--fit (on by default) set -ngl {fitted.n_gpu_layers} --tensor-split {format_split(s.tensor_split)}: "
+                     "it fills the GPUs back to front, each with the most layers that leave it 1024 MiB free "
+                     "(common/fit.cpp); oomplan priced that placement")
+    elif fitted is not None and failures:
+        failures.append(f"--fit leaves the flags as given: {fitted.kept_because}")
     per_slot = split.kv_cells // max(1, s.n_parallel)
     placement = (("-sm", s.split_mode), ("-ts", format_split(s.tensor_split) if s.tensor_split else "default"))
     settings = _settings(model, s, sizes, split, placement)
