@@ -1,8 +1,9 @@
 """`export --to llamacpp` writes what oomplan priced, and small flag/refusal wording fixes (session 10 export round).
 
-llama.cpp counts n_layer + 1 offloadable layers and offloads the output layer only when -ngl > n_layer
-(ggml-org/llama.cpp src/llama-model.cpp load_tensors: act_gpu_layers = min(n_gpu_layers, n_layer + 1),
-dev_output = get_layer_buft_list(n_layer)); its KV cache type defaults to f16 (common/common.h cache_type_k).
+llama.cpp counts n_layer + 1 offloadable layers and offloads the output layer first (ggml-org/llama.cpp#18148,
+src/llama-model.cpp load_tensors: i_gpu_start = max(n_layer + 1 - n_gpu_layers, 0), dev_output =
+get_layer_buft_list(n_layer)), so -ngl n_layer leaves the first repeating layer on the CPU; its KV cache type
+defaults to f16 (common/common.h cache_type_k).
 """
 from __future__ import annotations
 
@@ -46,10 +47,11 @@ def _vet_weights(ngl: int) -> dict:
     return json.loads(r.stdout)
 
 
-def test_vet_prices_ngl_n_layer_with_the_output_layer_on_the_cpu():
-    full, repeating = _vet_weights(33), _vet_weights(32)
+def test_vet_prices_ngl_n_layer_with_the_first_layer_on_the_cpu():
+    full, repeating, one = _vet_weights(33), _vet_weights(32), _vet_weights(1)
     assert "32/32 layers + output layer" in json.dumps(full)
-    assert "32/32 layers;" in json.dumps(repeating) and "+ output layer" not in json.dumps(repeating)
+    assert "31/32 layers + output layer" in json.dumps(repeating)
+    assert "0/32 layers + output layer" in json.dumps(one)  # -ngl 1: the output layer alone
 
 
 def test_max_gpus_zero_is_oomplans_one_line_error():

@@ -102,3 +102,34 @@ def test_estimate_on_a_box_is_the_whole_box_by_default():
     assert "note: GPU 0 rtx-5090: layers 0-46 (47/80), weights 22.38 GiB, KV 2.94 GiB, compute 208.0 MiB" in r.stdout
     h = runner.invoke(app, ["estimate", "llama-3.1-70b", "--gpu", "rtx-5090+rtx-4090"])
     assert h.exit_code == 2 and "is a box of different cards, priced with --engine llamacpp" in h.stderr
+
+
+def test_fit_re_plans_the_layers_over_the_box():
+    # 70B at 32k does not fit two 4090s as given; common/fit.cpp fills GPU 1 then GPU 0 (tests/unit/test_llamacpp_devices.py)
+    r = vet("rtx-4090+rtx-4090", "llama-server -m Meta-Llama-3.1-70B-Instruct-Q4_K_M.gguf -c 32768")
+    assert r.exit_code == 0, r.output
+    assert "-m llama-3.1-70b Q4_K_M (39.59 GiB) -ngl 71 -sm layer -ts 36,35 -c 32768" in r.stdout
+    assert "note: GPU 0 rtx-4090: layers 10-45 (36/80), weights 16.86 GiB, KV 4.50 GiB" in r.stdout
+    assert "note: GPU 1 rtx-4090: layers 46-79 (34/80) + output layer, weights 17.11 GiB, KV 4.25 GiB" in r.stdout
+    assert "note: --fit (on by default) set -ngl 71 --tensor-split 36,35: it fills the GPUs back to front" in r.stdout
+    given = vet("rtx-4090+rtx-4090", "llama-server -m Meta-Llama-3.1-70B-Instruct-Q4_K_M.gguf -c 32768 -ngl 81")
+    assert given.exit_code == 1
+    assert ("will not start: --fit leaves the flags as given: -ngl 81 was set (fit.cpp: 'n_gpu_layers already set by "
+            "user, abort')") in given.stdout
+    moe = vet("rtx-4090+rtx-4090", "llama-server -m Mixtral-8x7B-Instruct-v0.1-Q4_K_M.gguf -c 131072")
+    errors = [line for line in moe.stderr.splitlines() if line.startswith("error: ")]
+    assert moe.exit_code == 2 and errors == [
+        "error: --fit on 2 GPUs: mixtral-8x7b is a MoE model, for which llama.cpp moves the experts of single layers to the "
+        "CPU or the next GPU (common/fit.cpp steps 3-4); oomplan does not model that: pass -ngl N --tensor-split A,B (and "
+        "--n-cpu-moe N) to price a placement, or --fit off"]
+    # --fit off: priced as given (it starts, with less than --fit's 1 GiB left on a GPU)
+    assert vet("rtx-4090+rtx-4090", "llama-server -m Mixtral-8x7B-Instruct-v0.1-Q4_K_M.gguf -c 131072 --fit off").exit_code == 0
+
+
+def test_row_split_prices_the_rounded_rows():
+    r = vet("rtx-4090", "llama-server -m Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf -c 8192 -ts 3,1 -sm row")
+    assert r.exit_code == 0, r.output
+    # 3/4 of every matrix, 96,128 (not 96,192) of the 128,256 output rows at 3,360 bytes, 25 layers' norms
+    assert "note: GPU 0 rtx-4090: layers 0-24 (25/32), weights 3.23 GiB, KV 800.0 MiB" in r.stdout
+    assert "note: GPU 1 rtx-4090: layers 25-31 (7/32) + output layer, weights 1.08 GiB, KV 224.0 MiB" in r.stdout
+    assert "rounded down to a multiple of the kernels' row tile (128 rows)" in " ".join(r.stdout.split())

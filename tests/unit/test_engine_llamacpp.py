@@ -79,7 +79,9 @@ def test_sliding_window_layers_keep_the_window():
 def test_ngl_split_and_fit_search():
     sizes = gguf_sizes(LLAMA8, "Q4_K_M")
     s = LlamaCppGiven(ctx_tokens=8192)
-    assert gpu_split(LLAMA8, sizes, s, 32).weights_gpu_bytes == sum(sizes.layer_bytes)  # -ngl 32: no output layer
+    # -ngl 32: the output layer first (llama.cpp#18148), then layers 1..31; layer 0 stays on the CPU
+    assert gpu_split(LLAMA8, sizes, s, 32).weights_gpu_bytes == sum(sizes.layer_bytes[1:]) + sizes.output_bytes
+    assert gpu_split(LLAMA8, sizes, s, 1).weights_gpu_bytes == sizes.output_bytes
     assert gpu_split(LLAMA8, sizes, s, 0).weights_gpu_bytes == 0
     card = load_gpu("t4")
     n = fit_n_gpu_layers(load_model("llama-3.1-70b"), card, s)

@@ -32,8 +32,9 @@ def test_layers_go_by_upper_bound_of_il_over_active_layers():
     assert layer_devices(32, 33, (0.75, 1.0)) == (0,) * 25 + (1,) * 8
     # an even split: il/33 < 0.5 for il <= 16
     assert layer_devices(32, 33, (0.5, 1.0)) == (0,) * 17 + (1,) * 16
-    # -ngl 10: i_gpu_start = 22; (il - 22)/10 < 0.5 for il 22..26; the output layer (il - 22 = 10 >= 10) stays on the CPU
-    assert layer_devices(32, 10, (0.5, 1.0)) == (None,) * 22 + (0,) * 5 + (1,) * 5 + (None,)
+    # -ngl 10: i_gpu_start = 32 + 1 - 10 = 23 (the output layer first, llama.cpp#18148); (il - 23)/10 < 0.5 for il
+    # 23..27; 28..31 and the output layer (il 32) on GPU 1
+    assert layer_devices(32, 10, (0.5, 1.0)) == (None,) * 23 + (0,) * 5 + (1,) * 5
 
 
 def test_default_split_is_free_memory():
@@ -184,3 +185,53 @@ def test_plans_map_to_llamacpp_split_modes():
     assert default_split((R5090, R4090)) == (30.86, 23.14)
     with pytest.raises(ValueError, match="tensor_split has 1 shares for 2 GPU"):
         Plan(pipeline_parallel=2, tensor_split=(1.0,))
+
+
+def test_fit_on_a_box_fills_the_gpus_back_to_front():
+    """common/fit.cpp (llama.cpp@6d0892ba) step 3 for a dense model: the last GPU first, each with the most layers that
+    leave it 1024 MiB free; it sets -ngl to their sum and --tensor-split to the layers per GPU."""
+    from oomplan.engines.llamacpp.box_fit import fit_box
+
+    c = llamacpp_constants()
+    model, box = load_model("llama-3.1-70b"), (R4090, R4090)
+    sizes = gguf_sizes(model, "Q4_K_M")
+    s = LlamaCppGiven(ctx_tokens=32768)
+    # as given (-ngl all, split by free memory) GPU 0 would need more than its 24,849,481,728 - 1 GiB
+    fitted = fit_box(model, sizes, s, box, c)
+    assert fitted.layers_per_gpu == (36, 35) and fitted.n_gpu_layers == 71
+    target = 24_849_481_728 - 1_073_741_824  # free (the card less its 512 MiB context) - --fit's margin
+    kv, logits, layer_compute = 32768 * 8 * 128 * 2 * 2, (128256 + 8192) * 512 * 4, 208 * MIB  # per layer; f32 logits
+    lb = sizes.layer_bytes
+    # GPU 1: the output layer (861,913,088 B) + the last 34 repeating layers (46..79) fit; one more (45) does not
+    gpu1 = sum(lb[46:]) + sizes.output_bytes + 34 * kv + logits
+    assert gpu1 <= target < gpu1 + lb[45] + kv
+    # GPU 0 then: layers 10..45 fit, 9..45 do not
+    gpu0 = sum(lb[10:46]) + 36 * kv + layer_compute
+    assert gpu0 <= target < gpu0 + lb[9] + kv
+    p = predict_llamacpp(model, R4090, replace(s, devices=box))
+    assert p.starts and dict(p.settings)["-ngl"] == "71" and dict(p.settings)["-ts"] == "36,35"
+    assert p.gpu_total_bytes == max(gpu0, gpu1) + 512 * MIB  # the fuller GPU, with its CUDA context
+    assert any(n.startswith("--fit (on by default) set -ngl 71 --tensor-split 36,35") for n in p.notes)
+
+
+def test_fit_on_a_box_leaves_given_flags_or_refuses():
+    from oomplan.engines.llamacpp.box_fit import fit_box
+
+    c = llamacpp_constants()
+    model, box = load_model("llama-3.1-70b"), (R4090, R4090)
+    sizes = gguf_sizes(model, "Q4_K_M")
+    assert fit_box(model, sizes, LlamaCppGiven(ctx_tokens=8192), box, c).kept_because == "every GPU keeps --fit's 1024 MiB free"
+    big = LlamaCppGiven(ctx_tokens=32768)
+    assert fit_box(model, sizes, replace(big, n_gpu_layers=81), box, c).kept_because.startswith("-ngl 81 was set")
+    assert fit_box(model, sizes, replace(big, tensor_split=(1.0, 1.0)), box, c).kept_because.startswith("--tensor-split was set")
+    assert fit_box(model, sizes, replace(big, split_mode="row"), box, c).kept_because.startswith("--split-mode row")
+    # fit.cpp gives up: llama.cpp loads -ngl 81 as given and runs out of memory on GPU 0
+    p = predict_llamacpp(model, R4090, replace(big, devices=box, n_gpu_layers=81))
+    assert not p.starts and p.failures[-1] == ("--fit leaves the flags as given: -ngl 81 was set (fit.cpp: 'n_gpu_layers "
+                                               "already set by user, abort')")
+    with pytest.raises(InputError, match="-c 0 with --fit on several GPUs"):
+        fit_box(model, sizes, LlamaCppGiven(ctx_tokens=0), box, c)
+    mixtral = load_model("mixtral-8x7b")
+    with pytest.raises(InputError, match="is a MoE model, for which llama.cpp moves the experts of single layers"):
+        fit_box(mixtral, gguf_sizes(mixtral, "Q4_K_M"), LlamaCppGiven(ctx_tokens=131072), box, c)
+    assert predict_llamacpp(model, R4090, replace(big, devices=box, fit=False)).starts is False  # --fit off: as given

@@ -73,7 +73,7 @@ def fit_box(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[Gpu
     free = [free_bytes(g) for g in box]
     margin = c.fit_margin_bytes
     used = _used(model, sizes, s, box, ngl0, c)
-    if all(f - u >= margin for f, u in zip(free, used)):
+    if all(f - u >= margin for f, u in zip(free, used, strict=True)):
         return BoxFit(kept_because="every GPU keeps --fit's 1024 MiB free")
     if s.ctx_tokens == 0 and sum(free) - sum(used) - margin * len(box) < 0:
         raise InputError("-c 0 with --fit on several GPUs: llama.cpp lowers the trained context by interpolating two trial "

@@ -5,7 +5,8 @@ Read from ggml-org/llama.cpp@00342301d01add50835550e8a916f12097d94517 (and src/l
   past the list is "invalid value for main_gpu"); layer and row use every device, in order.
 - src/llama-model.cpp load_tensors: the split points are the prefix sums of --tensor-split (all zero or
   absent: each device's free memory, ggml_backend_dev_memory), normalised, in float32.
-  i_gpu_start = max(n_layer - ngl, 0), act_gpu_layers = min(ngl, n_layer + 1); layer il in 0..n_layer (il =
+  i_gpu_start = max(n_layer + 1 - ngl, 0) (the output layer first: llama.cpp#18148, merged 2025-12-17),
+  act_gpu_layers = min(ngl, n_layer + 1); layer il in 0..n_layer (il =
   n_layer is the output layer: output_norm + output) goes to device upper_bound(splits, (il - i_gpu_start) /
   act_gpu_layers), or to the CPU outside [i_gpu_start, i_gpu_start + act_gpu_layers). The input layer
   (token_embd) always stays on the CPU. The same split points place the layers in every split mode.
@@ -37,7 +38,9 @@ from dataclasses import dataclass
 from oomplan.engines.llamacpp.constants import LlamaCppConstants, llamacpp_constants
 from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_tensors, row_bytes, tensor_bytes
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
-from oomplan.engines.llamacpp.split import compute_buffer_bytes, cpu_moe_layers, ctx_cells, kv_layer_bytes, layer_compute_bytes
+from oomplan.engines.llamacpp.split import (
+    compute_buffer_bytes, cpu_moe_layers, ctx_cells, gpu_layer_start, kv_layer_bytes, layer_compute_bytes,
+)
 from oomplan.errors import InputError
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
@@ -67,7 +70,7 @@ def free_bytes(gpu: GpuSpec) -> int:
 
 def layer_devices(n_layer: int, ngl: int, points: tuple[float, ...]) -> tuple[int | None, ...]:
     """The device of each layer il = 0..n_layer (the last is the output layer); None: the CPU."""
-    start, active = max(n_layer - ngl, 0), min(ngl, n_layer + 1)
+    start, active = gpu_layer_start(n_layer, ngl), min(ngl, n_layer + 1)
     out: list[int | None] = []
     for il in range(n_layer + 1):
         if il < start or il - start >= active:
@@ -276,7 +279,7 @@ def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[G
                 if shares is not None:
                     layer -= m.nbytes
                     padding += sum(shares) - m.nbytes
-                    weights = [w + x for w, x in zip(weights, shares)]
+                    weights = [w + x for w, x in zip(weights, shares, strict=True)]
         weights[dev] += layer
         if s.no_kv_offload:
             kv_host += kv_i
@@ -291,7 +294,7 @@ def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[G
             if shares is not None:
                 output -= m.nbytes
                 padding += sum(shares) - m.nbytes
-                weights = [w + x for w, x in zip(weights, shares)]
+                weights = [w + x for w, x in zip(weights, shares, strict=True)]
         weights[out_dev] += output
     logits_dev = out_dev if out_dev is not None else 0
     holds = {d for d in where[:n] if d is not None}

@@ -9,7 +9,7 @@ from oomplan.engines.llamacpp.devices import BoxSplit, DeviceUse, box_devices, b
 from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_sizes
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.engines.llamacpp.split import (
-    GpuSplit, decode_tokens_per_s, fit_n_cpu_moe, fit_n_gpu_layers, flash_attention, gpu_split,
+    GpuSplit, decode_tokens_per_s, fit_n_cpu_moe, fit_n_gpu_layers, flash_attention, gpu_repeating_layers, gpu_split,
 )
 from oomplan.engines.result import EnginePrediction, MemoryItem
 from oomplan.memory.params import num_params
@@ -31,8 +31,8 @@ def _effective_ngl(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: Gguf
 def _items(model: ModelSpec, gpu: GpuSpec, split: GpuSplit, s: LlamaCppGiven) -> tuple[MemoryItem, ...]:
     n = model.num_layers
     return (
-        MemoryItem("weights", split.weights_gpu_bytes, f"{s.gguf_type}: {min(split.n_gpu_layers, n)}/{n} layers"
-                   + (" + output layer" if split.n_gpu_layers > n else "") + f"; {format_bytes(split.weights_host_bytes)} on the CPU"
+        MemoryItem("weights", split.weights_gpu_bytes, f"{s.gguf_type}: {gpu_repeating_layers(n, split.n_gpu_layers)}/{n} layers"
+                   + (" + output layer" if split.n_gpu_layers >= 1 else "") + f"; {format_bytes(split.weights_host_bytes)} on the CPU"
                    + (f" (experts of {split.num_cpu_moe_layers} layers: {format_bytes(split.experts_host_bytes)})"
                       if split.num_cpu_moe_layers else "")),
         MemoryItem("KV cache", split.kv_gpu_bytes, f"{split.kv_cells:,} cells, K {s.cache_type_k}, V {s.cache_type_v}"

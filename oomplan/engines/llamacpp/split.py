@@ -1,7 +1,8 @@
 """llama.cpp (llama-server): -ngl layer split, KV cache types, compute buffer, and the largest -ngl that fits.
 
-src/llama-model.cpp load_tensors: the input layer (token_embd) stays on the CPU; the last -ngl repeating
-layers go to the GPU, and the output layer too once -ngl > n_layer. The KV cache of an offloaded layer
+src/llama-model.cpp load_tensors: the input layer (token_embd) stays on the CPU; since ggml-org/llama.cpp#18148
+(merged 2025-12-17, "offload output layer to GPU first") i_gpu_start = max(n_layer + 1 - ngl, 0): -ngl k puts the
+output layer on the GPU first (k >= 1), then the last k - 1 repeating layers. The KV cache of an offloaded layer
 sits on its GPU (src/llama-kv-cache.cpp), n_ctx cells padded to 256; sliding-window layers keep only the
 window (unless --swa-full). --fit (on by default) keeps 1024 MiB free per device.
 """
@@ -95,7 +96,7 @@ def layer_compute_bytes(model: ModelSpec, s: LlamaCppGiven, cells: int, c: Llama
 def gpu_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, ngl: int) -> GpuSplit:
     c, n = llamacpp_constants(), model.num_layers
     ngl = n + 1 if ngl < 0 else min(ngl, n + 1)
-    first, output = max(n - ngl, 0), ngl > n
+    first, output = gpu_layer_start(n, ngl), ngl >= 1
     cells = ctx_cells(model, s, c)
     kv = [kv_layer_bytes(model, s, cells, i, c) for i in range(n)]
     cpu_moe = cpu_moe_layers(model, s)
@@ -104,6 +105,17 @@ def gpu_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, ngl: int) ->
     kv_gpu = 0 if s.no_kv_offload else sum(kv[first:])
     return GpuSplit(ngl, w_gpu, sizes.total_bytes - w_gpu, kv_gpu, sum(kv) - kv_gpu,
                     compute_buffer_bytes(model, s, cells, c), cells, experts_host, cpu_moe)
+
+
+def gpu_layer_start(n_layer: int, ngl: int) -> int:
+    """llama-model.cpp load_tensors i_gpu_start = max(n_layer + 1 - ngl, 0) (llama.cpp#18148): the first repeating layer on
+    a GPU; the output layer (il = n_layer) is on a GPU for any ngl >= 1."""
+    return max(n_layer + 1 - ngl, 0)
+
+
+def gpu_repeating_layers(n_layer: int, ngl: int) -> int:
+    """How many repeating layers -ngl puts on the GPU(s): all but the output layer, which goes first."""
+    return n_layer - gpu_layer_start(n_layer, min(max(ngl, 0), n_layer + 1))
 
 
 def cpu_moe_layers(model: ModelSpec, s: LlamaCppGiven) -> int:
@@ -152,8 +164,7 @@ def decode_tokens_per_s(model: ModelSpec, gpu: GpuSpec, sizes: GgufSizes, split:
 
 def _cpu_layer_experts(sizes: GgufSizes, split: GpuSplit) -> int:
     """Experts of the layers -ngl leaves on the CPU."""
-    n = len(sizes.layer_bytes)
-    first = max(n - split.n_gpu_layers, 0)
+    first = gpu_layer_start(len(sizes.layer_bytes), split.n_gpu_layers)
     return sum(sizes.expert_bytes[:first]) if sizes.expert_bytes else 0
 
 
