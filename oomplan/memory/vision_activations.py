@@ -23,8 +23,8 @@ from oomplan.memory.activations import ActivationBudget, dims, forward_bytes, ma
 from oomplan.memory.images import ImageLoad, tower_name
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.specs.vision import MllamaVisionTower, SiglipVisionTower, VisionTower
-from oomplan.units import FP32, INT64
+from oomplan.specs.vision import MllamaVisionTower, Qwen3VisionTower, Qwen25VisionTower, SiglipVisionTower, VisionTower
+from oomplan.units import FP32, INT32, INT64
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,60 @@ def mllama_activations(model: ModelSpec, plan: Plan, v: MllamaVisionTower, image
     return VisionActivations(n, max(tower, mask_moment), prefill, after, cross)
 
 
+def qwen25_tower_peak_bytes(v: Qwen25VisionTower, num_images: int, tokens_per_image: int) -> int:
+    """Qwen2_5_VisionTransformerPretrainedModel.forward (models/qwen2_5_vl/modeling_qwen2_5_vl.py, transformers 5.24) on
+    `num_images` images of tokens_per_image decoder tokens, S = tokens x spatial_merge_size**2 patches each, in bf16 /
+    fp16, beyond pixel_values. Alive throughout (vision_utils.py): the patches' (h, w) position ids (int64 [S, 2]), the
+    rotary cos and sin (fp32 [S, head_dim] each, after the window permutation), cu_seqlens (int32 [images + 1]) and
+    cu_window_seqlens (int32; priced at its bound, one window per decoder token + 1: the real count is at most that,
+    so this is over by at most 4 bytes a token); the window index is a CPU tensor. The larger of, over S patches:
+      * a block's rotary moment (apply_rotary_pos_emb_vision on k): the block input, norm1, qkv [S, 3h], and six fp32
+        [S, h]: q and k cast to fp32, q_embed, k * cos, rotate_half(k) and its product with sin;
+      * a block's MLP: input, post-attention residual, norm2 [S, h], silu(gate), up and their product [S, ffn];
+      * norm2's fp32 moment (RMSNorm: input, residual, the fp32 copy and its square or its normalised copy);
+      * the PatchMerger (last block's output kept): ln_q's fp32 moment; the normed states, fc1 and GELU [S / m**2, m**2 h];
+        the GELU and fc2 [S / m**2, out]; fc2 and its un-permuted copy.
+    Window attention and full attention allocate alike per patch here (the fused kernel's output per window or image,
+    concatenated): the peak does not depend on the images' shapes."""
+    s = num_images * tokens_per_image * v.spatial_merge_size**2
+    h, ffn, b = v.hidden_size, v.intermediate_size, 2
+    merged_out = s // v.spatial_merge_size**2 * v.out_hidden_size * b
+    fixed = s * (2 * INT64 + 2 * FP32 * (h // v.num_heads)) + INT32 * (num_images + 1) + INT32 * (num_images * tokens_per_image + 1)
+    rotary = s * (5 * h * b + 6 * FP32 * h)
+    mlp = s * b * (3 * h + 3 * ffn)
+    norm = s * (2 * h * b + 2 * FP32 * h)
+    merger = max(s * (h * b + 2 * FP32 * h), 4 * s * h * b, 3 * s * h * b + merged_out, s * h * b + 2 * merged_out)
+    return fixed + max(rotary, mlp, norm, merger)
+
+
+def qwen25_activations(model: ModelSpec, v: Qwen25VisionTower, images: ImageLoad, batch_size: int, ctx_tokens: int,
+                       b: float) -> VisionActivations:
+    """Qwen2_5_VLModel.forward (modeling_qwen2_5_vl.py, 5.24) as generate() calls it with the processor's inputs:
+    input_ids, mm_token_type_ids (int64 [B, ctx]; the processor's return_mm_token_type_ids), image_grid_thw (int64
+    [images, 3]), pixel_values ([S, in_channels x temporal_patch_size x patch_size**2]) and the 4-row M-RoPE
+    position_ids (int64 [4, B, ctx], GenerationMixin via _prepare_position_ids_for_generation / get_rope_index), so the
+    text model makes no arange of its own (int64 [ctx], which the text-only pricing has). Embeddings first, then the
+    tower; its outputs (last_hidden_state [S, h], pooler_output [S / m**2, out]) stay in the model output, and the
+    concatenated image_embeds and the image and video placeholder masks (bool [B, ctx]) stay alive through the
+    language model; masked_scatter makes new inputs_embeds (both alive at that moment). Past the language model the
+    image_embeds, the masks (and the text-only arange) are gone."""
+    n, tokens = batch_size * images.num_images, images.tokens_per_image
+    s = n * tokens * v.spatial_merge_size**2
+    pixels = int(s * v.in_channels * v.temporal_patch_size * v.patch_size**2 * b)
+    extra = (INT64 + 4 * INT64) * batch_size * ctx_tokens  # mm_token_type_ids, the 4-row position ids
+    grid = INT64 * 3 * n
+    embeds = int(batch_size * ctx_tokens * model.hidden_size * b)
+    text = embeds + INT64 * batch_size * ctx_tokens + extra  # inputs_embeds, input_ids
+    outputs = int(s * v.hidden_size * b) + int(n * tokens * v.out_hidden_size * b)
+    image_embeds = int(n * tokens * v.out_hidden_size * b)
+    masks = 2 * batch_size * ctx_tokens
+    after = pixels + grid + outputs + extra
+    tower = pixels + grid + text + qwen25_tower_peak_bytes(v, n, tokens)
+    scatter = pixels + grid + text + outputs + image_embeds + masks + embeds
+    prefill = after + image_embeds + masks - INT64 * ctx_tokens
+    return VisionActivations(n, max(tower, scatter), prefill, after)
+
+
 def vision_activations(model: ModelSpec, plan: Plan, images: ImageLoad | None, batch_size: int, ctx_tokens: int,
                        b: float) -> VisionActivations:
     """The tower's moments and held bytes for `batch_size` sequences of `images`; NO_VISION without images.
@@ -153,6 +207,11 @@ def vision_activations(model: ModelSpec, plan: Plan, images: ImageLoad | None, b
         return gemma3_activations(model, plan, v, images, batch_size, ctx_tokens, b)
     if isinstance(v, MllamaVisionTower):
         return mllama_activations(model, plan, v, images, batch_size, ctx_tokens, b)
+    if isinstance(v, Qwen25VisionTower | Qwen3VisionTower) and b != 2:
+        raise FieldError("weights", "fp32: the Qwen vision towers are priced in bf16 / fp16 (their rotary casts to fp32 "
+                         "add copies a fp32 run does not make); serve them in bf16")
+    if isinstance(v, Qwen25VisionTower):
+        return qwen25_activations(model, v, images, batch_size, ctx_tokens, b)
     name = tower_name(v) if v is not None else "no"
     raise FieldError("num_images", f"{images.num_images}: the {name} tower's prefill activations are not priced yet "
                      "(Gemma 3's SigLIP and Mllama's are); drop the images to price text-only use")
