@@ -132,3 +132,22 @@ def test_models_show_state_and_vision_rows():
     assert "SigLIP, 421,290,864 params; 256 tokens per image (mm_tokens_per_image)" in vision.stdout
     dynamic = run("models", "show", "qwen3-vl-4b-instruct")
     assert "tokens per image set by the processor (--image-tokens)" in dynamic.stdout
+
+
+def test_qwen25_vl_images_priced_from_a_config_file():
+    from conftest import FIXTURES
+
+    cfg = str(FIXTURES / "configs" / "qwen2.5-vl-7b-instruct.json")
+    r = run("estimate", cfg, "--gpu", "h100", "--ctx", "8k", "--images", "2", "--image-tokens", "1k", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["images"] == {"num_images": 2, "tokens_per_image": 1024, "source": "--image-tokens", "cross_attention": False,
+                           "context_tokens": 2048}
+    v = d["per_gpu"]["vision"]
+    assert (v["num_images"], v["encoder_bytes"], v["prefill_held_bytes"]) == (2, 440_279_104, 69_877_808)  # tests/unit/test_images.py
+    table = run("estimate", cfg, "--gpu", "h100", "--ctx", "8k", "--images", "2", "--image-tokens", "1k")
+    assert "Qwen2.5-VL tower on 2 images: 419.9 MiB at its prefill moment, 66.6 MiB kept" in " ".join(table.stdout.split())
+    missing = run("estimate", cfg, "--gpu", "h100", "--images", "2")
+    assert missing.exit_code == 2 and "--image-tokens: qwen2.5-vl-7b-instruct's Qwen2.5-VL tower gives each image" in missing.output
+    fp32 = run("estimate", cfg, "--gpu", "h100", "--images", "1", "--image-tokens", "256", "--weights", "fp32")
+    assert fp32.exit_code == 2 and "--weights: fp32: the Qwen vision towers are priced in bf16" in fp32.output

@@ -149,3 +149,28 @@ def test_search_skips_prefill_chunks_when_told():
     chunks = {k[-1] for k in knob_sets(H100, SearchLimits(max_gpus=1))}
     assert chunks == {None, 2048}
     assert {k[-1] for k in knob_sets(H100, SearchLimits(max_gpus=1, allow_prefill_chunks=False))} == {None}
+
+
+def test_qwen25_vl_tower_and_held_bytes_by_hand():
+    """qwen2.5-vl-7b-instruct: ViT 1280 wide (16 heads of 80), ffn 3420, out 3584, merge 2; 2 images x 1024 tokens =
+    8192 patches. The rotary moment (block input, norm1, qkv 3h in bf16; six fp32 [S, h]) beats the MLP (3h + 3 ffn)."""
+    from oomplan.families import parse_hf_config
+    from oomplan.memory.vision_activations import qwen25_tower_peak_bytes
+
+    from conftest import FIXTURES
+
+    raw = __import__("json").loads((FIXTURES / "configs" / "qwen2.5-vl-7b-instruct.json").read_text())
+    spec = parse_hf_config(raw, "qwen2.5-vl-7b-instruct", "test")
+    s = 8192
+    fixed = s * (2 * 8 + 2 * 4 * 80) + 4 * 3 + 4 * (2048 + 1)  # (h, w) ids, fp32 cos/sin, cu_seqlens, cu_window_seqlens bound
+    rotary = s * (5 * 1280 * 2 + 6 * 4 * 1280)
+    assert rotary > s * 2 * (3 * 1280 + 3 * 3420)
+    assert qwen25_tower_peak_bytes(spec.vision, 2, 1024) == fixed + rotary == 361_898_000
+    images = image_load(spec, _w(num_images=2, image_tokens=1024, ctx_tokens=8192))
+    va = vision_activations(spec, Plan(), images, 1, 8192, 2)
+    pixels, grid, extra = s * 1176 * 2, 2 * 3 * 8, 8192 * (8 + 32)  # + mm_token_type_ids, the 4-row M-RoPE position ids
+    assert va.encoder_bytes == pixels + grid + 8192 * (3584 * 2 + 8) + extra + 361_898_000 == 440_279_104
+    outputs = s * 1280 * 2 + 2048 * 3584 * 2  # last_hidden_state, pooler_output in the model output
+    assert va.output_held_bytes == pixels + grid + outputs + extra
+    # + image_embeds (cat), the image and video masks (bool [1, 8192]), less the text model's own arange (int64 [8192])
+    assert va.prefill_held_bytes == va.output_held_bytes + 2048 * 3584 * 2 + 2 * 8192 - 8 * 8192 == 69_877_808
