@@ -53,7 +53,7 @@ class Qwen35VisionConfig(HfConfig):
     num_position_embeddings: int = 2304
 
 
-def vision_tower(v: Qwen35VisionConfig, num_deepstack_mergers: int = 0) -> Qwen3VisionTower:
+def vision_tower(v: Qwen35VisionConfig, num_deepstack_mergers: int = 0, num_deepstack_in_last_block: int = 0) -> Qwen3VisionTower:
     """The Qwen3-VL-style ViT of a Qwen3.5 / Qwen3-VL vision_config (Qwen3-VL adds its DeepStack mergers)."""
     assert v.hidden_size is not None and v.intermediate_size is not None
     return Qwen3VisionTower(
@@ -61,6 +61,7 @@ def vision_tower(v: Qwen35VisionConfig, num_deepstack_mergers: int = 0) -> Qwen3
         in_channels=v.in_channels, patch_size=v.patch_size, temporal_patch_size=v.temporal_patch_size,
         spatial_merge_size=v.spatial_merge_size, out_hidden_size=v.out_hidden_size,
         num_position_embeddings=v.num_position_embeddings, num_deepstack_mergers=num_deepstack_mergers,
+        num_deepstack_in_last_block=num_deepstack_in_last_block,
     )
 
 

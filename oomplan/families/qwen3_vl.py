@@ -39,7 +39,8 @@ class Qwen3VLVisionConfig(Qwen35VisionConfig):
 def vision(raw: Mapping[str, Any], text_hidden_size: int, where: str) -> Qwen3VisionTower:
     vc = raw.get("vision_config")
     v = validated(Qwen3VLVisionConfig, vc if isinstance(vc, dict) else {}, f"{where}: vision_config")
-    return vision_tower(v, len(v.deepstack_visual_indexes))
+    # Qwen3VLVisionModel.forward runs DeepStack merger i right after block deepstack_visual_indexes[i]
+    return vision_tower(v, len(v.deepstack_visual_indexes), sum(i < v.depth - 1 for i in v.deepstack_visual_indexes))
 
 
 TEXT = Family("qwen3_vl_text", ("qwen3_vl_text",), build_qwen3, SOURCE, defaults=TEXT_DEFAULTS)

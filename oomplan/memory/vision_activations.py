@@ -4,8 +4,8 @@ transformers runs the tower once, in the prefill forward, on every image of the 
 first pipeline stage (transformers 5.24; each formula checked against the live bytes of a meta-device run,
 tests/golden/test_vision_activations.py):
   * the encoder moments, before the decoder's layers: pixel_values and the inputs, the tower's own peak, and what is
-    already made (Gemma 3, Qwen2.5-VL: the text embeddings; Mllama: its cross-attention mask's preparation, after the
-    tower; Qwen2.5-VL: masked_scatter, tests/golden/test_qwen25_vl_images.py);
+    already made (Gemma 3, the Qwen VLs: the text embeddings; Mllama: its cross-attention mask's preparation, after the
+    tower; the Qwen VLs: masked_scatter; tests/golden/test_qwen25_vl_images.py, test_qwen3_vl_images.py);
   * what stays alive through the decoder's prefill (`prefill_held_bytes`): pixel_values, the tower's outputs, masks;
   * what stays alive through the logits and the first decode step (`output_held_bytes`): pixel_values (generate()
     keeps them in model_kwargs), the inputs, and the tower's outputs that the model output carries
@@ -162,39 +162,78 @@ def qwen25_tower_peak_bytes(v: Qwen25VisionTower, num_images: int, tokens_per_im
     return fixed + max(rotary, mlp, norm, merger)
 
 
-def qwen25_activations(model: ModelSpec, v: Qwen25VisionTower, images: ImageLoad, batch_size: int, ctx_tokens: int,
-                       b: float) -> VisionActivations:
-    """Qwen2_5_VLModel.forward (modeling_qwen2_5_vl.py, 5.24) as generate() calls it with the processor's inputs:
-    input_ids, mm_token_type_ids (int64 [B, ctx]; the processor's return_mm_token_type_ids), image_grid_thw (int64
-    [images, 3]), pixel_values ([S, in_channels x temporal_patch_size x patch_size**2]) and the 4-row M-RoPE
-    position_ids (int64 [4, B, ctx], GenerationMixin via _prepare_position_ids_for_generation / get_rope_index), so the
-    text model makes no arange of its own (int64 [ctx], which the text-only pricing has). Embeddings first, then the
-    tower; its outputs (last_hidden_state [S, h], pooler_output [S / m**2, out]) stay in the model output, and the
-    concatenated image_embeds and the image and video placeholder masks (bool [B, ctx]) stay alive through the
-    language model; masked_scatter makes new inputs_embeds (both alive at that moment). Past the language model the
-    image_embeds, the masks (and the text-only arange) are gone."""
+def qwen3_tower_peak_bytes(v: Qwen3VisionTower, num_images: int, tokens_per_image: int, num_deepstack_in_last_block: int) -> int:
+    """Qwen3VLVisionModel.forward (models/qwen3_vl/modeling_qwen3_vl.py) and Qwen3_5VisionModel.forward
+    (models/qwen3_5/modeling_qwen3_5.py), transformers 5.24, on `num_images` images of tokens_per_image decoder tokens
+    (S = tokens x spatial_merge_size**2 patches each), bf16 / fp16, beyond pixel_values. Alive throughout
+    (vision_utils.py): the bilinear position-table taps and weights (int64 and fp32 [S, 4]), the (h, w) position ids
+    (int64 [S, 2]), the rotary cos and sin (fp32 [S, head_dim] each), cu_seqlens (int32 [images + 1]); each DeepStack
+    merger's output [S / m**2, out] from its block on. The larger of, over S patches:
+      * the position table's moment: the patch embedding, the gathered taps (bf16 [S, 4, h]) and their product with
+        the fp32 weights (fp32 [S, 4, h]); their sum, pos_embeds (fp32 [S, h]), stays alive to the end;
+      * a block's rotary moment (apply_rotary_pos_emb_vision on k): block input, norm1, qkv [S, 3h], six fp32 [S, h];
+      * a block's MLP: input, post-attention residual, norm2 [S, h], fc1 and its GELU [S, ffn];
+      * a LayerNorm (input, residual, output; fp32 mean and rstd [S, 1]);
+      * a patch merger (the final one, and DeepStack's with its post-shuffle norm, allocate alike): the block output,
+        the normed states, fc1 and GELU [S / m**2, m**2 h]; or the GELU and fc2 [S / m**2, out].
+    num_deepstack_in_last_block: DeepStack outputs already made when the last block runs (Qwen3-VL's
+    deepstack_visual_indexes below depth - 1); the final merger runs with all of them."""
+    m2 = v.spatial_merge_size**2
+    s = num_images * tokens_per_image * m2
+    h, ffn, b = v.hidden_size, v.intermediate_size, 2
+    merged_out = s // m2 * v.out_hidden_size * b
+    fixed = s * (4 * INT64 + 4 * FP32 + 2 * INT64 + 2 * FP32 * (h // v.num_heads)) + INT32 * (num_images + 1)
+    table = s * (h * b + 4 * h * b + 4 * h * FP32)
+    fixed_after = fixed + s * FP32 * h  # pos_embeds (fp32 [S, h]): forward's local, alive from the table on
+    rotary = s * (5 * h * b + 6 * FP32 * h)
+    mlp = s * b * (3 * h + 2 * ffn)
+    norm = s * (3 * h * b + 2 * FP32)
+    merger = max(4 * s * h * b, 3 * s * h * b + merged_out)
+    k, last = v.num_deepstack_mergers, num_deepstack_in_last_block
+    return max(fixed + table, fixed_after + max(last * merged_out + max(rotary, mlp, norm),
+                                                (k - 1) * merged_out + merger if k > last else 0, k * merged_out + merger))
+
+
+def qwen_activations(model: ModelSpec, v: Qwen25VisionTower | Qwen3VisionTower, images: ImageLoad, batch_size: int,
+                     ctx_tokens: int, b: float, tower_peak_bytes: int) -> VisionActivations:
+    """Qwen2_5_VLModel.forward, Qwen3VLModel.forward, Qwen3_5Model.forward (transformers 5.24) as generate() calls them
+    with the processor's inputs: input_ids, mm_token_type_ids (int64 [B, ctx]; the processor's return_mm_token_type_ids),
+    image_grid_thw (int64 [images, 3]), pixel_values ([S, in_channels x temporal_patch_size x patch_size**2]) and the
+    4-row M-RoPE position_ids (int64 [4, B, ctx], GenerationMixin via _prepare_position_ids_for_generation /
+    get_rope_index), so the text model makes no arange of its own (int64 [ctx], which the text-only pricing has).
+    Embeddings first, then the tower; its outputs (last_hidden_state [S, h], pooler_output [S / m**2, out], Qwen3-VL's
+    DeepStack features, k x [S / m**2, out]) stay in the model output, and the concatenated image_embeds (and Qwen3-VL's
+    k concatenated deepstack_visual_embeds) and the image and video placeholder masks (bool [B, ctx]) stay alive
+    through the language model; masked_scatter makes new inputs_embeds (both alive at that moment). Past the language
+    model the image_embeds, the masks (and the text-only arange) are gone.
+    Qwen3-VL adds each DeepStack feature to the hidden states after one of the first k decoder layers
+    (Qwen3VLTextModel._deepstack_process: a clone of the residual stream and two [images x tokens, hidden]), a moment
+    below a layer's MLP (the residual stream, its norm and the MLP's [ctx, intermediate] tensors) whenever
+    intermediate_size >= hidden_size (the caller refuses a model where it is not); layers 1..k then run with one more
+    [B, ctx, hidden] alive (the loop's layer_outputs), added to the decoder's prefill moment: exact where those layers
+    are the stage's largest (every layer alike), over by at most that where a later layer is larger."""
     n, tokens = batch_size * images.num_images, images.tokens_per_image
     s = n * tokens * v.spatial_merge_size**2
+    k = v.num_deepstack_mergers if isinstance(v, Qwen3VisionTower) else 0
     pixels = int(s * v.in_channels * v.temporal_patch_size * v.patch_size**2 * b)
     extra = (INT64 + 4 * INT64) * batch_size * ctx_tokens  # mm_token_type_ids, the 4-row position ids
     grid = INT64 * 3 * n
     embeds = int(batch_size * ctx_tokens * model.hidden_size * b)
     text = embeds + INT64 * batch_size * ctx_tokens + extra  # inputs_embeds, input_ids
-    outputs = int(s * v.hidden_size * b) + int(n * tokens * v.out_hidden_size * b)
-    image_embeds = int(n * tokens * v.out_hidden_size * b)
+    merged = int(n * tokens * v.out_hidden_size * b)
+    outputs = int(s * v.hidden_size * b) + (1 + k) * merged
     masks = 2 * batch_size * ctx_tokens
     after = pixels + grid + outputs + extra
-    tower = pixels + grid + text + qwen25_tower_peak_bytes(v, n, tokens)
-    scatter = pixels + grid + text + outputs + image_embeds + masks + embeds
-    prefill = after + image_embeds + masks - INT64 * ctx_tokens
+    tower = pixels + grid + text + tower_peak_bytes
+    scatter = pixels + grid + text + outputs + merged + masks + embeds
+    # Qwen3-VL: in the layers after a DeepStack add, the loop's layer_outputs still holds the previous layer's output
+    # besides the added copy that is the layer's input (one more [B, ctx, hidden])
+    deepstack_stream = embeds if k and model.num_layers > 1 else 0
+    prefill = after + (1 + k) * merged + masks - INT64 * ctx_tokens + deepstack_stream
     return VisionActivations(n, max(tower, scatter), prefill, after)
-
 
 # Why a tower is still refused (transformers 5.24): what its run does that is not priced and checked on meta yet.
 _NOT_YET = {
-    "qwen3_vl": "its DeepStack features are added into the first decoder layers' hidden states "
-                "(Qwen3VLTextModel._deepstack_process, a boolean-mask gather and scatter) and its position table is "
-                "interpolated per image; neither is checked on meta yet",
     "pixtral": "PixtralVisionModel's block-diagonal attention mask over the images' patches and Mistral 3's patch "
                "merger are not checked on meta yet",
     "llama4": "Llama4VisionModel's tiles (class token, pixel-shuffle adapter) are not checked on meta yet",
@@ -215,6 +254,7 @@ def vision_activations(model: ModelSpec, plan: Plan, images: ImageLoad | None, b
                          "prompt with raw pixel_values (generation/utils.py _prefill: 'Chunked prefill cannot split the raw "
                          "multimodal inputs'); give the whole prompt in one forward pass")
     v: VisionTower | None = model.vision
+    n = batch_size * images.num_images
     if isinstance(v, SiglipVisionTower):
         return gemma3_activations(model, plan, v, images, batch_size, ctx_tokens, b)
     if isinstance(v, MllamaVisionTower):
@@ -223,8 +263,15 @@ def vision_activations(model: ModelSpec, plan: Plan, images: ImageLoad | None, b
         raise FieldError("weights", "fp32: the Qwen vision towers are priced in bf16 / fp16 (their rotary casts to fp32 "
                          "add copies a fp32 run does not make); serve them in bf16")
     if isinstance(v, Qwen25VisionTower):
-        return qwen25_activations(model, v, images, batch_size, ctx_tokens, b)
+        return qwen_activations(model, v, images, batch_size, ctx_tokens, b, qwen25_tower_peak_bytes(v, n, images.tokens_per_image))
+    if isinstance(v, Qwen3VisionTower):
+        if v.num_deepstack_mergers and model.intermediate_size < model.hidden_size:
+            raise FieldError("num_images", f"{images.num_images}: Qwen3-VL's DeepStack add into the decoder's hidden states "
+                             f"is priced below a layer's MLP moment, which holds for intermediate_size >= hidden_size only "
+                             f"({model.intermediate_size} < {model.hidden_size} here)")
+        peak = qwen3_tower_peak_bytes(v, n, images.tokens_per_image, v.num_deepstack_in_last_block)
+        return qwen_activations(model, v, images, batch_size, ctx_tokens, b, peak)
     name = tower_name(v) if v is not None else "no"
     raise FieldError("num_images", f"{images.num_images}: the {name} tower's prefill activations are not priced yet "
                      f"({_NOT_YET.get(v.kind if v is not None else '', 'not checked against transformers on meta')}; Gemma 3's "
-                     "SigLIP, Mllama's and Qwen2.5-VL's are); drop the images to price text-only use")
+                     "SigLIP, Mllama's and the Qwen ViTs are); drop the images to price text-only use")

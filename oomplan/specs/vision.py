@@ -44,6 +44,8 @@ class Qwen3VisionTower(_QwenViT):
     kind: Literal["qwen3_vl"] = "qwen3_vl"
     num_position_embeddings: int = Field(ge=1)
     num_deepstack_mergers: int = Field(default=0, ge=0)
+    num_deepstack_in_last_block: int = Field(default=0, ge=0, description="DeepStack mergers whose block comes before the "
+                                             "last one (deepstack_visual_indexes below depth - 1): their outputs are alive in it")
 
 
 class PixtralVisionTower(Strict):

@@ -56,7 +56,6 @@ def test_estimate_json_fields():
 @pytest.mark.parametrize("args, message", [
     (["llama-3-8b", "--images", "1"], "--images: 1: llama-3-8b is a text-only model (no vision tower in its config)"),
     (["qwen3-vl-4b-instruct", "--images", "1"], "--image-tokens: qwen3-vl-4b-instruct's Qwen3-VL tower gives each image a number"),
-    (["qwen3-vl-4b-instruct", "--images", "1", "--image-tokens", "1k"], "--images: 1: the Qwen3-VL tower's prefill activations are not priced yet"),
     (["llama-4-scout", "--images", "1", "--image-tokens", "144"], "--images: 1: the Llama 4 tower's prefill activations are not priced yet"),
     ([GEMMA3, "--images", "2", "--image-tokens", "300"], "--image-tokens: 300: gemma-3-12b-it's SigLIP tower gives every image 256 tokens"),
     ([GEMMA3, "--image-tokens", "256"], "--image-tokens: 256 tokens per image, but no images"),
@@ -151,3 +150,12 @@ def test_qwen25_vl_images_priced_from_a_config_file():
     assert missing.exit_code == 2 and "--image-tokens: qwen2.5-vl-7b-instruct's Qwen2.5-VL tower gives each image" in missing.output
     fp32 = run("estimate", cfg, "--gpu", "h100", "--images", "1", "--image-tokens", "256", "--weights", "fp32")
     assert fp32.exit_code == 2 and "--weights: fp32: the Qwen vision towers are priced in bf16" in fp32.output
+
+
+def test_qwen3_vl_images_priced():
+    r = run("estimate", "qwen3-vl-4b-instruct", "--gpu", "l40s", "--ctx", "8k", "--images", "1", "--image-tokens", "1k", "--json")
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.stdout)["per_gpu"]["vision"]
+    assert (v["encoder_bytes"], v["prefill_held_bytes"], v["output_held_bytes"]) == (232_390_688, 105_136_152, 42_270_744)  # by hand: tests/unit/test_images.py
+    table = run("estimate", "qwen3-vl-4b-instruct", "--gpu", "l40s", "--ctx", "8k", "--images", "1", "--image-tokens", "1k")
+    assert "Qwen3-VL tower on 1 images: 221.6 MiB at its prefill moment, 100.3 MiB kept" in " ".join(table.stdout.split())

@@ -127,7 +127,7 @@ def test_mllama_tower_and_mask_by_hand():
 
 
 def test_towers_not_priced_yet_are_refused():
-    for model, kw in ((QWEN3_VL, {"image_tokens": 1024}),):
+    for model, kw in ((load_model("llama-4-scout-17b-16e"), {"image_tokens": 144}),):
         with pytest.raises(FieldError) as e:
             stage_budget(model, H100, _w(num_images=1, **kw), Plan(), 0)
         assert e.value.field == "num_images" and "not priced yet" in e.value.detail
@@ -174,3 +174,26 @@ def test_qwen25_vl_tower_and_held_bytes_by_hand():
     assert va.output_held_bytes == pixels + grid + outputs + extra
     # + image_embeds (cat), the image and video masks (bool [1, 8192]), less the text model's own arange (int64 [8192])
     assert va.prefill_held_bytes == va.output_held_bytes + 2048 * 3584 * 2 + 2 * 8192 - 8 * 8192 == 69_877_808
+
+
+def test_qwen3_vl_tower_and_held_bytes_by_hand():
+    """qwen3-vl-4b-instruct: ViT 1024 wide (16 heads of 64), ffn 4096, out 2560, merge 2, 24 blocks, DeepStack after
+    blocks 5, 11, 17 (all three alive in the last block); 1 image x 1024 tokens = 4096 patches."""
+    from oomplan.memory.vision_activations import qwen3_tower_peak_bytes
+
+    s, merged = 4096, 1024 * 2560 * 2  # one merger output [1024, 2560]
+    fixed = s * (4 * 8 + 4 * 4 + 2 * 8 + 2 * 4 * 64) + 4 * 2  # table taps, weights, (h, w) ids, fp32 cos/sin, cu_seqlens
+    table = s * (1024 * 2 + 4 * 1024 * 2 + 4 * 1024 * 4)  # patch embedding, gathered taps, their fp32 product
+    rotary = s * (5 * 1024 * 2 + 6 * 4 * 1024)
+    assert rotary > s * 2 * (3 * 1024 + 2 * 4096)  # the MLP
+    peak = fixed + s * 4 * 1024 + 3 * merged + rotary  # + pos_embeds (fp32 [S, h]) and the 3 DeepStack outputs
+    assert peak > fixed + table
+    assert qwen3_tower_peak_bytes(QWEN3_VL.vision, 1, 1024, 3) == peak == 177_471_496
+    va = vision_activations(QWEN3_VL, Plan(), image_load(QWEN3_VL, _w(num_images=1, image_tokens=1024, ctx_tokens=8192)), 1, 8192, 2)
+    pixels, extra = s * 1536 * 2, 8192 * (8 + 32)
+    assert va.encoder_bytes == pixels + 24 + 8192 * (2560 * 2 + 8) + extra + peak == 232_390_688
+    outputs = s * 1024 * 2 + 4 * merged  # last_hidden_state, pooler_output and the 3 DeepStack features
+    assert va.output_held_bytes == pixels + 24 + outputs + extra == 42_270_744
+    # + image_embeds and the 3 concatenated DeepStack embeds, the masks, less the text-only arange, + the loop's second
+    # hidden state in the layers after a DeepStack add (bf16 [1, 8192, 2560])
+    assert va.prefill_held_bytes == va.output_held_bytes + 4 * merged + 2 * 8192 - 8 * 8192 + 8192 * 2560 * 2 == 105_136_152
