@@ -24,7 +24,7 @@ from oomplan.memory.activations import ActivationBudget, dims, forward_bytes, ma
 from oomplan.memory.images import ImageLoad, tower_name
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.specs.vision import MllamaVisionTower, Qwen3VisionTower, Qwen25VisionTower, SiglipVisionTower, VisionTower
+from oomplan.specs.vision import Llama4VisionTower, MllamaVisionTower, Qwen3VisionTower, Qwen25VisionTower, SiglipVisionTower, VisionTower
 from oomplan.units import FP32, INT32, INT64
 
 
@@ -232,11 +232,37 @@ def qwen_activations(model: ModelSpec, v: Qwen25VisionTower | Qwen3VisionTower, 
     prefill = after + (1 + k) * merged + masks - INT64 * ctx_tokens + deepstack_stream
     return VisionActivations(n, max(tower, scatter), prefill, after)
 
-# Why a tower is still refused (transformers 5.24): what its run does that is not priced and checked on meta yet.
+def llama4_tower_peak_bytes(v: Llama4VisionTower, num_tiles: int) -> int:
+    """Llama4VisionModel.forward (models/llama4/modeling_llama4.py, transformers 5.24) on `num_tiles` tiles of
+    p = (image_size / patch_size)**2 + 1 tokens (the class token), bf16 / fp16, beyond pixel_values; checked on meta
+    (tests/golden/test_llama4_vision.py). The model's layernorm_pre output stays alive through the encoder (its
+    `hidden_state`), so a layer past the first holds it besides its own input. The larger of, per tile:
+      * a layer's rotary moment (vision_apply_rotary_emb): embeddings, input, input_layernorm, q, k, v, the q and k
+        fp32 copies, their complex64 products with freqs_ci and the two bf16 results, over p tokens;
+      * a layer's MLP: embeddings, input, residual, post_attention_layernorm, fc1 and GELU [p, ffn] (or GELU and fc2);
+      * the pixel-shuffle adapter after the encoder: its output and layernorm_post [p, h], the two contiguous shuffle
+        copies [P, h], then fc1 / GELU [P r**2, projector_input_dim] and fc2 / GELU [P r**2, projector_output_dim]."""
+    h, ffn, b = v.hidden_size, v.intermediate_size, 2
+    big_p = v.num_patches
+    p, q = big_p + 1, round(big_p * v.pixel_shuffle_ratio**2)
+    pin, pout = v.projector_input_dim, v.projector_output_dim
+    s = 1 if v.num_layers >= 2 else 0  # the embeddings besides a layer's input
+    rotary = p * h * ((7 + s) * b + 4 * FP32)
+    mlp = p * b * max((3 + s) * h + 2 * ffn, (4 + s) * h + ffn)
+    adapter = b * (2 * p * h + max(2 * big_p * h, big_p * h + q * max(2 * pin, pin + pout, pin + 2 * pout)))
+    return num_tiles * max(rotary, mlp, adapter) if v.num_layers else num_tiles * adapter
+
+
+# Why a tower is still refused (transformers 5.24).
 _NOT_YET = {
-    "pixtral": "PixtralVisionModel's block-diagonal attention mask over the images' patches and Mistral 3's patch "
-               "merger are not checked on meta yet",
-    "llama4": "Llama4VisionModel's tiles (class token, pixel-shuffle adapter) are not checked on meta yet",
+    "pixtral": "Pixtral's patches follow the image's height and width: an image of r rows x c columns of merged patches "
+               "is r x c + r decoder tokens ([IMG_BREAK] / [IMG_END] per row) but spatial_merge_size**2 x r x c patches, "
+               "with a [patches, patches] block attention mask (modeling_pixtral.py generate_block_attention_mask), so "
+               "the token count alone does not fix the tower's peak",
+    "llama4": "transformers 5.24's Llama4ForConditionalGeneration.forward raises AttributeError before it returns (it "
+              "reads outputs.image_outputs from the language model's MoeCausalLMOutputWithPast, models/llama4/"
+              "modeling_llama4.py:1318), so generate() does not run; the tower alone is priced "
+              "(memory/vision_activations.py llama4_tower_peak_bytes)",
 }
 
 
@@ -274,4 +300,4 @@ def vision_activations(model: ModelSpec, plan: Plan, images: ImageLoad | None, b
     name = tower_name(v) if v is not None else "no"
     raise FieldError("num_images", f"{images.num_images}: the {name} tower's prefill activations are not priced yet "
                      f"({_NOT_YET.get(v.kind if v is not None else '', 'not checked against transformers on meta')}; Gemma 3's "
-                     "SigLIP, Mllama's and the Qwen ViTs are); drop the images to price text-only use")
+                     "SigLIP, Mllama's and the Qwen ViTs are priced); drop the images to price text-only use")
