@@ -34,7 +34,7 @@ BY_TYPE: dict[str, tuple[str, str]] = {
     "qwen3_5": ("qwen3_5", "FAMILY"), "qwen3_5_text": ("qwen3_5", "FAMILY"), "qwen3_5_moe": ("qwen3_5", "FAMILY"),
     "qwen3_5_moe_text": ("qwen3_5", "FAMILY"), "qwen2_5_vl": ("qwen2_5_vl", "FAMILY"), "nemotron_h": ("nemotron_h", "FAMILY"),
     "granitemoehybrid": ("granitemoehybrid", "FAMILY"), "falcon_h1": ("falcon_h1", "FAMILY"), "jamba": ("jamba", "FAMILY"),
-    "mamba2": ("mamba2", "FAMILY"),
+    "mamba2": ("mamba2", "FAMILY"), "bamba": ("bamba", "FAMILY"),
     # 2025-26 families (issue 13)
     "gemma3_text": ("gemma3", "TEXT"), "gemma3": ("gemma3", "WRAPPER"), "gpt_oss": ("gpt_oss", "FAMILY"),
     "kimi_k2": ("deepseek", "KIMI_K2"), "deepseek_v32": ("deepseek", "V32"), "glm_moe_dsa": ("deepseek", "GLM5"),

@@ -7,8 +7,9 @@
 Real configs: tests/fixtures/configs/<name>.json, sources in SOURCES.md there (Qwen3-Next 80B-A3B,
 Nemotron 3 Nano 30B-A3B and Super 120B-A12B, Nemotron-H 56B, Qwen3.5 27B / 35B-A3B / 397B-A17B).
 The forward uses the first layers only (stated per case: the cache of a layer does not depend on depth).
-granitemoehybrid, falcon_h1, jamba and mamba2 have no real config in the fixtures yet: small configs with
-every structural key set (layer patterns, groups, biases) stand in, counted at full depth.
+granitemoehybrid, falcon_h1, jamba, mamba2 and bamba: small configs with every structural key set (layer patterns,
+groups, biases) stand in, counted at full depth. Published jamba and mamba2 configs are counted in
+tests/golden/test_real_configs.py; none was found for granitemoehybrid, falcon_h1 or bamba (SOURCES.md there).
 """
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ FALCON_H1 = dict(SMALL, model_type="falcon_h1", num_hidden_layers=2, head_dim=16
                  mamba_d_head=16, mamba_n_groups=2, mamba_d_state=16, mamba_d_conv=4, mamba_chunk_size=8, projectors_bias=True)
 JAMBA = dict(SMALL, model_type="jamba", num_hidden_layers=4, attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2,
              expert_layer_offset=1, num_experts=4, num_experts_per_tok=2, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2)
+# Bamba: attention by index, every bias on (BambaConfig defaults them off), conv without its bias, two groups
+BAMBA = dict(SMALL, model_type="bamba", num_hidden_layers=4, attn_layer_indices=[1, 3], attention_bias=True, mlp_bias=True,
+             mamba_n_heads=8, mamba_n_groups=2, mamba_d_state=16, mamba_d_head=16, mamba_d_conv=4, mamba_expand=2,
+             mamba_chunk_size=8, mamba_proj_bias=True, mamba_conv_bias=False)
 MAMBA2 = dict(model_type="mamba2", vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_heads=8, head_dim=16, expand=2,
               n_groups=2, state_size=16, conv_kernel=4, chunk_size=8)
 
@@ -61,6 +66,7 @@ CASES = {
     "falcon_h1": (FALCON_H1, {}),
     "jamba": (JAMBA, {}),
     "mamba2": (MAMBA2, {}),
+    "bamba": (BAMBA, {}),
 }
 
 

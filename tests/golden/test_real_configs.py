@@ -8,6 +8,9 @@ transformers' cache holds after a meta prefill of ctx - 1 tokens and one decode 
 above the sliding window, on the config's first layers (a layer's cache does not depend on depth); for the quantised
 configs, the checkpoint bytes as shipped against the module tree of the meta model.
 
+FAMILY_COPIES: the families whose checkpoints no source vendors byte for byte (gemma3_text, glm4_moe, starcoder2, olmo2,
+jamba, mamba2): public copies of their published configs (tests/fixtures/configs/families/), counted on their first layers.
+
 SWEEP: further real configs of 2024-26 checkpoints (tests/fixtures/configs/sweep/, sources in SOURCES.md there), each
 either refused (exit 2, one line naming the fields) or priced exactly: parameters and cache at ctx 5000 against the meta
 build of its first layers (full-depth figures for every fixture: benchmarks/results/families_table.md).
@@ -49,6 +52,19 @@ FAMILIES = {
     "devstral-2-123b-instruct": ("ministral3", 2, (40, 200)),  # fp8 per tensor
 }
 
+
+# Published configs of the families that had none, as public copies transcribe them (tests/fixtures/configs/families/,
+# sources and cross-checks in SOURCES.md there): parameters and cache at two contexts on the config's first layers, as
+# the sweep does (a layer's parameters and cache do not depend on depth; full-depth figures against transformers for every
+# one: benchmarks/results/families_table.md). name -> (family, layers kept, two contexts around the window).
+FAMILY_COPIES = {
+    "gemma-3-1b-it": ("gemma3_text", 6, (300, 700)),  # 5 of 6 layers slide over 512 tokens
+    "glm-4.5-air": ("glm4_moe", 2, (40, 200)),  # the dense first layer and one MoE layer
+    "starcoder2-15b": ("starcoder2", 1, (1000, 5000)),  # every layer slides over 4096 tokens; plain MLP, biases
+    "olmo-2-1124-7b-instruct": ("olmo2", 1, (40, 200)),
+    "ai21-jamba-1.5-mini": ("jamba", 5, (40, 200)),  # Mamba on 0-3, attention on 4 (offset 4, period 8), MoE on 1 and 3
+    "mamba-codestral-7b-v0.1": ("mamba2", 1, (40, 200)),  # no attention at all: the state is all there is, fixed
+}
 
 def _raw(path: Path) -> dict:
     return json.loads(path.read_text())
@@ -128,6 +144,38 @@ def test_published_totals():
     assert (billions("gemma-3-4b-it", 1), billions("gemma-3-27b-it", 1)) == (4.3, 27.4)
     assert (billions("qwen2.5-vl-7b-instruct", 2), billions("qwen3-vl-30b-a3b-instruct", 1)) == (8.29, 31.1)
 
+
+@pytest.mark.parametrize("name", sorted(FAMILY_COPIES))
+def test_family_copy_exact_against_transformers(name):
+    family, layers, contexts = FAMILY_COPIES[name]
+    raw = _raw(CONFIGS / "families" / f"{name}.json")
+    spec = parse_hf_config(raw, name, "test")
+    assert spec.model_type == family
+    assert not [w for w in spec.warnings if "not counted" in w or "ignored" in w]
+    small = _first_layers(raw, layers)
+    seen = []
+    for ctx in contexts:
+        params, measured = _meta_cache(small, ctx)
+        assert (num_params(parse_hf_config(small, name, "test")), _ours_cache(small, ctx)) == (params, measured), ctx
+        seen.append(measured)
+    assert seen[0] == seen[1] if family == "mamba2" else seen[0] < seen[1]
+
+
+def test_family_copies_published_totals():
+    """Independent figures: Gemma 3 1B's 302M embedding + 698M non-embedding parameters (Gemma 3 technical report,
+    table 1); AI21-Jamba-1.5-Mini "52B total / 12B active" (its model card); Mamba-Codestral-7B-v0.1's 7,285,403,648
+    parameters (its model card)."""
+    from oomplan.memory.params import num_active_params
+
+    def spec(name):
+        return parse_hf_config(_raw(CONFIGS / "families" / f"{name}.json"), name, "test")
+
+    gemma = spec("gemma-3-1b-it")
+    embedding = gemma.vocab_size * gemma.hidden_size
+    assert (round(embedding / 1e6), round((num_params(gemma) - embedding) / 1e6)) == (302, 698)
+    jamba = spec("ai21-jamba-1.5-mini")
+    assert (round(num_params(jamba) / 1e9), round(num_active_params(jamba) / 1e9)) == (52, 12)
+    assert num_params(spec("mamba-codestral-7b-v0.1")) == 7_285_403_648
 
 def _linears(model) -> list[tuple[str, int, int]]:
     return [(name, m.out_features, m.in_features) for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]

@@ -98,6 +98,21 @@ def test_starcoder2_plain_mlp_with_biases():
     assert num_params(spec) == 100 * h + 2 * (attn + mlp + 2 * 2 * h) + 2 * h  # tied; LayerNorms with bias
 
 
+def test_bamba_attention_by_index_and_a_disagreeing_layer_list_refused():
+    """BambaConfig.layers_block_type: full attention exactly on attn_layer_indices; a layer_types / layers_block_type
+    list that says otherwise is refused naming the field (transformers 5.24 cannot set either, so it would be a guess)."""
+    cfg = {"model_type": "bamba", "num_hidden_layers": 5, "attn_layer_indices": [1, 4], "hidden_size": 64, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "mamba_n_heads": 8, "vocab_size": 100}
+    spec = parse_hf_config(cfg, "b", "t")
+    assert [layer.attention.kind for layer in spec.layers] == ["linear", "full", "linear", "linear", "full"]
+    assert not spec.tie_word_embeddings and spec.rope.partial_rotary_factor == 0.5  # forced by BambaConfig.__post_init__
+    agreeing = ["mamba", "attention", "mamba", "mamba", "attention"]
+    assert parse_hf_config(dict(cfg, layer_types=agreeing), "b", "t").layers == spec.layers
+    for field in ("layer_types", "layers_block_type"):
+        with pytest.raises(InputError, match=f"{field} disagrees with attn_layer_indices"):
+            parse_hf_config(dict(cfg, **{field: ["mamba"] * 5}), "b", "cfg.json")
+
+
 @pytest.mark.parametrize("extra", [{"num_local_experts": 8}, {"layer_types": ["sliding_attention"] * 2}, {"sliding_window": 4096},
                                    {"text_config": {"hidden_size": 64}}, {"quantization_config": {"quant_method": "fp8"}}, {"kv_lora_rank": 512},
                                    {"linear_num_value_heads": 32}, {"cross_attention_layers": [1]}, {"attention_chunk_size": 8192}])
