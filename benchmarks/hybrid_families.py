@@ -33,7 +33,7 @@ def _real(name: str) -> dict:
 
 
 def cases() -> list[tuple[str, str, dict]]:
-    from golden.test_hybrid_families import FALCON_H1, GRANITE, JAMBA, MAMBA2
+    from golden.test_hybrid_families import BAMBA, FALCON_H1, GRANITE, JAMBA, MAMBA2
 
     return [
         ("qwen3_next", "Qwen3-Next-80B-A3B (real)", _real("qwen3-next-80b-a3b")),
@@ -42,6 +42,7 @@ def cases() -> list[tuple[str, str, dict]]:
         ("falcon_h1", "small, all keys set", FALCON_H1),
         ("jamba", "small, all keys set", JAMBA),
         ("mamba2", "small, all keys set", MAMBA2),
+        ("bamba", "small, all keys set", BAMBA),
     ]
 
 

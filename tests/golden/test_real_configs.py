@@ -164,7 +164,7 @@ def test_family_copy_exact_against_transformers(name):
 def test_family_copies_published_totals():
     """Independent figures: Gemma 3 1B's 302M embedding + 698M non-embedding parameters (Gemma 3 technical report,
     table 1); AI21-Jamba-1.5-Mini "52B total / 12B active" (its model card); Mamba-Codestral-7B-v0.1's 7,285,403,648
-    parameters (its model card)."""
+    parameters (its model card); OLMo 2 7B's parameter shapes as listed with its config."""
     from oomplan.memory.params import num_active_params
 
     def spec(name):
@@ -176,6 +176,10 @@ def test_family_copies_published_totals():
     jamba = spec("ai21-jamba-1.5-mini")
     assert (round(num_params(jamba) / 1e9), round(num_active_params(jamba) / 1e9)) == (52, 12)
     assert num_params(spec("mamba-codestral-7b-v0.1")) == 7_285_403_648
+    # OLMo-2-1124-7B-Instruct: the parameter shapes listed beside its config.json in the same public document (embedding,
+    # per layer q/k/v/o 4096x4096, q_norm and k_norm 4096 each, gate/up/down 11008x4096, two post-norms; final norm, lm_head)
+    h, i, v = 4096, 11008, 100352
+    assert num_params(spec("olmo-2-1124-7b-instruct")) == 2 * v * h + 32 * (4 * h * h + 2 * h + 3 * i * h + 2 * h) + h
 
 def _linears(model) -> list[tuple[str, int, int]]:
     return [(name, m.out_features, m.in_features) for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]

@@ -38,6 +38,8 @@ CONFIGS = {
     "falcon_h1": dict(SMALL, model_type="falcon_h1", num_hidden_layers=2, head_dim=16, mamba_d_ssm=96, mamba_n_heads=6,
                       mamba_d_head=16, mamba_n_groups=2, mamba_d_state=16, mamba_d_conv=4, mamba_chunk_size=8, projectors_bias=True),
 }
+CONFIGS["bamba"] = dict(SMALL, model_type="bamba", num_hidden_layers=3, attn_layer_indices=[1], mamba_n_heads=8, mamba_n_groups=2,
+                        mamba_d_state=16, mamba_d_head=16, mamba_d_conv=4, mamba_expand=2, mamba_chunk_size=8)  # RoPE at 0.5
 CONFIGS["falcon_h1-gated-norm"] = dict(CONFIGS["falcon_h1"], mamba_rms_norm=True, mamba_norm_before_gate=False)
 GDN = dict(linear_key_head_dim=12, linear_value_head_dim=10, linear_conv_kernel_dim=4, head_dim=16)
 CONFIGS.update({  # Gated DeltaNet: chunk 64 (torch_chunk_gated_delta_rule's default), value heads grouped over key heads or not
