@@ -48,47 +48,54 @@ class Qwen3VisionTower(_QwenViT):
                                              "last one (deepstack_visual_indexes below depth - 1): their outputs are alive in it")
 
 
-class PixtralVisionTower(Strict):
+class _Tower(Strict):
+    """What the ViTs of Pixtral, SigLIP, Llama 4 and Mllama share: their width, MLP, layers, heads, input channels and
+    patch size, and the text decoder's width the projector maps into."""
+
+    hidden_size: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1)
+    num_layers: int = Field(ge=0)
+    num_heads: int = Field(ge=1)
+    num_channels: int = Field(default=3, ge=1)
+    patch_size: int = Field(ge=1)
+    text_hidden_size: int = Field(ge=1)
+
+
+class _SizedTower(_Tower):
+    """A ViT whose images (or tiles) are resized to one image_size."""
+
+    image_size: int = Field(ge=1)
+
+    @property
+    def num_patches(self) -> int:
+        """Patches of one image or tile."""
+        return (self.image_size // self.patch_size) ** 2
+
+
+class PixtralVisionTower(_Tower):
     """Pixtral (models/pixtral/modeling_pixtral.py PixtralVisionModel: Conv2d without bias, ln_pre, blocks of
     two RMSNorms, bias-free q/k/v/o and a gated MLP) with Mistral 3's projector (models/mistral3/modeling_mistral3.py:
     RMSNorm, PatchMerger over spatial_merge_size**2 patches, linear_1 + linear_2). Dynamic tokens per image."""
 
     kind: Literal["pixtral"] = "pixtral"
-    hidden_size: int = Field(ge=1)
-    intermediate_size: int = Field(ge=1)
     num_layers: int = Field(ge=1)
-    num_heads: int = Field(ge=1)
-    num_channels: int = Field(default=3, ge=1)
-    patch_size: int = Field(ge=1)
     spatial_merge_size: int = Field(ge=1)
     num_feature_layers: int = Field(default=1, ge=1)
     projector_bias: bool = False
-    text_hidden_size: int = Field(ge=1)
 
 
-class SiglipVisionTower(Strict):
+class SiglipVisionTower(_SizedTower):
     """SigLIP (models/siglip/modeling_siglip.py SiglipVisionModel) with Gemma 3's projector
     (models/gemma3/modeling_gemma3.py Gemma3MultiModalProjector: RMSNorm + [vision, text] matrix).
     A fixed `tokens_per_image` (mm_tokens_per_image) per image."""
 
     kind: Literal["siglip"] = "siglip"
-    hidden_size: int = Field(ge=1)
-    intermediate_size: int = Field(ge=1)
     num_layers: int = Field(ge=1)
-    num_heads: int = Field(ge=1)
-    num_channels: int = Field(default=3, ge=1)
-    patch_size: int = Field(ge=1)
-    image_size: int = Field(ge=1)
     use_head: bool = False  # SigLIP's attention-pooling head (vision_use_head; Gemma 3 ships without)
-    text_hidden_size: int = Field(ge=1)
     tokens_per_image: int = Field(ge=1)
 
-    @property
-    def num_patches(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
 
-
-class Llama4VisionTower(Strict):
+class Llama4VisionTower(_SizedTower):
     """Llama 4 (models/llama4/modeling_llama4.py Llama4VisionModel): an unfold + bias-free linear patch embedding, a
     class token and a learned position table ((image_size // patch_size)**2 + 1 rows), LayerNorms before and after,
     `num_layers` blocks (two LayerNorms, q/k/v/o with bias, fc1/fc2 with bias), the pixel-shuffle adapter
@@ -97,26 +104,13 @@ class Llama4VisionTower(Strict):
     dynamic number of tiles per image, so --image-tokens."""
 
     kind: Literal["llama4"] = "llama4"
-    hidden_size: int = Field(ge=1)
-    intermediate_size: int = Field(ge=1)
-    num_layers: int = Field(ge=0)
-    num_heads: int = Field(ge=1)
-    num_channels: int = Field(default=3, ge=1)
-    image_size: int = Field(ge=1)
-    patch_size: int = Field(ge=1)
     vision_output_dim: int = Field(ge=1)
     projector_input_dim: int = Field(ge=1)
     projector_output_dim: int = Field(ge=1)
     pixel_shuffle_ratio: float = Field(gt=0, le=1)
-    text_hidden_size: int = Field(ge=1)
-
-    @property
-    def num_patches(self) -> int:
-        """Patches of one tile (the class token not included)."""
-        return (self.image_size // self.patch_size) ** 2
 
 
-class MllamaVisionTower(Strict):
+class MllamaVisionTower(_SizedTower):
     """Llama 3.2 Vision (models/mllama/modeling_mllama.py MllamaVisionModel): Conv2d patch embedding without bias, a
     class token, a gated position embedding ([num_patches + 1, h] plus a tile table of max_num_tiles x (num_patches + 1)
     x h per aspect ratio), gated pre/post tile embeddings (max_num_tiles x h per aspect ratio), LayerNorms before and
@@ -125,18 +119,10 @@ class MllamaVisionTower(Strict):
     Every image is padded to max_num_tiles tiles: a fixed tokens_per_image for the cross-attention K/V."""
 
     kind: Literal["mllama"] = "mllama"
-    hidden_size: int = Field(ge=1)
-    intermediate_size: int = Field(ge=1)
-    num_layers: int = Field(ge=0)
     num_global_layers: int = Field(ge=0)
-    num_heads: int = Field(ge=1)
-    num_channels: int = Field(default=3, ge=1)
-    image_size: int = Field(ge=1)
-    patch_size: int = Field(ge=1)
     vision_output_dim: int = Field(ge=1)
     max_num_tiles: int = Field(ge=1)
     num_aspect_ratios: int = Field(ge=1, description="len(supported_aspect_ratios): the tile embeddings have one more row")
-    text_hidden_size: int = Field(ge=1)
 
     @property
     def num_patches(self) -> int:
