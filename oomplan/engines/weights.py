@@ -89,6 +89,12 @@ def _mxfp4_expert_bytes(num_experts: int, hidden: int, intermediate: int, bias: 
     return num_experts * (w13 + w2)
 
 
+def has_mxfp4_experts(model: ModelSpec, plan: Plan) -> bool:
+    """The MoE experts are stored in MXFP4 (gpt-oss as published) under this plan."""
+    eff = effective_plan(model, plan)
+    return model.moe is not None and eff.component_weights.get("experts", resolved_weight_format(model, eff)) == "mxfp4"
+
+
 def mxfp4_expert_padding_bytes(model: ModelSpec, plan: Plan, stage_index: int, intermediate_multiple: int,
                                hidden_multiple: int,
                                stored_bytes: Callable[[int, int, int, bool], int] = _mxfp4_expert_bytes) -> int:
@@ -99,8 +105,7 @@ def mxfp4_expert_padding_bytes(model: ModelSpec, plan: Plan, stage_index: int, i
     process_weights_after_loading (default: the create_weights tensors, kept in shape). 0 unless the experts are
     stored in MXFP4."""
     moe = model.moe
-    eff = effective_plan(model, plan)
-    if moe is None or eff.component_weights.get("experts", resolved_weight_format(model, eff)) != "mxfp4":
+    if moe is None or not has_mxfp4_experts(model, plan):
         return 0
     tp = plan.tensor_parallel
     num_experts, intermediate = (ceil_div(moe.num_experts, tp), moe.expert_intermediate_size) if plan.expert_parallel \

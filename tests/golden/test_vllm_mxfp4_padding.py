@@ -111,3 +111,15 @@ def test_fp32_rope_cache_of_gpt_oss():
     assert fp32_rope_extra_bytes(m, plan, vllm_constants("0.33")) == 131072 * 64 * 2
     llama = load_model("meta-llama/Llama-3.1-8B-Instruct")
     assert fp32_rope_extra_bytes(llama, served_plan(llama, "auto", None, 1, 1), vllm_constants("0.33")) == 0
+
+
+def test_the_output_says_which_mxfp4_layout_is_priced():
+    from oomplan.engines.vllm.predict import predict_vllm
+
+    m = load_model("openai/gpt-oss-20b")
+    for gpu, says in (("h100-sxm", "TRITON MoE backend's weight swizzle"), ("a100-80g-sxm", "MARLIN MoE backend's padding"),
+                      ("b200", "is not modelled; priced as the checkpoint's tensors")):
+        notes = predict_vllm(m, load_gpu(gpu), VllmGiven(engine_version="0.19", max_model_len=8192)).notes
+        assert sum(says in n for n in notes) == 1, notes
+    llama = predict_vllm(load_model("meta-llama/Llama-3.1-8B-Instruct"), load_gpu("h100-sxm"), VllmGiven(max_model_len=8192))
+    assert not any("MXFP4" in n for n in llama.notes)

@@ -143,3 +143,26 @@ def test_without_transformers_the_refusal_names_it(monkeypatch):
     r = _cli("estimate", str(CONFIGS / "olmoe-tiny.json"), "--gpu", "h100")
     assert r.exit_code == 2
     assert "not a known family" in r.stderr and "install transformers" in r.stderr and r.stderr.count("\n") == 1
+
+
+# Kimi-Linear (transformers 5.24.0 models/kimi_linear/configuration_kimi_linear.py: MLA full-attention layers beside KDA
+# linear-attention state layers; vLLM's KimiLinearForCausalLM) is one of the two real architectures that pair MLA with
+# state layers (the other, BailingMoeV2_5 / bailing_hybrid, pairs MLA with lightning linear attention). oomplan has no
+# family for either, so an engine refuses it rather than guess vLLM's MLA + state page unification.
+KIMI_LINEAR_TINY = {"model_type": "kimi_linear", "architectures": ["KimiLinearForCausalLM"], "hidden_size": 256,
+                    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 1000,
+                    "kv_lora_rank": 64, "q_lora_rank": None, "qk_nope_head_dim": 32, "qk_rope_head_dim": 16,
+                    "v_head_dim": 32, "intermediate_size": 512, "moe_intermediate_size": 128, "num_experts": 4,
+                    "num_experts_per_token": 2, "linear_attn_config": {"full_attn_layers": [2], "kda_layers": [1],
+                                                                       "head_dim": 32, "num_heads": 4,
+                                                                       "short_conv_kernel_size": 4},
+                    "torch_dtype": "bfloat16"}
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_mla_beside_state_layers_is_refused_by_the_engines(tmp_path, engine):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(KIMI_LINEAR_TINY))
+    r = _cli("estimate", str(path), "--gpu", "h100", "--engine", engine)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and "engines are priced only by a family" in r.stderr, r.stderr

@@ -160,3 +160,52 @@ def test_sglang_refuses_the_pools_it_does_not_price():
                        (gpt_oss, "sliding-window and full-attention layers in two pools")):
         with pytest.raises(InputError, match=why):
             predict_sglang(model, H200, SglangGiven(tp_size=8))
+
+
+# A Falcon-H1-7B-shaped config (hand-written: no real Falcon-H1 config in the fixtures yet): 44 parallel hybrid layers,
+# attention 2 KV heads of 128, Mamba-2 24 heads of 128, 1 group, state 256, conv 4, chunk 128, inner 3072.
+FALCON_H1 = parse_hf_config({
+    "architectures": ["FalconH1ForCausalLM"], "model_type": "falcon_h1", "hidden_size": 3072, "num_hidden_layers": 44,
+    "num_attention_heads": 12, "num_key_value_heads": 2, "head_dim": 128, "intermediate_size": 12288,
+    "vocab_size": 130048, "tie_word_embeddings": False, "mamba_d_state": 256, "mamba_n_groups": 1, "mamba_n_heads": 24,
+    "mamba_d_head": 128, "mamba_d_ssm": 3072, "mamba_d_conv": 4, "mamba_chunk_size": 128,
+    "max_position_embeddings": 262144, "torch_dtype": "bfloat16"}, "falcon-h1-7b-shaped", "test")
+
+
+def test_falcon_h1_parallel_layers_are_an_attention_layer_and_a_state_layer_each():
+    """models/falcon_h1.py FalconH1ParallelHybrid (0.19.0 - 0.33.0) registers each layer's Mamba-2 mixer under its own index
+    (num_hidden_layers + i): get_kv_cache_spec lists 44 FullAttentionSpec + 44 MambaSpec, grouped 44 + 44 (2 groups).
+    TP 1, 0.19 (prefix caching off -> 'none'): state conv 3 x (3072 + 2 x 1 x 256) + ssm 24 x 128 x 256, bf16 =
+    (10,752 + 786,432) x 2 = 1,594,368; attention 2 x 128 x 2 x 2 = 1,024 per token -> block 16 x cdiv(1,594,368,
+    16 x 1,024) = 1,568, page 1,605,632; num_blocks = available // page // 44; a 32,768-token request: cdiv(32768, 1568)
+    = 21 attention blocks + 1 state block; 'GPU KV cache size' = num_blocks // 2 groups x 1,568."""
+    s, st = _stage(FALCON_H1, H100, engine_version="0.19")
+    lay = st.layout
+    assert lay.mamba is not None and lay.mamba.state_bytes == (3 * 3584 + 24 * 128 * 256) * 2 == 1_594_368
+    assert (lay.block_size, lay.page_bytes, lay.mamba.mode) == (1568, 1568 * 1024, "none")
+    assert (lay.num_full_layers, lay.num_mamba_layers, lay.group_size, lay.num_groups) == (44, 44, 44, 2)
+    assert lay.bytes_per_token == 44 * 1024  # every layer's attention keeps its K and V
+    assert st.num_blocks == st.available_kv_bytes // (1568 * 1024) // 44
+    assert blocks_per_request(lay, 32768, s.max_in_flight_tokens) == 21 + 1
+    assert kv_tokens(lay, st.num_blocks, 32768) == st.num_blocks // 2 * 1568
+
+
+def test_falcon_h1_per_release_and_tp():
+    """0.26: prefix caching on, FalconH1 SupportsMambaPrefixCaching -> 'all': the block aligns to the chunk (128):
+    128 x cdiv(cdiv(1,594,368, 1,024), 128) = 1,664, one state per 1,664 tokens (20 for 32,768). 0.33: no
+    SupportsMambaPrefixCaching -> 'align': 1,568-token block, 2 + 1 (Mamba-2 prefill checkpoint) state blocks.
+    TP 2 (0.19): 1 group replicated to 2 (extra_groups_for_head_shards): conv 3 x (3072 + 2 x 2 x 256) / 2 = 6,144,
+    ssm 12 x 128 x 256 = 393,216 -> 798,720 bytes; attention 1 KV head: 512 per token -> 16 x cdiv(798,720, 8,192) = 1,568."""
+    _, st26 = _stage(FALCON_H1, H100, engine_version="0.26")
+    assert (st26.layout.mamba.mode, st26.layout.block_size, st26.layout.mamba.state_blocks(32768)) == ("all", 1664, 20)
+    _, st33 = _stage(FALCON_H1, H100, engine_version="0.33")
+    assert (st33.layout.mamba.mode, st33.layout.block_size, st33.layout.mamba.state_blocks(32768)) == ("align", 1568, 3)
+    _, tp2 = _stage(FALCON_H1, H100, engine_version="0.19", tensor_parallel=2)
+    assert (tp2.layout.mamba.state_bytes, tp2.layout.block_size, tp2.layout.page_bytes) == ((6144 + 393_216) * 2, 1568, 1568 * 512)
+    assert (tp2.layout.num_full_layers, tp2.layout.num_mamba_layers) == (44, 44)
+
+
+def test_falcon_h1_pipeline_stages_keep_both_per_layer():
+    """PP 2: 22 decoder layers per stage, each with its attention and its state (vLLM raises one block for all stages)."""
+    _, stages = predict_stages(FALCON_H1, H100, VllmGiven(max_model_len=32768, pipeline_parallel=2, engine_version="0.19"))
+    assert [(st.layout.num_full_layers, st.layout.num_mamba_layers, st.layout.num_groups) for st in stages] == [(22, 22, 2)] * 2

@@ -96,17 +96,24 @@ def kv_layout(model: ModelSpec, layer_indices: tuple[int, ...], tensor_parallel:
     layers = [model.layers[i].attention for i in layer_indices]
     kinds = [a.kind for a in layers]
     known = {"full", "sliding", "chunked", "mla", "linear", "none"}
-    if any(k not in known for k in kinds) or any(a.state is not None and a.kind != "linear" for a in layers):
-        # e.g. Mllama's cross-attention (encoder) cache, Falcon-H1's parallel attention + Mamba layers: an honest
-        # refusal (exit 2), not a guess
-        odd = sorted({k for k in kinds if k not in known} | {"attention beside a state mixer" for a in layers
-                                                             if a.state is not None and a.kind != "linear"})
+    if any(k not in known for k in kinds):
+        # e.g. Mllama's cross-attention (encoder) cache: an honest refusal (exit 2), not a guess
+        odd = sorted({k for k in kinds if k not in known})
         raise InputError(f"{model.name}: vLLM's KV layout of {', '.join(odd)} layers is not modelled; --engine hf prices this model")
+    # A parallel hybrid layer (Falcon-H1: attention and a Mamba-2 mixer side by side) is two vLLM layers, one
+    # FullAttentionSpec and one MambaSpec: models/falcon_h1.py FalconH1ParallelHybrid registers the mixer under its own
+    # layer index (num_hidden_layers + i, "In V1 all attention/ssm layers must have different index in prefix", 0.19.0 -
+    # 0.33.0), so get_kv_cache_spec lists both and kv_cache_utils groups them by type like any hybrid's
+    parallel = [a.kind for a in layers if a.state is not None and a.kind != "linear"]
+    if odd_parallel := sorted(set(parallel) - {"full"}):
+        raise InputError(f"{model.name}: vLLM's KV layout of {', '.join(odd_parallel)} attention beside a state mixer is not "
+                         "modelled; --engine hf prices this model")
+    num_parallel = len(parallel)
     chunks = {a.window_tokens for a in layers if a.kind == "chunked"}
     windows = {a.window_tokens for a in layers if a.kind == "sliding"}
     if len(chunks) > 1 or len(windows) > 1:
         raise InputError(f"{model.name}: layers with different windows are separate vLLM KV groups; not modelled, --engine hf prices this model")
-    num_mamba = kinds.count("linear")
+    num_mamba = kinds.count("linear") + num_parallel
     if num_mamba and mamba is None:
         raise ValueError("state layers need their MambaLayout")
     block = mamba.block_size if mamba is not None and num_mamba else block_size

@@ -8,7 +8,8 @@ from oomplan.engines.result import EnginePrediction, MemoryItem
 from oomplan.engines.vllm.constants import VllmConstants, vllm_constants, vllm_versions
 from oomplan.engines.vllm.kv import KvLayout, estimate_max_model_len, kv_tokens, logged_kv_tokens, max_concurrency, max_request_tokens
 from oomplan.engines.vllm.settings import VllmGiven, VllmResolved, derived_max_model_len
-from oomplan.engines.vllm.stages import VllmStage, busiest, indexer_token_bytes, predict_stages, refusal
+from oomplan.engines.vllm.stages import VllmStage, busiest, engine_plan, indexer_token_bytes, predict_stages, refusal
+from oomplan.engines.weights import has_mxfp4_experts
 from oomplan.errors import InputError
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
@@ -137,6 +138,16 @@ def version_note(given_version: str | None, c: VllmConstants) -> str:
             "calibrated on vLLM 0.19.0 H100 runs (docs/engines.md)")
 
 
+def _mxfp4_note(gpu: GpuSpec, c: VllmConstants) -> str:
+    """Which MXFP4 MoE backend layout the weights carry on this card (fused_moe/oracle/mxfp4.py, 0.19.yaml sources)."""
+    if gpu.vendor == "nvidia" and gpu.architecture in c.mxfp4_triton_layout.architectures:
+        return f"MXFP4 experts: the TRITON MoE backend's weight swizzle on {gpu.display_name} is priced (vLLM {c.engine_version})"
+    if gpu.vendor == "nvidia" and gpu.architecture in c.mxfp4_moe_padding:
+        return f"MXFP4 experts: the MARLIN MoE backend's padding on {gpu.display_name} is priced"
+    return (f"MXFP4 experts: the layout vLLM's MoE backend gives them on {gpu.display_name} ({gpu.architecture}) is not "
+            "modelled; priced as the checkpoint's tensors, an under-count where the backend pads them")
+
+
 def _notes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, c: VllmConstants, st: VllmStage,
            blocks: int) -> list[str]:
     out = [version_note(given.engine_version, c)]
@@ -144,6 +155,8 @@ def _notes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, c:
         out.append(f"{gpu.display_name} has no fp8 tensor cores: vLLM runs fp8 weights weight-only (Marlin), same memory")
     if s.quantization in ("awq", "gptq", "awq_marlin", "gptq_marlin", "bitsandbytes", "compressed-tensors"):
         out.append(f"--quantization {s.quantization} needs a checkpoint quantised that way; sized as {model.name} in that format")
+    if has_mxfp4_experts(model, engine_plan(model, s)):
+        out.append(_mxfp4_note(gpu, c))
     lay = st.layout
     windowed = lay.num_sliding_layers or lay.num_chunked_layers
     if windowed and (lay.num_full_layers or lay.num_mamba_layers):
