@@ -127,9 +127,9 @@ def hybrid_swa_pool(model: ModelSpec, s: SglangResolved, c: SglangConstants, lay
         full = _page(int((budget_bytes - swa * swa_cell) // full_cell), page)
         if s.max_total_tokens and s.max_total_tokens < full:
             full, swa = _page(s.max_total_tokens, page), min(swa, s.max_total_tokens)
-        failure = None if full > 0 else (f"the SWA pool's request cap ({swa:,} tokens for --max-running-requests "
-                                         f"{s.max_running_requests}) leaves no room for the full KV pool; SGLang stops at start-up")
-        return SglangPool(kind, full, full_cell, page, swa, swa_cell, window, failure=failure)
+        cap_failure = None if full > 0 else (f"the SWA pool's request cap ({swa:,} tokens for --max-running-requests "
+                                             f"{s.max_running_requests}) leaves no room for the full KV pool; SGLang stops at start-up")
+        return SglangPool(kind, full, full_cell, page, swa, swa_cell, window, failure=cap_failure)
     ratio = s.swa_full_tokens_ratio
     cell = full_cell + ratio * swa_cell if full_layers else swa_cell
     if not full_layers:  # all-SWA: max_total = the SWA pool, no ratio
@@ -141,7 +141,7 @@ def hybrid_swa_pool(model: ModelSpec, s: SglangResolved, c: SglangConstants, lay
     if s.max_total_tokens and s.max_total_tokens < full:  # config_from_budget: re-solved from the capped tokens
         full = _page(s.max_total_tokens, page)
     swa = _page(int(full * ratio), page)
-    failure = None
+    failure: str | None = None
     if full > 0 and window + page >= swa:  # validate_swa_pool_size
         failure = (f"the SWA pool ({swa:,} tokens) cannot hold even one request: the prefill admission floor is the "
                    f"sliding window ({window}) + page_size ({page}); SGLang stops at start-up (raise --swa-full-tokens-ratio)")
@@ -237,16 +237,17 @@ def mamba_pool(model: ModelSpec, s: SglangResolved, c: SglangConstants, stage: i
         raise InputError(f"{model.name}: pipeline stage {stage} holds no attention layer; SGLang 0.5.23's token pool "
                          "for it is not modelled; use another --pp-size")
     if slots <= 0:
-        failure = (f"not enough memory for the hybrid state cache: max_mamba_cache_size {slots} "
-                   f"(mamba_cache_per_req {per_req / MIB:.2f} MiB); SGLang stops at start-up")
         return SglangPool("mamba", 0, cell, s.page_size, state_slots=slots, state_bytes_per_slot=per_req,
-                          slots_per_request=ratio, failure=failure)
+                          slots_per_request=ratio, failure=f"not enough memory for the hybrid state cache: max_mamba_cache_size "
+                          f"{slots} (mamba_cache_per_req {per_req / MIB:.2f} MiB); SGLang stops at start-up")
     rest = budget_bytes - (slots + 1) * per_req
     tokens = _page(int(rest // cell), s.page_size)
     if s.max_total_tokens:
         tokens = min(tokens, _page(s.max_total_tokens, s.page_size))
-    failure = None if slots // ratio > 0 else (f"the hybrid state cache ({slots} slots, {ratio} per request) is too small "
-                                               "to serve any request; SGLang stops at start-up")
+    failure: str | None = None
+    if slots // ratio <= 0:  # resolve_max_num_reqs raises
+        failure = (f"the hybrid state cache ({slots} slots, {ratio} per request) is too small to serve any request; "
+                   "SGLang stops at start-up")
     conv = int(conv_layer_bytes * per_stage)
     return SglangPool("mamba", tokens, cell, s.page_size, state_slots=slots, state_bytes_per_slot=per_req,
                       conv_bytes_per_slot=conv, slots_per_request=ratio, failure=failure)
