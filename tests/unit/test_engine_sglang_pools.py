@@ -172,3 +172,14 @@ def test_the_prediction_itemises_the_pools_and_states_the_logged_lines():
     swa = next(i for i in q.items if i.name == "SWA pool")
     assert q.kv_pool_bytes == q.kv_cache_tokens * 24_576 + swa.bytes
     assert any("Use sliding window memory pool. full_layer_tokens=" in n for n in q.notes)
+
+
+def test_concurrency_is_bounded_by_every_pool():
+    from oomplan.engines.sglang.predict import concurrency
+    from oomplan.engines.sglang.pools import SglangPool
+    s = resolved("gpt-oss-20b", context_length=4096)
+    # full 400,000 / 4,096 = 97.66; SWA 10,000 / (min(4,096, 128) + 1) = 77.52
+    assert concurrency(s, SglangPool("hybrid_swa", 400_000, 1, 1, 10_000, 1, 128)) == pytest.approx(10_000 / 129)
+    m = resolved("qwen3-next-80b-a3b", context_length=4096)
+    # state 206 slots // 5 = 41 < 400,000 / 4,096
+    assert concurrency(m, SglangPool("mamba", 400_000, 1, 1, state_slots=206, state_bytes_per_slot=1, slots_per_request=5)) == 41

@@ -202,7 +202,7 @@ def _prediction(model: ModelSpec, gpu: GpuSpec, s: SglangResolved, st: SglangSta
         warnings.append(f"{format_bytes(total)} needed with activations and CUDA graphs, more than "
                         f"{format_bytes(gpu.memory_bytes)}: prefill or CUDA graph capture may run out of memory "
                         "(lower --mem-fraction-static)")
-    conc = st.pool_tokens / s.context_length if s.context_length else 0.0
+    conc = concurrency(s, st.pool)
     settings = tuple((k, str(v)) for k, v in (("--tp-size", s.tp_size), ("--pp-size", s.pp_size), ("--dtype", s.dtype),
                      ("--quantization", s.quantization or "none"), ("--kv-cache-dtype", s.kv_cache_dtype),
                      ("--context-length", s.context_length), ("--mem-fraction-static", s.mem_fraction_static),
@@ -218,3 +218,17 @@ def _prediction(model: ModelSpec, gpu: GpuSpec, s: SglangResolved, st: SglangSta
         max_running_requests=max_running_requests(s, st.pool),
         starts=st.pool_tokens > 0 and st.pool.failure is None, failures=tuple(failures), fixes=tuple(fixes),
         warnings=tuple(warnings), notes=notes, engine_version=s.engine_version)
+
+
+def concurrency(s: SglangResolved, pool: SglangPool) -> float:
+    """Requests of --context-length the pools hold at once: the full pool's tokens / context; the SWA pool holds each
+    running request's min(context, window) + a page (validate_swa_pool_size's admission floor); the state pool
+    max_mamba_cache_size // slots per request."""
+    if not s.context_length:
+        return 0.0
+    conc = pool.tokens / s.context_length
+    if pool.kind in ("hybrid_swa", "swa_request_cap"):
+        conc = min(conc, pool.swa_tokens / (min(s.context_length, pool.window_tokens) + pool.page_size))
+    if pool.kind == "mamba":
+        conc = min(conc, max(0, pool.state_slots) // max(1, pool.slots_per_request))
+    return conc
