@@ -40,7 +40,11 @@ def test_vllm_dsa_prices_fp8_ds_mla_on_026_and_refuses_033():
     assert r.exit_code == 2 and "vLLM 0.33's sparse-MLA (DSA) pool layout is not modelled" in r.stderr
 
 
-def test_sglang_hybrid_is_refused_naming_its_fields():
-    r = vet("h200", "qwen3.5-27b.json", "python -m sglang.launch_server --model-path Qwen/Qwen3.5-27B --max-mamba-cache-size 64")
-    assert r.exit_code == 2
-    assert "SGLang 0.5.23's hybrid pool" in r.stderr and "--max-mamba-cache-size" in r.stderr
+def test_sglang_prices_the_hybrid_pool_with_its_flags():
+    # priced since SGLang 0.5.23's hybrid pools are modelled (tests/unit/test_engine_sglang_pools.py)
+    r = vet("h200", "qwen3.5-27b.json", "python -m sglang.launch_server --model-path Qwen/Qwen3.5-27B --max-mamba-cache-size 64",
+            "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["unmodelled_flags"] == [] and data["ignored_flags"] == []
+    assert "max_mamba_cache_size: 64" in " ".join(data["engine"]["notes"])

@@ -37,6 +37,27 @@ class SglangConstants(Strict):
     prefill_graph_max_tokens_mla: int
     prefill_graph_sizes: tuple[tuple[int, int | None, int], ...]
     memory_buckets: tuple[SglangBucket, ...]
+    # hybrid and windowed pools (oomplan/engines/sglang/pools.py)
+    hybrid_swa_architectures: tuple[str, ...]
+    swa_full_tokens_ratio: float
+    swa_eviction_interval_tokens: int
+    mamba_architectures: tuple[str, ...]
+    mamba_config_dtype_architectures: tuple[str, ...]
+    mamba_extra_buffer_architectures: tuple[str, ...]
+    mamba_full_memory_ratio: float
+    mamba_conv_dtype_bytes: int
+    mamba_ssm_dtype: str
+    mamba_slots_per_request: int
+    mamba_tracking_slots_overlap: int
+    mamba_tracking_slots_no_overlap: int
+    mamba_tracking_slots_lazy: int
+    dsa_page_tokens: int
+    dsa_quant_block_size: int
+    dsa_scale_bytes: int
+    dsa_rope_bytes: int
+    multimodal_architectures: tuple[str, ...]
+    multimodal_disabled_architectures: tuple[str, ...]
+    vlm_cache_mib: float
     sources: dict[str, str]
 
 

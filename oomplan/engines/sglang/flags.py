@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from oomplan.engines.cmdline import (
-    BLOCK, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, split_ignored, choice, int_range,
+    BLOCK, CONTEXT, FRACTION, float_range, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, split_ignored, choice, int_range,
     python_module_args, read_flags, text_value,
 )
 from oomplan import formats
@@ -16,6 +16,26 @@ def _disabled(text: str, flag: str) -> bool:
     """--cuda-graph-backend-{decode,prefill} full|breakable|disabled (arg_groups/fields/exec_.py 0.5.23)."""
     return choice(("full", "breakable", "disabled"))(text, flag) == "disabled"
 
+
+def _ratio(text: str, flag: str) -> float:
+    """--swa-full-tokens-ratio: kv_cache_hook.py 0.5.23 accepts 0 < ratio <= 1."""
+    value = float_range(0.0, 1.0)(text, flag)
+    if value <= 0:
+        raise InputError(f"{flag}: {value:g} is out of range; SGLang 0.5.23 accepts a ratio in (0, 1]")
+    return value
+
+
+def _positive(text: str, flag: str) -> float:
+    """--mamba-full-memory-ratio: a state/KV memory ratio (kv_cache_configurator.py 0.5.23 r / (1 + r) of the budget)."""
+    value = float_range(0.0, 1000.0)(text, flag)
+    if value <= 0:
+        raise InputError(f"{flag}: {value:g} is out of range; use a ratio above 0 (at most 1000)")
+    return value
+
+
+# arg_groups/fields/exec_.py 0.5.23 dsa_prefill_backend / dsa_decode_backend choices
+DSA_BACKENDS = ("flashmla_sparse", "flashmla_sparse_q8", "flashmla_kv", "flashmla_auto", "flashinfer_sparse_mla",
+                "triton_sparse_mla", "fa3", "tilelang", "triton", "aiter", "trtllm", "intel_xpu")
 
 FLAGS: dict[str, tuple[str, Converter]] = {
     "--model-path": ("model", text_value), "--model": ("model", text_value),
@@ -31,9 +51,19 @@ FLAGS: dict[str, tuple[str, Converter]] = {
     "--cuda-graph-max-bs-prefill": ("cuda_graph_max_bs_prefill", SEQUENCES),
     "--cuda-graph-backend-decode": ("disable_decode_cuda_graph", _disabled),
     "--cuda-graph-backend-prefill": ("disable_prefill_cuda_graph", _disabled),
+    # hybrid and windowed pools (pools.py)
+    "--swa-full-tokens-ratio": ("swa_full_tokens_ratio", _ratio),
+    "--mamba-ssm-dtype": ("mamba_ssm_dtype", choice(("float32", "bfloat16", "float16"))),
+    "--max-mamba-cache-size": ("max_mamba_cache_size", int_range(1, 2**31)),
+    "--mamba-full-memory-ratio": ("mamba_full_memory_ratio", _positive),
+    "--mamba-radix-cache-strategy": ("mamba_radix_cache_strategy", choice(("auto", "no_buffer", "extra_buffer", "extra_buffer_lazy"))),
+    "--dsa-prefill-backend": ("dsa_prefill_backend", choice(DSA_BACKENDS)),
+    "--dsa-decode-backend": ("dsa_decode_backend", choice(tuple(b for b in DSA_BACKENDS if b != "triton_sparse_mla"))),
 }
 SWITCHES = {"--disable-cuda-graph": "disable_cuda_graph", "--disable-decode-cuda-graph": "disable_decode_cuda_graph",
-            "--disable-prefill-cuda-graph": "disable_prefill_cuda_graph"}
+            "--disable-prefill-cuda-graph": "disable_prefill_cuda_graph",
+            "--disable-hybrid-swa-memory": "disable_hybrid_swa_memory", "--disable-radix-cache": "disable_radix_cache",
+            "--disable-overlap-schedule": "disable_overlap_schedule"}
 PLAN_KV = formats.plan_kv_table("sglang")
 # SGLang 0.5.23 (arg_groups/fields/*.py) flags that change memory but are not modelled: vet names them
 UNMODELLED = frozenset({
@@ -45,8 +75,7 @@ UNMODELLED = frozenset({
     "--enable-hierarchical-cache", "--hicache-ratio", "--hicache-size", "--enable-lmcache", "--enable-flexkv",
     "--cpu-offload-gb", "--offload-group-size", "--offload-num-in-group", "--offload-prefetch-step", "--offload-mode",
     "--enable-paged-experts", "--paged-experts-num-resident", "--enable-memory-saver", "--enable-symm-mem",
-    "--swa-full-tokens-ratio", "--disable-hybrid-swa-memory", "--max-mamba-cache-size", "--mamba-ssm-dtype",
-    "--mamba-full-memory-ratio", "--max-prefill-tokens", "--enable-mixed-chunk", "--enable-torch-compile", "--torch-compile-max-bs",
+    "--max-prefill-tokens", "--enable-mixed-chunk", "--enable-torch-compile", "--torch-compile-max-bs",
     "--cuda-graph-bs-decode", "--cuda-graph-bs-prefill", "--cuda-graph-config", "--num-reserved-decode-tokens",
     "--enable-kv-cache-sharding", "--c128-page-size", "--mm-preprocess-cache-size-mb", "--attention-backend",
     "--prefill-attention-backend", "--decode-attention-backend",
@@ -86,7 +115,7 @@ UNMODELLED = frozenset({
     "--kt-num-gpu-experts", "--kt-threadpool-count", "--kt-weight-path", "--kv-canary", "--kv-canary-real-data",
     "--language-model-only", "--language-only", "--limit-mm-data-per-request", "--linear-replayssm-cache-len",
     "--load-format", "--lora-backend", "--lora-target-modules", "--lora-use-virtual-experts", "--mamba-backend",
-    "--mamba-max-states-per-path", "--mamba-radix-cache-strategy", "--mamba-track-interval", "--max-ep-size",
+    "--mamba-max-states-per-path", "--mamba-track-interval", "--max-ep-size",
     "--max-lora-chunk-size", "--mm-enable-dp-encoder", "--mm-global-cache-backend", "--model-impl",
     "--modelexpress-config", "--modelopt-quant", "--moe-data-parallel-size", "--moe-dense-tp-size",
     "--moe-runner-backend", "--monokernel-backend", "--no-dcp-replicate-q-proj",

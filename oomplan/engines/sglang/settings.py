@@ -34,6 +34,17 @@ class SglangGiven:
     disable_decode_cuda_graph: bool = False
     disable_prefill_cuda_graph: bool = False
     engine_version: str | None = None  # None: the newest modelled release
+    # hybrid and windowed pools (pools.py); None: SGLang's default
+    swa_full_tokens_ratio: float | None = None
+    disable_hybrid_swa_memory: bool = False
+    mamba_ssm_dtype: str | None = None  # float32 | bfloat16 | float16
+    max_mamba_cache_size: int | None = None
+    mamba_full_memory_ratio: float | None = None
+    mamba_radix_cache_strategy: str = "auto"
+    disable_radix_cache: bool = False
+    disable_overlap_schedule: bool = False
+    dsa_prefill_backend: str | None = None
+    dsa_decode_backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,16 @@ class SglangResolved:
     disable_decode_cuda_graph: bool
     disable_prefill_cuda_graph: bool
     engine_version: str  # the modelled release ("0.5.23")
+    swa_full_tokens_ratio: float
+    disable_hybrid_swa_memory: bool
+    mamba_ssm_dtype: str | None  # None: the config's, else the release default (pools.py mamba_state_bytes)
+    max_mamba_cache_size: int | None
+    mamba_full_memory_ratio: float
+    mamba_radix_cache_strategy: str
+    disable_radix_cache: bool
+    disable_overlap_schedule: bool
+    dsa_prefill_backend: str | None
+    dsa_decode_backend: str | None
 
 
 def _bucket(gpu: GpuSpec, c: SglangConstants) -> SglangBucket:
@@ -109,7 +130,9 @@ def resolve(model: ModelSpec, gpu: GpuSpec, s: SglangGiven) -> SglangResolved:
     return SglangResolved(**given | dict(
         context_length=s.context_length or derived_max_model_len(model), mem_fraction_static=frac,
         page_size=s.page_size or c.page_size, chunked_prefill_size=chunk, cuda_graph_max_bs=graph_bs,
-        cuda_graph_max_bs_prefill=prefill_tokens, engine_version=c.engine_version))
+        cuda_graph_max_bs_prefill=prefill_tokens, engine_version=c.engine_version,
+        swa_full_tokens_ratio=s.swa_full_tokens_ratio or c.swa_full_tokens_ratio,
+        mamba_full_memory_ratio=s.mamba_full_memory_ratio or c.mamba_full_memory_ratio))
 
 
 def reserved_mib(gpu: GpuSpec, chunk: int, graph_bs: int, world: int, c: SglangConstants, prefill_graphs_mib: float = 0.0) -> float:
