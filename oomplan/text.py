@@ -52,3 +52,8 @@ def warn_once(message: str) -> None:
         print(f"warning: {line}", file=sys.stderr, flush=True)
     except (OSError, ValueError, AttributeError):  # stderr closed or full: the warning is not essential
         pass
+
+
+def plural(count: int, word: str) -> str:
+    """'1 image', '2 images': a count with its noun."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"

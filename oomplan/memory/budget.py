@@ -15,6 +15,7 @@ from oomplan.memory.state import StateBudget, state_budget
 from oomplan.memory.validate import check_plan, plan_notes, plan_warnings
 from oomplan.memory.vision_activations import NO_VISION, VisionActivations, vision_activations
 from oomplan.memory.vision_kv import cross_kv_bytes
+from oomplan.text import plural
 from oomplan.memory.weights import WeightsBudget, dense_dtype, weights_budget
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
@@ -159,7 +160,7 @@ def image_notes(model: ModelSpec, workload: Workload, stages: tuple[StageBudget,
         return ()
     n, t = images.num_images, images.tokens_per_image
     first, tower = stages[0], tower_name(model.vision)
-    vision = (f"{tower} tower on {first.vision.num_images} images: {format_bytes(first.vision.encoder_bytes)} at its prefill "
+    vision = (f"{tower} tower on {plural(first.vision.num_images, 'image')}: {format_bytes(first.vision.encoder_bytes)} at its prefill "
               f"moment, {format_bytes(first.vision.prefill_held_bytes)} kept through the decoder's prefill (stage 0's activations)")
     if images.cross_attention:
         cross = sum(s.kv.cross_bytes for s in stages)

@@ -32,8 +32,9 @@ def check_plan(model: ModelSpec, plan: Plan) -> None:
 
 
 def context_warnings(model: ModelSpec, tokens: int, flag: str) -> list[str]:
-    """A sequence longer than the model's window runs, but past what it was trained for."""
-    if tokens > model.max_position_embeddings:
+    """A sequence longer than the model's window runs, but past what it was trained for. A model with no attention
+    layer (Mamba-2, Mamba-1) has no position limit: its max_position_embeddings is a stand-in, not warned of."""
+    if model.num_attention_layers and tokens > model.max_position_embeddings:
         return [f"{flag} {tokens} exceeds {model.name}'s max_position_embeddings ({model.max_position_embeddings})"]
     return []
 

@@ -10,6 +10,7 @@ from oomplan.planner.verdict import Verdict, estimate_verdict
 from oomplan.report.summary import plan_summary
 from oomplan.memory.weights import weights_label
 from oomplan.units import format_bytes, format_count
+from oomplan.text import plural
 
 
 def title(est: Estimate) -> str:
@@ -69,7 +70,7 @@ def _vision_detail(s) -> str | None:
     if not v.num_images:
         return None
     if s.activation_bytes == v.encoder_bytes:
-        return f"vision tower prefill ({v.num_images} images)"
+        return f"vision tower prefill ({plural(v.num_images, 'image')})"
     return f"{_activation_detail(s.activations)} + {format_bytes(v.prefill_held_bytes)} images, tower outputs and masks kept"
 
 

@@ -84,6 +84,14 @@ def test_ctx_beyond_max_position_warns_and_strict_errors():
     assert r.exit_code == 2 and "(--strict)" in r.stderr
 
 
+def test_attention_free_model_has_no_position_limit_to_warn_of():
+    # Mamba-Codestral's config has no max_position_embeddings (a Mamba-2 has no positions): the 2,048 stand-in
+    # must not warn, nor fail --strict; an attention model past its window still does (test above)
+    codestral = str(Path(__file__).resolve().parents[1] / "fixtures" / "configs" / "families" / "mamba-codestral-7b-v0.1.json")
+    r = run("estimate", codestral, "--gpu", GPU, "--ctx", "8k", "--strict")
+    assert r.exit_code in (0, 1) and "max_position_embeddings" not in r.stderr, r.stderr
+
+
 def test_dms_note_says_checkpoint_needed():
     r = run("estimate", "llama-3-8b", "--gpu", GPU, "--dms", "8")
     assert "needs a DMS-retrofitted checkpoint" in r.stdout

@@ -158,4 +158,4 @@ def test_qwen3_vl_images_priced():
     v = json.loads(r.stdout)["per_gpu"]["vision"]
     assert (v["encoder_bytes"], v["prefill_held_bytes"], v["output_held_bytes"]) == (232_390_688, 105_136_152, 42_270_744)  # by hand: tests/unit/test_images.py
     table = run("estimate", "qwen3-vl-4b-instruct", "--gpu", "l40s", "--ctx", "8k", "--images", "1", "--image-tokens", "1k")
-    assert "Qwen3-VL tower on 1 images: 221.6 MiB at its prefill moment, 100.3 MiB kept" in " ".join(table.stdout.split())
+    assert "Qwen3-VL tower on 1 image: 221.6 MiB at its prefill moment, 100.3 MiB kept" in " ".join(table.stdout.split())
