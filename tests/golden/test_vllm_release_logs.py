@@ -17,7 +17,7 @@ from oomplan.profiles import load_gpu, load_model
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "engines"
 GIB = 2**30
-FILES = {"0.24": "vllm-0.24-calibration.yaml", "0.26": "vllm-0.26-calibration.yaml"}
+FILES = {"0.24": "vllm-0.24-calibration.yaml", "0.27": "vllm-0.27-calibration.yaml"}
 DATA = {v: yaml.safe_load((FIXTURES / f).read_text()) for v, f in FILES.items()}
 RUNS = [(v, r) for v, d in DATA.items() for r in d["runs"]]
 
@@ -87,5 +87,5 @@ def test_024_profiles_qwen3_with_model_runner_v2():
 def test_the_run_that_did_not_start_is_refused():
     """Qwen3-32B on one card at 0.426: vLLM logs a negative KV budget and stops; oomplan says it will not start."""
     run = next(r for _, r in RUNS if r["status"] == "refused")
-    p = predict_vllm(load_model(run["model"]), _gpu(run, DATA["0.26"]), _given("0.26", run))
+    p = predict_vllm(load_model(run["model"]), _gpu(run, DATA["0.27"]), _given("0.27", run))
     assert not p.ok and p.kv_cache_tokens == 0

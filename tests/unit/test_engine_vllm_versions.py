@@ -16,9 +16,9 @@ LLAMA8, H100 = load_model("llama-3.1-8b"), load_gpu("h100")
 
 def test_version_ranges_and_refusals():
     t = vllm_versions()
-    assert t.describe() == "0.19, 0.20, 0.21-0.23, 0.24-0.25, 0.26-0.32, 0.33"
-    assert [t.range_of(v) for v in ("0.19.1", "0.20.2", "0.23", "0.24.0", "0.25.1", "v0.26.0", "0.31", "0.33.1", None)] == [
-        "0.19", "0.20", "0.21", "0.24", "0.24", "0.26", "0.26", "0.33", "0.33"]
+    assert t.describe() == "0.19, 0.20, 0.21-0.23, 0.24-0.25, 0.26, 0.27-0.32, 0.33"
+    assert [t.range_of(v) for v in ("0.19.1", "0.20.2", "0.23", "0.24.0", "0.25.1", "v0.26.0", "0.27.1", "0.31", "0.33.1", None)] == [
+        "0.19", "0.20", "0.21", "0.24", "0.24", "0.26", "0.27", "0.27", "0.33", "0.33"]
     for bad, why in (("0.18", "vLLM 0.18 is not modelled"), ("0.34", "vLLM 0.34 is not modelled"), ("latest", "is not a version")):
         with pytest.raises(InputError, match=why):
             t.range_of(bad)
@@ -139,3 +139,21 @@ def test_sliding_window_pool_reports_its_real_per_request_capacity():
     assert longest > p.kv_cache_tokens  # the logged figure (concurrency x max_model_len) understates one request
     dense = predict_vllm(LLAMA8, H100, VllmGiven(max_model_len=8192))
     assert not any("per-request capacity" in n for n in dense.notes)  # full attention: the logged figure is it
+
+
+def test_027_counts_the_v2_penalty_state_on_the_last_stage():
+    """utils/mem_utils.py 0.27.1 memory_profiling measures non-KV memory from mem_get_info, so V2's
+    PenaltiesState (sample/penalties.py: output_bin_counts [max_num_reqs, vocab] int32 and prompt_bin_mask
+    [max_num_reqs, cdiv(vocab, 32)] int32) takes budget from 0.27; 0.26.0's sum (weights + torch peak increase +
+    non-torch increase) does not see it. Llama 3.1 8B on an H100 (vllm serve: max_num_seqs 1024, vocab 128,256):
+    1024 x (128,256 + 4,008) x 4 = 541,753,344 bytes; the first of two pipeline stages has no sampler."""
+    given = {"max_model_len": 8192}
+    _, (st26,) = predict_stages(LLAMA8, H100, VllmGiven(engine_version="0.26", **given))
+    s27, (st27,) = predict_stages(LLAMA8, H100, VllmGiven(engine_version="0.27", **given))
+    assert s27.model_runner_v2 and st26.persistent_bytes == 0
+    assert st27.persistent_bytes == 1024 * (128256 + 4008) * 4 == 541_753_344
+    assert st26.available_kv_bytes - st27.available_kv_bytes == 541_753_344
+    _, (first, last) = predict_stages(LLAMA8, H100, VllmGiven(engine_version="0.33", pipeline_parallel=2, **given))
+    assert (first.persistent_bytes, last.persistent_bytes) == (0, 541_753_344)
+    _, (v1,) = predict_stages(LLAMA8, H100, VllmGiven(engine_version="0.19", **given))
+    assert v1.persistent_bytes == 0

@@ -59,6 +59,8 @@ class VllmConstants(Strict):
     v2_profiles_cuda_graphs: bool
     v2_sampler_fp32_tensors: int
     v2_sampler_hidden_copies: int
+    # memory_profiling counts the torch tensors a runner keeps from before the profile (0.27+: from mem_get_info)
+    v2_persistent_state_in_budget: bool
     sliding_window_counts_in_flight: bool  # window - 1 + max_in_flight_tokens (async scheduling) vs one chunk
     per_token_head_kv_bytes: dict[str, float]  # --kv-cache-dtype -> bytes per element (+ an fp32 scale per token-head)
     kv_cache_dtypes: tuple[str, ...]  # every --kv-cache-dtype the release accepts (CacheDType); the unpriced ones are refused

@@ -80,6 +80,8 @@ def _fixes(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved, st
 
 def _items(gpu: GpuSpec, s: VllmResolved, st: VllmStage, blocks: int, graphs: int) -> tuple[MemoryItem, ...]:
     page = st.layout.page_bytes * st.layout.group_size
+    state = (MemoryItem("sampler state", st.persistent_bytes, "Model Runner V2 penalty counts [max_num_seqs, vocab] (0.27+)"),
+             ) if st.persistent_bytes else ()
     return (
         MemoryItem("weights", st.weights_bytes, "tensors, vocab padding, rope cache"),
         MemoryItem("activation peak", st.profile.activation_peak_bytes,
@@ -87,6 +89,7 @@ def _items(gpu: GpuSpec, s: VllmResolved, st: VllmStage, blocks: int, graphs: in
         MemoryItem("non-torch", st.non_torch_bytes, "NCCL / all-reduce buffers" if s.tensor_parallel > 1 else "outside torch's allocator"),
         MemoryItem("KV pool", blocks * page, f"{blocks:,} blocks x {st.layout.block_size} tokens"
                    + (" (attention and Mamba state share them)" if st.layout.num_mamba_layers else "")),
+        *state,
         MemoryItem("CUDA graphs", graphs, "--enforce-eager" if not graphs else
                    "inside the budget (profile_cudagraph_memory)" if st.cuda_graph_bytes else "outside the budget"),
         MemoryItem("CUDA context", gpu.overhead.cuda_context_bytes, "before vLLM's snapshot"),

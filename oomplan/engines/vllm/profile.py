@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from oomplan.engines.vllm.constants import VllmConstants
 from oomplan.specs.model import ModelSpec
-from oomplan.units import FP32, ceil_div
+from oomplan.units import FP32, INT32, ceil_div
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,15 @@ def profile_run(model: ModelSpec, layers: tuple[int, ...], is_last: bool, tp: in
                     else (c.sampler_fp32_tensors, c.sampler_hidden_copies))
     smp = sampler_bytes(model, tokens, rows, dtype_bytes, fp32, copies) if is_last else 0
     return ProfileRun(fwd, smp, c.profile_extra_bytes)
+
+
+def v2_persistent_bytes(model: ModelSpec, is_last: bool, max_num_seqs: int, model_runner_v2: bool, c: VllmConstants) -> int:
+    """Model Runner V2's sampler state on the last stage, inside the budget from 0.27 (c.v2_persistent_state_in_budget):
+    v1/worker/gpu/sample/penalties.py PenaltiesState output_bin_counts [max_num_reqs, vocab] int32 and
+    prompt_bin_mask [max_num_reqs, cdiv(vocab, 32)] int32 (max_num_reqs = max_num_seqs)."""
+    if not (model_runner_v2 and is_last and c.v2_persistent_state_in_budget):
+        return 0
+    return max_num_seqs * (model.vocab_size + ceil_div(model.vocab_size, 32)) * INT32
 
 
 def non_torch_bytes(tensor_parallel: int, c: VllmConstants) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from oomplan.engines.vllm.constants import Mxfp4TritonLayout, VllmConstants, vllm_constants
 from oomplan.engines.vllm.kv import KvLayout, attention_token_bytes, kv_layout, num_kv_blocks, request_bytes
 from oomplan.engines.vllm.mamba import MambaLayout, MambaSettings, mamba_layout, vllm_dtype_name
-from oomplan.engines.vllm.profile import ProfileRun, non_torch_bytes, profile_run
+from oomplan.engines.vllm.profile import ProfileRun, non_torch_bytes, profile_run, v2_persistent_bytes
 from oomplan.engines.vllm.settings import KV_CACHE_DTYPES, VllmGiven, VllmResolved, resolve
 from oomplan.engines.weights import (activation_dtype_bytes, mxfp4_expert_padding_bytes, rope_cache_bytes, served_plan,
                                      stage_weight_bytes)
@@ -37,10 +37,12 @@ class VllmStage:
     available_kv_bytes: int  # requested memory - non-KV memory, before cutting into blocks
     layout: KvLayout
     num_blocks: int  # this stage's own count (the engine then uses the minimum over stages)
+    persistent_bytes: int = 0  # Model Runner V2's sampler state, counted from 0.27 (profile.v2_persistent_bytes)
 
     @property
     def non_kv_bytes(self) -> int:
-        return self.weights_bytes + self.profile.activation_peak_bytes + self.non_torch_bytes + self.cuda_graph_bytes
+        return (self.weights_bytes + self.profile.activation_peak_bytes + self.non_torch_bytes + self.cuda_graph_bytes
+                + self.persistent_bytes)
 
 
 def engine_plan(model: ModelSpec, s: VllmResolved) -> Plan:
@@ -189,15 +191,16 @@ def predict_stage(model: ModelSpec, gpu: GpuSpec, s: VllmResolved, plan: Plan, i
                        s.max_num_seqs, dt, c, s.model_runner_v2)
     nontorch = non_torch_bytes(s.tensor_parallel, c)
     graphs = cuda_graph_budget_bytes(s, c)
+    persistent = v2_persistent_bytes(model, st.is_last, s.max_num_seqs, s.model_runner_v2, c)
     requested = int(gpu.memory_bytes * s.gpu_memory_utilization)
-    available = s.kv_cache_memory_bytes or requested - weights - prof.activation_peak_bytes - nontorch - graphs
+    available = s.kv_cache_memory_bytes or requested - weights - prof.activation_peak_bytes - nontorch - graphs - persistent
     elem, scale = kv_dtype_bytes(model, plan, s.kv_cache_dtype, c)
     latent, indexer = sparse_mla_token_bytes(model, gpu, s.kv_cache_dtype, c)
     block = dsa_block_size(model, s, given_block_size, c) if model.indexer is not None else s.block_size
     mamba = stage_mamba(model, gpu, s, plan, given_block_size, elem, scale, c)
     layout = kv_layout(model, st.layer_indices, s.tensor_parallel, elem, block, scale, indexer, latent, mamba)
     blocks = s.num_gpu_blocks_override or num_kv_blocks(layout, available)  # kv_cache_utils: the override wins
-    return VllmStage(index, weights, prof, nontorch, graphs, available, layout, blocks)
+    return VllmStage(index, weights, prof, nontorch, graphs, available, layout, blocks, persistent)
 
 
 def predict_stages(model: ModelSpec, gpu: GpuSpec, given: VllmGiven,
