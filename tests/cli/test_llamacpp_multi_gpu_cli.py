@@ -133,3 +133,15 @@ def test_row_split_prices_the_rounded_rows():
     assert "note: GPU 0 rtx-4090: layers 0-24 (25/32), weights 3.23 GiB, KV 800.0 MiB" in r.stdout
     assert "note: GPU 1 rtx-4090: layers 25-31 (7/32) + output layer, weights 1.08 GiB, KV 224.0 MiB" in r.stdout
     assert "rounded down to a multiple of the kernels' row tile (128 rows)" in " ".join(r.stdout.split())
+
+
+def test_fit_on_one_gpu_refuses_a_moe_re_plan_and_keeps_expert_overrides():
+    r = vet("rtx-4090", "llama-server -m Mixtral-8x7B-Instruct-v0.1-Q4_K_M.gguf -c 8192")
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert r.exit_code == 2 and errors == [
+        "error: --fit on one GPU: mixtral-8x7b is a MoE model, for which llama.cpp moves the experts of single layers to "
+        "the CPU (common/fit.cpp steps 3-4); oomplan does not model that: pass -ngl N (and --n-cpu-moe N) to price a "
+        "placement, or --fit off"]
+    given = vet("rtx-4090", "llama-server -m Mixtral-8x7B-Instruct-v0.1-Q4_K_M.gguf -c 8192 --n-cpu-moe 16")
+    assert given.exit_code == 0, given.output  # fit.cpp gives up (tensor overrides set): every layer, experts of 16 on the CPU
+    assert "-ngl 33" in given.stdout and "--n-cpu-moe 16" in given.stdout
