@@ -15,6 +15,11 @@ def vet(gpu: str, command: str, *options: str):
     return runner.invoke(app, ["vet", "--gpu", gpu, *options, "--", *shlex.split(command)], env={"COLUMNS": "80"})
 
 
+def error_lines(r) -> list[str]:
+    """The error lines of a run (the GGUF-by-name note may come first)."""
+    return [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+
+
 def test_a_box_of_two_cards_prices_each_gpu():
     r = vet("rtx-5090+rtx-4090", LLAMA70)
     assert r.exit_code == 0, r.output
@@ -117,8 +122,7 @@ def test_fit_re_plans_the_layers_over_the_box():
     assert ("will not start: --fit leaves the flags as given: -ngl 81 was set (fit.cpp: 'n_gpu_layers already set by "
             "user, abort')") in given.stdout
     moe = vet("rtx-4090+rtx-4090", "llama-server -m Mixtral-8x7B-Instruct-v0.1-Q4_K_M.gguf -c 131072")
-    errors = [line for line in moe.stderr.splitlines() if line.startswith("error: ")]
-    assert moe.exit_code == 2 and errors == [
+    assert moe.exit_code == 2 and error_lines(moe) == [
         "error: --fit on 2 GPUs: mixtral-8x7b is a MoE model, for which llama.cpp moves the experts of single layers to the "
         "CPU or the next GPU (common/fit.cpp steps 3-4); oomplan does not model that: pass -ngl N --tensor-split A,B (and "
         "--n-cpu-moe N) to price a placement, or --fit off"]
@@ -137,8 +141,7 @@ def test_row_split_prices_the_rounded_rows():
 
 def test_fit_on_one_gpu_refuses_a_moe_re_plan_and_keeps_expert_overrides():
     r = vet("rtx-4090", "llama-server -m Mixtral-8x7B-Instruct-v0.1-Q4_K_M.gguf -c 8192")
-    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
-    assert r.exit_code == 2 and errors == [
+    assert r.exit_code == 2 and error_lines(r) == [
         "error: --fit on one GPU: mixtral-8x7b is a MoE model, for which llama.cpp moves the experts of single layers to "
         "the CPU (common/fit.cpp steps 3-4); oomplan does not model that: pass -ngl N (and --n-cpu-moe N) to price a "
         "placement, or --fit off"]
