@@ -18,22 +18,22 @@ def fit(*args: str):
 
 
 def test_llamacpp_ctx_max_is_the_last_256_cells_that_keep_fits_margin():
-    # RTX 4090 25,386,352,640 B - --fit's 1 GiB = 24,312,610,816 for weights + KV + compute (every layer on the GPU).
-    # Llama 3.1 8B BF16: 32 layers x 436,240,384 B + output 1,050,689,536 B = 15,010,381,824 B; compute = the logits,
-    # (128,256 + 4,096) x 512 x 4 = 271,056,896 B; KV 32 x 1024 x 2 x 2 = 131,072 B a token:
-    # (24,312,610,816 - 15,010,381,824 - 271,056,896) / 131,072 = 68,902.6 -> 269 x 256 = 68,864 cells
+    # RTX 4090 25,386,352,640 B - its 512 MiB CUDA context (free at load) - --fit's 1 GiB = 23,775,739,904 for weights
+    # + KV + compute (every layer on the GPU). Llama 3.1 8B BF16: 32 layers x 436,240,384 B + output 1,050,689,536 B =
+    # 15,010,381,824 B; compute = the logits, (128,256 + 4,096) x 512 x 4 = 271,056,896 B; KV 32 x 1024 x 2 x 2 =
+    # 131,072 B a token: (23,775,739,904 - 15,010,381,824 - 271,056,896) / 131,072 = 64,806.6 -> 253 x 256 = 64,768 cells
     r = fit("llama-3.1-8b", "--gpu", "rtx-4090", "--engine", "llamacpp", "--ctx", "max", "--weights", "bf16", "--kv-dtype", "bf16")
     assert r.exit_code == 0, r.output
     assert "llama-3.1-8b on rtx-4090 · llama.cpp · max ctx x 1 · by quality" in r.stdout
-    assert "│ 1 │ BF16 · KV bf16 · ngl 33/33 │    1 │  68,864 │   8.41G │    68,864 │  1.0x │ lossless │" in r.stdout
+    assert "│ 1 │ BF16 · KV bf16 · ngl 33/33 │    1 │  64,768 │   7.91G │    64,768 │  1.0x │ lossless │" in r.stdout
     model, gpu = load_model("llama-3.1-8b"), load_gpu("rtx-4090")
-    at = predict_llamacpp(model, gpu, LlamaCppGiven(gguf_type="BF16", ctx_tokens=68_864, cache_type_k="bf16", cache_type_v="bf16"))
-    past = predict_llamacpp(model, gpu, LlamaCppGiven(gguf_type="BF16", ctx_tokens=68_865, cache_type_k="bf16", cache_type_v="bf16"))
+    at = predict_llamacpp(model, gpu, LlamaCppGiven(gguf_type="BF16", ctx_tokens=64_768, cache_type_k="bf16", cache_type_v="bf16"))
+    past = predict_llamacpp(model, gpu, LlamaCppGiven(gguf_type="BF16", ctx_tokens=64_769, cache_type_k="bf16", cache_type_v="bf16"))
     assert dict(at.settings)["-ngl"] == "33" and dict(past.settings)["-ngl"] == "32"  # one token more: --fit drops a layer
     data = json.loads(fit("llama-3.1-8b", "--gpu", "rtx-4090", "--engine", "llamacpp", "--ctx", "max", "--weights", "bf16",
                           "--kv-dtype", "bf16", "--json").stdout)
     assert {k: data["plans"][0]["workload"][k] for k in ("ctx_tokens", "batch_size", "engine")} == {
-        "ctx_tokens": 68_864, "batch_size": 1, "engine": "llamacpp"}
+        "ctx_tokens": 64_768, "batch_size": 1, "engine": "llamacpp"}
 
 
 def test_vllm_batch_max_is_the_pool_over_the_context():

@@ -15,6 +15,11 @@ def vet(gpu: str, command: str, *options: str):
     return runner.invoke(app, ["vet", "--gpu", gpu, *options, "--", *shlex.split(command)], env={"COLUMNS": "80"})
 
 
+def error_lines(r) -> list[str]:
+    """The error lines of a run (the GGUF-by-name note may come first)."""
+    return [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+
+
 def test_a_box_of_two_cards_prices_each_gpu():
     r = vet("rtx-5090+rtx-4090", LLAMA70)
     assert r.exit_code == 0, r.output
@@ -68,7 +73,7 @@ def test_fit_on_a_box_writes_the_split_it_priced_and_check_export_read_it(tmp_pa
     # the whole box (every layer on a GPU) before GPU 0 alone with 26 layers on the CPU; llama.cpp's default split
     # written out: free 33,131,986,944 B = 30.86 GiB and 24,849,481,728 B = 23.14 GiB
     assert "│ 1 │ Q4_K_M · KV f16 · layer split 30.86,23.14 · ngl 81/81 │    2 │" in r.stdout
-    assert "│ 2 │ Q4_K_M · KV f16 · ngl 55/81                           │    1 │" in r.stdout
+    assert "│ 2 │ Q4_K_M · KV f16 · ngl 54/81                           │    1 │" in r.stdout
     text = plan.read_text()
     assert "  ref: rtx-5090+rtx-4090\n  num_gpus: 2\n" in text and "  tensor_split:\n  - 30.86\n  - 23.14\n" in text
     c = runner.invoke(app, ["check", str(plan)], env={"COLUMNS": "80"})
@@ -117,8 +122,7 @@ def test_fit_re_plans_the_layers_over_the_box():
     assert ("will not start: --fit leaves the flags as given: -ngl 81 was set (fit.cpp: 'n_gpu_layers already set by "
             "user, abort')") in given.stdout
     moe = vet("rtx-4090+rtx-4090", "llama-server -m Mixtral-8x7B-Instruct-v0.1-Q4_K_M.gguf -c 131072")
-    errors = [line for line in moe.stderr.splitlines() if line.startswith("error: ")]
-    assert moe.exit_code == 2 and errors == [
+    assert moe.exit_code == 2 and error_lines(moe) == [
         "error: --fit on 2 GPUs: mixtral-8x7b is a MoE model, for which llama.cpp moves the experts of single layers to the "
         "CPU or the next GPU (common/fit.cpp steps 3-4); oomplan does not model that: pass -ngl N --tensor-split A,B (and "
         "--n-cpu-moe N) to price a placement, or --fit off"]
@@ -133,3 +137,14 @@ def test_row_split_prices_the_rounded_rows():
     assert "note: GPU 0 rtx-4090: layers 0-24 (25/32), weights 3.23 GiB, KV 800.0 MiB" in r.stdout
     assert "note: GPU 1 rtx-4090: layers 25-31 (7/32) + output layer, weights 1.08 GiB, KV 224.0 MiB" in r.stdout
     assert "rounded down to a multiple of the kernels' row tile (128 rows)" in " ".join(r.stdout.split())
+
+
+def test_fit_on_one_gpu_refuses_a_moe_re_plan_and_keeps_expert_overrides():
+    r = vet("rtx-4090", "llama-server -m Mixtral-8x7B-Instruct-v0.1-Q4_K_M.gguf -c 8192")
+    assert r.exit_code == 2 and error_lines(r) == [
+        "error: --fit on one GPU: mixtral-8x7b is a MoE model, for which llama.cpp moves the experts of single layers to "
+        "the CPU (common/fit.cpp steps 3-4); oomplan does not model that: pass -ngl N (and --n-cpu-moe N) to price a "
+        "placement, or --fit off"]
+    given = vet("rtx-4090", "llama-server -m Mixtral-8x7B-Instruct-v0.1-Q4_K_M.gguf -c 8192 --n-cpu-moe 16")
+    assert given.exit_code == 0, given.output  # fit.cpp gives up (tensor overrides set): every layer, experts of 16 on the CPU
+    assert "-ngl 33" in given.stdout and "--n-cpu-moe 16" in given.stdout

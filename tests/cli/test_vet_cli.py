@@ -80,7 +80,7 @@ def test_llama_server_too_many_layers_on_a_small_card():
     r = vet("rtx-4090", "llama-server -m /models/Meta-Llama-3.1-70B-Instruct-Q4_K_M.gguf -ngl 99 -c 8192 --port 8080")
     assert r.exit_code == 1
     assert "will not start: CUDA out of memory: -ngl 81 needs 42.30 GiB on the GPU" in r.stdout
-    assert "the card has 23.64 GiB" in r.stdout and "fix: -ngl 43" in r.stdout
+    assert "the card has 23.64 GiB" in r.stdout and "fix: -ngl 42" in r.stdout
     fixed = vet("rtx-4090", "llama-server -m /models/Meta-Llama-3.1-70B-Instruct-Q4_K_M.gguf -ngl 43 -c 8192")
     assert fixed.exit_code == 0, fixed.output
     # -ngl 43: the output layer first, then the last 42 repeating layers (llama.cpp#18148)

@@ -85,7 +85,7 @@ def test_ngl_split_and_fit_search():
     assert gpu_split(LLAMA8, sizes, s, 0).weights_gpu_bytes == 0
     card = load_gpu("t4")
     n = fit_n_gpu_layers(load_model("llama-3.1-70b"), card, s)
-    budget = card.memory_bytes - llamacpp_constants().fit_margin_bytes
+    budget = card.memory_bytes - card.overhead.cuda_context_bytes - llamacpp_constants().fit_margin_bytes  # free at load - margin
     big = gguf_sizes(load_model("llama-3.1-70b"), "Q4_K_M")
     assert gpu_split(load_model("llama-3.1-70b"), big, s, n).gpu_bytes <= budget < gpu_split(load_model("llama-3.1-70b"), big, s, n + 1).gpu_bytes
 

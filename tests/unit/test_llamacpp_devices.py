@@ -229,9 +229,28 @@ def test_fit_on_a_box_leaves_given_flags_or_refuses():
     p = predict_llamacpp(model, R4090, replace(big, devices=box, n_gpu_layers=81))
     assert not p.starts and p.failures[-1] == ("--fit leaves the flags as given: -ngl 81 was set (fit.cpp: 'n_gpu_layers "
                                                "already set by user, abort')")
-    with pytest.raises(InputError, match="-c 0 with --fit on several GPUs"):
+    with pytest.raises(InputError, match="-c 0 with --fit on 2 GPUs"):
         fit_box(model, sizes, LlamaCppGiven(ctx_tokens=0), box, c)
     mixtral = load_model("mixtral-8x7b")
     with pytest.raises(InputError, match="is a MoE model, for which llama.cpp moves the experts of single layers"):
         fit_box(mixtral, gguf_sizes(mixtral, "Q4_K_M"), LlamaCppGiven(ctx_tokens=131072), box, c)
     assert predict_llamacpp(model, R4090, replace(big, devices=box, fit=False)).starts is False  # --fit off: as given
+
+
+def test_fit_on_one_gpu_follows_fit_cpp():
+    """One device takes fit.cpp's steps too: tensor overrides make it give up, a MoE model or -c 0 that needs a
+    re-plan is refused, a dense model gets the most layers that keep the margin of the free memory."""
+    from oomplan.engines.llamacpp.box_fit import fit_one_gpu
+
+    c = llamacpp_constants()
+    mixtral = load_model("mixtral-8x7b")  # Q4_K_M 26 GiB: not on a 24 GiB card whole
+    sizes = gguf_sizes(mixtral, "Q4_K_M")
+    with pytest.raises(InputError, match="--fit on one GPU: mixtral-8x7b is a MoE model, for which llama.cpp moves the experts"):
+        fit_one_gpu(mixtral, sizes, LlamaCppGiven(ctx_tokens=8192), R4090, c)
+    # --n-cpu-moe sets tensor overrides: fit.cpp gives up and llama.cpp loads every layer, as given
+    assert fit_one_gpu(mixtral, sizes, LlamaCppGiven(ctx_tokens=8192, n_cpu_moe=16), R4090, c) == 33
+    assert fit_one_gpu(mixtral, sizes, LlamaCppGiven(ctx_tokens=8192), load_gpu("h100"), c) == 33  # fits: no change
+    with pytest.raises(InputError, match="-c 0 with --fit on one GPU"):
+        fit_one_gpu(load_model("llama-3.1-70b"), gguf_sizes(load_model("llama-3.1-70b"), "Q4_K_M"), LlamaCppGiven(ctx_tokens=0), R4090, c)
+    p = predict_llamacpp(mixtral, R4090, LlamaCppGiven(ctx_tokens=8192, n_cpu_moe=16))
+    assert dict(p.settings)["-ngl"] == "33" and dict(p.settings)["--n-cpu-moe"] == "16"

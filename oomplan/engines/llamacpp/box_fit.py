@@ -12,8 +12,10 @@ Read from ggml-org/llama.cpp@6d0892ba065b38ee790b825fdc8fb8e2c453e6dd common/fit
   the most layers of those still unassigned whose memory stays within free - margin, found by the method of false
   position between "none more" and "all the rest" (each trial a full test allocation, here box_split); layers no
   device takes stay on the CPU. It sets -ngl to the sum and --tensor-split to the layers per device.
-- a MoE model takes steps 3-4 with per-layer expert overrides (dense-only layers, overflow to the next device), which
-  oomplan does not model: refused when it would change anything.
+- a MoE model takes steps 3-4 with per-layer expert overrides (dense-only layers at the back, the first of them
+  partly overflowing, to the next device or the CPU), on one device as on several, which oomplan does not model:
+  refused when it would change anything.
+One device (fit_one_gpu) takes the same steps.
 """
 from __future__ import annotations
 
@@ -65,6 +67,42 @@ def _trunc_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
+def _gpus(n: int) -> str:
+    return "one GPU" if n == 1 else f"{n} GPUs"
+
+
+def _context_refusal(num_gpus: int) -> InputError:
+    return InputError(f"-c 0 with --fit on {_gpus(num_gpus)}: llama.cpp lowers the trained context by interpolating two trial "
+                      "loads (common/fit.cpp step 2), which oomplan does not model; pass -c N (or --fit off)")
+
+
+def _moe_refusal(model: ModelSpec, num_gpus: int) -> InputError:
+    placement = "-ngl N --tensor-split A,B" if num_gpus > 1 else "-ngl N"
+    where = "the CPU or the next GPU" if num_gpus > 1 else "the CPU"
+    return InputError(f"--fit on {_gpus(num_gpus)}: {model.name} is a MoE model, for which llama.cpp moves the experts of single "
+                      f"layers to {where} (common/fit.cpp steps 3-4); oomplan does not model that: pass {placement} (and "
+                      "--n-cpu-moe N) to price a placement, or --fit off")
+
+
+def fit_one_gpu(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, gpu: GpuSpec, c: LlamaCppConstants) -> int:
+    """common_params_fit_impl on one device, for -ngl left at its default: every layer when the GPU keeps the margin
+    of its free memory; with tensor overrides (--n-cpu-moe, -ot) it gives up (every layer, as given); a MoE model or
+    -c 0 is refused; else step 3, the most layers that fit (GPU bytes only grow with -ngl: split.fit_n_gpu_layers)."""
+    from oomplan.engines.llamacpp.split import fit_n_gpu_layers, gpu_split
+
+    n = model.num_layers
+    if gpu_split(model, sizes, s, n + 1).gpu_bytes <= free_bytes(gpu) - c.fit_margin_bytes:
+        return n + 1
+    if s.ctx_tokens == 0:
+        raise _context_refusal(1)
+    if s.n_cpu_moe:
+        return n + 1
+    if model.moe is not None:
+        raise _moe_refusal(model, 1)
+    fitted = fit_n_gpu_layers(model, gpu, s, sizes)
+    return 0 if fitted is None else fitted
+
+
 def fit_box(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[GpuSpec, ...], c: LlamaCppConstants) -> BoxFit:
     """common_params_fit_impl for a layer split over `box` (s.fit on)."""
     n = model.num_layers
@@ -76,8 +114,7 @@ def fit_box(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[Gpu
     if all(f - u >= margin for f, u in zip(free, used, strict=True)):
         return BoxFit(kept_because="every GPU keeps --fit's 1024 MiB free")
     if s.ctx_tokens == 0 and sum(free) - sum(used) - margin * len(box) < 0:
-        raise InputError("-c 0 with --fit on several GPUs: llama.cpp lowers the trained context by interpolating two trial "
-                         "loads (common/fit.cpp step 2), which oomplan does not model; pass -c N (or --fit off)")
+        raise _context_refusal(len(box))
     if explicit_ngl:
         return BoxFit(kept_because=f"-ngl {s.n_gpu_layers} was set (fit.cpp: 'n_gpu_layers already set by user, abort')")
     if s.tensor_split:
@@ -87,9 +124,7 @@ def fit_box(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[Gpu
     if s.n_cpu_moe:
         return BoxFit(kept_because="--n-cpu-moe / -ot set tensor overrides (fit.cpp: 'tensor_buft_overrides already set by user, abort')")
     if model.moe is not None:
-        raise InputError(f"--fit on {len(box)} GPUs: {model.name} is a MoE model, for which llama.cpp moves the experts of single "
-                         "layers to the CPU or the next GPU (common/fit.cpp steps 3-4); oomplan does not model that: pass "
-                         "-ngl N --tensor-split A,B (and --n-cpu-moe N) to price a placement, or --fit off")
+        raise _moe_refusal(model, len(box))
     targets = [f - margin for f in free]
     per_gpu = [0] * len(box)
     mem = _layers_used(model, sizes, s, box, per_gpu, c)

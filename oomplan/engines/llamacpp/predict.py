@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from oomplan.engines.llamacpp.box_fit import fit_box
+from oomplan.engines.llamacpp.box_fit import fit_box, fit_one_gpu
 from oomplan.engines.llamacpp.constants import llamacpp_constants
 from oomplan.engines.llamacpp.devices import BoxSplit, DeviceUse, box_devices, box_split, format_split
 from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_sizes
@@ -23,8 +23,7 @@ def _effective_ngl(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: Gguf
     if s.n_gpu_layers is not None and s.n_gpu_layers >= 0:
         return s.n_gpu_layers
     if s.fit:
-        fitted = fit_n_gpu_layers(model, gpu, s, sizes)
-        return 0 if fitted is None else fitted
+        return fit_one_gpu(model, sizes, s, gpu, llamacpp_constants())
     return model.num_layers + 1
 
 

@@ -4,7 +4,8 @@ src/llama-model.cpp load_tensors: the input layer (token_embd) stays on the CPU;
 (merged 2025-12-17, "offload output layer to GPU first") i_gpu_start = max(n_layer + 1 - ngl, 0): -ngl k puts the
 output layer on the GPU first (k >= 1), then the last k - 1 repeating layers. The KV cache of an offloaded layer
 sits on its GPU (src/llama-kv-cache.cpp), n_ctx cells padded to 256; sliding-window layers keep only the
-window (unless --swa-full). --fit (on by default) keeps 1024 MiB free per device.
+window (unless --swa-full). --fit (on by default) keeps 1024 MiB of the memory free at load (the card less its
+CUDA context) per device.
 """
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ def fit_n_cpu_moe(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: GgufS
     if model.moe is None:
         return None
     c, sizes = llamacpp_constants(), sizes or gguf_sizes(model, s.gguf_type)
-    budget, n = gpu.memory_bytes - c.fit_margin_bytes, model.num_layers
+    budget, n = gpu.memory_bytes - gpu.overhead.cuda_context_bytes - c.fit_margin_bytes, model.num_layers
 
     def fits(k: int) -> bool:
         return gpu_split(model, sizes, replace(s, n_cpu_moe=k), n + 1).gpu_bytes <= budget
@@ -172,7 +173,7 @@ def fit_n_gpu_layers(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven, sizes: Gg
     """The largest -ngl whose GPU memory leaves --fit's margin free (common_fit_params); None if even 0 does not.
     GPU bytes only grow with -ngl, so a binary search is exact."""
     c, sizes = llamacpp_constants(), sizes or gguf_sizes(model, s.gguf_type)
-    budget = gpu.memory_bytes - c.fit_margin_bytes
+    budget = gpu.memory_bytes - gpu.overhead.cuda_context_bytes - c.fit_margin_bytes
     if gpu_split(model, sizes, s, 0).gpu_bytes > budget:
         return None
     lo, hi = 0, model.num_layers + 1
