@@ -123,3 +123,36 @@ def test_hub_repo_reads_hf_quant_config_online_and_from_the_cache(hub, monkeypat
     again = json.loads(_estimate("nvidia/tiny-NVFP4").stdout)
     assert again["per_gpu"]["weights_bytes"] == data["per_gpu"]["weights_bytes"]
     assert again["plan"]["declared_weights"]["method"] == "modelopt"
+
+
+def test_header_cache_written_before_hf_quant_config_was_read_is_refreshed(tmp_path, monkeypatch):
+    """An oomplan header cache of version 1 (a bare table, written before hf_quant_config.json was read) sits next to an HF
+    snapshot that never got hf_quant_config.json: used as is, the ModelOpt checkpoint would price as bf16. It is stale: the
+    repo is resolved again online, which fetches the file; a current entry whose snapshot lost the file is stale too."""
+    from oomplan.checkpoint import cache
+
+    write_checkpoint(tmp_path / "src")
+    files = {p.name: p.read_bytes() for p in (tmp_path / "src").iterdir()}
+    files["hf_quant_config.json"] = json.dumps(NVFP4).encode()
+    h = Hub(repos={"nvidia/tiny-NVFP4": Repo(files)})
+    server = start(h)
+    try:
+        point_hub_client_at(h, tmp_path, monkeypatch)
+        first = json.loads(_estimate("nvidia/tiny-NVFP4").stdout)
+        assert first["plan"]["declared_weights"]["method"] == "modelopt"
+        [entry] = (tmp_path / "oomplan-cache").rglob("*.json")
+        stored = json.loads(entry.read_text())
+        assert stored["version"] == cache.VERSION and stored["hf_quant_config"] is True
+        [quant] = [p for p in (tmp_path / "hf").rglob("hf_quant_config.json") if "snapshots" in p.parts]
+        for old in (stored["checkpoint"], stored):  # version 1: the bare table; version 2 with the file gone
+            quant.unlink()
+            entry.write_text(json.dumps(old))
+            before = sum(p.endswith("/hf_quant_config.json") for _, p, _ in h.log)
+            again = json.loads(_estimate("nvidia/tiny-NVFP4").stdout)
+            assert again["plan"]["declared_weights"]["method"] == "modelopt"
+            assert again["per_gpu"]["weights_bytes"] == first["per_gpu"]["weights_bytes"]
+            assert sum(p.endswith("/hf_quant_config.json") for _, p, _ in h.log) == before + 1  # fetched again
+            assert quant.is_file() and json.loads(entry.read_text())["version"] == cache.VERSION
+    finally:
+        server.shutdown()
+        server.server_close()
