@@ -4,7 +4,9 @@ from __future__ import annotations
 from oomplan import formats
 from oomplan.errors import FieldError
 from oomplan.memory.kv_cache import resolved_kv_dtype
-from oomplan.memory.weights import resolved_weight_format, stored_weight_formats
+from oomplan.formats.declared import FIELD
+from oomplan.memory.module_formats import kept_dense
+from oomplan.memory.weights import dense_dtype, resolved_weight_format, stored_weight_formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.kv_policy import kept_tokens
 from oomplan.specs.model import ModelSpec
@@ -94,6 +96,18 @@ def ssm_path_notes(model: ModelSpec) -> list[str]:
     return out
 
 
+def _kept_note(model: ModelSpec, plan: Plan) -> str:
+    """'; 52 matrices in 48 layers kept bf16 by quantization_config.ignore (module by module)' where an exclusion list
+    names single modules (oomplan/memory/module_formats.py)."""
+    d = model.declared_weights
+    if d is None or not d.kept_modules:
+        return ""
+    kept = kept_dense(model).groups
+    num = sum(len(g) for g in kept.values())
+    return (f"; {num} weight groups in {len(kept)} layers kept {dense_dtype(model, plan)} by {FIELD}.{d.kept_field} (module by module)"
+            if num else "")
+
+
 def plan_notes(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> list[str]:
     """Facts the user must know to realise the plan."""
     out: list[str] = ssm_path_notes(model)
@@ -103,7 +117,8 @@ def plan_notes(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> l
     d = model.declared_weights
     if d is not None and plan.weights == "auto":
         out.append(f"weights priced as shipped: {d.description} (quantization_config, quant_method {d.method}); "
-                   f"{', '.join(f'{c} {f}' for c, f in d.component_weights.items())}, the rest {resolved_weight_format(model, plan)}")
+                   f"{', '.join(f'{c} {f}' for c, f in d.component_weights.items())}, the rest {resolved_weight_format(model, plan)}"
+                   + _kept_note(model, plan))
     elif d is not None:
         out.append(f"--weights {plan.weights} overrides the checkpoint's declared {d.description} (quant_method {d.method}): "
                    f"priced as a {plan.weights} re-quantisation, which this checkpoint is not; drop --weights to price it as shipped")

@@ -84,16 +84,25 @@ def test_bad_hf_quant_config_exit_2_one_line(tmp_path, text, message):
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
 
 
-def test_real_deepseek_r1_nvfp4_exclude_list_is_refused_naming_the_entry(tmp_path):
-    """ModelOpt 0.23 lists DeepSeek's MLA projections one by one (kv_a_proj_with_mqa but not o_proj): part of the
-    attention stays 16-bit, which oomplan cannot price per projection, so it refuses rather than price it all NVFP4."""
+def test_real_deepseek_r1_nvfp4_exclude_list_is_priced_module_by_module(tmp_path):
+    """ModelOpt 0.23 lists DeepSeek's MLA projections one by one: layer 0 keeps kv_a_proj_with_mqa, q_b_proj and kv_b_proj
+    16-bit (fnmatch/exact names, vLLM is_layer_excluded) but not q_a_proj or o_proj; `q_proj` is a projection DeepSeek-V3
+    (q_lora_rank 1536) does not have, so it keeps nothing. Each matrix is priced in its module's format: the layer costs
+    exactly those three matrices in bf16 instead of NVFP4 over the all-NVFP4 export, hand-computed here."""
     cfg = json.loads((FIXTURES / "configs" / "deepseek-v3-fp8.json").read_text())
     del cfg["quantization_config"]
     folder = _folder(tmp_path / "r1", (FIXTURES / "configs" / "hf_quant_config" / "deepseek-r1-nvfp4-excerpt.json").read_text(), cfg)
-    r = _estimate(str(folder))
-    assert r.exit_code == 2, r.output
-    assert "exclude_modules entry 'model.layers.0.self_attn.kv_a_proj_with_mqa'" in r.output
-    assert f"(quantization_config as read from {folder / 'hf_quant_config.json'})" in r.output
+    excerpt = _estimate(str(folder))
+    assert excerpt.exit_code == 1, excerpt.output  # does not fit one H100: priced, not refused
+    plain = _folder(tmp_path / "all", {"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "NVFP4", "group_size": 16,
+                                                                                          "exclude_modules": ["lm_head"]}}, cfg)
+
+    def nvfp4(rows, cols):  # e2m1 pairs + one e4m3 scale per 16, weight_scale_2 and input_scale fp32
+        return rows * (cols // 16) * (8 + 1) + 2 * 4
+
+    kept = [(512 + 64, 7168), (128 * (128 + 64), 1536), (128 * (128 + 128), 512)]  # kv_a_proj_with_mqa, q_b_proj, kv_b_proj
+    weights = [json.loads(r.stdout)["per_gpu"]["weights_bytes"] for r in (excerpt, _estimate(str(plain)))]
+    assert weights[0] - weights[1] == sum(r * c * 2 - nvfp4(r, c) for r, c in kept)
 
 
 @pytest.fixture
