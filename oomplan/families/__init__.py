@@ -238,7 +238,8 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
             declared = build(HfConfig, {"quantization_config": nested["quantization_config"]}, f"{source}: text_config").quantization_config
         if declared is not None:
             moe = fields.get("moe")
-            layers = Layers(fields["num_layers"], frozenset(moe.moe_layer_indices) if moe is not None else frozenset())
+            layers = Layers(fields["num_layers"], frozenset(moe.moe_layer_indices) if moe is not None else frozenset(),
+                            vision=fields.get("vision") is not None)
             fields["declared_weights"] = declared_weights(declared, layers, source)
         fields["warnings"] = tuple(warnings) + tuple(fields.get("warnings", ()))
         return ModelSpec(

@@ -53,10 +53,15 @@ class DeclaredWeights(Strict):
     match: str = Field(default="transformers", description="how kept_modules match module names: " + ", ".join(MATCH_STYLES))
     input_scales: tuple[str, ...] = Field(default=(), description="formats whose every quantised matrix also ships a static "
                                           "fp32 input_scale (activation scheme static, per tensor)")
+    kv_cache_dtype: str | None = Field(default=None, description="the KV cache format the checkpoint declares (its k/v scales "
+                                       "are shipped: one fp32 each per attention layer)")
+    kv_cache_field: str = ""
+    kv_cache_default: bool = Field(default=False, description="engines store the KV cache so by default (vLLM resolves "
+                                   "--kv-cache-dtype auto to a ModelOpt checkpoint's kv_cache_quant_algo)")
 
     def __hash__(self) -> int:
         return hash((self.method, tuple(sorted(self.component_weights.items())), self.group_size, self.kept_modules, self.match,
-                     self.input_scales))
+                     self.input_scales, self.kv_cache_dtype, self.kv_cache_default))
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Layers:
 
     num_layers: int
     moe_layers: frozenset[int]
+    vision: bool = False  # a multimodal wrapper: a vision tower and projector besides the decoder
 
     def having(self, component: str) -> set[int]:
         return set(self.moe_layers) if component in ("experts", "router") else set(range(self.num_layers))
@@ -180,6 +186,23 @@ def ignored_components(entries: list[str], layers: Layers, where: str, field: st
     return out
 
 
+# an exclusion entry naming a vision tower or projector (Qwen2.5-VL `visual`, Gemma 3 / Mistral 3 `vision_tower`,
+# Llama 4 `vision_model`, `multi_modal_projector`)
+_VISION = re.compile(r"vision|visual|multi_modal_projector|mm_projector")
+
+
+def _vision_kept(entries: list[Any], layers: Layers, where: str, field: str, method: str) -> None:
+    """A method that quantises every nn.Linear not excluded (transformers fp8 and bitsandbytes, compressed-tensors
+    `targets: [Linear]`) on a multimodal checkpoint whose exclusions name no vision module has shipped its vision tower
+    quantised; oomplan prices vision towers in the model dtype only, so that is refused rather than priced 16-bit.
+    (ModelOpt needs no entry: vLLM keeps vision_tower / vision_model / visual unquantised whatever the list says,
+    ModelOptQuantConfigBase.get_quant_method in the modelopt.py cited above.)"""
+    if layers.vision and not any(isinstance(e, str) and _VISION.search(e) for e in entries):
+        raise InputError(f"{where}: {FIELD}.{field} names no vision module, so this {method} checkpoint quantises its vision "
+                         "tower too; oomplan prices vision towers 16-bit only, refused rather than guessed "
+                         "(a checkpoint that keeps it 16-bit lists it, e.g. \"re:visual.*\" or \"model.vision_tower\")")
+
+
 def _formats_for(fmt: str, quantised: tuple[str, ...], ignored: set[str]) -> dict[str, str]:
     return {c: fmt for c in quantised if c not in ignored}
 
@@ -196,6 +219,7 @@ def _fp8(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "modules_to_not_convert", "ignored_layers")
     ignored, kept = excluded(entries, layers, where, field, "transformers")
     ignored.add("lm_head")
+    _vision_kept(entries, layers, where, field, "fp8")
     block = qc.get("weight_block_size")
     if block is None:
         # activation_scheme static: one fp32 input_scale per linear besides its weight_scale (vLLM Fp8LinearMethod.create_weights,
@@ -229,6 +253,7 @@ def _bitsandbytes(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWei
     field, entries = _list(qc, "llm_int8_skip_modules", "modules_to_not_convert")
     ignored, kept = excluded(entries, layers, where, field, "transformers")
     ignored.add("lm_head")
+    _vision_kept(entries, layers, where, field, "bitsandbytes")
     if qc.get("load_in_8bit"):
         return DeclaredWeights(method="bitsandbytes", component_weights=_formats_for("int8", HF_QUANTISED, ignored),
                                kept_modules=kept, kept_field=field, description="bitsandbytes LLM.int8")
@@ -326,6 +351,8 @@ def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> Decla
                 and acts.get("strategy", "tensor") == "tensor"):
             static.add(fmt)
         targets = g.get("targets") or []
+        if "Linear" in targets:
+            _vision_kept(entries, layers, where, field, "compressed-tensors")
         comps = set(LINEAR_COMPONENTS) if "Linear" in targets else ignored_components(
             [t for t in targets if t != "Linear"], layers, where, f"config_groups.{name}.targets")
         for c in comps - ignored:
@@ -337,6 +364,25 @@ def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> Decla
     fmts = ", ".join(sorted(set(out.values())))
     return DeclaredWeights(method="compressed-tensors", component_weights=out, group_size=sizes.pop() if sizes else 128,
                            kept_modules=kept, kept_field=field, match="compressed-tensors", input_scales=tuple(sorted(static)), description=f"compressed-tensors {qc.get('format', '')} ({fmts})".replace(" ()", ""))
+
+
+def _kv_scheme(qc: dict[str, Any], method: str, where: str) -> dict[str, Any]:
+    """The declared KV cache format: ModelOpt's kv_cache_quant_algo ("FP8") or kv_cache_scheme (a compressed-tensors style
+    {"type": "float", "num_bits": 8} or the string "FP8"), compressed-tensors' kv_cache_scheme. ModelOpt's is the KV dtype vLLM
+    uses by default (resolve_kv_cache_dtype_string maps 'auto' to it for quant_method modelopt,
+    vllm-project/vllm@959009b402c329c7b885afe7d459726db919a41f:vllm/utils/torch_utils.py); compressed-tensors' only with
+    --kv-cache-dtype fp8, so it is not the default. Anything else declared is refused naming the field."""
+    for key in ("kv_cache_quant_algo", "kv_cache_scheme") if method == "modelopt" else ("kv_cache_scheme",):
+        value = qc.get(key)
+        if value is None:
+            continue
+        fp8 = (isinstance(value, str) and value.upper() == "FP8") or (
+            isinstance(value, dict) and value.get("type") == "float" and value.get("num_bits") == 8)
+        if not fp8:
+            raise _refuse(where, key, value if not isinstance(value, dict) else {k: value.get(k) for k in ("type", "num_bits")},
+                          "FP8 (8-bit float KV cache) or null")
+        return {"kv_cache_dtype": "fp8", "kv_cache_field": key, "kv_cache_default": method == "modelopt"}
+    return {}
 
 
 READERS = {"fp8": _fp8, "mxfp4": _mxfp4, "bitsandbytes": _bitsandbytes, "modelopt": _modelopt,
@@ -351,6 +397,8 @@ def declared_weights(qc: Any, layers: Layers, where: str) -> DeclaredWeights:
     if method in ("awq", "gptq"):
         return _int4(method, qc, layers, where)
     if method in READERS:
-        return READERS[method](qc, layers, where)
+        declared = READERS[method](qc, layers, where)
+        kv = _kv_scheme(qc, method, where) if method in ("modelopt", "compressed-tensors") else {}
+        return declared.model_copy(update=kv) if kv else declared
     accepted = ", ".join(sorted(("awq", "gptq") + tuple(READERS)))
     raise InputError(f"{where}: {FIELD}.quant_method = {method!r} is not priced (never priced as 16-bit); accepted: {accepted}")

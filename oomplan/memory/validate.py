@@ -119,12 +119,20 @@ def plan_notes(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> l
         out.append(f"weights priced as shipped: {d.description} (quantization_config, quant_method {d.method}); "
                    f"{', '.join(f'{c} {f}' for c, f in d.component_weights.items())}, the rest {resolved_weight_format(model, plan)}"
                    + _kept_note(model, plan))
-    elif d is not None:
+    if d is not None and d.kv_cache_dtype and plan.weights == "auto":
+        if d.kv_cache_default and plan.kv_dtype == formats.AUTO:
+            out.append(f"KV cache priced {d.kv_cache_dtype}: the checkpoint declares {FIELD}.{d.kv_cache_field} {d.kv_cache_dtype.upper()} "
+                       "and vLLM stores the cache so with --kv-cache-dtype auto; --kv-dtype overrides")
+        elif plan.kv_dtype == formats.AUTO:
+            out.append(f"the checkpoint ships {d.kv_cache_dtype} KV scales ({FIELD}.{d.kv_cache_field}); engines use them only when "
+                       f"asked (vLLM --kv-cache-dtype {d.kv_cache_dtype}): --kv-dtype {d.kv_cache_dtype} prices that")
+    if d is not None and plan.weights != "auto":
         out.append(f"--weights {plan.weights} overrides the checkpoint's declared {d.description} (quant_method {d.method}): "
                    f"priced as a {plan.weights} re-quantisation, which this checkpoint is not; drop --weights to price it as shipped")
     stored = [("weights", f, f"{f} weights") for f in stored_weight_formats(model, plan)]
-    if plan.kv_dtype != formats.AUTO:
-        stored.append(("kv", plan.kv_dtype, f"{plan.kv_dtype} KV cache"))
+    kv = resolved_kv_dtype(model, plan)
+    if plan.kv_dtype != formats.AUTO or kv != ("bf16" if model.dtype == "fp32" else model.dtype):  # given, or declared
+        stored.append(("kv", kv, f"{kv} KV cache"))
     for use, f, what in stored:
         grade = formats.get(f).grade(use)  # type: ignore[arg-type]
         if grade is not None and grade.note:

@@ -12,6 +12,7 @@ from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
 from oomplan.units import FP32
 
+KV_ATTENTION = ("full", "sliding", "chunked", "mla")  # attention kinds with a per-token KV cache (and its k/v scales)
 SIXTEEN_BIT = tuple(n for n, f in formats.registry().items() if f.is_sixteen_bit)  # fp32, bf16, fp16
 
 
@@ -153,9 +154,11 @@ def _stage_weights(model: ModelSpec, plan: Plan, stage: Stage) -> tuple[Componen
                     rows, cols, count = shard(t, plan.tensor_parallel, plan.expert_parallel)
                     unquantised = "fp32" if t.fp32 else dense  # as the tensor is without a declared format
                     per[t.name] = (t.component, matrix_bytes(rows, cols, unquantised, plan.weight_group_size) * count)
+        kv_scales = 2 * FP32 if declared is not None and declared.kv_cache_dtype and model.layers[i].attention.kind in KV_ATTENTION else 0
+        totals["attention"] += kv_scales  # the checkpoint's k_scale and v_scale of this attention layer
         for comp, b in per.values():
             totals[comp] += b
-        layer_bytes.append(sum(b for _, b in per.values()))
+        layer_bytes.append(sum(b for _, b in per.values()) + kv_scales)
     return ComponentBytes(**totals), tuple(layer_bytes)
 
 

@@ -144,3 +144,71 @@ def test_hostile_exclusion_lists_exit_2_one_line_naming_the_field(tmp_path, qc, 
     assert r.exit_code == 2, r.output
     assert message in r.output.replace("\n", " ") or message in r.output
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output and "x" * 200 not in r.output
+
+
+SWEEP = __import__("conftest").FIXTURES / "configs" / "sweep"
+
+
+def _json_estimate(path, *args):
+    r = runner.invoke(app, ["estimate", str(path), "--gpu", "h100", "--json", *args])
+    assert r.exit_code in (0, 1), r.output
+    return json.loads(r.stdout)
+
+
+def test_modelopt_kv_cache_scheme_is_the_kv_default_with_its_scales(tmp_path):
+    """nvidia/MiniMax-M2.5-NVFP4 (real config.json, tests/fixtures/configs/sweep/SOURCES.md) declares kv_cache_scheme
+    {float, 8 bits}: vLLM's --kv-cache-dtype auto resolves to fp8 for ModelOpt, so the default KV is fp8 (half of bf16),
+    --kv-dtype still overrides, and the checkpoint's k_scale/v_scale (one fp32 each per attention layer) are weights."""
+    raw = json.loads((SWEEP / "nvidia--MiniMax-M2.5-NVFP4.json").read_text())
+    (tmp_path / "no-kv.json").write_text(json.dumps(dict(raw, quantization_config={
+        k: v for k, v in raw["quantization_config"].items() if k != "kv_cache_scheme"})))
+    shipped = _json_estimate(SWEEP / "nvidia--MiniMax-M2.5-NVFP4.json")
+    bf16 = _json_estimate(SWEEP / "nvidia--MiniMax-M2.5-NVFP4.json", "--kv-dtype", "bf16")
+    plain = _json_estimate(tmp_path / "no-kv.json")
+    assert shipped["plan"]["resolved_kv_dtype"] == "fp8" and bf16["plan"]["resolved_kv_dtype"] == "bf16"
+    assert plain["plan"]["resolved_kv_dtype"] == "bf16"
+    assert 2 * shipped["per_gpu"]["kv_cache_bytes"] == bf16["per_gpu"]["kv_cache_bytes"] == plain["per_gpu"]["kv_cache_bytes"]
+    layers = raw["num_hidden_layers"]
+    m = parse_hf_config(raw, "m", "test")
+    assert weights_budget(m, Plan()).by_component.attention - weights_budget(
+        parse_hf_config(json.loads((tmp_path / "no-kv.json").read_text()), "m", "test"), Plan()).by_component.attention == layers * 2 * 4
+    assert any("KV cache priced fp8" in n and "kv_cache_scheme" in n for n in shipped["notes"] + shipped["warnings"])
+
+
+def test_compressed_tensors_kv_cache_scheme_ships_scales_but_stays_opt_in():
+    qc = _ct(["lm_head"])
+    with_kv = dict(qc, kv_cache_scheme={"type": "float", "num_bits": 8, "strategy": "tensor", "dynamic": False})
+    a, b = _weights(qc), _weights(with_kv)
+    assert b.resident_bytes - a.resident_bytes == 2 * 2 * 4  # 2 layers, k_scale + v_scale
+    from oomplan.memory.kv_cache import resolved_kv_dtype
+
+    m = parse_hf_config(tiny_llama(quantization_config=with_kv), "t", "test")
+    assert resolved_kv_dtype(m, Plan()) == "bf16" and resolved_kv_dtype(m, Plan(kv_dtype="fp8")) == "fp8"
+
+
+@pytest.mark.parametrize("qc, message", [
+    ({"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16, "kv_cache_quant_algo": "NVFP4"},
+     "quantization_config.kv_cache_quant_algo = 'NVFP4' is not priced; accepted: FP8"),
+    (dict(CT_FP8, kv_cache_scheme=5), "quantization_config.kv_cache_scheme = 5 is not priced"),
+    (dict(CT_FP8, kv_cache_scheme={"type": "int", "num_bits": 8}), "quantization_config.kv_cache_scheme = {'type': 'int', 'num_bits': 8}"),
+])
+def test_unpriced_kv_schemes_exit_2_naming_the_field(tmp_path, qc, message):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_llama(quantization_config=qc)))
+    r = runner.invoke(app, ["estimate", str(path), "--gpu", "h100"])
+    assert r.exit_code == 2 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_a_quantised_vision_tower_is_refused_not_priced_16_bit():
+    """Devstral Small 2 (real config, tests/fixtures/configs/SOURCES.md) keeps model.vision_tower and the projector 16-bit
+    in modules_to_not_convert: priced. The same fp8 declaration without them quantises every nn.Linear of the tower
+    (transformers FP8 replaces each one not excluded), which oomplan does not price: refused naming the field."""
+    raw = json.loads((__import__("conftest").FIXTURES / "configs" / "devstral-small-2-24b-instruct.json").read_text())
+    assert parse_hf_config(raw, "d", "test").vision is not None
+    qc = dict(raw["quantization_config"], modules_to_not_convert=["lm_head"])
+    with pytest.raises(InputError, match="quantization_config.modules_to_not_convert names no vision module, so this fp8 checkpoint quantises its vision tower"):
+        parse_hf_config(dict(raw, quantization_config=qc), "d", "test")
+    ct = _ct(["lm_head"])  # compressed-tensors targets: [Linear] likewise
+    with pytest.raises(InputError, match="quantization_config.ignore names no vision module"):
+        parse_hf_config(dict(raw, quantization_config=ct), "d", "test")
+    parse_hf_config(dict(raw, quantization_config=_ct(["lm_head", "re:vision_tower.*", "re:multi_modal_projector.*"])), "d", "test")
