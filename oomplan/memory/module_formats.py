@@ -8,8 +8,8 @@ oomplan/formats/declared.py, each cited there), and each matrix is priced in the
 
 Module names are the Hugging Face checkpoint's: `<prefix>layers.<i>.<block>.<projection>`, with the prefixes the
 text decoder has in a causal LM (model.), a transformers 5 multimodal wrapper (model.language_model.), an older one
-(language_model.model.) and Mamba-style backbones (backbone.); the block names per family are NAMING below, read from
-transformers 5.24's modelling code (models/<family>/modeling_*.py: the attribute names of the decoder layer and MoE block).
+(language_model.model.) and Mamba-style backbones (backbone.); the block names come from the family (ModelSpec.module_naming,
+oomplan/families/module_naming.py).
 Routed experts are `<block>.experts.<j>.<projection>` per expert (or `<block>.experts`, one module, where the checkpoint
 stores them fused); a list keeping some experts of a layer 16-bit and others not is refused (engines build one fused MoE
 per layer). An entry that names no module of the model, and is not recognisably outside the text decoder (a vision tower,
@@ -26,7 +26,7 @@ from functools import lru_cache
 from oomplan.errors import InputError
 from oomplan.formats.declared import FIELD
 from oomplan.memory.params import TensorGroup, inventory
-from oomplan.specs.model import ModelSpec
+from oomplan.specs.model import ModelSpec, ModuleNaming
 
 PREFIXES = ("model.", "model.language_model.", "language_model.model.", "backbone.")
 # entries that name modules oomplan prices in the model dtype always, or does not build: kept 16-bit changes nothing
@@ -38,37 +38,7 @@ _PLAIN = re.compile(r"[\w.]+")  # a module name, no pattern syntax
 MIXER_NAMES = frozenset({"in_proj", "out_proj", "x_proj", "dt_proj", "in_proj_qkvz", "in_proj_ba"})
 
 
-@dataclass(frozen=True)
-class Naming:
-    attention: str = "self_attn"
-    mixer: str = "self_attn"
-    block: str = "mlp"
-    router: str = "gate"
-    shared: str = "shared_expert"
-    experts: tuple[tuple[str, str], ...] = ()  # our projection name -> the checkpoint's (Mixtral's w1/w3/w2)
-
-
-_W = (("gate_proj", "w1"), ("up_proj", "w3"), ("down_proj", "w2"))
-NAMING = {
-    # modeling_mixtral.py MixtralSparseMoeBlock / modeling_minimax_m2.py: block_sparse_moe.gate, experts.<j>.w1/w2/w3
-    "mixtral": Naming(block="block_sparse_moe", experts=_W), "minimax_m2": Naming(block="block_sparse_moe", experts=_W),
-    "minimax": Naming(block="block_sparse_moe", experts=_W),
-    # modeling_llama4.py Llama4TextMoe: feed_forward.router, feed_forward.shared_expert; modeling_gpt_oss.py: mlp.router
-    "llama4": Naming(block="feed_forward", router="router"), "llama4_text": Naming(block="feed_forward", router="router"),
-    "gpt_oss": Naming(router="router"),
-    # modeling_deepseek_v3.py / glm4_moe / glm_moe_dsa / kimi (DeepSeek's layout): mlp.gate, mlp.shared_experts
-    **{t: Naming(shared="shared_experts") for t in ("deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "glm4_moe", "glm_moe_dsa")},
-    # modeling_qwen3_next.py / qwen3_5: linear_attn for the Gated DeltaNet layers
-    **{t: Naming(mixer="linear_attn") for t in ("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text")},
-    # modeling_nemotron_h.py: every block is `mixer` (attention, Mamba-2, MLP and MoE alike)
-    "nemotron_h": Naming(attention="mixer", mixer="mixer", block="mixer", shared="shared_experts"),
-    # modeling_jamba.py / falcon_h1 / granitemoehybrid: the Mamba mixer is `mamba`
-    "jamba": Naming(mixer="mamba", block="feed_forward", router="router"), "falcon_h1": Naming(mixer="mamba", block="feed_forward"),
-    "granitemoehybrid": Naming(mixer="mamba", block="block_sparse_moe", router="router"),
-}
-
-
-def _suffixes(t: TensorGroup, naming: Naming, has_mixer: bool, fused: bool, num_experts: int) -> list[str] | None:
+def _suffixes(t: TensorGroup, naming: ModuleNaming, has_mixer: bool, fused: bool, num_experts: int) -> list[str] | None:
     """The module names (after `layers.<i>.`) of one tensor group: one per expert for routed experts; None for what is
     never a weight matrix of a module (norms, vectors)."""
     n = t.name
@@ -163,7 +133,7 @@ def kept_dense(model: ModelSpec) -> KeptDense:
     if d is None or not d.kept_modules:
         return KeptDense({})
     match = _layer_matchers(d.kept_modules, d.match)
-    naming = NAMING.get(model.model_type, NAMING.get(str(model.hf_config.get("text_config", {}).get("model_type", "")), Naming()))
+    naming = model.module_naming
     text = " ".join(d.kept_modules)
     prefixes = [p for p in PREFIXES if p.rstrip(".") in text] or ["model."]
     fused = model.moe is not None and model.moe.stored_fused
@@ -188,7 +158,7 @@ def kept_dense(model: ModelSpec) -> KeptDense:
 
 
 def _check_every_entry_names_a_module(model: ModelSpec, entries: tuple[str, ...], style: str, field: str, prefixes: list[str],
-                                      naming: Naming, fused: bool, num_experts: int) -> None:
+                                      naming: ModuleNaming, fused: bool, num_experts: int) -> None:
     """An entry that matches no module name oomplan generates, and is not recognisably outside the text decoder, is
     refused: the checkpoint names its modules in a way oomplan does not know. An entry naming one layer is tried on that
     layer's modules only (_layer_of), others on every layer's (the first expert stands for all).
