@@ -302,7 +302,7 @@ def read_hf_quant_config(raw: dict, path: Path) -> tuple[dict, str | None]:
                          f"(never priced as 16-bit); accepted: {MODELOPT_ALGOS}")
     kv = q.get("kv_cache_quant_algo")
     note = (f"quantisation read from {where} (ModelOpt quant_algo {clean(algo)}), as vLLM does: config.json has no quantization_config"
-            + (f"; it also declares kv_cache_quant_algo {shorten(kv, 20)} (the KV cache is priced per --kv-dtype)" if kv else ""))
+            + (f"; it also declares kv_cache_quant_algo {shorten(kv, 20)}" if kv else ""))
     return {**raw, "quantization_config": {**q, "quant_method": "modelopt"}}, note
 
 

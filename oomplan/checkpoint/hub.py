@@ -115,7 +115,7 @@ def _from_snapshot(repo: str, snapshot: Path, where: str) -> ModelSpec:
     spec, quant = _config_from(snapshot / "config.json", repo, where)
     if any(snapshot.glob("*.safetensors")):
         return with_safetensors(spec, snapshot, where, quant)
-    ck = cache.load(repo, snapshot.name)
+    ck = cache.load(repo, snapshot.name, snapshot)
     if ck is not None:
         return spec.model_copy(update={"checkpoint": ck.model_copy(update={"quant_method": quant})})
     return spec.model_copy(update={"warnings": spec.warnings + (
@@ -147,7 +147,7 @@ def _resolve_repo(repo: str, revision: str | None, flag: str) -> ModelSpec:
         snapshot = Path(cached).parent
         from oomplan.checkpoint import cache
 
-        if _offline() or any(snapshot.glob("*.safetensors")) or cache.load(repo, snapshot.name) is not None:
+        if _offline() or any(snapshot.glob("*.safetensors")) or cache.load(repo, snapshot.name, snapshot) is not None:
             return _from_snapshot(repo, snapshot, f"{repo}@{snapshot.name[:12]} (Hugging Face cache)")
     if _offline():
         raise RuntimeFailure(f"{flag}: {where}: offline (HF_HUB_OFFLINE) and not cached in {cache_dir}")
@@ -197,7 +197,7 @@ def _resolve_repo(repo: str, revision: str | None, flag: str) -> ModelSpec:
         return spec.model_copy(update={"warnings": spec.warnings + (f"{where}: no safetensors files; weights from config arithmetic",)})
     from oomplan.checkpoint import cache
 
-    cache.store(repo, sha, ck)
+    cache.store(repo, sha, ck, HF_QUANT_FILE in files)
     return spec.model_copy(update={"checkpoint": ck.model_copy(update={"quant_method": quant})})
 
 

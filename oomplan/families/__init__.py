@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from oomplan.errors import InputError, UnknownFamilyError
+from oomplan.families.module_naming import naming_for
 from oomplan.formats.declared import Layers, declared_weights
 from oomplan.families.base import Family, checkpoint_dtype, dtype_name
 from oomplan.families.config import HfConfig, config_sha256
@@ -236,9 +237,11 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
         if declared is None and isinstance(nested, dict) and nested.get("quantization_config") is not None:
             # a wrapper whose text_config declares the quantisation (families reading text keys at the top level too)
             declared = build(HfConfig, {"quantization_config": nested["quantization_config"]}, f"{source}: text_config").quantization_config
+        fields["module_naming"] = naming_for(str(view.get("model_type") or "llama"))
         if declared is not None:
             moe = fields.get("moe")
-            layers = Layers(fields["num_layers"], frozenset(moe.moe_layer_indices) if moe is not None else frozenset())
+            layers = Layers(fields["num_layers"], frozenset(moe.moe_layer_indices) if moe is not None else frozenset(),
+                            vision=fields.get("vision") is not None)
             fields["declared_weights"] = declared_weights(declared, layers, source)
         fields["warnings"] = tuple(warnings) + tuple(fields.get("warnings", ()))
         return ModelSpec(

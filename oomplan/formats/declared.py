@@ -37,6 +37,7 @@ from oomplan.specs.base import Strict
 LINEAR_COMPONENTS = ("attention", "mlp", "experts", "router", "lm_head")
 HF_QUANTISED = ("attention", "mlp", "experts", "lm_head")
 FIELD = "quantization_config"
+MATCH_STYLES = ("compressed-tensors", "modelopt", "transformers")  # how each library matches exclusions: see excluded()
 
 
 class DeclaredWeights(Strict):
@@ -46,9 +47,21 @@ class DeclaredWeights(Strict):
     component_weights: dict[str, str]
     group_size: int = Field(default=128, ge=16, le=4096, description="AWQ/GPTQ group, fp8 block edge")
     description: str
+    kept_modules: tuple[str, ...] = Field(default=(), description="exclusion entries naming part of a component, matched "
+                                          "module by module (oomplan/memory/module_formats.py)")
+    kept_field: str = Field(default="", description="the quantization_config field kept_modules came from")
+    match: str = Field(default="transformers", description="how kept_modules match module names: " + ", ".join(MATCH_STYLES))
+    input_scales: tuple[str, ...] = Field(default=(), description="formats whose every quantised matrix also ships a static "
+                                          "fp32 input_scale (activation scheme static, per tensor)")
+    kv_cache_dtype: str | None = Field(default=None, description="the KV cache format the checkpoint declares (its k/v scales "
+                                       "are shipped: one fp32 each per attention layer)")
+    kv_cache_field: str = ""
+    kv_cache_default: bool = Field(default=False, description="engines store the KV cache so by default (vLLM resolves "
+                                   "--kv-cache-dtype auto to a ModelOpt checkpoint's kv_cache_quant_algo)")
 
     def __hash__(self) -> int:
-        return hash((self.method, tuple(sorted(self.component_weights.items())), self.group_size))
+        return hash((self.method, tuple(sorted(self.component_weights.items())), self.group_size, self.kept_modules, self.match,
+                     self.input_scales, self.kv_cache_dtype, self.kv_cache_default))
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,7 @@ class Layers:
 
     num_layers: int
     moe_layers: frozenset[int]
+    vision: bool = False  # a multimodal wrapper: a vision tower and projector besides the decoder
 
     def having(self, component: str) -> set[int]:
         return set(self.moe_layers) if component in ("experts", "router") else set(range(self.num_layers))
@@ -97,37 +111,96 @@ def _pattern_text(entry: str) -> str:
     return re.sub(r"\*+", "*", text).removesuffix(".*").removesuffix("*").rstrip(".")
 
 
-def ignored_components(entries: list[str], layers: Layers, where: str, field: str) -> set[str]:
-    """Components kept 16-bit by module patterns; a pattern naming part of a component (one projection,
-    some layers) or nothing oomplan prices is refused, naming it. A pattern in a layer past the decoder's
-    last (a checkpoint's MTP / next-n layer, e.g. GLM-5's layer 78: not built for generation) names nothing priced."""
+MAX_PATTERN_CHARS = 1024  # module names are a few dozen characters; a longer pattern is not a module name
+MAX_PATTERNS = 100_000
+# How each library matches its exclusion entries against module names (oomplan/memory/module_formats.py applies them):
+#  * compressed-tensors (`ignore`): "re:<regex>" is re.match (anchored at the start only), anything else the exact name
+#    (vllm-project/compressed-tensors@0186d7ae2fe969fbfc5934ba1cf9896e6a6fda65:src/compressed_tensors/utils/match.py match_name);
+#  * modelopt (`exclude_modules` / `ignore`): the exact name, a substring of it (also with "language_model." removed),
+#    or fnmatch (vllm-project/vllm@00155cdecca722d98e34234c3d172725b7720b7d:vllm/model_executor/layers/quantization/modelopt.py
+#    ModelOptQuantConfigBase.is_layer_excluded);
+#  * transformers (`modules_to_not_convert`, `llm_int8_skip_modules`, fp8 `ignored_layers`): the entry as a regex matched
+#    from the start up to a module boundary, or a suffix of the name (transformers 5.24 quantizers/quantizers_utils.py
+#    should_convert_module).
+
+
+def check_pattern(entry: Any, style: str, where: str, field: str) -> str:
+    """One exclusion entry, validated so matching cannot fail later: a string of at most MAX_PATTERN_CHARS, whose regex
+    (compressed-tensors `re:`, every transformers entry) compiles. Refused with exit 2 naming the field otherwise."""
+    if not isinstance(entry, str):
+        raise InputError(f"{where}: {FIELD}.{field} entries must be module names or patterns (strings), got {type(entry).__name__}")
+    if len(entry) > MAX_PATTERN_CHARS:
+        raise InputError(f"{where}: {FIELD}.{field} has an entry of {len(entry):,} characters; accepted: module names or "
+                         f"patterns of at most {MAX_PATTERN_CHARS} characters")
+    regex = entry[3:] if style == "compressed-tensors" and entry.startswith("re:") else entry if style == "transformers" else None
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise InputError(f"{where}: {FIELD}.{field} entry {entry[:80]!r} is not a regular expression that compiles "
+                             f"({str(exc).split(' at position')[0]}); accepted: module names or valid patterns") from None
+    return entry
+
+
+def excluded(entries: list[Any], layers: Layers, where: str, field: str, style: str) -> tuple[set[str], tuple[str, ...]]:
+    """Entries that keep modules 16-bit -> (the components they keep 16-bit whole, the entries that name only part of a
+    component: some projections, some layers). The second are matched module by module against the model's own module
+    names when it is priced (oomplan/memory/module_formats.py), with `style`'s semantics. A pattern in a layer past the
+    decoder's last (a checkpoint's MTP / next-n layer, e.g. GLM-5's layer 78: not built for generation) names nothing priced."""
+    if len(entries) > MAX_PATTERNS:
+        raise InputError(f"{where}: {FIELD}.{field} has {len(entries):,} entries; accepted: at most {MAX_PATTERNS:,}")
     out: set[str] = set()
-    per_layer: dict[str, set[int]] = {}
+    partial: list[str] = []
+    per_layer: dict[str, dict[int, list[str]]] = {}
     for entry in entries:
-        if not isinstance(entry, str):
-            raise _refuse(where, field, entry, "module names, globs or re: patterns")
+        entry = check_pattern(entry, style, where, field)
         text = _pattern_text(entry)
         layer = _LAYER.search(text)
         if layer and int(layer.group(1)) >= layers.num_layers:
             continue
         comps = next((c for key, c in _KEYWORDS if re.search(key, text)), None)
         if comps is None:
-            raise InputError(f"{where}: {FIELD}.{field} entry {entry!r} names a module oomplan cannot map to a whole "
-                             "component (attention, mlp, experts, router, embedding, lm_head); refused rather than guessed")
-        if layer:  # one layer's module: collect, a component counts once every layer is named
+            partial.append(entry)
+        elif layer:  # one layer's module: collect, a component counts once every layer is named
             for c in comps:
-                per_layer.setdefault(c, set()).add(int(layer.group(1)))
+                per_layer.setdefault(c, {}).setdefault(int(layer.group(1)), []).append(entry)
         else:
             out.update(comps)
     for c, named in per_layer.items():
         if c in out:
             continue
-        having = layers.having(c)
-        if not having <= named:  # naming a layer that lacks the component (a dense layer's router) changes nothing
-            raise InputError(f"{where}: {FIELD}.{field} keeps {c} 16-bit in {len(having & named)} of the {len(having)} layers "
-                             "that have it; oomplan prices a component in one format across layers, refused rather than guessed")
-        out.add(c)
+        if layers.having(c) <= set(named):  # naming a layer that lacks the component (a dense layer's router) changes nothing
+            out.add(c)
+        else:
+            partial += [e for es in named.values() for e in es]
+    return out, tuple(dict.fromkeys(partial))
+
+
+def ignored_components(entries: list[str], layers: Layers, where: str, field: str) -> set[str]:
+    """Components named whole by module patterns (compressed-tensors targets); a pattern naming part of a component
+    (one projection, some layers) or nothing oomplan prices is refused, naming it."""
+    out, partial = excluded(entries, layers, where, field, "compressed-tensors")
+    if partial:
+        raise InputError(f"{where}: {FIELD}.{field} entry {partial[0][:120]!r} names a module oomplan cannot map to a whole "
+                         "component (attention, mlp, experts, router, embedding, lm_head); refused rather than guessed")
     return out
+
+
+# an exclusion entry naming a vision tower or projector (Qwen2.5-VL `visual`, Gemma 3 / Mistral 3 `vision_tower`,
+# Llama 4 `vision_model`, `multi_modal_projector`)
+_VISION = re.compile(r"vision|visual|multi_modal_projector|mm_projector")
+
+
+def _vision_kept(entries: list[Any], layers: Layers, where: str, field: str, method: str) -> None:
+    """A method that quantises every nn.Linear not excluded (transformers fp8 and bitsandbytes, compressed-tensors
+    `targets: [Linear]`) on a multimodal checkpoint whose exclusions name no vision module has shipped its vision tower
+    quantised; oomplan prices vision towers in the model dtype only, so that is refused rather than priced 16-bit.
+    (ModelOpt needs no entry: vLLM keeps vision_tower / vision_model / visual unquantised whatever the list says,
+    ModelOptQuantConfigBase.get_quant_method in the modelopt.py cited above.)"""
+    if layers.vision and not any(isinstance(e, str) and _VISION.search(e) for e in entries):
+        raise InputError(f"{where}: {FIELD}.{field} names no vision module, so this {method} checkpoint quantises its vision "
+                         "tower too; oomplan prices vision towers 16-bit only, refused rather than guessed "
+                         "(a checkpoint that keeps it 16-bit lists it, e.g. \"re:visual.*\" or \"model.vision_tower\")")
 
 
 def _formats_for(fmt: str, quantised: tuple[str, ...], ignored: set[str]) -> dict[str, str]:
@@ -144,16 +217,22 @@ def _list(qc: dict[str, Any], *keys: str) -> tuple[str, list[Any]]:
 
 def _fp8(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "modules_to_not_convert", "ignored_layers")
-    ignored = ignored_components(entries, layers, where, field) | {"lm_head"}
+    ignored, kept = excluded(entries, layers, where, field, "transformers")
+    ignored.add("lm_head")
+    _vision_kept(entries, layers, where, field, "fp8")
     block = qc.get("weight_block_size")
     if block is None:
-        return DeclaredWeights(method="fp8", component_weights=_formats_for("fp8", HF_QUANTISED, ignored),
-                               description="fp8 e4m3, one fp32 scale per tensor")
+        # activation_scheme static: one fp32 input_scale per linear besides its weight_scale (vLLM Fp8LinearMethod.create_weights,
+        # vllm-project/vllm@0071b24bf8fe8c3d1bc3516d0ff8477f07964aaf:vllm/model_executor/layers/quantization/fp8.py)
+        static = qc.get("activation_scheme") == "static"
+        return DeclaredWeights(method="fp8", component_weights=_formats_for("fp8", HF_QUANTISED, ignored), kept_modules=kept, kept_field=field,
+                               input_scales=("fp8",) if static else (),
+                               description="fp8 e4m3, one fp32 scale per tensor" + (", static fp32 input scales" if static else ""))
     if not (isinstance(block, list) and len(block) == 2 and block[0] == block[1] and isinstance(block[0], int) and 16 <= block[0] <= 4096):
         raise _refuse(where, "weight_block_size", block, "[b, b] with 16 <= b <= 4096")
     scales = qc.get("scale_fmt") or "fp32"
     return DeclaredWeights(method="fp8", component_weights=_formats_for("fp8-block", HF_QUANTISED, ignored), group_size=block[0],
-                           description=f"fp8 e4m3 in {block[0]}x{block[0]} blocks ({scales} scales, loaded as fp32)")
+                           kept_modules=kept, kept_field=field, description=f"fp8 e4m3 in {block[0]}x{block[0]} blocks ({scales} scales, loaded as fp32)")
 
 
 def _int4(method: str, qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
@@ -163,33 +242,35 @@ def _int4(method: str, qc: dict[str, Any], layers: Layers, where: str) -> Declar
     if not isinstance(group, int) or not 16 <= group <= 4096:
         raise _refuse(where, "group_size", group, "16..4096 (per-channel -1 is not priced)")
     field, entries = _list(qc, "modules_to_not_convert")
-    ignored = ignored_components(entries, layers, where, field)
+    ignored, kept = excluded(entries, layers, where, field, "transformers")
     if not qc.get("lm_head"):
         ignored.add("lm_head")
     return DeclaredWeights(method=method, component_weights=_formats_for(method, HF_QUANTISED, ignored), group_size=group,
-                           description=f"int4 {method.upper()}, group {group}")
+                           kept_modules=kept, kept_field=field, description=f"int4 {method.upper()}, group {group}")
 
 
 def _bitsandbytes(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "llm_int8_skip_modules", "modules_to_not_convert")
-    ignored = ignored_components(entries, layers, where, field) | {"lm_head"}
+    ignored, kept = excluded(entries, layers, where, field, "transformers")
+    ignored.add("lm_head")
+    _vision_kept(entries, layers, where, field, "bitsandbytes")
     if qc.get("load_in_8bit"):
         return DeclaredWeights(method="bitsandbytes", component_weights=_formats_for("int8", HF_QUANTISED, ignored),
-                               description="bitsandbytes LLM.int8")
+                               kept_modules=kept, kept_field=field, description="bitsandbytes LLM.int8")
     if qc.get("load_in_4bit"):
         if qc.get("bnb_4bit_quant_type", "fp4") != "nf4":
             raise _refuse(where, "bnb_4bit_quant_type", qc.get("bnb_4bit_quant_type", "fp4"), "nf4")
         if not qc.get("bnb_4bit_use_double_quant"):
             raise _refuse(where, "bnb_4bit_use_double_quant", qc.get("bnb_4bit_use_double_quant"), "true (nf4 with double quantisation)")
         return DeclaredWeights(method="bitsandbytes", component_weights=_formats_for("nf4", HF_QUANTISED, ignored),
-                               description="bitsandbytes nf4, double quantisation")
+                               kept_modules=kept, kept_field=field, description="bitsandbytes nf4, double quantisation")
     raise _refuse(where, "load_in_4bit", qc.get("load_in_4bit"), "load_in_4bit or load_in_8bit true")
 
 
 def _mxfp4(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "modules_to_not_convert")
-    ignored = ignored_components(entries, layers, where, field)
-    return DeclaredWeights(method="mxfp4", component_weights=_formats_for("mxfp4", ("experts",), ignored),
+    ignored, kept = excluded(entries, layers, where, field, "transformers")
+    return DeclaredWeights(method="mxfp4", component_weights=_formats_for("mxfp4", ("experts",), ignored), kept_modules=kept, kept_field=field,
                            description="MXFP4 experts (32-element blocks, e8m0 scales), other weights 16-bit")
 
 
@@ -204,15 +285,17 @@ def modelopt_priced(algo: Any) -> bool:
 def _modelopt(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     algo = str(qc.get("quant_algo", "")).upper()
     field, entries = _list(qc, "exclude_modules", "ignore")
-    ignored = ignored_components(entries, layers, where, field)
+    ignored, kept = excluded(entries, layers, where, field, "modelopt")
     if algo.startswith("NVFP4"):
         if qc.get("group_size", 16) != 16:
             raise _refuse(where, "group_size", qc.get("group_size"), "16")
-        return DeclaredWeights(method="modelopt", component_weights=_formats_for("nvfp4", HF_QUANTISED, ignored),
-                               description="NVFP4 (16-element blocks, e4m3 scales, fp32 global scale)")
+        return DeclaredWeights(method="modelopt", component_weights=_formats_for("nvfp4", HF_QUANTISED, ignored), kept_modules=kept, kept_field=field,
+                               match="modelopt", description="NVFP4 (16-element blocks, e4m3 scales, fp32 global scale)")
     if algo == "FP8":
-        return DeclaredWeights(method="modelopt", component_weights=_formats_for("fp8", HF_QUANTISED, ignored),
-                               description="fp8 e4m3, one fp32 scale per tensor")
+        # ModelOptFp8LinearMethod: weight_scale and a static input_scale, one fp32 each per linear (vllm-project/vllm@
+        # 00155cdecca722d98e34234c3d172725b7720b7d:vllm/model_executor/layers/quantization/modelopt.py create_weights)
+        return DeclaredWeights(method="modelopt", component_weights=_formats_for("fp8", HF_QUANTISED, ignored), kept_modules=kept, kept_field=field,
+                               match="modelopt", input_scales=("fp8",), description="fp8 e4m3, one fp32 weight and input scale per tensor")
     raise _refuse(where, "quant_algo", qc.get("quant_algo"), MODELOPT_ALGOS)
 
 
@@ -251,15 +334,25 @@ def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> Decla
     if not isinstance(groups, dict) or not groups:
         raise _refuse(where, "config_groups", groups, "one or more quantisation groups")
     field, entries = _list(qc, "ignore")
-    ignored = ignored_components(entries, layers, where, field)
+    ignored, kept = excluded(entries, layers, where, field, "compressed-tensors")
     out: dict[str, str] = {}
     sizes: set[int] = set()
+    static: set[str] = set()
     for name, g in groups.items():
         w = (g or {}).get("weights")
         if not isinstance(w, dict):
             raise _refuse(where, f"config_groups.{name}.weights", w, "a weights scheme")
         fmt, size = _ct_format(w, where, name)
+        acts = g.get("input_activations")
+        # static per-tensor fp8 activations: one fp32 input_scale per linear (vLLM CompressedTensorsW8A8Fp8.create_weights,
+        # vllm/model_executor/layers/quantization/compressed_tensors/schemes/compressed_tensors_w8a8_fp8.py); NVFP4's
+        # input_global_scale is part of the nvfp4 layout already
+        if (fmt.startswith("fp8") and isinstance(acts, dict) and acts.get("dynamic") is False
+                and acts.get("strategy", "tensor") == "tensor"):
+            static.add(fmt)
         targets = g.get("targets") or []
+        if "Linear" in targets:
+            _vision_kept(entries, layers, where, field, "compressed-tensors")
         comps = set(LINEAR_COMPONENTS) if "Linear" in targets else ignored_components(
             [t for t in targets if t != "Linear"], layers, where, f"config_groups.{name}.targets")
         for c in comps - ignored:
@@ -270,7 +363,26 @@ def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> Decla
         raise _refuse(where, "config_groups", sorted(sizes), "one group/block size across groups")
     fmts = ", ".join(sorted(set(out.values())))
     return DeclaredWeights(method="compressed-tensors", component_weights=out, group_size=sizes.pop() if sizes else 128,
-                           description=f"compressed-tensors {qc.get('format', '')} ({fmts})".replace(" ()", ""))
+                           kept_modules=kept, kept_field=field, match="compressed-tensors", input_scales=tuple(sorted(static)), description=f"compressed-tensors {qc.get('format', '')} ({fmts})".replace(" ()", ""))
+
+
+def _kv_scheme(qc: dict[str, Any], method: str, where: str) -> dict[str, Any]:
+    """The declared KV cache format: ModelOpt's kv_cache_quant_algo ("FP8") or kv_cache_scheme (a compressed-tensors style
+    {"type": "float", "num_bits": 8} or the string "FP8"), compressed-tensors' kv_cache_scheme. ModelOpt's is the KV dtype vLLM
+    uses by default (resolve_kv_cache_dtype_string maps 'auto' to it for quant_method modelopt,
+    vllm-project/vllm@959009b402c329c7b885afe7d459726db919a41f:vllm/utils/torch_utils.py); compressed-tensors' only with
+    --kv-cache-dtype fp8, so it is not the default. Anything else declared is refused naming the field."""
+    for key in ("kv_cache_quant_algo", "kv_cache_scheme") if method == "modelopt" else ("kv_cache_scheme",):
+        value = qc.get(key)
+        if value is None:
+            continue
+        fp8 = (isinstance(value, str) and value.upper() == "FP8") or (
+            isinstance(value, dict) and value.get("type") == "float" and value.get("num_bits") == 8)
+        if not fp8:
+            raise _refuse(where, key, value if not isinstance(value, dict) else {k: value.get(k) for k in ("type", "num_bits")},
+                          "FP8 (8-bit float KV cache) or null")
+        return {"kv_cache_dtype": "fp8", "kv_cache_field": key, "kv_cache_default": method == "modelopt"}
+    return {}
 
 
 READERS = {"fp8": _fp8, "mxfp4": _mxfp4, "bitsandbytes": _bitsandbytes, "modelopt": _modelopt,
@@ -285,6 +397,8 @@ def declared_weights(qc: Any, layers: Layers, where: str) -> DeclaredWeights:
     if method in ("awq", "gptq"):
         return _int4(method, qc, layers, where)
     if method in READERS:
-        return READERS[method](qc, layers, where)
+        declared = READERS[method](qc, layers, where)
+        kv = _kv_scheme(qc, method, where) if method in ("modelopt", "compressed-tensors") else {}
+        return declared.model_copy(update=kv) if kv else declared
     accepted = ", ".join(sorted(("awq", "gptq") + tuple(READERS)))
     raise InputError(f"{where}: {FIELD}.quant_method = {method!r} is not priced (never priced as 16-bit); accepted: {accepted}")

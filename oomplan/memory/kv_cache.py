@@ -11,8 +11,13 @@ from oomplan.specs.plan import Plan
 from oomplan.units import ceil_div
 
 def resolved_kv_dtype(model: ModelSpec, plan: Plan) -> str:
+    """--kv-dtype, else the KV format a checkpoint priced as shipped declares as its engines' default (ModelOpt's
+    kv_cache_quant_algo FP8: oomplan/formats/declared.py _kv_scheme), else the model dtype (fp32 served as bf16)."""
     if plan.kv_dtype != "auto":
         return plan.kv_dtype
+    d = model.declared_weights
+    if d is not None and d.kv_cache_default and d.kv_cache_dtype and plan.weights == "auto":
+        return d.kv_cache_dtype
     return "bf16" if model.dtype == "fp32" else model.dtype
 
 

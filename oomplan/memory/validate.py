@@ -4,7 +4,9 @@ from __future__ import annotations
 from oomplan import formats
 from oomplan.errors import FieldError
 from oomplan.memory.kv_cache import resolved_kv_dtype
-from oomplan.memory.weights import resolved_weight_format, stored_weight_formats
+from oomplan.formats.declared import FIELD
+from oomplan.memory.module_formats import kept_dense
+from oomplan.memory.weights import dense_dtype, resolved_weight_format, stored_weight_formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.kv_policy import kept_tokens
 from oomplan.specs.model import ModelSpec
@@ -95,6 +97,18 @@ def ssm_path_notes(model: ModelSpec) -> list[str]:
     return out
 
 
+def _kept_note(model: ModelSpec, plan: Plan) -> str:
+    """'; 52 matrices in 48 layers kept bf16 by quantization_config.ignore (module by module)' where an exclusion list
+    names single modules (oomplan/memory/module_formats.py)."""
+    d = model.declared_weights
+    if d is None or not d.kept_modules:
+        return ""
+    kept = kept_dense(model).groups
+    num = sum(len(g) for g in kept.values())
+    return (f"; {num} weight groups in {len(kept)} layers kept {dense_dtype(model, plan)} by {FIELD}.{d.kept_field} (module by module)"
+            if num else "")
+
+
 def plan_notes(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> list[str]:
     """Facts the user must know to realise the plan."""
     out: list[str] = ssm_path_notes(model)
@@ -104,13 +118,22 @@ def plan_notes(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> l
     d = model.declared_weights
     if d is not None and plan.weights == "auto":
         out.append(f"weights priced as shipped: {d.description} (quantization_config, quant_method {d.method}); "
-                   f"{', '.join(f'{c} {f}' for c, f in d.component_weights.items())}, the rest {resolved_weight_format(model, plan)}")
-    elif d is not None:
+                   f"{', '.join(f'{c} {f}' for c, f in d.component_weights.items())}, the rest {resolved_weight_format(model, plan)}"
+                   + _kept_note(model, plan))
+    if d is not None and d.kv_cache_dtype and plan.weights == "auto":
+        if d.kv_cache_default and plan.kv_dtype == formats.AUTO:
+            out.append(f"KV cache priced {d.kv_cache_dtype}: the checkpoint declares {FIELD}.{d.kv_cache_field} {d.kv_cache_dtype.upper()} "
+                       "and vLLM stores the cache so with --kv-cache-dtype auto; --kv-dtype overrides")
+        elif plan.kv_dtype == formats.AUTO:
+            out.append(f"the checkpoint ships {d.kv_cache_dtype} KV scales ({FIELD}.{d.kv_cache_field}); engines use them only when "
+                       f"asked (vLLM --kv-cache-dtype {d.kv_cache_dtype}): --kv-dtype {d.kv_cache_dtype} prices that")
+    if d is not None and plan.weights != "auto":
         out.append(f"--weights {plan.weights} overrides the checkpoint's declared {d.description} (quant_method {d.method}): "
                    f"priced as a {plan.weights} re-quantisation, which this checkpoint is not; drop --weights to price it as shipped")
     stored = [("weights", f, f"{f} weights") for f in stored_weight_formats(model, plan)]
-    if plan.kv_dtype != formats.AUTO:
-        stored.append(("kv", plan.kv_dtype, f"{plan.kv_dtype} KV cache"))
+    kv = resolved_kv_dtype(model, plan)
+    if plan.kv_dtype != formats.AUTO or kv != ("bf16" if model.dtype == "fp32" else model.dtype):  # given, or declared
+        stored.append(("kv", kv, f"{kv} KV cache"))
     for use, f, what in stored:
         grade = formats.get(f).grade(use)  # type: ignore[arg-type]
         if grade is not None and grade.note:

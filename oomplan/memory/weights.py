@@ -6,10 +6,13 @@ from functools import lru_cache
 
 from oomplan import formats
 from oomplan.memory.layout import Stage, pipeline_stages, shard
+from oomplan.memory.module_formats import kept_dense
 from oomplan.memory.params import COMPONENTS, Component, TensorGroup, inventory
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
+from oomplan.units import FP32
 
+KV_ATTENTION = ("full", "sliding", "chunked", "mla")  # attention kinds with a per-token KV cache (and its k/v scales)
 SIXTEEN_BIT = tuple(n for n, f in formats.registry().items() if f.is_sixteen_bit)  # fp32, bf16, fp16
 
 
@@ -108,23 +111,54 @@ class WeightsBudget:
         return self.resident_bytes + self.staging_bytes
 
 
+def _as_declared(model: ModelSpec, plan: Plan) -> bool:
+    """The plan prices the checkpoint as shipped (weights 'auto' with its declared formats), so its per-module exclusions
+    and static input scales apply."""
+    d = model.declared_weights
+    return d is not None and plan.weights == "auto" and all(plan.component_weights.get(c) == f for c, f in d.component_weights.items())  # type: ignore[call-overload]
+
+
+def input_scale_bytes(t: TensorGroup, fmt: str, dense: str, plan: Plan, formats_with_scales: tuple[str, ...]) -> int:
+    """A static per-tensor activation scale: one fp32 per stored quantised matrix (each expert's own), replicated over TP."""
+    if t.cols <= 1 or tensor_format(t, fmt, dense, plan) not in formats_with_scales:
+        return 0
+    return FP32 * shard(t, plan.tensor_parallel, plan.expert_parallel)[2]
+
+
 def _stage_weights(model: ModelSpec, plan: Plan, stage: Stage) -> tuple[ComponentBytes, tuple[int, ...]]:
     inv, fmt, dense = inventory(model), resolved_weight_format(model, plan), dense_dtype(model, plan)
     totals: dict[Component, int] = {c: 0 for c in COMPONENTS}
+    declared = model.declared_weights if _as_declared(model, plan) else None
+    scales = declared.input_scales if declared is not None else ()
+
+    def held(t: TensorGroup) -> int:
+        return group_bytes(t, fmt, dense, plan) + (input_scale_bytes(t, fmt, dense, plan, scales) if scales else 0)
+
     globals_ = (inv.embedding if stage.is_first else ()) + (inv.head if stage.is_last else ())
     if stage.is_last and not stage.is_first and model.tie_word_embeddings:
         globals_ += inv.embedding  # a tied lm_head on the last stage needs its own copy
     for t in globals_:
-        totals[t.component] += group_bytes(t, fmt, dense, plan)
-    kind_bytes, layer_bytes = {}, []
+        totals[t.component] += held(t)
+    kept = kept_dense(model) if declared is not None and declared.kept_modules else None
+    kind_bytes, kind_tensors, layer_bytes = {}, {}, []
     for kind in inv.layer_kinds:
-        per = {t.name: (t.component, group_bytes(t, fmt, dense, plan)) for t in kind.tensors}
+        per = {t.name: (t.component, held(t)) for t in kind.tensors}
         kind_bytes.update({i: per for i in kind.layer_indices})
+        kind_tensors.update({i: kind.tensors for i in kind.layer_indices})
     for i in stage.layer_indices:
         per = kind_bytes[i]
+        if kept is not None and kept.groups.get(i):  # modules this layer keeps in the dense dtype (oomplan/memory/module_formats.py)
+            per = dict(per)
+            for t in kind_tensors[i]:
+                if kept.kept(i, t.name) and tensor_format(t, fmt, dense, plan) not in SIXTEEN_BIT:
+                    rows, cols, count = shard(t, plan.tensor_parallel, plan.expert_parallel)
+                    unquantised = "fp32" if t.fp32 else dense  # as the tensor is without a declared format
+                    per[t.name] = (t.component, matrix_bytes(rows, cols, unquantised, plan.weight_group_size) * count)
+        kv_scales = 2 * FP32 if declared is not None and declared.kv_cache_dtype and model.layers[i].attention.kind in KV_ATTENTION else 0
+        totals["attention"] += kv_scales  # the checkpoint's k_scale and v_scale of this attention layer
         for comp, b in per.values():
             totals[comp] += b
-        layer_bytes.append(sum(b for _, b in per.values()))
+        layer_bytes.append(sum(b for _, b in per.values()) + kv_scales)
     return ComponentBytes(**totals), tuple(layer_bytes)
 
 

@@ -107,6 +107,19 @@ class IndexerSpec(Strict):
     top_k: int = Field(ge=1, description="tokens each query attends to (the sparse selection)")
 
 
+class ModuleNaming(Strict):
+    """How the family's checkpoint names a decoder layer's modules (`layers.<i>.<block>.<projection>`), for matching a
+    quantization_config's exclusion entries module by module (oomplan/memory/module_formats.py); set by the family
+    (oomplan/families/module_naming.py)."""
+
+    attention: str = "self_attn"
+    mixer: str = "self_attn"  # a recurrent mixer's block (Gated DeltaNet: linear_attn, Mamba: mamba / mixer)
+    block: str = "mlp"  # the MLP / MoE block
+    router: str = "gate"
+    shared: str = "shared_expert"
+    experts: tuple[tuple[str, str], ...] = ()  # oomplan's expert projection name -> the checkpoint's (Mixtral: w1/w3/w2)
+
+
 class ModelSpec(Strict):
     name: str
     model_type: str
@@ -157,6 +170,7 @@ class ModelSpec(Strict):
     vision: VisionTower | None = None  # multimodal wrappers: the vision tower + projector (weights on the first stage)
     mla: MlaSpec | None = None
     declared_weights: DeclaredWeights | None = Field(default=None, description="the checkpoint's quantization_config, as shipped")
+    module_naming: ModuleNaming = Field(default_factory=ModuleNaming, description="the checkpoint's module names, by family")
     indexer: IndexerSpec | None = None  # DSA indexer on the MLA layers
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # facts the answer depends on (e.g. MTP layers shipped but not instantiated)

@@ -84,16 +84,25 @@ def test_bad_hf_quant_config_exit_2_one_line(tmp_path, text, message):
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
 
 
-def test_real_deepseek_r1_nvfp4_exclude_list_is_refused_naming_the_entry(tmp_path):
-    """ModelOpt 0.23 lists DeepSeek's MLA projections one by one (kv_a_proj_with_mqa but not o_proj): part of the
-    attention stays 16-bit, which oomplan cannot price per projection, so it refuses rather than price it all NVFP4."""
+def test_real_deepseek_r1_nvfp4_exclude_list_is_priced_module_by_module(tmp_path):
+    """ModelOpt 0.23 lists DeepSeek's MLA projections one by one: layer 0 keeps kv_a_proj_with_mqa, q_b_proj and kv_b_proj
+    16-bit (fnmatch/exact names, vLLM is_layer_excluded) but not q_a_proj or o_proj; `q_proj` is a projection DeepSeek-V3
+    (q_lora_rank 1536) does not have, so it keeps nothing. Each matrix is priced in its module's format: the layer costs
+    exactly those three matrices in bf16 instead of NVFP4 over the all-NVFP4 export, hand-computed here."""
     cfg = json.loads((FIXTURES / "configs" / "deepseek-v3-fp8.json").read_text())
     del cfg["quantization_config"]
     folder = _folder(tmp_path / "r1", (FIXTURES / "configs" / "hf_quant_config" / "deepseek-r1-nvfp4-excerpt.json").read_text(), cfg)
-    r = _estimate(str(folder))
-    assert r.exit_code == 2, r.output
-    assert "exclude_modules entry 'model.layers.0.self_attn.kv_a_proj_with_mqa'" in r.output
-    assert f"(quantization_config as read from {folder / 'hf_quant_config.json'})" in r.output
+    excerpt = _estimate(str(folder))
+    assert excerpt.exit_code == 1, excerpt.output  # does not fit one H100: priced, not refused
+    plain = _folder(tmp_path / "all", {"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "NVFP4", "group_size": 16,
+                                                                                          "exclude_modules": ["lm_head"]}}, cfg)
+
+    def nvfp4(rows, cols):  # e2m1 pairs + one e4m3 scale per 16, weight_scale_2 and input_scale fp32
+        return rows * (cols // 16) * (8 + 1) + 2 * 4
+
+    kept = [(512 + 64, 7168), (128 * (128 + 64), 1536), (128 * (128 + 128), 512)]  # kv_a_proj_with_mqa, q_b_proj, kv_b_proj
+    weights = [json.loads(r.stdout)["per_gpu"]["weights_bytes"] for r in (excerpt, _estimate(str(plain)))]
+    assert weights[0] - weights[1] == sum(r * c * 2 - nvfp4(r, c) for r, c in kept)
 
 
 @pytest.fixture
@@ -123,3 +132,36 @@ def test_hub_repo_reads_hf_quant_config_online_and_from_the_cache(hub, monkeypat
     again = json.loads(_estimate("nvidia/tiny-NVFP4").stdout)
     assert again["per_gpu"]["weights_bytes"] == data["per_gpu"]["weights_bytes"]
     assert again["plan"]["declared_weights"]["method"] == "modelopt"
+
+
+def test_header_cache_written_before_hf_quant_config_was_read_is_refreshed(tmp_path, monkeypatch):
+    """An oomplan header cache of version 1 (a bare table, written before hf_quant_config.json was read) sits next to an HF
+    snapshot that never got hf_quant_config.json: used as is, the ModelOpt checkpoint would price as bf16. It is stale: the
+    repo is resolved again online, which fetches the file; a current entry whose snapshot lost the file is stale too."""
+    from oomplan.checkpoint import cache
+
+    write_checkpoint(tmp_path / "src")
+    files = {p.name: p.read_bytes() for p in (tmp_path / "src").iterdir()}
+    files["hf_quant_config.json"] = json.dumps(NVFP4).encode()
+    h = Hub(repos={"nvidia/tiny-NVFP4": Repo(files)})
+    server = start(h)
+    try:
+        point_hub_client_at(h, tmp_path, monkeypatch)
+        first = json.loads(_estimate("nvidia/tiny-NVFP4").stdout)
+        assert first["plan"]["declared_weights"]["method"] == "modelopt"
+        [entry] = (tmp_path / "oomplan-cache").rglob("*.json")
+        stored = json.loads(entry.read_text())
+        assert stored["version"] == cache.VERSION and stored["hf_quant_config"] is True
+        [quant] = [p for p in (tmp_path / "hf").rglob("hf_quant_config.json") if "snapshots" in p.parts]
+        for old in (stored["checkpoint"], stored):  # version 1: the bare table; version 2 with the file gone
+            quant.unlink()
+            entry.write_text(json.dumps(old))
+            before = sum(p.endswith("/hf_quant_config.json") for _, p, _ in h.log)
+            again = json.loads(_estimate("nvidia/tiny-NVFP4").stdout)
+            assert again["plan"]["declared_weights"]["method"] == "modelopt"
+            assert again["per_gpu"]["weights_bytes"] == first["per_gpu"]["weights_bytes"]
+            assert sum(p.endswith("/hf_quant_config.json") for _, p, _ in h.log) == before + 1  # fetched again
+            assert quant.is_file() and json.loads(entry.read_text())["version"] == cache.VERSION
+    finally:
+        server.shutdown()
+        server.server_close()

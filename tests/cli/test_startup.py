@@ -89,7 +89,7 @@ def test_estimate_imports_only_its_models_family():
     """Family modules (each defines pydantic config classes) load only for the model_type a config names."""
     mods = _modules(["estimate", "llama-3-8b", "--gpu", "h100", "--ctx", "4k", "--json"])
     families = {m for m in mods if m.startswith("oomplan.families.")}
-    shared = {"oomplan.families.base", "oomplan.families.config", "oomplan.families.engine_facts"}
+    shared = {"oomplan.families.base", "oomplan.families.config", "oomplan.families.engine_facts", "oomplan.families.module_naming"}
     assert families == shared | {"oomplan.families.llama"}
     mods = _modules(["estimate", "qwen3-next-80b-a3b", "--gpu", "h100", "--ctx", "4k", "--json"])
     assert "oomplan.families.qwen3_next" in mods and "oomplan.families.llama" not in mods
