@@ -88,6 +88,16 @@ def derived_max_model_len(model: ModelSpec) -> int:
     return int(base * r.scaling_factor)
 
 
+def declared_kv_cache_dtype(model: ModelSpec, s: VllmGiven) -> str:
+    """engine/arg_utils.py -> utils/torch_utils.py resolve_kv_cache_dtype_string (0.19.0, 0.33.0): `--kv-cache-dtype
+    auto` on a ModelOpt checkpoint served as shipped takes its kv_cache_quant_algo / kv_cache_scheme FP8 as 'fp8_e4m3'
+    (MODELOPT_TO_VLLM_KV_CACHE_DTYPE_MAP); compressed-tensors' kv_cache_scheme is not read there (auto stays the dtype)."""
+    d = model.declared_weights
+    if s.kv_cache_dtype == "auto" and s.quantization is None and d is not None and d.kv_cache_default and d.kv_cache_dtype == "fp8":
+        return "fp8_e4m3"
+    return s.kv_cache_dtype
+
+
 def batch_defaults(gpu: GpuSpec, c: VllmConstants) -> tuple[int, int]:
     """engine/arg_utils.py get_batch_defaults for `vllm serve`: (max_num_batched_tokens, max_num_seqs)."""
     if c.huge_gpu_min_bytes is not None and gpu.memory_bytes >= c.huge_gpu_min_bytes:
@@ -135,7 +145,7 @@ def resolve(model: ModelSpec, gpu: GpuSpec, s: VllmGiven, c: VllmConstants | Non
     v2 = uses_model_runner_v2(model, c)
     given = {f.name: getattr(s, f.name) for f in fields(s)}
     return VllmResolved(**given | dict(
-        max_model_len=max_len, max_num_seqs=seqs, max_num_batched_tokens=tokens,
+        kv_cache_dtype=declared_kv_cache_dtype(model, s), max_model_len=max_len, max_num_seqs=seqs, max_num_batched_tokens=tokens,
         gpu_memory_utilization=s.gpu_memory_utilization or c.gpu_memory_utilization, block_size=s.block_size or c.block_size,
         engine_version=c.engine_version, model_runner_v2=v2,
         max_in_flight_tokens=in_flight_batches(c, s.pipeline_parallel, v2, not s.no_async_scheduling) * tokens))
