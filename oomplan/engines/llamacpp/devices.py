@@ -248,6 +248,18 @@ def split_matrix_bytes(m: RowMatrix, starts: tuple[float, ...], rounding: int, l
     return [(hi - lo) * per_row + pad if hi > lo else 0 for lo, hi in bounds]
 
 
+def _split_into(weights: list[int], m: RowMatrix, starts: tuple[float, ...], rounding: int, layer_device: int,
+                c: LlamaCppConstants) -> tuple[int, int]:
+    """Add one matrix's split-buffer shares to `weights` (per device, in place): (the bytes it takes off its layer
+    device's whole tensors, the padding the shares add beyond the file's bytes); (0, 0) when it stays whole there."""
+    shares = split_matrix_bytes(m, starts, rounding, layer_device, c)
+    if shares is None:
+        return 0, 0
+    for d, x in enumerate(shares):
+        weights[d] += x
+    return m.nbytes, sum(shares) - m.nbytes
+
+
 def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[GpuSpec, ...], ngl: int,
               c: LlamaCppConstants | None = None) -> BoxSplit:
     """Every device's bytes for one -ngl over the devices of a layer or row split (box_devices checked them)."""
@@ -273,13 +285,9 @@ def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[G
             continue
         experts_host += experts
         layer = sizes.layer_bytes[i] - experts
-        if row:
-            for m in matrices[i]:
-                shares = split_matrix_bytes(m, starts, rounding, dev, c)
-                if shares is not None:
-                    layer -= m.nbytes
-                    padding += sum(shares) - m.nbytes
-                    weights = [w + x for w, x in zip(weights, shares, strict=True)]
+        for m in matrices[i] if row else ():
+            moved, pad = _split_into(weights, m, starts, rounding, dev, c)
+            layer, padding = layer - moved, padding + pad
         weights[dev] += layer
         if s.no_kv_offload:
             kv_host += kv_i
@@ -289,12 +297,8 @@ def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[G
     if out_dev is not None:
         output = sizes.output_bytes
         if row:
-            m = _output_matrix(model, s)
-            shares = split_matrix_bytes(m, starts, rounding, out_dev, c)
-            if shares is not None:
-                output -= m.nbytes
-                padding += sum(shares) - m.nbytes
-                weights = [w + x for w, x in zip(weights, shares, strict=True)]
+            moved, pad = _split_into(weights, _output_matrix(model, s), starts, rounding, out_dev, c)
+            output, padding = output - moved, padding + pad
         weights[out_dev] += output
     logits_dev = out_dev if out_dev is not None else 0
     holds = {d for d in where[:n] if d is not None}
