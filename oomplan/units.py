@@ -215,3 +215,8 @@ def format_count(num: int) -> str:
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def round_up(value: int, multiple: int) -> int:
+    """The least multiple of `multiple` not below `value` (a padded dimension, a block-aligned token count)."""
+    return ceil_div(value, multiple) * multiple

@@ -12,7 +12,7 @@ from oomplan.memory.validate import check_plan
 from oomplan.memory.weights import dense_dtype, effective_plan, fp32_kept_extra_bytes, resolved_weight_format, weights_budget
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.units import DTYPE_BYTES, ceil_div
+from oomplan.units import DTYPE_BYTES, ceil_div, round_up
 
 # vLLM/SGLang --quantization and --dtype values -> the memory model's weight formats (the registry's spellings)
 QUANTIZATION_FORMATS: dict[str, str] = formats.by_engine_name("vllm", "accepts") | formats.by_engine_name("sglang", "accepts")
@@ -52,7 +52,7 @@ def vocab_padding_bytes(model: ModelSpec, plan: Plan, stage_index: int, padding:
     tp = plan.tensor_parallel
 
     def padded(rows: int) -> int:
-        return ceil_div(ceil_div(rows, padding) * padding, tp) - ceil_div(rows, tp)
+        return ceil_div(round_up(rows, padding), tp) - ceil_div(rows, tp)
 
     embed = padded(model.vocab_size + model.num_extra_embedding_rows) if stage.is_first else 0
     head = padded(model.vocab_size) if stage.is_last and (not model.tie_word_embeddings or not stage.is_first) else 0
@@ -111,8 +111,8 @@ def mxfp4_expert_padding_bytes(model: ModelSpec, plan: Plan, stage_index: int, i
     num_experts, intermediate = (ceil_div(moe.num_experts, tp), moe.expert_intermediate_size) if plan.expert_parallel \
         else (moe.num_experts, moe.expert_intermediate_size // tp)
     hidden = model.hidden_size
-    padded = stored_bytes(num_experts, ceil_div(hidden, hidden_multiple) * hidden_multiple,
-                          ceil_div(intermediate, intermediate_multiple) * intermediate_multiple, moe.expert_bias)
+    padded = stored_bytes(num_experts, round_up(hidden, hidden_multiple),
+                          round_up(intermediate, intermediate_multiple), moe.expert_bias)
     extra = padded - _mxfp4_expert_bytes(num_experts, hidden, intermediate, moe.expert_bias)
     stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
     return extra * len(set(stage.layer_indices) & set(moe.moe_layer_indices))

@@ -8,7 +8,7 @@ from oomplan.memory.layout import Stage
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.kv_policy import EpisodicPolicy, SlotsPolicy, WindowPolicy
 from oomplan.specs.plan import Plan
-from oomplan.units import ceil_div
+from oomplan.units import ceil_div, round_up
 
 def resolved_kv_dtype(model: ModelSpec, plan: Plan) -> str:
     """--kv-dtype, else the KV format a checkpoint priced as shipped declares as its engines' default (ModelOpt's
@@ -123,7 +123,7 @@ def cached_tokens(model: ModelSpec, plan: Plan, ctx_tokens: int, sliding: bool, 
     if cap is not None:
         tokens = min(tokens, cap)  # a layer already sliding keeps min(its window, the policy)
     if plan.paged:
-        tokens = ceil_div(tokens, plan.block_size) * plan.block_size
+        tokens = round_up(tokens, plan.block_size)
     return tokens
 
 

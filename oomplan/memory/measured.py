@@ -14,7 +14,7 @@ from oomplan.memory.overhead import OverheadBudget, overhead_budget
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.measured import MeasuredModel
 from oomplan.specs.plan import Plan, Workload
-from oomplan.units import ceil_div
+from oomplan.units import round_up
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def refuse_unpriced_plan(where: str, dtype: str, plan: Plan, workload: Workload,
 def cache_tokens(plan: Plan, ctx_tokens: int, window_tokens: int | None) -> int:
     """Tokens one sequence keeps in one layer: the window caps it; paging rounds it up to blocks (memory/kv_cache.py)."""
     tokens = min(ctx_tokens, window_tokens) if window_tokens else ctx_tokens
-    return ceil_div(tokens, plan.block_size) * plan.block_size if plan.paged else tokens
+    return round_up(tokens, plan.block_size) if plan.paged else tokens
 
 
 def measured_estimate(model: MeasuredModel, gpu: GpuSpec, workload: Workload, plan: Plan) -> MeasuredEstimate:

@@ -19,7 +19,7 @@ from oomplan.memory.train_states import is_lora_target, largest_tensor_params
 from oomplan.memory.params import TensorGroup, inventory
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.training import TrainingPlan
-from oomplan.units import FP32, ceil_div
+from oomplan.units import FP32, ceil_div, round_up
 
 
 def korthikanti_layer_bytes(seq: int, batch: int, hidden: int, heads: int, tensor_parallel: int = 1,
@@ -143,7 +143,7 @@ def square_bytes(model: ModelSpec, d: Dims, tplan: TrainingPlan, masked: bool) -
         softcap = e if model.attn_logit_softcapping else 0
         return (FP32 + (e if e != FP32 else 0) + softcap) * a * s * s * b
     falcon = model.sdpa_causal_mask  # its float mask is one tensor for all layers (counted once per stage)
-    rows = ceil_div(s, 32) * 32 if masked or falcon else s  # the memory-efficient kernel pads its logsumexp to 32 rows
+    rows = round_up(s, 32) if masked or falcon else s  # the memory-efficient kernel pads its logsumexp to 32 rows
     return FP32 * a * rows * b + (e * s * s * b if masked else 0)
 
 
@@ -236,7 +236,7 @@ def _attention_backward_bytes(d: Dims, attention: str) -> int:
     e, n, b, a = d.dtype_bytes, d.num_tokens, d.num_sequences, d.heads
     if attention == "eager":
         return 2 * FP32 * a * d.seq_tokens**2 * b
-    rows, width = ceil_div(d.seq_tokens, 128) * 128, ceil_div(d.head_dim, 32) * 32
+    rows, width = round_up(d.seq_tokens, 128), round_up(d.head_dim, 32)
     accum = FP32 * b * rows * a * (width + 1)
     grads = e * n * (a * d.head_dim + d.kv_heads * (d.head_dim + d.v_head_dim))
     expanded = e * n * a * (d.head_dim + d.v_head_dim) if d.kv_heads < a else 0

@@ -1,7 +1,7 @@
 import pytest
 
 from oomplan.errors import InputError
-from oomplan.units import format_bytes, parse_bytes, parse_count, parse_fraction
+from oomplan.units import format_bytes, parse_bytes, parse_count, parse_fraction, round_up
 
 
 @pytest.mark.parametrize("text,expected", [("32k", 32768), ("32K", 32768), ("32768", 32768), ("1m", 1048576), ("0.5k", 512), (7, 7)])
@@ -38,3 +38,10 @@ def test_format_bytes():
     assert format_bytes(3 * 2**30 // 2) == "1.50 GiB"
     assert format_bytes(512 * 2**20) == "512.0 MiB"
     assert format_bytes(-2**31) == "-2.00 GiB"
+
+
+def test_round_up_to_a_multiple():
+    assert round_up(2880, 64) == 2880  # already aligned
+    assert round_up(2881, 64) == 2944
+    assert round_up(1, 16) == 16
+    assert round_up(0, 16) == 0

@@ -17,7 +17,7 @@ from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.errors import InputError
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
-from oomplan.units import FP32, ceil_div
+from oomplan.units import FP32, ceil_div, round_up
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class GpuSplit:
 
 def ctx_cells(model: ModelSpec, s: LlamaCppGiven, c: LlamaCppConstants) -> int:
     ctx = c.default_ctx_tokens if s.ctx_tokens is None else s.ctx_tokens or model.max_position_embeddings
-    return ceil_div(ctx, c.ctx_padding_tokens) * c.ctx_padding_tokens
+    return round_up(ctx, c.ctx_padding_tokens)
 
 
 def _cache_type(name: str, flag: str, c: LlamaCppConstants) -> str:

@@ -22,7 +22,7 @@ from oomplan.memory.weights import dense_dtype
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.units import FP32, ceil_div
+from oomplan.units import FP32, round_up
 
 
 @dataclass(frozen=True)
@@ -136,10 +136,6 @@ def cuda_graph_budget_bytes(s: VllmResolved, c: VllmConstants) -> int:
     return c.cuda_graph_bytes
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return ceil_div(value, multiple) * multiple
-
-
 def mxfp4_triton_expert_bytes(layout: Mxfp4TritonLayout) -> Callable[[int, int, int, bool], int]:
     """One FusedMoE layer's experts as the TRITON MXFP4 backend keeps them (c.mxfp4_triton_layout and its sources):
     each uint8 weight [E, N, K/2] padded to (value_pre_pad, then value_tile) in (N, K/2), each scale [E, N, K/32] to
@@ -147,12 +143,12 @@ def mxfp4_triton_expert_bytes(layout: Mxfp4TritonLayout) -> Callable[[int, int, 
     and fp32 biases w13 [E, 2I] and w2 [E, H]; w13 has N = 2I, K = H and w2 N = H, K = I."""
     def weight(rows: int, k: int) -> int:
         pre = layout.value_pre_pad
-        return (_round_up(_round_up(rows, pre), layout.value_tile[0])
-                * _round_up(_round_up(k // 2, pre), layout.value_tile[1]))
+        return (round_up(round_up(rows, pre), layout.value_tile[0])
+                * round_up(round_up(k // 2, pre), layout.value_tile[1]))
 
     def scale(rows: int, k: int) -> int:
-        groups = _round_up(k // 32, layout.scale_group_pad)
-        swizzled = _round_up(rows, layout.scale_tile[0]) * _round_up(groups, layout.scale_tile[1])
+        groups = round_up(k // 32, layout.scale_group_pad)
+        swizzled = round_up(rows, layout.scale_tile[0]) * round_up(groups, layout.scale_tile[1])
         return swizzled + (rows * (k // 32) if layout.keeps_checkpoint_scales else 0)
 
     def stored(num_experts: int, hidden: int, intermediate: int, bias: bool) -> int:
