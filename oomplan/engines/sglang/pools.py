@@ -12,7 +12,8 @@ Source, sglang 0.5.23 (python/sglang/srt/):
   mem_cache/kv_cache_configurator.py _profile_available_bytes (budget = free memory - pre-load free x (1 - fraction)
     - the multimodal reservation), _handle_max_mamba_cache (the state pool comes out of the budget first),
     _calculate_mamba_ratio and resolve_max_num_reqs (the running-request cap);
-  configs/mamba_utils.py Mamba2StateShape.create / mamba_cache_per_req (the per-request state).
+  configs/mamba_utils.py Mamba2StateShape.create / mamba_cache_per_req (the per-request state; the shapes are
+    oomplan/engines/state_shapes.py, shared with vLLM).
 """
 from __future__ import annotations
 
@@ -21,15 +22,14 @@ from typing import Literal
 
 from oomplan.engines.sglang.constants import SglangConstants
 from oomplan.engines.sglang.settings import SglangResolved
+from oomplan.engines.state_shapes import SGLANG_RULES, STATE_DTYPE_BYTES, uniform_state_elements
 from oomplan.errors import InputError
 from oomplan.families import engine_facts
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
-from oomplan.specs.state import GatedDeltaNetMixer, Mamba2Mixer
 from oomplan.units import MIB
 
 PoolKind = Literal["default", "hybrid_swa", "swa_request_cap", "mamba", "dsa"]
-MAMBA_DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}  # configs/mamba_utils.py mamba2_state_dtype dtype_map
 LLAMA4 = "Llama4ForConditionalGeneration"
 
 
@@ -148,45 +148,23 @@ def hybrid_swa_pool(model: ModelSpec, s: SglangResolved, c: SglangConstants, lay
     return SglangPool(kind, full, full_cell, page, swa, swa_cell, window, failure=failure)
 
 
-def _mixer_shape(mixer: Mamba2Mixer | GatedDeltaNetMixer) -> tuple[int, int, int, int, int, int]:
-    """(intermediate_size, n_groups, num_heads, head_dim, state_size, conv_kernel) as the configs pass them to
-    Mamba2StateShape.create: nemotron_h / falcon_h1 / granitemoehybrid (Mamba-2), qwen3_next (GDN: value heads as heads,
-    key heads as groups, the key head dim as the state)."""
-    if isinstance(mixer, Mamba2Mixer):
-        return mixer.inner_size, mixer.num_groups, mixer.num_heads, mixer.head_dim, mixer.state_size, mixer.conv_kernel
-    return (mixer.value_dim, mixer.num_key_heads, mixer.num_value_heads, mixer.value_head_dim, mixer.key_head_dim,
-            mixer.conv_kernel)
-
-
 def mamba_ssm_dtype(model: ModelSpec, s: SglangResolved, c: SglangConstants) -> str:
     """mamba2_state_dtype: --mamba-ssm-dtype (SGLANG_MAMBA_SSM_DTYPE) > the config's mamba_ssm_dtype (an unknown value
     is warned about and dropped) for the configs that pass it > float32."""
     if s.mamba_ssm_dtype:
         return s.mamba_ssm_dtype
     facts = engine_facts(model)
-    if facts.architecture in c.mamba_config_dtype_architectures and facts.mamba_ssm_dtype in MAMBA_DTYPE_BYTES:
+    if facts.architecture in c.mamba_config_dtype_architectures and facts.mamba_ssm_dtype in STATE_DTYPE_BYTES:
         return facts.mamba_ssm_dtype
     return c.mamba_ssm_dtype
 
 
 def mamba_layer_bytes(model: ModelSpec, tp: int, ssm_bytes: int, conv_bytes: int) -> tuple[int, int]:
     """(conv + ssm bytes, conv bytes) of one request's state in one layer on one GPU: Mamba2StateShape.create
-    conv (conv_dim / tp, conv_kernel - 1), temporal (num_heads / tp, head_dim, state_size); groups not divisible by tp
-    are widened by extra_groups_for_head_shards (tp - n_groups)."""
-    mixers = {model.layers[i].attention.state for i in model.state_layer_indices}
-    mixer = next(iter(mixers))
-    if len(mixers) > 1 or not isinstance(mixer, (Mamba2Mixer, GatedDeltaNetMixer)):
-        raise InputError(f"{model.name}: SGLang 0.5.23's state pool is priced for one Mamba-2 / Gated DeltaNet mixer shape "
-                         "in every state layer; --engine vllm or --engine hf prices this model")
-    inner, groups, heads, head_dim, state, kernel = _mixer_shape(mixer)
-    if groups % tp:
-        groups += tp - groups
-    conv_dim = inner + 2 * groups * state
-    if conv_dim % tp or heads % tp:
-        raise InputError(f"--tp-size {tp}: SGLang 0.5.23 divides the state's conv width {conv_dim} and its {heads} heads "
-                         "evenly across tensor-parallel ranks (mamba_utils.py divide); use a --tp-size dividing both")
-    conv = conv_dim // tp * (kernel - 1) * conv_bytes
-    return conv + heads // tp * head_dim * state * ssm_bytes, conv
+    (oomplan/engines/state_shapes.py, SGLANG_RULES: GDN key heads widened like Mamba-2 groups, Mamba-1 refused)."""
+    mixers = [model.layers[i].attention.state for i in model.state_layer_indices]
+    e = uniform_state_elements(model, [m for m in mixers if m is not None], tp, SGLANG_RULES)
+    return e.bytes(conv_bytes, ssm_bytes), e.conv_elements * conv_bytes
 
 
 def sglang_pp_layers(num_layers: int, pp: int, rank: int) -> range:
@@ -218,7 +196,7 @@ def mamba_slots_per_request(model: ModelSpec, s: SglangResolved, c: SglangConsta
 def mamba_pool(model: ModelSpec, s: SglangResolved, c: SglangConstants, stage: int, layers: tuple[int, ...],
                kv_bytes: int, budget_bytes: int) -> SglangPool:
     """_handle_max_mamba_cache, then DefaultPoolConfigurator over the stage's full-attention layers."""
-    ssm_bytes = MAMBA_DTYPE_BYTES[mamba_ssm_dtype(model, s, c)]
+    ssm_bytes = STATE_DTYPE_BYTES[mamba_ssm_dtype(model, s, c)]
     layer_bytes, conv_layer_bytes = mamba_layer_bytes(model, s.tp_size, ssm_bytes, c.mamba_conv_dtype_bytes)
     state_layers = model.state_layer_indices
     per_stage = max(sum(i in sglang_pp_layers(model.num_layers, s.pp_size, r) for i in state_layers) for r in range(s.pp_size))

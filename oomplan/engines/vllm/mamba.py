@@ -2,12 +2,7 @@
 raised so an attention page holds a state, the cache mode that decides how many state blocks a request keeps.
 
 Per release (constants in oomplan/data/engines/vllm/<X.Y>.yaml, each with its source):
-  * state shapes: model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator (0.19.0 - 0.33.0 the same):
-      Mamba-2  conv (conv_kernel - 1, (inner + 2 * groups' * state) / tp), ssm (heads / tp, head_dim, state),
-               groups' = groups rounded up to tp when tp does not divide them (extra_groups_for_head_shards)
-      GDN      conv (conv_kernel - 1, (2 * k_heads * k_dim + v_heads * v_dim) / tp), ssm (v_heads / tp, v_dim, k_dim)
-      Mamba-1  conv (conv_kernel - 1, inner / tp), ssm (inner / tp, state)
-    vLLM keeps conv_kernel - 1 inputs (transformers keeps conv_kernel: oomplan/memory/state.py).
+  * state shapes: oomplan/engines/state_shapes.py (MambaStateShapeCalculator, shared with SGLang; VLLM_RULES).
   * dtypes: MambaStateDtypeCalculator._mamba_state_dtype: conv = --mamba-cache-dtype ('auto': the model dtype),
     ssm = --mamba-ssm-cache-dtype ('auto': the conv dtype), with the per-model defaults of
     model_executor/models/config.py (NemotronH: the HF config's mamba_ssm_cache_dtype, else a release default;
@@ -24,17 +19,17 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from oomplan.engines import state_shapes as shapes
+from oomplan.engines.state_shapes import STATE_DTYPE_BYTES, VLLM_RULES
 from oomplan.engines.vllm.constants import VllmConstants
 from oomplan.errors import InputError
 from oomplan.families import engine_facts
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
-from oomplan.specs.state import GatedDeltaNetMixer, Mamba1Mixer, Mamba2Mixer, Mixer
+from oomplan.specs.state import Mixer
 from oomplan.units import ceil_div
 
 MambaMode = Literal["none", "align", "all"]
-# --mamba-cache-dtype / --mamba-ssm-cache-dtype -> bytes (vllm/utils/torch_utils.py STR_DTYPE_TO_TORCH_DTYPE)
-STATE_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 KERNEL_BLOCK_ALIGNMENT = 16  # FlashAttention get_supported_kernel_block_sizes: MultipleOf(16) (non-MLA attention)
 MAMBA1_CHUNK_SIZE = 2048  # config/model.py get_mamba_chunk_size: no chunk_size in the config -> 2048
 
@@ -98,36 +93,17 @@ def state_dtypes(model: ModelSpec, model_dtype: str, s: MambaSettings, c: VllmCo
     return conv, ssm
 
 
-def _divide(units: int, tp: int, what: str, model: ModelSpec) -> int:
-    """vllm/distributed divide(): vLLM asserts the split is exact."""
-    if units % tp:
-        raise InputError(f"{model.name}: --tensor-parallel-size {tp} does not divide the {what} ({units}); vLLM refuses it")
-    return units // tp
-
-
 def state_elements(m: Mixer, tp: int, model: ModelSpec) -> tuple[int, int]:
     """(conv elements, ssm elements) of one state of one layer on one GPU (mamba_utils.py MambaStateShapeCalculator)."""
-    if isinstance(m, Mamba2Mixer):
-        groups = m.num_groups + (0 if m.num_groups % tp == 0 else tp - m.num_groups)  # extra_groups_for_head_shards
-        conv_dim = m.inner_size + 2 * groups * m.state_size
-        conv = (m.conv_kernel - 1) * _divide(conv_dim, tp, "Mamba conv width", model)
-        return conv, _divide(m.num_heads, tp, "Mamba heads", model) * m.head_dim * m.state_size
-    if isinstance(m, GatedDeltaNetMixer):
-        conv = (m.conv_kernel - 1) * _divide(m.conv_dim, tp, "GDN conv width", model)
-        return conv, _divide(m.num_value_heads, tp, "GDN value heads", model) * m.value_head_dim * m.key_head_dim
-    assert isinstance(m, Mamba1Mixer)
-    inner = _divide(m.inner_size, tp, "Mamba inner size", model)
-    return (m.conv_kernel - 1) * inner, inner * m.state_size
+    e = shapes.state_elements(m, tp, model, VLLM_RULES)
+    return e.conv_elements, e.ssm_elements
 
 
 def state_page_bytes(model: ModelSpec, mixers: list[Mixer], tp: int, conv_dtype: str, ssm_dtype: str) -> int:
     """MambaSpec.page_size_bytes before padding: vLLM builds one spec for the model, so every state layer must
     have the same shapes (the families' hybrids do); a model mixing state shapes is refused."""
-    pages = {state_elements(m, tp, model) for m in mixers}
-    if len(pages) != 1:
-        raise InputError(f"{model.name}: its state layers have {len(pages)} different state shapes; vLLM's layout of that is not modelled")
-    conv, ssm = pages.pop()
-    return conv * STATE_DTYPE_BYTES[conv_dtype] + ssm * STATE_DTYPE_BYTES[ssm_dtype]
+    e = shapes.uniform_state_elements(model, mixers, tp, VLLM_RULES)
+    return e.bytes(STATE_DTYPE_BYTES[conv_dtype], STATE_DTYPE_BYTES[ssm_dtype])
 
 
 def cache_mode(model: ModelSpec, s: MambaSettings, c: VllmConstants) -> MambaMode:
