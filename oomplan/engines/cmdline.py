@@ -181,6 +181,18 @@ def build_settings(cls: Any, values: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in values.items() if k in known})
 
 
+def read_served_launch(engine: str, args: list[str], flags: dict[str, tuple[str, Converter]], switches: dict[str, str],
+                       positional: str | None, given: Any, unmodelled: frozenset[str], missing: str,
+                       defaults: frozenset[str] = frozenset()) -> EngineLaunch:
+    """A vLLM-style server command (vllm serve, sglang.launch_server) read into its given settings: the model is
+    required (`missing` says how to pass it); flags in `defaults` state what the prediction already assumes."""
+    values, ignored = read_flags(args, flags, switches, positional)
+    if not values.get("model"):
+        raise InputError(missing)
+    irrelevant, not_read = split_ignored([f for f in ignored if f not in defaults], unmodelled)
+    return EngineLaunch(engine, values["model"], build_settings(given, values), irrelevant, not_read)
+
+
 def parse_launch(argv: list[str], gguf_type: str | None = None, engine_version: str | None = None) -> EngineLaunch:
     """The command read into the engine's given settings; engine_version (vet --engine-version) is set on them."""
     engine, args = detect_engine(argv)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from oomplan.engines.cmdline import (
-    BLOCK, CONTEXT, FRACTION, float_range, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, split_ignored, choice, int_range,
-    python_module_args, read_flags, text_value,
+    BLOCK, CONTEXT, FRACTION, float_range, PARALLEL, SEQUENCES, TOKENS, Converter, choice, int_range,
+    python_module_args, read_served_launch, text_value,
 )
 from oomplan import formats
 from oomplan.engines.options import EngineOptions, engine_kv, refuse_expert_offload
@@ -142,11 +142,8 @@ def command_args(args: list[str]) -> list[str] | None:
 
 
 def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
-    values, ignored = read_flags(args, FLAGS, SWITCHES, None)
-    if not values.get("model"):
-        raise InputError("sglang: no model in the command; pass it as --model-path MODEL")
-    irrelevant, unmodelled = split_ignored(ignored, UNMODELLED)
-    return EngineLaunch("sglang", values["model"], build_settings(SglangGiven, values), irrelevant, unmodelled)
+    return read_served_launch("sglang", args, FLAGS, SWITCHES, None, SglangGiven, UNMODELLED,
+                              "sglang: no model in the command; pass it as --model-path MODEL")
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> SglangGiven:

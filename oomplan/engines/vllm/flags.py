@@ -5,14 +5,13 @@ from pathlib import PurePath
 
 from oomplan import formats
 from oomplan.engines.cmdline import (
-    BLOCK, BYTES, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, build_settings, choice, gib_value, int_range,
-    python_module_args, read_flags, split_ignored, text_value,
+    BLOCK, BYTES, CONTEXT, FRACTION, PARALLEL, SEQUENCES, TOKENS, Converter, choice, gib_value, int_range,
+    python_module_args, read_served_launch, text_value,
 )
 from oomplan.engines.options import EngineOptions, engine_kv, refuse_expert_offload
 from oomplan.engines.protocol import EngineLaunch
 from oomplan.engines.vllm.constants import vllm_constants, vllm_versions
 from oomplan.engines.vllm.settings import VllmGiven
-from oomplan.errors import InputError
 from oomplan.specs.plan import Plan, Workload
 
 # --quantization / --kv-cache-dtype values: each format's vLLM spellings (oomplan/data/formats.yaml)
@@ -108,11 +107,8 @@ def command_args(args: list[str]) -> list[str] | None:
 
 
 def read_launch(args: list[str], gguf_type: str | None = None) -> EngineLaunch:
-    values, ignored = read_flags(args, FLAGS, SWITCHES, "model")
-    if not values.get("model"):
-        raise InputError("vllm: no model in the command; pass it as vllm serve MODEL")
-    irrelevant, unmodelled = split_ignored([f for f in ignored if f not in DEFAULTS], UNMODELLED)
-    return EngineLaunch("vllm", values["model"], build_settings(VllmGiven, values), irrelevant, unmodelled)
+    return read_served_launch("vllm", args, FLAGS, SWITCHES, "model", VllmGiven, UNMODELLED,
+                              "vllm: no model in the command; pass it as vllm serve MODEL", DEFAULTS)
 
 
 def settings_for_plan(plan: Plan, workload: Workload, o: EngineOptions) -> VllmGiven:
