@@ -70,12 +70,15 @@ def rope_cache_bytes(model: ModelSpec, plan: Plan) -> int:
     return model.max_position_embeddings * rotary_dim(model) * activation_dtype_bytes(model, plan)
 
 
-def stage_weight_bytes(model: ModelSpec, plan: Plan, stage_index: int, padding: int) -> int:
-    """What 'Model loading took X GiB' reports for one GPU of one pipeline stage.
+def stage_weight_bytes(model: ModelSpec, plan: Plan, stage_index: int, padding: int,
+                       layers: tuple[int, ...] | None = None) -> int:
+    """What 'Model loading took X GiB' reports for one GPU of one pipeline stage (`layers`: its decoder layers
+    where the engine splits them its own way, as SGLang does; None: vLLM's get_pp_indices).
 
     vLLM/SGLang load DeepSeek's router (gate.weight) in the model dtype, not in fp32 as transformers >= 5.24 does.
     """
-    tensors = weights_budget(model, plan, stage_index).gpu_bytes - fp32_kept_extra_bytes(model, plan, stage_index)
+    tensors = (weights_budget(model, plan, stage_index, layers).gpu_bytes
+               - fp32_kept_extra_bytes(model, plan, stage_index, layers))
     return tensors + vocab_padding_bytes(model, plan, stage_index, padding) + rope_cache_bytes(model, plan)
 
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from oomplan.checkpoint.naming import component, layer_index
-from oomplan.memory.layout import pipeline_stages
+from oomplan.memory.layout import pipeline_stages, stage_at
 from oomplan.memory.params import COMPONENTS
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
@@ -121,34 +121,35 @@ def held_weights(model: ModelSpec, weights: str) -> HeldWeights:
     return HeldWeights(tuple(held), ck.tensor_bytes, sum(h.held_bytes for h in held), tuple(reasons))
 
 
-def _tp_ratios(model: ModelSpec, plan: Plan, stage_index: int) -> dict[str, float]:
+def _tp_ratios(model: ModelSpec, plan: Plan, stage_index: int, layers: tuple[int, ...] | None = None) -> dict[str, float]:
     """Per component: the share of its bytes one GPU holds under the plan's TP/EP, from the config inventory."""
     from oomplan.memory.weights import _stage_weights
 
     if plan.tensor_parallel == 1:
         return {c: 1.0 for c in COMPONENTS}
-    stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
+    stage = stage_at(model.num_layers, plan.pipeline_parallel, stage_index, layers)
     dense = Plan(weights="bf16", tensor_parallel=plan.tensor_parallel, pipeline_parallel=plan.pipeline_parallel,
                  expert_parallel=plan.expert_parallel)
     split, whole = _stage_weights(model, dense, stage)[0], _stage_weights(model, dense.model_copy(update={"tensor_parallel": 1}), stage)[0]
     return {c: (getattr(split, c) / getattr(whole, c) if getattr(whole, c) else 1.0) for c in COMPONENTS}
 
 
-def checkpoint_stage_weights(model: ModelSpec, plan: Plan, stage_index: int) -> tuple[ComponentBytes, tuple[int, ...]]:
+def checkpoint_stage_weights(model: ModelSpec, plan: Plan, stage_index: int,
+                             layers: tuple[int, ...] | None = None) -> tuple[ComponentBytes, tuple[int, ...]]:
     """(ComponentBytes, per-layer bytes) of one stage from the held tensors; same shape as weights.stage_weights."""
     from oomplan.memory.weights import ComponentBytes
 
-    stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
+    stage = stage_at(model.num_layers, plan.pipeline_parallel, stage_index, layers)
     hw = held_weights(model, plan.weights)
-    ratios = _tp_ratios(model, plan, stage_index)
-    layers = set(stage.layer_indices)
+    ratios = _tp_ratios(model, plan, stage_index, layers)
+    on_stage = set(stage.layer_indices)
     totals: dict[str, float] = {c: 0.0 for c in COMPONENTS}
     per_layer = {i: 0.0 for i in stage.layer_indices}
     tied_copy = stage.is_last and not stage.is_first and model.tie_word_embeddings
     for t in hw.tensors:
         share = t.held_bytes * ratios.get(t.component, 1.0)
         if t.layer is not None:
-            if t.layer in layers:
+            if t.layer in on_stage:
                 totals[t.component] += share
                 per_layer[t.layer] += share
         elif t.component == "embedding":

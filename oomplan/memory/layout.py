@@ -33,6 +33,14 @@ def pipeline_stages(num_layers: int, num_stages: int) -> tuple[Stage, ...]:
     return tuple(stages)
 
 
+def stage_at(num_layers: int, num_stages: int, index: int, layers: tuple[int, ...] | None = None) -> Stage:
+    """Stage `index` of `num_stages`: pipeline_stages' split, or the given decoder layers where an engine splits them
+    its own way (SGLang: oomplan/engines/sglang/pools.py sglang_stages); the first stage holds the embedding, the last the head."""
+    if layers is None:
+        return pipeline_stages(num_layers, num_stages)[index]
+    return Stage(index, layers, index == 0, index == num_stages - 1)
+
+
 def shard(t: TensorGroup, tensor_parallel: int, expert_parallel: bool) -> tuple[int, int, int]:
     """(rows, cols, count) one GPU holds of a tensor group.
 

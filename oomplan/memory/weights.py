@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from oomplan import formats
-from oomplan.memory.layout import Stage, pipeline_stages, shard
+from oomplan.memory.layout import Stage, shard, stage_at
 from oomplan.memory.module_formats import kept_dense
 from oomplan.memory.params import COMPONENTS, Component, TensorGroup, inventory
 from oomplan.specs.model import ModelSpec
@@ -163,22 +163,25 @@ def _stage_weights(model: ModelSpec, plan: Plan, stage: Stage) -> tuple[Componen
 
 
 @lru_cache(maxsize=4096)
-def stage_weights(model: ModelSpec, plan_key: Plan, stage_index: int) -> tuple[ComponentBytes, tuple[int, ...]]:
+def stage_weights(model: ModelSpec, plan_key: Plan, stage_index: int,
+                  layers: tuple[int, ...] | None = None) -> tuple[ComponentBytes, tuple[int, ...]]:
     """Cached per (model, weight-relevant knobs, stage): the planner asks many times. From the checkpoint's
-    tensor table when it describes what is held (oomplan/memory/checkpoint_weights.py), else the config inventory."""
+    tensor table when it describes what is held (oomplan/memory/checkpoint_weights.py), else the config inventory.
+    `layers`: the stage's decoder layers where an engine splits them its own way (layout.stage_at)."""
     if model.checkpoint is not None:
         from oomplan.memory.checkpoint_weights import applies, checkpoint_stage_weights
 
         if applies(model, plan_key):
-            return checkpoint_stage_weights(model, plan_key, stage_index)
-    stage = pipeline_stages(model.num_layers, plan_key.pipeline_parallel)[stage_index]
+            return checkpoint_stage_weights(model, plan_key, stage_index, layers)
+    stage = stage_at(model.num_layers, plan_key.pipeline_parallel, stage_index, layers)
     return _stage_weights(model, plan_key, stage)
 
 
-def fp32_kept_extra_bytes(model: ModelSpec, plan: Plan, stage_index: int = 0) -> int:
+def fp32_kept_extra_bytes(model: ModelSpec, plan: Plan, stage_index: int = 0, layers: tuple[int, ...] | None = None) -> int:
     """Bytes the fp32-kept tensors (TensorGroup.fp32, e.g. DeepSeek's router in transformers >= 5.24) of one stage
-    add over the same tensors in the dense dtype: what an engine loading them in the model dtype does not hold."""
-    stage = pipeline_stages(model.num_layers, plan.pipeline_parallel)[stage_index]
+    add over the same tensors in the dense dtype: what an engine loading them in the model dtype does not hold.
+    `layers`: the stage's decoder layers where an engine splits them its own way (layout.stage_at)."""
+    stage = stage_at(model.num_layers, plan.pipeline_parallel, stage_index, layers)
     plan = effective_plan(model, plan)
     fmt, dense = resolved_weight_format(model, plan), dense_dtype(model, plan)
     extra = 0
@@ -202,12 +205,13 @@ def weight_key(model: ModelSpec, plan: Plan) -> Plan:
     )
 
 
-def weights_budget(model: ModelSpec, plan: Plan, stage_index: int = 0) -> WeightsBudget:
+def weights_budget(model: ModelSpec, plan: Plan, stage_index: int = 0, layers: tuple[int, ...] | None = None) -> WeightsBudget:
     """Weights one GPU holds; offloaded bytes come out of the decoder layers only.
 
     Offloaded layers stream through one layer-sized GPU buffer (accelerate's cpu offload hooks).
+    `layers`: the stage's decoder layers where an engine splits them its own way (layout.stage_at).
     """
-    by_comp, layer_bytes = stage_weights(model, weight_key(model, plan), stage_index)
+    by_comp, layer_bytes = stage_weights(model, weight_key(model, plan), stage_index, layers)
     offloaded = min(plan.offload_bytes, sum(layer_bytes))
     staging = max(layer_bytes, default=0) if offloaded else 0
     return WeightsBudget(stage_index, by_comp.total - offloaded, offloaded, staging, by_comp, layer_bytes)

@@ -25,6 +25,7 @@ from oomplan.engines.sglang.settings import SglangResolved
 from oomplan.engines.state_shapes import SGLANG_RULES, STATE_DTYPE_BYTES, uniform_state_elements
 from oomplan.errors import InputError
 from oomplan.families import engine_facts
+from oomplan.memory.layout import Stage, stage_at
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.units import MIB
@@ -168,12 +169,20 @@ def mamba_layer_bytes(model: ModelSpec, tp: int, ssm_bytes: int, conv_bytes: int
 
 
 def sglang_pp_layers(num_layers: int, pp: int, rank: int) -> range:
-    """distributed/utils.py get_pp_indices 0.5.23: the last num_layers % pp stages take one layer more."""
+    """python/sglang/srt/distributed/utils.py get_pp_indices (sglang 0.5.23), without SGLANG_PP_LAYER_PARTITION:
+    base = num_layers // pp, and the LAST num_layers % pp ranks take base + 1 (vLLM's get_pp_indices gives the extra
+    layers to the ranks before the last: oomplan/memory/layout.py pipeline_stages). utils/common.py make_layers builds
+    exactly these layers on the rank; the embedding sits on the first rank, the final norm and lm_head on the last."""
     base, rem = divmod(num_layers, pp)
     if rank >= pp - rem:
         start = rank * (base + 1) - (pp - rem)
         return range(start, start + base + 1)
     return range(rank * base, rank * base + base)
+
+
+def sglang_stages(num_layers: int, pp: int) -> tuple[Stage, ...]:
+    """Every pipeline stage as SGLang 0.5.23 builds it (sglang_pp_layers)."""
+    return tuple(stage_at(num_layers, pp, r, tuple(sglang_pp_layers(num_layers, pp, r))) for r in range(pp))
 
 
 def mamba_slots_per_request(model: ModelSpec, s: SglangResolved, c: SglangConstants) -> int:

@@ -14,13 +14,13 @@ from oomplan.engines.result import EnginePrediction, MemoryItem
 from oomplan.engines.sglang.constants import sglang_constants, sglang_versions
 from oomplan.engines.sglang.pools import (
     SglangPool, dsa_pool, hybrid_swa_pool, mamba_pool, max_running_requests, multimodal_reserve_bytes, pool_kind,
+    sglang_stages,
 )
 from oomplan.engines.sglang.settings import KV_CACHE_DTYPES, SglangGiven, SglangResolved, resolve
 from oomplan.engines.vllm.constants import vllm_constants
 from oomplan.engines.vllm.profile import non_torch_bytes, profile_run
 from oomplan.engines.weights import activation_dtype_bytes, served_plan, stage_weight_bytes
 from oomplan.errors import InputError
-from oomplan.memory.layout import pipeline_stages
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import TP_DEGREES, Plan
@@ -55,19 +55,14 @@ class SglangStage:
 def predict_stage(model: ModelSpec, gpu: GpuSpec, s: SglangResolved, plan: Plan, index: int) -> SglangStage:
     c = sglang_constants(s.engine_version)
     kind = pool_kind(model, s, c)
-    if kind != "default" and s.pp_size > 1 and model.num_layers % s.pp_size:
-        raise InputError(f"--pp-size {s.pp_size}: SGLang 0.5.23 gives the last stages the {model.num_layers % s.pp_size} "
-                         f"extra layers (get_pp_indices), oomplan's stage weights the ones before the last; its {kind} pool "
-                         f"is priced for a --pp-size dividing the {model.num_layers} layers")
-    st = pipeline_stages(model.num_layers, s.pp_size)[index]
-    weights = stage_weight_bytes(model, plan, index, vllm_constants(CALIBRATED_PROFILE).vocab_padding)
+    layers = sglang_stages(model.num_layers, s.pp_size)[index].layer_indices  # get_pp_indices: extra layers last
+    weights = stage_weight_bytes(model, plan, index, vllm_constants(CALIBRATED_PROFILE).vocab_padding, layers)
     if s.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise InputError(f"--kv-cache-dtype: {s.kv_cache_dtype!r} is not accepted; use one of {', '.join(KV_CACHE_DTYPES)}")
     kv_bytes = KV_CACHE_DTYPES[s.kv_cache_dtype] or activation_dtype_bytes(model, plan)
     static = int((gpu.memory_bytes - gpu.overhead.cuda_context_bytes) * s.mem_fraction_static)
     reserved = multimodal_reserve_bytes(model, c)
     budget = max(0, static - weights - reserved)
-    layers = st.layer_indices
     if kind in ("hybrid_swa", "swa_request_cap"):
         pool = hybrid_swa_pool(model, s, c, layers, kv_bytes, budget, kind)
     elif kind == "mamba":
@@ -187,7 +182,7 @@ def dynamic_bytes(model: ModelSpec, s: SglangResolved, plan: Plan) -> int:
     """What lives outside the static share: a prefill chunk's activations and logits, all-reduce buffers and
     CUDA graphs, estimated with vLLM's calibrated profile model (same kernels, same sampler shapes)."""
     c = vllm_constants(CALIBRATED_PROFILE)
-    last = pipeline_stages(model.num_layers, s.pp_size)[-1]
+    last = sglang_stages(model.num_layers, s.pp_size)[-1]
     run = profile_run(model, last.layer_indices, True, s.tp_size, s.chunked_prefill_size, max(1, s.cuda_graph_max_bs),
                       activation_dtype_bytes(model, plan), c)
     graphs = c.cuda_graph_bytes if s.cuda_graph_max_bs else 0
