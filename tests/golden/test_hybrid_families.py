@@ -8,8 +8,8 @@ Real configs: tests/fixtures/configs/<name>.json, sources in SOURCES.md there (Q
 Nemotron 3 Nano 30B-A3B and Super 120B-A12B, Nemotron-H 56B, Qwen3.5 27B / 35B-A3B / 397B-A17B).
 The forward uses the first layers only (stated per case: the cache of a layer does not depend on depth).
 granitemoehybrid, falcon_h1, jamba, mamba2 and bamba: small configs with every structural key set (layer patterns,
-groups, biases) stand in, counted at full depth. Published jamba and mamba2 configs are counted in
-tests/golden/test_real_configs.py; none was found for granitemoehybrid, falcon_h1 or bamba (SOURCES.md there).
+groups, biases) stand in, counted at full depth. Published jamba, mamba2 and falcon_h1 (0.5B) configs are counted in
+tests/golden/test_real_configs.py; none was found for granitemoehybrid or bamba (what was searched: SOURCES.md there).
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ above the sliding window, on the config's first layers (a layer's cache does not
 configs, the checkpoint bytes as shipped against the module tree of the meta model.
 
 FAMILY_COPIES: the families whose checkpoints no source vendors byte for byte (gemma3_text, glm4_moe, starcoder2, olmo2,
-jamba, mamba2): public copies of their published configs (tests/fixtures/configs/families/), counted on their first layers.
+jamba, mamba2, falcon_h1): public copies of their published configs (tests/fixtures/configs/families/), counted on their first layers.
 
 SWEEP: further real configs of 2024-26 checkpoints (tests/fixtures/configs/sweep/, sources in SOURCES.md there), each
 either refused (exit 2, one line naming the fields) or priced exactly: parameters and cache at ctx 5000 against the meta
@@ -64,6 +64,7 @@ FAMILY_COPIES = {
     "olmo-2-1124-7b-instruct": ("olmo2", 1, (40, 200)),
     "ai21-jamba-1.5-mini": ("jamba", 5, (40, 200)),  # Mamba on 0-3, attention on 4 (offset 4, period 8), MoE on 1 and 3
     "mamba-codestral-7b-v0.1": ("mamba2", 1, (40, 200)),  # no attention at all: the state is all there is, fixed
+    "falcon-h1-0.5b-instruct": ("falcon_h1", 2, (40, 200)),  # attention and Mamba-2 side by side in every layer
 }
 
 def _raw(path: Path) -> dict:
@@ -166,7 +167,8 @@ def test_family_copy_exact_against_transformers(name):
 def test_family_copies_published_totals():
     """Independent figures: Gemma 3 1B's 302M embedding + 698M non-embedding parameters (Gemma 3 technical report,
     table 1); AI21-Jamba-1.5-Mini "52B total / 12B active" (its model card); Mamba-Codestral-7B-v0.1's 7,285,403,648
-    parameters (its model card); OLMo 2 7B's parameter shapes as listed with its config."""
+    parameters (its model card); OLMo 2 7B's parameter shapes as listed with its config; Falcon-H1-0.5B-Instruct's "521M"
+    (the parameter table of https://github.com/paiml/aprender/issues/269)."""
     from oomplan.memory.params import num_active_params
 
     def spec(name):
@@ -178,6 +180,11 @@ def test_family_copies_published_totals():
     jamba = spec("ai21-jamba-1.5-mini")
     assert (round(num_params(jamba) / 1e9), round(num_active_params(jamba) / 1e9)) == (52, 12)
     assert num_params(spec("mamba-codestral-7b-v0.1")) == 7_285_403_648
+    # the Mamba-2 width Megatron-Bridge writes back (mamba_n_heads * mamba_d_head = 1536), not FalconH1Config's default 1024
+    assert round(num_params(spec("falcon-h1-0.5b-instruct")) / 1e6) == 521
+    as_vendored = {k: v for k, v in _raw(CONFIGS / "families" / "falcon-h1-0.5b-instruct.json").items() if k != "mamba_d_ssm"}
+    with pytest.raises(InputError, match="mamba width"):  # the dict as Megatron-Bridge writes it: refused, not guessed
+        parse_hf_config(as_vendored, "falcon-h1-0.5b-instruct", "test")
     # OLMo-2-1124-7B-Instruct: the parameter shapes listed beside its config.json in the same public document (embedding,
     # per layer q/k/v/o 4096x4096, q_norm and k_norm 4096 each, gate/up/down 11008x4096, two post-norms; final norm, lm_head)
     h, i, v = 4096, 11008, 100352
