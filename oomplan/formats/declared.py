@@ -53,6 +53,11 @@ class DeclaredWeights(Strict):
     match: str = Field(default="transformers", description="how kept_modules match module names: " + ", ".join(MATCH_STYLES))
     input_scales: tuple[str, ...] = Field(default=(), description="formats whose every quantised matrix also ships a static "
                                           "fp32 input_scale (activation scheme static, per tensor)")
+    module_formats: tuple[tuple[str, str], ...] = Field(default=(), description="(module entry, format) in the priority order of "
+                                                         "the library that reads them: the first entry naming a matrix's module gives "
+                                                         "its format, over its component's (oomplan/memory/module_formats.py)")
+    module_field: str = Field(default="", description="the quantization_config field module_formats came from")
+    module_match: str = Field(default="exact", description="how module_formats entries match: compressed-tensors (exact or re:) or exact")
     kv_cache_dtype: str | None = Field(default=None, description="the KV cache format the checkpoint declares (its k/v scales "
                                        "are shipped: one fp32 each per attention layer)")
     kv_cache_field: str = ""
@@ -61,7 +66,12 @@ class DeclaredWeights(Strict):
 
     def __hash__(self) -> int:
         return hash((self.method, tuple(sorted(self.component_weights.items())), self.group_size, self.kept_modules, self.match,
-                     self.input_scales, self.kv_cache_dtype, self.kv_cache_default))
+                     self.module_formats, self.module_match, self.input_scales, self.kv_cache_dtype, self.kv_cache_default))
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """Every quantised format the checkpoint declares, per component and module by module."""
+        return tuple(dict.fromkeys(tuple(self.component_weights.values()) + tuple(f for _, f in self.module_formats)))
 
 
 @dataclass(frozen=True)
@@ -176,16 +186,6 @@ def excluded(entries: list[Any], layers: Layers, where: str, field: str, style: 
     return out, tuple(dict.fromkeys(partial))
 
 
-def ignored_components(entries: list[str], layers: Layers, where: str, field: str) -> set[str]:
-    """Components named whole by module patterns (compressed-tensors targets); a pattern naming part of a component
-    (one projection, some layers) or nothing oomplan prices is refused, naming it."""
-    out, partial = excluded(entries, layers, where, field, "compressed-tensors")
-    if partial:
-        raise InputError(f"{where}: {FIELD}.{field} entry {partial[0][:120]!r} names a module oomplan cannot map to a whole "
-                         "component (attention, mlp, experts, router, embedding, lm_head); refused rather than guessed")
-    return out
-
-
 # an exclusion entry naming a vision tower or projector (Qwen2.5-VL `visual`, Gemma 3 / Mistral 3 `vision_tower`,
 # Llama 4 `vision_model`, `multi_modal_projector`)
 _VISION = re.compile(r"vision|visual|multi_modal_projector|mm_projector")
@@ -274,18 +274,73 @@ def _mxfp4(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
                            description="MXFP4 experts (32-element blocks, e8m0 scales), other weights 16-bit")
 
 
-MODELOPT_ALGOS = "NVFP4, FP8"
+MODELOPT_ALGOS = "NVFP4, FP8, MIXED_PRECISION"
 
 
 def modelopt_priced(algo: Any) -> bool:
-    """A ModelOpt quant_algo oomplan prices (NVFP4 and its variants, FP8); others (W4A8_AWQ, INT8_SQ, ...) are refused."""
-    return isinstance(algo, str) and (algo.upper().startswith("NVFP4") or algo.upper() == "FP8")
+    """A ModelOpt quant_algo oomplan prices (NVFP4 and its variants, FP8, MIXED_PRECISION per module); others (W4A8_AWQ, INT8_SQ, ...) are refused."""
+    return isinstance(algo, str) and (algo.upper().startswith("NVFP4") or algo.upper() in ("FP8", "MIXED_PRECISION"))
+
+
+# ModelOpt MIXED_PRECISION: each quantized_layers entry's quant_algo -> its format. FP8 (ModelOptFp8Config: weight_scale and a
+# static input_scale per linear), NVFP4 (W4A4: weight_scale_2 and input_scale) and W4A16_NVFP4 (weight-only: weight_scale_2, no
+# input_scale) are the sub-configs vLLM builds (ModelOptMixedPrecisionConfig._from_config, as in
+# local-inference-lab/vllm@08fe538f66e30856658ddc4d66859219c8a6285c:vllm/model_executor/layers/quantization/modelopt.py);
+# its MXFP8 and block-FP8 MoE entries are not priced.
+MIXED_ALGOS = {"FP8": "fp8", "NVFP4": "nvfp4", "W4A16_NVFP4": "nvfp4-a16"}
+
+
+def _modelopt_mixed(qc: dict[str, Any], layers: Layers, where: str, field: str, ignored: set[str],
+                    kept: tuple[str, ...]) -> DeclaredWeights:
+    """quant_algo MIXED_PRECISION: `quantized_layers` maps module names to {quant_algo, group_size}. vLLM gives a linear
+    the algo of its exact name (or, for the text decoder of a multimodal wrapper, its name under the other of
+    model.language_model. / language_model.model.; lm_head also as plain `lm_head`), and leaves every linear not listed
+    unquantised (UnquantizedLinearMethod); exclude_modules wins over both (get_quant_method, the file cited above)."""
+    table = qc.get("quantized_layers")
+    if not isinstance(table, dict) or not table:
+        raise _refuse(where, "quantized_layers", type(table).__name__ if table is not None else None,
+                      "a non-empty mapping of module names to {quant_algo, group_size} (quant_algo MIXED_PRECISION)")
+    if len(table) > MAX_PATTERNS:
+        raise InputError(f"{where}: {FIELD}.quantized_layers has {len(table):,} entries; accepted: at most {MAX_PATTERNS:,}")
+    rules: list[tuple[str, str]] = []
+    components: dict[str, str] = {}
+    for name, info in table.items():
+        name = check_pattern(name, "exact", where, "quantized_layers")
+        at = f"quantized_layers[{name[:80]!r}]"
+        algo = info.get("quant_algo") if isinstance(info, dict) else None
+        fmt = MIXED_ALGOS.get(algo.upper()) if isinstance(algo, str) else None
+        if fmt is None:
+            raise _refuse(where, at + ".quant_algo", algo if isinstance(algo, (str, int, float, type(None))) else type(algo).__name__,
+                          ", ".join(MIXED_ALGOS))
+        if fmt != "fp8" and info.get("group_size", 16) != 16:
+            raise _refuse(where, at + ".group_size", info.get("group_size"), "16 (NVFP4)")
+        if _VISION.search(name):
+            raise InputError(f"{where}: {FIELD}.{at} quantises a vision-tower module ({algo}); oomplan prices vision towers in "
+                             "the model dtype only, refused rather than guessed")
+        if re.search(r"(^|\.)lm_head$", name):
+            if "lm_head" not in ignored:
+                components["lm_head"] = fmt
+            continue
+        if re.search(r"(^|\.)(embed_tokens|wte|embed)$", name):
+            raise InputError(f"{where}: {FIELD}.{at} names the token embedding, which no ModelOpt format quantises "
+                             "(not a linear layer); refused rather than guessed")
+        layer = _LAYER.search(name)
+        if layer and int(layer.group(1)) >= layers.num_layers:
+            continue  # an MTP / next-n layer past the decoder: not built for generation
+        rules.append((name, fmt))
+    fmts = sorted(set(components.values()) | {f for _, f in rules})
+    return DeclaredWeights(method="modelopt", component_weights=components, kept_modules=kept, kept_field=field, match="modelopt",
+                           module_formats=tuple(rules), module_field="quantized_layers", module_match="exact",
+                           input_scales=("fp8",) if "fp8" in fmts else (),
+                           description=f"ModelOpt MIXED_PRECISION, per module ({', '.join(fmts)}; modules not listed 16-bit)")
 
 
 def _modelopt(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     algo = str(qc.get("quant_algo", "")).upper()
     field, entries = _list(qc, "exclude_modules", "ignore")
     ignored, kept = excluded(entries, layers, where, field, "modelopt")
+    if algo == "MIXED_PRECISION":
+        return _modelopt_mixed(qc, layers, where, field, ignored, kept)
     if algo.startswith("NVFP4"):
         if qc.get("group_size", 16) != 16:
             raise _refuse(where, "group_size", qc.get("group_size"), "16")
@@ -330,18 +385,27 @@ def _ct_format(w: dict[str, Any], where: str, group: str) -> tuple[str, int]:
 
 
 def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
+    """Each config_groups entry's scheme applies to the modules its `targets` name: the class name Linear (every linear
+    layer), exact module names and `re:` regexes. Where a module matches several, compressed-tensors takes exact names
+    first, then regexes (each sorted), class names last, and the first match's scheme (match_targets and
+    _scheme_from_targets, vllm-project/compressed-tensors@018ef5d0b143f1e677d0d5f581e1af3ee565f612:
+    src/compressed_tensors/quantization/lifecycle/apply.py; vLLM's find_matched_target keeps the same order); a target
+    listed by two groups takes the later (target_to_scheme is built in group order); `ignore` wins over every target
+    (match_named_modules). Module-name targets are matched module by module (DeclaredWeights.module_formats), Linear is the
+    format of every component."""
     groups = qc.get("config_groups")
     if not isinstance(groups, dict) or not groups:
         raise _refuse(where, "config_groups", groups, "one or more quantisation groups")
     field, entries = _list(qc, "ignore")
     ignored, kept = excluded(entries, layers, where, field, "compressed-tensors")
-    out: dict[str, str] = {}
+    linear: str | None = None
     sizes: set[int] = set()
     static: set[str] = set()
+    by_target: dict[str, str] = {}  # a module-name target -> its group's format
     for name, g in groups.items():
-        w = (g or {}).get("weights")
+        w = (g or {}).get("weights") if isinstance(g, dict) or g is None else None
         if not isinstance(w, dict):
-            raise _refuse(where, f"config_groups.{name}.weights", w, "a weights scheme")
+            raise _refuse(where, f"config_groups.{name}.weights", w if not isinstance(w, (dict, list)) else type(w).__name__, "a weights scheme")
         fmt, size = _ct_format(w, where, name)
         acts = g.get("input_activations")
         # static per-tensor fp8 activations: one fp32 input_scale per linear (vLLM CompressedTensorsW8A8Fp8.create_weights,
@@ -350,20 +414,37 @@ def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> Decla
         if (fmt.startswith("fp8") and isinstance(acts, dict) and acts.get("dynamic") is False
                 and acts.get("strategy", "tensor") == "tensor"):
             static.add(fmt)
+        at = f"config_groups.{name}.targets"
         targets = g.get("targets") or []
-        if "Linear" in targets:
+        if not isinstance(targets, list):
+            raise _refuse(where, at, type(targets).__name__, "a list of module names, re: regexes or Linear")
+        named = [check_pattern(t, "compressed-tensors", where, at) for t in targets if t != "Linear"]
+        vision = next((t for t in named if _VISION.search(t)), None)
+        if vision is not None:
+            raise InputError(f"{where}: {FIELD}.{at} entry {vision[:120]!r} quantises a vision-tower module; oomplan prices vision "
+                             "towers in the model dtype only, refused rather than guessed")
+        if "Linear" in targets or any(t.startswith("re:") for t in named):  # a regex may name the tower's linears too
             _vision_kept(entries, layers, where, field, "compressed-tensors")
-        comps = set(LINEAR_COMPONENTS) if "Linear" in targets else ignored_components(
-            [t for t in targets if t != "Linear"], layers, where, f"config_groups.{name}.targets")
-        for c in comps - ignored:
-            out[c] = fmt
+        if "Linear" in targets:
+            linear = fmt
+        for t in named:
+            layer = _LAYER.search(_pattern_text(t))
+            if not (layer and int(layer.group(1)) >= layers.num_layers):  # an MTP layer past the decoder names nothing built
+                by_target[t] = fmt
         if fmt in ("w4a16", "fp8-block"):
             sizes.add(size)
     if len(sizes) > 1:
         raise _refuse(where, "config_groups", sorted(sizes), "one group/block size across groups")
-    fmts = ", ".join(sorted(set(out.values())))
+    out = {c: linear for c in LINEAR_COMPONENTS if c not in ignored} if linear is not None else {}
+    rules = tuple(sorted(by_target.items(), key=lambda kv: ("re:" in kv[0], kv[0])))
+    head = next((f for t, f in rules if (re.match(t[3:], "lm_head") if t.startswith("re:") else t == "lm_head")), None)
+    if head is not None and "lm_head" not in ignored:
+        out["lm_head"] = head
+    fmts = ", ".join(sorted(set(out.values()) | {f for _, f in rules}))
     return DeclaredWeights(method="compressed-tensors", component_weights=out, group_size=sizes.pop() if sizes else 128,
-                           kept_modules=kept, kept_field=field, match="compressed-tensors", input_scales=tuple(sorted(static)), description=f"compressed-tensors {qc.get('format', '')} ({fmts})".replace(" ()", ""))
+                           kept_modules=kept, kept_field=field, match="compressed-tensors", module_formats=rules,
+                           module_field="config_groups.*.targets", module_match="compressed-tensors",
+                           input_scales=tuple(sorted(static)), description=f"compressed-tensors {qc.get('format', '')} ({fmts})".replace(" ()", ""))
 
 
 def _kv_scheme(qc: dict[str, Any], method: str, where: str) -> dict[str, Any]:

@@ -9,6 +9,10 @@ NVFP4 (NVIDIA ModelOpt): 16-element blocks, one fp8 e4m3 scale per block, plus a
 (weight_scale_2) and the fp32 input_scale (vLLM ModelOptNvFp4LinearMethod.create_weights:
 weight uint8 [out, in/2], weight_scale fp8 [out, in/16], weight_scale_2 and input_scale fp32 per shard,
 vllm-project/vllm@c9a59901113ccfe729e9c2be54062abee99b37f7:vllm/model_executor/layers/quantization/modelopt.py).
+NVFP4 weight-only (ModelOpt W4A16_NVFP4, a MIXED_PRECISION checkpoint's layers): the same weight, weight_scale and
+weight_scale_2, no input_scale (KNvfp4Static registers the three; the activation key is None for W4A16, so no
+KNvfp4Dynamic input_scale: vLLM ModelOptMixedPrecisionConfig w4a16_nvfp4_config, as in
+local-inference-lab/vllm@08fe538f66e30856658ddc4d66859219c8a6285c:vllm/model_executor/layers/quantization/modelopt.py).
 """
 from __future__ import annotations
 
@@ -42,3 +46,8 @@ def _mxfp4(row: dict[str, Any]) -> BlockFp4:
 @layout("nvfp4")
 def _nvfp4(row: dict[str, Any]) -> BlockFp4:
     return BlockFp4(block=16, scale_bytes=1, tensor_scales=2)
+
+
+@layout("nvfp4-a16")
+def _nvfp4_a16(row: dict[str, Any]) -> BlockFp4:
+    return BlockFp4(block=16, scale_bytes=1, tensor_scales=1)

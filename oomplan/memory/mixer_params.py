@@ -50,11 +50,18 @@ def mamba1_tensors(m: Mamba1Mixer, hidden: int) -> list[TensorGroup]:
 
 def gated_deltanet_tensors(m: GatedDeltaNetMixer, hidden: int) -> list[TensorGroup]:
     """Qwen3NextGatedDeltaNet: in_proj_qkvz [2*key_dim + 2*value_dim], in_proj_ba [2*v_heads]
-    (Qwen3.5 splits them into in_proj_qkv / z / b / a: same counts), a depthwise conv1d without bias,
+    (Qwen3.5 splits them into in_proj_qkv [2*key_dim + value_dim] / in_proj_z [value_dim] / in_proj_b / in_proj_a
+    [v_heads each]: same counts, four matrices; transformers 5.24 models/qwen3_5/modeling_qwen3_5.py Qwen3_5GatedDeltaNet), a depthwise conv1d without bias,
     dt_bias and A_log per value head, the gated RMSNorm over one value head, out_proj."""
     K, Hv = m.num_key_heads, m.num_value_heads
-    g = linear_group("in_proj_qkvz", "attention", 2 * m.key_dim + 2 * m.value_dim, hidden, "column", K, False)
-    g += linear_group("in_proj_ba", "attention", 2 * Hv, hidden, "column", K, False)
+    if m.fused_projections:
+        g = linear_group("in_proj_qkvz", "attention", 2 * m.key_dim + 2 * m.value_dim, hidden, "column", K, False)
+        g += linear_group("in_proj_ba", "attention", 2 * Hv, hidden, "column", K, False)
+    else:  # Qwen3_5GatedDeltaNet: four nn.Linear, each a module of its own a checkpoint's quantisation can name
+        g = linear_group("in_proj_qkv", "attention", 2 * m.key_dim + m.value_dim, hidden, "column", K, False)
+        g += linear_group("in_proj_z", "attention", m.value_dim, hidden, "column", K, False)
+        g += linear_group("in_proj_b", "attention", Hv, hidden, "column", K, False)
+        g += linear_group("in_proj_a", "attention", Hv, hidden, "column", K, False)
     g.append(_vector("conv1d", m.conv_dim * m.conv_kernel, K))
     g += [_vector("dt_bias", Hv, Hv), _vector("A_log", Hv, Hv)]
     g.append(TensorGroup("mixer_norm", "norm", m.value_head_dim, 1))

@@ -1,4 +1,6 @@
-"""Per-module formats of a declared checkpoint: which weight matrices an exclusion list keeps 16-bit module by module.
+"""Per-module formats of a declared checkpoint: which weight matrices an exclusion list keeps 16-bit module by module, and
+which a module entry gives a format of its own (ModelOpt MIXED_PRECISION quantized_layers, compressed-tensors targets naming
+single modules: DeclaredWeights.module_formats, first match in the library's order, oomplan/formats/declared.py).
 
 A checkpoint's quantization_config may keep single projections or single layers unquantised (ModelOpt's DeepSeek-R1
 NVFP4 export lists each layer's MLA projections; compressed-tensors `ignore` lists layers one by one). Entries that name a
@@ -35,7 +37,9 @@ OUTSIDE_DECODER = re.compile(r"vision|visual|multi_modal|mm_projector|patch_embe
 # standard (q/k/v/o) and MLA (DeepSeek-V2 paper, section 2.1) projection names
 ATTENTION_PROJECTIONS = frozenset({"q_proj", "k_proj", "v_proj", "o_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj"})
 _PLAIN = re.compile(r"[\w.]+")  # a module name, no pattern syntax
-MIXER_NAMES = frozenset({"in_proj", "out_proj", "x_proj", "dt_proj", "in_proj_qkvz", "in_proj_ba"})
+# Qwen3.5's Gated DeltaNet splits Qwen3-Next's in_proj_qkvz / in_proj_ba into four (mixer_params.py gated_deltanet_tensors)
+MIXER_NAMES = frozenset({"in_proj", "out_proj", "x_proj", "dt_proj", "in_proj_qkvz", "in_proj_ba",
+                         "in_proj_qkv", "in_proj_z", "in_proj_b", "in_proj_a"})
 
 
 def _suffixes(t: TensorGroup, naming: ModuleNaming, has_mixer: bool, fused: bool, num_experts: int) -> list[str] | None:
@@ -66,6 +70,8 @@ def _suffixes(t: TensorGroup, naming: ModuleNaming, has_mixer: bool, fused: bool
 def _matcher(entries: tuple[str, ...], style: str) -> Callable[[str], bool]:
     """One function name -> bool for all entries, with the library's semantics (oomplan/formats/declared.py excluded)."""
     exact = frozenset(entries)
+    if style == "exact":  # ModelOpt quantized_layers: the module's own name
+        return lambda name: name in exact
     if style == "compressed-tensors":  # match_name: "re:" -> re.match, else equality
         regexes = [e[3:] for e in entries if e.startswith("re:")]
         combined = re.compile("|".join(f"(?:{r})" for r in regexes)) if regexes else None
@@ -90,7 +96,7 @@ def _layer_of(entry: str, style: str) -> int | None:
     layer 12 cannot match `layers.1.s`). None: tried on every layer."""
     if style == "compressed-tensors" and entry.startswith("re:"):
         return None
-    if style == "transformers":
+    if style == "transformers":  # (exact names: a literal layers.N. below, like modelopt's)
         found = _PLAIN.fullmatch(entry) and re.search(r"layers\.(\d+)\.[A-Za-z_]", entry)
     else:
         found = re.search(r"layers\.(\d+)\.", entry)
@@ -112,33 +118,66 @@ def _layer_matchers(entries: tuple[str, ...], style: str) -> Callable[[int, str]
     return match
 
 
-@dataclass(frozen=True)
-class KeptDense:
-    """Per decoder layer, the tensor groups (by name) an exclusion list keeps in the dense dtype."""
+DENSE = ""  # ModuleFormats: the matrix is kept in the model's dense dtype
 
-    groups: dict[int, frozenset[str]]
+
+@dataclass(frozen=True)
+class ModuleFormats:
+    """Per decoder layer, the tensor groups (by name) a declaration gives a format of their own, module by module: DENSE
+    where an exclusion list keeps them in the dense dtype, else the format of the first module entry naming them."""
+
+    groups: dict[int, dict[str, str]]
 
     def __hash__(self) -> int:
-        return hash(tuple(sorted(self.groups.items())))
+        return hash(tuple(sorted((i, tuple(sorted(g.items()))) for i, g in self.groups.items())))
+
+    def of(self, layer: int, name: str) -> str | None:
+        return self.groups.get(layer, {}).get(name)
 
     def kept(self, layer: int, name: str) -> bool:
-        return name in self.groups.get(layer, ())
+        return self.of(layer, name) == DENSE
+
+
+def _rule_matcher(rules: tuple[tuple[str, str], ...], style: str) -> Callable[[str], str | None]:
+    """name -> the format of the first rule naming it (rules come in the library's priority order, declared.py), or None.
+    compressed-tensors: an exact name or a `re:` regex (re.match); exact (ModelOpt quantized_layers): the name itself."""
+    exact: dict[str, str] = {}
+    regexes: list[tuple[re.Pattern[str], str]] = []
+    for entry, fmt in rules:
+        if style == "compressed-tensors" and entry.startswith("re:"):
+            regexes.append((re.compile(entry[3:]), fmt))
+        else:
+            exact.setdefault(entry, fmt)
+
+    def match(name: str) -> str | None:
+        hit = exact.get(name)
+        if hit is not None:
+            return hit
+        return next((f for r, f in regexes if r.match(name) is not None), None)
+
+    return match
+
+
+def _names(i: int, suffix: str, prefixes: list[str]) -> list[str]:
+    return [f"{p}layers.{i}.{suffix}" for p in prefixes]
 
 
 @lru_cache(maxsize=64)
-def kept_dense(model: ModelSpec) -> KeptDense:
-    """The groups the declared kept_modules keep 16-bit; refuses entries that name no module of the model and some but
-    not all experts of a layer."""
+def module_formats(model: ModelSpec) -> ModuleFormats:
+    """The groups the declared kept_modules keep 16-bit and the module_formats entries give a format; refuses entries that
+    name no module of the model, and some but not all experts of a layer kept 16-bit or given another format (engines
+    build one fused MoE per layer)."""
     d = model.declared_weights
-    if d is None or not d.kept_modules:
-        return KeptDense({})
-    match = _layer_matchers(d.kept_modules, d.match)
+    if d is None or not (d.kept_modules or d.module_formats):
+        return ModuleFormats({})
+    match = _layer_matchers(d.kept_modules, d.match) if d.kept_modules else None
+    rule = _rule_matcher(d.module_formats, d.module_match) if d.module_formats else None
     naming = model.module_naming
-    text = " ".join(d.kept_modules)
+    text = " ".join(d.kept_modules + tuple(e for e, _ in d.module_formats))
     prefixes = [p for p in PREFIXES if p.rstrip(".") in text] or ["model."]
     fused = model.moe is not None and model.moe.stored_fused
     num_experts = model.moe.num_experts if model.moe is not None else 0
-    out: dict[int, set[str]] = {}
+    out: dict[int, dict[str, str]] = {}
     inv = inventory(model)
     for kind in inv.layer_kinds:
         for i in kind.layer_indices:
@@ -147,14 +186,29 @@ def kept_dense(model: ModelSpec) -> KeptDense:
                 suffixes = _suffixes(t, naming, has_mixer, fused, num_experts)
                 if not suffixes:
                     continue
-                hits = [any(match(i, f"{p}layers.{i}.{s}") for p in prefixes) for s in suffixes]
-                if all(hits):
-                    out.setdefault(i, set()).add(t.name)
-                elif any(hits):
-                    raise InputError(f"{model.source}: {FIELD}.{d.kept_field} keeps {sum(hits)} of the {len(hits)} experts of layer {i} 16-bit "
-                                     f"({t.name}); engines build one fused MoE per layer, so oomplan does not price that; refused rather than guessed")
-    _check_every_entry_names_a_module(model, d.kept_modules, d.match, d.kept_field, prefixes, naming, fused, num_experts)
-    return KeptDense({i: frozenset(s) for i, s in out.items()})
+                if match is not None:
+                    hits = [any(match(i, n) for n in _names(i, s, prefixes)) for s in suffixes]
+                    if all(hits):
+                        out.setdefault(i, {})[t.name] = DENSE
+                        continue
+                    if any(hits):
+                        raise InputError(f"{model.source}: {FIELD}.{d.kept_field} keeps {sum(hits)} of the {len(hits)} experts of layer {i} "
+                                         f"16-bit ({t.name}); engines build one fused MoE per layer, so oomplan does not price that; refused rather than guessed")
+                if rule is not None:
+                    found = {next((f for f in map(rule, _names(i, s, prefixes)) if f is not None), None) for s in suffixes}
+                    if len(found) > 1:
+                        raise InputError(f"{model.source}: {FIELD}.{d.module_field} gives the experts of layer {i} ({t.name}) different "
+                                         f"formats ({', '.join(sorted(f or 'none' for f in found))}); engines build one fused MoE per layer, "
+                                         "so oomplan does not price that; refused rather than guessed")
+                    fmt = found.pop()
+                    if fmt is not None:
+                        out.setdefault(i, {})[t.name] = fmt
+    if d.kept_modules:
+        _check_every_entry_names_a_module(model, d.kept_modules, d.match, d.kept_field, prefixes, naming, fused, num_experts)
+    if d.module_formats:
+        _check_every_entry_names_a_module(model, tuple(e for e, _ in d.module_formats), "exact" if d.module_match == "exact" else
+                                          "compressed-tensors", d.module_field, prefixes, naming, fused, num_experts)
+    return ModuleFormats(out)
 
 
 def _check_every_entry_names_a_module(model: ModelSpec, entries: tuple[str, ...], style: str, field: str, prefixes: list[str],

@@ -5,7 +5,7 @@ from oomplan import formats
 from oomplan.errors import FieldError
 from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.formats.declared import FIELD
-from oomplan.memory.module_formats import kept_dense
+from oomplan.memory.module_formats import DENSE, module_formats
 from oomplan.memory.weights import dense_dtype, resolved_weight_format, stored_weight_formats
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.kv_policy import kept_tokens
@@ -98,15 +98,19 @@ def ssm_path_notes(model: ModelSpec) -> list[str]:
 
 
 def _kept_note(model: ModelSpec, plan: Plan) -> str:
-    """'; 52 matrices in 48 layers kept bf16 by quantization_config.ignore (module by module)' where an exclusion list
-    names single modules (oomplan/memory/module_formats.py)."""
+    """'; 52 weight groups in 48 layers kept bf16 by quantization_config.ignore (module by module)' where an exclusion list
+    names single modules, and '; 401 weight groups in 64 layers in their own format by quantization_config.quantized_layers'
+    where module entries give formats (oomplan/memory/module_formats.py)."""
     d = model.declared_weights
-    if d is None or not d.kept_modules:
+    if d is None or not (d.kept_modules or d.module_formats):
         return ""
-    kept = kept_dense(model).groups
-    num = sum(len(g) for g in kept.values())
-    return (f"; {num} weight groups in {len(kept)} layers kept {dense_dtype(model, plan)} by {FIELD}.{d.kept_field} (module by module)"
-            if num else "")
+    groups = module_formats(model).groups
+    out = ""
+    for what, field, keep in ((f"kept {dense_dtype(model, plan)}", d.kept_field, True), ("in their own format", d.module_field, False)):
+        layers = [sum((f == DENSE) == keep for f in g.values()) for g in groups.values()]
+        if sum(layers):
+            out += f"; {sum(layers)} weight groups in {sum(1 for n in layers if n)} layers {what} by {FIELD}.{field} (module by module)"
+    return out
 
 
 def plan_notes(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> list[str]:

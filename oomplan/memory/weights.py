@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from oomplan import formats
 from oomplan.memory.layout import Stage, shard, stage_at
-from oomplan.memory.module_formats import kept_dense
+from oomplan.memory.module_formats import DENSE, module_formats
 from oomplan.memory.params import COMPONENTS, Component, TensorGroup, inventory
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
@@ -41,8 +41,9 @@ def effective_plan(model: ModelSpec, plan: Plan) -> Plan:
 
 def stored_weight_formats(model: ModelSpec, plan: Plan) -> tuple[str, ...]:
     """Every format the plan stores weight matrices in: the plan's (or checkpoint's) and each component's own."""
+    declared = model.declared_weights.formats if model.declared_weights is not None and plan.weights == "auto" else ()
     plan = effective_plan(model, plan)
-    return tuple(dict.fromkeys((resolved_weight_format(model, plan),) + tuple(plan.component_weights.values())))
+    return tuple(dict.fromkeys((resolved_weight_format(model, plan),) + tuple(plan.component_weights.values()) + declared))
 
 
 def weights_label(model: ModelSpec, plan: Plan) -> str:
@@ -139,7 +140,7 @@ def _stage_weights(model: ModelSpec, plan: Plan, stage: Stage) -> tuple[Componen
         globals_ += inv.embedding  # a tied lm_head on the last stage needs its own copy
     for t in globals_:
         totals[t.component] += held(t)
-    kept = kept_dense(model) if declared is not None and declared.kept_modules else None
+    own = module_formats(model) if declared is not None and (declared.kept_modules or declared.module_formats) else None
     kind_bytes, kind_tensors, layer_bytes = {}, {}, []
     for kind in inv.layer_kinds:
         per = {t.name: (t.component, held(t)) for t in kind.tensors}
@@ -147,13 +148,16 @@ def _stage_weights(model: ModelSpec, plan: Plan, stage: Stage) -> tuple[Componen
         kind_tensors.update({i: kind.tensors for i in kind.layer_indices})
     for i in stage.layer_indices:
         per = kind_bytes[i]
-        if kept is not None and kept.groups.get(i):  # modules this layer keeps in the dense dtype (oomplan/memory/module_formats.py)
+        if own is not None and own.groups.get(i):  # modules with a format of their own (oomplan/memory/module_formats.py)
             per = dict(per)
             for t in kind_tensors[i]:
-                if kept.kept(i, t.name) and tensor_format(t, fmt, dense, plan) not in SIXTEEN_BIT:
-                    rows, cols, count = shard(t, plan.tensor_parallel, plan.expert_parallel)
-                    unquantised = "fp32" if t.fp32 else dense  # as the tensor is without a declared format
-                    per[t.name] = (t.component, matrix_bytes(rows, cols, unquantised, plan.weight_group_size) * count)
+                module = own.of(i, t.name)
+                if module is None or (module == DENSE and tensor_format(t, fmt, dense, plan) in SIXTEEN_BIT):
+                    continue
+                rows, cols, count = shard(t, plan.tensor_parallel, plan.expert_parallel)
+                stored = ("fp32" if t.fp32 else dense) if module == DENSE else module  # DENSE: as the tensor is without a declared format
+                scale = FP32 * count if stored in scales else 0  # the module format's static input scales
+                per[t.name] = (t.component, matrix_bytes(rows, cols, stored, plan.weight_group_size) * count + scale)
         kv_scales = 2 * FP32 if declared is not None and declared.kv_cache_dtype and model.layers[i].attention.kind in KV_ATTENTION else 0
         totals["attention"] += kv_scales  # the checkpoint's k_scale and v_scale of this attention layer
         for comp, b in per.values():

@@ -28,7 +28,7 @@ def error_of(*args: str) -> tuple[int, str]:
 @pytest.mark.parametrize("estimate_args, fit_args, line", [
     (["--weights", "int3"], ["--weights", "int3"],
      "error: --weights: 'int3' is not accepted; use one of auto, fp32, bf16, fp16, fp8, int8, awq, gptq, nf4, w4a16, "
-     "fp8-channel, fp8-block, mxfp4, nvfp4"),
+     "fp8-channel, fp8-block, mxfp4, nvfp4, nvfp4-a16"),
     (["--kv-dtype", "fp4"], ["--kv-dtype", "fp4"],
      "error: --kv-dtype: 'fp4' is not accepted; use one of auto, fp32, bf16, fp16, fp8, int8, int4"),
     (["--attention", "flash"], ["--attention", "flash"], "error: --attention: 'flash' is not accepted; use one of sdpa, eager"),

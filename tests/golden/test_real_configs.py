@@ -226,6 +226,22 @@ def test_compressed_tensors_int4_checkpoint_bytes():
     assert _weights_bytes(raw) == int4 + 2 * rest
 
 
+def test_modelopt_mixed_precision_checkpoint_bytes():
+    """nvidia/Qwen3.6-27B-NVFP4 (sweep fixture), quant_algo MIXED_PRECISION: every quantized_layers entry is an nn.Linear of
+    transformers' meta model (lm_head included), FP8 ones e4m3 with an fp32 weight_scale and input_scale, W4A16_NVFP4 ones
+    packed e2m1 with an e4m3 scale per 16 inputs and an fp32 weight_scale_2 (vLLM ModelOptMixedPrecisionConfig, cited in
+    oomplan/formats/declared.py); everything else bf16, plus the k/v scales of the 16 attention layers (kv_cache_scheme)."""
+    raw = _raw(SWEEP / "nvidia--Qwen3.6-27B-NVFP4.json")
+    model = _meta_model(raw)
+    table = raw["quantization_config"]["quantized_layers"]
+    size = {"FP8": lambda o, i: o * i + 8, "W4A16_NVFP4": lambda o, i: o * i // 2 + o * (i // 16) + 4}
+    listed = [(n, o, i) for n, o, i in _linears(model) if n in table]
+    assert len(listed) == len(table) == 401
+    quantised = sum(size[table[n]["quant_algo"]](o, i) for n, o, i in listed)
+    rest = sum(p.numel() for p in model.parameters()) - sum(o * i for _, o, i in listed)
+    assert _weights_bytes(raw) == quantised + 2 * rest + 16 * 2 * 4
+
+
 # The sweep: each fixture's outcome. "refused": exit 2 naming the fields (an architecture oomplan has no family for,
 # or a declared quantisation it cannot place); otherwise the family it is priced with.
 SWEEP_EXPECTED = {
@@ -245,7 +261,7 @@ SWEEP_EXPECTED = {
     "nvidia--Llama-3_3-Nemotron-Super-49B-v1": "refused",
     "nvidia--MiniMax-M2.5-NVFP4": "minimax_m2",
     "nvidia--NVIDIA-Nemotron-3-Ultra-550B-A55B-BF16": "nemotron_h",
-    "nvidia--Qwen3.6-27B-NVFP4": "refused",
+    "nvidia--Qwen3.6-27B-NVFP4": "qwen3_5",  # ModelOpt MIXED_PRECISION, priced module by module
     "stepfun-ai--Step-3.7-Flash": "refused",
     "mistralai--Mixtral-8x22B-v0.1": "mixtral",
     "zai-org--GLM-5.2-FP8": "glm_moe_dsa",
