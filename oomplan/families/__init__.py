@@ -241,7 +241,8 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
         if declared is not None:
             moe = fields.get("moe")
             layers = Layers(fields["num_layers"], frozenset(moe.moe_layer_indices) if moe is not None else frozenset(),
-                            vision=fields.get("vision") is not None)
+                            vision=fields.get("vision") is not None,
+                            vision_linears=getattr(fields.get("vision"), "kind", None) in ("qwen2_5_vl", "qwen3_vl"))
             fields["declared_weights"] = declared_weights(declared, layers, source)
         fields["warnings"] = tuple(warnings) + tuple(fields.get("warnings", ()))
         return ModelSpec(

@@ -57,6 +57,8 @@ class DeclaredWeights(Strict):
                                                          "the library that reads them: the first entry naming a matrix's module gives "
                                                          "its format, over its component's (oomplan/memory/module_formats.py)")
     module_field: str = Field(default="", description="the quantization_config field module_formats came from")
+    vision_weights: str | None = Field(default=None, description="the format of the vision tower's nn.Linear weights, where the "
+                                       "method quantises the tower (its exclusions name no vision module)")
     module_match: str = Field(default="exact", description="how module_formats entries match: compressed-tensors (exact or re:) or exact")
     kv_cache_dtype: str | None = Field(default=None, description="the KV cache format the checkpoint declares (its k/v scales "
                                        "are shipped: one fp32 each per attention layer)")
@@ -66,12 +68,14 @@ class DeclaredWeights(Strict):
 
     def __hash__(self) -> int:
         return hash((self.method, tuple(sorted(self.component_weights.items())), self.group_size, self.kept_modules, self.match,
-                     self.module_formats, self.module_match, self.input_scales, self.kv_cache_dtype, self.kv_cache_default))
+                     self.module_formats, self.module_match, self.vision_weights, self.input_scales, self.kv_cache_dtype,
+                     self.kv_cache_default))
 
     @property
     def formats(self) -> tuple[str, ...]:
         """Every quantised format the checkpoint declares, per component and module by module."""
-        return tuple(dict.fromkeys(tuple(self.component_weights.values()) + tuple(f for _, f in self.module_formats)))
+        return tuple(dict.fromkeys(tuple(self.component_weights.values()) + tuple(f for _, f in self.module_formats)
+                                   + ((self.vision_weights,) if self.vision_weights else ())))
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class Layers:
     num_layers: int
     moe_layers: frozenset[int]
     vision: bool = False  # a multimodal wrapper: a vision tower and projector besides the decoder
+    vision_linears: bool = False  # its tower is priced nn.Linear by nn.Linear (Qwen2.5-VL, Qwen3-VL / Qwen3.5: one root, `visual`)
 
     def having(self, component: str) -> set[int]:
         return set(self.moe_layers) if component in ("experts", "router") else set(range(self.num_layers))
@@ -191,16 +196,31 @@ def excluded(entries: list[Any], layers: Layers, where: str, field: str, style: 
 _VISION = re.compile(r"vision|visual|multi_modal_projector|mm_projector")
 
 
-def _vision_kept(entries: list[Any], layers: Layers, where: str, field: str, method: str) -> None:
-    """A method that quantises every nn.Linear not excluded (transformers fp8 and bitsandbytes, compressed-tensors
-    `targets: [Linear]`) on a multimodal checkpoint whose exclusions name no vision module has shipped its vision tower
-    quantised; oomplan prices vision towers in the model dtype only, so that is refused rather than priced 16-bit.
-    (ModelOpt needs no entry: vLLM keeps vision_tower / vision_model / visual unquantised whatever the list says,
-    ModelOptQuantConfigBase.get_quant_method in the modelopt.py cited above.)"""
-    if layers.vision and not any(isinstance(e, str) and _VISION.search(e) for e in entries):
-        raise InputError(f"{where}: {FIELD}.{field} names no vision module, so this {method} checkpoint quantises its vision "
-                         "tower too; oomplan prices vision towers 16-bit only, refused rather than guessed "
-                         "(a checkpoint that keeps it 16-bit lists it, e.g. \"re:visual.*\" or \"model.vision_tower\")")
+_TOWER_ROOTS = ("visual", "vision_tower", "vision_model", "multi_modal_projector", "mm_projector")
+
+
+def _vision_format(entries: list[Any], layers: Layers, where: str, field: str, method: str, fmt: str | None) -> str | None:
+    """The format a method that quantises every nn.Linear not excluded (transformers fp8 and bitsandbytes, compressed-tensors
+    `targets: [Linear]`) ships a multimodal checkpoint's vision tower in: None where its exclusions name a vision module
+    (the tower kept 16-bit), else `fmt`, the tower's linears priced in it, for towers priced nn.Linear by nn.Linear
+    (Layers.vision_linears). Refused, naming the field, where the tower is quantised and is not priced so (other towers, or
+    `fmt` None: the caller cannot tell which of its linears are quantised), and where an exclusion names only part of a
+    tower priced per linear ("visual.merger"). (ModelOpt needs no entry: vLLM keeps vision_tower / vision_model / visual
+    unquantised whatever the list says, ModelOptQuantConfigBase.get_quant_method in the modelopt.py cited above.)"""
+    if not layers.vision:
+        return None
+    named = [e for e in entries if isinstance(e, str) and _VISION.search(e)]
+    if named:
+        part = next((e for e in named if _pattern_text(e).split(".")[-1].lstrip("*") not in _TOWER_ROOTS), None)
+        if layers.vision_linears and part is not None:
+            raise InputError(f"{where}: {FIELD}.{field} entry {part[:120]!r} keeps part of the vision tower 16-bit; oomplan prices "
+                             "the tower either quantised whole or 16-bit whole (e.g. \"re:visual.*\" or \"model.visual\"), refused rather than guessed")
+        return None
+    if layers.vision_linears and fmt is not None:
+        return fmt
+    raise InputError(f"{where}: {FIELD}.{field} names no vision module, so this {method} checkpoint quantises its vision "
+                     "tower too; oomplan prices this tower 16-bit only, refused rather than guessed "
+                     "(a checkpoint that keeps it 16-bit lists it, e.g. \"re:visual.*\" or \"model.vision_tower\")")
 
 
 def _formats_for(fmt: str, quantised: tuple[str, ...], ignored: set[str]) -> dict[str, str]:
@@ -219,20 +239,20 @@ def _fp8(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
     field, entries = _list(qc, "modules_to_not_convert", "ignored_layers")
     ignored, kept = excluded(entries, layers, where, field, "transformers")
     ignored.add("lm_head")
-    _vision_kept(entries, layers, where, field, "fp8")
     block = qc.get("weight_block_size")
     if block is None:
         # activation_scheme static: one fp32 input_scale per linear besides its weight_scale (vLLM Fp8LinearMethod.create_weights,
         # vllm-project/vllm@0071b24bf8fe8c3d1bc3516d0ff8477f07964aaf:vllm/model_executor/layers/quantization/fp8.py)
         static = qc.get("activation_scheme") == "static"
         return DeclaredWeights(method="fp8", component_weights=_formats_for("fp8", HF_QUANTISED, ignored), kept_modules=kept, kept_field=field,
-                               input_scales=("fp8",) if static else (),
+                               input_scales=("fp8",) if static else (), vision_weights=_vision_format(entries, layers, where, field, "fp8", "fp8"),
                                description="fp8 e4m3, one fp32 scale per tensor" + (", static fp32 input scales" if static else ""))
     if not (isinstance(block, list) and len(block) == 2 and block[0] == block[1] and isinstance(block[0], int) and 16 <= block[0] <= 4096):
         raise _refuse(where, "weight_block_size", block, "[b, b] with 16 <= b <= 4096")
     scales = qc.get("scale_fmt") or "fp32"
     return DeclaredWeights(method="fp8", component_weights=_formats_for("fp8-block", HF_QUANTISED, ignored), group_size=block[0],
-                           kept_modules=kept, kept_field=field, description=f"fp8 e4m3 in {block[0]}x{block[0]} blocks ({scales} scales, loaded as fp32)")
+                           kept_modules=kept, kept_field=field, vision_weights=_vision_format(entries, layers, where, field, "fp8", "fp8-block"),
+                           description=f"fp8 e4m3 in {block[0]}x{block[0]} blocks ({scales} scales, loaded as fp32)")
 
 
 def _int4(method: str, qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWeights:
@@ -253,9 +273,9 @@ def _bitsandbytes(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWei
     field, entries = _list(qc, "llm_int8_skip_modules", "modules_to_not_convert")
     ignored, kept = excluded(entries, layers, where, field, "transformers")
     ignored.add("lm_head")
-    _vision_kept(entries, layers, where, field, "bitsandbytes")
     if qc.get("load_in_8bit"):
         return DeclaredWeights(method="bitsandbytes", component_weights=_formats_for("int8", HF_QUANTISED, ignored),
+                               vision_weights=_vision_format(entries, layers, where, field, "bitsandbytes", "int8"),
                                kept_modules=kept, kept_field=field, description="bitsandbytes LLM.int8")
     if qc.get("load_in_4bit"):
         if qc.get("bnb_4bit_quant_type", "fp4") != "nf4":
@@ -263,7 +283,7 @@ def _bitsandbytes(qc: dict[str, Any], layers: Layers, where: str) -> DeclaredWei
         if not qc.get("bnb_4bit_use_double_quant"):
             raise _refuse(where, "bnb_4bit_use_double_quant", qc.get("bnb_4bit_use_double_quant"), "true (nf4 with double quantisation)")
         return DeclaredWeights(method="bitsandbytes", component_weights=_formats_for("nf4", HF_QUANTISED, ignored),
-                               kept_modules=kept, kept_field=field, description="bitsandbytes nf4, double quantisation")
+                               vision_weights=_vision_format(entries, layers, where, field, "bitsandbytes", "nf4"), kept_modules=kept, kept_field=field, description="bitsandbytes nf4, double quantisation")
     raise _refuse(where, "load_in_4bit", qc.get("load_in_4bit"), "load_in_4bit or load_in_8bit true")
 
 
@@ -402,6 +422,7 @@ def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> Decla
     sizes: set[int] = set()
     static: set[str] = set()
     by_target: dict[str, str] = {}  # a module-name target -> its group's format
+    regexes = False
     for name, g in groups.items():
         w = (g or {}).get("weights") if isinstance(g, dict) or g is None else None
         if not isinstance(w, dict):
@@ -423,8 +444,7 @@ def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> Decla
         if vision is not None:
             raise InputError(f"{where}: {FIELD}.{at} entry {vision[:120]!r} quantises a vision-tower module; oomplan prices vision "
                              "towers in the model dtype only, refused rather than guessed")
-        if "Linear" in targets or any(t.startswith("re:") for t in named):  # a regex may name the tower's linears too
-            _vision_kept(entries, layers, where, field, "compressed-tensors")
+        regexes = regexes or any(t.startswith("re:") for t in named)  # a regex may name the tower's linears too
         if "Linear" in targets:
             linear = fmt
         for t in named:
@@ -435,6 +455,9 @@ def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> Decla
             sizes.add(size)
     if len(sizes) > 1:
         raise _refuse(where, "config_groups", sorted(sizes), "one group/block size across groups")
+    # the tower's linears take the Linear group's format; which a regex target names is not priced (refused unless kept)
+    vision = _vision_format(entries, layers, where, field, "compressed-tensors", None if regexes else linear) if (
+        linear is not None or regexes) else None
     out = {c: linear for c in LINEAR_COMPONENTS if c not in ignored} if linear is not None else {}
     rules = tuple(sorted(by_target.items(), key=lambda kv: ("re:" in kv[0], kv[0])))
     head = next((f for t, f in rules if (re.match(t[3:], "lm_head") if t.startswith("re:") else t == "lm_head")), None)
@@ -442,7 +465,7 @@ def _compressed_tensors(qc: dict[str, Any], layers: Layers, where: str) -> Decla
         out["lm_head"] = head
     fmts = ", ".join(sorted(set(out.values()) | {f for _, f in rules}))
     return DeclaredWeights(method="compressed-tensors", component_weights=out, group_size=sizes.pop() if sizes else 128,
-                           kept_modules=kept, kept_field=field, match="compressed-tensors", module_formats=rules,
+                           kept_modules=kept, kept_field=field, match="compressed-tensors", module_formats=rules, vision_weights=vision,
                            module_field="config_groups.*.targets", module_match="compressed-tensors",
                            input_scales=tuple(sorted(static)), description=f"compressed-tensors {qc.get('format', '')} ({fmts})".replace(" ()", ""))
 

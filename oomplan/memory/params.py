@@ -31,6 +31,7 @@ class TensorGroup:
     quantizable: bool = False  # a linear layer's weight matrix (not embeddings, norms, biases, routers)
     expert: bool = False  # a routed expert's matrix: expert parallelism splits `count`
     fp32: bool = False  # held in fp32 whatever the model dtype (transformers' _keep_in_fp32_modules_strict)
+    linear: bool = False  # a vision tower's nn.Linear weight, one module per count: a declared method quantising the tower prices it
 
     @property
     def num_params(self) -> int:

@@ -122,7 +122,9 @@ def plan_notes(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> l
     d = model.declared_weights
     if d is not None and plan.weights == "auto":
         out.append(f"weights priced as shipped: {d.description} (quantization_config, quant_method {d.method}); "
-                   f"{', '.join(f'{c} {f}' for c, f in d.component_weights.items())}, the rest {resolved_weight_format(model, plan)}"
+                   f"{', '.join(f'{c} {f}' for c, f in d.component_weights.items())}"
+                   + (f", the vision tower's linears {d.vision_weights}" if d.vision_weights else "")
+                   + f", the rest {resolved_weight_format(model, plan)}"
                    + _kept_note(model, plan))
     if d is not None and d.kv_cache_dtype and plan.weights == "auto":
         if d.kv_cache_default and plan.kv_dtype == formats.AUTO:

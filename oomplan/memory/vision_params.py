@@ -2,9 +2,9 @@
 
 Listed as transformers 5.24 builds them (classes named in oomplan.specs.vision); the golden test
 compares the totals with sum(p.numel()) of the meta-built *ForConditionalGeneration model.
-Kept in the dense dtype and replicated on every GPU of the first stage: checkpoints keep the
-tower unquantised (AWQ/GPTQ/fp8 recipes list it in modules_to_not_convert / ignore) and the
-tower is small next to the text model.
+Replicated on every GPU of the first stage, in the dense dtype unless a declared quantisation quantises the tower
+(DeclaredWeights.vision_weights: its nn.Linear weights, marked `linear`, in that format; Qwen2.5-VL and Qwen3-VL / Qwen3.5
+towers, whose every linear is a group of its own here).
 """
 from __future__ import annotations
 
@@ -20,15 +20,23 @@ def _linear(name: str, out: int, inp: int, bias: bool = True, count: int = 1) ->
     return [_t(name, out, inp, count)] + ([_t(name + ".bias", out, 1, count)] if bias else [])
 
 
+def _nn_linear(name: str, out: int, inp: int, bias: bool = True, count: int = 1) -> list[TensorGroup]:
+    """One nn.Linear module per count (its weight marked `linear`: a declared method that quantises the tower prices it)."""
+    return [TensorGroup(name, "vision", out, inp, count, linear=True)] + ([_t(name + ".bias", out, 1, count)] if bias else [])
+
+
 def qwen2_5_vl_tensors(v: Qwen25VisionTower) -> list[TensorGroup]:
     h, ffn, n = v.hidden_size, v.intermediate_size, v.depth
     g = [_t("patch_embed", h, v.in_channels * v.temporal_patch_size * v.patch_size**2)]
     g.append(_t("blocks.norms", h, 1, 2 * n))
-    g += _linear("blocks.attn.qkv", 3 * h, h, count=n) + _linear("blocks.attn.proj", h, h, count=n)
-    g += _linear("blocks.mlp.gate_up", 2 * ffn, h, count=n) + _linear("blocks.mlp.down", h, ffn, count=n)
+    # Qwen2_5_VLVisionBlock: attn.qkv, attn.proj, mlp.gate_proj / up_proj / down_proj, each an nn.Linear with a bias; the
+    # merger's mlp.0 and mlp.2 too (transformers 5.24 models/qwen2_5_vl/modeling_qwen2_5_vl.py); patch_embed is a Conv3d
+    g += _nn_linear("blocks.attn.qkv", 3 * h, h, count=n) + _nn_linear("blocks.attn.proj", h, h, count=n)
+    g += _nn_linear("blocks.mlp.gate_proj", ffn, h, count=n) + _nn_linear("blocks.mlp.up_proj", ffn, h, count=n)
+    g += _nn_linear("blocks.mlp.down_proj", h, ffn, count=n)
     merged = h * v.spatial_merge_size**2
     g.append(_t("merger.ln_q", h))
-    g += _linear("merger.mlp.0", merged, merged) + _linear("merger.mlp.2", v.out_hidden_size, merged)
+    g += _nn_linear("merger.mlp.0", merged, merged) + _nn_linear("merger.mlp.2", v.out_hidden_size, merged)
     return g
 
 
@@ -37,15 +45,18 @@ def qwen3_vl_tensors(v: Qwen3VisionTower) -> list[TensorGroup]:
     g = _linear("patch_embed", h, v.in_channels * v.temporal_patch_size * v.patch_size**2)
     g.append(_t("pos_embed", v.num_position_embeddings, h))
     g.append(_t("blocks.norms", h, 1, 4 * n))  # two LayerNorms, weight + bias each
-    g += _linear("blocks.attn.qkv", 3 * h, h, count=n) + _linear("blocks.attn.proj", h, h, count=n)
-    g += _linear("blocks.mlp.linear_fc1", ffn, h, count=n) + _linear("blocks.mlp.linear_fc2", h, ffn, count=n)
+    # Qwen3VLVisionBlock / Qwen3_5VisionBlock: attn.qkv, attn.proj, mlp.linear_fc1 / linear_fc2, and the (DeepStack) mergers'
+    # linear_fc1 / linear_fc2, each an nn.Linear (transformers 5.24 models/qwen3_vl/modeling_qwen3_vl.py,
+    # models/qwen3_5/modeling_qwen3_5.py); patch_embed is a Conv3d and pos_embed an nn.Embedding
+    g += _nn_linear("blocks.attn.qkv", 3 * h, h, count=n) + _nn_linear("blocks.attn.proj", h, h, count=n)
+    g += _nn_linear("blocks.mlp.linear_fc1", ffn, h, count=n) + _nn_linear("blocks.mlp.linear_fc2", h, ffn, count=n)
     merged, k = h * v.spatial_merge_size**2, v.num_deepstack_mergers
     g.append(_t("merger.norm", h, 1, 2))
-    g += _linear("merger.linear_fc1", merged, merged) + _linear("merger.linear_fc2", v.out_hidden_size, merged)
+    g += _nn_linear("merger.linear_fc1", merged, merged) + _nn_linear("merger.linear_fc2", v.out_hidden_size, merged)
     if k:
         g.append(_t("deepstack_merger.norm", merged, 1, 2 * k))
-        g += _linear("deepstack_merger.linear_fc1", merged, merged, count=k)
-        g += _linear("deepstack_merger.linear_fc2", v.out_hidden_size, merged, count=k)
+        g += _nn_linear("deepstack_merger.linear_fc1", merged, merged, count=k)
+        g += _nn_linear("deepstack_merger.linear_fc2", v.out_hidden_size, merged, count=k)
     return g
 
 

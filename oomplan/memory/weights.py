@@ -131,8 +131,12 @@ def _stage_weights(model: ModelSpec, plan: Plan, stage: Stage) -> tuple[Componen
     totals: dict[Component, int] = {c: 0 for c in COMPONENTS}
     declared = model.declared_weights if _as_declared(model, plan) else None
     scales = declared.input_scales if declared is not None else ()
+    vision = declared.vision_weights if declared is not None else None
 
     def held(t: TensorGroup) -> int:
+        if vision is not None and t.linear:  # a vision-tower nn.Linear the declared method quantised (DeclaredWeights.vision_weights)
+            rows, cols, count = shard(t, plan.tensor_parallel, plan.expert_parallel)
+            return matrix_bytes(rows, cols, vision, plan.weight_group_size) * count + (FP32 * count if vision in scales else 0)
         return group_bytes(t, fmt, dense, plan) + (input_scale_bytes(t, fmt, dense, plan, scales) if scales else 0)
 
     globals_ = (inv.embedding if stage.is_first else ()) + (inv.head if stage.is_last else ())

@@ -199,3 +199,55 @@ def test_some_experts_in_another_format_are_refused():
               "b": {"targets": ["Linear"], "weights": W4}})
     with pytest.raises(InputError, match="gives the experts of layer 0 .* different formats"):
         weights_budget(parse_hf_config(tiny_llama(quantization_config=qc, **cfg), "t", "test"), Plan())
+
+
+QWEN3_VL = FIXTURES / "configs" / "sweep" / "Qwen--Qwen3-VL-2B-Instruct.json"  # Qwen/Qwen3-VL-2B-Instruct, SOURCES.md
+
+
+def test_a_quantised_qwen3_vl_tower_is_priced_linear_by_linear():
+    """Qwen3-VL-2B (real config) under a declared fp8 128x128 block quantisation whose modules_to_not_convert names no vision
+    module: transformers' FP8 quantizer replaces every nn.Linear of the tower too (patch_embed is a Conv3d, pos_embed an
+    nn.Embedding: not quantised), so each of the tower's linears is e4m3 with an fp32 scale per 128x128 block; keeping
+    "model.visual" prices it bf16, and keeping only part of it is refused."""
+    transformers = pytest.importorskip("transformers")
+    raw = json.loads(QWEN3_VL.read_text())
+    qc = {"quant_method": "fp8", "activation_scheme": "dynamic", "weight_block_size": [128, 128], "modules_to_not_convert": ["lm_head"]}
+    got = weights_budget(parse_hf_config(dict(raw, quantization_config=qc), "v", "test"), Plan()).by_component
+    kept = weights_budget(parse_hf_config(dict(raw, quantization_config=dict(qc, modules_to_not_convert=["lm_head", "model.visual"])), "v", "t"), Plan())
+    config = transformers.AutoConfig.for_model(**{k: v for k, v in raw.items() if k != "quantization_config"})
+    with torch.device("meta"):
+        model = transformers.AutoModelForImageTextToText.from_config(config)
+    tower = [(n, m) for n, m in model.named_modules() if n.startswith("model.visual")]
+    linears = [m for _, m in tower if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 4 * raw["vision_config"]["depth"] + 2 + 2 * len(raw["vision_config"]["deepstack_visual_indexes"])
+    total = sum(p.numel() for _, m in tower for p in m.parameters(recurse=False))
+    weights = sum(m.weight.numel() for m in linears)
+
+    def block(o, i):
+        return o * i + -(-o // 128) * -(-i // 128) * 4
+
+    assert got.vision == sum(block(m.out_features, m.in_features) for m in linears) + 2 * (total - weights)
+    assert kept.by_component.vision == 2 * total
+    with pytest.raises(InputError, match="keeps part of the vision tower 16-bit"):
+        parse_hf_config(dict(raw, quantization_config=dict(qc, modules_to_not_convert=["lm_head", "model.visual.merger"])), "v", "t")
+
+
+def test_towers_not_priced_linear_by_linear_stay_refused_when_quantised():
+    raw = json.loads((FIXTURES / "configs" / "devstral-small-2-24b-instruct.json").read_text())  # Pixtral: qkvo priced merged
+    qc = dict(raw["quantization_config"], modules_to_not_convert=["lm_head"])
+    with pytest.raises(InputError, match="names no vision module, so this fp8 checkpoint quantises its vision tower"):
+        parse_hf_config(dict(raw, quantization_config=qc), "d", "test")
+
+
+def test_awq_keeping_qwen35_in_proj_b_and_a_16_bit_by_suffix():
+    """An AWQ list for Qwen3.5 as AutoAWQ recipes write it, ["visual", "mtp", "in_proj_b", "in_proj_a"]: transformers'
+    should_convert_module matches "in_proj_b" as a suffix of every layer's linear_attn.in_proj_b, so those [v_heads, hidden]
+    matrices stay bf16 (AWQ int4, group 16: packed + fp16 scales + int4 zeros otherwise)."""
+    cfg = _tiny_qwen36()
+    qc = {"bits": 4, "group_size": 16, "quant_method": "awq", "version": "gemm", "zero_point": True,
+          "modules_to_not_convert": ["visual", "mtp", "in_proj_b", "in_proj_a"]}
+    kept = weights_budget(parse_hf_config(dict(cfg, quantization_config=qc), "q", "t"), Plan()).layer_bytes
+    every = weights_budget(parse_hf_config(dict(cfg, quantization_config=dict(qc, modules_to_not_convert=["visual", "mtp"])), "q", "t"), Plan()).layer_bytes
+    heads, h = 4, 64
+    awq = heads * h // 2 + (h // 16) * heads * 2 + (h // 16) * heads // 2
+    assert [a - b for a, b in zip(kept, every, strict=True)] == [2 * (bf16(heads, h) - awq)] * 3 + [0]  # layer 3: full attention
