@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from oomplan.errors import InputError, UnknownFamilyError
 from oomplan.families.module_naming import naming_for
-from oomplan.formats.declared import Layers, declared_weights
+from oomplan.formats.declared import FIELD, Layers, declared_weights, declaring_fields
 from oomplan.families.base import Family, checkpoint_dtype, dtype_name
 from oomplan.families.config import HfConfig, config_sha256
 from oomplan.families.engine_facts import EngineFacts, engine_facts
@@ -133,8 +133,8 @@ UNPRICED_BY_LLAMA: tuple[str, ...] = (
     "hybrid_override_pattern", "layers_block_type", "attn_layer_indices", "attn_layer_period", "expert_layer_period",
     # multimodal / cross-attention
     "text_config", "vision_config", "audio_config", "cross_attention_layers",
-    # declared quantisation
-    "quantization_config",
+    # declared quantisation (oomplan/formats/declared.py DECLARING_KEYS)
+    "quantization_config", "compression_config", "quantization",
     # projections the llama reader does not lay out
     "num_nextn_predict_layers", "parallel_attn", "new_decoder_architecture", "multi_query", "alibi",
 )
@@ -187,6 +187,21 @@ def _validated(raw: dict[str, Any], name: str, source: str) -> HfConfig:
             raw, name, source, model_type, dtype) from None
 
 
+# The declarations a family reads (formats/declared.py): the config's quantization_config, or its text_config's.
+# Vision-tower declarations are the wrapper families' to read.
+_READ_DECLARATIONS = (FIELD, f"text_config.{FIELD}")
+
+
+def _refuse_unread_quantisation(raw: dict[str, Any], source: str) -> None:
+    """A quantisation declared where no reader looks (MLX's `quantization`, the old `compression_config`) would be priced
+    as 16-bit: refuse, naming the field (issue 13: never a silent guess)."""
+    unread = [f for f in declaring_fields(raw) if f not in _READ_DECLARATIONS and not f.startswith("vision_config.")]
+    if unread:
+        raise InputError(f"{source}: field {', '.join(repr(f) for f in unread)} declares a quantisation oomplan does not read "
+                         f"(priced only from {FIELD}: quant_method fp8, awq, gptq, bitsandbytes, compressed-tensors, mxfp4, "
+                         "modelopt); refusing rather than pricing the checkpoint as 16-bit")
+
+
 def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | None = None, where: str | None = None) -> ModelSpec:
     """HF config.json (already parsed from JSON) -> ModelSpec; errors name `where` (default: `source`)."""
     origin, source = source, where or source
@@ -197,6 +212,8 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
     _check_decoder(cfg, raw, source, name)
     warnings: list[str] = []
     family = family_for(cfg)
+    if family is not None:
+        _refuse_unread_quantisation(raw, source)
     view, wrapper = raw, None
     if family is not None and family.text_config:
         wrapper = family

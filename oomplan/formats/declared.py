@@ -40,6 +40,25 @@ FIELD = "quantization_config"
 MATCH_STYLES = ("compressed-tensors", "modelopt", "transformers")  # how each library matches exclusions: see excluded()
 
 
+# Where checkpoints declare a quantisation in config.json: `quantization_config` (transformers, every HF quantiser),
+# `compression_config` (compressed-tensors before it was renamed), `quantization` (MLX: {"group_size", "bits"}, written by
+# mlx-lm beside or instead of quantization_config). Multimodal wrappers nest them in a sub-config (Kimi-K2.5's
+# text_config.quantization_config holds its int4 experts).
+DECLARING_KEYS = (FIELD, "compression_config", "quantization")
+
+
+def declaring_fields(raw: Any) -> list[str]:
+    """The dotted paths of `raw` (a config.json object) that declare a quantisation: a DECLARING_KEYS entry holding a
+    non-empty object, at the top level or in a sub-config (any object-valued key, e.g. text_config)."""
+    if not isinstance(raw, dict):
+        return []
+    found = [k for k in DECLARING_KEYS if isinstance(raw.get(k), dict) and raw[k]]
+    for key, value in raw.items():
+        if isinstance(value, dict) and key not in DECLARING_KEYS:
+            found += [f"{key}.{k}" for k in DECLARING_KEYS if isinstance(value.get(k), dict) and value[k]]
+    return found
+
+
 class DeclaredWeights(Strict):
     """The formats a checkpoint ships its weight matrices in, per component (absent: the dense dtype)."""
 

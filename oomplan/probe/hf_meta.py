@@ -21,6 +21,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from oomplan.errors import InputError, RuntimeFailure
+from oomplan.formats.declared import declaring_fields
 from oomplan.specs.measured import (
     MEASURED_COMPONENTS, ComponentCount, MeasuredActivations, MeasuredCacheLayer, MeasuredComponent, MeasuredModel,
 )
@@ -58,9 +59,10 @@ def check_measurable(raw: dict[str, Any], refusal: str) -> None:
         raise InputError(f"{refusal}; transformers {transformers.__version__} cannot build a model from a config without model_type either")
     if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
         raise InputError(f"{refusal}; transformers {transformers.__version__} does not know model_type {clean(model_type)!r} either")
-    if raw.get("quantization_config"):
-        raise InputError(f"{refusal}; field 'quantization_config': the transformers path counts unquantised tensors and would "
-                         "price this checkpoint in the wrong format")
+    declared = declaring_fields(raw)
+    if declared:
+        raise InputError(f"{refusal}; field {', '.join(repr(f) for f in declared)}: the transformers path counts unquantised "
+                         "tensors and would price this checkpoint in the wrong format")
 
 
 def _component(param_name: str, owner: Any, owners: list[tuple[str, Any]], head_ids: set[int], embed_ids: set[int],

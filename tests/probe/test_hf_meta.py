@@ -136,6 +136,21 @@ def test_quantised_config_refused(tmp_path):
     assert r.exit_code == 2 and "quantization_config" in r.stderr and r.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("declared", [
+    {"text_config": {"quantization_config": {"quant_method": "compressed-tensors"}}},  # Kimi-K2.5: int4 experts nested
+    {"quantization": {"group_size": 64, "bits": 4}},  # MLX
+    {"compression_config": {"quant_method": "compressed-tensors"}},  # compressed-tensors before the rename
+])
+def test_quantisation_declared_elsewhere_refused(tmp_path, declared):
+    """A declaration the meta model would not hold, wherever the config puts it, is refused naming its dotted path."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(OLMOE | declared))
+    r = _cli("estimate", str(path), "--gpu", "h100", "--ctx", "256")
+    key = next(iter(declared))
+    field = f"{key}.quantization_config" if key == "text_config" else key
+    assert r.exit_code == 2 and f"'{field}'" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
 def test_without_transformers_the_refusal_names_it(monkeypatch):
     import oomplan.probe.hf_meta as hf_meta
 

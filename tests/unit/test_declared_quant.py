@@ -193,3 +193,28 @@ def test_router_named_in_every_moe_layer_but_not_all_layers():
     some = parse_hf_config(dict(raw, quantization_config=dict(raw["quantization_config"], modules_to_not_convert=gates[1:] + ["model.layers.0.self_attn.q_a_layernorm"])), "d", "test")
     assert some.declared_weights.kept_modules == tuple(gates[1:])
     assert weights_budget(some, Plan()).resident_bytes == weights_budget(ok, Plan()).resident_bytes
+
+
+def test_declaring_fields_top_level_and_nested():
+    """The dotted paths of every quantisation a config.json declares (formats/declared.py DECLARING_KEYS); empty or
+    non-object values declare nothing."""
+    from oomplan.formats.declared import declaring_fields
+
+    assert declaring_fields({"quantization_config": {"quant_method": "fp8"}}) == ["quantization_config"]
+    assert declaring_fields({"quantization": {"bits": 4}, "text_config": {"quantization_config": {"x": 1}, "compression_config": {}},
+                             "vision_config": {"quantization": {"bits": 8}}}) == [
+        "quantization", "text_config.quantization_config", "vision_config.quantization"]
+    assert declaring_fields({"quantization_config": None, "quantization": 4, "text_config": {"hidden_size": 8}}) == []
+
+
+@pytest.mark.parametrize("declared", [{"quantization": {"group_size": 64, "bits": 4}},
+                                      {"text_config": {"compression_config": {"quant_method": "compressed-tensors"}}}])
+def test_known_family_with_an_unread_declaration_is_refused(declared):
+    """MLX's `quantization` (modinired/Dell-Boca-Boys_v2's GLM-4.5-Air 4-bit) or the old `compression_config` is not read by
+    any reader: a known family refuses naming it rather than pricing the checkpoint as 16-bit."""
+    cfg = tiny_llama(model_type="qwen3", **declared)
+    with pytest.raises(InputError) as err:
+        parse_hf_config(cfg, "x", "cfg.json")
+    key = next(iter(declared))
+    field = "text_config.compression_config" if key == "text_config" else key
+    assert f"field '{field}' declares a quantisation" in str(err.value) and "\n" not in str(err.value)
