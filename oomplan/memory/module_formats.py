@@ -15,7 +15,7 @@ oomplan/families/module_naming.py).
 Routed experts are `<block>.experts.<j>.<projection>` per expert (or `<block>.experts`, one module, where the checkpoint
 stores them fused); a list keeping some experts of a layer 16-bit and others not is refused (engines build one fused MoE
 per layer). An entry that names no module of the model, and is not recognisably outside the text decoder (a vision tower,
-projector, MTP layer), is refused: its module naming is not one oomplan knows, and pricing it quantised would be a guess.
+projector, MTP layer, a layer past the decoder's last), is refused: its module naming is not one oomplan knows, and pricing it quantised would be a guess.
 """
 from __future__ import annotations
 
@@ -211,6 +211,15 @@ def module_formats(model: ModelSpec) -> ModuleFormats:
     return ModuleFormats(out)
 
 
+def _beyond_the_decoder(entry: str, num_layers: int) -> bool:
+    """An entry whose layer number N is at least the number of decoder layers (`model.layers.78*` of GLM-5.1-NVFP4, whose 78
+    layers are 0-77) can match only layers N, N0-N9, ..., none of which the model builds: the multi-token-prediction layers
+    DeepSeek-V3 and GLM-4.5+ checkpoints append after the decoder (num_nextn_predict_layers), which transformers does not
+    instantiate and vLLM loads only for speculative decoding. Keeping them 16-bit changes nothing priced."""
+    found = re.search(r"layers\.(\d+)", entry)
+    return found is not None and int(found.group(1)) >= num_layers
+
+
 def _check_every_entry_names_a_module(model: ModelSpec, entries: tuple[str, ...], style: str, field: str, prefixes: list[str],
                                       naming: ModuleNaming, fused: bool, num_experts: int) -> None:
     """An entry that matches no module name oomplan generates, and is not recognisably outside the text decoder, is
@@ -237,6 +246,8 @@ def _check_every_entry_names_a_module(model: ModelSpec, entries: tuple[str, ...]
             continue
         parent, _, leaf = entry.rpartition(".")
         if _PLAIN.fullmatch(entry) and leaf in ATTENTION_PROJECTIONS and any(n.startswith(parent + ".") for n in names):
+            continue
+        if _beyond_the_decoder(entry, len(model.layers)):
             continue
         raise InputError(f"{model.source}: {FIELD}.{field} entry {entry[:120]!r} names no module oomplan knows in this model "
                          f"({model.model_type}: e.g. {every[0] if every else 'none'}); refused rather than priced as if quantised")

@@ -120,6 +120,16 @@ def test_modelopt_fnmatch_and_substring():
     assert (sub[0] - base[0], sub[1]) == (H * FFN * 2 - fp4(H, FFN), base[1])
 
 
+def test_an_entry_past_the_last_decoder_layer_keeps_nothing_priced():
+    """GLM-5.1-NVFP4 (nvidia, 78 layers 0-77) excludes `model.layers.78*`, its MTP layer: it names no module the model
+    builds, so it changes nothing (it was refused as an unknown module name); a layer the model has still must match."""
+    qc = {"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16}
+    base = _weights(dict(qc, exclude_modules=["lm_head"])).layer_bytes  # tiny_llama: 2 layers
+    assert _weights(dict(qc, exclude_modules=["lm_head", "model.layers.2*", "model.layers.2.mlp.gate_proj"])).layer_bytes == base
+    with pytest.raises(InputError, match="entry 'model.layers.1.mlp.gate_prj' names no module"):
+        _weights(dict(qc, exclude_modules=["lm_head", "model.layers.1.mlp.gate_prj"]))
+
+
 def test_some_experts_of_a_layer_kept_16_bit_is_refused():
     cfg = dict(model_type="mixtral", architectures=["MixtralForCausalLM"], num_local_experts=4, num_experts_per_tok=2)
     qc = _ct(["lm_head", "model.layers.0.block_sparse_moe.experts.1.w1"])
