@@ -110,7 +110,8 @@ def _check_decoder(cfg: HfConfig, raw: dict[str, Any], where: str, name: str) ->
             f"does not read yet (its decoder is under text_config); refusing rather than guessing. Wrappers read: {', '.join(wrappers)}",
             raw, name, where, str(cfg.model_type), checkpoint_dtype(cfg))
     if arch and arch not in BY_WRAPPER and not arch.endswith("ForCausalLM") and arch.endswith(_NOT_CAUSAL_HINTS):
-        raise InputError(f"{where}: {arch} ({cfg.model_type or 'unknown model_type'}) is not a decoder-only causal LM; oomplan plans *ForCausalLM models")
+        raise InputError(f"{where}: field 'architectures': {clean(arch)} ({clean(cfg.model_type or 'unknown model_type')}) is not a "
+                         "decoder-only causal LM; oomplan plans *ForCausalLM models")
     if cfg.model_type in _NOT_DECODERS:
         raise InputError(f"{where}: model_type {cfg.model_type!r} is not a decoder-only causal LM")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from oomplan.errors import InputError
+from oomplan.errors import InputError, UnknownFamilyError
 from oomplan.families import parse_hf_config
 from oomplan.memory.budget import estimate
 from oomplan.memory.params import num_params
@@ -33,7 +33,7 @@ from oomplan.specs.plan import Plan, Workload
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-from oomplan.probe.hf_meta import meta_counts  # noqa: E402
+from oomplan.probe.hf_meta import check_measurable, meta_counts  # noqa: E402
 
 CONFIGS = FIXTURES / "configs"
 SWEEP = CONFIGS / "sweep"
@@ -243,7 +243,9 @@ def test_modelopt_mixed_precision_checkpoint_bytes():
 
 
 # The sweep: each fixture's outcome. "refused": exit 2 naming the fields (an architecture oomplan has no family for,
-# or a declared quantisation it cannot place); otherwise the family it is priced with.
+# or a declared quantisation it cannot place); "transformers": no family reads it (UnknownFamilyError), and the CLI counts
+# it with transformers on the meta device (oomplan/probe/hf_meta.py, "counted by transformers"); otherwise the family it
+# is priced with.
 SWEEP_EXPECTED = {
     "Qwen--Qwen3-0.6B": "qwen3",
     "Qwen--Qwen3-30B-A3B-FP8": "qwen3_moe",
@@ -256,7 +258,7 @@ SWEEP_EXPECTED = {
     "MiniMaxAI--MiniMax-M3": "refused",
     "deepseek-ai--DeepSeek-R1": "deepseek_v3",
     "deepseek-ai--DeepSeek-V4-Flash": "refused",
-    "google--gemma-4-26B-A4B": "refused",
+    "google--gemma-4-26B-A4B": "transformers",
     "moonshotai--Kimi-K2.5": "refused",
     "nvidia--Llama-3_3-Nemotron-Super-49B-v1": "refused",
     "nvidia--MiniMax-M2.5-NVFP4": "minimax_m2",
@@ -275,9 +277,50 @@ SWEEP_EXPECTED = {
     "tt-forge--deepseek-v3.1": "deepseek_v3",
     "tt-forge--deepseek-v3.2-exp": "deepseek_v32",
     "tt-forge--deepseek-v4-inference": "refused",  # DeepSeek's own layout (dim, n_layers), no model_type
-    "tt-metal--EXAONE-4.5-33B": "refused",
-    "tt-metal--LFM2.5-VL-1.6B": "refused",
+    "tt-metal--EXAONE-4.5-33B": "transformers",
+    "tt-metal--LFM2.5-VL-1.6B": "transformers",
+    # the second sweep (2025-26 checkpoints none of the above covers; sources in SOURCES.md)
+    "Alibaba-NLP--Tongyi-DeepResearch-30B-A3B": "qwen3_moe",
+    "HuggingFaceTB--SmolLM3-3B": "transformers",  # NoPE every 4th layer (no_rope_layers)
+    "LiquidAI--LFM2-1.2B": "transformers",  # short-convolution state + 6 attention layers
+    "MiniMaxAI--MiniMax-M2.5": "minimax_m2",  # fp8 128x128 blocks
+    "Qwen--Qwen3-32B-FP8": "qwen3",  # fp8 128x128 blocks
+    "Qwen--Qwen3-Coder-480B-A35B-Instruct": "qwen3_moe",
+    "Qwen--Qwen3-Next-80B-A3B-Thinking": "qwen3_next",
+    "Qwen--Qwen3-VL-32B-Instruct": "qwen3_vl",
+    "Qwen--Qwen3.6-35B-A3B": "qwen3_5_moe",
+    "RedHatAI--DeepSeek-V4-Flash-NVFP4-FP8": "refused",  # deepseek_v4: no family, and compressed-tensors declared
+    "RekaAI--reka-flash-3": "llama",
+    "baidu--ERNIE-4.5-0.3B-Base": "transformers",
+    "baidu--ERNIE-4.5-21B-A3B-Thinking": "transformers",  # ernie4_5_moe: 64 experts + 2 shared from layer 1
+    "deepseek-ai--DeepSeek-R1-Distill-Qwen-32B": "qwen2",
+    "inclusionAI--Ling-flash-2.0": "refused",  # bailing_moe: transformers 5.24 does not know it either
+    "lmstudio-community--GLM-4.5-Air-MLX-4bit": "refused",  # MLX 'quantization' (4-bit, group 64): no reader prices it
+    "meta-llama--Llama-3.3-70B-Instruct": "llama",
+    "meta-models--Muse-Glimmer-30B": "transformers",
+    "microsoft--Phi-4-mini-instruct": "phi3",  # partial rotary 0.75, tied 200k embedding
+    "mistralai--Devstral-Small-2507": "mistral",
+    "mistralai--Magistral-Small-2509": "mistral3",  # no tie_word_embeddings key: see CHECKPOINT_UNTIED
+    "moonshotai--Kimi-K3": "refused",
+    "nvidia--GLM-5.1-NVFP4": "glm_moe_dsa",  # ModelOpt NVFP4; its ignore list names the MTP layer (model.layers.78*)
+    "nvidia--Gemma-4-31B-IT-NVFP4": "refused",  # gemma4 has no family, and ModelOpt NVFP4 is declared
+    "nvidia--Qwen3.5-397B-A17B-NVFP4": "qwen3_5_moe",
+    "openai--gpt-oss-20b": "gpt_oss",  # MXFP4 experts
+    "poolside--Laguna-XS.2-FP8": "refused",
+    "sgl-project--DeepSeek-V4-Flash-FP8": "refused",  # model_type deepseek_ref
+    "tencent--Hunyuan-A13B": "refused",  # the remote-code 'hunyuan' layout (per-layer lists), not transformers' hunyuan_v1_moe
+    "tt-forge--kimi-k2.6": "refused",  # its int4 experts are declared in text_config.quantization_config
+    "tt-forge--vibevoice": "refused",  # a speech model, not a causal LM
+    "tt-metal--Voxtral-Mini-3B-2507": "transformers",
+    "zai-org--GLM-5.1-FP8": "glm_moe_dsa",
 }
+# transformers 5.24's Mistral3Config defaults tie_word_embeddings to True (models/mistral3/configuration_mistral3.py line 98),
+# so a model built from a config without the key ties lm_head to embed_tokens; from_pretrained unties them when the
+# checkpoint holds both with different values (modeling_utils.py PreTrainedModel.tie_weights: "both are present in the
+# checkpoints ... we will NOT tie them"), as Mistral Small 3.x checkpoints do (their text decoder, MistralConfig, is untied;
+# devstral-small-2-24b-instruct.json says tie_word_embeddings false outright). oomplan prices the checkpoint: the referee
+# is built with the key set as loading leaves it.
+CHECKPOINT_UNTIED = {"mistralai--Magistral-Small-2509"}
 # transformers 5.24 Llama4ForConditionalGeneration.forward reads `image_outputs` off its text model's output
 # (models/llama4/modeling_llama4.py line 1318), so a text-only meta forward of the wrapper fails there
 NO_META_FORWARD = {"isim--llama-4-scout-17b-16e-instruct-fp8-dynamic"}
@@ -292,6 +335,11 @@ def test_every_sweep_fixture_has_an_expected_outcome():
 @pytest.mark.parametrize("name", sorted(SWEEP_EXPECTED))
 def test_sweep_config_is_exact_or_refused(name):
     raw, expected = _raw(SWEEP / f"{name}.json"), SWEEP_EXPECTED[name]
+    if expected == "transformers":  # the CLI's path for it (oomplan/cli/measured.py): no family, nothing in the way
+        with pytest.raises(UnknownFamilyError) as unknown:
+            parse_hf_config(raw, name, f"sweep/{name}.json")
+        check_measurable(raw, str(unknown.value))
+        return
     if expected == "refused":
         with pytest.raises(InputError) as refused:
             parse_hf_config(raw, name, f"sweep/{name}.json")
@@ -303,8 +351,33 @@ def test_sweep_config_is_exact_or_refused(name):
     assert expected in (spec.model_type, raw.get("text_config", {}).get("model_type"), spec.hf_config.get("model_type"))
     assert not [w for w in spec.warnings if "not counted" in w or "ignored" in w]
     small = _first_layers(raw, SWEEP_LAYERS)
+    referee = dict(small, tie_word_embeddings=False) if name in CHECKPOINT_UNTIED else small
     if name in NO_META_FORWARD:  # parameters against the meta build; the KV cache of llama4 is tested with its text config
         assert num_params(parse_hf_config(small, name, "test")) == sum(p.numel() for p in _meta_model(small).parameters())
         return
-    params, cache = _meta_cache(small, SWEEP_CTX)
+    params, cache = _meta_cache(referee, SWEEP_CTX)
     assert (num_params(parse_hf_config(small, name, "test")), _ours_cache(small, SWEEP_CTX)) == (params, cache)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in SWEEP_EXPECTED.items() if e == "transformers"))
+def test_sweep_config_counted_by_transformers(name):
+    """The transformers path on the config's first layers: its cache derived from three short forwards (bytes per token,
+    per sequence, shared) equals the cache a direct meta prefill holds at ctx 5000, and its parameters are the model's."""
+    from oomplan.probe.hf_meta import derived_cache_bytes, measure_model
+
+    small = _first_layers(_raw(SWEEP / f"{name}.json"), SWEEP_LAYERS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = measure_model(small, name=name, source=name, config_sha256="-", ctx_tokens=64, batch_size=1)
+    params, cache = _meta_cache(small, SWEEP_CTX)
+    assert (m.num_params, derived_cache_bytes(m.cache_layers, SWEEP_CTX, 1)) == (params, cache)
+
+
+def test_a_quantisation_nested_in_text_config_keeps_the_transformers_path_away():
+    """tt-forge's Kimi-K2.6 declares its int4 experts in text_config.quantization_config: the transformers path (which
+    counts unquantised tensors) refuses, naming that field, rather than counting 1.03T parameters in bf16."""
+    raw = _raw(SWEEP / "tt-forge--kimi-k2.6.json")
+    with pytest.raises(UnknownFamilyError) as unknown:
+        parse_hf_config(raw, "k", "k.json")
+    with pytest.raises(InputError, match="'text_config.quantization_config'"):
+        check_measurable(raw, str(unknown.value))
