@@ -10,7 +10,7 @@ Configs of architectures oomplan has no family for are counted by the transforme
 its params and cache are transformers' by construction, so the row checks the path's derived cache at 8k against
 the direct measurement.
 
-Usage: python benchmarks/families_table.py [--out benchmarks/results/families_table.md] [--ctx 8192]
+Usage: python benchmarks/families_table.py [--out benchmarks/results/families_table.md] [--ctx 8192] [--only 'sweep/*' ...]
 """
 from __future__ import annotations
 
@@ -79,6 +79,20 @@ def _row(path: Path, ctx: int) -> str:
             f"{time.perf_counter() - start:.0f} |")
 
 
+def _kept_rows(out: Path | None, only: list[str]) -> dict[str, str]:
+    """With --only: the rows of the existing --out table for the configs the globs do not match (kept as they are)."""
+    if not only or out is None or not out.exists():
+        return {}
+    from fnmatch import fnmatch
+
+    kept = {}
+    for line in out.read_text().splitlines():
+        cells = line.split(" | ")
+        if line.startswith("| ") and len(cells) > 2 and cells[1].endswith(".json") and not any(fnmatch(cells[1], g) for g in only):
+            kept[cells[1]] = line
+    return kept
+
+
 def main() -> None:
     args = table_args()
     import transformers
@@ -86,8 +100,13 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     rows = [f"| family | config | params ours | params transformers | KV+state @{args.ctx} ours | KV+state @{args.ctx} meta | "
             "checkpoint bytes (declared quantisation) | match | s |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    kept = _kept_rows(args.out, args.only)
     for path in sorted(CONFIGS.rglob("*.json")):
         if "hf_quant_config" in path.parts:  # ModelOpt quantisation files read beside a config (not configs themselves)
+            continue
+        label = str(path.relative_to(CONFIGS))
+        if label in kept:
+            rows.append(kept[label])
             continue
         rows.append(_row(path, args.ctx))
         print(rows[-1], flush=True)

@@ -13,10 +13,13 @@ from oomplan.specs.plan import Plan
 
 
 def table_args() -> argparse.Namespace:
-    """--out FILE (also printed) and --ctx N (default 8192); transformers' warnings silenced."""
+    """--out FILE (also printed), --ctx N (default 8192) and --only GLOB; transformers' warnings silenced."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
     ap.add_argument("--ctx", type=int, default=8192)
+    ap.add_argument("--only", action="append", default=[], metavar="GLOB",
+                    help="families_table.py: re-run only the configs whose path under tests/fixtures/configs matches (repeatable); "
+                         "the other rows of --out are kept")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     return args
