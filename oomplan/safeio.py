@@ -6,7 +6,8 @@ Reading (`read_input_bytes`, `load_json_text`, `load_yaml_text`):
 - JSON and YAML: duplicate keys refused, nesting depth and node count bounded, YAML aliases refused
   (no alias bombs), integers bounded (no 10^300 reaching arithmetic).
 Path probing (`probe`, `expand_user`): never raises (long names, ~nosuchuser, permission errors).
-Writing (`check_output`, `write_atomic_bytes`, `append_line`): outputs are checked before long work;
+Writing (`check_output`/`check_outputs`, `write_atomic_bytes`, `append_line`): outputs are checked before long work
+(never an input of the command, never two outputs in one file);
 exclusive creation (link(2), so two writers never both "win"); a FIFO, device node or folder is never
 replaced (even with --force); a dangling symlink counts as existing; the temporary file is removed on
 every error and on SIGTERM/SIGHUP (see `install_signal_cleanup`).
@@ -293,10 +294,24 @@ def read_yaml(path: Path | str, what: str, limit: int = MAX_INPUT_BYTES) -> Any:
 _PENDING: set[str] = set()  # temporary files not yet renamed into place; removed on SIGTERM/SIGHUP
 
 
-def check_output(path: Path, force: bool, flag: str = "-o") -> None:
+def _same_file(a: Path | str, b: Path | str) -> bool:
+    """Whether two names are one file (samefile when both exist, else the resolved paths); never raises."""
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_output(path: Path, force: bool, flag: str = "-o", inputs: tuple[Path | str | None, ...] = ()) -> None:
     """Refuse an output before any long work: an existing name without --force (a dangling symlink
-    counts), a folder, FIFO or device (even with --force), a missing or non-writable folder."""
+    counts), a folder, FIFO or device (even with --force), a missing or non-writable folder, and a file
+    the command reads (`inputs`: its plan, config or model file), which --force does not make an output."""
     shown = clean(str(path))
+    for given in inputs:
+        if given is not None and os.path.exists(given) and _same_file(path, given):
+            raise InputError(f"{flag}: {shown} is also this command's input; write the output to another file")
     state = probe(path)
     if state.error:
         raise InputError(f"{flag}: {shown}: {state.error}")
@@ -314,6 +329,16 @@ def check_output(path: Path, force: bool, flag: str = "-o") -> None:
         raise InputError(f"{flag}: folder {clean(str(folder))} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"{flag}: folder {clean(str(folder))} is not writable (permission denied)")
+
+
+def check_outputs(outputs: tuple[tuple[Path | None, str], ...], force: bool, inputs: tuple[Path | str | None, ...] = ()) -> None:
+    """check_output for each (path, flag) given, and no two flags naming one file (the second would replace the first)."""
+    given = [(path, flag) for path, flag in outputs if path is not None]
+    for i, (path, flag) in enumerate(given):
+        for other, other_flag in given[:i]:
+            if _same_file(path, other):
+                raise InputError(f"{flag}: {clean(str(path))} is also {other_flag}'s file; give each output its own file")
+        check_output(path, force, flag, inputs)
 
 
 def _folder(path: Path) -> Path:

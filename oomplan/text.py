@@ -15,16 +15,30 @@ _UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u20
 _UNSAFE_MULTILINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
+# A run of more than MAX_RUN characters without a space (a 5,000-character flag value or file name echoed in a
+# message) is cut to its start and end with the length between: one readable line, never a screenful.
+MAX_RUN = 300
+_LONG_RUN = re.compile(rf"\S{{{MAX_RUN + 1},}}")
+
+
+def _cut(match: re.Match) -> str:
+    run = match.group(0)
+    return f"{run[:160]}…({len(run) - 200:,} more characters)…{run[-40:]}"
+
+
 def _escape(match: re.Match) -> str:
     ch = match.group(0)
     code = ord(ch)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def clean(text: object, multiline: bool = False) -> str:
-    """str(text) with every unsafe character escaped; newlines escaped too unless multiline."""
+def clean(text: object, multiline: bool = False, cut: bool = True) -> str:
+    """str(text) with every unsafe character escaped (newlines too unless multiline) and, with cut, every run
+    of more than MAX_RUN non-space characters cut to its start and end (rendered rows pass cut=False: a wide
+    table's rule is one long run)."""
     s = text if isinstance(text, str) else str(text)
-    return (_UNSAFE_MULTILINE if multiline else _UNSAFE).sub(_escape, s)
+    s = (_UNSAFE_MULTILINE if multiline else _UNSAFE).sub(_escape, s)
+    return _LONG_RUN.sub(_cut, s) if cut and len(s) > MAX_RUN else s
 
 
 def shorten(text: object, limit: int = 200) -> str:

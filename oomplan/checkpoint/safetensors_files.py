@@ -93,6 +93,8 @@ def shard_names(folder: Path) -> list[str] | None:
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
             raise InputError(f"{index}: expected a 'weight_map' object of tensor name -> file name")
         names = sorted(set(weight_map.values()))
+        if not names:
+            raise InputError(f"{index}: its 'weight_map' lists no tensors; expected tensor name -> file name entries")
         for name in names:
             if "/" in name or "\\" in name or name.startswith("."):
                 raise InputError(f"{index}: weight_map names a file outside the folder: {name[:80]!r}")
@@ -114,5 +116,7 @@ def read_folder(folder: Path, quant_method: str | None = None, location: str | N
         t, f = read_file_header(folder / name)
         tensors += t
         files.append(f)
+    if not tensors:  # weights priced from headers that list nothing would be 0 B: refused, never a silent answer
+        raise InputError(f"{folder}: its safetensors files ({', '.join(n[:60] for n in names[:3])}) hold no tensors")
     return Checkpoint(kind="safetensors", location=location or str(folder), files=tuple(files), tensors=tuple(tensors),
                       quant_method=quant_method)

@@ -153,7 +153,7 @@ def _skip_plugin_loader() -> None:
 def _run() -> int:
     import typer
 
-    from oomplan.cli.common import STATE, error_line
+    from oomplan.cli.common import STATE, bad_parameter_line, error_line
     from oomplan.safeio import Terminated, install_signal_cleanup
 
     if sys.stdout is None or not _fd_open(1):
@@ -182,7 +182,7 @@ def _run() -> int:
             return 0
         if STATE["debug"]:
             raise
-        error_line(f"{exc.format_message()} (see: oomplan {_command()}--help)")
+        error_line(f"{bad_parameter_line(exc) or exc.format_message()} (see: oomplan {_command()}--help)")
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code

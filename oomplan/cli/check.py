@@ -12,7 +12,7 @@ from oomplan.cli.engine_opts import (
     GGUF_TYPE, GPU_MEMORY_UTILIZATION, MAX_MODEL_LEN, MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS, MEM_FRACTION_STATIC,
     ENGINE_VERSION, N_GPU_LAYERS, check_engine, refuse_engine_version_without_engine, refuse_unread_engine_knobs, check_engine_plan, engine_options,
 )
-from oomplan.cli.common import handle_errors, print_json, stdout, warn
+from oomplan.cli.common import handle_errors, note, print_json, stdout, warn
 from oomplan.cli.train import run_train_check
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.planner.gate import GateOptions
@@ -21,7 +21,7 @@ from oomplan.planner.recheck import box_options, recheck, refuse_kv_policy_for_e
 from oomplan.report.estimate_json import estimate_json
 from oomplan.report.estimate_table import budget_table
 from oomplan.report.plan_yaml import check_output, write_atomic
-from oomplan.text import clean, shorten
+from oomplan.text import shorten
 from oomplan.units import parse_count, parse_fraction
 
 
@@ -56,7 +56,7 @@ def check_command(
         raise InputError("-o/--output: only with --format junit (the other formats print to stdout)")
     if len(plans) > 1 or fmt != "text":
         if output is not None:  # before any work
-            check_output(output, force)
+            check_output(output, force, inputs=tuple(plans))
         gate_opts = GateOptions(gpu=gpu, ctx_tokens=parse_count(ctx, "--ctx") if ctx else None, batch_size=batch, margin=required,
                                 strict=strict, engine=check_engine(engine) if engine else None,
                                 engine_options=engine_options(gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
@@ -115,7 +115,7 @@ def run_gate(plans: list[str], opts: GateOptions, fmt: str, output: Optional[Pat
             typer.echo(xml, nl=False)
         else:
             write_atomic(output, xml, force)
-            typer.echo(f"wrote JUnit XML ({len(verdicts)} test cases) to {clean(str(output))}", err=True)
+            note(f"wrote JUnit XML ({len(verdicts)} test cases) to {output}")
     elif fmt == "github":
         typer.echo(gate_github(verdicts))
     elif as_json:

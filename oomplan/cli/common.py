@@ -14,7 +14,7 @@ from oomplan.errors import EXIT_BAD_INPUT, FieldError, InputError, OomplanError
 from oomplan.safeio import finite_json
 from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.plan import KV_DTYPES, WEIGHT_FORMATS, Plan, Workload
-from oomplan.text import clean
+from oomplan.text import clean, shorten
 from oomplan.units import parse_count, parse_number
 
 if TYPE_CHECKING:  # rich is imported only to render: never with --json
@@ -71,6 +71,12 @@ def error_line(message: object) -> None:
         pass
 
 
+def note(message: object) -> None:
+    """A line on stderr that is not an error ('note: ...', 'wrote PATH'), sanitised like error_line: it may
+    carry a path, a model ref or a profile's display name from input, which must not reach a terminal raw."""
+    typer.echo(clean(message), err=True)
+
+
 def error_message(exc: OomplanError | ValidationError) -> str:
     """The one line for a library error: a FieldError or a spec's ValidationError names its field, worded here
     as its flag (FIELD_FLAGS); a plan file's FieldError names the file and key; anything else as raised."""
@@ -111,7 +117,7 @@ FLAG_BOUNDS: dict[str, tuple[float, float]] = {
     "--dms-window": (0, 2**31), "--block-size": (1, 1024), "--top": (1, 10_000), "--pick": (1, 10_000),
     "--gpus": (1, 2**16), "--max-gpus": (1, 2**16), "--price": (0, 1e9), "--points": (2, 200), "--decode-steps": (0, 64),
     "--global-batch": (1, 2**20), "--grad-accum": (1, 2**20), "--dp": (1, 2**16), "--lora-rank": (1, 65536),
-    "--max-num-seqs": (1, 2**20), "--n-gpu-layers": (-1, 2**20),
+    "--max-num-seqs": (1, 2**20), "--n-gpu-layers": (-1, 2**20), "--images": (0, 2**16),
 }
 
 
@@ -136,6 +142,29 @@ def _flag_name(param: str) -> str:
     except Exception:  # noqa: BLE001 - a name for a message only
         pass
     return "--" + param.replace("_", "-")
+
+
+_PARSE_KINDS = {"int_parsing": "an integer", "int_from_float": "an integer", "float_parsing": "a number", "bool_parsing": "true or false"}
+
+
+def bad_parameter_line(exc: Exception) -> str | None:
+    """typer's own refusal of an int/float flag ('Invalid value for --batch: Input should be a valid integer') as
+    the project's one line naming the flag, the value and what is accepted (FLAG_BOUNDS); None for other usage errors."""
+    param, cause = getattr(exc, "param", None), exc.__cause__
+    if param is None or not isinstance(cause, ValidationError) or not cause.errors():
+        return None
+    error = cause.errors()[0]
+    kind = _PARSE_KINDS.get(error.get("type", ""))
+    if kind is None:
+        return None
+    flag = max(getattr(param, "opts", None) or [f"--{param.name}"], key=len)
+    bounds = FLAG_BOUNDS.get(flag)
+    accepted = f"{kind}, {_bound(bounds[0])}..{_bound(bounds[1])}" if bounds else kind
+    return f"{flag}: {shorten(repr(str(error.get('input'))), 60)} is not {kind}; accepted: {accepted}"
+
+
+def _bound(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def check_pick(pick: int, num_fitting: int, noun: str = "plan") -> None:
@@ -240,7 +269,7 @@ def image_fields(images: int | None, image_tokens: str | None) -> dict[str, Any]
     if images:
         out["num_images"] = images
     if image_tokens is not None:
-        out["image_tokens"] = parse_count(image_tokens, "--image-tokens")
+        out["image_tokens"] = parse_count(image_tokens, "--image-tokens", 1, 2**20)  # Workload.image_tokens' bounds
     return out
 
 
@@ -251,19 +280,18 @@ def resolve_gpu(ref: str, flag: str = "--gpu"):
     if ref.strip().lower() != "auto":
         card = load_gpu(ref, flag)
         if is_raw_gpu(card):
-            typer.echo(
+            note(
                 f"note: {flag} {ref.strip()}: a raw capacity with default overheads (README 'GPUs'); fp8 tensor cores are not "
-                "assumed and tokens/s figures are placeholders; name a profile (oomplan gpus) for those", err=True,
+                "assumed and tokens/s figures are placeholders; name a profile (oomplan gpus) for those",
             )
         return card
     from oomplan.probe.local_gpu import local_gpu
     from oomplan.units import format_bytes
 
     found = local_gpu()
-    typer.echo(
+    note(
         f"detected {found.num_gpus} x {found.device_name} -> profile {found.spec.name}; "
         f"planning against {format_bytes(found.spec.memory_bytes)} free per GPU",
-        err=True,
     )
     return found.spec
 
@@ -278,7 +306,7 @@ def raw_gpu_parallel(card, tp: int, pp: int):
     if card.num_gpus_per_node == 1:
         return card.model_copy(update={"num_gpus_per_node": min(72, tp * pp)}), tp, pp
     if tp == 1 and pp == 1:
-        typer.echo(f"note: {card.display_name}: planning tensor parallel {card.num_gpus_per_node} (set --tp/--pp to split otherwise)", err=True)
+        note(f"note: {card.display_name}: planning tensor parallel {card.num_gpus_per_node} (set --tp/--pp to split otherwise)")
         return card, card.num_gpus_per_node, 1
     if tp * pp > card.num_gpus_per_node:
         raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but --gpu {card.display_name} names {card.num_gpus_per_node}")

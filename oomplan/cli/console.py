@@ -28,5 +28,5 @@ class SafeConsole(Console):
 
     def _render_buffer(self, buffer):  # noqa: ANN001, ANN202 - rich's signature; Text objects pass here too
         return super()._render_buffer(
-            seg if seg.control else Segment(clean(seg.text, multiline=True), seg.style, seg.control) for seg in buffer
+            seg if seg.control else Segment(clean(seg.text, multiline=True, cut=False), seg.style, seg.control) for seg in buffer
         )

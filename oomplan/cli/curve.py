@@ -7,13 +7,13 @@ from typing import Any, Literal, Optional
 import typer
 
 from oomplan.cli.common import (
-    FIELD_FLAGS, IMAGE_TOKENS, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, image_fields, kv_policy_fields, print_json, resolve_gpu, stdout, warn,
+    FIELD_FLAGS, IMAGE_TOKENS, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, image_fields, kv_policy_fields, note, print_json, resolve_gpu, stdout, warn,
 )
 from oomplan.errors import EXIT_OK, InputError, did_you_mean
 from oomplan.planfile import load_plan_file
 from oomplan.planner.curve import memory_curves
 from oomplan.profiles import load_gpu, load_model
-from oomplan.report.plan_yaml import check_output
+from oomplan.report.plan_yaml import check_outputs
 from oomplan.report.curve_json import curve_json
 from oomplan.report.curve_text import curve_chart
 from oomplan.specs.plan import Plan
@@ -99,9 +99,7 @@ def curve_command(
     as_json: bool = typer.Option(False, "--json", help="Print the points and cliffs as JSON instead of the chart."),
 ) -> int:
     """Memory per GPU against context length (or batch size), with the card's capacity and the cliff marked."""
-    for path, flag in ((png, "--png"), (svg, "--svg")):  # outputs first, before any work
-        if path is not None:
-            check_output(path, force, flag)
+    check_outputs(((png, "--png"), (svg, "--svg")), force, inputs=(plan_file, model))  # outputs first, before any work
     parse_number(points, "--points", 2, MAX_POINTS, integer=True)
     knobs = {"tensor_parallel": tp, "pipeline_parallel": pp, "weights": weights, "kv_dtype": kv_dtype, "dms_ratio": dms, "paged": paged,
              "block_size": block_size, "attention": attention}
@@ -121,10 +119,10 @@ def curve_command(
     spec = load_model(model) if model else load_model(from_plan("model"), f"{plan_file}: model.ref", base=folder)
     from oomplan.cli.cards import card_list
 
-    compared = card_list(gpu) if gpu else None
+    compared = card_list(gpu) if gpu is not None else None
     if compared is not None and (png is not None or svg is not None):
         raise InputError("--png/--svg: one chart is one card; comparing cards prints one row per card (drop --png/--svg or give one --gpu)")
-    card = resolve_gpu(gpu if compared is None else compared[0]) if gpu else load_gpu(from_plan("gpu"), f"{plan_file}: gpu.ref", base=folder)
+    card = resolve_gpu(gpu if compared is None else compared[0]) if gpu is not None else load_gpu(from_plan("gpu"), f"{plan_file}: gpu.ref", base=folder)
     axis: Literal["ctx", "batch"]
     if x_axis.strip().lower() == "ctx":
         axis = "ctx"
@@ -174,4 +172,4 @@ def _write_files(cs, png: Optional[Path], svg: Optional[Path], force: bool) -> N
     for path, flag in ((png, "--png"), (svg, "--svg")):
         if path is not None:
             write_figure(cs, path, force, flag)
-            typer.echo(f"wrote {path}", err=True)
+            note(f"wrote {path}")

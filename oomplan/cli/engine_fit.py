@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
 
-from oomplan.cli.common import check_pick, print_json, stdout
+from oomplan.cli.common import check_pick, note, print_json, stdout
 from oomplan.engines.options import EngineOptions
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK
 from oomplan.planner.engine_search import EngineSearchResult, engine_search
@@ -66,4 +65,4 @@ def _render(result: EngineSearchResult, top: int) -> None:
 
 def _write(result: EngineSearchResult, model_ref: str, gpu_ref: str, pick: int, output: Path, force: bool) -> None:
     write_atomic(output, plan_yaml(engine_plan_file(model_ref, gpu_ref, result, pick - 1), output), force)
-    typer.echo(f"wrote plan #{pick} ({engine_name(result.engine)}) to {output}", err=True)
+    note(f"wrote plan #{pick} ({engine_name(result.engine)}) to {output}")

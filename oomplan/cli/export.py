@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from oomplan.cli.common import handle_errors, warn
+from oomplan.cli.common import handle_errors, note, warn
 from oomplan.errors import InputError
 from oomplan.planner.recheck import recheck
 from oomplan.report.exports import ENGINES, EXPORTERS
@@ -25,12 +25,12 @@ def export_command(
     if engine not in EXPORTERS:
         raise InputError(f"--to: {to!r} is not accepted; use one of {', '.join(ENGINES)}")
     if output is not None:  # before any work
-        check_output(output, force)
+        check_output(output, force, inputs=(plan,))
     result = recheck(plan)
     warn(result.warnings, strict=False)
     text = EXPORTERS[engine](result.estimate).render() + "\n"
     if output is not None:
         write_atomic(output, text, force)
-        typer.echo(f"wrote {engine} command to {output}", err=True)
+        note(f"wrote {engine} command to {output}")
     else:
         typer.echo(text, nl=False)

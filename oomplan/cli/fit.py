@@ -16,7 +16,7 @@ from oomplan.cli.progress import spinner
 from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
     FIT_KV_POLICY_HELP, IMAGE_TOKENS, IMAGES, build_plan, build_workload, check_pick, handle_errors, image_fields, print_json,
-    refuse_kv_policy_with_engine, resolve_gpu,
+    note, refuse_kv_policy_with_engine, resolve_gpu,
     stdout, warn,
 )
 from oomplan.cli.train import (
@@ -88,7 +88,7 @@ def fit_command(
 ) -> int:
     """Search quantisation, KV dtype, DMS, paging, TP/PP and offload; rank what fits. Exit 0 a plan fits, 1 none."""
     if output is not None:  # outputs are checked before any long work (and before anything is printed)
-        check_output(output, force)
+        check_output(output, force, inputs=(model,))
     if probe and as_json:
         raise InputError("--probe: not available with --json (the probe prints a table); run `oomplan probe PLAN --json` on the -o plan")
     if global_batch is not None:
@@ -227,4 +227,4 @@ def _render(result, limits, top, show, price, attention) -> None:
 
 def _write(result, model_ref: str, gpu_ref: str, pick: int, output: Path, force: bool) -> None:
     write_atomic(output, plan_yaml(search_plan_file(model_ref, gpu_ref, result, pick - 1), output), force)
-    typer.echo(f"wrote plan #{pick} to {output}", err=True)
+    note(f"wrote plan #{pick} to {output}")

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from pydantic import ValidationError
 
-from oomplan.cli.common import FIELD_FLAGS, check_pick, print_json, stdout, warn
+from oomplan.cli.common import FIELD_FLAGS, check_pick, note, print_json, stdout, warn
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, FieldError, InputError
 from oomplan.specs.convert import error_line as spec_error_line
 from oomplan.specs.training import FSDP_MODES, LORA_ALL_LINEAR, OPTIMIZERS, PRECISIONS, RECOMPUTES, TRAIN_MODES, TrainingPlan
@@ -224,7 +224,7 @@ def _write_plan(result, a: TrainFitArgs) -> None:
     assert a.output is not None, "_write_plan is called with -o only"
     pf = training_plan_file(a.model_ref, a.gpu_ref, result.plans[a.pick - 1])
     write_atomic(a.output, plan_yaml(pf, a.output), a.force)
-    typer.echo(f"wrote plan #{a.pick} to {a.output}", err=True)
+    note(f"wrote plan #{a.pick} to {a.output}")
 
 
 def run_train_check(plan: str, gpu: Optional[str], seq: Optional[str], batch: Optional[int], required: float,

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from oomplan.cli.common import handle_errors, print_json, stdout
+from oomplan.cli.common import handle_errors, note, print_json, stdout
 from oomplan.errors import EXIT_DOES_NOT_FIT, EXIT_OK, InputError
 from oomplan.profiles import load_gpu
 
@@ -38,8 +38,8 @@ def vet_command(
     model, card = resolve_model(launch, model_profile), box[0] if box else load_gpu(gpu)
     settings = get_engine(launch.engine).with_devices(launch.settings, box) if box else launch.settings
     if launch.engine == "llamacpp" and model_profile is None and (model.checkpoint is None or model.checkpoint.kind != "gguf"):
-        typer.echo(f"note: {launch.model_ref}: no such file here, so the model and the GGUF type come from its name "
-                   "(run vet where the file is to price its own tensors)", err=True)
+        note(f"note: {launch.model_ref}: no such file here, so the model and the GGUF type come from its name "
+             "(run vet where the file is to price its own tensors)")
     pred = get_engine(launch.engine).predict(model, card, settings)
     ok = pred.ok and not (strict and (pred.warnings or launch.unmodelled_flags))
     if as_json:
@@ -54,8 +54,8 @@ def _render(pred, ignored: tuple[str, ...], unmodelled: tuple[str, ...] = ()) ->
 
     out = stdout()
     out.print(engine_table(pred))
-    for note in pred.notes:
-        out.print(f"note: {note}", soft_wrap=True)
+    for line in pred.notes:
+        out.print(f"note: {line}", soft_wrap=True)
     for warning in pred.warnings:
         out.print(f"warning: {warning}", style="yellow", soft_wrap=True)
     if ignored:

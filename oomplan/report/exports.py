@@ -14,6 +14,7 @@ from oomplan.engines.llamacpp.flags import GGUF_KV
 from oomplan.memory.budget import Estimate
 from oomplan.memory.kv_cache import resolved_kv_dtype
 from oomplan.memory.weights import SIXTEEN_BIT, resolved_weight_format
+from oomplan.text import is_clean
 from oomplan.units import GIB
 
 VLLM_KV, SGLANG_KV = formats.plan_kv_table("vllm"), formats.plan_kv_table("sglang")
@@ -33,13 +34,29 @@ class Export:
         return "\n".join(lines + [self.command])
 
 
+def shell_word(text: str) -> str:
+    """One shell word for `text`: shlex.quote, or where it holds a control or invisible character (a folder named
+    with an escape sequence) bash's $'...' with that character escaped, so the command is right and the terminal safe."""
+    if is_clean(text):
+        return shlex.quote(text)
+
+    def char(c: str) -> str:
+        if c in "\\'":
+            return "\\" + c
+        if is_clean(c):
+            return c
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    return "$'" + "".join(char(c) for c in text) + "'"
+
+
 def _model_id(est: Estimate) -> str:
     return est.model.hf_repo or est.model.source.removesuffix("/config.json")
 
 
 def _revision(est: Estimate) -> list[str]:
     """The repo revision the plan was made for (vllm/engine/arg_utils.py and sglang server_args.py: --revision)."""
-    return [f"--revision {shlex.quote(est.model.hf_revision)}"] if est.model.hf_revision else []
+    return [f"--revision {shell_word(est.model.hf_revision)}"] if est.model.hf_revision else []
 
 
 def _dms(est: Estimate, engine: str) -> list[str]:
@@ -81,7 +98,7 @@ def _quantization(est: Estimate, w: str, engine: str, parts: list[str], unreal: 
 
 def vllm(est: Estimate) -> Export:
     p, w, kv = est.plan, resolved_weight_format(est.model, est.plan), resolved_kv_dtype(est.model, est.plan)
-    parts = ["vllm serve " + shlex.quote(_model_id(est)), *_revision(est)]
+    parts = ["vllm serve " + shell_word(_model_id(est)), *_revision(est)]
     parts += [f"--tensor-parallel-size {p.tensor_parallel}", f"--pipeline-parallel-size {p.pipeline_parallel}"]
     parts += [f"--max-model-len {est.workload.ctx_tokens}", f"--max-num-seqs {est.workload.batch_size}"]
     parts.append(f"--gpu-memory-utilization {memory_fraction(est):.2f}")
@@ -111,7 +128,7 @@ def vllm(est: Estimate) -> Export:
 
 def sglang(est: Estimate) -> Export:
     p, w, kv = est.plan, resolved_weight_format(est.model, est.plan), resolved_kv_dtype(est.model, est.plan)
-    parts = ["python -m sglang.launch_server --model-path " + shlex.quote(_model_id(est)), *_revision(est)]
+    parts = ["python -m sglang.launch_server --model-path " + shell_word(_model_id(est)), *_revision(est)]
     parts += [f"--tp-size {p.tensor_parallel}", f"--pp-size {p.pipeline_parallel}"]
     parts += [f"--context-length {est.workload.ctx_tokens}", f"--max-running-requests {est.workload.batch_size}"]
     parts.append(f"--mem-fraction-static {memory_fraction(est):.2f}")
@@ -145,7 +162,7 @@ def llamacpp(est: Estimate) -> Export:
     layers_off = round(est.per_gpu.weights.offloaded_bytes / max(est.per_gpu.weights.layer_bytes, default=1)) if p.offload_bytes else 0
     window = p.kv_policy if p.kv_policy is not None and p.kv_policy.kind == "window" else None
     slot_tokens = est.workload.ctx_tokens if window is None else min(est.workload.ctx_tokens, window.sink_tokens + window.window_tokens)
-    parts = [f"llama-server -m {shlex.quote(m.name)}-{gguf}.gguf", f"-c {slot_tokens * est.workload.batch_size}",
+    parts = [f"llama-server -m {shell_word(f'{m.name}-{gguf}.gguf')}", f"-c {slot_tokens * est.workload.batch_size}",
              f"-np {est.workload.batch_size}", f"-ngl {n_gpu_layers(m.num_layers, layers_off)}"]
     if window is not None:  # tools/server/README.md: --context-shift, --keep N (tokens kept from the start of the prompt)
         parts += ["--context-shift", f"--keep {window.sink_tokens}"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from oomplan.safeio import check_output, exists, load_yaml_text, write_atomic_bytes  # noqa: F401 - re-exported for the CLI
+from oomplan.safeio import check_output, check_outputs, exists, load_yaml_text, write_atomic_bytes  # noqa: F401 - re-exported for the CLI
 from oomplan.specs.convert import build
 from oomplan.text import clean
 from oomplan.specs.plan_file import PlanFile

@@ -192,6 +192,20 @@ ROWS += [
     ("plan kv_policy window 0", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"kv_policy": {"kind": "window", "window_tokens": 0}}), "config.json": TINY}, 2, "plan.kv_policy.window.window_tokens"),
     ("plan with DMS and a kv_policy", ["check", "{dir}/p.yaml"], {"p.yaml": plan(plan={"dms_ratio": 4.0, "kv_policy": {"kind": "budget", "budget_tokens": 512}}), "config.json": TINY}, 2, "one KV policy at a time"),
 ]
+# Hostile inputs against the newer surfaces (benchmarks/hostile_cli.py found each): one mechanism per class
+INDEX_NO_TENSORS = {"ck/config.json": TINY, "ck/model.safetensors": b"\x02\x00\x00\x00\x00\x00\x00\x00{}",
+                    "ck/model.safetensors.index.json": json.dumps({"metadata": {"total_size": 0}, "weight_map": {}})}
+ROWS += [
+    ("typer's int flag names the value", ["estimate", "llama-3-8b", "--gpu", "h100", "--batch", "x"], {}, 2, "error: --batch: 'x' is not an integer; accepted: an integer, 1..1048576"),
+    ("--images 1.5", ["estimate", "qwen3-vl-4b-instruct", "--gpu", "h100", "--images", "1.5"], {}, 2, "error: --images: '1.5' is not an integer; accepted: an integer, 0..65536"),
+    ("--image-tokens beyond the Workload bound", ["estimate", "qwen3-vl-4b-instruct", "--gpu", "h100", "--images", "1", "--image-tokens", "9999999"], {}, 2, "--image-tokens: 9999999 is out of range; accepted: 1..1048576"),
+    ("5,000-character --weights", ["estimate", "llama-3-8b", "--gpu", "h100", "--weights", LONG], {}, 2, "more characters)"),
+    ("curve --gpu ''", ["curve", "llama-3-8b", "--gpu", ""], {}, 2, "--gpu: empty; give a profile name or a path"),
+    ("curve --png and --svg one file", ["curve", "llama-3-8b", "--gpu", "h100", "--png", "{dir}/c.png", "--svg", "{dir}/c.png"], {}, 2, "--svg: DIR/c.png is also --png's file", {"empty_stdout": True}),
+    ("fit -o its own config.json --force", ["fit", "{dir}/c.json", "--gpu", "h100", "-o", "{dir}/c.json", "--force"], {"c.json": TINY}, 2, "-o: DIR/c.json is also this command's input", {"empty_stdout": True}),
+    ("index.json with an empty weight_map", ["estimate", "{dir}/ck", "--gpu", "h100"], INDEX_NO_TENSORS, 2, "its 'weight_map' lists no tensors"),
+    ("safetensors holding no tensors", ["estimate", "{dir}/ck", "--gpu", "h100"], {k: v for k, v in INDEX_NO_TENSORS.items() if "index" not in k}, 2, "hold no tensors"),
+]
 ROWS = [r if len(r) == 6 else (*r, {}) for r in ROWS]
 
 
