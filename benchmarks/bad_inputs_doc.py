@@ -45,8 +45,8 @@ def main() -> None:
              "| path probing / outputs | `oomplan/safeio.py` `probe`/`expand_user` (never raise); `check_output` before any work |",
              "| structures | `oomplan/safeio.py` `load_json_text`/`load_yaml_text`: no aliases, no duplicate keys, depth <= 64, integers <= 2^63; `oomplan/specs/base.py` (no bool-as-number, finite floats); `oomplan/units.py` `finite_or_none` for free-form fields |",
              "| output failures | `oomplan/cli/app.py` `main`: closed stdout, failed writes and flushes, signals are exit 3 with one line; non-UTF-8 streams print `?` |",
-             "| atomic writes | `oomplan/safeio.py` `write_atomic_bytes`: link(2) exclusive creation, non-regular targets refused, temp files removed on SIGTERM/SIGHUP |",
-             "| messages and trust | `oomplan/text.py` `clean` (errors, warnings, and `SafeConsole` for rich output, minimum width 60); plan refs resolve against the plan's folder (`profiles._resolve`); a foreign file is refused unechoed (`build_file`) |",
+             "| atomic writes | `oomplan/safeio.py` `write_atomic_bytes`: link(2) exclusive creation, non-regular targets refused, temp files removed on SIGTERM/SIGHUP; `check_outputs`: never an input of the command, never two outputs in one file |",
+             "| messages and trust | `oomplan/text.py` `clean` (errors, warnings, notes via `cli/common.py` `note`, and `SafeConsole` for rich output, minimum width 60; a run of over 300 non-space characters cut to its start and end); typer's int/float refusals reworded with the value (`cli/common.py` `bad_parameter_line`); plan refs resolve against the plan's folder (`profiles._resolve`); a foreign file is refused unechoed (`build_file`) |",
              "",
              "| input | command | exit | message (stderr) |",
              "|---|---|---:|---|"]

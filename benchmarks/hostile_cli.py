@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+HOLDS = re.compile(r"(?:starts|fits): [^\n]*?([\d.]+) (B|KiB|MiB|GiB|TiB) of ([\d.]+) (B|KiB|MiB|GiB|TiB)")
+UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 NONSENSE = re.compile(r"(?i)(?<![\w.])(nan|-?inf(inity)?)(?![\w])")
 
 HOSTILE = ["", " ", "\x1b[31mred\x1b[0m", "a\nb", "tab\there", "\r\rX", "\x07bell", "\u202eevil", "💥", "é", "ﬁ",
@@ -555,6 +557,10 @@ def check_case(argv: list[str], result, before: dict, after: dict) -> list[str]:
                     problems.append(f"non-finite {path}")
                 if path.endswith("_bytes") and isinstance(value, (int, float)) and value < 0 and "headroom" not in path and "delta" not in path:
                     problems.append(f"negative {path} = {value}")
+    for match in HOLDS.finditer(stdout if result.exit_code == 0 else ""):  # "starts: vLLM holds 4194321.88 GiB of 79.19 GiB"
+        held, capacity = (float(match.group(i)) * UNITS[match.group(i + 1)] for i in (1, 3))
+        if held > capacity:
+            problems.append(f"exit 0 with more held than the card has: {match.group(0)!r}")
     if result.exit_code == 0 and NONSENSE.search(stdout):
         problems.append(f"nonsense number {NONSENSE.search(stdout).group()!r} in the output")
     force = "--force" in argv
@@ -586,7 +592,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ["OOMPLAN_PROFILE_DIR"] = str(root / "profiles")
         os.environ["HF_HUB_CACHE"] = str(root / "hub")
         fx = fixtures(root)
-        cases = ([] if args.no_fixed else fixed_cases(fx, root)) + random_cases(fx, rng, args.random)
+        fixed = [] if args.no_fixed else fixed_cases(fx, root)
+        cases = fixed + random_cases(fx, rng, args.random)
         if args.limit:
             cases = cases[: args.limit]
         runner = CliRunner(env={"COLUMNS": "100", "NO_COLOR": None})
@@ -612,13 +619,23 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{i}/{len(cases)} {time.monotonic() - start:.0f}s {len(failures)} failing", file=sys.stderr)
         seconds = time.monotonic() - start
         os.chmod(root / "outs" / "ro", 0o755)
-    print(f"{len(cases)} cases in {seconds:.0f}s; exit codes {dict(sorted(codes.items()))}; {len(failures)} failing")
+    summary = f"{len(cases)} cases ({len(fixed)} fixed, {len(cases) - len(fixed)} random, seed {args.seed}) in {seconds:.0f} s; " \
+              f"exit codes {dict(sorted(codes.items()))}; {len(failures)} failing"
+    print(summary)
     for kind, count in kinds.most_common():
         print(f"  {count:5d}  {kind}")
     for key, problems in list(failures.items())[: args.show]:
         print(f"FAIL {key}")
         for p in problems:
             print(f"     {p}")
+    if args.write:
+        import platform
+
+        lines = ["# benchmarks/hostile_cli.py", "", f"`python benchmarks/hostile_cli.py --random {args.random} --seed {args.seed} --write`, "
+                 f"{time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, the project's shared 2-core machine.", "", summary, ""]
+        lines += [f"- {count} x {kind}" for kind, count in kinds.most_common()]
+        lines += [f"- FAIL {key}: {'; '.join(problems)}" for key, problems in list(failures.items())[: args.show]]
+        (ROOT / "benchmarks" / "results" / "hostile_cli.md").write_text("\n".join(lines) + "\n")
     return 1 if failures else 0
 
 
@@ -630,6 +647,7 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=60, help="failing cases to print")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--no-fixed", action="store_true", help="only the random cases")
+    parser.add_argument("--write", action="store_true", help="write benchmarks/results/hostile_cli.md")
     raise SystemExit(run(parser.parse_args()))
 
 

@@ -10,6 +10,7 @@ from oomplan.cli.common import (
     FIELD_FLAGS, IMAGE_TOKENS, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, image_fields, kv_policy_fields, note, print_json, resolve_gpu, stdout, warn,
 )
 from oomplan.errors import EXIT_OK, InputError, did_you_mean
+from oomplan.text import shorten
 from oomplan.planfile import load_plan_file
 from oomplan.planner.curve import memory_curves
 from oomplan.profiles import load_gpu, load_model
@@ -40,6 +41,8 @@ def _compare_fields(text: str) -> dict[str, Any]:
             raise InputError(f"--compare: {part!r} is not KEY=VALUE (e.g. kv_dtype=fp8)")
         if key not in Plan.model_fields:
             raise InputError(f"--compare: {key!r} is not a plan knob{did_you_mean(key, list(Plan.model_fields))}")
+        if key in fields or (key == "kv_policy" and policy):
+            raise InputError(f"--compare: {key!r} is given twice in {shorten(text, 80)!r}; give each knob once")
         if key == "kv_policy":
             policy = [value.strip()]
             continue

@@ -10,11 +10,16 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from oomplan.errors import InputError
+from oomplan.text import shorten
 from oomplan.families.config import HfConfig
 from oomplan.units import finite_or_none
 from oomplan.specs.model import LayerAttention, LayerMlp, LayerSpec, MoeSpec, RopeSpec
 
-DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}  # a config's torch dtype name -> ours
+# a config's torch dtype name -> ours (torch.float is float32 and torch.half float16: getattr(torch, name) in transformers)
+DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "float": "fp32", "half": "fp16"}
+# the other torch dtype names a config may carry (quantised checkpoints; transformers' "auto"): read as the default, as before
+OTHER_TORCH_DTYPES = frozenset({"auto", "float64", "double", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
+                                "float8_e8m0fnu", "float4_e2m1fn_x2", "int8", "uint8", "int16", "int32", "int64"})
 Fields = dict[str, Any]  # ModelSpec keyword arguments, validated by ModelSpec itself
 # A builder takes its family's own HfConfig subclass (Family.config); Callable is contravariant in its
 # arguments, so the registry can only name that parameter as Any.
@@ -80,7 +85,17 @@ def dense_layers(num_layers: int, width: int, mlp_kind: str = "gated") -> tuple[
 def base_fields(cfg: HfConfig, where: str, tie_default: bool) -> Fields:
     """Fields shared by every family; head_dim explicit when the config gives it."""
     require(cfg, where, "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+    for key in ("torch_dtype", "dtype"):  # a name torch does not have (float7) is a broken config, not bf16
+        name = str(getattr(cfg, key) or "bfloat16").replace("torch.", "")
+        if name not in DTYPE_NAMES and name not in OTHER_TORCH_DTYPES:
+            raise InputError(f"{where}: field {key!r}: {shorten(repr(name), 60)} is not a torch dtype; accepted: {', '.join(DTYPE_NAMES)} "
+                             "(or another torch dtype name)")
     assert cfg.num_attention_heads is not None and cfg.hidden_size is not None and cfg.num_hidden_layers is not None
+    for key in ("layer_types", "mlp_layer_types"):  # transformers 5.24 configuration_utils.py validate_layer_type (a @strict validator)
+        types = getattr(cfg, key)
+        if types is not None and len(types) != cfg.num_hidden_layers:
+            raise InputError(f"{where}: {key} has {len(types)} entries for {cfg.num_hidden_layers} layers (num_hidden_layers); "
+                             "transformers refuses a config whose lengths differ")
     num_heads = cfg.num_attention_heads
     head_dim = cfg.head_dim or cfg.hidden_size // num_heads
     width = cfg.intermediate_size or 4 * cfg.hidden_size

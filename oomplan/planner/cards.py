@@ -100,12 +100,20 @@ def parse_prices(values: list[str], resolve: Callable[[str], str], read_file: Ca
     allowed), a prices file (.yaml/.yml), or one bare number (one card: the old --price). `resolve` turns a card
     name or alias into the profile name; `read_file` parses a prices file (already validated)."""
     out: dict[str, CardPrice] = {}
+    given: dict[str, str] = {}  # card -> the value that priced it: a second price for one card is refused
+
+    def put(card: str, price: CardPrice, where: str) -> None:
+        if card in given:
+            raise InputError(f"--price: two prices for {card} ({shorten(given[card], 40)!r} and {shorten(where, 40)!r}); give one")
+        given[card] = where
+        out[card] = price
+
     bare: float | None = None
     for value in values:
         text = value.strip()
         if text.endswith((".yaml", ".yml")):
             for card, entry in read_file(text).prices.items():
-                out[resolve(card)] = CardPrice(entry.usd_per_gpu_hour, entry.source)
+                put(resolve(card), CardPrice(entry.usd_per_gpu_hour, entry.source), f"{text}: {card}")
             continue
         for part in text.split(","):
             part = part.strip()
@@ -124,7 +132,7 @@ def parse_prices(values: list[str], resolve: Callable[[str], str], read_file: Ca
                 continue
             if not card.strip():
                 raise InputError(f"--price: {shorten(part, 60)!r} is not CARD=USD_PER_GPU_HOUR (e.g. h100=2.49)")
-            out[resolve(card.strip())] = CardPrice(_usd(amount, part), "--price")
+            put(resolve(card.strip()), CardPrice(_usd(amount, part), "--price"), part)
     return out, bare
 
 

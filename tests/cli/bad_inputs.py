@@ -204,6 +204,10 @@ ROWS += [
     ("curve --png and --svg one file", ["curve", "llama-3-8b", "--gpu", "h100", "--png", "{dir}/c.png", "--svg", "{dir}/c.png"], {}, 2, "--svg: DIR/c.png is also --png's file", {"empty_stdout": True}),
     ("fit -o its own config.json --force", ["fit", "{dir}/c.json", "--gpu", "h100", "-o", "{dir}/c.json", "--force"], {"c.json": TINY}, 2, "-o: DIR/c.json is also this command's input", {"empty_stdout": True}),
     ("index.json with an empty weight_map", ["estimate", "{dir}/ck", "--gpu", "h100"], INDEX_NO_TENSORS, 2, "its 'weight_map' lists no tensors"),
+    ("curve --compare with a knob twice", ["curve", "llama-3-8b", "--gpu", "h100", "--compare", "weights=fp8,weights=awq"], {}, 2, "--compare: 'weights' is given twice in 'weights=fp8,weights=awq'; give each knob once"),
+    ("two prices for one card", ["fit", "llama-3-8b", "--gpu", "h100", "--price", "h100=1,h100-sxm=2"], {}, 2, "--price: two prices for h100-sxm ('h100=1' and 'h100-sxm=2'); give one"),
+    ("torch_dtype float7", ["estimate", "{dir}/c.json", "--gpu", "h100"], {"c.json": json.dumps({**CONFIG, "torch_dtype": "float7"})}, 2, "field 'torch_dtype': 'float7' is not a torch dtype; accepted: float32, bfloat16, float16, float, half"),
+    ("layer_types longer than the layers", ["estimate", "{dir}/c.json", "--gpu", "h100"], {"c.json": json.dumps({**CONFIG, "layer_types": ["full_attention"] * 5})}, 2, "layer_types has 5 entries for 2 layers (num_hidden_layers)"),
     ("safetensors holding no tensors", ["estimate", "{dir}/ck", "--gpu", "h100"], {k: v for k, v in INDEX_NO_TENSORS.items() if "index" not in k}, 2, "hold no tensors"),
 ]
 ROWS = [r if len(r) == 6 else (*r, {}) for r in ROWS]

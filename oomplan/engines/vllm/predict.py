@@ -39,7 +39,22 @@ def _failures(model: ModelSpec, gpu: GpuSpec, given: VllmGiven, s: VllmResolved,
         out.append(f"gpu_memory_utilization {s.gpu_memory_utilization:g} asks for more than the free memory at start-up "
                    f"({format_bytes(gpu.memory_bytes - gpu.overhead.cuda_context_bytes)} after the CUDA context)")
     out += [f"stage {st.stage}: {why}" if len(stages) > 1 else why for st in stages if (why := refusal(st, s))]
+    if s.num_gpu_blocks_override or s.kv_cache_memory_bytes:
+        out += [f"stage {st.stage}: {why}" if len(stages) > 1 else why for st in stages if (why := _pool_overflow(gpu, s, st))]
     return out
+
+
+def _pool_overflow(gpu: GpuSpec, s: VllmResolved, st: VllmStage) -> str | None:
+    """A pool sized by --num-gpu-blocks-override or --kv-cache-memory-bytes skips the memory budget (v1/core/kv_cache_utils.py:
+    the override wins; v1/worker/gpu_worker.py determine_available_memory returns kv_cache_memory_bytes unprofiled) and is
+    allocated whole (gpu_model_runner.py initialize_kv_cache_tensors, torch.zeros): past the card's memory that is a CUDA OOM."""
+    pool = max(0, st.num_blocks) * st.layout.page_bytes * st.layout.group_size
+    held = st.weights_bytes + st.non_torch_bytes + st.persistent_bytes + gpu.overhead.cuda_context_bytes
+    if held + pool <= gpu.memory_bytes:
+        return None
+    flag = "--num-gpu-blocks-override" if s.num_gpu_blocks_override else "--kv-cache-memory-bytes"
+    return (f"{flag}: a KV pool of {format_bytes(pool)} does not fit in the {format_bytes(max(0, gpu.memory_bytes - held))} the card has "
+            "left after weights, non-torch memory and the CUDA context; allocating it is a CUDA out-of-memory error")
 
 
 def _first_that_starts(model: ModelSpec, gpu: GpuSpec, candidates: list[VllmGiven]) -> VllmGiven | None:

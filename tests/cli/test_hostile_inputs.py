@@ -1,4 +1,4 @@
-"""Text from input reaches the terminal escaped on every line oomplan prints (benchmarks/hostile_cli.py found these).
+"""Hostile inputs that benchmarks/hostile_cli.py found mishandled; first, text from input reaches the terminal escaped.
 
 CliRunner runs with color=True: like a terminal, and unlike the piped console script of tests/cli/test_bad_inputs.py,
 click then leaves escape sequences in what typer.echo prints, so a raw one shows here.
@@ -63,3 +63,16 @@ def test_shell_word_is_one_word_that_bash_reads_back(text):
 def test_curve_empty_gpu_is_a_refusal_not_an_assertion():
     out = run(["curve", "llama-3-8b", "--gpu", "", "--points", "3"])
     assert out.exit_code == 2 and "--gpu: empty" in out.stderr
+
+
+@pytest.mark.parametrize("flag,value", [("--num-gpu-blocks-override", "2147483647"), ("--kv-cache-memory-bytes", "1000000000000")])
+def test_vllm_pool_sized_past_the_card_will_not_start(flag, value):
+    """A pool the flag sizes skips vLLM's budget and is allocated whole: 931 GiB on an 80 GiB card is an OOM, not 'starts'."""
+    out = run(["vet", "--gpu", "h100", "--", "vllm", "serve", "meta-llama/Meta-Llama-3-8B", flag, value])
+    assert out.exit_code == 1
+    assert f"will not start: {flag}: a KV pool of" in out.stdout and "CUDA out-of-memory" in out.stdout
+
+
+def test_vllm_pool_override_that_fits_still_starts():
+    out = run(["vet", "--gpu", "h100", "--", "vllm", "serve", "meta-llama/Meta-Llama-3-8B", "--num-gpu-blocks-override", "1000"])
+    assert out.exit_code == 0 and "1,000 blocks" in out.stdout
