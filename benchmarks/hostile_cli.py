@@ -256,31 +256,24 @@ def fixtures(root: Path) -> dict[str, Path]:
     (root / "plans/cfgref").mkdir()
     (root / "plans/cfgref/config.json").write_text(json.dumps({**cfg, "hidden_size": float("nan")}, allow_nan=True))
     put("plans/cfgref/p.yaml", _ref(good, "model", "config.json"))
-    (root / "plans/dir.yaml").mkdir()
-    fx["plans/dir.yaml"] = root / "plans/dir.yaml"
-    os.mkfifo(root / "plans/fifo.yaml")
-    fx["plans/fifo.yaml"] = root / "plans/fifo.yaml"
-    os.symlink(root / "plans/loop2.yaml", root / "plans/loop1.yaml")
-    os.symlink(root / "plans/loop1.yaml", root / "plans/loop2.yaml")
-    fx["plans/loop1.yaml"] = root / "plans/loop1.yaml"
-    os.symlink(root / "plans/nowhere.yaml", root / "plans/dangling.yaml")
-    fx["plans/dangling.yaml"] = root / "plans/dangling.yaml"
-    with open(root / "plans/sparse.yaml", "wb") as f:
-        f.truncate(2**30)
-    fx["plans/sparse.yaml"] = root / "plans/sparse.yaml"
-    with open(root / "cfg/sparse.json", "wb") as f:
-        f.truncate(2**30)
-    fx["cfg/sparse.json"] = root / "cfg/sparse.json"
-    (root / "cfg/dir.json").mkdir()
-    fx["cfg/dir.json"] = root / "cfg/dir.json"
-    os.mkfifo(root / "cfg/fifo.json")
-    fx["cfg/fifo.json"] = root / "cfg/fifo.json"
-    os.symlink(root / "cfg/loop2.json", root / "cfg/loop1.json")
-    os.symlink(root / "cfg/loop1.json", root / "cfg/loop2.json")
-    fx["cfg/loop1.json"] = root / "cfg/loop1.json"
+    for folder, ext in (("plans", "yaml"), ("cfg", "json")):
+        fx.update(_special_files(root / folder, ext))
     (root / "ro").mkdir()
     fx["ro"] = root / "ro"
     return fx
+
+
+def _special_files(folder: Path, ext: str) -> dict[str, Path]:
+    """A folder, a FIFO, a symlink loop, a dangling symlink and a 1 GB sparse file named like an input file."""
+    made = {name: folder / f"{name}.{ext}" for name in ("dir", "fifo", "loop1", "dangling", "sparse")}
+    made["dir"].mkdir()
+    os.mkfifo(made["fifo"])
+    os.symlink(folder / f"loop2.{ext}", made["loop1"])
+    os.symlink(made["loop1"], folder / f"loop2.{ext}")
+    os.symlink(folder / f"nowhere.{ext}", made["dangling"])
+    with open(made["sparse"], "wb") as f:
+        f.truncate(2**30)
+    return {f"{folder.name}/{path.name}": path for path in made.values()}
 
 
 def _ref(plan: str, section: str, value: str) -> str:
@@ -619,7 +612,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{i}/{len(cases)} {time.monotonic() - start:.0f}s {len(failures)} failing", file=sys.stderr)
         seconds = time.monotonic() - start
         os.chmod(root / "outs" / "ro", 0o755)
-    summary = f"{len(cases)} cases ({len(fixed)} fixed, {len(cases) - len(fixed)} random, seed {args.seed}) in {seconds:.0f} s; " \
+    summary = f"{len(cases)} cases ({min(len(fixed), len(cases))} fixed, {len(cases) - min(len(fixed), len(cases))} random, seed {args.seed}) in {seconds:.0f} s; " \
               f"exit codes {dict(sorted(codes.items()))}; {len(failures)} failing"
     print(summary)
     for kind, count in kinds.most_common():
