@@ -56,7 +56,8 @@ def canonical_dtype(name: str) -> str:
 
 MAX_TEXT = 1000  # characters of a numeric flag value; longer is not a number anyone means
 MAX_SIZE_BYTES = 2**60  # 1 EiB: no memory size oomplan plans is larger
-_NUMBER = re.compile(r"\s*([+-]?)(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d{1,4}))?\s*")
+# re.ASCII: digits are 0-9 (Python's \d takes '１２' and '١٢' too, which typer's int flags refuse)
+_NUMBER = re.compile(r"\s*([+-]?)(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d{1,4}))?\s*", re.ASCII)
 
 
 def _shown(text: object) -> str:
@@ -121,7 +122,7 @@ def parse_count(text: str | int, flag: str, minimum: int = 1, maximum: int = 2**
     if isinstance(text, int):
         value = text
     else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(text)) if len(str(text)) <= MAX_TEXT else None
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(text), re.ASCII) if len(str(text)) <= MAX_TEXT else None
         if not match:
             raise InputError(
                 f"{flag}: {_shown(text)} is not a count; use an integer with an optional k (x1024) or m suffix, e.g. 32k or 32768"
@@ -155,7 +156,7 @@ def parse_bytes(text: str | float, flag: str, default_unit: str = "gib", maximum
             raise InputError(f"{flag}: {text!r} must be a finite size >= 0")
         number, unit, shown = Fraction(text), default_unit, _shown(text)
     else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text)) if len(str(text)) <= MAX_TEXT else None
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text), re.ASCII) if len(str(text)) <= MAX_TEXT else None
         if not match or match.group(2).lower() not in _SIZE_UNITS:
             raise InputError(
                 f"{flag}: {_shown(text)} is not a size; use a number with an optional unit B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB), e.g. 40GiB"

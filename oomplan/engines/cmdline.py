@@ -25,7 +25,7 @@ Converter = Callable[[str, str], Any]
 def parse_int(text: str, flag: str, low: int = 0, high: int = 2**40) -> int:
     """vllm/engine/arg_utils.py human_readable_int: 32k = 32,000, 32K = 32,768, 1m / 1M likewise.
     Exact (no float overflow) and bounded: one line naming the flag otherwise (oomplan/units.py)."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", text.strip()) if len(text) <= MAX_TEXT else None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", text.strip(), re.ASCII) if len(text) <= MAX_TEXT else None
     if not match:
         raise InputError(f"{flag}: {shorten(repr(text), 60)} is not an integer; use e.g. 8192, 32k (x1000) or 32K (x1024)")
     number, suffix = match.groups()

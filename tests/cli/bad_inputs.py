@@ -208,6 +208,7 @@ ROWS += [
     ("two prices for one card", ["fit", "llama-3-8b", "--gpu", "h100", "--price", "h100=1,h100-sxm=2"], {}, 2, "--price: two prices for h100-sxm ('h100=1' and 'h100-sxm=2'); give one"),
     ("torch_dtype float7", ["estimate", "{dir}/c.json", "--gpu", "h100"], {"c.json": json.dumps({**CONFIG, "torch_dtype": "float7"})}, 2, "field 'torch_dtype': 'float7' is not a torch dtype; accepted: float32, bfloat16, float16, float, half"),
     ("layer_types longer than the layers", ["estimate", "{dir}/c.json", "--gpu", "h100"], {"c.json": json.dumps({**CONFIG, "layer_types": ["full_attention"] * 5})}, 2, "layer_types has 5 entries for 2 layers (num_hidden_layers)"),
+    ("--ctx in fullwidth digits", ["estimate", "llama-3-8b", "--gpu", "h100", "--ctx", "\uff11\uff12k"], {}, 2, "--ctx: '\\\\uff11\\\\uff12k' is not a count"),
     ("safetensors holding no tensors", ["estimate", "{dir}/ck", "--gpu", "h100"], {k: v for k, v in INDEX_NO_TENSORS.items() if "index" not in k}, 2, "hold no tensors"),
 ]
 ROWS = [r if len(r) == 6 else (*r, {}) for r in ROWS]
