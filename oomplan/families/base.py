@@ -91,11 +91,11 @@ def base_fields(cfg: HfConfig, where: str, tie_default: bool) -> Fields:
             raise InputError(f"{where}: field {key!r}: {shorten(repr(name), 60)} is not a torch dtype; accepted: {', '.join(DTYPE_NAMES)} "
                              "(or another torch dtype name)")
     assert cfg.num_attention_heads is not None and cfg.hidden_size is not None and cfg.num_hidden_layers is not None
-    for key in ("layer_types", "mlp_layer_types"):  # transformers 5.24 configuration_utils.py validate_layer_type (a @strict validator)
-        types = getattr(cfg, key)
-        if types is not None and len(types) != cfg.num_hidden_layers:
-            raise InputError(f"{where}: {key} has {len(types)} entries for {cfg.num_hidden_layers} layers (num_hidden_layers); "
-                             "transformers refuses a config whose lengths differ")
+    # transformers 5.24 configuration_utils.py validate_layer_type (a @strict validator) refuses a layer_types list whose length
+    # differs from num_hidden_layers (mlp_layer_types is read up to the layers, deepseek.py: a shortened default config keeps it)
+    if cfg.layer_types is not None and len(cfg.layer_types) != cfg.num_hidden_layers:
+        raise InputError(f"{where}: layer_types has {len(cfg.layer_types)} entries for {cfg.num_hidden_layers} layers (num_hidden_layers); "
+                         "transformers refuses a config whose lengths differ")
     num_heads = cfg.num_attention_heads
     head_dim = cfg.head_dim or cfg.hidden_size // num_heads
     width = cfg.intermediate_size or 4 * cfg.hidden_size
