@@ -111,18 +111,22 @@ def tower_peak(model, grids: list[list[int]]) -> int:
     return peak(model, inputs, model.model.get_image_features) - s * values * 2
 
 
-def prefill_peak(model, batch: int, grid: list[int], images: int, ctx: int) -> int:
-    """The prefill forward into a DynamicCache, with the processor's and generate()'s inputs (text only: input_ids)."""
+def prefill_peak(model, batch: int, grid: list[int], images: int, ctx: int, generate_inputs: bool = True) -> int:
+    """The prefill forward into a DynamicCache, with the processor's and generate()'s inputs: mm_token_type_ids and
+    the 4-row position ids with or without images (the processor makes mm_token_type_ids for text alone, and
+    _prepare_position_ids_for_generation the 4 rows); generate_inputs=False: input_ids alone (the model's forward as
+    a plain call, text only)."""
     cache = transformers.DynamicCache(config=model.config)
     s, values = batch * images * grid[0] * grid[1] * grid[2], patch_values(model)
 
     def inputs():
         d = {"input_ids": torch.zeros(batch, ctx, dtype=torch.long, device="meta")}
+        if generate_inputs or images:
+            d |= {"mm_token_type_ids": torch.zeros(batch, ctx, dtype=torch.long, device="meta"),
+                  "position_ids": torch.zeros(4, batch, ctx, dtype=torch.long, device="meta")}
         if images:
             d |= {"pixel_values": torch.zeros(s, values, dtype=torch.bfloat16, device="meta"),
-                  "image_grid_thw": torch.tensor([grid] * batch * images),
-                  "mm_token_type_ids": torch.zeros(batch, ctx, dtype=torch.long, device="meta"),
-                  "position_ids": torch.zeros(4, batch, ctx, dtype=torch.long, device="meta")}
+                  "image_grid_thw": torch.tensor([grid] * batch * images)}
         return d
     return peak(model, inputs, lambda **k: model(**k, cache=cache, use_cache=True, logits_to_keep=1))
 

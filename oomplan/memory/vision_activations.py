@@ -37,8 +37,9 @@ class VisionActivations:
     cross_prefill_bytes: int = 0  # Mllama: the prefill moment of a cross-attention layer (its place in the max)
 
     def peak(self, acts: ActivationBudget) -> int:
-        """The first stage's activation peak: an encoder moment, or a decoder moment with what the images keep alive."""
-        if not self.num_images:
+        """The first stage's activation peak: an encoder moment, or a decoder moment with what the images (or, text
+        only, the Qwen VLs' generate() inputs) keep alive."""
+        if self == NO_VISION:
             return acts.peak_bytes
         prefill = max(acts.prefill_bytes, self.cross_prefill_bytes) + self.prefill_held_bytes
         after = max(acts.logits_bytes, acts.decode_step_bytes) + self.output_held_bytes
@@ -216,7 +217,7 @@ def qwen_activations(model: ModelSpec, v: Qwen25VisionTower | Qwen3VisionTower, 
     s = n * tokens * v.spatial_merge_size**2
     k = v.num_deepstack_mergers if isinstance(v, Qwen3VisionTower) else 0
     pixels = int(s * v.in_channels * v.temporal_patch_size * v.patch_size**2 * b)
-    extra = (INT64 + 4 * INT64) * batch_size * ctx_tokens  # mm_token_type_ids, the 4-row position ids
+    extra = qwen_generate_inputs_bytes(batch_size, ctx_tokens)  # mm_token_type_ids, the 4-row position ids
     grid = INT64 * 3 * n
     embeds = int(batch_size * ctx_tokens * model.hidden_size * b)
     text = embeds + INT64 * batch_size * ctx_tokens + extra  # inputs_embeds, input_ids
@@ -231,6 +232,27 @@ def qwen_activations(model: ModelSpec, v: Qwen25VisionTower | Qwen3VisionTower, 
     deepstack_stream = embeds if k and model.num_layers > 1 else 0
     prefill = after + (1 + k) * merged + masks - INT64 * ctx_tokens + deepstack_stream
     return VisionActivations(n, max(tower, scatter), prefill, after)
+
+def qwen_generate_inputs_bytes(batch_size: int, ctx_tokens: int) -> int:
+    """What generate() hands a Qwen VL besides input_ids, with or without images: the processor's mm_token_type_ids
+    (int64 [B, ctx]; Qwen2_5_VLProcessor.return_mm_token_type_ids = True, processing_utils.py ProcessorMixin.__call__
+    makes them for text alone too) and the 4-row position ids (int64 [4, B, ctx]:
+    Qwen2_5_VLForConditionalGeneration._prepare_position_ids_for_generation, and Qwen3-VL's, Qwen3.5's, concatenate
+    the text positions with three copies, get_rope_index's with images): 40 bytes a token."""
+    return (INT64 + 4 * INT64) * batch_size * ctx_tokens
+
+
+def qwen_text_only(v: VisionTower | None, batch_size: int, q_len: int, ctx_tokens: int) -> VisionActivations:
+    """A Qwen VL without images, as generate() runs it (transformers 5.24): the 40 bytes a token of
+    qwen_generate_inputs_bytes are alive through the prefill, the logits and the decode steps (generate()'s
+    model_kwargs), and the text model makes no arange of its own (int64 [q_len], the prefill's forward or chunk, in the
+    text-only pricing of memory/activations.py forward_bytes) since position_ids are given. NO_VISION for every other
+    model."""
+    if not isinstance(v, Qwen25VisionTower | Qwen3VisionTower):
+        return NO_VISION
+    extra = qwen_generate_inputs_bytes(batch_size, ctx_tokens)
+    return VisionActivations(0, 0, extra - INT64 * q_len, extra)
+
 
 def llama4_tower_peak_bytes(v: Llama4VisionTower, num_tiles: int) -> int:
     """Llama4VisionModel.forward (models/llama4/modeling_llama4.py, transformers 5.24) on `num_tiles` tiles of
@@ -259,10 +281,10 @@ _NOT_YET = {
                "is r x c + r decoder tokens ([IMG_BREAK] / [IMG_END] per row) but spatial_merge_size**2 x r x c patches, "
                "with a [patches, patches] block attention mask (modeling_pixtral.py generate_block_attention_mask), so "
                "the token count alone does not fix the tower's peak",
-    "llama4": "transformers 5.24's Llama4ForConditionalGeneration.forward raises AttributeError before it returns (it "
-              "reads outputs.image_outputs from the language model's MoeCausalLMOutputWithPast, models/llama4/"
-              "modeling_llama4.py:1318), so generate() does not run; the tower alone is priced "
-              "(memory/vision_activations.py llama4_tower_peak_bytes)",
+    "llama4": "transformers 5.24.0's Llama4ForConditionalGeneration.forward raises AttributeError before it returns, on "
+              "every device (it reads outputs.image_outputs from the language model's MoeCausalLMOutputWithPast, "
+              "transformers/models/llama4/modeling_llama4.py:1318; a CPU run with real weights fails alike), so "
+              "generate() does not run; the tower alone is priced (memory/vision_activations.py llama4_tower_peak_bytes)",
 }
 
 
@@ -271,7 +293,7 @@ def vision_activations(model: ModelSpec, plan: Plan, images: ImageLoad | None, b
     """The tower's moments and held bytes for `batch_size` sequences of `images`; NO_VISION without images.
     A tower whose run is not priced yet is refused (FieldError on num_images), never guessed."""
     if images is None:
-        return NO_VISION
+        return qwen_text_only(model.vision, batch_size, min(ctx_tokens, plan.prefill_chunk_tokens or ctx_tokens), ctx_tokens)
     if plan.attention == "eager":  # the tower takes the model's attention implementation: eager [n, heads, S, S] scores
         raise FieldError("attention", "eager: with images the vision tower runs eager attention too, whose scores are not "
                          "priced yet; use sdpa")

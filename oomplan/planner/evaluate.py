@@ -21,7 +21,7 @@ from oomplan.memory.load_peak import load_peak, load_total_bytes
 from oomplan.memory.overhead import allocator_fraction, overhead_budget
 from oomplan.memory.params import inventory
 from oomplan.memory.state import state_budget
-from oomplan.memory.vision_activations import NO_VISION, VisionActivations, vision_activations
+from oomplan.memory.vision_activations import NO_VISION, VisionActivations, qwen_text_only, vision_activations
 from oomplan.memory.vision_kv import cross_kv_bytes
 from oomplan.memory.weights import dense_dtype, stage_weights, weight_key
 from oomplan.specs.hardware import GpuSpec
@@ -166,9 +166,12 @@ class Evaluator:
         return self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage)
 
     def _activation_bytes(self, plan: Plan, ctx_tokens: int, batch_size: int, stage: int,
-                          vision: VisionActivations = NO_VISION) -> int:
+                          vision: VisionActivations | None = None) -> int:
+        """The stage's activation peak; vision None: text only (a Qwen VL's generate() inputs on the first stage)."""
         dtype = dense_dtype(self.model, plan)
         st = self.stages(plan.pipeline_parallel)[stage]
+        if vision is None:
+            vision = self._text_only(plan, ctx_tokens, batch_size, st.is_first)
         num_sliding = self._num_sliding(st)
         # activation_budget sees a stage only as (is_last, num_sliding): one entry serves every depth
         key = (dtype, plan.kv_dtype, plan.tensor_parallel, plan.attention, plan.prefill_chunk_tokens, plan.logits,
@@ -201,7 +204,7 @@ class Evaluator:
                 image_tokens: int | None) -> tuple[int, VisionActivations]:
         """(Mllama's cross-attention K/V, the tower's activations) of the images, as estimate() has them; (0, none) without."""
         if not num_images and image_tokens is None:
-            return 0, NO_VISION
+            return 0, self._text_only(plan, ctx_tokens, batch_size, self.stages(plan.pipeline_parallel)[stage].is_first)
         at = Workload.model_construct(ctx_tokens=ctx_tokens, batch_size=batch_size, engine="hf", num_images=num_images,
                                       image_tokens=image_tokens)
         images = image_load(self.model, at, check_context=False)
@@ -209,6 +212,12 @@ class Evaluator:
         cross = cross_kv_bytes(self.model, plan, images.num_images if images and images.cross_attention else 0, batch_size, st)
         b = DTYPE_BYTES[dense_dtype(self.model, plan)]
         return cross, vision_activations(self.model, plan, images, batch_size, ctx_tokens, b) if st.is_first else NO_VISION
+
+    def _text_only(self, plan: Plan, ctx_tokens: int, batch_size: int, is_first: bool) -> VisionActivations:
+        """vision_activations without images, as estimate() has it (a Qwen VL's generate() inputs, first stage only)."""
+        if not is_first:
+            return NO_VISION
+        return qwen_text_only(self.model.vision, batch_size, min(ctx_tokens, plan.prefill_chunk_tokens or ctx_tokens), ctx_tokens)
 
     def _load_total(self, plan: Plan, stage: int, weights: int) -> int:
         """The load-time peak of the stage (oomplan/memory/load_peak.py), 0 without one; workload-independent."""

@@ -68,7 +68,10 @@ def _vision_detail(s) -> str | None:
     """With --images on the first stage: which moment is the peak, the tower's or the decoder's with the images kept."""
     v = s.vision
     if not v.num_images:
-        return None
+        if not v.output_held_bytes:
+            return None
+        # a Qwen VL text only: generate()'s M-RoPE position ids and mm_token_type_ids (memory/vision_activations.py)
+        return f"{_activation_detail(s.activations)} + {format_bytes(v.output_held_bytes)} generate()'s M-RoPE position ids and mm_token_type_ids"
     if s.activation_bytes == v.encoder_bytes:
         return f"vision tower prefill ({plural(v.num_images, 'image')})"
     return f"{_activation_detail(s.activations)} + {format_bytes(v.prefill_held_bytes)} images, tower outputs and masks kept"

@@ -4,7 +4,8 @@ The tower (Llama4VisionModel via get_image_features, on num_tiles tiles of 336 x
 the live bytes beyond pixel_values, for the published Scout tower (rotary-bound; cut to 2 layers, and to 1: no
 separate embeddings), an adapter-bound one (projector dims 32768) and a small 3-layer one, at 1 and 3 tiles.
 `--images` stays refused for Llama 4 because transformers 5.24's Llama4ForConditionalGeneration.forward raises before
-it returns (modeling_llama4.py:1318 reads outputs.image_outputs from the language model's output):
+it returns, on every device (modeling_llama4.py:1318 reads outputs.image_outputs from the language model's output;
+test_wrapper_generate_fails_on_a_real_device_too runs it with real weights on the CPU):
 test_wrapper_forward_still_fails pins that, so a transformers that fixes it fails here and says to price the rest.
 """
 from __future__ import annotations
@@ -75,3 +76,26 @@ def test_wrapper_forward_still_fails():
     model, _ = _build({}, {"intermediate_size_mlp": 256, "intermediate_size": 128})
     with torch.no_grad(), pytest.raises(AttributeError, match="image_outputs"):
         model(input_ids=torch.zeros(1, 8, dtype=torch.long, device="meta"), logits_to_keep=1)
+
+
+def test_wrapper_generate_fails_on_a_real_device_too():
+    """Not a meta artefact: a tiny Llama 4 with real fp32 weights on the CPU raises the same AttributeError in forward
+    and in generate() (modeling_llama4.py:1318 reads image_outputs from MoeCausalLMOutputWithPast, which has none)."""
+    raw = json.loads(json.dumps(SCOUT))
+    raw["text_config"].update({"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 64, "intermediate_size_mlp": 128,
+                               "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256,
+                               "num_local_experts": 2})
+    raw["vision_config"].update({"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+                                 "vision_output_dim": 64, "projector_input_dim": 64, "projector_output_dim": 64,
+                                 "image_size": 28, "patch_size": 14})
+    kw = {k: v for k, v in raw.items() if k not in ("model_type", "torch_dtype", "architectures")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = transformers.Llama4ForConditionalGeneration._from_config(transformers.Llama4Config(**kw), dtype=torch.float32,
+                                                                         attn_implementation="sdpa").eval()
+    ids = torch.zeros(1, 8, dtype=torch.long)
+    with torch.no_grad():
+        with pytest.raises(AttributeError, match="image_outputs"):
+            model(input_ids=ids, logits_to_keep=1)
+        with pytest.raises(AttributeError, match="image_outputs"):
+            model.generate(input_ids=ids, max_new_tokens=1)

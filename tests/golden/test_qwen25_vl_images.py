@@ -71,3 +71,14 @@ def test_what_images_add_to_a_decoder_peak_equals_meta(batch, grid, images, ctx)
     model = _build(raw)
     added = prefill_peak(model, batch, grid, images, ctx) - prefill_peak(model, batch, grid, 0, ctx)
     assert added + 8 * 3 * batch * images == with_images.activation_bytes - text_only.activation_bytes  # + image_grid_thw
+
+
+@pytest.mark.parametrize("batch, ctx", [(1, 16384), (2, 8192)])
+def test_text_only_generate_inputs_equal_meta(batch, ctx):
+    """Without images generate() still passes mm_token_type_ids and the 4-row position ids (40 bytes a token) and the
+    text model makes no arange: measured as generate() calls it minus measured with input_ids alone == what ours adds
+    to the text decoder's peak (524,288 bytes at 1 x 16,384: 40 x 16,384 - 8 x 16,384)."""
+    raw = _raw({}, {})
+    s, model = ours(raw, batch, 0, None, ctx), _build(raw)
+    added = prefill_peak(model, batch, [1, 16, 16], 0, ctx) - prefill_peak(model, batch, [1, 16, 16], 0, ctx, generate_inputs=False)
+    assert added == s.activation_bytes - s.activations.peak_bytes == 40 * batch * ctx - 8 * ctx

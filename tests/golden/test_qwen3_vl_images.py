@@ -90,3 +90,16 @@ def test_what_images_add_to_a_decoder_peak_equals_meta(base, classes, vision, te
     model = build(raw, *classes)
     added = prefill_peak(model, batch, grid, 1, ctx) - prefill_peak(model, batch, grid, 0, ctx)
     assert added + 8 * 3 * batch == with_images.activation_bytes - text_only.activation_bytes  # + image_grid_thw
+
+
+@pytest.mark.parametrize("base, classes, text, batch, ctx", [
+    (QWEN3_VL_4B, VL, {"num_hidden_layers": 2}, 1, 8192),
+    (QWEN3_5_27B, Q35, {"num_hidden_layers": 4}, 2, 4096),
+])
+def test_text_only_generate_inputs_equal_meta(base, classes, text, batch, ctx):
+    """Without images generate() still passes mm_token_type_ids and the 4-row position ids (40 bytes a token), and
+    the text model makes no arange: measured as generate() calls it minus measured with input_ids alone == ours."""
+    raw = _raw(base, {"depth": 2, "deepstack_visual_indexes": [0]} if classes is VL else {"depth": 2}, text)
+    s, model = ours(raw, batch, 0, None, ctx), build(raw, *classes)
+    added = prefill_peak(model, batch, [1, 16, 16], 0, ctx) - prefill_peak(model, batch, [1, 16, 16], 0, ctx, generate_inputs=False)
+    assert added == s.activation_bytes - s.activations.peak_bytes == 40 * batch * ctx - 8 * ctx

@@ -197,3 +197,24 @@ def test_qwen3_vl_tower_and_held_bytes_by_hand():
     # + image_embeds and the 3 concatenated DeepStack embeds, the masks, less the text-only arange, + the loop's second
     # hidden state in the layers after a DeepStack add (bf16 [1, 8192, 2560])
     assert va.prefill_held_bytes == va.output_held_bytes + 4 * merged + 2 * 8192 - 8 * 8192 + 8192 * 2560 * 2 == 105_136_152
+
+
+@pytest.mark.parametrize("plan", [Plan(), Plan(pipeline_parallel=2), Plan(prefill_chunk_tokens=2048)])
+def test_qwen_vl_text_only_prices_generate_inputs(plan):
+    """Text only, a Qwen VL still gets generate()'s mm_token_type_ids (int64 [B, ctx]) and 4-row position ids (int64
+    [4, B, ctx]): 40 bytes a token through the logits and the decode steps; in the prefill less the text model's own
+    arange (int64 [q_len], the chunk's), which it makes only without position_ids. First stage only; the evaluator agrees."""
+    w = _w(batch_size=2, ctx_tokens=8192)
+    est = estimate(QWEN3_VL, H100, w, plan)
+    v = est.stages[0].vision
+    q_len = plan.prefill_chunk_tokens or 8192
+    assert (v.num_images, v.encoder_bytes, v.output_held_bytes) == (0, 0, 40 * 2 * 8192) == (0, 0, 655_360)
+    assert v.prefill_held_bytes == 655_360 - 8 * q_len
+    a = est.stages[0].activations
+    assert est.stages[0].activation_bytes == max(a.prefill_bytes + v.prefill_held_bytes, a.logits_bytes + 655_360,
+                                                 a.decode_step_bytes + 655_360)
+    assert all(s.activation_bytes == s.activations.peak_bytes for s in est.stages[1:])
+    ev = Evaluator(QWEN3_VL, H100, 0, None)
+    assert [t.total_bytes for t in ev.all_stages(plan, w)] == [s.total_bytes for s in est.stages]
+    assert ev.worst_total_at(plan, w.ctx_tokens, w.batch_size) == max(s.peak_bytes for s in est.stages)
+    assert estimate(GEMMA3, H100, w, plan).stages[0].vision.output_held_bytes == 0  # Gemma 3: no such inputs
