@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import Field
+
 from oomplan.families.base import Family
 from oomplan.families.config import HfConfig
 from oomplan.families.mistral import build_mistral
@@ -24,6 +26,7 @@ class PixtralVisionConfig(HfConfig):
     num_attention_heads: int | None = 16
     num_channels: int = 3
     patch_size: int = 16
+    image_size: int = Field(default=1024, ge=1, le=2**16)
 
 
 def vision(raw: Mapping[str, Any], text_hidden_size: int, where: str) -> PixtralVisionTower:
@@ -39,6 +42,7 @@ def vision(raw: Mapping[str, Any], text_hidden_size: int, where: str) -> Pixtral
         num_heads=v.num_attention_heads, num_channels=v.num_channels, patch_size=v.patch_size,
         spatial_merge_size=merge if isinstance(merge, int) and merge > 0 else 2,
         num_feature_layers=len(layer) if isinstance(layer, list) and layer else 1,
+        feature_layer=layer if isinstance(layer, int) and not isinstance(layer, bool) else -1, image_size=v.image_size,
         projector_bias=raw.get("multimodal_projector_bias") is True, text_hidden_size=text_hidden_size,
     )
 

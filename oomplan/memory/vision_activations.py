@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 from oomplan.errors import FieldError
 from oomplan.memory.activations import ActivationBudget, dims, forward_bytes, mask_bytes
-from oomplan.memory.images import ImageLoad, tower_name
+from oomplan.memory.images import ImageLoad, PixtralGrid, tower_name
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.specs.vision import Llama4VisionTower, MllamaVisionTower, Qwen3VisionTower, Qwen25VisionTower, SiglipVisionTower, VisionTower
+from oomplan.specs.vision import (Llama4VisionTower, MllamaVisionTower, PixtralVisionTower, Qwen3VisionTower, Qwen25VisionTower,
+                                  SiglipVisionTower, VisionTower)
 from oomplan.units import FP32, INT32, INT64
 
 
@@ -233,6 +234,56 @@ def qwen_activations(model: ModelSpec, v: Qwen25VisionTower | Qwen3VisionTower, 
     prefill = after + (1 + k) * merged + masks - INT64 * ctx_tokens + deepstack_stream
     return VisionActivations(n, max(tower, scatter), prefill, after)
 
+def pixtral_tower_peak_bytes(v: PixtralVisionTower, grid: PixtralGrid, num_images: int) -> int:
+    """Mistral3Model.get_image_features (models/mistral3/modeling_mistral3.py) over PixtralVisionModel.forward
+    (models/pixtral/modeling_pixtral.py), transformers 5.24, on `num_images` images of one resized size (S = images x
+    rows x columns patches), bf16 / fp16, beyond pixel_values. Alive through the encoder (forward's locals): the patch
+    convolution's output (patch_embeds_list holds views of it, [images, h, rows, cols]), ln_pre's output (the encoder's
+    input), the (h, w) position ids (int64 [S, 2]), the rotary cos and sin ([S, head_dim] each, head_dim = h / heads),
+    generate_block_attention_mask's [S, S] mask in the model dtype (every image of the batch in one sequence, blocks
+    on the diagonal) and the last image's two meshgrid aranges (int64 rows + columns). The larger of:
+      * a layer's attention moment: 10 x [S, h] past the first layer, 9 in it (the input is ln_pre's output);
+      * a layer's MLP: ln_pre's output, the input, the post-attention residual, ffn_norm [S, h] (one fewer in the first
+        layer), silu(gate), up and their product [S, ffn];
+      * the projector, after the encoder's locals are gone: the tower's last_hidden_state [S, h], the patch merger's
+        output [M, h] (M = S / spatial_merge_size**2), linear_1 and its activation [M, text hidden] (or the
+        activation and linear_2).
+    Measured on meta (tests/golden/test_pixtral_images.py)."""
+    s, h, ffn, b = num_images * grid.num_patches, v.hidden_size, v.intermediate_size, 2
+    merged = num_images * grid.num_merged
+    fixed = s * h * b + INT64 * 2 * s + 2 * s * (h // v.num_heads) * b + s * s * b + INT64 * (grid.patch_rows + grid.patch_cols)
+    later = v.num_layers >= 2
+    attention = (10 if later else 9) * s * h * b
+    mlp = s * b * ((4 if later else 3) * h + 3 * ffn)
+    projector = s * h * b + merged * h * b + 2 * merged * v.text_hidden_size * b
+    return max(fixed + max(attention, mlp), projector)
+
+
+def mistral3_activations(model: ModelSpec, v: PixtralVisionTower, images: ImageLoad, batch_size: int, ctx_tokens: int,
+                         b: float) -> VisionActivations:
+    """Mistral3Model.forward (models/mistral3/modeling_mistral3.py, 5.24) with the Pixtral processor's inputs:
+    pixel_values [n, channels, H, W] at the resized size (one size: no padding), image_sizes (int64 [n, 2]),
+    input_ids. Embeddings first, then the tower (get_image_features); the model output keeps its last_hidden_state
+    [S, h] and the projector's output [M, text hidden] (pooler_output's split views); the concatenated image_features
+    [M, text hidden] and the bool placeholder mask [B, ctx] stay alive through the language model; masked_scatter makes
+    new inputs_embeds (both alive at that moment). Past the language model the image_features and mask are gone."""
+    grid = images.pixtral
+    assert grid is not None
+    n = batch_size * images.num_images
+    s, merged = n * grid.num_patches, n * grid.num_merged
+    pixels = int(n * v.num_channels * grid.height_pixels * grid.width_pixels * b)
+    sizes = INT64 * 2 * n
+    embeds = int(batch_size * ctx_tokens * model.hidden_size * b)
+    text = embeds + INT64 * batch_size * ctx_tokens  # inputs_embeds, input_ids
+    features = int(merged * v.text_hidden_size * b)
+    outputs = int(s * v.hidden_size * b) + features
+    mask = batch_size * ctx_tokens
+    after = pixels + sizes + outputs
+    tower = pixels + sizes + text + pixtral_tower_peak_bytes(v, grid, n)
+    scatter = pixels + sizes + text + outputs + features + mask + embeds
+    return VisionActivations(n, max(tower, scatter), after + features + mask, after)
+
+
 def qwen_generate_inputs_bytes(batch_size: int, ctx_tokens: int) -> int:
     """What generate() hands a Qwen VL besides input_ids, with or without images: the processor's mm_token_type_ids
     (int64 [B, ctx]; Qwen2_5_VLProcessor.return_mm_token_type_ids = True, processing_utils.py ProcessorMixin.__call__
@@ -277,10 +328,6 @@ def llama4_tower_peak_bytes(v: Llama4VisionTower, num_tiles: int) -> int:
 
 # Why a tower is still refused (transformers 5.24).
 _NOT_YET = {
-    "pixtral": "Pixtral's patches follow the image's height and width: an image of r rows x c columns of merged patches "
-               "is r x c + r decoder tokens ([IMG_BREAK] / [IMG_END] per row) but spatial_merge_size**2 x r x c patches, "
-               "with a [patches, patches] block attention mask (modeling_pixtral.py generate_block_attention_mask), so "
-               "the token count alone does not fix the tower's peak",
     "llama4": "transformers 5.24.0's Llama4ForConditionalGeneration.forward raises AttributeError before it returns, on "
               "every device (it reads outputs.image_outputs from the language model's MoeCausalLMOutputWithPast, "
               "transformers/models/llama4/modeling_llama4.py:1318; a CPU run with real weights fails alike), so "
@@ -307,6 +354,15 @@ def vision_activations(model: ModelSpec, plan: Plan, images: ImageLoad | None, b
         return gemma3_activations(model, plan, v, images, batch_size, ctx_tokens, b)
     if isinstance(v, MllamaVisionTower):
         return mllama_activations(model, plan, v, images, batch_size, ctx_tokens, b)
+    if isinstance(v, PixtralVisionTower):
+        if b != 2:
+            raise FieldError("weights", "fp32: the Pixtral tower is priced in bf16 / fp16 (its RMSNorms' fp32 copies are "
+                             "not made in a fp32 run); serve it in bf16")
+        if v.num_feature_layers != 1 or v.feature_layer != -1:
+            raise FieldError("num_images", f"{images.num_images}: {model.name} takes the Pixtral tower's features from "
+                             "another layer than the last (vision_feature_layer), which keeps that layer's output alive; "
+                             "priced for vision_feature_layer -1 only")
+        return mistral3_activations(model, v, images, batch_size, ctx_tokens, b)
     if isinstance(v, Qwen25VisionTower | Qwen3VisionTower) and b != 2:
         raise FieldError("weights", "fp32: the Qwen vision towers are priced in bf16 / fp16 (their rotary casts to fp32 "
                          "add copies a fp32 run does not make); serve them in bf16")
@@ -322,4 +378,4 @@ def vision_activations(model: ModelSpec, plan: Plan, images: ImageLoad | None, b
     name = tower_name(v) if v is not None else "no"
     raise FieldError("num_images", f"{images.num_images}: the {name} tower's prefill activations are not priced yet "
                      f"({_NOT_YET.get(v.kind if v is not None else '', 'not checked against transformers on meta')}; Gemma 3's "
-                     "SigLIP, Mllama's and the Qwen ViTs are priced); drop the images to price text-only use")
+                     "SigLIP, Mllama's, Pixtral and the Qwen ViTs are priced); drop the images to price text-only use")

@@ -1,9 +1,10 @@
 """Plan (the knobs) and Workload (what runs): typed, frozen, self-validating."""
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from oomplan import formats
 from oomplan.specs.base import Strict
@@ -95,3 +96,32 @@ class Workload(Strict):
     num_images: int = Field(default=0, ge=0, le=2**16, description="images per sequence (--images); 0: text only")
     image_tokens: int | None = Field(default=None, ge=1, le=2**20, description="decoder tokens per image (--image-tokens), "
                                      "for towers whose count is dynamic; None: the config's fixed count")
+    image_size: str | None = Field(default=None, max_length=64, description="width x height in pixels of every image as "
+                                   "given to the processor (--image-size, 'WxH'), for towers whose patch grid follows it "
+                                   "(Pixtral / Mistral 3)")
+
+    @field_validator("image_size")
+    @classmethod
+    def _image_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_image_size(value)
+        return value
+
+    @property
+    def image_width_height(self) -> tuple[int, int] | None:
+        """(width, height) of image_size, None without one."""
+        return None if self.image_size is None else parse_image_size(self.image_size)
+
+
+MAX_IMAGE_SIDE = 2**16  # pixels; PIL refuses larger images (Image.MAX_IMAGE_PIXELS) long before
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """'1024x768' -> (1024, 768): width x height in pixels, each 1..MAX_IMAGE_SIDE; ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d{1,6})\s*[xX]\s*(\d{1,6})\s*", text)
+    if not match:
+        raise ValueError("not WIDTHxHEIGHT in pixels; accepted: two whole numbers joined by x, e.g. 1024x768")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
+        raise ValueError(f"{width}x{height} is out of range; accepted: 1..{MAX_IMAGE_SIDE} pixels a side")
+    return width, height

@@ -75,13 +75,17 @@ class _SizedTower(_Tower):
 class PixtralVisionTower(_Tower):
     """Pixtral (models/pixtral/modeling_pixtral.py PixtralVisionModel: Conv2d without bias, ln_pre, blocks of
     two RMSNorms, bias-free q/k/v/o and a gated MLP) with Mistral 3's projector (models/mistral3/modeling_mistral3.py:
-    RMSNorm, PatchMerger over spatial_merge_size**2 patches, linear_1 + linear_2). Dynamic tokens per image."""
+    RMSNorm, PatchMerger over spatial_merge_size**2 patches, linear_1 + linear_2). The patch grid follows each image's
+    size (--image-size): rows x columns of merged patches, plus one [IMG_BREAK] / [IMG_END] per row, decoder tokens."""
 
     kind: Literal["pixtral"] = "pixtral"
     num_layers: int = Field(ge=1)
     spatial_merge_size: int = Field(ge=1)
     num_feature_layers: int = Field(default=1, ge=1)
+    feature_layer: int = Field(default=-1, description="vision_feature_layer where it is one index (-1: the last layer's output)")
     projector_bias: bool = False
+    image_size: int = Field(default=1024, ge=1, description="vision_config.image_size: the longest edge the rotary table "
+                            "covers, which the published processors resize to (preprocessor_config.json size.longest_edge)")
 
 
 class SiglipVisionTower(_SizedTower):
