@@ -32,7 +32,7 @@ FIELD_FLAGS: dict[str, str] = {
     "pipeline_parallel": "--pp", "offload_bytes": "--offload-gib", "attention": "--attention",
     "prefill_chunk_tokens": "--prefill-chunk", "logits": "--logits", "ctx_tokens": "--ctx", "batch_size": "--batch",
     "engine": "--engine", "expert_parallel": "--ep", "component_weights": "--component-weights", "kv_policy": "--kv-policy",
-    "num_images": "--images", "image_tokens": "--image-tokens",
+    "num_images": "--images", "image_tokens": "--image-tokens", "image_size": "--image-size",
     # TrainingPlan (tensor_parallel, pipeline_parallel and attention as above)
     "mode": "--train", "optimizer": "--optimizer", "precision": "--precision", "seq_tokens": "--seq", "micro_batch_size": "--batch",
     "grad_accum_steps": "--grad-accum", "data_parallel": "--dp", "sequence_parallel": "--sp", "zero_stage": "--zero",
@@ -260,16 +260,20 @@ def build_workload(**fields: Any) -> Workload:
 IMAGES = typer.Option(0, "--images", help="Images per sequence (multimodal models): the vision tower's prefill activations, and "
                       "Mllama's cross-attention K/V; their tokens are part of --ctx.")
 IMAGE_TOKENS = typer.Option(None, "--image-tokens", help="Decoder tokens per image where the processor decides them "
-                            "(Qwen2.5-VL, Qwen3-VL, Pixtral, Llama 4); fixed by the config for Gemma 3 and Mllama.")
+                            "(Qwen2.5-VL, Qwen3-VL, Qwen3.5, Llama 4); fixed by the config for Gemma 3 and Mllama.")
+IMAGE_SIZE = typer.Option(None, "--image-size", help="WIDTHxHEIGHT in pixels of every image, as given to the processor "
+                          "(Pixtral / Mistral 3: the patch grid and tokens follow it), e.g. 1024x768.")
 
 
-def image_fields(images: int | None, image_tokens: str | None) -> dict[str, Any]:
-    """--images / --image-tokens -> Workload fields (the values are checked by Workload and oomplan.memory.images)."""
+def image_fields(images: int | None, image_tokens: str | None, image_size: str | None = None) -> dict[str, Any]:
+    """--images / --image-tokens / --image-size -> Workload fields (checked by Workload and oomplan.memory.images)."""
     out: dict[str, Any] = {}
     if images:
         out["num_images"] = images
     if image_tokens is not None:
         out["image_tokens"] = parse_count(image_tokens, "--image-tokens", 1, 2**20)  # Workload.image_tokens' bounds
+    if image_size is not None:
+        out["image_size"] = image_size
     return out
 
 

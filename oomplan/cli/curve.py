@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 import typer
 
 from oomplan.cli.common import (
-    FIELD_FLAGS, IMAGE_TOKENS, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, image_fields, kv_policy_fields, note, print_json, resolve_gpu, stdout, warn,
+    FIELD_FLAGS, IMAGE_SIZE, IMAGE_TOKENS, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, build_workload, handle_errors, image_fields, kv_policy_fields, note, print_json, resolve_gpu, stdout, warn,
 )
 from oomplan.errors import EXIT_OK, InputError, did_you_mean
 from oomplan.text import shorten
@@ -86,6 +86,7 @@ def curve_command(
     images: Optional[int] = typer.Option(None, "--images", help="Images per sequence at every point (default: the plan's, else 0); "
                                          "their tokens are part of the context."),
     image_tokens: Optional[str] = IMAGE_TOKENS,
+    image_size: Optional[str] = IMAGE_SIZE,
     tp: Optional[int] = typer.Option(None, "--tp", help="Tensor-parallel GPUs (default 1)."),
     pp: Optional[int] = typer.Option(None, "--pp", help="Pipeline stages (default 1); the busiest stage is drawn."),
     weights: Optional[str] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
@@ -142,7 +143,7 @@ def curve_command(
         fixed = parse_count(ctx, "--ctx") if ctx is not None else (pf.workload.ctx_tokens if pf else 4096)
         start = parse_count(from_x if from_x is not None else "1", "--from", 1, 2**20)
         end = parse_count(to_x if to_x is not None else "256", "--to", 1, 2**20)  # Workload.batch_size <= 2^20
-    shown = _images(images, image_tokens, pf)
+    shown = _images(images, image_tokens, image_size, pf)
     if compared is not None:  # one row per card: each plan's cliff (oomplan/cli/cards.py)
         from oomplan.cli.cards import resolve_cards, run_curve_comparison
 
@@ -159,11 +160,12 @@ def curve_command(
     return EXIT_OK
 
 
-def _images(images: Optional[int], image_tokens: Optional[str], pf) -> Any:
+def _images(images: Optional[int], image_tokens: Optional[str], image_size: Optional[str], pf) -> Any:
     """The images every point keeps (a Workload carrying them), from the flags or the plan file; None: text only."""
     num = images if images is not None else (pf.workload.num_images if pf else 0)
     tokens = image_tokens if image_tokens is not None else (pf.workload.image_tokens if pf and images is None else None)
-    fields = image_fields(num, str(tokens) if tokens is not None else None)
+    size = image_size if image_size is not None else (pf.workload.image_size if pf and images is None else None)
+    fields = image_fields(num, str(tokens) if tokens is not None else None, size)
     return build_workload(ctx_tokens=1, **fields) if fields else None
 
 

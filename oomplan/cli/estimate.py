@@ -11,7 +11,7 @@ from oomplan.cli.engine_opts import (
 )
 from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
-    IMAGE_TOKENS, IMAGES, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, image_fields, kv_policy_fields, refuse_kv_policy_with_engine, build_workload, handle_errors, parse_component_weights, print_json, raw_gpu_parallel, resolve_gpu, stdout, warn,
+    IMAGE_SIZE, IMAGE_TOKENS, IMAGES, KV_HELP, KV_POLICY_HELP, WEIGHTS_HELP, build_plan, image_fields, kv_policy_fields, refuse_kv_policy_with_engine, build_workload, handle_errors, parse_component_weights, print_json, raw_gpu_parallel, resolve_gpu, stdout, warn,
 )
 from oomplan.cli.train import (
     DP, FSDP, GRAD_ACCUM, HOST_MEM, LORA_RANK, LORA_TARGETS, OFFLOAD_OPTIMIZER, OFFLOAD_PARAMS, OPTIMIZER, PRECISION, RECOMPUTE, SEQ,
@@ -33,6 +33,7 @@ def estimate_command(
     batch: int = typer.Option(1, "--batch", help="Concurrent sequences."),
     images: int = IMAGES,
     image_tokens: Optional[str] = IMAGE_TOKENS,
+    image_size: Optional[str] = IMAGE_SIZE,
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel GPUs."),
     pp: int = typer.Option(1, "--pp", help="Pipeline stages."),
     ep: bool = typer.Option(False, "--ep/--no-ep", help="Expert parallelism: split routed experts across the TP group."),
@@ -93,12 +94,12 @@ def estimate_command(
                        offload_optimizer, offload_params, host_mem)
     if train is not None:  # a training step: oomplan/cli/train.py
         assert spec is not None  # load_or_unknown refuses --train without a family
-        reject_inference_flags({"--images": bool(images), "--image-tokens": image_tokens is not None, "--weights": weights != "auto", "--component-weights": component_weights is not None, "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--kv-policy": kv_policy is not None, "--ep": ep,
+        reject_inference_flags({"--images": bool(images), "--image-tokens": image_tokens is not None, "--image-size": image_size is not None, "--weights": weights != "auto", "--component-weights": component_weights is not None, "--kv-dtype": kv_dtype != "auto", "--dms": dms != 1.0, "--kv-policy": kv_policy is not None, "--ep": ep,
                                 "--offload-gib": offload_gib != "0", "--prefill-chunk": prefill_chunk is not None, "--engine": engine != "hf"})
         return run_train_estimate(spec, card, flags, parse_count(seq or ctx, "--seq" if seq else "--ctx"), batch, tp, pp, attention, strict, as_json)
     flags.reject_without_train()
     workload = build_workload(ctx_tokens=parse_count(ctx, "--ctx"), batch_size=batch, engine=check_engine(engine),
-                              **image_fields(images, image_tokens))
+                              **image_fields(images, image_tokens, image_size))
     refuse_kv_policy_with_engine(kv_policy, workload.engine)
     refuse_images_with_engine(workload)
     if kv_policy is not None and (dms != 1.0 or dms_window != 512):
@@ -115,7 +116,7 @@ def estimate_command(
 
         run_measured(unknown, card, workload, plan, {"--engine-version": engine_version is not None, "--gpu (several cards)": compared is not None,
                       "--kv-policy": kv_policy is not None,
-                      "--images": bool(images) or image_tokens is not None},
+                      "--images": bool(images) or image_tokens is not None or image_size is not None},
                      as_json, strict)
     assert spec is not None
     if compared is not None:  # one row per card: oomplan/cli/cards.py

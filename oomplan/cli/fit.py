@@ -15,7 +15,7 @@ from oomplan.cli.engine_opts import (
 from oomplan.cli.progress import spinner
 from oomplan.cli.measured import load_or_unknown
 from oomplan.cli.common import (
-    FIT_KV_POLICY_HELP, IMAGE_TOKENS, IMAGES, build_plan, build_workload, check_pick, handle_errors, image_fields, print_json,
+    FIT_KV_POLICY_HELP, IMAGE_SIZE, IMAGE_TOKENS, IMAGES, build_plan, build_workload, check_pick, handle_errors, image_fields, print_json,
     note, refuse_kv_policy_with_engine, resolve_gpu,
     stdout, warn,
 )
@@ -56,6 +56,7 @@ def fit_command(
     batch: str = typer.Option("1", "--batch", help="Concurrent sequences, or 'max' for the most that fit."),
     images: int = IMAGES,
     image_tokens: Optional[str] = IMAGE_TOKENS,
+    image_size: Optional[str] = IMAGE_SIZE,
     objective: str = typer.Option("quality", "--objective", help="quality | throughput | gpus | cost."),
     top: int = typer.Option(5, "--top", help="How many plans to show."),
     gpus: Optional[int] = typer.Option(None, "--gpus", help="Use exactly N GPUs."),
@@ -129,7 +130,7 @@ def fit_command(
                        lora_targets=lora_targets, offload_optimizer=offload_optimizer)
     if train is not None:  # a training plan search: oomplan/cli/train.py
         assert spec is not None  # load_or_unknown refuses --train without a family
-        reject_inference_flags({"--images": bool(images), "--image-tokens": image_tokens is not None,
+        reject_inference_flags({"--images": bool(images), "--image-tokens": image_tokens is not None, "--image-size": image_size is not None,
                                 "--weights": weights is not None, "--kv-dtype": kv_dtype is not None, "--engine": engine != "hf",
                                 "--kv-policy": bool(kv_policy),
                                 "--probe": probe, "--price": price is not None})
@@ -143,7 +144,7 @@ def fit_command(
         raise InputError("--ctx max and --batch max together have no single answer; fix one of them")
     workload = build_workload(
         ctx_tokens=1 if want_ctx else parse_count(ctx, "--ctx"),
-        batch_size=1 if want_batch else parse_count(batch, "--batch", maximum=MAX_BATCH_SIZE), **image_fields(images, image_tokens),
+        batch_size=1 if want_batch else parse_count(batch, "--batch", maximum=MAX_BATCH_SIZE), **image_fields(images, image_tokens, image_size),
     )
     refuse_images_with_engine(workload.model_copy(update={"engine": check_engine(engine)}))
     if unknown is not None:
@@ -151,7 +152,7 @@ def fit_command(
             "--ctx max": want_ctx, "--batch max": want_batch, "--gpus": (gpus or 1) > 1, "--output": output is not None,
             "--probe": probe, "--price": price is not None, "--engine-version": engine_version is not None,
             "--gpu (several cards)": compared is not None, "--kv-policy": bool(kv_policy),
-            "--images": bool(images) or image_tokens is not None})
+            "--images": bool(images) or image_tokens is not None or image_size is not None})
     assert spec is not None
     if limits.kv_policies and check_engine(engine) != "hf":
         refuse_kv_policy_with_engine(kv_policy[0] if kv_policy else None, check_engine(engine))  # not realised: says why

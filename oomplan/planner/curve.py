@@ -84,7 +84,8 @@ def _workload(axis: Axis, x: int, fixed: int, images: Workload | None = None) ->
     ctx, batch = (x, fixed) if axis == "ctx" else (fixed, x)
     if images is None:
         return Workload(ctx_tokens=ctx, batch_size=batch)
-    return Workload(ctx_tokens=ctx, batch_size=batch, num_images=images.num_images, image_tokens=images.image_tokens)
+    return Workload(ctx_tokens=ctx, batch_size=batch, num_images=images.num_images, image_tokens=images.image_tokens,
+                    image_size=images.image_size)
 
 
 def curve_point(model: ModelSpec, gpu: GpuSpec, plan: Plan, axis: Axis, x: int, fixed: int,
@@ -97,7 +98,8 @@ def curve_point(model: ModelSpec, gpu: GpuSpec, plan: Plan, axis: Axis, x: int, 
 def find_cliff(ev: Evaluator, plan: Plan, axis: Axis, fixed: int, to_x: int) -> Cliff:
     """Exact: the largest x <= to_x that fits, and the next step (one KV block, or one sequence); the images are the evaluator's."""
     at = _workload(axis, to_x, fixed)
-    if fits(ev, plan, at.model_copy(update={"num_images": ev.num_images, "image_tokens": ev.image_tokens})):
+    if fits(ev, plan, at.model_copy(update={"num_images": ev.num_images, "image_tokens": ev.image_tokens,
+                                             "image_size": ev.image_size})):
         return Cliff(to_x, None)
     if axis == "ctx":
         step = plan.block_size if plan.paged else 1
@@ -110,7 +112,7 @@ def find_cliff(ev: Evaluator, plan: Plan, axis: Axis, fixed: int, to_x: int) -> 
 def plan_curve(model: ModelSpec, gpu: GpuSpec, plan: Plan, label: str, axis: Axis, fixed: int,
                xs: tuple[int, ...], with_cliff_point: bool = False, images: Workload | None = None) -> Curve:
     """The plan at every x (and, with_cliff_point, also at the first x that does not fit)."""
-    ev = Evaluator(model, gpu, images.num_images, images.image_tokens) if images is not None else Evaluator(model, gpu)
+    ev = Evaluator(model, gpu, images.num_images, images.image_tokens, images.image_size) if images is not None else Evaluator(model, gpu)
     cliff = find_cliff(ev, plan, axis, fixed, xs[-1])
     if with_cliff_point and cliff.first_oom is not None and cliff.first_oom <= xs[-1]:
         xs = tuple(sorted(set(xs) | {cliff.first_oom}))

@@ -97,6 +97,7 @@ class Evaluator:
     gpu: GpuSpec
     num_images: int = 0  # the workload's images per sequence (--images), for the plain-number paths (worst_total_at)
     image_tokens: int | None = None
+    image_size: str | None = None  # --image-size (Pixtral)
     num_evaluated: int = 0
     _depths: dict = field(default_factory=dict)
     _w: dict = field(default_factory=dict)
@@ -192,7 +193,8 @@ class Evaluator:
         asked = plan.offload_bytes if offload_bytes is None else offload_bytes
         offloaded = min(asked, w.largest_first_prefix[-1])  # only decoder layers go to CPU memory
         weights = w.total_bytes - offloaded + (w.max_layer_bytes if offloaded else 0)
-        cross, vision = self._images(plan, workload.ctx_tokens, workload.batch_size, stage, workload.num_images, workload.image_tokens)
+        cross, vision = self._images(plan, workload.ctx_tokens, workload.batch_size, stage, workload.num_images, workload.image_tokens,
+                                    workload.image_size)
         kv = self._kv_bytes(plan, workload.ctx_tokens, workload.batch_size, stage) + cross
         state = self._state_bytes(plan, workload.batch_size, stage)
         act = self._activation_bytes(plan, workload.ctx_tokens, workload.batch_size, stage, vision)
@@ -201,12 +203,12 @@ class Evaluator:
         return StageTotal(weights, kv, act, overhead.total, offloaded, w.expert_bytes, state, load)
 
     def _images(self, plan: Plan, ctx_tokens: int, batch_size: int, stage: int, num_images: int,
-                image_tokens: int | None) -> tuple[int, VisionActivations]:
+                image_tokens: int | None, image_size: str | None = None) -> tuple[int, VisionActivations]:
         """(Mllama's cross-attention K/V, the tower's activations) of the images, as estimate() has them; (0, none) without."""
-        if not num_images and image_tokens is None:
+        if not num_images and image_tokens is None and image_size is None:
             return 0, self._text_only(plan, ctx_tokens, batch_size, self.stages(plan.pipeline_parallel)[stage].is_first)
         at = Workload.model_construct(ctx_tokens=ctx_tokens, batch_size=batch_size, engine="hf", num_images=num_images,
-                                      image_tokens=image_tokens)
+                                      image_tokens=image_tokens, image_size=image_size)
         images = image_load(self.model, at, check_context=False)
         st = self.stages(plan.pipeline_parallel)[stage]
         cross = cross_kv_bytes(self.model, plan, images.num_images if images and images.cross_attention else 0, batch_size, st)
@@ -243,7 +245,7 @@ class Evaluator:
         """worst_total_bytes from plain numbers (the --ctx/--batch max hot path)."""
         if plan.offload_bytes or self.num_images:
             workload = Workload.model_construct(ctx_tokens=ctx_tokens, batch_size=batch_size, engine="hf", num_images=self.num_images,
-                                                image_tokens=self.image_tokens)
+                                                image_tokens=self.image_tokens, image_size=self.image_size)
             return max(self.stage_total(plan, workload, s).peak_bytes for s in self.depth(plan.pipeline_parallel).distinct)
         worst = 0
         for stage in self.depth(plan.pipeline_parallel).distinct:

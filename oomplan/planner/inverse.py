@@ -93,7 +93,7 @@ def search_max(model, gpu, workload: Workload, limits, objective: str, what: str
     skipped (more GPUs, no gain), and once a set of knobs reaches `limit` no deeper pipeline is tried,
     unless `limits.keep_dominated` (fit --all).
     """
-    ev = Evaluator(model, gpu, workload.num_images, workload.image_tokens)
+    ev = Evaluator(model, gpu, workload.num_images, workload.image_tokens, workload.image_size)
     found: list[tuple[tuple, Candidate]] = []
     dominated = 0
 

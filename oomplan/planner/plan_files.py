@@ -66,7 +66,7 @@ def engine_plan_file(model_ref: str, gpu_ref: str, result: EngineSearchResult, i
     chosen = result.plans[index]
     workload = chosen.workload or result.workload  # fit --ctx/--batch max: the value this configuration reached
     est = estimate(result.model, result.gpu, workload, chosen.plan)
-    ev = Evaluator(result.model, result.gpu, workload.num_images, workload.image_tokens)
+    ev = Evaluator(result.model, result.gpu, workload.num_images, workload.image_tokens, workload.image_size)
     speed = make_candidate(ev, chosen.plan, workload, evaluate(ev, chosen.plan, workload)).speed
     return inference_plan_file(model_ref, gpu_ref, est, chosen.quality.label, speed.decode_tokens_per_s)
 

@@ -56,6 +56,7 @@ def recheck(path: str, gpu: str | None = None, ctx_tokens: int | None = None, ba
         ctx_tokens=pf.workload.ctx_tokens if ctx_tokens is None else ctx_tokens,
         batch_size=pf.workload.batch_size if batch_size is None else batch_size,
         engine=pf.workload.engine, num_images=pf.workload.num_images, image_tokens=pf.workload.image_tokens,
+        image_size=pf.workload.image_size,
     ), flags={"ctx_tokens": "--ctx", "batch_size": "--batch"})
     warnings = []
     if model.config_sha256 != pf.model.config_sha256:

@@ -224,7 +224,7 @@ def search(model: ModelSpec, gpu: GpuSpec, workload: Workload, limits: SearchLim
         if policy.kind == "episodic" and policy.host_bytes > limits.host_memory_bytes:
             raise InputError(f"--kv-policy {policy.spec}: the episodic store ({format_bytes(policy.host_bytes)}) exceeds "
                              f"--host-mem ({format_bytes(limits.host_memory_bytes)})")
-    ev = Evaluator(model, gpu, workload.num_images, workload.image_tokens)
+    ev = Evaluator(model, gpu, workload.num_images, workload.image_tokens, workload.image_size)
     capacity, fitting, dominated = gpu.memory_bytes, [], 0
     closest: tuple[int, Plan, tuple[StageTotal, ...]] | None = None
     for group in plan_groups(model, gpu, limits, attention, logits):

@@ -219,7 +219,8 @@ def hf(est: Estimate) -> Export:
     auto = "AutoModelForImageTextToText" if n else "AutoModelForCausalLM"  # the tower is loaded (and priced) with images
     imports = f"from transformers import {auto}" + (f", {hf_w.import_}" if hf_w.import_ else "")
     inputs = f"# inputs: a batch of {est.workload.batch_size} prompt(s)" + (
-        f", from AutoProcessor with {n} image(s) each (their tokens within max_length)" if n else "")
+        f", from AutoProcessor with {n} image(s) each" + (f" of {est.workload.image_size} pixels" if est.workload.image_size else "")
+        + " (their tokens within max_length)" if n else "")
     code = "\n".join([
         "import torch", imports, "",
         f"model = {auto}.from_pretrained(\n    " + ",\n    ".join(args) + ",\n)",

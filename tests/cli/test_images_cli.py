@@ -40,9 +40,10 @@ def test_estimate_json_fields():
     r = run("estimate", GEMMA3, "--gpu", "h100", "--ctx", "4k", "--images", "2", "--batch", "3", "--json")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert d["workload"] | {} == {"ctx_tokens": 4096, "batch_size": 3, "engine": "hf", "num_images": 2, "image_tokens": None}
+    assert d["workload"] | {} == {"ctx_tokens": 4096, "batch_size": 3, "engine": "hf", "num_images": 2, "image_tokens": None,
+                                 "image_size": None}
     assert d["images"] == {"num_images": 2, "tokens_per_image": 256, "source": "mm_tokens_per_image", "cross_attention": False,
-                           "context_tokens": 512}
+                           "context_tokens": 512, "pixtral": None}
     v = d["per_gpu"]["vision"]
     assert v["num_images"] == 6 and v["encoder_bytes"] > 0 and v["prefill_held_bytes"] > v["output_held_bytes"] > 0
     assert d["per_gpu"]["cross_kv_bytes"] == 0 == d["per_gpu"]["kv_cache"]["cross_kv_bytes"]
@@ -141,7 +142,7 @@ def test_qwen25_vl_images_priced_from_a_config_file():
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["images"] == {"num_images": 2, "tokens_per_image": 1024, "source": "--image-tokens", "cross_attention": False,
-                           "context_tokens": 2048}
+                           "context_tokens": 2048, "pixtral": None}
     v = d["per_gpu"]["vision"]
     assert (v["num_images"], v["encoder_bytes"], v["prefill_held_bytes"]) == (2, 440_279_104, 69_877_808)  # tests/unit/test_images.py
     table = run("estimate", cfg, "--gpu", "h100", "--ctx", "8k", "--images", "2", "--image-tokens", "1k")
@@ -159,3 +160,75 @@ def test_qwen3_vl_images_priced():
     assert (v["encoder_bytes"], v["prefill_held_bytes"], v["output_held_bytes"]) == (232_390_688, 105_136_152, 42_270_744)  # by hand: tests/unit/test_images.py
     table = run("estimate", "qwen3-vl-4b-instruct", "--gpu", "l40s", "--ctx", "8k", "--images", "1", "--image-tokens", "1k")
     assert "Qwen3-VL tower on 1 image: 221.6 MiB at its prefill moment, 100.3 MiB kept" in " ".join(table.stdout.split())
+
+
+DEVSTRAL = "tests/fixtures/configs/devstral-small-2-24b-instruct.json"
+
+
+def test_pixtral_images_priced_from_the_image_size():
+    """Devstral Small 2 (Pixtral, patch 14 x merge 2, longest edge 1540): a 1024x768 image is resized up to whole merged
+    patches, 1036x784: 28 rows x 37 columns of [IMG] + 28 [IMG_BREAK] / [IMG_END] = 1,064 tokens."""
+    r = run("estimate", DEVSTRAL, "--gpu", "h100", "--ctx", "8k", "--images", "2", "--image-size", "1024x768", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["workload"]["image_size"] == "1024x768"
+    assert d["images"]["tokens_per_image"] == 1064 and d["images"]["context_tokens"] == 2128
+    assert d["images"]["pixtral"] == {"height_pixels": 784, "width_pixels": 1036, "patch_rows": 56, "patch_cols": 74,
+                                      "merged_rows": 28, "merged_cols": 37}
+    assert d["per_gpu"]["vision"]["num_images"] == 2
+    table = run("estimate", DEVSTRAL, "--gpu", "h100", "--ctx", "8k", "--images", "2", "--image-size", "1024x768")
+    assert "images: 2 per sequence x 1,064 tokens (1024x768 resized to 1036x784: 28 rows x (37 + 1)) = 2,128 of the 8,192" in " ".join(table.stdout.split())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--images", "1"], "--image-size: none given: devstral-small-2-24b-instruct's Pixtral tower runs on a patch grid"),
+    (["--images", "1", "--image-tokens", "500"], "500 tokens fit several grids): give --image-size WIDTHxHEIGHT"),
+    (["--images", "1", "--image-size", "0x768"], "--image-size: '0x768' is invalid: 0x768 is out of range; accepted: 1..65536 pixels a side"),
+    (["--images", "1", "--image-size", "-5x768"], "--image-size: '-5x768' is invalid: not WIDTHxHEIGHT in pixels"),
+    (["--images", "1", "--image-size", "1024"], "--image-size: '1024' is invalid: not WIDTHxHEIGHT in pixels"),
+    (["--images", "1", "--image-size", "70000x70000"], "70000x70000 is out of range; accepted: 1..65536 pixels a side"),
+    (["--images", "1", "--image-size", "1x65536"], "--image-size: the image resized to fit 1540 pixels is 0x1540: a side has no patch"),
+    (["--image-size", "1024x768"], "--image-size: 1024x768, but no images"),
+    (["--images", "1", "--image-size", "1024x768", "--image-tokens", "7"], "--image-tokens: 7: a 1024x768 image is 1064 tokens"),
+    (["--images", "8", "--image-size", "1540x1540", "--ctx", "8k"], "--images: 8 images x 3080 tokens = 24640 tokens, more than the context"),
+])
+def test_pixtral_refusals_name_the_flag(args, message):
+    r = run("estimate", DEVSTRAL, "--gpu", "h100", *args)
+    assert r.exit_code == 2, r.output
+    assert message in " ".join(r.output.split()) and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("model, message", [
+    ("qwen3-vl-4b-instruct", "--image-size: 100x100: the image size is read for Pixtral (Mistral 3) only; qwen3-vl-4b-instruct's "
+                             "Qwen3-VL tower is priced by --image-tokens"),
+    (GEMMA3, "--image-size: 100x100: the image size is read for Pixtral (Mistral 3) only; gemma-3-12b-it's SigLIP tower is "
+             "priced by its fixed count per image; leave it out"),
+])
+def test_image_size_refused_where_not_read(model, message):
+    r = run("estimate", model, "--gpu", "h100", "--images", "1", "--image-size", "100x100")
+    assert r.exit_code == 2 and message in " ".join(r.output.split())
+
+
+def test_pixtral_fit_writes_the_image_size_and_check_curve_export_read_it(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    r = run("fit", DEVSTRAL, "--gpu", "h100", "--ctx", "8k", "--images", "2", "--image-size", "1024x768", "-o", str(plan))
+    assert r.exit_code == 0, r.output
+    assert "image_size: 1024x768" in plan.read_text()
+    checked = run("check", str(plan), "--json")
+    assert checked.exit_code == 0, checked.output
+    d = json.loads(checked.stdout)
+    est = json.loads(run("estimate", DEVSTRAL, "--gpu", "h100", "--ctx", "8k", "--images", "2", "--image-size", "1024x768",
+                          "--json").stdout)
+    assert d["per_gpu"]["activation_bytes"] == est["per_gpu"]["activation_bytes"]
+    assert d["images"]["tokens_per_image"] == 1064
+    hf = run("export", str(plan), "--to", "hf")
+    assert hf.exit_code == 0 and "with 2 image(s) each of 1024x768 pixels" in hf.stdout
+    curve = run("curve", "--plan", str(plan), "--from", "4k", "--to", "16k", "--points", "3", "--json")
+    assert curve.exit_code == 0, curve.output
+    points = json.loads(curve.stdout)["curves"][0]["points"]
+    at_8k = [p for p in points if p["x"] == 8192]
+    bad = plan.read_text().replace("image_size: 1024x768", "image_size: 1024 by 768")
+    plan.write_text(bad)
+    refused = run("check", str(plan))
+    assert refused.exit_code == 2 and "image_size" in refused.output and "not WIDTHxHEIGHT" in refused.output
+    assert not at_8k or at_8k[0]["activation_bytes"] == est["per_gpu"]["activation_bytes"]

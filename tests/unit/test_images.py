@@ -218,3 +218,37 @@ def test_qwen_vl_text_only_prices_generate_inputs(plan):
     assert [t.total_bytes for t in ev.all_stages(plan, w)] == [s.total_bytes for s in est.stages]
     assert ev.worst_total_at(plan, w.ctx_tokens, w.batch_size) == max(s.peak_bytes for s in est.stages)
     assert estimate(GEMMA3, H100, w, plan).stages[0].vision.output_held_bytes == 0  # Gemma 3: no such inputs
+
+
+def test_pixtral_grid_and_tower_by_hand():
+    """Devstral Small 2's Pixtral tower (1024 wide, 16 heads of 64, ffn 4096, 24 layers, patch 14, merge 2, longest edge
+    1540; text hidden 5120). A 1024x768 image fits the edge, so each side goes up to whole merged patches (28 px):
+    1036x784, 37 x 28 merged patches, 74 x 56 = 4,144 patches, 28 x (37 + 1) = 1,064 tokens. A 3000x1000 one is scaled
+    by 3000 / 1540 first (floor): 1540x513, then 1540x532."""
+    from oomplan.families import parse_hf_config
+    from oomplan.memory.images import pixtral_grid
+    from oomplan.memory.vision_activations import pixtral_tower_peak_bytes
+
+    from conftest import FIXTURES
+
+    raw = __import__("json").loads((FIXTURES / "configs" / "devstral-small-2-24b-instruct.json").read_text())
+    spec = parse_hf_config(raw, "devstral-small-2-24b-instruct", "test")
+    v = spec.vision
+    g = pixtral_grid(v, 1024, 768)
+    assert (g.width_pixels, g.height_pixels, g.patch_cols, g.patch_rows, g.num_merged, g.num_tokens) == (1036, 784, 74, 56, 1036, 1064)
+    big = pixtral_grid(v, 3000, 1000)
+    assert (big.width_pixels, big.height_pixels, big.num_tokens) == (1540, 532, 19 * 56)
+    s = 4144
+    fixed = s * 1024 * 2 + 16 * s + 2 * s * 64 * 2 + s * s * 2 + 8 * (56 + 74)  # conv out, (h, w) ids, cos/sin, [S, S] mask, aranges
+    mlp = s * 2 * (4 * 1024 + 3 * 4096)  # ln_pre out, input, residual, ffn_norm; silu(gate), up, product
+    assert mlp > 10 * s * 1024 * 2  # the attention moment
+    assert s * 1024 * 2 + 1036 * 1024 * 2 + 2 * 1036 * 5120 * 2 < fixed + mlp  # the projector's
+    assert pixtral_tower_peak_bytes(v, g, 1) == fixed + mlp == 179_751_184
+    images = image_load(spec, _w(num_images=1, image_size="1024x768", ctx_tokens=8192))
+    assert images is not None and images.pixtral == g and images.tokens_per_image == 1064
+    va = vision_activations(spec, Plan(), images, 1, 8192, 2)
+    pixels, sizes, text = 3 * 784 * 1036 * 2, 16, 8192 * (5120 * 2 + 8)
+    assert va.encoder_bytes == pixels + sizes + text + 179_751_184
+    outputs = s * 1024 * 2 + 1036 * 5120 * 2  # the tower's last_hidden_state, the projector's output (pooler_output)
+    assert va.output_held_bytes == pixels + sizes + outputs
+    assert va.prefill_held_bytes == va.output_held_bytes + 1036 * 5120 * 2 + 8192  # image_features (cat), the bool mask
