@@ -22,6 +22,8 @@ import transformers
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import select_hidden_states
 
+from meta_peak import peak
+
 from oomplan.families import parse_hf_config
 from oomplan.memory.budget import stage_budget
 from oomplan.profiles import load_gpu
@@ -60,21 +62,6 @@ def build(raw: dict):
     inner.get_image_features = types.MethodType(_get_image_features, inner)
     inner.get_placeholder_mask = lambda input_ids, inputs_embeds, image_features: (input_ids == image).unsqueeze(-1)
     return model
-
-
-def peak(model, make_inputs, call) -> int:
-    """Live bytes at the peak of `call(**inputs)`, weights excluded, the inputs included (made under tracking)."""
-    from oomplan.probe.gpu_kernels import GpuKernelMode
-    from oomplan.probe.tracker import StorageTracker
-
-    tracker = StorageTracker(device_type="meta")
-    tracker.register_existing([*model.parameters(), *model.buffers()])
-    with torch.no_grad(), tracker, GpuKernelMode():
-        inputs = make_inputs()
-        tracker.reset_peak()
-        out = call(**inputs)
-        del out
-        return tracker.peak_bytes - tracker.preexisting_bytes
 
 
 def _pixels(model, n: int, height: int, width: int):

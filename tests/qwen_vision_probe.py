@@ -28,6 +28,8 @@ import warnings
 import torch
 import transformers
 
+from meta_peak import peak as meta_peak
+
 from oomplan.families import parse_hf_config
 from oomplan.memory.budget import stage_budget
 from oomplan.profiles import load_gpu
@@ -83,18 +85,8 @@ def _device_tensors_on_meta(module: str):
 
 
 def peak(model, make_inputs, call) -> int:
-    """Live bytes at the peak of `call(**inputs)`, weights excluded, the inputs included (made under tracking)."""
-    from oomplan.probe.gpu_kernels import GpuKernelMode
-    from oomplan.probe.tracker import StorageTracker
-
-    tracker = StorageTracker(device_type="meta")
-    tracker.register_existing([*model.parameters(), *model.buffers()])
-    with torch.no_grad(), tracker, GpuKernelMode(), _device_tensors_on_meta(model._probe_module):
-        inputs = make_inputs()
-        tracker.reset_peak()
-        out = call(**inputs)
-        del out
-        return tracker.peak_bytes - tracker.preexisting_bytes
+    """meta_peak.peak with the grid helpers' device tensors on meta."""
+    return meta_peak(model, make_inputs, call, _device_tensors_on_meta(model._probe_module))
 
 
 def patch_values(model) -> int:

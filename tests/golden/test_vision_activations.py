@@ -29,6 +29,8 @@ from oomplan.specs.vision import SiglipVisionTower
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from meta_peak import peak  # noqa: E402  (imports torch)
+
 GEMMA3_12B = json.loads((FIXTURES / "configs" / "families" / "gemma-3-12b-it.json").read_text())
 TEXT = dict(hidden_size=80, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64, vocab_size=100,
             head_dim=16)
@@ -48,21 +50,6 @@ def _build(vision: dict, text: dict, **top):
     return model
 
 
-def _peak(model, make_inputs, call) -> int:
-    """Live bytes at the peak of `call(**inputs)`, weights excluded, the inputs included (made under tracking)."""
-    from oomplan.probe.gpu_kernels import GpuKernelMode
-    from oomplan.probe.tracker import StorageTracker
-
-    tracker = StorageTracker(device_type="meta")
-    tracker.register_existing([*model.parameters(), *model.buffers()])
-    with torch.no_grad(), tracker, GpuKernelMode():
-        inputs = make_inputs()
-        tracker.reset_peak()
-        out = call(**inputs)
-        del out
-        return tracker.peak_bytes - tracker.preexisting_bytes
-
-
 @pytest.mark.parametrize("h, ffn, layers, image_size", [(1152, 4304, 3, 896), (1152, 4304, 1, 896), (1024, 256, 3, 224), (1024, 256, 1, 224)])
 def test_siglip_tower_peak_equals_meta(h, ffn, layers, image_size):
     vision = dict(hidden_size=h, intermediate_size=ffn, num_hidden_layers=layers, num_attention_heads=16, image_size=image_size,
@@ -73,11 +60,11 @@ def test_siglip_tower_peak_equals_meta(h, ffn, layers, image_size):
     for n in (1, 3):
         def pixels(n=n):
             return {"pixel_values": torch.zeros(n, 3, image_size, image_size, dtype=torch.bfloat16, device="meta")}
-        measured = _peak(model, pixels, model.model.get_image_features) - n * 3 * image_size**2 * 2
+        measured = peak(model, pixels, model.model.get_image_features) - n * 3 * image_size**2 * 2
         assert measured == siglip_encoder_peak_bytes(tower, n, 2)
 
 
-def _prefill_peak(num_layers: int, batch: int, images: int, ctx: int) -> int:
+def _prefillpeak(num_layers: int, batch: int, images: int, ctx: int) -> int:
     raw = json.loads(json.dumps(GEMMA3_12B))
     raw["text_config"]["num_hidden_layers"] = num_layers
     vision = {k: v for k, v in raw["vision_config"].items() if k != "model_type"}
@@ -90,7 +77,7 @@ def _prefill_peak(num_layers: int, batch: int, images: int, ctx: int) -> int:
             d["pixel_values"] = torch.zeros(batch * images, 3, 896, 896, dtype=torch.bfloat16, device="meta")
             d["token_type_ids"] = torch.zeros(batch, ctx, dtype=torch.long, device="meta")
         return d
-    return _peak(model, inputs, lambda **k: model(**k, cache=cache, use_cache=True, logits_to_keep=1))
+    return peak(model, inputs, lambda **k: model(**k, cache=cache, use_cache=True, logits_to_keep=1))
 
 
 def _ours(num_layers: int, batch: int, images: int, ctx: int) -> tuple[int, int, bool]:
@@ -103,10 +90,10 @@ def _ours(num_layers: int, batch: int, images: int, ctx: int) -> tuple[int, int,
 
 
 @pytest.mark.parametrize("batch, images, ctx", [(1, 4, 1024), (2, 2, 600)])
-def test_tower_moment_is_the_measured_peak(batch, images, ctx):
+def test_tower_moment_is_the_measuredpeak(batch, images, ctx):
     acts, _, tower_moment = _ours(2, batch, images, ctx)
     assert tower_moment
-    assert _prefill_peak(2, batch, images, ctx) == acts
+    assert _prefillpeak(2, batch, images, ctx) == acts
 
 
 @pytest.mark.parametrize("batch, images, ctx", [(1, 1, 8192), (2, 2, 4096)])
@@ -114,7 +101,7 @@ def test_what_images_add_to_a_decoder_peak_equals_meta(batch, images, ctx):
     with_images, kv, tower_moment = _ours(7, batch, images, ctx)
     text_only, kv_text, _ = _ours(7, batch, 0, ctx)
     assert not tower_moment and kv == kv_text  # the image tokens are context tokens: the same cache
-    assert _prefill_peak(7, batch, images, ctx) - _prefill_peak(7, batch, 0, ctx) == with_images - text_only
+    assert _prefillpeak(7, batch, images, ctx) - _prefillpeak(7, batch, 0, ctx) == with_images - text_only
 
 
 def test_gemma_3_12b_profile_equals_the_meta_built_model():
@@ -168,7 +155,7 @@ def test_mllama_tower_peak_equals_meta(vision):
     model, spec = _mllama({"num_hidden_layers": 2, "cross_attention_layers": [1]}, vision)
     pixels = lambda b: b * spec.vision.max_num_tiles * 3 * spec.vision.image_size**2 * 2 + b * 8 * (1 + spec.vision.max_num_tiles)  # noqa: E731
     for batch in (1, 2):
-        measured = _peak(model, lambda batch=batch: _image_inputs(model, batch, 1), model.model.vision_model) - pixels(batch)
+        measured = peak(model, lambda batch=batch: _image_inputs(model, batch, 1), model.model.vision_model) - pixels(batch)
         assert measured == mllama_tower_peak_bytes(spec.vision, batch, 2)
 
 
@@ -193,6 +180,6 @@ def test_mllama_prefill_peak_equals_meta(batch, images, ctx, text, vision, momen
     def inputs():
         return {"input_ids": torch.zeros(batch, ctx, dtype=torch.long, device="meta"), **_image_inputs(model, batch, images),
                 "cross_attention_mask": torch.ones(batch, ctx, images, tiles, dtype=torch.long, device="meta")}
-    measured = _peak(model, inputs, lambda **k: model(**k, cache=cache, use_cache=True, logits_to_keep=1))
+    measured = peak(model, inputs, lambda **k: model(**k, cache=cache, use_cache=True, logits_to_keep=1))
     kv = s.kv_cache_bytes if moment in ("decoder", "cross") else 0  # nothing is cached before the decoder's layers
     assert measured == s.activation_bytes + kv
