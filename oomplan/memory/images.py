@@ -128,11 +128,13 @@ def image_load(model: ModelSpec, workload: Workload, check_context: bool = True)
                          "images cannot be priced for it")
     if isinstance(v, PixtralVisionTower):
         return _checked(workload, _pixtral_load(model.name, v, n, given, size), check_context)
-    if size is not None:
+    if size is not None:  # Qwen's smart_resize reads min_pixels / max_pixels from preprocessor_config.json, not config.json
         raise FieldError("image_size", f"{size[0]}x{size[1]}: the image size is read for Pixtral (Mistral 3) only; "
                          f"{model.name}'s {tower_name(v)} tower is priced by "
                          + ("its fixed count per image; leave it out" if fixed_tokens_per_image(v) else
-                            "--image-tokens (the decoder tokens per image); give that instead"))
+                            "--image-tokens (the decoder tokens per image); give that instead"
+                            + (" (its processor's resize bounds, min_pixels / max_pixels, are in preprocessor_config.json, "
+                               "not in config.json)" if v.kind in ("qwen2_5_vl", "qwen3_vl") else "")))
     fixed = fixed_tokens_per_image(v)
     if fixed is not None:
         tokens, source = fixed
@@ -160,8 +162,8 @@ def _pixtral_load(name: str, v: PixtralVisionTower, n: int, given: int | None, s
     if given is not None and given != grid.num_tokens:
         raise FieldError("image_tokens", f"{given}: a {size[0]}x{size[1]} image is {grid.num_tokens} tokens for {name} "
                          f"({grid.merged_rows} rows x ({grid.merged_cols} + 1)); leave the count out")
-    source = (f"{size[0]}x{size[1]} resized to {grid.width_pixels}x{grid.height_pixels}: {grid.merged_rows} rows x "
-              f"({grid.merged_cols} + 1)")
+    source = (f"{size[0]}x{size[1]} resized to {grid.width_pixels}x{grid.height_pixels} (longest edge {v.image_size}): "
+              f"{grid.merged_rows} rows x ({grid.merged_cols} + 1)")
     return ImageLoad(n, grid.num_tokens, source, False, grid)
 
 

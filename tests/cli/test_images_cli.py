@@ -177,7 +177,7 @@ def test_pixtral_images_priced_from_the_image_size():
                                       "merged_rows": 28, "merged_cols": 37}
     assert d["per_gpu"]["vision"]["num_images"] == 2
     table = run("estimate", DEVSTRAL, "--gpu", "h100", "--ctx", "8k", "--images", "2", "--image-size", "1024x768")
-    assert "images: 2 per sequence x 1,064 tokens (1024x768 resized to 1036x784: 28 rows x (37 + 1)) = 2,128 of the 8,192" in " ".join(table.stdout.split())
+    assert "images: 2 per sequence x 1,064 tokens (1024x768 resized to 1036x784 (longest edge 1540): 28 rows x (37 + 1)) = 2,128 of the 8,192" in " ".join(table.stdout.split())
 
 
 @pytest.mark.parametrize("args, message", [
@@ -200,7 +200,8 @@ def test_pixtral_refusals_name_the_flag(args, message):
 
 @pytest.mark.parametrize("model, message", [
     ("qwen3-vl-4b-instruct", "--image-size: 100x100: the image size is read for Pixtral (Mistral 3) only; qwen3-vl-4b-instruct's "
-                             "Qwen3-VL tower is priced by --image-tokens"),
+                             "Qwen3-VL tower is priced by --image-tokens (the decoder tokens per image); give that instead (its "
+                             "processor's resize bounds, min_pixels / max_pixels, are in preprocessor_config.json"),
     (GEMMA3, "--image-size: 100x100: the image size is read for Pixtral (Mistral 3) only; gemma-3-12b-it's SigLIP tower is "
              "priced by its fixed count per image; leave it out"),
 ])
