@@ -12,7 +12,7 @@ from oomplan.memory.params import COMPONENTS, num_active_params, params_by_compo
 from oomplan.specs.hardware import GpuSpec
 from oomplan.specs.model import ModelSpec
 from oomplan.specs.plan import Plan
-from oomplan.specs.vision import MllamaVisionTower
+from oomplan.specs.vision import MllamaVisionTower, PixtralVisionTower
 from oomplan.units import format_bytes, format_count
 
 
@@ -57,7 +57,9 @@ def _state_and_vision(m: ModelSpec) -> list[tuple[str, str]]:
         fixed = fixed_tokens_per_image(m.vision)
         where = "cross-attention tokens" if isinstance(m.vision, MllamaVisionTower) else "tokens"
         rows.append(("vision tower", f"{tower_name(m.vision)}, {params_by_component(m)['vision']:,} params; " + (
-            f"{fixed[0]:,} {where} per image ({fixed[1]})" if fixed else "tokens per image set by the processor (--image-tokens)")))
+            f"{fixed[0]:,} {where} per image ({fixed[1]})" if fixed else
+            f"patch grid and tokens follow each image's size (--image-size WxH; longest edge {m.vision.image_size})"
+            if isinstance(m.vision, PixtralVisionTower) else "tokens per image set by the processor (--image-tokens)")))
     return rows
 
 

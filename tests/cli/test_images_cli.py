@@ -233,3 +233,9 @@ def test_pixtral_fit_writes_the_image_size_and_check_curve_export_read_it(tmp_pa
     refused = run("check", str(plan))
     assert refused.exit_code == 2 and "image_size" in refused.output and "not WIDTHxHEIGHT" in refused.output
     assert not at_8k or at_8k[0]["activation_bytes"] == est["per_gpu"]["activation_bytes"]
+
+
+def test_models_show_pixtral_names_the_image_size():
+    r = runner.invoke(app, ["models", "show", DEVSTRAL], env={"COLUMNS": "240"}, terminal_width=240)
+    assert r.exit_code == 0, r.output
+    assert "patch grid and tokens follow each image's size (--image-size WxH; longest edge 1540)" in " ".join(r.stdout.split())
