@@ -57,6 +57,14 @@ def checkpoint_dtype(cfg: HfConfig) -> str:
     return dtype_name(name, "bf16")
 
 
+def dtype_note(cfg: HfConfig) -> tuple[str, ...]:
+    """The model dtype is a stand-in when the config declares none (or 'auto': the loader takes the checkpoint's)."""
+    if str(cfg.torch_dtype or cfg.dtype or "auto").replace("torch.", "") != "auto":
+        return ()
+    return ("the config declares no torch_dtype (nor dtype): the model is priced in bf16, the dtype 2024-26 checkpoints ship; "
+            "set torch_dtype in a copy of the config if the checkpoint holds another",)
+
+
 def dtype_name(torch_name: object, default: str) -> str:
     """'torch.float32' / 'float32' -> 'fp32'; `default` for a name we do not know."""
     return DTYPE_NAMES.get(str(torch_name).replace("torch.", ""), default)
@@ -90,6 +98,10 @@ def base_fields(cfg: HfConfig, where: str, tie_default: bool) -> Fields:
         if name not in DTYPE_NAMES and name not in OTHER_TORCH_DTYPES:
             raise InputError(f"{where}: field {key!r}: {shorten(repr(name), 60)} is not a torch dtype; accepted: {', '.join(DTYPE_NAMES)} "
                              "(or another torch dtype name)")
+        if name in OTHER_TORCH_DTYPES and name != "auto":  # float64, float8_*, int8: not a model dtype oomplan prices
+            raise InputError(f"{where}: field {key!r}: {name!r} is a torch dtype oomplan does not price a model in; accepted: "
+                             f"{', '.join(DTYPE_NAMES)} (absent or 'auto': bf16); a quantised checkpoint declares its format in "
+                             "quantization_config")
     assert cfg.num_attention_heads is not None and cfg.hidden_size is not None and cfg.num_hidden_layers is not None
     # transformers 5.24 configuration_utils.py validate_layer_type (a @strict validator) refuses a layer_types list whose length
     # differs from num_hidden_layers (mlp_layer_types is read up to the layers, deepseek.py: a shortened default config keeps it)
@@ -112,6 +124,7 @@ def base_fields(cfg: HfConfig, where: str, tie_default: bool) -> Fields:
         tie_word_embeddings=tie_default if cfg.tie_word_embeddings is None else cfg.tie_word_embeddings,
         rope=rope(cfg),
         layers=dense_layers(cfg.num_hidden_layers, width),
+        notes=dtype_note(cfg) + mtp_note(cfg),
     )
 
 
@@ -154,7 +167,8 @@ def rope_table_per_layer_type(f: Fields) -> None:
 
 def mtp_note(cfg: HfConfig) -> tuple[str, ...]:
     """Multi-token-prediction layers ship in the checkpoint but transformers' *ForCausalLM does not build them."""
-    n = cfg.num_nextn_predict_layers or cfg.num_mtp_layers or 0
+    modules = cfg.num_mtp_modules if cfg.use_mtp is not False else 0
+    n = cfg.num_nextn_predict_layers or cfg.num_mtp_layers or cfg.mtp_num_hidden_layers or modules or 0
     if not n:
         return ()
     return (f"{n} multi-token-prediction (MTP) layer(s) ship in the checkpoint but are not instantiated for plain "

@@ -56,6 +56,9 @@ class HfConfig(Lenient):
     use_bias: bool | None = None
     num_nextn_predict_layers: int | None = Field(default=None, ge=0, le=1_000)
     num_mtp_layers: int | None = Field(default=None, ge=0, le=1_000)
+    mtp_num_hidden_layers: int | None = Field(default=None, ge=0, le=1_000)  # Qwen3-Next / Qwen3.5
+    num_mtp_modules: int | None = Field(default=None, ge=0, le=1_000)  # MiniMax-M2 (with use_mtp)
+    use_mtp: bool | None = None
     rotary_dim: int | None = Field(default=None, ge=0, le=2**16)
     mlp_layer_types: list[str] | None = None
     indexer_types: list[str] | None = None

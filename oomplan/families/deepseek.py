@@ -15,7 +15,7 @@ MTP layers (num_nextn_predict_layers) ship in these checkpoints but are not buil
 """
 from __future__ import annotations
 
-from oomplan.families.base import Family, Fields, base_fields, moe, mtp_note, require, set_attention
+from oomplan.families.base import Family, Fields, base_fields, moe, require, set_attention
 from oomplan.families.config import HfConfig
 from oomplan.specs.model import IndexerSpec, LayerAttention, MlaSpec
 
@@ -63,19 +63,13 @@ def build(cfg: HfConfig, where: str) -> Fields:
     return f
 
 
-def build_kimi_k2(cfg: HfConfig, where: str) -> Fields:
-    f = build(cfg, where)
-    f["notes"] = mtp_note(cfg)
-    return f
-
-
 def _dsa(cfg: HfConfig, where: str, indexed: list[bool]) -> Fields:
     f = base_fields(cfg, where, tie_default=False)
     require(cfg, where, "index_n_heads", "index_head_dim", "index_topk")
     f["indexer"] = IndexerSpec(num_heads=cfg.index_n_heads, head_dim=cfg.index_head_dim, top_k=cfg.index_topk)
     _mla(cfg, where, f, indexed)
     bias = bool(cfg.attention_bias)  # q_a_proj, kv_a_proj_with_mqa and o_proj
-    f.update(qkv_bias=bias, o_bias=bias, notes=mtp_note(cfg))
+    f.update(qkv_bias=bias, o_bias=bias)
     _experts(cfg, f)
     return f
 
@@ -117,7 +111,7 @@ _GLM5_DEFAULTS = dict(_V32_DEFAULTS, vocab_size=154880, hidden_size=6144, interm
 
 FAMILY = Family("deepseek", ("deepseek_v2", "deepseek_v3"), build,
                 "transformers/models/deepseek_v3/modeling_deepseek_v3.py (5.24.0)")
-KIMI_K2 = Family("kimi_k2", ("kimi_k2",), build_kimi_k2, "DeepSeek-V3's architecture: transformers/models/deepseek_v3/modeling_deepseek_v3.py (5.24.0)",
+KIMI_K2 = Family("kimi_k2", ("kimi_k2",), build, "DeepSeek-V3's architecture: transformers/models/deepseek_v3/modeling_deepseek_v3.py (5.24.0)",
                  defaults=_V3_DEFAULTS)
 V32 = Family("deepseek_v32", ("deepseek_v32",), build_v32, "transformers/models/deepseek_v32/modeling_deepseek_v32.py (5.24.0)",
              defaults=_V32_DEFAULTS)

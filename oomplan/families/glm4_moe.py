@@ -8,7 +8,7 @@ an fp32 parameter, e_score_correction_bias a buffer. MTP layers ship but are not
 """
 from __future__ import annotations
 
-from oomplan.families.base import Family, Fields, base_fields, moe, mtp_note, require
+from oomplan.families.base import Family, Fields, base_fields, moe, require
 from oomplan.families.config import HfConfig
 
 DEFAULTS = dict(vocab_size=151552, hidden_size=4096, intermediate_size=10944, num_hidden_layers=46, num_attention_heads=96,
@@ -20,7 +20,7 @@ DEFAULTS = dict(vocab_size=151552, hidden_size=4096, intermediate_size=10944, nu
 def build(cfg: HfConfig, where: str) -> Fields:
     f = base_fields(cfg, where, tie_default=False)
     require(cfg, where, "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size")
-    f.update(qkv_bias=bool(cfg.attention_bias), qk_norm=bool(cfg.use_qk_norm), gguf_arch="glm4moe", notes=mtp_note(cfg))
+    f.update(qkv_bias=bool(cfg.attention_bias), qk_norm=bool(cfg.use_qk_norm), gguf_arch="glm4moe")
     first, n_shared = cfg.first_k_dense_replace or 0, cfg.n_shared_experts or 0
     moe(f, tuple(range(first, f["num_layers"])), num_experts=cfg.n_routed_experts, num_experts_per_token=cfg.num_experts_per_tok,
         expert_intermediate_size=cfg.moe_intermediate_size, num_shared_experts=n_shared,

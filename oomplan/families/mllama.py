@@ -46,7 +46,7 @@ def build(cfg: MllamaTextConfig, where: str) -> Fields:
     notes = []
     if cfg.tie_word_embeddings:
         notes.append("tie_word_embeddings is set, but MllamaForConditionalGeneration never ties lm_head (transformers 5.24): counted untied")
-    f["notes"] = tuple(notes)
+    f["notes"] = (*f["notes"], *notes)
     return f
 
 

@@ -114,8 +114,8 @@ def _kept_note(model: ModelSpec, plan: Plan) -> str:
 
 
 def plan_notes(model: ModelSpec, plan: Plan, ctx_tokens: int | None = None) -> list[str]:
-    """Facts the user must know to realise the plan."""
-    out: list[str] = ssm_path_notes(model)
+    """Facts the user must know to realise the plan: the model's own (read from its config) first."""
+    out: list[str] = [*model.notes, *ssm_path_notes(model)]
     if plan.dms_ratio > 1:
         out.append(f"DMS {plan.dms_ratio:g}x needs a DMS-retrofitted checkpoint of {model.name} (Łańcucki et al. 2025); stock checkpoints do not compress")
     out += kv_policy_notes(model, plan, ctx_tokens)

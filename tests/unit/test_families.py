@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from conftest import tiny_llama
+from conftest import FIXTURES, tiny_llama
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -192,3 +192,35 @@ def test_unknown_model_type_with_a_key_in_another_form_is_an_unknown_family():
     with pytest.raises(InputError, match="moe_layer_freq") as known:
         parse_hf_config(dict(cfg, model_type="deepseek_v3"), "x", "x.json")
     assert not isinstance(known.value, UnknownFamilyError)
+
+
+def test_mtp_layers_are_noted_under_every_key_families_use():
+    """DeepSeek-V3 / GLM (num_nextn_predict_layers), Qwen3-Next / Qwen3.5 (mtp_num_hidden_layers, in text_config too) and
+    MiniMax-M2 (num_mtp_modules with use_mtp) ship MTP layers that *ForCausalLM does not build: the estimate says so."""
+    from oomplan.memory.budget import estimate
+    from oomplan.profiles import load_gpu
+    from oomplan.specs.plan import Plan, Workload
+
+    def mtp(raw: dict) -> list[str]:
+        spec = parse_hf_config(raw, "m", "t")
+        notes = estimate(spec, load_gpu("h100"), Workload(ctx_tokens=256, batch_size=1), Plan()).notes
+        return [n for n in notes if "multi-token-prediction" in n]
+
+    assert mtp(tiny_llama(model_type="deepseek_v3", num_nextn_predict_layers=1, q_lora_rank=None, kv_lora_rank=16,
+                          qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8, n_routed_experts=None))[0].startswith("1 multi")
+    qwen35 = json.loads((FIXTURES / "configs" / "qwen3.5-27b.json").read_text())  # mtp_num_hidden_layers 1 in text_config
+    qwen35["text_config"] = {**qwen35["text_config"], "mtp_num_hidden_layers": 2}
+    assert mtp(qwen35)[0].startswith("2 multi")
+    minimax = tiny_llama(model_type="minimax_m2", num_local_experts=4, num_experts_per_tok=2, num_mtp_modules=3)
+    assert mtp(minimax)[0].startswith("3 multi")
+    assert mtp({**minimax, "use_mtp": False}) == []
+    assert mtp(tiny_llama()) == []
+
+
+def test_model_dtype_absent_is_noted_and_an_unpriced_torch_dtype_refused():
+    assert any("declares no torch_dtype" in n for n in parse_hf_config(tiny_llama(torch_dtype=None), "l", "t").notes)
+    assert any("declares no torch_dtype" in n for n in parse_hf_config(tiny_llama(torch_dtype="auto"), "l", "t").notes)
+    assert not any("torch_dtype" in n for n in parse_hf_config(tiny_llama(torch_dtype="float16"), "l", "t").notes)
+    for name in ("float64", "float8_e4m3fn", "int8"):  # real torch dtypes, but not a model dtype: never bf16 silently
+        with pytest.raises(InputError, match=rf"field 'torch_dtype': '{name}' is a torch dtype oomplan does not price"):
+            parse_hf_config(tiny_llama(torch_dtype=name), "l", "t")
