@@ -1,5 +1,6 @@
 """llama.cpp on several GPUs (oomplan/engines/llamacpp/devices.py): the split points and layer placement of
-ggml-org/llama.cpp@00342301 src/llama-model.cpp load_tensors, checked by hand; each GPU priced on its own."""
+ggml-org/llama.cpp@00342301 src/llama-model.cpp load_tensors with the first offloaded layer of ggml-org/llama.cpp#18148
+(i_gpu_start = max(n_layer + 1 - ngl, 0); 00342301 predates it), checked by hand; each GPU priced on its own."""
 from dataclasses import replace
 
 import pytest

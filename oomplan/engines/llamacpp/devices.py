@@ -1,11 +1,15 @@
 """llama.cpp on several GPUs: which layers (and their KV) each device holds, and its own memory budget.
 
-Read from ggml-org/llama.cpp@00342301d01add50835550e8a916f12097d94517 (and src/llama.cpp @01649e61):
+Read from ggml-org/llama.cpp@00342301d01add50835550e8a916f12097d94517 (and src/llama.cpp @01649e61), except the
+first offloaded layer: at 00342301 load_tensors has i_gpu_start = std::max((int) hparams.n_layer - n_gpu_layers, 0)
+(the output layer offloaded last); ggml-org/llama.cpp#18148 ("llama: offload output layer to GPU first", opened
+2025-12-17, merged 2025-12-18) made it std::max(int(hparams.n_layer) + 1 - n_gpu_layers, 0), which oomplan prices;
+act_gpu_layers, the split points and the input layer on the CPU read the same before it (00342301) and after it:
 - src/llama.cpp llama_prepare_model_devices: `--split-mode none` keeps only devices[--main-gpu] (an index
   past the list is "invalid value for main_gpu"); layer and row use every device, in order.
 - src/llama-model.cpp load_tensors: the split points are the prefix sums of --tensor-split (all zero or
   absent: each device's free memory, ggml_backend_dev_memory), normalised, in float32.
-  i_gpu_start = max(n_layer + 1 - ngl, 0) (the output layer first: llama.cpp#18148, merged 2025-12-17),
+  i_gpu_start = max(n_layer + 1 - ngl, 0) (the output layer first: llama.cpp#18148),
   act_gpu_layers = min(ngl, n_layer + 1); layer il in 0..n_layer (il =
   n_layer is the output layer: output_norm + output) goes to device upper_bound(splits, (il - i_gpu_start) /
   act_gpu_layers), or to the CPU outside [i_gpu_start, i_gpu_start + act_gpu_layers). The input layer
@@ -36,7 +40,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from oomplan.engines.llamacpp.constants import LlamaCppConstants, llamacpp_constants
-from oomplan.engines.llamacpp.gguf import GgufSizes, gguf_tensors, row_bytes, tensor_bytes
+from oomplan.engines.llamacpp.gguf import GgufSizes, cuda_row_padding_bytes, file_tensors, gguf_tensors, row_bytes, tensor_bytes
 from oomplan.engines.llamacpp.settings import LlamaCppGiven
 from oomplan.engines.llamacpp.split import (
     compute_buffer_bytes, cpu_moe_layers, ctx_cells, gpu_layer_start, kv_layer_bytes, layer_compute_bytes,
@@ -170,7 +174,7 @@ def _row_matrices(model: ModelSpec, s: LlamaCppGiven) -> list[list[RowMatrix]]:
             if i is not None and i < model.num_layers and len(c.shape) == 2 and "_exps" not in c.name:
                 out[i].append(RowMatrix(c.shape[1], c.shape[0], c.dtype, c.nbytes))  # gguf-py: shape is ne, ne[1] the rows
         return out
-    for t in gguf_tensors(model, s.gguf_type):
+    for t in file_tensors(gguf_tensors(model, s.gguf_type)):
         if t.layer is not None and 1 < t.row_elems < t.num_elems and not t.name.endswith("_exps"):  # biases, norms: row 1
             out[t.layer].append(RowMatrix(t.num_elems // t.row_elems, t.row_elems, t.ggml_type, tensor_bytes(t)))
     return out
@@ -285,21 +289,29 @@ def box_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, box: tuple[G
             continue
         experts_host += experts
         layer = sizes.layer_bytes[i] - experts
+        cuda_pad = sizes.layer_padding(i, i + 1) - (sizes.expert_padding(i, i + 1) if experts else 0)
         for m in matrices[i] if row else ():
             moved, pad = _split_into(weights, m, starts, rounding, dev, c)
             layer, padding = layer - moved, padding + pad
-        weights[dev] += layer
+            if moved:  # in the split buffer now, padded there
+                cuda_pad -= cuda_row_padding_bytes(m.ggml_type, m.row_elems, m.rows * m.row_elems, m.nbytes, c)
+        weights[dev] += layer + cuda_pad
+        padding += cuda_pad
         if s.no_kv_offload:
             kv_host += kv_i
         else:
             kv[dev] += kv_i
     out_dev = where[n]
     if out_dev is not None:
-        output = sizes.output_bytes
+        output, cuda_pad = sizes.output_bytes, sizes.output_padding_bytes
         if row:
-            moved, pad = _split_into(weights, _output_matrix(model, s), starts, rounding, out_dev, c)
+            m = _output_matrix(model, s)
+            moved, pad = _split_into(weights, m, starts, rounding, out_dev, c)
             output, padding = output - moved, padding + pad
-        weights[out_dev] += output
+            if moved:
+                cuda_pad -= cuda_row_padding_bytes(m.ggml_type, m.row_elems, m.rows * m.row_elems, m.nbytes, c)
+        weights[out_dev] += output + cuda_pad
+        padding += cuda_pad
     logits_dev = out_dev if out_dev is not None else 0
     holds = {d for d in where[:n] if d is not None}
     devices = []

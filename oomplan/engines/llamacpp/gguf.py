@@ -6,7 +6,8 @@ llama_tensor_get_type; norms, biases and the MoE router stay F32 (convert_hf_to_
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 from oomplan.engines.llamacpp.constants import LlamaCppConstants, llamacpp_constants
 from oomplan.checkpoint.naming import layer_index
@@ -42,6 +43,23 @@ def row_bytes(ggml_type: str, num_elems: int, c: LlamaCppConstants | None = None
 
 def tensor_bytes(t: GgufTensor) -> int:
     return row_bytes(t.ggml_type, t.num_elems)
+
+
+# ggml/src/ggml.c type_traits: the types ggml_is_quantized is false for (the rest, K-quants, IQ, MXFP4, ..., are quantized)
+UNQUANTIZED_TYPES = frozenset({"F32", "F16", "BF16", "F64", "I8", "I16", "I32", "I64"})
+
+
+def cuda_row_padding_bytes(ggml_type: str, row_elems: int, num_elems: int, nbytes: int, c: LlamaCppConstants) -> int:
+    """What a CUDA (or HIP) device buffer allocates for one weight tensor beyond its bytes: ggml-org/llama.cpp@f6d77a1b
+    ggml/src/ggml-cuda/ggml-cuda.cu ggml_backend_cuda_buffer_type_get_alloc_size adds ggml_row_size(type,
+    MATRIX_ROW_PADDING - ne0 % MATRIX_ROW_PADDING) to ggml_nbytes when the type is quantized and its row length ne0 is
+    not a multiple of MATRIX_ROW_PADDING (512): one padded row per tensor, whatever its other dimensions. ne0 and 512
+    are both whole blocks of every ggml type (1, 32 or 256 weights), so the padded row costs nbytes / num_elems per
+    weight exactly."""
+    pad = c.matrix_row_padding_elems
+    if ggml_type.upper() in UNQUANTIZED_TYPES or row_elems % pad == 0 or num_elems == 0:
+        return 0
+    return nbytes * (pad - row_elems % pad) // num_elems
 
 
 def _more_bits(i: int, n: int) -> bool:
@@ -176,6 +194,20 @@ class GgufSizes:
     output_bytes: int  # output norm + output (lm_head): 'the output layer', offloaded last
     file_bytes: int  # the tensors in the file (a tied token_embd is loaded twice, stored once)
     expert_bytes: tuple[int, ...] = ()  # each layer's routed-expert tensors (ffn_*_exps), part of layer_bytes
+    # what a CUDA/HIP device buffer adds to those bytes (cuda_row_padding_bytes): each layer's, its experts', the output's
+    layer_padding_bytes: tuple[int, ...] = ()
+    expert_padding_bytes: tuple[int, ...] = ()
+    output_padding_bytes: int = 0
+
+    def layer_padding(self, first: int, last: int | None = None) -> int:
+        return sum(self.layer_padding_bytes[first:last])
+
+    def expert_padding(self, first: int, last: int) -> int:
+        return sum(self.expert_padding_bytes[first:last])
+
+    def without_padding(self) -> GgufSizes:
+        """The same tensors in a buffer that allocates their bytes only (not CUDA/HIP: Metal, the CPU)."""
+        return replace(self, layer_padding_bytes=(), expert_padding_bytes=(), output_padding_bytes=0)
 
     @property
     def total_bytes(self) -> int:
@@ -187,40 +219,68 @@ def file_sizes(model: ModelSpec) -> GgufSizes:
     """The sizes of the GGUF file actually given (its tensor infos, oomplan/checkpoint/gguf_file.py), exact."""
     ck = model.checkpoint
     assert ck is not None and ck.kind == "gguf", "file_sizes needs the GGUF's tensor table"
+    c = llamacpp_constants()
     layers, experts = [0] * model.num_layers, [0] * model.num_layers
-    embd = out = 0
+    layer_pad, expert_pad = [0] * model.num_layers, [0] * model.num_layers
+    embd = out = embd_pad = out_pad = 0
     for t in ck.tensors:
         layer = layer_index(t.name)
+        pad = cuda_row_padding_bytes(t.dtype, t.shape[0] if t.shape else 0, math.prod(t.shape), t.nbytes, c)
         if layer is not None and layer < model.num_layers:
             layers[layer] += t.nbytes
+            layer_pad[layer] += pad
             if t.name.removesuffix(".weight").endswith("_exps"):  # common/common.h LLM_FFN_EXPS_REGEX
                 experts[layer] += t.nbytes
+                expert_pad[layer] += pad
         elif t.name.startswith("token_embd."):
-            embd += t.nbytes
+            embd, embd_pad = embd + t.nbytes, embd_pad + pad
         else:  # output_norm, output, rope factors ...
-            out += t.nbytes
+            out, out_pad = out + t.nbytes, out_pad + pad
     file_bytes = ck.tensor_bytes
     if not any(t.name.startswith("output.") for t in ck.tensors):
-        out += embd  # llama-model.cpp: no output.weight -> token_embd loaded again as TENSOR_DUPLICATED
-    return GgufSizes(embd, tuple(layers), out, file_bytes, tuple(experts))
+        out, out_pad = out + embd, out_pad + embd_pad  # llama-model.cpp: no output.weight -> token_embd loaded again (TENSOR_DUPLICATED)
+    return GgufSizes(embd, tuple(layers), out, file_bytes, tuple(experts), tuple(layer_pad), tuple(expert_pad), out_pad)
 
 
 def gguf_sizes(model: ModelSpec, ftype: str) -> GgufSizes:
     """From the GGUF file's own tensor table when one was read; else the tensors llama.cpp's quantize would write."""
     if model.checkpoint is not None and model.checkpoint.kind == "gguf":
         return file_sizes(model)
+    c = llamacpp_constants()
     layers, experts = [0] * model.num_layers, [0] * model.num_layers
-    embd = out = 0
-    for t in gguf_tensors(model, ftype):
+    layer_pad, expert_pad = [0] * model.num_layers, [0] * model.num_layers
+    embd = out = embd_pad = out_pad = 0
+    for t in file_tensors(gguf_tensors(model, ftype)):
+        nbytes = tensor_bytes(t)
+        pad = cuda_row_padding_bytes(t.ggml_type, t.row_elems, t.num_elems, nbytes, c)
         if t.layer is not None:
-            layers[t.layer] += tensor_bytes(t)
+            layers[t.layer] += nbytes
+            layer_pad[t.layer] += pad
             if t.name.endswith("_exps"):  # common/common.h LLM_FFN_EXPS_REGEX: ffn_(up|down|gate|gate_up)_(ch|)exps
-                experts[t.layer] += tensor_bytes(t)
+                experts[t.layer] += nbytes
+                expert_pad[t.layer] += pad
         elif t.name == "token_embd":
-            embd = tensor_bytes(t)
+            embd, embd_pad = nbytes, pad
         else:
-            out += tensor_bytes(t)
+            out, out_pad = out + nbytes, out_pad + pad
     file_bytes = embd + sum(layers) + out
     if model.tie_word_embeddings:
-        out += embd  # llama-model.cpp: no output.weight -> token_embd loaded again as TENSOR_DUPLICATED
-    return GgufSizes(embd, tuple(layers), out, file_bytes, tuple(experts))
+        out, out_pad = out + embd, out_pad + embd_pad  # llama-model.cpp: no output.weight -> token_embd loaded again (TENSOR_DUPLICATED)
+    return GgufSizes(embd, tuple(layers), out, file_bytes, tuple(experts), tuple(layer_pad), tuple(expert_pad), out_pad)
+
+
+def file_tensors(tensors: tuple[GgufTensor, ...]) -> list[GgufTensor]:
+    """The tensors as the file stores them: a fused family's q, k and v weights (all named attn_qkv, one type and row
+    length) are one tensor, and so are their biases."""
+    out: list[GgufTensor] = []
+    fused: dict[tuple[int | None, str, int], int] = {}
+    for t in tensors:
+        key = (t.layer, t.ggml_type, t.row_elems)
+        if t.name == "attn_qkv" and key in fused:
+            i = fused[key]
+            out[i] = replace(out[i], num_elems=out[i].num_elems + t.num_elems)
+            continue
+        if t.name == "attn_qkv":
+            fused[key] = len(out)
+        out.append(t)
+    return out

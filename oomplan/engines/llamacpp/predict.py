@@ -98,7 +98,7 @@ def predict_llamacpp(model: ModelSpec, gpu: GpuSpec, s: LlamaCppGiven) -> Engine
         gpu, s = box[s.main_gpu], replace(s, devices=(), tensor_split=())
     else:
         return predict_box(model, box, s)
-    sizes = gguf_sizes(model, s.gguf_type)
+    sizes = device_sizes(gguf_sizes(model, s.gguf_type), (gpu,))
     split = gpu_split(model, sizes, s, _effective_ngl(model, gpu, s, sizes))
     items = _items(model, gpu, split, s)
     total = sum(i.bytes for i in items)
@@ -148,10 +148,16 @@ def _box_ngl(model: ModelSpec, s: LlamaCppGiven) -> int:
     return s.n_gpu_layers if s.n_gpu_layers is not None and s.n_gpu_layers >= 0 else model.num_layers + 1
 
 
+def device_sizes(sizes: GgufSizes, box: tuple[GpuSpec, ...]) -> GgufSizes:
+    """The weights as the devices' buffers hold them: CUDA and HIP (ggml-cuda, NVIDIA and AMD cards) pad a quantized
+    tensor's last row to 512 weights (gguf.cuda_row_padding_bytes); other backends (Metal) allocate the bytes."""
+    return sizes if all(g.vendor in ("nvidia", "amd") for g in box) else sizes.without_padding()
+
+
 def predict_box(model: ModelSpec, box: tuple[GpuSpec, ...], s: LlamaCppGiven) -> EnginePrediction:
     """-sm layer | row over several GPUs: each GPU priced on its own (devices.py); the table shows the tightest."""
     c, n = llamacpp_constants(), model.num_layers
-    sizes = gguf_sizes(model, s.gguf_type)
+    sizes = device_sizes(gguf_sizes(model, s.gguf_type), box)
     fitted = fit_box(model, sizes, s, box, c) if s.fit else None
     if fitted is not None and fitted.layers_per_gpu:
         s = replace(s, n_gpu_layers=fitted.n_gpu_layers, tensor_split=tuple(float(x) for x in fitted.layers_per_gpu))

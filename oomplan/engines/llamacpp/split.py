@@ -1,7 +1,8 @@
 """llama.cpp (llama-server): -ngl layer split, KV cache types, compute buffer, and the largest -ngl that fits.
 
 src/llama-model.cpp load_tensors: the input layer (token_embd) stays on the CPU; since ggml-org/llama.cpp#18148
-(merged 2025-12-17, "offload output layer to GPU first") i_gpu_start = max(n_layer + 1 - ngl, 0): -ngl k puts the
+(merged 2025-12-18, "offload output layer to GPU first"; at ggml-org/llama.cpp@00342301 it was max(n_layer - ngl, 0),
+the output layer last) i_gpu_start = max(n_layer + 1 - ngl, 0): -ngl k puts the
 output layer on the GPU first (k >= 1), then the last k - 1 repeating layers. The KV cache of an offloaded layer
 sits on its GPU (src/llama-kv-cache.cpp), n_ctx cells padded to 256; sliding-window layers keep only the
 window (unless --swa-full). --fit (on by default) keeps 1024 MiB of the memory free at load (the card less its
@@ -103,8 +104,11 @@ def gpu_split(model: ModelSpec, sizes: GgufSizes, s: LlamaCppGiven, ngl: int) ->
     cpu_moe = cpu_moe_layers(model, s)
     experts_host = sum(sizes.expert_bytes[first:cpu_moe]) if sizes.expert_bytes else 0  # GPU layers' experts kept on the CPU
     w_gpu = sum(sizes.layer_bytes[first:]) + (sizes.output_bytes if output else 0) - experts_host
+    # the CUDA buffer's padded rows of what it holds (gguf.cuda_row_padding_bytes; 0 in a sizes.without_padding())
+    padding = (sizes.layer_padding(first) - sizes.expert_padding(first, max(first, cpu_moe))
+               + (sizes.output_padding_bytes if output else 0))
     kv_gpu = 0 if s.no_kv_offload else sum(kv[first:])
-    return GpuSplit(ngl, w_gpu, sizes.total_bytes - w_gpu, kv_gpu, sum(kv) - kv_gpu,
+    return GpuSplit(ngl, w_gpu + padding, sizes.total_bytes - w_gpu, kv_gpu, sum(kv) - kv_gpu,
                     compute_buffer_bytes(model, s, cells, c), cells, experts_host, cpu_moe)
 
 
