@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from oomplan.errors import InputError, UnknownFamilyError
 from oomplan.families.module_naming import naming_for
 from oomplan.formats.declared import FIELD, Layers, declared_weights, declaring_fields
-from oomplan.families.base import Family, checkpoint_dtype, dtype_name
+from oomplan.families.base import Family, model_dtype
 from oomplan.families.config import HfConfig, config_sha256
 from oomplan.families.engine_facts import EngineFacts, engine_facts
 from oomplan.specs.convert import build
@@ -108,7 +108,7 @@ def _check_decoder(cfg: HfConfig, raw: dict[str, Any], where: str, name: str) ->
         raise UnknownFamilyError(
             f"{where}: {clean(arch)} (model_type {clean(cfg.model_type)!r}) is a multimodal wrapper of a decoder that oomplan "
             f"does not read yet (its decoder is under text_config); refusing rather than guessing. Wrappers read: {', '.join(wrappers)}",
-            raw, name, where, str(cfg.model_type), checkpoint_dtype(cfg))
+            raw, name, where, str(cfg.model_type), model_dtype(cfg.torch_dtype, cfg.dtype, where))
     if arch and arch not in BY_WRAPPER and not arch.endswith("ForCausalLM") and arch.endswith(_NOT_CAUSAL_HINTS):
         raise InputError(f"{where}: field 'architectures': {clean(arch)} ({clean(cfg.model_type or 'unknown model_type')}) is not a "
                          "decoder-only causal LM; oomplan plans *ForCausalLM models")
@@ -181,7 +181,7 @@ def _validated(raw: dict[str, Any], name: str, source: str) -> HfConfig:
             raise
         if isinstance(archs, list) and any(isinstance(a, str) and a in BY_WRAPPER for a in archs):
             raise
-        dtype = dtype_name(raw.get("torch_dtype") or raw.get("dtype") or "bfloat16", "bf16")
+        dtype = model_dtype(raw.get("torch_dtype"), raw.get("dtype"), source)
         raise UnknownFamilyError(
             f"{source}: model_type {clean(model_type)!r} is not a known family, and one of its keys has a form oomplan's families "
             f"do not read ({str(exc).removeprefix(f'{source}: ')}); refusing rather than guessing. Families: {', '.join(BY_TYPE)}",
@@ -225,18 +225,18 @@ def parse_hf_config(raw: dict[str, Any], name: str, source: str, hf_repo: str | 
         if cfg.hidden_size is None or cfg.num_hidden_layers is None or cfg.num_attention_heads is None:
             raise UnknownFamilyError(
                 f"{source}: {f'model_type {clean(cfg.model_type)!r} is not supported' if cfg.model_type else 'the config has no model_type'} and lacks llama-like fields "
-                f"(hidden_size, num_hidden_layers, num_attention_heads); supported: {', '.join(BY_TYPE)}", raw, name, source, str(cfg.model_type), checkpoint_dtype(cfg))
+                f"(hidden_size, num_hidden_layers, num_attention_heads); supported: {', '.join(BY_TYPE)}", raw, name, source, str(cfg.model_type), model_dtype(cfg.torch_dtype, cfg.dtype, source))
         unpriced = unpriced_fields(view)
         if unpriced:
             raise UnknownFamilyError(
                 f"{source}: model_type {clean(cfg.model_type)!r} is not a known family and its config holds fields the llama "
-                f"reader cannot price ({', '.join(unpriced)}); refusing rather than guessing. Families: {', '.join(BY_TYPE)}", raw, name, source, str(cfg.model_type), checkpoint_dtype(cfg))
+                f"reader cannot price ({', '.join(unpriced)}); refusing rather than guessing. Families: {', '.join(BY_TYPE)}", raw, name, source, str(cfg.model_type), model_dtype(cfg.torch_dtype, cfg.dtype, source))
         if cfg.model_type:
             # llama-shaped keys do not make a llama: a plain MLP (phi, gpt_neox), biases, parallel blocks or
             # partial rotary change the counts, and a guess would look exact. Only an unnamed config is read as llama.
             raise UnknownFamilyError(
                 f"{source}: model_type {clean(cfg.model_type)!r} is not a known family; refusing rather than guessing its layout "
-                f"(if it is exactly llama's, set \"model_type\": \"llama\" in a copy of the config). Families: {', '.join(BY_TYPE)}", raw, name, source, str(cfg.model_type), checkpoint_dtype(cfg))
+                f"(if it is exactly llama's, set \"model_type\": \"llama\" in a copy of the config). Families: {', '.join(BY_TYPE)}", raw, name, source, str(cfg.model_type), model_dtype(cfg.torch_dtype, cfg.dtype, source))
         warnings.append("config names no model_type; read as llama (set model_type to use another family's layout)")
     elif family.defaults or family.config is not HfConfig:
         # the family's own keys (its config class's defaults); an explicit null overrides a default, as in transformers

@@ -52,14 +52,25 @@ def require(cfg: HfConfig, where: str, *keys: str) -> None:
         raise InputError(f"{where}: missing required field(s) {', '.join(missing)} for model_type {cfg.model_type!r}")
 
 
-def checkpoint_dtype(cfg: HfConfig) -> str:
-    name = cfg.torch_dtype or cfg.dtype or "bfloat16"
-    return dtype_name(name, "bf16")
+def model_dtype(torch_dtype: object, dtype: object, where: str) -> str:
+    """A config's torch_dtype / dtype as oomplan names it ('bfloat16' -> 'bf16'; absent or 'auto': bf16, dtype_note says so).
+    A name torch does not have (float7) is a broken config, and a torch dtype that is no model dtype (float64, float8_*,
+    int8) is not priced: both refused, never read as bf16."""
+    for key, value in (("torch_dtype", torch_dtype), ("dtype", dtype)):
+        name = str(value or "bfloat16").replace("torch.", "")
+        if name not in DTYPE_NAMES and name not in OTHER_TORCH_DTYPES:
+            raise InputError(f"{where}: field {key!r}: {shorten(repr(name), 60)} is not a torch dtype; accepted: {', '.join(DTYPE_NAMES)} "
+                             "(or another torch dtype name)")
+        if name in OTHER_TORCH_DTYPES and name != "auto":
+            raise InputError(f"{where}: field {key!r}: {name!r} is a torch dtype oomplan does not price a model in; accepted: "
+                             f"{', '.join(DTYPE_NAMES)} (absent or 'auto': bf16); a quantised checkpoint declares its format in "
+                             "quantization_config")
+    return dtype_name(torch_dtype or dtype or "bfloat16", "bf16")
 
 
-def dtype_note(cfg: HfConfig) -> tuple[str, ...]:
+def dtype_note(torch_dtype: object, dtype: object) -> tuple[str, ...]:
     """The model dtype is a stand-in when the config declares none (or 'auto': the loader takes the checkpoint's)."""
-    if str(cfg.torch_dtype or cfg.dtype or "auto").replace("torch.", "") != "auto":
+    if str(torch_dtype or dtype or "auto").replace("torch.", "") != "auto":
         return ()
     return ("the config declares no torch_dtype (nor dtype): the model is priced in bf16, the dtype 2024-26 checkpoints ship; "
             "set torch_dtype in a copy of the config if the checkpoint holds another",)
@@ -93,15 +104,6 @@ def dense_layers(num_layers: int, width: int, mlp_kind: str = "gated") -> tuple[
 def base_fields(cfg: HfConfig, where: str, tie_default: bool) -> Fields:
     """Fields shared by every family; head_dim explicit when the config gives it."""
     require(cfg, where, "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
-    for key in ("torch_dtype", "dtype"):  # a name torch does not have (float7) is a broken config, not bf16
-        name = str(getattr(cfg, key) or "bfloat16").replace("torch.", "")
-        if name not in DTYPE_NAMES and name not in OTHER_TORCH_DTYPES:
-            raise InputError(f"{where}: field {key!r}: {shorten(repr(name), 60)} is not a torch dtype; accepted: {', '.join(DTYPE_NAMES)} "
-                             "(or another torch dtype name)")
-        if name in OTHER_TORCH_DTYPES and name != "auto":  # float64, float8_*, int8: not a model dtype oomplan prices
-            raise InputError(f"{where}: field {key!r}: {name!r} is a torch dtype oomplan does not price a model in; accepted: "
-                             f"{', '.join(DTYPE_NAMES)} (absent or 'auto': bf16); a quantised checkpoint declares its format in "
-                             "quantization_config")
     assert cfg.num_attention_heads is not None and cfg.hidden_size is not None and cfg.num_hidden_layers is not None
     # transformers 5.24 configuration_utils.py validate_layer_type (a @strict validator) refuses a layer_types list whose length
     # differs from num_hidden_layers (mlp_layer_types is read up to the layers, deepseek.py: a shortened default config keeps it)
@@ -112,7 +114,7 @@ def base_fields(cfg: HfConfig, where: str, tie_default: bool) -> Fields:
     head_dim = cfg.head_dim or cfg.hidden_size // num_heads
     width = cfg.intermediate_size or 4 * cfg.hidden_size
     return dict(
-        dtype=checkpoint_dtype(cfg),
+        dtype=model_dtype(cfg.torch_dtype, cfg.dtype, where),
         num_layers=cfg.num_hidden_layers,
         hidden_size=cfg.hidden_size,
         vocab_size=cfg.vocab_size,
@@ -124,7 +126,7 @@ def base_fields(cfg: HfConfig, where: str, tie_default: bool) -> Fields:
         tie_word_embeddings=tie_default if cfg.tie_word_embeddings is None else cfg.tie_word_embeddings,
         rope=rope(cfg),
         layers=dense_layers(cfg.num_hidden_layers, width),
-        notes=dtype_note(cfg) + mtp_note(cfg),
+        notes=dtype_note(cfg.torch_dtype, cfg.dtype) + mtp_note(cfg),
     )
 
 

@@ -21,6 +21,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from oomplan.errors import InputError, RuntimeFailure
+from oomplan.families.base import dtype_note
 from oomplan.formats.declared import declaring_fields
 from oomplan.specs.measured import (
     MEASURED_COMPONENTS, ComponentCount, MeasuredActivations, MeasuredCacheLayer, MeasuredComponent, MeasuredModel,
@@ -260,6 +261,7 @@ def measure_model(raw: dict[str, Any], *, name: str, source: str, config_sha256:
         num_layers=num_layers if isinstance(num_layers, int) and num_layers >= 0 else len(layers),
         components=components, buffer_bytes=buffer_bytes, cache_layers=layers, activations=acts,
         elapsed_s=time.perf_counter() - start,
+        notes=dtype_note(raw.get("torch_dtype"), raw.get("dtype")) if dtype == "bf16" else (),
     )
 
 

@@ -27,7 +27,7 @@ def measured_notes(est: MeasuredEstimate) -> list[str]:
         notes.append(f"{other.num_params:,} parameters sit in modules oomplan does not name (component 'other'); they are counted")
     if acts.peak_phase == "decode":
         notes.append("the peak is a decode step")
-    return notes
+    return notes + list(m.notes)
 
 
 def measured_table(est: MeasuredEstimate) -> Table:

@@ -181,3 +181,16 @@ def test_mla_beside_state_layers_is_refused_by_the_engines(tmp_path, engine):
     r = _cli("estimate", str(path), "--gpu", "h100", "--engine", engine)
     assert r.exit_code == 2, r.output
     assert r.stderr.count("\n") == 1 and "engines are priced only by a family" in r.stderr, r.stderr
+
+
+def test_model_dtype_on_the_transformers_path(tmp_path):
+    """No dtype: counted in bf16 with the note saying so; float64 (a torch dtype, no model dtype): exit 2, never bf16."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({k: v for k, v in MAMBA.items() if k != "torch_dtype"}))
+    r = _cli("estimate", str(path), "--gpu", "h100", "--ctx", "64", "--json")
+    assert r.exit_code == 0, r.output
+    assert any("declares no torch_dtype" in n for n in json.loads(r.stdout)["notes"])
+    assert not any("torch_dtype" in n for n in _measure(MAMBA).notes)
+    path.write_text(json.dumps({**MAMBA, "torch_dtype": "float64"}))
+    r = _cli("estimate", str(path), "--gpu", "h100")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "field 'torch_dtype': 'float64' is a torch dtype" in r.stderr, r.output
