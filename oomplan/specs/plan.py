@@ -118,7 +118,8 @@ MAX_IMAGE_SIDE = 2**16  # pixels; PIL refuses larger images (Image.MAX_IMAGE_PIX
 
 def parse_image_size(text: str) -> tuple[int, int]:
     """'1024x768' -> (1024, 768): width x height in pixels, each 1..MAX_IMAGE_SIDE; ValueError otherwise."""
-    match = re.fullmatch(r"\s*(\d{1,6})\s*[xX]\s*(\d{1,6})\s*", text)
+    # re.ASCII: 0-9 only, as every count oomplan reads (units.py); Python's \d takes '１０２４' and int() would read it
+    match = re.fullmatch(r"\s*(\d{1,6})\s*[xX]\s*(\d{1,6})\s*", text, re.ASCII)
     if not match:
         raise ValueError("not WIDTHxHEIGHT in pixels; accepted: two whole numbers joined by x, e.g. 1024x768")
     width, height = int(match.group(1)), int(match.group(2))

@@ -186,6 +186,7 @@ def test_pixtral_images_priced_from_the_image_size():
     (["--images", "1", "--image-size", "0x768"], "--image-size: '0x768' is invalid: 0x768 is out of range; accepted: 1..65536 pixels a side"),
     (["--images", "1", "--image-size", "-5x768"], "--image-size: '-5x768' is invalid: not WIDTHxHEIGHT in pixels"),
     (["--images", "1", "--image-size", "1024"], "--image-size: '1024' is invalid: not WIDTHxHEIGHT in pixels"),
+    (["--images", "1", "--image-size", "\uff11\uff10\uff12\uff14x768"], "is invalid: not WIDTHxHEIGHT in pixels"),
     (["--images", "1", "--image-size", "70000x70000"], "70000x70000 is out of range; accepted: 1..65536 pixels a side"),
     (["--images", "1", "--image-size", "1x65536"], "--image-size: the image resized to fit 1540 pixels is 0x1540: a side has no patch"),
     (["--image-size", "1024x768"], "--image-size: 1024x768, but no images"),
